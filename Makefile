@@ -1,0 +1,140 @@
+# red - build, test, bench.
+#   make                 build ./red (SIMD path auto-detected from the build host)
+#   make test            build and run the Criterion suite (installs libcriterion-dev if missing)
+#   make bench           standard matmul/svd sweep, against OpenBLAS/LAPACK when installed
+#   make clean
+# Variables:
+#   SIMD=auto|avx512|avx2|neon|scalar   force a path (auto picks the best the host supports)
+#   CC=clang                            any C99 compiler with GCC-style flags
+#   SAN=1                               -fsanitize=address,undefined (separate build dir)
+#   WERROR=1                            treat warnings as errors (CI)
+
+CC      ?= cc
+SIMD    ?= auto
+SAN     ?= 0
+WERROR  ?= 0
+
+# ---- SIMD selection -------------------------------------------------------
+ifeq ($(SIMD),auto)
+  HOST_DEFS := $(shell $(CC) -march=native -dM -E -x c /dev/null 2>/dev/null || $(CC) -dM -E -x c /dev/null 2>/dev/null)
+  ifneq (,$(findstring __AVX512F__,$(HOST_DEFS)))
+    SIMD_PATH := avx512
+  else ifneq (,$(and $(findstring __AVX2__,$(HOST_DEFS)),$(findstring __FMA__,$(HOST_DEFS))))
+    SIMD_PATH := avx2
+  else ifneq (,$(findstring __aarch64__,$(HOST_DEFS)))
+    SIMD_PATH := neon
+  else
+    SIMD_PATH := scalar
+  endif
+  SIMD_HOW := auto-detected
+else
+  SIMD_PATH := $(SIMD)
+  SIMD_HOW := forced
+endif
+
+ifeq ($(SIMD_PATH),avx512)
+  SIMD_FLAGS := -mavx512f -mavx2 -mfma -DRED_SIMD_AVX512
+else ifeq ($(SIMD_PATH),avx2)
+  SIMD_FLAGS := -mavx2 -mfma -DRED_SIMD_AVX2
+else ifeq ($(SIMD_PATH),neon)
+  SIMD_FLAGS := -DRED_SIMD_NEON
+else ifeq ($(SIMD_PATH),scalar)
+  SIMD_FLAGS :=
+else
+  $(error SIMD must be auto, avx512, avx2, neon or scalar (got '$(SIMD)'))
+endif
+ifeq ($(filter clean print-bench-bin,$(MAKECMDGOALS)),)
+  $(info red: SIMD=$(SIMD_PATH) ($(SIMD_HOW)), CC=$(CC))
+endif
+
+# ---- flags ----------------------------------------------------------------
+# -ffp-contract=off: no FMA contraction behind our back (clang contracts by
+# default), so scalar code rounds the same way everywhere; the kernels put
+# their FMAs in by hand. -fno-math-errno lets sqrt be one instruction; it is
+# not -ffast-math (no reassociation, no finite-math assumptions).
+CFLAGS_BASE := -std=c99 -pedantic -Wall -Wextra -O3 -ffp-contract=off -fno-math-errno -pthread
+ifeq ($(WERROR),1)
+  CFLAGS_BASE += -Werror
+endif
+# one build directory per configuration, so switching SIMD, compiler or
+# sanitizers never mixes objects: build/<simd>-<compiler>[-san]/
+BUILD := build/$(SIMD_PATH)-$(notdir $(firstword $(CC)))
+ifeq ($(SAN),1)
+  CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+  LDFLAGS_SAN := -fsanitize=address,undefined
+  BUILD := $(BUILD)-san
+endif
+CFLAGS_ALL := $(CFLAGS_BASE) $(SIMD_FLAGS) $(CFLAGS)
+LDLIBS_ALL := $(LDFLAGS_SAN) $(LDFLAGS) -pthread -lm
+
+LIB_SRC   := tensor.c linalg.c io.c bench/bench.c
+CLI_SRC   := cli.c
+TEST_SRC  := $(wildcard tests/test_*.c)
+HEADERS   := red.h simd.h
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all binary test bench clean criterion
+all: red
+
+# the binary of this configuration without replacing ./red (cross builds, CI)
+binary: $(BUILD)/red
+
+# ./red is the binary of the last configuration built (default: auto).
+red: $(BUILD)/red
+	cp $< $@
+
+$(BUILD)/red: $(LIB_OBJ) $(CLI_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/%.o: %.c $(HEADERS) | $(BUILD)/.dirs
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/.dirs:
+	mkdir -p $(BUILD)/bench $(BUILD)/tests
+	touch $@
+
+# ---- tests ----------------------------------------------------------------
+CRITERION_H := $(firstword $(wildcard /usr/include/criterion/criterion.h /usr/local/include/criterion/criterion.h))
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+criterion:
+	@if [ ! -f /usr/include/criterion/criterion.h ] && [ ! -f /usr/local/include/criterion/criterion.h ]; then \
+	  echo "red: Criterion not found; installing libcriterion-dev with apt-get"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libcriterion-dev; \
+	fi
+
+$(BUILD)/tests/%.o: tests/%.c $(HEADERS) tests/testutil.h | $(BUILD)/.dirs criterion
+	$(CC) $(CFLAGS_ALL) -Wno-pedantic -c -o $@ $<
+
+$(BUILD)/red-tests: $(LIB_OBJ) $(TEST_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ -lcriterion $(LDLIBS_ALL)
+
+# Criterion runs each test in its own process, two at a time (the CI machine has 2 cores).
+test: criterion red $(BUILD)/red-tests
+	$(BUILD)/red-tests --jobs 2 $(TEST_ARGS)
+
+# ---- benchmarks -----------------------------------------------------------
+# The peer binary links OpenBLAS (its bundled LAPACK too) and is never part of ./red.
+HAVE_OPENBLAS := $(shell printf '\#include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lopenblas 2>/dev/null && echo 1)
+
+$(BUILD)/red-bench-peer: bench/bench.c $(filter-out $(BUILD)/bench/bench.o,$(LIB_OBJ)) $(HEADERS)
+	$(CC) $(CFLAGS_ALL) -DRED_BENCH_PEER -o $@ bench/bench.c $(filter-out $(BUILD)/bench/bench.o,$(LIB_OBJ)) -lopenblas $(LDLIBS_ALL)
+
+ifeq ($(HAVE_OPENBLAS),1)
+BENCH_BIN := $(BUILD)/red-bench-peer
+else
+BENCH_BIN := $(BUILD)/red
+endif
+
+.PHONY: peer print-bench-bin
+peer: $(BENCH_BIN)
+print-bench-bin:
+	@echo $(BENCH_BIN)
+
+bench: red $(BENCH_BIN)
+	BENCH_BIN=$(BENCH_BIN) SIMD_PATH=$(SIMD_PATH) sh bench/sweep.sh
+
+clean:
+	rm -rf build red

@@ -1,0 +1,350 @@
+/* io.c - files: whole-file reads, atomic writes, and NumPy .npy.
+ * Every multi-byte field is decoded byte by byte as little-endian, so the code
+ * is the same on big-endian hosts; offsets and sizes are 64-bit.
+ * .npy layout (NEP 1): "\x93NUMPY", major, minor, header length (u16 LE for
+ * v1, u32 LE for v2/v3), a Python dict literal padded with spaces and ending
+ * in '\n' so the data starts 64-byte aligned, then the raw data.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "red.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ files */
+
+red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *data = NULL;
+    size_t cap = 0, n = 0;
+    *buf = NULL;
+    *len = 0;
+    if (!f) return red_error_set(err, RED_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    for (;;) {  /* grow geometrically; works for pipes and files alike */
+        size_t got;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 1 << 16;
+            unsigned char *nd = realloc(data, ncap);
+            if (!nd) {
+                free(data);
+                fclose(f);
+                return red_error_set(err, RED_E_NOMEM, "%s: out of memory after %zu bytes", path, n);
+            }
+            data = nd;
+            cap = ncap;
+        }
+        got = fread(data + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        free(data);
+        fclose(f);
+        return red_error_set(err, RED_E_IO, "%s: read error at byte %zu", path, n);
+    }
+    fclose(f);
+    *buf = data;
+    *len = n;
+    return RED_OK;
+}
+
+red_status red_write_file_atomic(const char *path, const void *buf, size_t len, red_error *err) {
+    char tmp[4096];
+    FILE *f;
+    int ok;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return red_error_set(err, RED_E_ARG, "%s: path too long", path);
+    f = fopen(tmp, "wb");
+    if (!f) return red_error_set(err, RED_E_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    ok = fwrite(buf, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        remove(tmp);
+        return red_error_set(err, RED_E_IO, "%s: write failed (%zu bytes): %s", tmp, len,
+                             strerror(errno));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return red_error_set(err, RED_E_IO, "%s: cannot rename from %s: %s", path, tmp, strerror(e));
+    }
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ .npy */
+
+static uint32_t load_le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t load_le64(const unsigned char *p) {
+    return (uint64_t)load_le32(p) | (uint64_t)load_le32(p + 4) << 32;
+}
+
+static void store_le32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* A cursor over the header's dict literal; off is relative to the file start. */
+typedef struct {
+    const char *s;
+    size_t pos, len, base;
+    const char *name;
+    red_error *err;
+} npy_cursor;
+
+static void npy_skip_ws(npy_cursor *c) {
+    while (c->pos < c->len && (c->s[c->pos] == ' ' || c->s[c->pos] == '\t' || c->s[c->pos] == '\n' ||
+                               c->s[c->pos] == '\r'))
+        c->pos++;
+}
+
+static red_status npy_fail(npy_cursor *c, const char *expected) {
+    char found[24];
+    size_t i, n = 0;
+    for (i = c->pos; i < c->len && n < 12; i++, n++)
+        found[n] = (c->s[i] >= 32 && c->s[i] < 127) ? c->s[i] : '?';
+    found[n] = '\0';
+    return red_error_set(c->err, RED_E_FORMAT, "%s: byte offset %zu: npy header: expected %s, found \"%s\"%s",
+                         c->name, c->base + c->pos, expected, c->pos < c->len ? found : "end of header",
+                         "");
+}
+
+static int npy_eat(npy_cursor *c, char ch) {
+    npy_skip_ws(c);
+    if (c->pos < c->len && c->s[c->pos] == ch) {
+        c->pos++;
+        return 1;
+    }
+    return 0;
+}
+
+/* 'text' or "text" without escapes (numpy never writes any in these fields). */
+static red_status npy_string(npy_cursor *c, char *out, size_t outlen) {
+    char q;
+    size_t n = 0;
+    npy_skip_ws(c);
+    if (c->pos >= c->len || (c->s[c->pos] != '\'' && c->s[c->pos] != '"'))
+        return npy_fail(c, "a quoted string");
+    q = c->s[c->pos++];
+    while (c->pos < c->len && c->s[c->pos] != q) {
+        if (c->s[c->pos] == '\\') return npy_fail(c, "a string without escapes");
+        if (n + 1 >= outlen) return npy_fail(c, "a short string (at most 31 bytes)");
+        out[n++] = c->s[c->pos++];
+    }
+    if (c->pos >= c->len) return npy_fail(c, "a closing quote");
+    c->pos++;
+    out[n] = '\0';
+    return RED_OK;
+}
+
+static red_status npy_shape(npy_cursor *c, int *ndim, int64_t *shape) {
+    *ndim = 0;
+    if (!npy_eat(c, '(')) return npy_fail(c, "'(' starting the shape tuple");
+    for (;;) {
+        int64_t v = 0;
+        int digits = 0;
+        if (npy_eat(c, ')')) break;
+        npy_skip_ws(c);
+        while (c->pos < c->len && c->s[c->pos] >= '0' && c->s[c->pos] <= '9') {
+            if (v > (INT64_MAX - 9) / 10) return npy_fail(c, "a dimension below 2^63");
+            v = v * 10 + (c->s[c->pos++] - '0');
+            digits++;
+        }
+        if (c->pos < c->len && c->s[c->pos] == 'L') c->pos++;  /* Python 2 longs */
+        if (!digits) return npy_fail(c, "a non-negative integer dimension");
+        if (*ndim == RED_MAX_DIMS) return npy_fail(c, "at most 4 dimensions");
+        shape[(*ndim)++] = v;
+        if (npy_eat(c, ',')) continue;
+        if (npy_eat(c, ')')) break;
+        return npy_fail(c, "',' or ')' in the shape tuple");
+    }
+    return RED_OK;
+}
+
+red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name, red_tensor *t,
+                         red_error *err) {
+    static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+    size_t hstart, hlen, data_off, itemsize = 0;
+    uint64_t numel, need;
+    npy_cursor c;
+    char descr[32] = "", key[32];
+    int fortran = -1, have_shape = 0, ndim = 0, major, i;
+    int64_t shape[RED_MAX_DIMS];
+    red_status st;
+
+    t->data = NULL;
+    t->ndim = 0;
+    for (i = 0; i < RED_MAX_DIMS; i++) t->shape[i] = 1;
+    if (len < 10 || memcmp(buf, magic, 6) != 0)
+        return red_error_set(err, RED_E_FORMAT, "%s: byte offset 0: expected the .npy magic \\x93NUMPY%s",
+                             name, len < 6 ? " (file shorter than 6 bytes)" : "");
+    major = buf[6];
+    if (major < 1 || major > 3 || buf[7] != 0)
+        return red_error_set(err, RED_E_UNSUPPORTED,
+                             "%s: byte offset 6: .npy version %d.%d; expected 1.0, 2.0 or 3.0", name,
+                             buf[6], buf[7]);
+    if (major == 1) {
+        hstart = 10;
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
+    } else {
+        if (len < 12)
+            return red_error_set(err, RED_E_FORMAT, "%s: byte offset 8: truncated header length", name);
+        hstart = 12;
+        hlen = load_le32(buf + 8);
+    }
+    if (hlen > len - hstart)
+        return red_error_set(err, RED_E_FORMAT,
+                             "%s: byte offset %zu: header of %zu bytes runs past the end of the file (%zu bytes)",
+                             name, hstart, hlen, len);
+    data_off = hstart + hlen;
+
+    c.s = (const char *)buf + hstart;
+    c.pos = 0;
+    c.len = hlen;
+    c.base = hstart;
+    c.name = name;
+    c.err = err;
+    if (!npy_eat(&c, '{')) return npy_fail(&c, "'{' starting the header dict");
+    for (;;) {
+        if (npy_eat(&c, '}')) break;
+        if ((st = npy_string(&c, key, sizeof key)) != RED_OK) return st;
+        if (!npy_eat(&c, ':')) return npy_fail(&c, "':' after a key");
+        if (strcmp(key, "descr") == 0) {
+            if (descr[0]) return npy_fail(&c, "each key once ('descr' repeated)");
+            if ((st = npy_string(&c, descr, sizeof descr)) != RED_OK) return st;
+            if (!descr[0]) return npy_fail(&c, "a non-empty dtype");
+        } else if (strcmp(key, "fortran_order") == 0) {
+            if (fortran >= 0) return npy_fail(&c, "each key once ('fortran_order' repeated)");
+            npy_skip_ws(&c);
+            if (c.len - c.pos >= 4 && memcmp(c.s + c.pos, "True", 4) == 0) {
+                fortran = 1;
+                c.pos += 4;
+            } else if (c.len - c.pos >= 5 && memcmp(c.s + c.pos, "False", 5) == 0) {
+                fortran = 0;
+                c.pos += 5;
+            } else
+                return npy_fail(&c, "True or False");
+        } else if (strcmp(key, "shape") == 0) {
+            if (have_shape) return npy_fail(&c, "each key once ('shape' repeated)");
+            if ((st = npy_shape(&c, &ndim, shape)) != RED_OK) return st;
+            have_shape = 1;
+        } else {
+            return red_error_set(err, RED_E_FORMAT,
+                                 "%s: byte offset %zu: npy header: unexpected key '%s'; expected only "
+                                 "'descr', 'fortran_order', 'shape'",
+                                 name, hstart + c.pos, key);
+        }
+        if (npy_eat(&c, ',')) continue;
+        if (npy_eat(&c, '}')) break;
+        return npy_fail(&c, "',' or '}' after a value");
+    }
+    npy_skip_ws(&c);
+    if (c.pos != c.len) return npy_fail(&c, "only padding after the header dict");
+    if (!descr[0] || fortran < 0 || !have_shape)
+        return red_error_set(err, RED_E_FORMAT,
+                             "%s: byte offset %zu: npy header lacks %s", name, hstart,
+                             !descr[0] ? "'descr'" : fortran < 0 ? "'fortran_order'" : "'shape'");
+
+    if (strcmp(descr, "<f4") == 0) itemsize = 4;
+    else if (strcmp(descr, "<f8") == 0) itemsize = 8;
+    else if (strcmp(descr, ">f4") == 0 || strcmp(descr, ">f8") == 0)
+        return red_error_set(err, RED_E_UNSUPPORTED,
+                             "%s: dtype '%s' is big-endian; red reads '<f4' or '<f8' "
+                             "(convert with a.astype('<f4'))", name, descr);
+    else
+        return red_error_set(err, RED_E_UNSUPPORTED,
+                             "%s: dtype '%s' not supported; expected '<f4' (float32) or '<f8' (float64)",
+                             name, descr);
+    if (fortran)
+        return red_error_set(err, RED_E_UNSUPPORTED,
+                             "%s: Fortran-order arrays are not supported; save with "
+                             "np.ascontiguousarray(a)", name);
+
+    numel = 1;
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] != 0 && numel > (UINT64_MAX / 16) / (uint64_t)shape[i])
+            return red_error_set(err, RED_E_FORMAT, "%s: shape too large", name);
+        numel *= (uint64_t)shape[i];
+    }
+    need = numel * itemsize;
+    if ((uint64_t)(len - data_off) != need)
+        return red_error_set(err, RED_E_FORMAT,
+                             "%s: byte offset %zu: expected %llu bytes of data for the shape, found %zu",
+                             name, data_off, (unsigned long long)need, len - data_off);
+    if ((st = red_tensor_heap(t, ndim, shape)) != RED_OK)
+        return red_error_set(err, st, "%s: cannot allocate %llu floats", name,
+                             (unsigned long long)numel);
+    {
+        const unsigned char *p = buf + data_off;
+        uint64_t j;
+        if (itemsize == 4)
+            for (j = 0; j < numel; j++) {
+                uint32_t u = load_le32(p + 4 * j);
+                memcpy(&t->data[j], &u, 4);
+            }
+        else
+            for (j = 0; j < numel; j++) {
+                uint64_t u = load_le64(p + 8 * j);
+                double d;
+                memcpy(&d, &u, 8);
+                t->data[j] = (float)d;
+            }
+    }
+    return RED_OK;
+}
+
+red_status red_npy_load(const char *path, red_tensor *t, red_error *err) {
+    unsigned char *buf;
+    size_t len;
+    red_status st = red_read_file(path, &buf, &len, err);
+    t->data = NULL;
+    if (st != RED_OK) return st;
+    st = red_npy_parse(buf, len, path, t, err);
+    free(buf);
+    return st;
+}
+
+red_status red_npy_save(const char *path, const red_tensor *t, red_error *err) {
+    char dict[256];
+    int n, i;
+    size_t hlen, total, j;
+    uint64_t numel;
+    unsigned char *buf;
+    red_status st;
+    if (t->ndim < 0 || t->ndim > RED_MAX_DIMS)
+        return red_error_set(err, RED_E_ARG, "%s: tensor has %d dims", path, t->ndim);
+    n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    for (i = 0; i < t->ndim; i++)
+        n += snprintf(dict + n, sizeof dict - (size_t)n, i + 1 < t->ndim ? "%lld, " : "%lld",
+                      (long long)t->shape[i]);
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }", t->ndim == 1 ? "," : "");
+    /* pad with spaces so that 10 + header (ending in '\n') is a multiple of 64 */
+    hlen = (size_t)n + 1;
+    hlen += (64 - (10 + hlen) % 64) % 64;
+    numel = (uint64_t)red_tensor_numel(t);
+    total = 10 + hlen + (size_t)numel * 4;
+    buf = malloc(total);
+    if (!buf) return red_error_set(err, RED_E_NOMEM, "%s: cannot allocate %zu bytes", path, total);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)(hlen & 0xff);
+    buf[9] = (unsigned char)(hlen >> 8);
+    memcpy(buf + 10, dict, (size_t)n);
+    memset(buf + 10 + n, ' ', hlen - (size_t)n - 1);
+    buf[10 + hlen - 1] = '\n';
+    for (j = 0; j < numel; j++) {
+        uint32_t u;
+        memcpy(&u, &t->data[j], 4);
+        store_le32(buf + 10 + hlen + 4 * j, u);
+    }
+    st = red_write_file_atomic(path, buf, total, err);
+    free(buf);
+    return st;
+}

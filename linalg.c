@@ -1,0 +1,881 @@
+/* linalg.c - packed GEMM, one-sided Jacobi SVD, symmetric Jacobi eigensolver,
+ * random orthonormal matrices and effective rank.
+ * Legend: m, n = rows, cols of the output; k = inner size; ld* = row strides;
+ *         MR x NR = micro-kernel register tile; MC, KC, NC = cache blocks.
+ * GEMM follows BLIS (Van Zee & van de Geijn 2015): loops NC -> KC -> pack B ->
+ * MC -> pack A -> NR -> MR -> micro-kernel, panels zero-padded at pack time so
+ * the micro-kernel is branch-free.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "red.h"
+#include "simd.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ================================================================== GEMM */
+
+/* c (MR x NR, row stride ldc) = alpha * a_panel·b_panel + beta * c; beta == 0
+ * never reads c. a: kc x MR (k-major), b: kc x NR (k-major). */
+typedef void (*gemm_ukernel)(int kc, const float *a, const float *b, float *c, int ldc,
+                             float alpha, float beta);
+
+typedef struct {
+    int mr, nr;      /* register tile */
+    int mc, kc, nc;  /* cache blocks: mc % mr == 0, nc % nr == 0 */
+    gemm_ukernel kernel;
+} gemm_arch;
+
+/* ---- scalar micro-kernel: always built, the reference for the SIMD paths ---- */
+#define SC_MR 4
+#define SC_NR 8
+static void ukernel_scalar(int kc, const float *a, const float *b, float *c, int ldc,
+                           float alpha, float beta) {
+    float acc[SC_MR][SC_NR];
+    int p, i, j;
+    memset(acc, 0, sizeof acc);
+    for (p = 0; p < kc; p++) {
+        for (i = 0; i < SC_MR; i++) {
+            float ai = a[i];
+            for (j = 0; j < SC_NR; j++) acc[i][j] += ai * b[j];
+        }
+        a += SC_MR;
+        b += SC_NR;
+    }
+    for (i = 0; i < SC_MR; i++) {
+        float *cr = c + (size_t)i * ldc;
+        for (j = 0; j < SC_NR; j++) {
+            float v = alpha * acc[i][j];
+            if (beta == 0.0f) cr[j] = v;
+            else cr[j] = v + (beta == 1.0f ? cr[j] : beta * cr[j]);
+        }
+    }
+}
+static const gemm_arch arch_scalar = {SC_MR, SC_NR, 128, 256, 1024, ukernel_scalar};
+
+/* ---- AVX-512: 12 x 32 tile, 24 zmm accumulators + 2 for B + 1 broadcast ---- */
+#if defined(RED_SIMD_AVX512)
+#define AX_MR 12
+#define AX_NR 32
+static void ukernel_avx512(int kc, const float *a, const float *b, float *c, int ldc,
+                           float alpha, float beta) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
+           c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
+           ca0 = c00, ca1 = c00, cb0 = c00, cb1 = c00;
+    __m512 va = c00, vb0, vb1, vab = _mm512_set1_ps(alpha), vbe = _mm512_set1_ps(beta);
+    int p;
+    for (p = 0; p < kc; p++) {
+        vb0 = _mm512_loadu_ps(b);
+        vb1 = _mm512_loadu_ps(b + 16);
+#define AX_ROW(r, x0, x1)                  \
+    va = _mm512_set1_ps(a[r]);             \
+    x0 = _mm512_fmadd_ps(va, vb0, x0);     \
+    x1 = _mm512_fmadd_ps(va, vb1, x1);
+        AX_ROW(0, c00, c01) AX_ROW(1, c10, c11) AX_ROW(2, c20, c21) AX_ROW(3, c30, c31)
+        AX_ROW(4, c40, c41) AX_ROW(5, c50, c51) AX_ROW(6, c60, c61) AX_ROW(7, c70, c71)
+        AX_ROW(8, c80, c81) AX_ROW(9, c90, c91) AX_ROW(10, ca0, ca1) AX_ROW(11, cb0, cb1)
+#undef AX_ROW
+        a += AX_MR;
+        b += AX_NR;
+    }
+    (void)va;
+#define AX_STORE(r, x0, x1)                                                                 \
+    {                                                                                       \
+        float *cr = c + (size_t)(r) * ldc;                                                  \
+        if (beta == 0.0f) {                                                                 \
+            _mm512_storeu_ps(cr, _mm512_mul_ps(vab, x0));                                   \
+            _mm512_storeu_ps(cr + 16, _mm512_mul_ps(vab, x1));                              \
+        } else if (beta == 1.0f) {                                                          \
+            _mm512_storeu_ps(cr, _mm512_fmadd_ps(vab, x0, _mm512_loadu_ps(cr)));            \
+            _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(vab, x1, _mm512_loadu_ps(cr + 16)));  \
+        } else {                                                                            \
+            _mm512_storeu_ps(cr, _mm512_fmadd_ps(vab, x0,                                   \
+                                                 _mm512_mul_ps(vbe, _mm512_loadu_ps(cr)))); \
+            _mm512_storeu_ps(cr + 16,                                                       \
+                             _mm512_fmadd_ps(vab, x1,                                       \
+                                             _mm512_mul_ps(vbe, _mm512_loadu_ps(cr + 16)))); \
+        }                                                                                   \
+    }
+    AX_STORE(0, c00, c01) AX_STORE(1, c10, c11) AX_STORE(2, c20, c21) AX_STORE(3, c30, c31)
+    AX_STORE(4, c40, c41) AX_STORE(5, c50, c51) AX_STORE(6, c60, c61) AX_STORE(7, c70, c71)
+    AX_STORE(8, c80, c81) AX_STORE(9, c90, c91) AX_STORE(10, ca0, ca1) AX_STORE(11, cb0, cb1)
+#undef AX_STORE
+}
+static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512};
+
+/* ---- AVX2+FMA: 6 x 16 tile (BLIS Haswell), 12 ymm accumulators ---- */
+#elif defined(RED_SIMD_AVX2)
+#define AV_MR 6
+#define AV_NR 16
+static void ukernel_avx2(int kc, const float *a, const float *b, float *c, int ldc,
+                         float alpha, float beta) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m256 va, vb0, vb1, vab = _mm256_set1_ps(alpha), vbe = _mm256_set1_ps(beta);
+    int p;
+    for (p = 0; p < kc; p++) {
+        vb0 = _mm256_loadu_ps(b);
+        vb1 = _mm256_loadu_ps(b + 8);
+#define AV_ROW(r, x0, x1)                  \
+    va = _mm256_broadcast_ss(a + (r));     \
+    x0 = _mm256_fmadd_ps(va, vb0, x0);     \
+    x1 = _mm256_fmadd_ps(va, vb1, x1);
+        AV_ROW(0, c00, c01) AV_ROW(1, c10, c11) AV_ROW(2, c20, c21)
+        AV_ROW(3, c30, c31) AV_ROW(4, c40, c41) AV_ROW(5, c50, c51)
+#undef AV_ROW
+        a += AV_MR;
+        b += AV_NR;
+    }
+#define AV_STORE(r, x0, x1)                                                                \
+    {                                                                                      \
+        float *cr = c + (size_t)(r) * ldc;                                                 \
+        if (beta == 0.0f) {                                                                \
+            _mm256_storeu_ps(cr, _mm256_mul_ps(vab, x0));                                  \
+            _mm256_storeu_ps(cr + 8, _mm256_mul_ps(vab, x1));                              \
+        } else if (beta == 1.0f) {                                                         \
+            _mm256_storeu_ps(cr, _mm256_fmadd_ps(vab, x0, _mm256_loadu_ps(cr)));           \
+            _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(vab, x1, _mm256_loadu_ps(cr + 8)));   \
+        } else {                                                                           \
+            _mm256_storeu_ps(cr, _mm256_fmadd_ps(vab, x0,                                  \
+                                                 _mm256_mul_ps(vbe, _mm256_loadu_ps(cr)))); \
+            _mm256_storeu_ps(cr + 8,                                                       \
+                             _mm256_fmadd_ps(vab, x1,                                      \
+                                             _mm256_mul_ps(vbe, _mm256_loadu_ps(cr + 8)))); \
+        }                                                                                  \
+    }
+    AV_STORE(0, c00, c01) AV_STORE(1, c10, c11) AV_STORE(2, c20, c21)
+    AV_STORE(3, c30, c31) AV_STORE(4, c40, c41) AV_STORE(5, c50, c51)
+#undef AV_STORE
+}
+static const gemm_arch arch_simd = {AV_MR, AV_NR, 144, 256, 2048, ukernel_avx2};
+
+/* ---- NEON (AArch64): 8 x 12 tile, 24 q accumulators, FMA by lane ---- */
+#elif defined(RED_SIMD_NEON)
+#define NE_MR 8
+#define NE_NR 12
+static void ukernel_neon(int kc, const float *a, const float *b, float *c, int ldc,
+                         float alpha, float beta) {
+    float32x4_t acc[NE_MR][3];
+    int p, i, j;
+    for (i = 0; i < NE_MR; i++)
+        for (j = 0; j < 3; j++) acc[i][j] = vdupq_n_f32(0.0f);
+    for (p = 0; p < kc; p++) {
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+#define NE_ROW(r, av, lane)                                  \
+    acc[r][0] = vfmaq_laneq_f32(acc[r][0], b0, av, lane);    \
+    acc[r][1] = vfmaq_laneq_f32(acc[r][1], b1, av, lane);    \
+    acc[r][2] = vfmaq_laneq_f32(acc[r][2], b2, av, lane);
+        NE_ROW(0, a0, 0) NE_ROW(1, a0, 1) NE_ROW(2, a0, 2) NE_ROW(3, a0, 3)
+        NE_ROW(4, a1, 0) NE_ROW(5, a1, 1) NE_ROW(6, a1, 2) NE_ROW(7, a1, 3)
+#undef NE_ROW
+        a += NE_MR;
+        b += NE_NR;
+    }
+    {
+        float32x4_t vab = vdupq_n_f32(alpha), vbe = vdupq_n_f32(beta);
+        for (i = 0; i < NE_MR; i++) {
+            float *cr = c + (size_t)i * ldc;
+            for (j = 0; j < 3; j++) {
+                float32x4_t v;
+                if (beta == 0.0f) v = vmulq_f32(vab, acc[i][j]);
+                else if (beta == 1.0f) v = vfmaq_f32(vld1q_f32(cr + 4 * j), vab, acc[i][j]);
+                else v = vfmaq_f32(vmulq_f32(vbe, vld1q_f32(cr + 4 * j)), vab, acc[i][j]);
+                vst1q_f32(cr + 4 * j, v);
+            }
+        }
+    }
+}
+static const gemm_arch arch_simd = {NE_MR, NE_NR, 128, 256, 1536, ukernel_neon};
+
+#else
+#define arch_simd arch_scalar
+#endif
+
+typedef struct {
+    const gemm_arch *arch;
+    red_trans trans;
+    int m, n, k;
+    float alpha, beta;
+    const float *A, *B;
+    int lda, ldb, ldc;
+    float *C;
+    red_pool *pool;
+    int split_rows;  /* 1: threads own row slabs of C, 0: column slabs */
+} gemm_task;
+
+/* op(A)[ic:ic+mc, pc:pc+kc] -> MR-row panels, k-major, zero-padded rows. */
+static void gemm_pack_a(const gemm_task *g, int ic, int mc, int pc, int kc, float *ap) {
+    const int MR = g->arch->mr;
+    int ir, r, p;
+    for (ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        float *dst = ap + (size_t)ir * kc;
+        if (g->trans == RED_TN) {  /* A is k x m: rows of op(A) are columns of A */
+            for (p = 0; p < kc; p++) {
+                const float *src = g->A + (size_t)(pc + p) * g->lda + ic + ir;
+                for (r = 0; r < mr; r++) dst[p * MR + r] = src[r];
+                for (; r < MR; r++) dst[p * MR + r] = 0.0f;
+            }
+        } else {
+            for (r = 0; r < mr; r++) {
+                const float *src = g->A + (size_t)(ic + ir + r) * g->lda + pc;
+                for (p = 0; p < kc; p++) dst[p * MR + r] = src[p];
+            }
+            for (; r < MR; r++)
+                for (p = 0; p < kc; p++) dst[p * MR + r] = 0.0f;
+        }
+    }
+}
+
+/* op(B)[pc:pc+kc, jc:jc+nc] -> NR-column panels, k-major, zero-padded columns. */
+static void gemm_pack_b(const gemm_task *g, int pc, int kc, int jc, int nc, float *bp) {
+    const int NR = g->arch->nr;
+    int jr, j, p;
+    for (jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        float *dst = bp + (size_t)jr * kc;
+        if (g->trans == RED_NT) {  /* B is n x k: columns of op(B) are rows of B */
+            for (j = 0; j < nr; j++) {
+                const float *src = g->B + (size_t)(jc + jr + j) * g->ldb + pc;
+                for (p = 0; p < kc; p++) dst[p * NR + j] = src[p];
+            }
+            for (; j < NR; j++)
+                for (p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
+        } else {
+            for (p = 0; p < kc; p++) {
+                const float *src = g->B + (size_t)(pc + p) * g->ldb + jc + jr;
+                for (j = 0; j < nr; j++) dst[p * NR + j] = src[j];
+                for (; j < NR; j++) dst[p * NR + j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* C[m0:m1, n0:n1] by one thread, with its own packing buffers. */
+static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, int n1) {
+    const gemm_arch *ar = g->arch;
+    const int MR = ar->mr, NR = ar->nr;
+    float *ap = ws;                                 /* mc x kc */
+    float *bp = ap + (size_t)ar->mc * ar->kc;       /* kc x nc */
+    float *tile = bp + (size_t)ar->kc * ar->nc;     /* MR x NR edge tile */
+    int jc, pc, ic, jr, ir, i, j;
+    for (jc = n0; jc < n1; jc += ar->nc) {
+        int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
+        for (pc = 0; pc < g->k; pc += ar->kc) {
+            int kc = g->k - pc < ar->kc ? g->k - pc : ar->kc;
+            float beta = pc == 0 ? g->beta : 1.0f;
+            gemm_pack_b(g, pc, kc, jc, nc, bp);
+            for (ic = m0; ic < m1; ic += ar->mc) {
+                int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
+                gemm_pack_a(g, ic, mc, pc, kc, ap);
+                for (jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    for (ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        float *c = g->C + (size_t)(ic + ir) * g->ldc + jc + jr;
+                        if (mr == MR && nr == NR) {
+                            ar->kernel(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, g->ldc,
+                                       g->alpha, beta);
+                            continue;
+                        }
+                        /* Edge: run the same kernel on a padded copy so every element
+                         * sees identical arithmetic wherever the tile boundaries fall. */
+                        for (i = 0; i < MR; i++)
+                            for (j = 0; j < NR; j++)
+                                tile[i * NR + j] =
+                                    (i < mr && j < nr && beta != 0.0f) ? c[(size_t)i * g->ldc + j] : 0.0f;
+                        ar->kernel(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, NR,
+                                   g->alpha, beta);
+                        for (i = 0; i < mr; i++)
+                            for (j = 0; j < nr; j++) c[(size_t)i * g->ldc + j] = tile[i * NR + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void gemm_thread(void *arg, int ith, int nth) {
+    const gemm_task *g = arg;
+    int64_t lo, hi;
+    float *ws = red_pool_scratch(g->pool, ith);
+    if (g->split_rows) {
+        int64_t units = (g->m + g->arch->mr - 1) / g->arch->mr;
+        red_split_range(units, ith, nth, &lo, &hi);
+        lo *= g->arch->mr;
+        hi = hi * g->arch->mr < g->m ? hi * g->arch->mr : g->m;
+        if (lo < hi) gemm_region(g, ws, (int)lo, (int)hi, 0, g->n);
+    } else {
+        int64_t units = (g->n + g->arch->nr - 1) / g->arch->nr;
+        red_split_range(units, ith, nth, &lo, &hi);
+        lo *= g->arch->nr;
+        hi = hi * g->arch->nr < g->n ? hi * g->arch->nr : g->n;
+        if (lo < hi) gemm_region(g, ws, 0, g->m, (int)lo, (int)hi);
+    }
+}
+
+/* C = beta*C when there is nothing to multiply (k == 0 or alpha == 0). */
+static void gemm_scale_c(int m, int n, float beta, float *C, int ldc) {
+    int i, j;
+    for (i = 0; i < m; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f)
+            for (j = 0; j < n; j++) c[j] = 0.0f;
+        else if (beta != 1.0f)
+            for (j = 0; j < n; j++) c[j] *= beta;
+    }
+}
+
+static red_status gemm_run(const gemm_arch *arch, red_pool *pool, red_trans trans, int m, int n,
+                           int k, float alpha, const float *A, int lda, const float *B, int ldb,
+                           float beta, float *C, int ldc) {
+    gemm_task g;
+    int64_t rows_units, cols_units, units, nth;
+    double flops;
+    if (!pool || m < 0 || n < 0 || k < 0 || (trans != RED_NN && trans != RED_NT && trans != RED_TN))
+        return RED_E_ARG;
+    if (m == 0 || n == 0) return RED_OK;
+    if (!C || ldc < n) return RED_E_ARG;
+    if (k == 0 || alpha == 0.0f) {
+        gemm_scale_c(m, n, beta, C, ldc);
+        return RED_OK;
+    }
+    if (!A || !B) return RED_E_ARG;
+    if (trans == RED_TN ? lda < m : lda < k) return RED_E_ARG;
+    if (trans == RED_NT ? ldb < k : ldb < n) return RED_E_ARG;
+    /* the packing buffers and the edge tile must fit one thread's scratch */
+    if (((size_t)arch->mc * arch->kc + (size_t)arch->kc * arch->nc + (size_t)arch->mr * arch->nr) *
+            sizeof(float) > RED_POOL_SCRATCH_BYTES)
+        return RED_E_NOMEM;
+
+    g.arch = arch;
+    g.trans = trans;
+    g.m = m; g.n = n; g.k = k;
+    g.alpha = alpha; g.beta = beta;
+    g.A = A; g.B = B; g.C = C;
+    g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.pool = pool;
+    /* Each thread packs the whole of the operand it does not split: row slabs
+     * duplicate B (k x n), column slabs duplicate A (m x k); duplicate the
+     * smaller, unless that leaves too few tiles to go round. */
+    rows_units = (m + arch->mr - 1) / arch->mr;
+    cols_units = (n + arch->nr - 1) / arch->nr;
+    if (rows_units >= red_pool_size(pool) && cols_units >= red_pool_size(pool))
+        g.split_rows = m >= n;
+    else
+        g.split_rows = rows_units >= cols_units;
+    units = g.split_rows ? rows_units : cols_units;
+    /* Below ~1 MFLOP per thread, waking workers costs more than it saves. */
+    flops = 2.0 * m * (double)n * k;
+    nth = (int64_t)(flops / 1.0e6);
+    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
+    if (nth > units) nth = units;
+    if (nth < 1) nth = 1;
+    red_pool_run(pool, (int)nth, gemm_thread, &g);
+    return RED_OK;
+}
+
+red_status red_sgemm(red_pool *pool, red_trans trans, int m, int n, int k, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc) {
+    return gemm_run(&arch_simd, pool, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+red_status red_sgemm_scalar(red_pool *pool, red_trans trans, int m, int n, int k, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc) {
+    return gemm_run(&arch_scalar, pool, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const char *red_trans_name(red_trans t) {
+    return t == RED_NN ? "nn" : t == RED_NT ? "nt" : t == RED_TN ? "tn" : "??";
+}
+
+/* ================================================================== SVD */
+
+/* Double-precision helpers for the Jacobi sweeps (vectorised where built). */
+static double dot_d(const double *x, const double *y, int n) {
+    int i = 0;
+#if defined(RED_SIMD_AVX512)
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), s0);
+        s1 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 8), _mm512_loadu_pd(y + i + 8), s1);
+    }
+    {
+        double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+        for (; i < n; i++) s += x[i] * y[i];
+        return s;
+    }
+#elif defined(RED_SIMD_AVX2)
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i), s0);
+        s1 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 4), _mm256_loadu_pd(y + i + 4), s1);
+    }
+    {
+        __m256d t = _mm256_add_pd(s0, s1);
+        __m128d q = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
+        double s = _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
+        for (; i < n; i++) s += x[i] * y[i];
+        return s;
+    }
+#else
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i] * y[i];
+        s1 += x[i + 1] * y[i + 1];
+        s2 += x[i + 2] * y[i + 2];
+        s3 += x[i + 3] * y[i + 3];
+    }
+    for (; i < n; i++) s0 += x[i] * y[i];
+    return (s0 + s1) + (s2 + s3);
+#endif
+}
+
+/* (x, y) <- (c x - s y, s x + c y) */
+static void rot_d(double *x, double *y, int n, double c, double s) {
+    int i;
+    for (i = 0; i < n; i++) {
+        double xi = x[i], yi = y[i];
+        x[i] = c * xi - s * yi;
+        y[i] = s * xi + c * yi;
+    }
+}
+
+typedef struct {
+    int ncol, len;      /* columns being orthogonalised, and their length */
+    double *w;          /* ncol x len: column j of the working matrix is row j */
+    double *vt;         /* ncol x ncol: row j = column j of the accumulated rotations, or NULL */
+    double *norm2;      /* ncol: squared norms of the working columns */
+    const int *pairs;   /* npairs x 2 for the current round */
+    int npairs;
+    int *rotated;       /* npairs: 1 if the pair was rotated */
+    double tol;
+} jacobi_round;
+
+/* One Jacobi rotation for each pair of the round; pairs are disjoint, so the
+ * threads never touch the same column. */
+static void jacobi_round_thread(void *arg, int ith, int nth) {
+    jacobi_round *jr = arg;
+    int64_t lo, hi, t;
+    red_split_range(jr->npairs, ith, nth, &lo, &hi);
+    for (t = lo; t < hi; t++) {
+        int p = jr->pairs[2 * t], q = jr->pairs[2 * t + 1];
+        double *wp = jr->w + (size_t)p * jr->len, *wq = jr->w + (size_t)q * jr->len;
+        double a = jr->norm2[p], b = jr->norm2[q], g, zeta, tt, c, s;
+        jr->rotated[t] = 0;
+        if (a == 0.0 || b == 0.0) continue;
+        g = dot_d(wp, wq, jr->len);
+        /* scale-aware test: cosine of the angle between the columns */
+        if (!(fabs(g) > jr->tol * sqrt(a) * sqrt(b))) continue;
+        /* Rutishauser's stable rotation for the 2x2 Gram [[a g][g b]] */
+        zeta = (b - a) / (2.0 * g);
+        tt = (zeta >= 0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
+        c = 1.0 / sqrt(1.0 + tt * tt);
+        s = c * tt;
+        rot_d(wp, wq, jr->len, c, s);
+        if (jr->vt) rot_d(jr->vt + (size_t)p * jr->ncol, jr->vt + (size_t)q * jr->ncol, jr->ncol, c, s);
+        /* exact norms: the update formula a - t g drifts over many sweeps */
+        jr->norm2[p] = dot_d(wp, wp, jr->len);
+        jr->norm2[q] = dot_d(wq, wq, jr->len);
+        jr->rotated[t] = 1;
+    }
+}
+
+typedef struct {
+    double *w;
+    double *norm2;
+    int ncol, len;
+} norms_task;
+
+static void norms_thread(void *arg, int ith, int nth) {
+    norms_task *nt = arg;
+    int64_t lo, hi, j;
+    red_split_range(nt->ncol, ith, nth, &lo, &hi);
+    for (j = lo; j < hi; j++) {
+        const double *x = nt->w + (size_t)j * nt->len;
+        nt->norm2[j] = dot_d(x, x, nt->len);
+    }
+}
+
+/* Makes the rows `bad` of q (nrow x len, unit rows elsewhere) orthonormal to
+ * all good rows and each other, by Gram-Schmidt (twice) on unit vectors e_i. */
+static void complete_orthonormal(double *q, int nrow, int len, const int *good) {
+    int j, i, c, pass, cand = 0;
+    double *r = malloc((size_t)len * sizeof *r);
+    char *ok = malloc((size_t)nrow);
+    if (!r || !ok) goto done;
+    for (j = 0; j < nrow; j++) ok[j] = (char)good[j];
+    for (j = 0; j < nrow; j++) {
+        if (ok[j]) continue;
+        for (; cand < len; cand++) {
+            double nr;
+            memset(r, 0, (size_t)len * sizeof *r);
+            r[cand] = 1.0;
+            for (pass = 0; pass < 2; pass++)
+                for (c = 0; c < nrow; c++) {
+                    const double *u = q + (size_t)c * len;
+                    double d;
+                    if (!ok[c]) continue;
+                    d = dot_d(u, r, len);
+                    for (i = 0; i < len; i++) r[i] -= d * u[i];
+                }
+            nr = sqrt(dot_d(r, r, len));
+            /* sum over all e_i of the residual^2 is len - #good >= 1, so some
+             * candidate has residual^2 >= 1/len; accept anything above half that */
+            if (nr * nr >= 0.5 / len) {
+                for (i = 0; i < len; i++) q[(size_t)j * len + i] = r[i] / nr;
+                ok[j] = 1;
+                cand++;
+                break;
+            }
+        }
+    }
+done:
+    free(r);
+    free(ok);
+}
+
+typedef struct {
+    double sigma;
+    int idx;
+} sv_index;
+
+static int sv_index_cmp(const void *x, const void *y) {
+    const sv_index *a = x, *b = y;
+    if (a->sigma != b->sigma) return a->sigma > b->sigma ? -1 : 1;
+    return a->idx - b->idx;  /* stable among ties: deterministic order */
+}
+
+red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float *U, float *S,
+                   float *V, red_svd_info *info) {
+    const int tall = m >= n;
+    const int ncol = tall ? n : m, len = tall ? m : n;
+    /* the accumulated rotations are V (tall) or U (wide) */
+    const int want_rot = tall ? V != NULL : U != NULL;
+    const int want_w = tall ? U != NULL : V != NULL;
+    const int max_sweeps = 60;  /* Jacobi converges quadratically: ~6-12 sweeps in practice */
+    int nslots, i, j, sweep, round, converged = 0, total_rot = 0, nth;
+    double *w = NULL, *vt = NULL, *norm2 = NULL;
+    int *slots = NULL, *pairs = NULL, *rotated = NULL, *good = NULL;
+    sv_index *order = NULL;
+    red_status st = RED_OK;
+    jacobi_round jr;
+
+    if (info) info->sweeps = info->rotations = 0;
+    if (m < 0 || n < 0 || !S || !A || lda < n) return RED_E_ARG;
+    if (ncol == 0) return RED_OK;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            float x = A[(size_t)i * lda + j];
+            if (x != x || x - x != 0.0f) return RED_E_ARG;  /* NaN or Inf */
+        }
+
+    nslots = ncol + (ncol & 1);  /* round-robin needs an even count; the extra is a bye */
+    w = malloc((size_t)ncol * len * sizeof *w);
+    norm2 = malloc((size_t)ncol * sizeof *norm2);
+    slots = malloc((size_t)nslots * sizeof *slots);
+    pairs = malloc((size_t)nslots * sizeof *pairs);
+    rotated = malloc((size_t)(nslots / 2) * sizeof *rotated);
+    order = malloc((size_t)ncol * sizeof *order);
+    good = malloc((size_t)ncol * sizeof *good);
+    if (want_rot) vt = calloc((size_t)ncol * ncol, sizeof *vt);
+    if (!w || !norm2 || !slots || !pairs || !rotated || !order || !good || (want_rot && !vt)) {
+        st = RED_E_NOMEM;
+        goto out;
+    }
+    /* working columns: columns of A (tall) or rows of A (wide), stored as rows */
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            double x = A[(size_t)i * lda + j];
+            if (tall) w[(size_t)j * len + i] = x;
+            else w[(size_t)i * len + j] = x;
+        }
+    if (vt)
+        for (j = 0; j < ncol; j++) vt[(size_t)j * ncol + j] = 1.0;
+
+    nth = red_pool_size(pool);
+    if ((double)len * ncol < 32768.0) nth = 1;  /* too small to be worth waking threads */
+    jr.ncol = ncol;
+    jr.len = len;
+    jr.w = w;
+    jr.vt = vt;
+    jr.norm2 = norm2;
+    jr.pairs = pairs;
+    jr.rotated = rotated;
+    /* GSL's 10 M eps: well above the rounding of a length-len dot product, so a
+     * pair whose cosine is pure rounding noise is not rotated forever */
+    jr.tol = 10.0 * len * DBL_EPSILON;
+
+    for (sweep = 0; sweep < max_sweeps && !converged; sweep++) {
+        norms_task nt;
+        int sweep_rot = 0;
+        nt.w = w;
+        nt.norm2 = norm2;
+        nt.ncol = ncol;
+        nt.len = len;
+        if (pool) red_pool_run(pool, nth, norms_thread, &nt);
+        else norms_thread(&nt, 0, 1);
+        {
+            /* Columns below len*eps of the largest are rounding residue of exact
+             * cancellation (e.g. parallel columns): their direction is noise that
+             * no rotation can make orthogonal. Make them exactly zero; the
+             * orthonormal completion below gives them clean directions. */
+            double mx = 0.0;
+            for (j = 0; j < ncol; j++) mx = norm2[j] > mx ? norm2[j] : mx;
+            for (j = 0; j < ncol; j++)
+                if (norm2[j] > 0.0 && norm2[j] <= mx * (len * DBL_EPSILON) * (len * DBL_EPSILON)) {
+                    memset(w + (size_t)j * len, 0, (size_t)len * sizeof *w);
+                    norm2[j] = 0.0;
+                }
+        }
+        for (i = 0; i < nslots; i++) slots[i] = i;
+        /* circle method: slot 0 fixed, the others rotate; every pair once a sweep */
+        for (round = 0; round < nslots - 1; round++) {
+            int np = 0, t;
+            for (i = 0; i < nslots / 2; i++) {
+                int p = slots[i], q = slots[nslots - 1 - i];
+                if (p >= ncol || q >= ncol) continue;
+                pairs[2 * np] = p < q ? p : q;
+                pairs[2 * np + 1] = p < q ? q : p;
+                np++;
+            }
+            jr.npairs = np;
+            if (pool && np >= 2 * nth) red_pool_run(pool, nth, jacobi_round_thread, &jr);
+            else jacobi_round_thread(&jr, 0, 1);
+            for (t = 0; t < np; t++) sweep_rot += rotated[t];
+            /* rotate slots 1..nslots-1 by one */
+            t = slots[nslots - 1];
+            for (i = nslots - 1; i > 1; i--) slots[i] = slots[i - 1];
+            if (nslots > 1) slots[1] = t;
+        }
+        total_rot += sweep_rot;
+        if (sweep_rot == 0) converged = 1;
+    }
+    if (info) {
+        info->sweeps = sweep;
+        info->rotations = total_rot;
+    }
+    if (!converged) st = RED_E_NOCONV;
+
+    /* sigma_j = |w_j| (exact), sorted descending */
+    for (j = 0; j < ncol; j++) {
+        const double *x = w + (size_t)j * len;
+        order[j].sigma = sqrt(dot_d(x, x, len));
+        order[j].idx = j;
+    }
+    qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
+    for (j = 0; j < ncol; j++) S[j] = (float)order[j].sigma;
+
+    if (want_w) {
+        /* normalise the working columns; exact-zero ones get an orthonormal completion */
+        for (j = 0; j < ncol; j++) {
+            double *x = w + (size_t)j * len;
+            double s = sqrt(dot_d(x, x, len));
+            good[j] = s > 0.0 && s >= DBL_MIN * 1e20;
+            if (good[j])
+                for (i = 0; i < len; i++) x[i] /= s;
+        }
+        complete_orthonormal(w, ncol, len, good);
+    }
+    /* scatter into the row-major outputs (k = ncol columns) */
+    for (j = 0; j < ncol; j++) {
+        int src = order[j].idx;
+        if (want_w) {
+            float *out = tall ? U : V;
+            const double *x = w + (size_t)src * len;
+            for (i = 0; i < len; i++) out[(size_t)i * ncol + j] = (float)x[i];
+        }
+        if (want_rot) {
+            float *out = tall ? V : U;
+            const double *x = vt + (size_t)src * ncol;
+            for (i = 0; i < ncol; i++) out[(size_t)i * ncol + j] = (float)x[i];
+        }
+    }
+out:
+    free(w);
+    free(vt);
+    free(norm2);
+    free(slots);
+    free(pairs);
+    free(rotated);
+    free(order);
+    free(good);
+    return st;
+}
+
+/* ================================================================== symmetric eigen */
+
+typedef struct {
+    double w;
+    int idx;
+} eig_index;
+
+static int eig_index_cmp(const void *x, const void *y) {
+    const eig_index *a = x, *b = y;
+    if (a->w != b->w) return a->w > b->w ? -1 : 1;
+    return a->idx - b->idx;
+}
+
+red_status red_eig_sym(int n, const float *A, int lda, float *w, float *Q) {
+    const int max_sweeps = 100;
+    double *a = NULL, *v = NULL, normf = 0.0;
+    eig_index *order = NULL;
+    int i, j, p, q, k, sweep, converged = 0;
+    red_status st = RED_OK;
+    if (n < 0 || !A || !w || lda < n) return RED_E_ARG;
+    if (n == 0) return RED_OK;
+    a = malloc((size_t)n * n * sizeof *a);
+    v = calloc((size_t)n * n, sizeof *v);
+    order = malloc((size_t)n * sizeof *order);
+    if (!a || !v || !order) {
+        st = RED_E_NOMEM;
+        goto out;
+    }
+    /* symmetrise from the lower triangle: the contract reads only that */
+    for (i = 0; i < n; i++)
+        for (j = 0; j <= i; j++) {
+            double x = A[(size_t)i * lda + j];
+            if (x != x || x - x != 0.0) {
+                st = RED_E_ARG;
+                goto out;
+            }
+            a[(size_t)i * n + j] = a[(size_t)j * n + i] = x;
+            normf += (i == j ? 1.0 : 2.0) * x * x;
+        }
+    normf = sqrt(normf);
+    for (i = 0; i < n; i++) v[(size_t)i * n + i] = 1.0;
+
+    /* Cyclic Jacobi (Golub & Van Loan, Alg. 8.5.3): A <- Jᵀ A J, V <- V J. */
+    for (sweep = 0; sweep < max_sweeps && !converged; sweep++) {
+        int rotations = 0;
+        for (p = 0; p < n - 1; p++)
+            for (q = p + 1; q < n; q++) {
+                double apq = a[(size_t)p * n + q], app = a[(size_t)p * n + p],
+                       aqq = a[(size_t)q * n + q], tau, t, c, s;
+                /* negligible relative to the diagonal, or to the whole matrix */
+                if (fabs(apq) <= DBL_EPSILON * sqrt(fabs(app) * fabs(aqq)) ||
+                    fabs(apq) <= 1e-18 * normf) {
+                    a[(size_t)p * n + q] = a[(size_t)q * n + p] = 0.0;
+                    continue;
+                }
+                tau = (aqq - app) / (2.0 * apq);
+                t = (tau >= 0 ? 1.0 : -1.0) / (fabs(tau) + sqrt(1.0 + tau * tau));
+                c = 1.0 / sqrt(1.0 + t * t);
+                s = t * c;
+                for (k = 0; k < n; k++) {  /* columns p, q */
+                    double akp = a[(size_t)k * n + p], akq = a[(size_t)k * n + q];
+                    a[(size_t)k * n + p] = c * akp - s * akq;
+                    a[(size_t)k * n + q] = s * akp + c * akq;
+                }
+                rot_d(a + (size_t)p * n, a + (size_t)q * n, n, c, s);  /* rows p, q */
+                a[(size_t)p * n + q] = a[(size_t)q * n + p] = 0.0;
+                for (k = 0; k < n; k++) {
+                    double vkp = v[(size_t)k * n + p], vkq = v[(size_t)k * n + q];
+                    v[(size_t)k * n + p] = c * vkp - s * vkq;
+                    v[(size_t)k * n + q] = s * vkp + c * vkq;
+                }
+                rotations++;
+            }
+        if (rotations == 0) converged = 1;
+    }
+    if (!converged) st = RED_E_NOCONV;
+    for (i = 0; i < n; i++) {
+        order[i].w = a[(size_t)i * n + i];
+        order[i].idx = i;
+    }
+    qsort(order, (size_t)n, sizeof *order, eig_index_cmp);
+    for (j = 0; j < n; j++) {
+        w[j] = (float)order[j].w;
+        if (Q)
+            for (i = 0; i < n; i++) Q[(size_t)i * n + j] = (float)v[(size_t)i * n + order[j].idx];
+    }
+out:
+    free(a);
+    free(v);
+    free(order);
+    return st;
+}
+
+/* ================================================================== random orthonormal */
+
+red_status red_random_orthonormal(red_rng *rng, int n, int k, float *Q) {
+    double *g;
+    int i, j, c, pass;
+    if (!rng || !Q || n < 0 || k < 0 || k > n) return RED_E_ARG;
+    if (k == 0 || n == 0) return RED_OK;
+    g = malloc((size_t)n * k * sizeof *g);  /* column j stored as row j */
+    if (!g) return RED_E_NOMEM;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < k; j++) g[(size_t)j * n + i] = red_rng_normal(rng);
+    /* classical Gram-Schmidt applied twice ("twice is enough", Giraud et al. 2005);
+     * R's diagonal is the positive norm, which makes Q Haar-distributed. */
+    for (j = 0; j < k; j++) {
+        double *x = g + (size_t)j * n, nr;
+        for (pass = 0; pass < 2; pass++)
+            for (c = 0; c < j; c++) {
+                const double *u = g + (size_t)c * n;
+                double d = dot_d(u, x, n);
+                for (i = 0; i < n; i++) x[i] -= d * u[i];
+            }
+        nr = sqrt(dot_d(x, x, n));
+        if (nr == 0.0) {  /* probability zero for a Gaussian; never silently wrong */
+            free(g);
+            return RED_E_NOCONV;
+        }
+        for (i = 0; i < n; i++) x[i] /= nr;
+    }
+    for (i = 0; i < n; i++)
+        for (j = 0; j < k; j++) Q[(size_t)i * k + j] = (float)g[(size_t)j * n + i];
+    free(g);
+    return RED_OK;
+}
+
+/* ================================================================== eRank */
+
+double red_erank_from_sv(const float *s, int k) {
+    double sum = 0.0, h = 0.0;
+    int j;
+    for (j = 0; j < k; j++) sum += fabs((double)s[j]);
+    if (!(sum > 0.0)) return 0.0;
+    for (j = 0; j < k; j++) {
+        double p = fabs((double)s[j]) / sum;
+        if (p > 0.0) h -= p * log(p);
+    }
+    return exp(h);
+}
+
+red_status red_erank(red_pool *pool, int m, int n, const float *X, int ldx, int center,
+                     double *erank) {
+    float *y, *s;
+    int i, j, k = m < n ? m : n;
+    red_status st;
+    if (!X || !erank || m < 0 || n < 0 || ldx < n) return RED_E_ARG;
+    *erank = 0.0;
+    if (k == 0) return RED_OK;
+    y = malloc((size_t)m * n * sizeof *y);
+    s = malloc((size_t)k * sizeof *s);
+    if (!y || !s) {
+        free(y);
+        free(s);
+        return RED_E_NOMEM;
+    }
+    for (i = 0; i < m; i++) memcpy(y + (size_t)i * n, X + (size_t)i * ldx, (size_t)n * sizeof *y);
+    if (center)
+        for (j = 0; j < n; j++) {
+            double mean = 0.0;
+            for (i = 0; i < m; i++) mean += y[(size_t)i * n + j];
+            mean /= m;
+            for (i = 0; i < m; i++) y[(size_t)i * n + j] = (float)(y[(size_t)i * n + j] - mean);
+        }
+    st = red_svd(pool, m, n, y, n, NULL, s, NULL, NULL);
+    if (st == RED_OK) *erank = red_erank_from_sv(s, k);
+    free(y);
+    free(s);
+    return st;
+}

@@ -1,0 +1,520 @@
+/* tensor.c - status strings, arenas, tensors, the thread pool, the RNG and the
+ * elementwise/reduction kernels. Everything later stands on this file.
+ * Legend: n = element count, ith/nth = this thread / number of threads.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "red.h"
+#include "simd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ status */
+
+const char *red_status_name(red_status s) {
+    switch (s) {
+    case RED_OK: return "ok";
+    case RED_E_ARG: return "invalid argument";
+    case RED_E_NOMEM: return "out of memory";
+    case RED_E_IO: return "I/O error";
+    case RED_E_FORMAT: return "bad format";
+    case RED_E_NOCONV: return "no convergence";
+    case RED_E_UNSUPPORTED: return "unsupported";
+    }
+    return "unknown status";
+}
+
+red_status red_error_set(red_error *err, red_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *red_simd_name(void) { return RED_SIMD_NAME; }
+
+/* ------------------------------------------------------------------ memory */
+
+void *red_malloc_aligned(size_t bytes) {
+    void *p = NULL;
+    /* 64 bytes: one cache line, and the widest vector (AVX-512). */
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
+    return p;
+}
+
+void red_free_aligned(void *p) { free(p); }
+
+red_status red_arena_init(red_arena *a, size_t cap_bytes) {
+    a->base = red_malloc_aligned(cap_bytes);
+    a->cap = a->base ? cap_bytes : 0;
+    a->used = 0;
+    return a->base ? RED_OK : RED_E_NOMEM;
+}
+
+void *red_arena_alloc(red_arena *a, size_t bytes) {
+    size_t start = (a->used + 63) & ~(size_t)63;
+    if (start > a->cap || bytes > a->cap - start) return NULL;
+    a->used = start + bytes;
+    return a->base + start;
+}
+
+size_t red_arena_mark(const red_arena *a) { return a->used; }
+
+void red_arena_reset(red_arena *a, size_t mark) {
+    if (mark <= a->used) a->used = mark;
+}
+
+void red_arena_free(red_arena *a) {
+    red_free_aligned(a->base);
+    a->base = NULL;
+    a->cap = a->used = 0;
+}
+
+int64_t red_tensor_numel(const red_tensor *t) {
+    int64_t n = 1;
+    int i;
+    for (i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+/* Validates ndim/shape, fills t's shape and returns the byte size (or -1). */
+static int64_t tensor_shape_bytes(red_tensor *t, int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    int i;
+    if (ndim < 0 || ndim > RED_MAX_DIMS) return -1;
+    t->ndim = ndim;
+    for (i = 0; i < RED_MAX_DIMS; i++) t->shape[i] = 1;
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] > 0 && n > (INT64_MAX / 4) / shape[i]) return -1;
+        t->shape[i] = shape[i];
+        n *= shape[i];
+    }
+    return n * (int64_t)sizeof(float);
+}
+
+red_status red_tensor_arena(red_tensor *t, red_arena *a, int ndim, const int64_t *shape) {
+    int64_t bytes = tensor_shape_bytes(t, ndim, shape);
+    t->data = NULL;
+    if (bytes < 0 || (uint64_t)bytes > (uint64_t)SIZE_MAX) return RED_E_ARG;
+    t->data = red_arena_alloc(a, (size_t)bytes);
+    return t->data ? RED_OK : RED_E_NOMEM;
+}
+
+red_status red_tensor_heap(red_tensor *t, int ndim, const int64_t *shape) {
+    int64_t bytes = tensor_shape_bytes(t, ndim, shape);
+    t->data = NULL;
+    if (bytes < 0 || (uint64_t)bytes > (uint64_t)SIZE_MAX) return RED_E_ARG;
+    t->data = red_malloc_aligned((size_t)bytes);
+    return t->data ? RED_OK : RED_E_NOMEM;
+}
+
+void red_tensor_free(red_tensor *t) {
+    red_free_aligned(t->data);
+    t->data = NULL;
+}
+
+/* ------------------------------------------------------------------ thread pool */
+
+/* Workers sleep on a condition variable between tasks. A task is published by
+ * bumping `generation`; each worker runs it once and counts itself done. C99
+ * has no atomics, so all shared fields are read and written under the mutex. */
+struct red_pool {
+    int nthreads;
+    pthread_t *threads;        /* nthreads - 1 workers; the caller is ith 0 */
+    pthread_mutex_t mu;
+    pthread_cond_t start_cv, done_cv;
+    unsigned long generation;  /* bumped to start a task */
+    int pending;               /* workers still running the current task */
+    int task_nth;
+    red_task_fn fn;
+    void *arg;
+    int quit;
+    unsigned char *scratch;    /* nthreads * RED_POOL_SCRATCH_BYTES */
+};
+
+typedef struct {
+    red_pool *pool;
+    int ith;
+} pool_worker;
+
+static void *pool_worker_main(void *vp) {
+    pool_worker *w = vp;
+    red_pool *p = w->pool;
+    int ith = w->ith;
+    unsigned long seen = 0;
+    free(w);
+    for (;;) {
+        red_task_fn fn;
+        void *arg;
+        int nth;
+        pthread_mutex_lock(&p->mu);
+        while (p->generation == seen && !p->quit) pthread_cond_wait(&p->start_cv, &p->mu);
+        if (p->quit) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        seen = p->generation;
+        fn = p->fn;
+        arg = p->arg;
+        nth = p->task_nth;
+        pthread_mutex_unlock(&p->mu);
+
+        if (ith < nth) fn(arg, ith, nth);
+
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done_cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+int red_default_threads(void) {
+    const char *env = getenv("RED_THREADS");
+    long n;
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        n = strtol(env, &end, 10);
+        if (errno == 0 && *end == '\0' && n >= 1 && n <= 1024) return (int)n;
+    }
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n >= 1 ? (int)(n > 1024 ? 1024 : n) : 1;
+}
+
+red_pool *red_pool_create(int nthreads) {
+    red_pool *p;
+    int i;
+    if (nthreads <= 0) nthreads = red_default_threads();
+    p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->nthreads = nthreads;
+    p->scratch = red_malloc_aligned((size_t)nthreads * RED_POOL_SCRATCH_BYTES);
+    p->threads = calloc((size_t)nthreads, sizeof *p->threads);
+    if (!p->scratch || !p->threads) goto fail;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) goto fail;
+    pthread_cond_init(&p->start_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    for (i = 1; i < nthreads; i++) {
+        pool_worker *w = malloc(sizeof *w);
+        if (!w) break;
+        w->pool = p;
+        w->ith = i;
+        if (pthread_create(&p->threads[i], NULL, pool_worker_main, w) != 0) {
+            free(w);
+            break;
+        }
+    }
+    if (i < nthreads) {  /* could not start every worker: shut down the ones we have */
+        p->nthreads = i;
+        red_pool_destroy(p);
+        return NULL;
+    }
+    return p;
+fail:
+    red_free_aligned(p->scratch);
+    free(p->threads);
+    free(p);
+    return NULL;
+}
+
+void red_pool_destroy(red_pool *p) {
+    int i;
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->start_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (i = 1; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->start_cv);
+    pthread_cond_destroy(&p->done_cv);
+    red_free_aligned(p->scratch);
+    free(p->threads);
+    free(p);
+}
+
+int red_pool_size(const red_pool *p) { return p ? p->nthreads : 1; }
+
+void *red_pool_scratch(red_pool *p, int ith) {
+    return p->scratch + (size_t)ith * RED_POOL_SCRATCH_BYTES;
+}
+
+void red_pool_run(red_pool *p, int nth, red_task_fn fn, void *arg) {
+    if (nth < 1 || nth > p->nthreads) nth = p->nthreads;
+    if (nth == 1 || p->nthreads == 1) {  /* nothing to wake */
+        fn(arg, 0, 1);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->task_nth = nth;
+    p->pending = p->nthreads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->start_cv);
+    pthread_mutex_unlock(&p->mu);
+
+    fn(arg, 0, nth);
+
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void red_split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+    *lo = n * ith / nth;
+    *hi = n * (ith + 1) / nth;
+}
+
+/* ------------------------------------------------------------------ RNG */
+
+static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+void red_rng_seed(red_rng *r, uint64_t seed) {
+    uint64_t x = seed;
+    int i;
+    for (i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    r->has_spare = 0;
+    r->spare = 0.0;
+}
+
+uint64_t red_rng_u64(red_rng *r) {  /* xoshiro256** (Blackman & Vigna) */
+    uint64_t *s = r->s;
+    uint64_t result = rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return result;
+}
+
+double red_rng_uniform(red_rng *r) {
+    return (double)(red_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+float red_rng_uniformf(red_rng *r) {
+    return (float)(red_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+uint64_t red_rng_below(red_rng *r, uint64_t n) {
+    /* rejection from the top of the range: no modulo bias */
+    uint64_t limit, x;
+    if (n == 0) return 0;
+    limit = UINT64_MAX - UINT64_MAX % n;
+    do x = red_rng_u64(r); while (x >= limit);
+    return x % n;
+}
+
+double red_log(double x) {
+    /* x = m * 2^e with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(z), z = (m-1)/(m+1),
+     * |z| <= 0.1716, so the odd series to z^29 leaves < 1e-23 relative error.
+     * frexp/ldexp are exact, and only + - * / are used after them. */
+    static const double ln2 = 0.6931471805599453094;
+    double m, z, z2, term, sum;
+    int e, k;
+    if (x != x) return x;
+    if (x < 0) return (x - x) / (x - x);  /* NaN */
+    if (x == 0) return -HUGE_VAL;
+    if (x > 1.79769313486231570815e308) return x;  /* +inf */
+    m = frexp(x, &e);  /* m in [0.5, 1) */
+    if (m < 0.70710678118654752440) {
+        m *= 2.0;
+        e -= 1;
+    }
+    z = (m - 1.0) / (m + 1.0);
+    z2 = z * z;
+    /* Horner in z2 from the top term down: sum_{k=0}^{14} z2^k / (2k+1) */
+    sum = 0.0;
+    for (k = 14; k >= 0; k--) sum = sum * z2 + 1.0 / (double)(2 * k + 1);
+    term = 2.0 * z * sum;
+    return term + (double)e * ln2;
+}
+
+double red_rng_normal(red_rng *r) {
+    double u, v, s, f;
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    do {
+        u = 2.0 * red_rng_uniform(r) - 1.0;
+        v = 2.0 * red_rng_uniform(r) - 1.0;
+        s = u * u + v * v;
+    } while (s >= 1.0 || s == 0.0);
+    f = sqrt(-2.0 * red_log(s) / s);  /* sqrt is correctly rounded by IEEE 754 */
+    r->spare = v * f;
+    r->has_spare = 1;
+    return u * f;
+}
+
+void red_rng_fill_uniform(red_rng *r, float *x, size_t n, float lo, float hi) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] = lo + (hi - lo) * red_rng_uniformf(r);
+}
+
+void red_rng_fill_normal(red_rng *r, float *x, size_t n, float mean, float std) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] = (float)((double)mean + (double)std * red_rng_normal(r));
+}
+
+/* ------------------------------------------------------------------ vector kernels */
+
+/* Reductions keep RED_ACC independent partial sums (indices i mod RED_ACC*lanes)
+ * so that the loop is not latency-bound, then add them in a fixed order. */
+#define RED_ACC 4
+
+void red_vec_fill(float *y, float v, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] = v;
+}
+
+void red_vec_copy(float *y, const float *x, size_t n) {
+    if (n) memmove(y, x, n * sizeof *y);
+}
+
+void red_vec_add(float *y, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+#ifndef RED_SIMD_SCALAR
+    for (; i + VEC_LANES <= n; i += VEC_LANES) VSTORE(y + i, VADD(VLOAD(a + i), VLOAD(b + i)));
+#endif
+    for (; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void red_vec_mul(float *y, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+#ifndef RED_SIMD_SCALAR
+    for (; i + VEC_LANES <= n; i += VEC_LANES) VSTORE(y + i, VMUL(VLOAD(a + i), VLOAD(b + i)));
+#endif
+    for (; i < n; i++) y[i] = a[i] * b[i];
+}
+
+void red_vec_scale(float *y, float s, size_t n) {
+    size_t i = 0;
+#ifndef RED_SIMD_SCALAR
+    vec_t vs = VSET1(s);
+    for (; i + VEC_LANES <= n; i += VEC_LANES) VSTORE(y + i, VMUL(VLOAD(y + i), vs));
+#endif
+    for (; i < n; i++) y[i] *= s;
+}
+
+void red_vec_axpy_scalar(float *y, float a, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void red_vec_axpy(float *y, float a, const float *x, size_t n) {
+#ifndef RED_SIMD_SCALAR
+    size_t i = 0;
+    vec_t va = VSET1(a);
+    for (; i + VEC_LANES <= n; i += VEC_LANES) VSTORE(y + i, VFMA(va, VLOAD(x + i), VLOAD(y + i)));
+    red_vec_axpy_scalar(y + i, a, x + i, n - i);
+#else
+    red_vec_axpy_scalar(y, a, x, n);
+#endif
+}
+
+float red_vec_dot_scalar(const float *a, const float *b, size_t n) {
+    float s[RED_ACC] = {0};
+    size_t i = 0;
+    int j;
+    for (; i + RED_ACC <= n; i += RED_ACC)
+        for (j = 0; j < RED_ACC; j++) s[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+float red_vec_dot(const float *a, const float *b, size_t n) {
+#ifndef RED_SIMD_SCALAR
+    vec_t s0 = VZERO(), s1 = VZERO(), s2 = VZERO(), s3 = VZERO();
+    size_t i = 0;
+    float tail;
+    for (; i + 4 * VEC_LANES <= n; i += 4 * VEC_LANES) {
+        s0 = VFMA(VLOAD(a + i), VLOAD(b + i), s0);
+        s1 = VFMA(VLOAD(a + i + VEC_LANES), VLOAD(b + i + VEC_LANES), s1);
+        s2 = VFMA(VLOAD(a + i + 2 * VEC_LANES), VLOAD(b + i + 2 * VEC_LANES), s2);
+        s3 = VFMA(VLOAD(a + i + 3 * VEC_LANES), VLOAD(b + i + 3 * VEC_LANES), s3);
+    }
+    for (; i + VEC_LANES <= n; i += VEC_LANES) s0 = VFMA(VLOAD(a + i), VLOAD(b + i), s0);
+    tail = red_vec_dot_scalar(a + i, b + i, n - i);
+    return VREDUCE(VADD(VADD(s0, s1), VADD(s2, s3))) + tail;
+#else
+    return red_vec_dot_scalar(a, b, n);
+#endif
+}
+
+float red_vec_sum_scalar(const float *x, size_t n) {
+    float s[RED_ACC] = {0};
+    size_t i = 0;
+    int j;
+    for (; i + RED_ACC <= n; i += RED_ACC)
+        for (j = 0; j < RED_ACC; j++) s[j] += x[i + j];
+    for (; i < n; i++) s[0] += x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+float red_vec_sum(const float *x, size_t n) {
+#ifndef RED_SIMD_SCALAR
+    vec_t s0 = VZERO(), s1 = VZERO();
+    size_t i = 0;
+    float tail;
+    for (; i + 2 * VEC_LANES <= n; i += 2 * VEC_LANES) {
+        s0 = VADD(s0, VLOAD(x + i));
+        s1 = VADD(s1, VLOAD(x + i + VEC_LANES));
+    }
+    for (; i + VEC_LANES <= n; i += VEC_LANES) s0 = VADD(s0, VLOAD(x + i));
+    tail = red_vec_sum_scalar(x + i, n - i);
+    return VREDUCE(VADD(s0, s1)) + tail;
+#else
+    return red_vec_sum_scalar(x, n);
+#endif
+}
+
+float red_vec_sumsq_scalar(const float *x, size_t n) { return red_vec_dot_scalar(x, x, n); }
+
+float red_vec_sumsq(const float *x, size_t n) { return red_vec_dot(x, x, n); }
+
+float red_vec_max(const float *x, size_t n) {
+    float m = -HUGE_VALF;
+    size_t i = 0;
+#ifndef RED_SIMD_SCALAR
+    if (n >= VEC_LANES) {
+        vec_t vm = VLOAD(x);
+        for (i = VEC_LANES; i + VEC_LANES <= n; i += VEC_LANES) vm = VMAX(vm, VLOAD(x + i));
+        m = VREDUCE_MAX(vm);
+    }
+#endif
+    for (; i < n; i++)
+        if (x[i] > m) m = x[i];
+    return m;
+}
+
+void red_softmax(float *x, size_t n) {
+    float mx = red_vec_max(x, n), sum = 0.0f;
+    size_t i;
+    if (n == 0) return;
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    red_vec_scale(x, 1.0f / sum, n);
+}

@@ -1,0 +1,187 @@
+/* tests/test_npy.c - .npy: files written by numpy itself (all header
+ * versions, f4/f8, 0-D..4-D), our own round trips, and rejection of malformed
+ * or unsupported files with a message naming the file and the problem. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static void load_ok(const char *name, int ndim, const int64_t *shape, red_tensor *t) {
+    red_error err;
+    int i;
+    cr_assert_eq(red_npy_load(name, t, &err), RED_OK, "%s: %s", name, err.msg);
+    cr_assert_eq(t->ndim, ndim, "%s: ndim %d", name, t->ndim);
+    for (i = 0; i < ndim; i++) cr_assert_eq(t->shape[i], shape[i], "%s: dim %d", name, i);
+}
+
+Test(npy, reads_numpy_files_of_every_version) {
+    red_tensor v1, v2, v3, t;
+    int64_t s35[2] = {3, 5}, s234[3] = {2, 3, 4}, s7[1] = {7}, s4d[4] = {2, 3, 4, 5}, s04[2] = {0, 4};
+    int i;
+    load_ok(FIXTURE("npy_v1_f4_3x5.npy"), 2, s35, &v1);
+    load_ok(FIXTURE("npy_v2_f4_3x5.npy"), 2, s35, &v2);
+    load_ok(FIXTURE("npy_v3_f4_3x5.npy"), 2, s35, &v3);
+    cr_assert(memcmp(v1.data, v2.data, 15 * 4) == 0 && memcmp(v1.data, v3.data, 15 * 4) == 0);
+    load_ok(FIXTURE("npy_v1_f8_2x3x4.npy"), 3, s234, &t);
+    red_tensor_free(&t);
+    load_ok(FIXTURE("npy_v1_f4_0d.npy"), 0, NULL, &t);
+    cr_assert_eq(t.data[0], 2.5f);
+    red_tensor_free(&t);
+    load_ok(FIXTURE("npy_v1_f4_1d.npy"), 1, s7, &t);
+    for (i = 0; i < 7; i++) cr_assert_eq(t.data[i], (float)i);
+    red_tensor_free(&t);
+    load_ok(FIXTURE("npy_v1_f4_4d.npy"), 4, s4d, &t);
+    for (i = 0; i < 120; i++) cr_assert_eq(t.data[i], (float)i, "C order");
+    red_tensor_free(&t);
+    load_ok(FIXTURE("npy_v1_f4_empty.npy"), 2, s04, &t);
+    red_tensor_free(&t);
+    red_tensor_free(&v1); red_tensor_free(&v2); red_tensor_free(&v3);
+}
+
+/* Our own writer matches numpy's bytes exactly for the same array. */
+Test(npy, writer_is_byte_identical_to_numpy) {
+    red_tensor t;
+    red_error err;
+    unsigned char *a, *b;
+    size_t la, lb;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/red_npy_test_%ld.npy", (long)getpid());
+    load_ok(FIXTURE("npy_v1_f4_3x5.npy"), 2, (int64_t[]){3, 5}, &t);
+    cr_assert_eq(red_npy_save(path, &t, &err), RED_OK, "%s", err.msg);
+    cr_assert_eq(red_read_file(path, &a, &la, &err), RED_OK);
+    cr_assert_eq(red_read_file(FIXTURE("npy_v1_f4_3x5.npy"), &b, &lb, &err), RED_OK);
+    cr_assert_eq(la, lb);
+    cr_assert(memcmp(a, b, la) == 0, "bytes differ from numpy's");
+    free(a); free(b);
+    red_tensor_free(&t);
+    load_ok(FIXTURE("npy_v1_f4_1d.npy"), 1, (int64_t[]){7}, &t);
+    red_npy_save(path, &t, &err);
+    red_read_file(path, &a, &la, &err);
+    red_read_file(FIXTURE("npy_v1_f4_1d.npy"), &b, &lb, &err);
+    cr_assert(la == lb && memcmp(a, b, la) == 0, "1-D header '(7,)' differs from numpy's");
+    free(a); free(b);
+    red_tensor_free(&t);
+    remove(path);
+}
+
+Test(npy, round_trips) {
+    int64_t shapes[5][4] = {{1}, {0}, {4, 6}, {2, 3, 5}, {2, 2, 3, 2}};
+    int nd[5] = {0, 1, 2, 3, 4}, s, i;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/red_npy_rt_%ld.npy", (long)getpid());
+    for (s = 0; s < 5; s++) {
+        red_tensor t, u;
+        red_error err;
+        red_rng r;
+        int64_t n;
+        cr_assert_eq(red_tensor_heap(&t, nd[s], shapes[s]), RED_OK);
+        n = red_tensor_numel(&t);
+        red_rng_seed(&r, s);
+        red_rng_fill_normal(&r, t.data, (size_t)n, 0, 1e10f);
+        if (n > 1) t.data[1] = -0.0f;
+        cr_assert_eq(red_npy_save(path, &t, &err), RED_OK, "%s", err.msg);
+        cr_assert_eq(red_npy_load(path, &u, &err), RED_OK, "%s", err.msg);
+        cr_assert_eq(u.ndim, t.ndim);
+        for (i = 0; i < t.ndim; i++) cr_assert_eq(u.shape[i], t.shape[i]);
+        cr_assert(n == 0 || memcmp(u.data, t.data, (size_t)n * 4) == 0, "data differs (bitwise)");
+        red_tensor_free(&t);
+        red_tensor_free(&u);
+    }
+    remove(path);
+}
+
+/* A malformed image must fail with the given status and a message containing
+ * `needle`, and never leave data allocated. */
+static void expect_reject(const void *buf, size_t len, red_status want, const char *needle) {
+    red_tensor t;
+    red_error err;
+    red_status st = red_npy_parse(buf, len, "case.npy", &t, &err);
+    cr_assert_eq(st, want, "status %s, want %s (%s)", red_status_name(st), red_status_name(want), err.msg);
+    cr_assert_null(t.data);
+    cr_assert(strstr(err.msg, "case.npy") != NULL, "message lacks the file name: %s", err.msg);
+    cr_assert(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
+}
+
+/* builds a v1 file with the given header text (padded) and data bytes */
+static size_t make_npy(unsigned char *out, const char *header, size_t ndata) {
+    size_t h = strlen(header), i;
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (unsigned char)(h & 255);
+    out[9] = (unsigned char)(h >> 8);
+    memcpy(out + 10, header, h);
+    for (i = 0; i < ndata; i++) out[10 + h + i] = 0;
+    return 10 + h + ndata;
+}
+
+Test(npy, rejects_malformed_files) {
+    unsigned char b[512];
+    size_t n;
+    red_tensor t;
+    red_error err;
+    expect_reject("hello", 5, RED_E_FORMAT, "magic");
+    expect_reject("\x93NUMPX\x01\x00\x00\x00", 10, RED_E_FORMAT, "magic");
+    expect_reject("\x93NUMPY\x04\x00\x00\x00", 10, RED_E_UNSUPPORTED, "version 4.0");
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n", 20);
+    expect_reject(b, n, RED_E_FORMAT, "expected 24 bytes");                  /* truncated data */
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n", 28);
+    expect_reject(b, n, RED_E_FORMAT, "expected 24 bytes");                  /* trailing bytes */
+    n = make_npy(b, "{'descr': '<f4', 'shape': (2,), }\n", 8);
+    expect_reject(b, n, RED_E_FORMAT, "fortran_order");                      /* missing key */
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}\n", 8);
+    expect_reject(b, n, RED_E_FORMAT, "unexpected key");
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': Nope, 'shape': (2,), }\n", 8);
+    expect_reject(b, n, RED_E_FORMAT, "True or False");
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }\n", 8);
+    expect_reject(b, n, RED_E_FORMAT, "non-negative integer");
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk\n", 8);
+    expect_reject(b, n, RED_E_FORMAT, "only padding");
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)\n", 8);
+    expect_reject(b, n, RED_E_FORMAT, "byte offset");
+    n = make_npy(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", 8);
+    b[8] = 200;  /* header length past the end of the file */
+    expect_reject(b, n, RED_E_FORMAT, "runs past the end");
+    /* numpy-written files of unsupported kinds */
+    cr_assert_eq(red_npy_load(FIXTURE("npy_bad_bigendian.npy"), &t, &err), RED_E_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "big-endian"), "%s", err.msg);
+    cr_assert_eq(red_npy_load(FIXTURE("npy_bad_fortran.npy"), &t, &err), RED_E_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "Fortran"), "%s", err.msg);
+    cr_assert_eq(red_npy_load(FIXTURE("npy_bad_int32.npy"), &t, &err), RED_E_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "<i4"), "%s", err.msg);
+    cr_assert_eq(red_npy_load(FIXTURE("npy_bad_5d.npy"), &t, &err), RED_E_FORMAT);
+    cr_assert(strstr(err.msg, "at most 4 dimensions"), "%s", err.msg);
+    cr_assert_eq(red_npy_load("/nonexistent/x.npy", &t, &err), RED_E_IO);
+    cr_assert(strstr(err.msg, "/nonexistent/x.npy"), "%s", err.msg);
+}
+
+/* Every truncation of a valid file is rejected cleanly (never a crash). */
+Test(npy, every_truncation_is_rejected) {
+    unsigned char *buf;
+    size_t len, cut;
+    red_error err;
+    cr_assert_eq(red_read_file(FIXTURE("npy_v2_f4_3x5.npy"), &buf, &len, &err), RED_OK);
+    for (cut = 0; cut < len; cut++) {
+        red_tensor t;
+        cr_assert_neq(red_npy_parse(buf, cut, "cut.npy", &t, &err), RED_OK, "prefix of %zu bytes accepted", cut);
+        cr_assert_null(t.data);
+    }
+    free(buf);
+}
+
+Test(npy, atomic_write_leaves_no_temp_file_and_reports_errors) {
+    red_tensor t;
+    red_error err;
+    int64_t s[1] = {3};
+    char path[64], tmp[96];
+    red_tensor_heap(&t, 1, s);
+    t.data[0] = t.data[1] = t.data[2] = 1.0f;
+    snprintf(path, sizeof path, "/tmp/red_atomic_%ld.npy", (long)getpid());
+    cr_assert_eq(red_npy_save(path, &t, &err), RED_OK);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    cr_assert_neq(access(path, F_OK), -1);
+    cr_assert_eq(access(tmp, F_OK), -1, "temp file left behind");
+    cr_assert_eq(red_npy_save("/nonexistent-dir/x.npy", &t, &err), RED_E_IO);
+    cr_assert(strstr(err.msg, "/nonexistent-dir/x.npy"), "%s", err.msg);
+    remove(path);
+    red_tensor_free(&t);
+}

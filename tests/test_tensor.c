@@ -1,0 +1,232 @@
+/* tests/test_tensor.c - arena, tensors, thread pool, RNG, vector kernels. */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <stdio.h>
+
+#include "testutil.h"
+
+Test(arena, aligned_bounded_and_resettable) {
+    red_arena a;
+    void *p, *q;
+    size_t mark;
+    cr_assert_eq(red_arena_init(&a, 1000), RED_OK);
+    p = red_arena_alloc(&a, 10);
+    q = red_arena_alloc(&a, 10);
+    cr_assert(p && q);
+    cr_assert_eq((uintptr_t)p % 64, 0);
+    cr_assert_eq((uintptr_t)q % 64, 0);
+    cr_assert_eq((char *)q - (char *)p, 64, "second block starts on the next line");
+    mark = red_arena_mark(&a);
+    cr_assert_null(red_arena_alloc(&a, 2000), "over-capacity request must fail, not grow");
+    cr_assert_not_null(red_arena_alloc(&a, 800));
+    cr_assert_null(red_arena_alloc(&a, 100), "arena is full");
+    red_arena_reset(&a, mark);
+    cr_assert_not_null(red_arena_alloc(&a, 100));
+    red_arena_free(&a);
+}
+
+Test(tensor, shapes_and_numel) {
+    red_arena a;
+    red_tensor t;
+    int64_t s4[4] = {2, 3, 4, 5}, bad[2] = {3, -1};
+    red_arena_init(&a, 1 << 16);
+    cr_assert_eq(red_tensor_arena(&t, &a, 4, s4), RED_OK);
+    cr_assert_eq(red_tensor_numel(&t), 120);
+    cr_assert_eq(red_tensor_arena(&t, &a, 2, bad), RED_E_ARG);
+    cr_assert_eq(red_tensor_arena(&t, &a, 5, s4), RED_E_ARG);
+    cr_assert_eq(red_tensor_heap(&t, 0, NULL), RED_OK);
+    cr_assert_eq(red_tensor_numel(&t), 1, "0-D tensor is a scalar");
+    red_tensor_free(&t);
+    red_arena_free(&a);
+}
+
+/* ------------------------------------------------------------------ pool */
+
+typedef struct {
+    int hits[8];
+    int nth_seen[8];
+} pool_probe;
+
+static void probe_task(void *arg, int ith, int nth) {
+    pool_probe *p = arg;
+    p->hits[ith]++;  /* each ith is one thread: no sharing */
+    p->nth_seen[ith] = nth;
+}
+
+Test(pool, every_thread_runs_each_task_once) {
+    int sizes[3] = {1, 2, 5}, s, run, i;
+    for (s = 0; s < 3; s++) {
+        red_pool *p = red_pool_create(sizes[s]);
+        pool_probe pr;
+        cr_assert_not_null(p);
+        cr_assert_eq(red_pool_size(p), sizes[s]);
+        memset(&pr, 0, sizeof pr);
+        for (run = 0; run < 2000; run++) red_pool_run(p, 0, probe_task, &pr);
+        for (i = 0; i < sizes[s]; i++) {
+            cr_assert_eq(pr.hits[i], 2000, "pool %d: thread %d ran %d times", sizes[s], i, pr.hits[i]);
+            cr_assert_eq(pr.nth_seen[i], sizes[s]);
+        }
+        /* a task on fewer threads than the pool has */
+        memset(&pr, 0, sizeof pr);
+        red_pool_run(p, 1, probe_task, &pr);
+        cr_assert_eq(pr.hits[0], 1);
+        for (i = 1; i < sizes[s]; i++) cr_assert_eq(pr.hits[i], 0);
+        red_pool_destroy(p);
+    }
+}
+
+Test(pool, split_range_partitions_exactly) {
+    int64_t n, lo, hi, prev;
+    int nth, ith;
+    for (n = 0; n < 50; n++)
+        for (nth = 1; nth <= 7; nth++) {
+            prev = 0;
+            for (ith = 0; ith < nth; ith++) {
+                red_split_range(n, ith, nth, &lo, &hi);
+                cr_assert_eq(lo, prev, "gap or overlap at n=%lld nth=%d", (long long)n, nth);
+                cr_assert(hi - lo <= n / nth + 1, "unbalanced");
+                prev = hi;
+            }
+            cr_assert_eq(prev, n);
+        }
+}
+
+/* ------------------------------------------------------------------ RNG */
+
+/* Golden values from tests/fixtures/make_fixtures.py, a Python implementation
+ * of splitmix64 + xoshiro256** + the polar method written from the papers. */
+Test(rng, matches_independent_python_implementation) {
+    FILE *f = fopen(FIXTURE("rng_golden.txt"), "r");
+    char kind[16];
+    char val[64];
+    red_rng r42, r7, r2026;
+    int lines = 0;
+    cr_assert_not_null(f, "missing tests/fixtures/rng_golden.txt");
+    red_rng_seed(&r42, 42);
+    red_rng_seed(&r7, 7);
+    red_rng_seed(&r2026, 2026);
+    while (fscanf(f, "%15s %63s", kind, val) == 2) {
+        lines++;
+        if (!strcmp(kind, "u64")) {
+            unsigned long long want = strtoull(val, NULL, 10);
+            cr_assert_eq(red_rng_u64(&r42), want, "u64 line %d", lines);
+        } else if (!strcmp(kind, "uniform")) {
+            cr_assert_eq(red_rng_uniform(&r7), strtod(val, NULL), "uniform line %d", lines);
+        } else {
+            /* Python used libm's log; red uses its own: allow 4 ulp of the value */
+            double want = strtod(val, NULL), got = red_rng_normal(&r2026);
+            cr_assert(fabs(got - want) <= 4 * DBL_EPSILON * fabs(want), "normal line %d: %.17g vs %.17g",
+                      lines, got, want);
+        }
+    }
+    fclose(f);
+    cr_assert_eq(lines, 25);
+}
+
+/* red_log against libm: within 2 ulp over 30 decades, subnormals and powers of 2. */
+Test(rng, log_is_accurate) {
+    double x, worst = 0;
+    int i;
+    for (x = 1e-310; x < 1e300; x *= 1.37) {
+        double a = red_log(x), b = log(x), ulp = nextafter(fabs(b), INFINITY) - fabs(b);
+        double e = b == 0 ? fabs(a) : fabs(a - b) / ulp;
+        if (e > worst) worst = e;
+    }
+    for (i = -1074; i < 1024; i++) cr_assert(fabs(red_log(ldexp(1.0, i)) - i * 0.6931471805599453) <= 1e-12 * (abs(i) + 1));
+    cr_assert(worst <= 2.0, "red_log error %.2f ulp", worst);
+    cr_assert_eq(red_log(1.0), 0.0);
+    cr_assert(isinf(red_log(0.0)) && red_log(0.0) < 0);
+    cr_assert(isnan(red_log(-1.0)));
+}
+
+Test(rng, moments_and_ranges) {
+    red_rng r;
+    int i, n = 200000, below[10] = {0};
+    double s = 0, s2 = 0;
+    red_rng_seed(&r, 3);
+    for (i = 0; i < n; i++) {
+        double z = red_rng_normal(&r), u = red_rng_uniform(&r);
+        float uf = red_rng_uniformf(&r);
+        s += z;
+        s2 += z * z;
+        cr_assert(u >= 0.0 && u < 1.0);
+        cr_assert(uf >= 0.0f && uf < 1.0f);
+        below[red_rng_below(&r, 10)]++;
+    }
+    /* mean: sd 1/sqrt(n) = 0.0022; variance: sd sqrt(2/n) = 0.0032; 5 sd bounds */
+    cr_assert(fabs(s / n) < 0.011, "normal mean %g", s / n);
+    cr_assert(fabs(s2 / n - 1.0) < 0.016, "normal variance %g", s2 / n);
+    /* each bucket ~ Binomial(n, 0.1): sd 134; 5 sd = 670 */
+    for (i = 0; i < 10; i++) cr_assert(abs(below[i] - n / 10) < 670, "bucket %d: %d", i, below[i]);
+}
+
+Test(rng, same_seed_same_stream_different_seed_differs) {
+    red_rng a, b, c;
+    int i, differ = 0;
+    red_rng_seed(&a, 123);
+    red_rng_seed(&b, 123);
+    red_rng_seed(&c, 124);
+    for (i = 0; i < 100; i++) {
+        uint64_t x = red_rng_u64(&a);
+        cr_assert_eq(x, red_rng_u64(&b));
+        differ += x != red_rng_u64(&c);
+    }
+    cr_assert_eq(differ, 100);
+}
+
+/* ------------------------------------------------------------------ vector kernels */
+
+/* SIMD vs the always-built scalar versions, on every length 0..100 (all
+ * remainders of every vector width). Elementwise ops are exact; reductions
+ * differ only by summation order: |a - b| <= 2 n eps_f sum|x_i y_i|. */
+Test(vec, simd_matches_scalar_all_lengths) {
+    red_rng r;
+    size_t n, i;
+    red_rng_seed(&r, 5);
+    for (n = 0; n <= 100; n++) {
+        float *a = tu_rand(&r, n, -2, 2), *b = tu_rand(&r, n, -2, 2), *y = malloc(n * 4 + 4),
+              *y2 = malloc(n * 4 + 4);
+        double mag = 0, sabs = 0;
+        for (i = 0; i < n; i++) {
+            mag += fabs((double)a[i] * b[i]);
+            sabs += fabs(a[i]);
+        }
+        cr_assert(fabs(red_vec_dot(a, b, n) - red_vec_dot_scalar(a, b, n)) <= 2 * (n + 1) * FLT_EPSILON * mag + 1e-30, "dot n=%zu", n);
+        cr_assert(fabs(red_vec_sum(a, n) - red_vec_sum_scalar(a, n)) <= 2 * (n + 1) * FLT_EPSILON * sabs + 1e-30, "sum n=%zu", n);
+        cr_assert(fabs(red_vec_sumsq(a, n) - red_vec_sumsq_scalar(a, n)) <= 2 * (n + 1) * FLT_EPSILON * red_vec_sumsq_scalar(a, n) + 1e-30);
+        red_vec_add(y, a, b, n);
+        for (i = 0; i < n; i++) cr_assert_eq(y[i], a[i] + b[i]);
+        red_vec_mul(y, a, b, n);
+        for (i = 0; i < n; i++) cr_assert_eq(y[i], a[i] * b[i]);
+        memcpy(y, a, n * 4);
+        red_vec_scale(y, 0.5f, n);
+        for (i = 0; i < n; i++) cr_assert_eq(y[i], a[i] * 0.5f);
+        memcpy(y, a, n * 4);
+        memcpy(y2, a, n * 4);
+        red_vec_axpy(y, 0.3f, b, n);
+        red_vec_axpy_scalar(y2, 0.3f, b, n);
+        for (i = 0; i < n; i++) cr_assert(fabs(y[i] - y2[i]) <= FLT_EPSILON * (fabs(y2[i]) + fabs(0.3 * b[i])), "axpy");
+        if (n) {
+            float mx = a[0];
+            for (i = 1; i < n; i++) mx = a[i] > mx ? a[i] : mx;
+            cr_assert_eq(red_vec_max(a, n), mx, "max n=%zu", n);
+        }
+        free(a); free(b); free(y); free(y2);
+    }
+    cr_assert(isinf(red_vec_max(NULL, 0)));
+}
+
+Test(vec, softmax_is_normalised_and_shift_safe) {
+    float x[5] = {1000.0f, 1001.0f, 1002.0f, -1e30f, 1000.5f};
+    double s = 0;
+    int i;
+    red_softmax(x, 5);
+    for (i = 0; i < 5; i++) {
+        cr_assert(isfinite(x[i]) && x[i] >= 0);
+        s += x[i];
+    }
+    cr_assert(fabs(s - 1.0) <= 5 * FLT_EPSILON);
+    /* softmax(1000,1001,1002) ratios are e^-1 */
+    cr_assert(fabs(x[1] / x[2] - exp(-1.0)) <= 4 * FLT_EPSILON);
+    cr_assert_eq(x[3], 0.0f);
+}

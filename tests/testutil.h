@@ -1,0 +1,71 @@
+/* tests/testutil.h - shared helpers for the Criterion suites: seeded data,
+ * double-precision references and error measures. Every tolerance is stated
+ * at its check, in the test files. Tests run from the repository root. */
+#ifndef RED_TESTUTIL_H
+#define RED_TESTUTIL_H
+
+#include "../red.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIXTURE(name) "tests/fixtures/" name
+
+static inline float *tu_rand(red_rng *r, size_t n, float lo, float hi) {
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    red_rng_fill_uniform(r, x, n, lo, hi);
+    return x;
+}
+
+/* C_ref = alpha op(A) op(B) + beta C0 in double, and the magnitude
+ * |alpha| sum|a b| + |beta c0| per element, which bounds the rounding error. */
+static inline void tu_gemm_ref(red_trans t, int m, int n, int k, double alpha, const float *A, int lda,
+                               const float *B, int ldb, double beta, const float *C0, int ldc,
+                               double *ref, double *mag) {
+    int i, j, p;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            double s = 0.0, g = 0.0;
+            for (p = 0; p < k; p++) {
+                double a = t == RED_TN ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p];
+                double b = t == RED_NT ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j];
+                s += a * b;
+                g += fabs(a * b);
+            }
+            ref[(size_t)i * n + j] = alpha * s + (beta != 0.0 ? beta * C0[(size_t)i * ldc + j] : 0.0);
+            mag[(size_t)i * n + j] = fabs(alpha) * g + (beta != 0.0 ? fabs(beta * C0[(size_t)i * ldc + j]) : 0.0);
+        }
+}
+
+/* max over i of |U_iᵀU_j - δ_ij| for Q (rows x k) */
+static inline double tu_orth_err(const float *Q, int rows, int k) {
+    double worst = 0.0;
+    int i, j, p;
+    for (i = 0; i < k; i++)
+        for (j = i; j < k; j++) {
+            double s = 0.0, e;
+            for (p = 0; p < rows; p++) s += (double)Q[(size_t)p * k + i] * Q[(size_t)p * k + j];
+            e = fabs(s - (i == j));
+            if (!(e <= worst)) worst = e;
+        }
+    return worst;
+}
+
+/* ‖A - U diag(S) Vᵀ‖_F / ‖A‖_F (or the absolute error when A = 0) */
+static inline double tu_svd_resid(int m, int n, const float *A, const float *U, const float *S,
+                                  const float *V) {
+    int k = m < n ? m : n, i, j, p;
+    double num = 0.0, den = 0.0;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            double s = 0.0, d;
+            for (p = 0; p < k; p++) s += (double)U[(size_t)i * k + p] * S[p] * V[(size_t)j * k + p];
+            d = A[(size_t)i * n + j] - s;
+            num += d * d;
+            den += (double)A[(size_t)i * n + j] * A[(size_t)i * n + j];
+        }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+#endif
