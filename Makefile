@@ -117,7 +117,8 @@ test: criterion red $(BUILD)/red-tests
 
 # ---- benchmarks -----------------------------------------------------------
 # The peer binary links OpenBLAS (its bundled LAPACK too) and is never part of ./red.
-HAVE_OPENBLAS := $(shell printf '\#include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lopenblas 2>/dev/null && echo 1)
+HASH := \#
+HAVE_OPENBLAS := $(shell printf '$(HASH)include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lopenblas 2>/dev/null && echo 1)
 
 $(BUILD)/red-bench-peer: bench/bench.c $(filter-out $(BUILD)/bench/bench.o,$(LIB_OBJ)) $(HEADERS)
 	$(CC) $(CFLAGS_ALL) -DRED_BENCH_PEER -o $@ bench/bench.c $(filter-out $(BUILD)/bench/bench.o,$(LIB_OBJ)) -lopenblas $(LDLIBS_ALL)
