@@ -510,5 +510,9 @@ int red_bench_main(int argc, char **argv) {
 }
 
 #ifdef RED_BENCH_PEER
-int main(int argc, char **argv) { return red_bench_main(argc - 1, argv + 1); }
+/* accepts the same arguments as `red bench ...`, with or without the word bench */
+int main(int argc, char **argv) {
+    int skip = argc > 1 && !strcmp(argv[1], "bench") ? 2 : 1;
+    return red_bench_main(argc - skip, argv + skip);
+}
 #endif
