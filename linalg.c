@@ -330,13 +330,14 @@ static void gemm_scale_c(int m, int n, float beta, float *C, int ldc) {
     }
 }
 
-static red_status gemm_run(const gemm_arch *arch, red_pool *pool, red_trans trans, int m, int n,
-                           int k, float alpha, const float *A, int lda, const float *B, int ldb,
-                           float beta, float *C, int ldc) {
+/* serial_ws != NULL: run on the calling thread with that workspace (no pool). */
+static red_status gemm_run(const gemm_arch *arch, red_pool *pool, void *serial_ws, red_trans trans,
+                           int m, int n, int k, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc) {
     gemm_task g;
     int64_t rows_units, cols_units, units, nth;
     double flops;
-    if (!pool || m < 0 || n < 0 || k < 0 || (trans != RED_NN && trans != RED_NT && trans != RED_TN))
+    if ((!pool && !serial_ws) || m < 0 || n < 0 || k < 0 || (trans != RED_NN && trans != RED_NT && trans != RED_TN))
         return RED_E_ARG;
     if (m == 0 || n == 0) return RED_OK;
     if (!C || ldc < n) return RED_E_ARG;
@@ -359,6 +360,10 @@ static red_status gemm_run(const gemm_arch *arch, red_pool *pool, red_trans tran
     g.A = A; g.B = B; g.C = C;
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
     g.pool = pool;
+    if (serial_ws) {
+        gemm_region(&g, serial_ws, 0, m, 0, n);
+        return RED_OK;
+    }
     /* Each thread packs the whole of the operand it does not split: row slabs
      * duplicate B (k x n), column slabs duplicate A (m x k); duplicate the
      * smaller, unless that leaves too few tiles to go round. */
@@ -383,13 +388,20 @@ static red_status gemm_run(const gemm_arch *arch, red_pool *pool, red_trans tran
 red_status red_sgemm(red_pool *pool, red_trans trans, int m, int n, int k, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc) {
-    return gemm_run(&arch_simd, pool, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_run(&arch_simd, pool, NULL, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 red_status red_sgemm_scalar(red_pool *pool, red_trans trans, int m, int n, int k, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
                             float *C, int ldc) {
-    return gemm_run(&arch_scalar, pool, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    return gemm_run(&arch_scalar, pool, NULL, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+red_status red_sgemm_serial(void *scratch, red_trans trans, int m, int n, int k, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc) {
+    if (!scratch) return RED_E_ARG;
+    return gemm_run(&arch_simd, NULL, scratch, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 const char *red_trans_name(red_trans t) {

@@ -155,6 +155,12 @@ red_status red_sgemm(red_pool *pool, red_trans trans, int m, int n, int k,
 red_status red_sgemm_scalar(red_pool *pool, red_trans trans, int m, int n, int k,
                             float alpha, const float *A, int lda, const float *B, int ldb,
                             float beta, float *C, int ldc);
+/* Same contract on the calling thread only, packing into `scratch`
+ * (RED_POOL_SCRATCH_BYTES, e.g. red_pool_scratch(pool, ith) inside a pool
+ * task): for many small independent products run in parallel. */
+red_status red_sgemm_serial(void *scratch, red_trans trans, int m, int n, int k, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc);
 const char *red_trans_name(red_trans t);  /* "nn", "nt", "tn" */
 
 /* Thin SVD by one-sided Jacobi (double internally): A (m x n, lda) = U S Vᵀ,
@@ -202,6 +208,337 @@ red_status red_npy_save(const char *path, const red_tensor *t, red_error *err);
 red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err);
 /* Writes a buffer atomically: path.tmp.<pid> then rename over path. */
 red_status red_write_file_atomic(const char *path, const void *buf, size_t len, red_error *err);
+
+/* ------------------------------------------------------------------ json.c */
+
+/* Strict RFC 8259 JSON tree. Object members keep their order; duplicate keys,
+ * invalid UTF-8, lone surrogates, trailing commas, leading zeros, NaN and
+ * trailing garbage are errors that name the byte offset. */
+typedef enum {
+    RED_JSON_NULL, RED_JSON_FALSE, RED_JSON_TRUE, RED_JSON_NUMBER,
+    RED_JSON_STRING, RED_JSON_ARRAY, RED_JSON_OBJECT
+} red_json_type;
+
+typedef struct red_json red_json;
+struct red_json {
+    red_json_type type;
+    double number;       /* NUMBER */
+    int is_int;          /* NUMBER written as an integer that fits int64 */
+    int64_t ival;        /* exact value when is_int */
+    char *str;           /* STRING: NUL-terminated UTF-8 (may hold \0) */
+    size_t len;          /* STRING: byte length */
+    char *key;           /* member key when the parent is an OBJECT */
+    size_t key_len;
+    red_json *child;     /* ARRAY/OBJECT: first element */
+    red_json *next;      /* next sibling */
+    size_t count;        /* ARRAY/OBJECT: number of elements */
+    size_t offset;       /* byte offset of the value in the source */
+};
+
+red_status red_json_parse(const char *text, size_t len, const char *name, red_json **root,
+                          red_error *err);
+void red_json_free(red_json *root);
+const red_json *red_json_get(const red_json *obj, const char *key);  /* NULL if absent */
+const red_json *red_json_at(const red_json *arr, size_t i);          /* NULL if out of range */
+const char *red_json_type_name(red_json_type t);
+
+/* Growable text buffer for writers; `failed` is sticky on allocation failure. */
+typedef struct {
+    char *p;       /* NUL-terminated when non-NULL */
+    size_t len, cap;
+    int failed;
+} red_sbuf;
+
+void red_sbuf_init(red_sbuf *b);
+void red_sbuf_free(red_sbuf *b);
+void red_sbuf_put(red_sbuf *b, const char *s, size_t n);
+void red_sbuf_puts(red_sbuf *b, const char *s);
+void red_sbuf_printf(red_sbuf *b, const char *fmt, ...);
+void red_json_put_string(red_sbuf *b, const char *s, size_t n);  /* quoted, escaped */
+void red_json_put_number(red_sbuf *b, double v);  /* shortest round trip; non-finite -> null */
+void red_json_put_float(red_sbuf *b, float v);    /* shortest text that reads back as v */
+
+/* ------------------------------------------------------------------ model.c */
+
+/* Dimension legend: B batch, T sequence, N = B*T rows, D hidden (dim), F ffn,
+ * H query heads, KV key/value heads, HD head_dim, QD = H*HD, KD = KV*HD,
+ * V vocab, L layers. */
+typedef enum { RED_ARCH_LLAMA = 0, RED_ARCH_QWEN2 = 1 } red_arch;
+
+typedef struct {
+    red_arch arch;
+    int dim;            /* hidden_size */
+    int ffn;            /* intermediate_size */
+    int n_layers;       /* num_hidden_layers */
+    int n_heads;        /* num_attention_heads */
+    int n_kv_heads;     /* num_key_value_heads (divides n_heads) */
+    int head_dim;       /* may differ from dim / n_heads */
+    int vocab;          /* vocab_size */
+    int max_pos;        /* max_position_embeddings */
+    float norm_eps;     /* rms_norm_eps */
+    float rope_theta;
+    int rope_llama3;    /* rope_scaling.rope_type == "llama3" */
+    float rope_factor, rope_low_freq, rope_high_freq;
+    int rope_orig_ctx;  /* original_max_position_embeddings */
+    int tied;           /* tie_word_embeddings */
+    int qkv_bias;       /* q/k/v biases (Qwen2 always; Llama attention_bias) */
+    int bos_id, eos_id; /* -1 when absent */
+} red_config;
+
+/* A small Llama-shaped default (dim 64, 2 layers, vocab 259) to edit from. */
+void red_config_default(red_config *c);
+red_status red_config_check(const red_config *c, red_error *err);
+const char *red_arch_name(red_arch a);  /* "llama", "qwen2" */
+
+/* Per-layer named pointers into a parameter-shaped slab. */
+typedef struct {
+    float *attn_norm;       /* [D]      input_layernorm           */
+    float *wq, *bq;         /* [QD, D], [QD] (bq NULL without bias) */
+    float *wk, *bk;         /* [KD, D], [KD]                      */
+    float *wv, *bv;         /* [KD, D], [KD]                      */
+    float *wo;              /* [D, QD]                            */
+    float *mlp_norm;        /* [D]      post_attention_layernorm  */
+    float *wg, *wu;         /* [F, D]   gate_proj, up_proj        */
+    float *wd;              /* [D, F]   down_proj                 */
+} red_layer_weights;
+
+typedef struct {
+    float *embed;               /* [V, D] */
+    red_layer_weights *layers;  /* [L] */
+    float *norm;                /* [D] final norm */
+    float *lm_head;             /* [V, D]; == embed when tied */
+} red_weights;
+
+/* One tensor of the parameter slab, with its Hugging Face name. */
+typedef struct {
+    char name[64];
+    size_t offset;     /* floats from the slab start */
+    size_t numel;
+    int ndim;          /* 1 or 2 */
+    int64_t shape[2];  /* PyTorch shape */
+} red_param;
+
+/* Number of tensors / floats in a model's parameter slab; the slab order is
+ * embed, then per layer the HF order (norms, q,k,v (+bias), o, norm, gate, up,
+ * down), then final norm, then lm_head when untied. */
+int red_param_tensors(const red_config *c);
+size_t red_param_floats(const red_config *c);
+/* Fills tab[0..red_param_tensors-1]. */
+void red_param_table(const red_config *c, red_param *tab);
+/* Points w (layers array of n_layers entries, caller-owned) into slab. */
+void red_weights_point(red_weights *w, const red_config *c, float *slab, red_layer_weights *layers);
+
+/* The ops, as <op>_forward / <op>_backward pairs (model.c). Backward adds
+ * into parameter gradients; input gradients are added (rmsnorm, embed) or
+ * written (linear with din_beta 0, rope in place, attention dq, swiglu), as
+ * each comment says. pool may be NULL where noted by the implementation's
+ * serial fallback (all of these run serially when the work is small). */
+void red_embed_forward(red_pool *pool, float *out, const int *tok, const float *E, int64_t N, int D);
+void red_embed_backward(red_pool *pool, float *dE, const float *dout, const int *tok, int64_t N, int D,
+                        int V);
+/* out = x * rstd * w; rstd[N] saved for backward. dx += ..., dw += ... */
+void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x, const float *w,
+                         int64_t N, int D, float eps);
+void red_rmsnorm_backward(red_pool *pool, float *dx, float *dw, const float *dout, const float *x,
+                          const float *w, const float *rstd, int64_t N, int D);
+/* out[N,O] = beta*out + in[N,I] Wᵀ (+ b);  din = din_beta*din + dout W (din
+ * may be NULL), dW += doutᵀ in, db += colsum(dout). */
+void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
+                        int64_t N, int O, int I, float beta);
+void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const float *dout,
+                         const float *in, const float *W, int64_t N, int O, int I, float din_beta);
+/* RoPE, rotate_half convention. inv[HD/2] effective inverse frequencies
+ * (llama3 scaling applied); table cs[rows, HD] = cos | sin of pos*inv. Row n
+ * of x uses table row n % T. Backward rotates the gradient back, in place. */
+void red_rope_inv_freq(const red_config *c, float *inv);
+void red_rope_table(float *cs, const float *inv, int half, int rows, const int *pos);
+void red_rope_forward(red_pool *pool, float *x, const float *cs, int64_t N, int T, int heads, int HD);
+void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, int T, int heads, int HD);
+/* Causal GQA attention over B sequences of T: q [B*T, H*HD], k, v [B*T, KV*HD],
+ * out [B*T, H*HD], probs [B, H, T, T] saved. Backward writes dq, adds into
+ * dk, dv; dscratch holds red_pool_size(pool) * RED_ATT_CHUNK * T floats. */
+#define RED_ATT_CHUNK 64
+void red_attention_forward(red_pool *pool, float *out, float *probs, const float *q, const float *k,
+                           const float *v, int B, int T, int H, int KV, int HD);
+void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,
+                            const float *dout, const float *probs, const float *q, const float *k,
+                            const float *v, int B, int T, int H, int KV, int HD);
+/* act = silu(g) * u; backward writes dg, du. */
+void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float *u, int64_t n);
+void red_swiglu_backward(red_pool *pool, float *dg, float *du, const float *dact, const float *g,
+                         const float *u, int64_t n);
+
+/* AdamW with decoupled weight decay (Loshchilov & Hutter), PyTorch's form:
+ * p -= lr*wd*p; m,v moments; p -= lr * mhat / (sqrt(vhat) + eps). */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+} red_adamw_cfg;
+/* One update of n elements; t is the 1-based step (bias correction). */
+void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
+                      const red_adamw_cfg *c, float weight_decay, int64_t t);
+/* Global L2 norm of g (double accumulation, fixed order); if max_norm > 0 and
+ * the norm exceeds it, scales g by max_norm / norm. Returns the norm before. */
+double red_clip_grad_norm(float *g, size_t n, double max_norm);
+
+typedef enum { RED_SCHED_CONSTANT = 0, RED_SCHED_LINEAR = 1, RED_SCHED_COSINE = 2 } red_sched_kind;
+typedef struct {
+    red_sched_kind kind;
+    float lr;             /* peak learning rate */
+    int64_t warmup;       /* linear warm-up steps (from lr/warmup to lr) */
+    int64_t total;        /* total steps: decay reaches min_lr at total */
+    float min_lr;
+} red_lr_sched;
+/* Learning rate for 0-based step. */
+float red_lr_at(const red_lr_sched *s, int64_t step);
+
+/* The model: config, parameter slab (own or bound), and, once training is
+ * enabled, gradient and AdamW slabs plus the activation slab for B x T.
+ * Nothing is allocated inside forward/backward/step. */
+typedef struct red_train_acts red_train_acts;
+typedef struct {
+    red_config cfg;
+    red_pool *pool;           /* not owned */
+    size_t n_params;          /* floats in each slab */
+    int n_tensors;
+    red_param *table;         /* [n_tensors] */
+    float *params;            /* [n_params] own or bound */
+    int own_params;
+    red_weights w;            /* named pointers into params */
+    float *grads;             /* [n_params] or NULL */
+    red_weights gw;           /* named pointers into grads */
+    float *adam_m, *adam_v;   /* [n_params] or NULL */
+    unsigned char *decay_mask;/* [n_tensors] 1 = weight-decayed (matrices) */
+    int64_t adam_t;           /* AdamW steps taken */
+    red_train_acts *acts;     /* NULL until red_model_train_alloc */
+    float *rope_inv_freq;     /* [HD/2] effective inverse frequencies */
+    red_layer_weights *layer_buf; /* storage behind w.layers and gw.layers */
+} red_model;
+
+/* Allocates a zeroed parameter slab. pool is used by every heavy op. */
+red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err);
+void red_model_free(red_model *m);
+/* Initialises weights: matrices N(0, std^2) (embed too), norms 1, biases 0;
+ * with out_std > 0 the o and down projections use out_std instead. */
+void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std);
+/* Use an external slab of red_param_floats(cfg) floats (not owned) as the
+ * weights, e.g. a distillation student's merged weights. */
+void red_model_bind_params(red_model *m, float *slab);
+/* Gradient/AdamW slabs and activations for batches up to B x T. */
+red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err);
+
+/* Training forward over tokens [B*T] (each row a sequence starting at
+ * position 0); keeps everything backward needs. Logits [N, V] are in
+ * red_model_logits(m). */
+red_status red_model_forward(red_model *m, const int *tokens, int B, int T);
+float *red_model_logits(red_model *m);   /* [N, V] from the last forward */
+float *red_model_dlogits(red_model *m);  /* [N, V] gradient read by backward */
+/* Mean cross-entropy over targets [N] (target < 0 = ignored); writes
+ * d(loss)/d(logits) into red_model_dlogits (overwriting) when want_grad.
+ * Returns the loss (0 when every target is ignored); *n_counted gets the count. */
+float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, int64_t *n_counted);
+void red_model_zero_grad(red_model *m);
+/* Backward from red_model_dlogits; accumulates into m->grads. */
+red_status red_model_backward(red_model *m);
+/* One AdamW step over every parameter; weight decay only on matrices. */
+void red_model_adamw(red_model *m, const red_adamw_cfg *c);
+
+/* Inference with a KV cache for up to n_seq sequences of max_len tokens,
+ * processing up to max_rows tokens per call. */
+typedef struct {
+    int n_seq, max_len, max_rows;
+    float *k_cache, *v_cache;   /* [L, n_seq, max_len, KD] */
+    float *buf;                 /* per-call activations */
+    size_t buf_floats;
+    float *logits;              /* [max_rows, V] */
+} red_kv_state;
+
+red_status red_kv_alloc(red_kv_state *s, const red_model *m, int n_seq, int max_len, int max_rows,
+                        red_error *err);
+void red_kv_free(red_kv_state *s);
+/* Runs n tokens; token r belongs to sequence seq[r] at position pos[r]. Its K/V
+ * go to the cache, and it attends to that sequence's cache [0, pos[r]]. Rows
+ * of one sequence must come in increasing position and every earlier
+ * position must already be cached (or be in this call). Logits -> s->logits. */
+red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *tokens, const int *seq,
+                          const int *pos);
+
+typedef struct {
+    float temperature;  /* <= 0: greedy (first maximum) */
+    int top_k;          /* <= 0: off */
+    float top_p;        /* >= 1: off */
+} red_sampler;
+/* Samples one id from logits [V] (modified in place: scaled and softmaxed).
+ * Order: temperature, top-k, top-p (smallest most-probable prefix with mass
+ * >= top_p), then one uniform draw. idx_scratch holds 2*V ints. */
+int red_sample(float *logits, int V, const red_sampler *sp, red_rng *rng, int *idx_scratch);
+
+/* Generates up to n_new tokens for each of n_seq prompts (lengths lens[i] >= 1)
+ * in one batch; out[i] (capacity n_new) gets the new ids, out_len[i] their
+ * count. A sequence stops after emitting stop_id (>= 0; included) */
+red_status red_generate(red_model *m, int n_seq, const int *const *prompts, const int *lens,
+                        int n_new, const red_sampler *sp, uint64_t seed, int stop_id,
+                        int **out, int *out_len, red_error *err);
+
+/* ------------------------------------------------------------------ checkpoint.c */
+
+/* safetensors: one tensor as read from a file. */
+typedef enum { RED_DT_F32 = 0, RED_DT_F16 = 1, RED_DT_BF16 = 2, RED_DT_OTHER = 3 } red_dtype;
+
+typedef struct {
+    char *name;
+    red_dtype dtype;
+    char dtype_name[16];
+    int ndim;
+    int64_t shape[8];
+    uint64_t begin, end;   /* byte offsets into the data buffer */
+} red_st_entry;
+
+typedef struct {
+    unsigned char *file;   /* whole file */
+    size_t file_len;
+    uint64_t header_len;
+    const unsigned char *data;  /* file + 8 + header_len */
+    int n;
+    red_st_entry *e;
+    char path[1024];
+} red_safetensors;
+
+/* Reads and validates a file (header JSON, dtypes, shapes, offsets that tile
+ * the buffer exactly, as the reference reader demands). */
+red_status red_st_open(red_safetensors *st, const char *path, red_error *err);
+red_status red_st_parse(red_safetensors *st, unsigned char *file, size_t len, const char *name,
+                        red_error *err);  /* takes ownership of file */
+void red_st_close(red_safetensors *st);
+const red_st_entry *red_st_find(const red_safetensors *st, const char *name);
+/* Converts F32/F16/BF16 data of e to floats (numel of them). */
+red_status red_st_read_f32(const red_safetensors *st, const red_st_entry *e, float *out,
+                           red_error *err);
+
+/* One tensor to write. */
+typedef struct {
+    const char *name;
+    const float *data;
+    int ndim;
+    int64_t shape[4];
+} red_st_tensor;
+/* Writes atomically with dtype F32, F16 or BF16 (round to nearest even),
+ * header padded to 8 bytes, tensors in the given order, {"format":"pt"}. */
+red_status red_st_save(const char *path, const red_st_tensor *t, int n, red_dtype dtype,
+                       red_error *err);
+float red_f16_to_f32(uint16_t h);
+uint16_t red_f32_to_f16(float f);
+float red_bf16_to_f32(uint16_t h);
+uint16_t red_f32_to_bf16(float f);
+
+/* HF model directory: config.json + model.safetensors. */
+red_status red_config_from_json(red_config *c, const red_json *j, const char *name, red_error *err);
+/* Appends config.json text for c. */
+void red_config_to_json(const red_config *c, red_sbuf *b);
+red_status red_config_load(red_config *c, const char *dir, red_error *err);
+/* Loads dir into an initialised-by-this-call model. */
+red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err);
+/* Writes config.json and model.safetensors (F32 or BF16) atomically; creates dir. */
+red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, red_error *err);
 
 /* ------------------------------------------------------------------ bench/ */
 

@@ -1,0 +1,1287 @@
+/* model.c - the Llama/Qwen2 decoder: config, parameter table, training
+ * forward/backward as <op>_forward/<op>_backward pairs, cross-entropy,
+ * AdamW and LR schedules, KV-cache inference and sampling.
+ *
+ * Dimension legend: B batch, T sequence, N = B*T rows, D hidden, F ffn,
+ * H query heads, KV key/value heads, G = H/KV query heads per KV head,
+ * HD head_dim, QD = H*HD, KD = KV*HD, V vocab, L layers.
+ * Activations are [rows, features] row-major; weights [out, in] (PyTorch).
+ *
+ * Block (HF LlamaDecoderLayer / Qwen2DecoderLayer):
+ *   h = x + o_proj(attn(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))), n = rmsnorm(x)*w_in
+ *   y = h + down(silu(gate(m)) * up(m)),                               m = rmsnorm(h)*w_post
+ * RoPE is rotate_half (pairs i, i+HD/2), angle(pos, i) = pos * inv_freq[i].
+ * Backward ops accumulate into gradient buffers (llm.c convention); every
+ * parallel op gives each output element to one thread, in a fixed order, so
+ * results are bit-identical for a given thread count and, except for GEMM
+ * tiling (also fixed), across thread counts.
+ */
+#include "red.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ config */
+
+const char *red_arch_name(red_arch a) { return a == RED_ARCH_QWEN2 ? "qwen2" : "llama"; }
+
+void red_config_default(red_config *c) {
+    memset(c, 0, sizeof *c);
+    c->arch = RED_ARCH_LLAMA;
+    c->dim = 64;
+    c->ffn = 192;
+    c->n_layers = 2;
+    c->n_heads = 4;
+    c->n_kv_heads = 4;
+    c->head_dim = 16;
+    c->vocab = 259;
+    c->max_pos = 2048;
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0f;
+    c->rope_factor = 1.0f;
+    c->rope_low_freq = 1.0f;
+    c->rope_high_freq = 4.0f;
+    c->rope_orig_ctx = 8192;
+    c->tied = 1;
+    c->qkv_bias = 0;
+    c->bos_id = -1;
+    c->eos_id = -1;
+}
+
+red_status red_config_check(const red_config *c, red_error *err) {
+#define CHECK_POS(f, lim)                                                                       \
+    if (c->f < 1 || c->f > (lim))                                                              \
+        return red_error_set(err, RED_E_FORMAT, "config: " #f " = %d, expected 1..%d", c->f, (lim));
+    CHECK_POS(dim, 1 << 16);
+    CHECK_POS(ffn, 1 << 18);
+    CHECK_POS(n_layers, 1024);
+    CHECK_POS(n_heads, 1024);
+    CHECK_POS(n_kv_heads, 1024);
+    CHECK_POS(head_dim, 4096);
+    CHECK_POS(vocab, 1 << 22);
+    CHECK_POS(max_pos, 1 << 24);
+#undef CHECK_POS
+    if (c->n_heads % c->n_kv_heads)
+        return red_error_set(err, RED_E_FORMAT, "config: num_key_value_heads %d does not divide num_attention_heads %d",
+                             c->n_kv_heads, c->n_heads);
+    if (c->head_dim % 2)
+        return red_error_set(err, RED_E_FORMAT, "config: head_dim %d must be even for RoPE", c->head_dim);
+    if (!(c->norm_eps > 0.0f) || !(c->rope_theta > 1.0f))
+        return red_error_set(err, RED_E_FORMAT, "config: rms_norm_eps must be > 0 and rope_theta > 1");
+    if (c->rope_llama3 && !(c->rope_factor >= 1.0f && c->rope_high_freq > c->rope_low_freq &&
+                            c->rope_low_freq > 0.0f && c->rope_orig_ctx > 0))
+        return red_error_set(err, RED_E_FORMAT, "config: llama3 rope_scaling needs factor >= 1, "
+                             "high_freq_factor > low_freq_factor > 0, original_max_position_embeddings > 0");
+    if (c->arch != RED_ARCH_LLAMA && c->arch != RED_ARCH_QWEN2)
+        return red_error_set(err, RED_E_FORMAT, "config: unknown architecture %d", (int)c->arch);
+    if (c->bos_id >= c->vocab || c->eos_id >= c->vocab)
+        return red_error_set(err, RED_E_FORMAT, "config: bos/eos id outside the vocabulary (%d)", c->vocab);
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ parameter table */
+
+int red_param_tensors(const red_config *c) {
+    return 1 + c->n_layers * (9 + (c->qkv_bias ? 3 : 0)) + 1 + (c->tied ? 0 : 1);
+}
+
+static red_param *param_add(red_param *tab, int *i, size_t *off, const char *name, int64_t rows,
+                            int64_t cols) {
+    red_param *p = &tab[(*i)++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->offset = *off;
+    p->ndim = cols ? 2 : 1;
+    p->shape[0] = rows;
+    p->shape[1] = cols ? cols : 1;
+    p->numel = (size_t)rows * (size_t)(cols ? cols : 1);
+    *off += p->numel;
+    return p;
+}
+
+/* Walks the slab layout; tab may be NULL (count only). Returns floats. */
+static size_t param_layout(const red_config *c, red_param *tab) {
+    red_param scratch;
+    size_t off = 0;
+    int i = 0, l;
+    int64_t D = c->dim, F = c->ffn, QD = (int64_t)c->n_heads * c->head_dim,
+            KD = (int64_t)c->n_kv_heads * c->head_dim;
+    char nm[64];
+#define ADD(name, r, cc)                                                      \
+    do {                                                                      \
+        if (tab) param_add(tab, &i, &off, name, r, cc);                       \
+        else { int z = 0; param_add(&scratch, &z, &off, name, r, cc); }       \
+    } while (0)
+    ADD("model.embed_tokens.weight", c->vocab, D);
+    for (l = 0; l < c->n_layers; l++) {
+#define LADD(suffix, r, cc)                                                   \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);             \
+        ADD(nm, r, cc)
+        LADD("input_layernorm.weight", D, 0);
+        LADD("self_attn.q_proj.weight", QD, D);
+        if (c->qkv_bias) { LADD("self_attn.q_proj.bias", QD, 0); }
+        LADD("self_attn.k_proj.weight", KD, D);
+        if (c->qkv_bias) { LADD("self_attn.k_proj.bias", KD, 0); }
+        LADD("self_attn.v_proj.weight", KD, D);
+        if (c->qkv_bias) { LADD("self_attn.v_proj.bias", KD, 0); }
+        LADD("self_attn.o_proj.weight", D, QD);
+        LADD("post_attention_layernorm.weight", D, 0);
+        LADD("mlp.gate_proj.weight", F, D);
+        LADD("mlp.up_proj.weight", F, D);
+        LADD("mlp.down_proj.weight", D, F);
+#undef LADD
+    }
+    ADD("model.norm.weight", D, 0);
+    if (!c->tied) ADD("lm_head.weight", c->vocab, D);
+#undef ADD
+    return off;
+}
+
+size_t red_param_floats(const red_config *c) { return param_layout(c, NULL); }
+void red_param_table(const red_config *c, red_param *tab) { param_layout(c, tab); }
+
+void red_weights_point(red_weights *w, const red_config *c, float *slab, red_layer_weights *layers) {
+    size_t D = (size_t)c->dim, F = (size_t)c->ffn, QD = (size_t)c->n_heads * c->head_dim,
+           KD = (size_t)c->n_kv_heads * c->head_dim;
+    float *p = slab;
+    int l;
+    w->embed = p; p += (size_t)c->vocab * D;
+    w->layers = layers;
+    for (l = 0; l < c->n_layers; l++) {
+        red_layer_weights *L = &layers[l];
+        L->attn_norm = p; p += D;
+        L->wq = p; p += QD * D;
+        L->bq = c->qkv_bias ? p : NULL; p += c->qkv_bias ? QD : 0;
+        L->wk = p; p += KD * D;
+        L->bk = c->qkv_bias ? p : NULL; p += c->qkv_bias ? KD : 0;
+        L->wv = p; p += KD * D;
+        L->bv = c->qkv_bias ? p : NULL; p += c->qkv_bias ? KD : 0;
+        L->wo = p; p += D * QD;
+        L->mlp_norm = p; p += D;
+        L->wg = p; p += F * D;
+        L->wu = p; p += F * D;
+        L->wd = p; p += D * F;
+    }
+    w->norm = p; p += D;
+    w->lm_head = c->tied ? w->embed : p;
+}
+
+/* ------------------------------------------------------------------ parallel helpers */
+
+typedef void (*range_fn)(void *ctx, int64_t lo, int64_t hi);
+typedef struct {
+    range_fn fn;
+    void *ctx;
+    int64_t n;
+} range_task;
+
+static void range_thread(void *arg, int ith, int nth) {
+    range_task *t = arg;
+    int64_t lo, hi;
+    red_split_range(t->n, ith, nth, &lo, &hi);
+    if (lo < hi) t->fn(t->ctx, lo, hi);
+}
+
+/* Runs fn over [0,n) in static slices; one thread per `grain` units of work
+ * (waking a worker costs ~100 us on a VM, so small ops stay serial). */
+static void par_range(red_pool *pool, int64_t n, double work_per_unit, range_fn fn, void *ctx) {
+    range_task t;
+    int64_t nth = (int64_t)(n * work_per_unit / 2.0e5);
+    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
+    if (nth > n) nth = n;
+    if (nth <= 1 || !pool) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
+    t.fn = fn;
+    t.ctx = ctx;
+    t.n = n;
+    red_pool_run(pool, (int)nth, range_thread, &t);
+}
+
+/* ------------------------------------------------------------------ embedding */
+
+typedef struct {
+    float *out, *dE;
+    const float *E, *dout;
+    const int *tok;
+    int64_t N;
+    int D;
+} embed_ctx;
+
+static void embed_forward_rows(void *vc, int64_t lo, int64_t hi) {
+    embed_ctx *c = vc;
+    int64_t n;
+    for (n = lo; n < hi; n++)
+        memcpy(c->out + n * c->D, c->E + (size_t)c->tok[n] * c->D, sizeof(float) * c->D);
+}
+
+/* out[N,D] = E[tok[n]] */
+void red_embed_forward(red_pool *pool, float *out, const int *tok, const float *E, int64_t N, int D) {
+    embed_ctx c;
+    c.out = out; c.E = E; c.tok = tok; c.N = N; c.D = D;
+    par_range(pool, N, D, embed_forward_rows, &c);
+}
+
+/* Threads own vocabulary ranges, so rows repeated in tok never race. */
+static void embed_backward_vocab(void *vc, int64_t lo, int64_t hi) {
+    embed_ctx *c = vc;
+    int64_t n;
+    for (n = 0; n < c->N; n++)
+        if (c->tok[n] >= lo && c->tok[n] < hi)
+            red_vec_axpy(c->dE + (size_t)c->tok[n] * c->D, 1.0f, c->dout + n * c->D, (size_t)c->D);
+}
+
+/* dE[tok[n]] += dout[n] */
+void red_embed_backward(red_pool *pool, float *dE, const float *dout, const int *tok, int64_t N,
+                           int D, int V) {
+    embed_ctx c;
+    c.dE = dE; c.dout = dout; c.tok = tok; c.N = N; c.D = D;
+    par_range(pool, V, (double)N * D / V + N, embed_backward_vocab, &c);
+}
+
+/* ------------------------------------------------------------------ rmsnorm */
+
+typedef struct {
+    float *out, *rstd, *dx, *dw;
+    const float *x, *w, *dout, *rstd_in;
+    int64_t N;
+    int D;
+    float eps;
+} rmsnorm_ctx;
+
+static void rmsnorm_forward_rows(void *vc, int64_t lo, int64_t hi) {
+    rmsnorm_ctx *c = vc;
+    int64_t n;
+    int i;
+    for (n = lo; n < hi; n++) {
+        const float *x = c->x + n * c->D;
+        float *o = c->out + n * c->D;
+        /* mean of squares in double: the rstd must not depend on SIMD order */
+        double ss = 0.0;
+        float r;
+        for (i = 0; i < c->D; i++) ss += (double)x[i] * x[i];
+        r = (float)(1.0 / sqrt(ss / c->D + (double)c->eps));
+        c->rstd[n] = r;
+        for (i = 0; i < c->D; i++) o[i] = x[i] * r * c->w[i];
+    }
+}
+
+/* out[N,D] = x * rstd * w, rstd[n] = 1/sqrt(mean(x^2) + eps). */
+void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x, const float *w,
+                            int64_t N, int D, float eps) {
+    rmsnorm_ctx c;
+    c.out = out; c.rstd = rstd; c.x = x; c.w = w; c.N = N; c.D = D; c.eps = eps;
+    par_range(pool, N, 3.0 * D, rmsnorm_forward_rows, &c);
+}
+
+static void rmsnorm_backward_rows(void *vc, int64_t lo, int64_t hi) {
+    rmsnorm_ctx *c = vc;
+    int64_t n;
+    int i;
+    for (n = lo; n < hi; n++) {
+        const float *x = c->x + n * c->D, *dy = c->dout + n * c->D;
+        float *dx = c->dx + n * c->D;
+        float r = c->rstd_in[n];
+        double dot = 0.0;
+        float k;
+        for (i = 0; i < c->D; i++) dot += (double)dy[i] * c->w[i] * x[i];
+        k = (float)(dot * r * r * r / c->D);
+        for (i = 0; i < c->D; i++) dx[i] += r * c->w[i] * dy[i] - k * x[i];
+    }
+}
+
+/* Columns of dw are owned by threads; each sums its rows in order. */
+static void rmsnorm_backward_cols(void *vc, int64_t lo, int64_t hi) {
+    rmsnorm_ctx *c = vc;
+    int64_t n, i;
+    for (n = 0; n < c->N; n++) {
+        const float *x = c->x + n * c->D, *dy = c->dout + n * c->D;
+        float r = c->rstd_in[n];
+        for (i = lo; i < hi; i++) c->dw[i] += dy[i] * x[i] * r;
+    }
+}
+
+/* dx += d/dx, dw += sum_n dout * x * rstd. */
+void red_rmsnorm_backward(red_pool *pool, float *dx, float *dw, const float *dout, const float *x,
+                             const float *w, const float *rstd, int64_t N, int D) {
+    rmsnorm_ctx c;
+    c.dx = dx; c.dw = dw; c.dout = dout; c.x = x; c.w = w; c.rstd_in = rstd; c.N = N; c.D = D;
+    par_range(pool, N, 5.0 * D, rmsnorm_backward_rows, &c);
+    par_range(pool, D, 3.0 * N, rmsnorm_backward_cols, &c);
+}
+
+/* ------------------------------------------------------------------ linear */
+
+typedef struct {
+    float *out, *db;
+    const float *b, *dout;
+    int64_t N;
+    int O;
+} bias_ctx;
+
+static void bias_add_rows(void *vc, int64_t lo, int64_t hi) {
+    bias_ctx *c = vc;
+    int64_t n;
+    for (n = lo; n < hi; n++) red_vec_axpy(c->out + n * c->O, 1.0f, c->b, (size_t)c->O);
+}
+
+static void bias_grad_cols(void *vc, int64_t lo, int64_t hi) {
+    bias_ctx *c = vc;
+    int64_t n, o;
+    for (n = 0; n < c->N; n++)
+        for (o = lo; o < hi; o++) c->db[o] += c->dout[n * c->O + o];
+}
+
+/* out[N,O] = in[N,I] Wᵀ (+ b). beta 1 adds to out (the residual adds). */
+void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
+                           int64_t N, int O, int I, float beta) {
+    red_sgemm(pool, RED_NT, (int)N, O, I, 1.0f, in, I, W, I, beta, out, O);
+    if (b) {
+        bias_ctx c;
+        c.out = out; c.b = b; c.N = N; c.O = O;
+        par_range(pool, N, O, bias_add_rows, &c);
+    }
+}
+
+/* din = din_beta*din + dout W;  dW += doutᵀ in;  db += colsum(dout). din may be NULL. */
+void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const float *dout,
+                            const float *in, const float *W, int64_t N, int O, int I, float din_beta) {
+    if (din) red_sgemm(pool, RED_NN, (int)N, I, O, 1.0f, dout, O, W, I, din_beta, din, I);
+    red_sgemm(pool, RED_TN, O, I, (int)N, 1.0f, dout, O, in, I, 1.0f, dW, I);
+    if (db) {
+        bias_ctx c;
+        c.db = db; c.dout = dout; c.N = N; c.O = O;
+        par_range(pool, O, N, bias_grad_cols, &c);
+    }
+}
+
+/* ------------------------------------------------------------------ rope */
+
+/* Effective inverse frequencies, HF's _compute_default/_llama3_parameters. */
+void red_rope_inv_freq(const red_config *c, float *inv) {
+    int i, half = c->head_dim / 2;
+    for (i = 0; i < half; i++) {
+        double f = 1.0 / pow((double)c->rope_theta, (2.0 * i) / c->head_dim);
+        if (c->rope_llama3) {
+            const double PI = 3.14159265358979323846;
+            double wavelen = 2.0 * PI / f;
+            double low_wl = c->rope_orig_ctx / (double)c->rope_low_freq;
+            double high_wl = c->rope_orig_ctx / (double)c->rope_high_freq;
+            if (wavelen > low_wl) f = f / c->rope_factor;
+            else if (wavelen >= high_wl) {
+                double s = (c->rope_orig_ctx / wavelen - c->rope_low_freq) /
+                           (c->rope_high_freq - c->rope_low_freq);
+                f = (1.0 - s) * f / c->rope_factor + s * f;
+            }
+        }
+        inv[i] = (float)f;
+    }
+}
+
+/* cs[r, 0:half] = cos, cs[r, half:HD] = sin of pos[r]*inv_freq (pos NULL: r). */
+void red_rope_table(float *cs, const float *inv, int half, int rows, const int *pos) {
+    int r, i;
+    for (r = 0; r < rows; r++) {
+        double p = pos ? pos[r] : r;
+        for (i = 0; i < half; i++) {
+            /* angle in float as HF computes it (inv_freq f32 times position) */
+            float ang = (float)p * inv[i];
+            cs[(size_t)r * 2 * half + i] = (float)cos((double)ang);
+            cs[(size_t)r * 2 * half + half + i] = (float)sin((double)ang);
+        }
+    }
+}
+
+typedef struct {
+    float *x;
+    const float *cs;
+    int heads, HD, ld, T;  /* row n uses table row n % T */
+    float sign;
+} rope_ctx;
+
+static void rope_rows(void *vc, int64_t lo, int64_t hi) {
+    rope_ctx *c = vc;
+    int half = c->HD / 2, h, i;
+    int64_t n;
+    for (n = lo; n < hi; n++) {
+        const float *cs = c->cs + (size_t)(n % c->T) * c->HD;
+        for (h = 0; h < c->heads; h++) {
+            float *x = c->x + n * c->ld + (size_t)h * c->HD;
+            for (i = 0; i < half; i++) {
+                float co = cs[i], si = c->sign * cs[half + i];
+                float x0 = x[i], x1 = x[i + half];
+                x[i] = x0 * co - x1 * si;
+                x[i + half] = x1 * co + x0 * si;
+            }
+        }
+    }
+}
+
+/* In place over N rows of `heads` heads: x' = x cos + rotate_half(x) sin. */
+void red_rope_forward(red_pool *pool, float *x, const float *cs, int64_t N, int T, int heads, int HD) {
+    rope_ctx c;
+    c.x = x; c.cs = cs; c.heads = heads; c.HD = HD; c.ld = heads * HD; c.T = T; c.sign = 1.0f;
+    par_range(pool, N, 3.0 * heads * HD, rope_rows, &c);
+}
+
+/* The rotation is orthogonal: its backward is the inverse rotation (sin -> -sin). */
+void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, int T, int heads, int HD) {
+    rope_ctx c;
+    c.x = dx; c.cs = cs; c.heads = heads; c.HD = HD; c.ld = heads * HD; c.T = T; c.sign = -1.0f;
+    par_range(pool, N, 3.0 * heads * HD, rope_rows, &c);
+}
+
+/* ------------------------------------------------------------------ attention */
+
+/* Causal attention is done in row chunks: chunk [r0, r0+ch) only needs key
+ * columns [0, r0+ch), which halves the work of a full T x T product. */
+#define ATT_CHUNK RED_ATT_CHUNK
+
+typedef struct {
+    red_pool *pool;
+    float *out, *probs, *dq, *dk, *dv, *dscratch;
+    const float *q, *k, *v, *dout, *probs_in;
+    int B, T, H, KV, HD;
+    float scale;
+} att_ctx;
+
+/* One (b, h): P = softmax(mask(Q Kᵀ * scale)), O = P V. */
+static void attention_forward_units(void *vc, int ith, int nth) {
+    att_ctx *c = vc;
+    int64_t lo, hi, u;
+    int QD = c->H * c->HD, KD = c->KV * c->HD, G = c->H / c->KV, T = c->T;
+    void *ws = red_pool_scratch(c->pool, ith);
+    red_split_range((int64_t)c->B * c->H, ith, nth, &lo, &hi);
+    for (u = lo; u < hi; u++) {
+        int b = (int)(u / c->H), h = (int)(u % c->H), g = h / G, r0, i, j;
+        const float *Q = c->q + (size_t)b * T * QD + (size_t)h * c->HD;
+        const float *K = c->k + (size_t)b * T * KD + (size_t)g * c->HD;
+        const float *Vv = c->v + (size_t)b * T * KD + (size_t)g * c->HD;
+        float *P = c->probs + (size_t)u * T * T;
+        float *O = c->out + (size_t)b * T * QD + (size_t)h * c->HD;
+        for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
+            int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK, cols = r0 + rows;
+            float *Pc = P + (size_t)r0 * T;
+            red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, c->scale, Q + (size_t)r0 * QD, QD, K, KD,
+                             0.0f, Pc, T);
+            for (i = 0; i < rows; i++) {
+                float *p = Pc + (size_t)i * T;
+                int n = r0 + i + 1;
+                red_softmax(p, (size_t)n);
+                for (j = n; j < cols; j++) p[j] = 0.0f;
+            }
+            red_sgemm_serial(ws, RED_NN, rows, c->HD, cols, 1.0f, Pc, T, Vv, KD, 0.0f,
+                             O + (size_t)r0 * QD, QD);
+        }
+    }
+}
+
+void red_attention_forward(red_pool *pool, float *out, float *probs, const float *q, const float *k,
+                              const float *v, int B, int T, int H, int KV, int HD) {
+    att_ctx c;
+    int64_t units = (int64_t)B * H, nth;
+    memset(&c, 0, sizeof c);
+    c.pool = pool; c.out = out; c.probs = probs; c.q = q; c.k = k; c.v = v;
+    c.B = B; c.T = T; c.H = H; c.KV = KV; c.HD = HD;
+    c.scale = (float)(1.0 / sqrt((double)HD));
+    nth = (int64_t)(2.0 * T * T * HD * units / 2.0e6);
+    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
+    if (nth > units) nth = units;
+    if (nth < 1) nth = 1;
+    red_pool_run(pool, (int)nth, attention_forward_units, &c);
+}
+
+/* One (b, kv head) per unit, so the G query heads sharing K,V accumulate
+ * dK, dV in a fixed order and no two threads touch the same rows. */
+static void attention_backward_units(void *vc, int ith, int nth) {
+    att_ctx *c = vc;
+    int64_t lo, hi, u;
+    int QD = c->H * c->HD, KD = c->KV * c->HD, G = c->H / c->KV, T = c->T;
+    void *ws = red_pool_scratch(c->pool, ith);
+    float *dS = c->dscratch + (size_t)ith * ATT_CHUNK * T;
+    red_split_range((int64_t)c->B * c->KV, ith, nth, &lo, &hi);
+    for (u = lo; u < hi; u++) {
+        int b = (int)(u / c->KV), g = (int)(u % c->KV), hh, r0, i, j;
+        const float *K = c->k + (size_t)b * T * KD + (size_t)g * c->HD;
+        const float *Vv = c->v + (size_t)b * T * KD + (size_t)g * c->HD;
+        float *dK = c->dk + (size_t)b * T * KD + (size_t)g * c->HD;
+        float *dV = c->dv + (size_t)b * T * KD + (size_t)g * c->HD;
+        for (hh = 0; hh < G; hh++) {
+            int h = g * G + hh;
+            const float *Q = c->q + (size_t)b * T * QD + (size_t)h * c->HD;
+            const float *dO = c->dout + (size_t)b * T * QD + (size_t)h * c->HD;
+            const float *P = c->probs_in + ((size_t)b * c->H + h) * T * T;
+            float *dQ = c->dq + (size_t)b * T * QD + (size_t)h * c->HD;
+            for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
+                int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK, cols = r0 + rows;
+                const float *Pc = P + (size_t)r0 * T;
+                /* dV += Pᵀ dO ; dP = dO Vᵀ */
+                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, Pc, T, dO + (size_t)r0 * QD, QD,
+                                 1.0f, dV, KD);
+                red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, 1.0f, dO + (size_t)r0 * QD, QD, Vv, KD,
+                                 0.0f, dS, T);
+                /* softmax backward: dS = P (dP - rowsum(P dP)) * scale */
+                for (i = 0; i < rows; i++) {
+                    const float *p = Pc + (size_t)i * T;
+                    float *d = dS + (size_t)i * T;
+                    int n = r0 + i + 1;
+                    float s = red_vec_dot(p, d, (size_t)n);
+                    for (j = 0; j < n; j++) d[j] = p[j] * (d[j] - s) * c->scale;
+                    for (; j < cols; j++) d[j] = 0.0f;
+                }
+                /* dQ = dS K ; dK += dSᵀ Q */
+                red_sgemm_serial(ws, RED_NN, rows, c->HD, cols, 1.0f, dS, T, K, KD, 0.0f,
+                                 dQ + (size_t)r0 * QD, QD);
+                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, dS, T, Q + (size_t)r0 * QD, QD,
+                                 1.0f, dK, KD);
+            }
+        }
+    }
+}
+
+/* dq = d/dq (overwritten); dk, dv += (zero them first for a fresh layer). */
+void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,
+                               const float *dout, const float *probs, const float *q, const float *k,
+                               const float *v, int B, int T, int H, int KV, int HD) {
+    att_ctx c;
+    int64_t units = (int64_t)B * KV, nth;
+    memset(&c, 0, sizeof c);
+    c.pool = pool; c.dq = dq; c.dk = dk; c.dv = dv; c.dscratch = dscratch; c.dout = dout;
+    c.probs_in = probs; c.q = q; c.k = k; c.v = v;
+    c.B = B; c.T = T; c.H = H; c.KV = KV; c.HD = HD;
+    c.scale = (float)(1.0 / sqrt((double)HD));
+    nth = (int64_t)(4.0 * T * T * HD * B * H / 2.0e6);
+    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
+    if (nth > units) nth = units;
+    if (nth < 1) nth = 1;
+    red_pool_run(pool, (int)nth, attention_backward_units, &c);
+}
+
+/* ------------------------------------------------------------------ swiglu */
+
+typedef struct {
+    float *act, *dg, *du;
+    const float *g, *u, *dact;
+} swiglu_ctx;
+
+static void swiglu_forward_range(void *vc, int64_t lo, int64_t hi) {
+    swiglu_ctx *c = vc;
+    int64_t i;
+    for (i = lo; i < hi; i++) {
+        float g = c->g[i];
+        c->act[i] = g / (1.0f + expf(-g)) * c->u[i];
+    }
+}
+
+/* act = silu(g) * u, silu(g) = g * sigmoid(g). */
+void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float *u, int64_t n) {
+    swiglu_ctx c;
+    c.act = act; c.g = g; c.u = u;
+    par_range(pool, n, 12.0, swiglu_forward_range, &c);
+}
+
+static void swiglu_backward_range(void *vc, int64_t lo, int64_t hi) {
+    swiglu_ctx *c = vc;
+    int64_t i;
+    for (i = lo; i < hi; i++) {
+        float g = c->g[i], s = 1.0f / (1.0f + expf(-g)), d = c->dact[i];
+        c->dg[i] = d * c->u[i] * s * (1.0f + g * (1.0f - s));
+        c->du[i] = d * g * s;
+    }
+}
+
+/* dg, du = gradients (overwritten). */
+void red_swiglu_backward(red_pool *pool, float *dg, float *du, const float *dact, const float *g,
+                            const float *u, int64_t n) {
+    swiglu_ctx c;
+    c.dg = dg; c.du = du; c.dact = dact; c.g = g; c.u = u;
+    par_range(pool, n, 14.0, swiglu_backward_range, &c);
+}
+
+/* ------------------------------------------------------------------ cross-entropy */
+
+typedef struct {
+    const float *logits;
+    float *dlogits;
+    const int *targets;
+    int V;
+    double *partial;  /* per row loss */
+    float inv_count;
+} ce_ctx;
+
+static void cross_entropy_rows(void *vc, int64_t lo, int64_t hi) {
+    ce_ctx *c = vc;
+    int64_t n;
+    int j;
+    for (n = lo; n < hi; n++) {
+        const float *z = c->logits + n * c->V;
+        int t = c->targets[n];
+        float mx;
+        double se = 0.0, lse;
+        if (t < 0) {
+            c->partial[n] = 0.0;
+            if (c->dlogits) memset(c->dlogits + n * c->V, 0, sizeof(float) * c->V);
+            continue;
+        }
+        mx = red_vec_max(z, (size_t)c->V);
+        for (j = 0; j < c->V; j++) se += exp((double)(z[j] - mx));
+        lse = mx + log(se);
+        c->partial[n] = lse - z[t];
+        if (c->dlogits) {
+            float *d = c->dlogits + n * c->V;
+            for (j = 0; j < c->V; j++) d[j] = (float)(exp((double)z[j] - lse)) * c->inv_count;
+            d[t] -= c->inv_count;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ training activations */
+
+struct red_train_acts {
+    int maxB, maxT, B, T;
+    float *slab;
+    size_t n_floats;
+    /* saved by forward (L = layers) */
+    float *resid;   /* [L+1, N, D] block inputs; resid[L] feeds the final norm */
+    float *xn_a;    /* [L, N, D] attention-norm output */
+    float *rstd_a;  /* [L, N] */
+    float *q;       /* [L, N, QD] after RoPE */
+    float *k, *v;   /* [L, N, KD] (k after RoPE) */
+    float *probs;   /* [L, B, H, T, T] attention probabilities */
+    float *att;     /* [L, N, QD] attention output (o_proj input) */
+    float *h;       /* [L, N, D] residual after attention */
+    float *xn_m;    /* [L, N, D] */
+    float *rstd_m;  /* [L, N] */
+    float *g, *u;   /* [L, N, F] gate/up before SiLU */
+    float *act;     /* [L, N, F] silu(g)*u */
+    float *xn_f;    /* [N, D] */
+    float *rstd_f;  /* [N] */
+    float *logits, *dlogits; /* [N, V] */
+    float *rope_cs; /* [T, HD] cos | sin */
+    /* backward scratch, one layer at a time */
+    float *dres, *dxn;        /* [N, D] */
+    float *dq, *datt;         /* [N, QD] */
+    float *dk, *dv;           /* [N, KD] */
+    float *dg, *du, *dact;    /* [N, F] */
+    float *dscratch;          /* [threads, ATT_CHUNK, T] */
+    double *row_loss;         /* [N] */
+    int *tokens;              /* [N] */
+};
+
+red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err) {
+    red_status st;
+    int i;
+    memset(m, 0, sizeof *m);
+    if ((st = red_config_check(c, err))) return st;
+    m->cfg = *c;
+    m->pool = pool;
+    m->n_params = red_param_floats(c);
+    m->n_tensors = red_param_tensors(c);
+    m->table = calloc((size_t)m->n_tensors, sizeof *m->table);
+    m->layer_buf = calloc((size_t)c->n_layers * 2, sizeof *m->layer_buf);
+    m->decay_mask = calloc((size_t)m->n_tensors, 1);
+    m->rope_inv_freq = calloc((size_t)c->head_dim / 2, sizeof(float));
+    m->params = red_malloc_aligned(m->n_params * sizeof(float));
+    if (!m->table || !m->layer_buf || !m->decay_mask || !m->rope_inv_freq || !m->params) {
+        red_model_free(m);
+        return red_error_set(err, RED_E_NOMEM, "model: out of memory for %zu parameters", m->n_params);
+    }
+    memset(m->params, 0, m->n_params * sizeof(float));
+    m->own_params = 1;
+    red_param_table(c, m->table);
+    for (i = 0; i < m->n_tensors; i++) m->decay_mask[i] = m->table[i].ndim == 2;
+    red_weights_point(&m->w, c, m->params, m->layer_buf);
+    red_rope_inv_freq(c, m->rope_inv_freq);
+    return RED_OK;
+}
+
+void red_model_free(red_model *m) {
+    if (m->own_params) red_free_aligned(m->params);
+    red_free_aligned(m->grads);
+    red_free_aligned(m->adam_m);
+    red_free_aligned(m->adam_v);
+    if (m->acts) {
+        red_free_aligned(m->acts->slab);
+        free(m->acts->row_loss);
+        free(m->acts->tokens);
+        free(m->acts);
+    }
+    free(m->table);
+    free(m->layer_buf);
+    free(m->decay_mask);
+    free(m->rope_inv_freq);
+    memset(m, 0, sizeof *m);
+}
+
+void red_model_bind_params(red_model *m, float *slab) {
+    if (m->own_params) red_free_aligned(m->params);
+    m->own_params = 0;
+    m->params = slab;
+    red_weights_point(&m->w, &m->cfg, m->params, m->layer_buf);
+}
+
+void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std) {
+    int i;
+    for (i = 0; i < m->n_tensors; i++) {
+        const red_param *p = &m->table[i];
+        float *x = m->params + p->offset;
+        size_t len = strlen(p->name);
+        if (p->ndim == 1) {
+            int is_bias = len > 5 && strcmp(p->name + len - 5, ".bias") == 0;
+            red_vec_fill(x, is_bias ? 0.0f : 1.0f, p->numel);
+        } else {
+            int is_out = strstr(p->name, "o_proj") || strstr(p->name, "down_proj");
+            red_rng_fill_normal(rng, x, p->numel, 0.0f, (is_out && out_std > 0.0f) ? out_std : std);
+        }
+    }
+}
+
+red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err) {
+    const red_config *c = &m->cfg;
+    red_train_acts *a;
+    size_t N = (size_t)B * T, D = (size_t)c->dim, F = (size_t)c->ffn, L = (size_t)c->n_layers,
+           QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
+           V = (size_t)c->vocab, H = (size_t)c->n_heads, nth = (size_t)red_pool_size(m->pool), total;
+    float *p;
+    if (B < 1 || T < 1 || T > c->max_pos)
+        return red_error_set(err, RED_E_ARG, "model: batch %d x %d outside 1..max_position_embeddings %d",
+                             B, T, c->max_pos);
+    if (m->acts) {
+        if (B <= m->acts->maxB && T == m->acts->maxT) return RED_OK;
+        red_free_aligned(m->acts->slab);
+        free(m->acts->row_loss);
+        free(m->acts->tokens);
+        free(m->acts);
+        m->acts = NULL;
+    }
+    if (!m->grads) {
+        m->grads = red_malloc_aligned(m->n_params * sizeof(float));
+        m->adam_m = red_malloc_aligned(m->n_params * sizeof(float));
+        m->adam_v = red_malloc_aligned(m->n_params * sizeof(float));
+        if (!m->grads || !m->adam_m || !m->adam_v)
+            return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients");
+        memset(m->grads, 0, m->n_params * sizeof(float));
+        memset(m->adam_m, 0, m->n_params * sizeof(float));
+        memset(m->adam_v, 0, m->n_params * sizeof(float));
+        red_weights_point(&m->gw, c, m->grads, m->layer_buf + c->n_layers);
+    }
+    a = calloc(1, sizeof *a);
+    if (!a) return red_error_set(err, RED_E_NOMEM, "model: out of memory");
+    a->maxB = B;
+    a->maxT = T;
+    total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + (size_t)B * H * T * T + N * QD +
+                                   N * D + N * D + N + 3 * N * F) +
+            N * D + N + 2 * N * V + (size_t)T * c->head_dim + 2 * N * D + 2 * N * QD + 2 * N * KD +
+            3 * N * F + nth * ATT_CHUNK * (size_t)T;
+    a->n_floats = total;
+    a->slab = red_malloc_aligned(total * sizeof(float));
+    a->row_loss = malloc(N * sizeof(double));
+    a->tokens = malloc(N * sizeof(int));
+    if (!a->slab || !a->row_loss || !a->tokens) {
+        red_free_aligned(a->slab);
+        free(a->row_loss);
+        free(a->tokens);
+        free(a);
+        return red_error_set(err, RED_E_NOMEM, "model: out of memory for activations (%.1f MB for batch %d x %d)",
+                             total * 4.0 / 1e6, B, T);
+    }
+    p = a->slab;
+#define TAKE(field, count) do { a->field = p; p += (count); } while (0)
+    TAKE(resid, (L + 1) * N * D);
+    TAKE(xn_a, L * N * D);
+    TAKE(rstd_a, L * N);
+    TAKE(q, L * N * QD);
+    TAKE(k, L * N * KD);
+    TAKE(v, L * N * KD);
+    TAKE(probs, L * (size_t)B * H * T * T);
+    TAKE(att, L * N * QD);
+    TAKE(h, L * N * D);
+    TAKE(xn_m, L * N * D);
+    TAKE(rstd_m, L * N);
+    TAKE(g, L * N * F);
+    TAKE(u, L * N * F);
+    TAKE(act, L * N * F);
+    TAKE(xn_f, N * D);
+    TAKE(rstd_f, N);
+    TAKE(logits, N * V);
+    TAKE(dlogits, N * V);
+    TAKE(rope_cs, (size_t)T * c->head_dim);
+    TAKE(dres, N * D);
+    TAKE(dxn, N * D);
+    TAKE(dq, N * QD);
+    TAKE(datt, N * QD);
+    TAKE(dk, N * KD);
+    TAKE(dv, N * KD);
+    TAKE(dg, N * F);
+    TAKE(du, N * F);
+    TAKE(dact, N * F);
+    TAKE(dscratch, nth * ATT_CHUNK * (size_t)T);
+#undef TAKE
+    memset(a->probs, 0, L * (size_t)B * H * T * T * sizeof(float));
+    red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
+    m->acts = a;
+    return RED_OK;
+}
+
+float *red_model_logits(red_model *m) { return m->acts ? m->acts->logits : NULL; }
+float *red_model_dlogits(red_model *m) { return m->acts ? m->acts->dlogits : NULL; }
+
+/* Per-layer slices of the saved activations. */
+#define LAYER(ptr, l, per) ((ptr) + (size_t)(l) * (per))
+
+red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
+    const red_config *c = &m->cfg;
+    red_train_acts *a = m->acts;
+    red_pool *pool = m->pool;
+    int64_t N = (int64_t)B * T, i;
+    int D = c->dim, F = c->ffn, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, l;
+    size_t ND = (size_t)N * D, NF = (size_t)N * F, NQ = (size_t)N * QD, NK = (size_t)N * KD,
+           PP = (size_t)B * c->n_heads * T * T;
+    if (!a || B < 1 || B > a->maxB || T != a->maxT) return RED_E_ARG;
+    for (i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab) return RED_E_ARG;
+    a->B = B;
+    a->T = T;
+    memcpy(a->tokens, tokens, (size_t)N * sizeof(int));
+    red_embed_forward(pool, a->resid, tokens, m->w.embed, N, D);
+    for (l = 0; l < c->n_layers; l++) {
+        const red_layer_weights *w = &m->w.layers[l];
+        float *x = LAYER(a->resid, l, ND), *xn = LAYER(a->xn_a, l, ND), *q = LAYER(a->q, l, NQ),
+              *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
+              *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
+              *u = LAYER(a->u, l, NF), *act = LAYER(a->act, l, NF), *y = LAYER(a->resid, l + 1, ND);
+        red_rmsnorm_forward(pool, xn, LAYER(a->rstd_a, l, N), x, w->attn_norm, N, D, c->norm_eps);
+        red_linear_forward(pool, q, xn, w->wq, w->bq, N, QD, D, 0.0f);
+        red_linear_forward(pool, k, xn, w->wk, w->bk, N, KD, D, 0.0f);
+        red_linear_forward(pool, v, xn, w->wv, w->bv, N, KD, D, 0.0f);
+        red_rope_forward(pool, q, a->rope_cs, N, T, c->n_heads, c->head_dim);
+        red_rope_forward(pool, k, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
+        red_attention_forward(pool, att, LAYER(a->probs, l, PP), q, k, v, B, T, c->n_heads, c->n_kv_heads,
+                          c->head_dim);
+        memcpy(h, x, ND * sizeof(float));
+        red_linear_forward(pool, h, att, w->wo, NULL, N, D, QD, 1.0f);
+        red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
+        red_linear_forward(pool, g, xm, w->wg, NULL, N, F, D, 0.0f);
+        red_linear_forward(pool, u, xm, w->wu, NULL, N, F, D, 0.0f);
+        red_swiglu_forward(pool, act, g, u, (int64_t)NF);
+        memcpy(y, h, ND * sizeof(float));
+        red_linear_forward(pool, y, act, w->wd, NULL, N, D, F, 1.0f);
+    }
+    red_rmsnorm_forward(pool, a->xn_f, a->rstd_f, LAYER(a->resid, c->n_layers, ND), m->w.norm, N, D,
+                    c->norm_eps);
+    red_linear_forward(pool, a->logits, a->xn_f, m->w.lm_head, NULL, N, c->vocab, D, 0.0f);
+    return RED_OK;
+}
+
+float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, int64_t *n_counted) {
+    red_train_acts *a = m->acts;
+    int64_t N = (int64_t)a->B * a->T, n, count = 0;
+    double sum = 0.0;
+    ce_ctx c;
+    for (n = 0; n < N; n++) count += targets[n] >= 0;
+    c.logits = a->logits;
+    c.dlogits = want_grad ? a->dlogits : NULL;
+    c.targets = targets;
+    c.V = m->cfg.vocab;
+    c.partial = a->row_loss;
+    c.inv_count = count ? 1.0f / (float)count : 0.0f;
+    par_range(m->pool, N, 3.0 * c.V + 40.0 * c.V, cross_entropy_rows, &c);
+    for (n = 0; n < N; n++) sum += a->row_loss[n];  /* fixed order */
+    if (n_counted) *n_counted = count;
+    return count ? (float)(sum / count) : 0.0f;
+}
+
+void red_model_zero_grad(red_model *m) {
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+red_status red_model_backward(red_model *m) {
+    const red_config *c = &m->cfg;
+    red_train_acts *a = m->acts;
+    red_pool *pool = m->pool;
+    int B, T, l, D = c->dim, F = c->ffn, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    int64_t N;
+    size_t ND, NF, NQ, NK, PP;
+    if (!a || !m->grads || a->B < 1) return RED_E_ARG;
+    B = a->B;
+    T = a->T;
+    N = (int64_t)B * T;
+    ND = (size_t)N * D; NF = (size_t)N * F; NQ = (size_t)N * QD; NK = (size_t)N * KD;
+    PP = (size_t)B * c->n_heads * T * T;
+    /* head and final norm */
+    red_linear_backward(pool, a->dxn, m->gw.lm_head, NULL, a->dlogits, a->xn_f, m->w.lm_head, N, c->vocab, D,
+                    0.0f);
+    memset(a->dres, 0, ND * sizeof(float));
+    red_rmsnorm_backward(pool, a->dres, m->gw.norm, a->dxn, LAYER(a->resid, c->n_layers, ND), m->w.norm,
+                     a->rstd_f, N, D);
+    for (l = c->n_layers - 1; l >= 0; l--) {
+        const red_layer_weights *w = &m->w.layers[l];
+        red_layer_weights *gw = &m->gw.layers[l];
+        float *x = LAYER(a->resid, l, ND), *xn = LAYER(a->xn_a, l, ND), *q = LAYER(a->q, l, NQ),
+              *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
+              *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
+              *u = LAYER(a->u, l, NF), *act = LAYER(a->act, l, NF);
+        /* MLP: dres is d(loss)/d(block output) and passes straight to h */
+        red_linear_backward(pool, a->dact, gw->wd, NULL, a->dres, act, w->wd, N, D, F, 0.0f);
+        red_swiglu_backward(pool, a->dg, a->du, a->dact, g, u, (int64_t)NF);
+        red_linear_backward(pool, a->dxn, gw->wg, NULL, a->dg, xm, w->wg, N, F, D, 0.0f);
+        red_linear_backward(pool, a->dxn, gw->wu, NULL, a->du, xm, w->wu, N, F, D, 1.0f);
+        red_rmsnorm_backward(pool, a->dres, gw->mlp_norm, a->dxn, h, w->mlp_norm, LAYER(a->rstd_m, l, N), N, D);
+        /* attention */
+        red_linear_backward(pool, a->datt, gw->wo, NULL, a->dres, att, w->wo, N, D, QD, 0.0f);
+        memset(a->dk, 0, NK * sizeof(float));
+        memset(a->dv, 0, NK * sizeof(float));
+        red_attention_backward(pool, a->dq, a->dk, a->dv, a->dscratch, a->datt, LAYER(a->probs, l, PP), q, k, v,
+                           B, T, c->n_heads, c->n_kv_heads, c->head_dim);
+        red_rope_backward(pool, a->dq, a->rope_cs, N, T, c->n_heads, c->head_dim);
+        red_rope_backward(pool, a->dk, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
+        red_linear_backward(pool, a->dxn, gw->wq, gw->bq, a->dq, xn, w->wq, N, QD, D, 0.0f);
+        red_linear_backward(pool, a->dxn, gw->wk, gw->bk, a->dk, xn, w->wk, N, KD, D, 1.0f);
+        red_linear_backward(pool, a->dxn, gw->wv, gw->bv, a->dv, xn, w->wv, N, KD, D, 1.0f);
+        red_rmsnorm_backward(pool, a->dres, gw->attn_norm, a->dxn, x, w->attn_norm, LAYER(a->rstd_a, l, N), N, D);
+    }
+    red_embed_backward(pool, m->gw.embed, a->dres, a->tokens, N, D, c->vocab);
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ optimizer */
+
+void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n, const red_adamw_cfg *c,
+                      float weight_decay, int64_t t) {
+    double bc1 = 1.0 - pow((double)c->beta1, (double)t), bc2 = 1.0 - pow((double)c->beta2, (double)t);
+    float step = (float)(c->lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2)), decay = 1.0f - c->lr * weight_decay;
+    float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float gi = g[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
+    }
+}
+
+double red_clip_grad_norm(float *g, size_t n, double max_norm) {
+    double ss = 0.0, norm;
+    size_t i;
+    for (i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    norm = sqrt(ss);
+    if (max_norm > 0.0 && norm > max_norm) red_vec_scale(g, (float)(max_norm / (norm + 1e-6)), n);
+    return norm;
+}
+
+typedef struct {
+    red_model *m;
+    const red_adamw_cfg *c;
+} adam_ctx;
+
+static void adamw_tensors(void *vc, int64_t lo, int64_t hi) {
+    adam_ctx *ac = vc;
+    red_model *m = ac->m;
+    int64_t i;
+    for (i = lo; i < hi; i++) {
+        const red_param *p = &m->table[i];
+        red_adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
+                         m->adam_v + p->offset, p->numel, ac->c,
+                         m->decay_mask[i] ? ac->c->weight_decay : 0.0f, m->adam_t);
+    }
+}
+
+void red_model_adamw(red_model *m, const red_adamw_cfg *c) {
+    adam_ctx ac;
+    ac.m = m;
+    ac.c = c;
+    m->adam_t++;
+    /* per-tensor slices: each element is updated by exactly one thread */
+    par_range(m->pool, m->n_tensors, 10.0 * (double)m->n_params / m->n_tensors, adamw_tensors, &ac);
+}
+
+float red_lr_at(const red_lr_sched *s, int64_t step) {
+    double frac;
+    if (s->warmup > 0 && step < s->warmup) return s->lr * (float)(step + 1) / (float)s->warmup;
+    if (s->kind == RED_SCHED_CONSTANT || s->total <= s->warmup) return s->lr;
+    frac = (double)(step - s->warmup) / (double)(s->total - s->warmup);
+    if (frac > 1.0) frac = 1.0;
+    if (s->kind == RED_SCHED_LINEAR) return (float)(s->lr + (s->min_lr - s->lr) * frac);
+    return (float)(s->min_lr + 0.5 * (s->lr - s->min_lr) * (1.0 + cos(3.14159265358979323846 * frac)));
+}
+
+/* ------------------------------------------------------------------ KV-cache inference */
+
+red_status red_kv_alloc(red_kv_state *s, const red_model *m, int n_seq, int max_len, int max_rows,
+                        red_error *err) {
+    const red_config *c = &m->cfg;
+    size_t KD = (size_t)c->n_kv_heads * c->head_dim, QD = (size_t)c->n_heads * c->head_dim,
+           R = (size_t)max_rows, nth = (size_t)red_pool_size(m->pool), cache;
+    memset(s, 0, sizeof *s);
+    if (n_seq < 1 || max_len < 1 || max_rows < 1)
+        return red_error_set(err, RED_E_ARG, "kv cache: n_seq, max_len and max_rows must be >= 1");
+    if (max_len > c->max_pos)
+        return red_error_set(err, RED_E_ARG, "kv cache: %d positions exceed max_position_embeddings %d",
+                             max_len, c->max_pos);
+    s->n_seq = n_seq;
+    s->max_len = max_len;
+    s->max_rows = max_rows;
+    cache = (size_t)c->n_layers * n_seq * max_len * KD;
+    /* x, xn | q, att | k, v | g, u | cos/sin | scores per thread */
+    s->buf_floats = R * (2 * (size_t)c->dim + 2 * QD + 2 * KD + 2 * (size_t)c->ffn + (size_t)c->head_dim) +
+                    (nth * (size_t)max_len > R ? nth * (size_t)max_len : R);
+    s->k_cache = red_malloc_aligned(cache * sizeof(float));
+    s->v_cache = red_malloc_aligned(cache * sizeof(float));
+    s->buf = red_malloc_aligned(s->buf_floats * sizeof(float));
+    s->logits = red_malloc_aligned(R * c->vocab * sizeof(float));
+    if (!s->k_cache || !s->v_cache || !s->buf || !s->logits) {
+        red_kv_free(s);
+        return red_error_set(err, RED_E_NOMEM, "kv cache: out of memory (%.1f MB)", 8.0 * cache / 1e6);
+    }
+    return RED_OK;
+}
+
+void red_kv_free(red_kv_state *s) {
+    red_free_aligned(s->k_cache);
+    red_free_aligned(s->v_cache);
+    red_free_aligned(s->buf);
+    red_free_aligned(s->logits);
+    memset(s, 0, sizeof *s);
+}
+
+typedef struct {
+    const red_config *c;
+    const float *q, *kc, *vc;  /* this layer's caches */
+    float *att, *scores;
+    const int *seq, *pos;
+    int n, max_len;
+} kv_att_ctx;
+
+/* One (row, head) per unit: softmax over the sequence's cache [0, pos]. */
+static void kv_attention_units(void *vp, int ith, int nth) {
+    kv_att_ctx *c = vp;
+    const red_config *cf = c->c;
+    int H = cf->n_heads, HD = cf->head_dim, G = cf->n_heads / cf->n_kv_heads;
+    size_t KD = (size_t)cf->n_kv_heads * HD, QD = (size_t)H * HD;
+    float *sc = c->scores + (size_t)ith * c->max_len, scale = (float)(1.0 / sqrt((double)HD));
+    int64_t lo, hi, u;
+    red_split_range((int64_t)c->n * H, ith, nth, &lo, &hi);
+    for (u = lo; u < hi; u++) {
+        int r = (int)(u / H), h = (int)(u % H), g = h / G, j, P = c->pos[r];
+        const float *q = c->q + (size_t)r * QD + (size_t)h * HD;
+        const float *K = c->kc + (size_t)c->seq[r] * c->max_len * KD + (size_t)g * HD;
+        const float *V = c->vc + (size_t)c->seq[r] * c->max_len * KD + (size_t)g * HD;
+        float *o = c->att + (size_t)r * QD + (size_t)h * HD;
+        for (j = 0; j <= P; j++) sc[j] = red_vec_dot(q, K + (size_t)j * KD, (size_t)HD) * scale;
+        red_softmax(sc, (size_t)P + 1);
+        memset(o, 0, sizeof(float) * HD);
+        for (j = 0; j <= P; j++) red_vec_axpy(o, sc[j], V + (size_t)j * KD, (size_t)HD);
+    }
+}
+
+typedef struct {
+    float *x;
+    const float *cs;
+    int heads, HD;
+} kv_rope_ctx;
+
+static void kv_rope_rows(void *vp, int64_t lo, int64_t hi) {
+    kv_rope_ctx *c = vp;
+    rope_ctx rc;
+    int64_t r;
+    rc.heads = c->heads; rc.HD = c->HD; rc.ld = c->heads * c->HD; rc.T = 1; rc.sign = 1.0f;
+    for (r = lo; r < hi; r++) {  /* each row has its own table row */
+        rc.x = c->x + r * rc.ld;
+        rc.cs = c->cs + r * c->HD;
+        rope_rows(&rc, 0, 1);
+    }
+}
+
+red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *tokens, const int *seq,
+                          const int *pos) {
+    const red_config *c = &m->cfg;
+    red_pool *pool = m->pool;
+    int D = c->dim, F = c->ffn, HD = c->head_dim, QD = c->n_heads * HD, KD = c->n_kv_heads * HD, l, r;
+    size_t R = (size_t)s->max_rows, layer_cache = (size_t)s->n_seq * s->max_len * KD;
+    float *x = s->buf, *xn = x + R * D, *q = xn + R * D, *att = q + R * QD, *k = att + R * QD,
+          *v = k + R * KD, *g = v + R * KD, *u = g + R * F, *cs = u + R * F, *scores = cs + R * HD;
+    kv_att_ctx ac;
+    kv_rope_ctx rc;
+    int64_t nth;
+    if (n < 1 || n > s->max_rows) return RED_E_ARG;
+    for (r = 0; r < n; r++)
+        if (tokens[r] < 0 || tokens[r] >= c->vocab || seq[r] < 0 || seq[r] >= s->n_seq || pos[r] < 0 ||
+            pos[r] >= s->max_len)
+            return RED_E_ARG;
+    red_embed_forward(pool, x, tokens, m->w.embed, n, D);
+    red_rope_table(cs, m->rope_inv_freq, HD / 2, n, pos);
+    ac.c = c; ac.att = att; ac.scores = scores; ac.seq = seq; ac.pos = pos; ac.n = n;
+    ac.max_len = s->max_len; ac.q = q;
+    for (l = 0; l < c->n_layers; l++) {
+        const red_layer_weights *w = &m->w.layers[l];
+        float *kc = s->k_cache + (size_t)l * layer_cache, *vc = s->v_cache + (size_t)l * layer_cache;
+        float *mlp_norm_rstd = scores;  /* scores are free until attention: borrow for rstd */
+        red_rmsnorm_forward(pool, xn, mlp_norm_rstd, x, w->attn_norm, n, D, c->norm_eps);
+        red_linear_forward(pool, q, xn, w->wq, w->bq, n, QD, D, 0.0f);
+        red_linear_forward(pool, k, xn, w->wk, w->bk, n, KD, D, 0.0f);
+        red_linear_forward(pool, v, xn, w->wv, w->bv, n, KD, D, 0.0f);
+        rc.cs = cs; rc.HD = HD;
+        rc.x = q; rc.heads = c->n_heads;
+        par_range(pool, n, 3.0 * QD, kv_rope_rows, &rc);
+        rc.x = k; rc.heads = c->n_kv_heads;
+        par_range(pool, n, 3.0 * KD, kv_rope_rows, &rc);
+        for (r = 0; r < n; r++) {  /* cache first: rows of a prompt attend to each other */
+            size_t at = ((size_t)seq[r] * s->max_len + pos[r]) * KD;
+            memcpy(kc + at, k + (size_t)r * KD, sizeof(float) * KD);
+            memcpy(vc + at, v + (size_t)r * KD, sizeof(float) * KD);
+        }
+        ac.kc = kc; ac.vc = vc;
+        {
+            double work = 0.0;
+            for (r = 0; r < n; r++) work += 4.0 * (pos[r] + 1) * (double)HD * c->n_heads;
+            nth = (int64_t)(work / 2.0e5);
+            if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
+            if (nth > (int64_t)n * c->n_heads) nth = (int64_t)n * c->n_heads;
+            if (nth < 1) nth = 1;
+            red_pool_run(pool, (int)nth, kv_attention_units, &ac);
+        }
+        red_linear_forward(pool, x, att, w->wo, NULL, n, D, QD, 1.0f);
+        red_rmsnorm_forward(pool, xn, mlp_norm_rstd, x, w->mlp_norm, n, D, c->norm_eps);
+        red_linear_forward(pool, g, xn, w->wg, NULL, n, F, D, 0.0f);
+        red_linear_forward(pool, u, xn, w->wu, NULL, n, F, D, 0.0f);
+        red_swiglu_forward(pool, g, g, u, (int64_t)n * F);
+        red_linear_forward(pool, x, g, w->wd, NULL, n, D, F, 1.0f);
+    }
+    red_rmsnorm_forward(pool, xn, scores, x, m->w.norm, n, D, c->norm_eps);
+    red_linear_forward(pool, s->logits, xn, m->w.lm_head, NULL, n, c->vocab, D, 0.0f);
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ sampling */
+
+/* Stable merge sort of ids by descending probability (ties: ascending id,
+ * since the input is in id order): no global state, unlike qsort's comparator. */
+static void sort_by_prob(const float *p, int *idx, int *tmp, int V) {
+    int width, i;
+    for (i = 0; i < V; i++) idx[i] = i;
+    for (width = 1; width < V; width *= 2) {
+        int lo;
+        for (lo = 0; lo < V; lo += 2 * width) {
+            int mid = lo + width < V ? lo + width : V, hi = lo + 2 * width < V ? lo + 2 * width : V;
+            int a = lo, b = mid, o = lo;
+            while (a < mid && b < hi) tmp[o++] = p[idx[b]] > p[idx[a]] ? idx[b++] : idx[a++];
+            while (a < mid) tmp[o++] = idx[a++];
+            while (b < hi) tmp[o++] = idx[b++];
+        }
+        memcpy(idx, tmp, sizeof(int) * V);
+    }
+}
+
+int red_sample(float *logits, int V, const red_sampler *sp, red_rng *rng, int *idx) {
+    int i, keep = V, best = 0;
+    double u, cum = 0.0, total = 0.0;
+    if (sp->temperature <= 0.0f) {  /* greedy: first maximum */
+        for (i = 1; i < V; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+    red_vec_scale(logits, 1.0f / sp->temperature, (size_t)V);
+    red_softmax(logits, (size_t)V);
+    if ((sp->top_k > 0 && sp->top_k < V) || sp->top_p < 1.0f) {
+        sort_by_prob(logits, idx, idx + V, V);
+        if (sp->top_k > 0 && sp->top_k < V) keep = sp->top_k;
+        if (sp->top_p < 1.0f) {  /* smallest prefix with mass >= top_p (at least one) */
+            double mass = 0.0;
+            for (i = 0; i < keep; i++) {
+                mass += logits[idx[i]];
+                if (mass >= sp->top_p) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+        }
+    } else {
+        for (i = 0; i < V; i++) idx[i] = i;
+    }
+    for (i = 0; i < keep; i++) total += logits[idx[i]];
+    u = red_rng_uniform(rng) * total;
+    for (i = 0; i < keep; i++) {
+        cum += logits[idx[i]];
+        if (u < cum) return idx[i];
+    }
+    return idx[keep - 1];
+}
+
+red_status red_generate(red_model *m, int n_seq, const int *const *prompts, const int *lens, int n_new,
+                        const red_sampler *sp, uint64_t seed, int stop_id, int **out, int *out_len,
+                        red_error *err) {
+    red_kv_state s;
+    red_rng rng;
+    red_status st;
+    int i, j, max_len = 0, max_rows = n_seq, step, V = m->cfg.vocab;
+    int *tok = NULL, *seq = NULL, *pos = NULL, *idx = NULL, *cur = NULL, *done = NULL;
+    if (n_seq < 1 || n_new < 0) return red_error_set(err, RED_E_ARG, "generate: need >= 1 prompt");
+    for (i = 0; i < n_seq; i++) {
+        if (lens[i] < 1) return red_error_set(err, RED_E_ARG, "generate: prompt %d is empty", i);
+        for (j = 0; j < lens[i]; j++)
+            if (prompts[i][j] < 0 || prompts[i][j] >= V)
+                return red_error_set(err, RED_E_ARG, "generate: prompt %d token %d = %d outside vocabulary 0..%d",
+                                     i, j, prompts[i][j], V - 1);
+        if (lens[i] + n_new > max_len) max_len = lens[i] + n_new;
+        if (lens[i] > max_rows) max_rows = lens[i];
+        out_len[i] = 0;
+    }
+    if (max_len > m->cfg.max_pos)
+        return red_error_set(err, RED_E_ARG, "generate: prompt + %d new tokens = %d exceeds max_position_embeddings %d",
+                             n_new, max_len, m->cfg.max_pos);
+    if ((st = red_kv_alloc(&s, m, n_seq, max_len, max_rows, err))) return st;
+    tok = malloc(sizeof(int) * max_rows);
+    seq = malloc(sizeof(int) * max_rows);
+    pos = malloc(sizeof(int) * max_rows);
+    idx = malloc(sizeof(int) * 2 * V);
+    cur = malloc(sizeof(int) * n_seq);
+    done = calloc((size_t)n_seq, sizeof(int));
+    if (!tok || !seq || !pos || !idx || !cur || !done) {
+        st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
+        goto out;
+    }
+    red_rng_seed(&rng, seed);
+    /* prefill each prompt; sample its first new token from the last row */
+    for (i = 0; i < n_seq && n_new > 0; i++) {
+        for (j = 0; j < lens[i]; j++) {
+            tok[j] = prompts[i][j];
+            seq[j] = i;
+            pos[j] = j;
+        }
+        if ((st = red_kv_forward(m, &s, lens[i], tok, seq, pos))) {
+            red_error_set(err, st, "generate: forward failed");
+            goto out;
+        }
+        cur[i] = red_sample(s.logits + (size_t)(lens[i] - 1) * V, V, sp, &rng, idx);
+        out[i][out_len[i]++] = cur[i];
+        if (cur[i] == stop_id) done[i] = 1;
+    }
+    for (step = 1; step < n_new; step++) {
+        int n = 0;
+        for (i = 0; i < n_seq; i++)
+            if (!done[i]) {
+                tok[n] = cur[i];
+                seq[n] = i;
+                pos[n] = lens[i] + out_len[i] - 1;
+                n++;
+            }
+        if (!n) break;
+        if ((st = red_kv_forward(m, &s, n, tok, seq, pos))) {
+            red_error_set(err, st, "generate: forward failed");
+            goto out;
+        }
+        for (j = 0; j < n; j++) {
+            i = seq[j];
+            cur[i] = red_sample(s.logits + (size_t)j * V, V, sp, &rng, idx);
+            out[i][out_len[i]++] = cur[i];
+            if (cur[i] == stop_id) done[i] = 1;
+        }
+    }
+    st = RED_OK;
+out:
+    red_kv_free(&s);
+    free(tok); free(seq); free(pos); free(idx); free(cur); free(done);
+    return st;
+}
