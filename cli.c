@@ -15,7 +15,10 @@ static const char *usage_main =
     "commands:\n"
     "  svd      thin SVD of a matrix in a .npy file (one-sided Jacobi)\n"
     "  erank    effective rank of the rows of a matrix in a .npy file\n"
-    "  bench    measure matmul / svd / FMA peak (machine-readable key=value lines)\n"
+    "  info     describe a model directory (config.json + model.safetensors)\n"
+    "  forward  logits of a token sequence, written as a .npy [T, V]\n"
+    "  generate continue token prompts with a KV cache (greedy or sampled)\n"
+    "  bench    measure matmul / svd / peak / train / infer (key=value lines)\n"
     "  version  print version and build configuration\n"
     "\n"
     "threads: --threads N on any command, else $RED_THREADS, else online cores.\n";
@@ -189,6 +192,239 @@ static int cmd_erank(int argc, char **argv) {
     return 0;
 }
 
+
+static const char *usage_info =
+    "usage: red info --model DIR\n"
+    "\n"
+    "Prints the model's configuration (Hugging Face config.json keys), its\n"
+    "parameter count and the tensors and dtypes of model.safetensors.\n";
+
+static const char *usage_forward =
+    "usage: red forward --model DIR --tokens \"ID ID ...\" --out LOGITS.npy [--threads N]\n"
+    "\n"
+    "Runs the model on one token sequence (ids separated by spaces or commas,\n"
+    "position 0 first) and writes the logits as float32 .npy of shape [T, V],\n"
+    "atomically. Prints the argmax of the last position to stdout.\n";
+
+static const char *usage_generate =
+    "usage: red generate --model DIR --tokens \"ID ...[; ID ...]\" -n N [--temp T] [--top-k K]\n"
+    "                    [--top-p P] [--seed S] [--stop ID | --no-stop] [--threads N]\n"
+    "\n"
+    "Continues each prompt (several prompts, separated by ';', run as one batch)\n"
+    "by up to N tokens with a KV cache and prints the new ids of each prompt on\n"
+    "its own line. --temp 0 (the default) is greedy; otherwise logits/T are\n"
+    "sampled after top-k (0 = off) and top-p (1 = off) filtering with red's RNG\n"
+    "seeded by --seed (default 0), so a run is reproducible. A prompt stops after\n"
+    "emitting --stop (default: eos_token_id from config.json).\n";
+
+/* Parses "1 2, 3" into ids; exits with a usage error on anything else. */
+static int parse_ids(const char *s, int **out) {
+    int n = 0, cap = 16, *ids = xmalloc(sizeof(int) * 16);
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v;
+        if (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') { p++; continue; }
+        errno = 0;
+        v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > 0x7FFFFFFF) {
+            fprintf(stderr, "red: --tokens: expected non-negative integer ids, found '%.20s' at character %d\n", p,
+                    (int)(p - s));
+            exit(2);
+        }
+        if (n == cap) {
+            int *g = realloc(ids, sizeof(int) * (size_t)(cap *= 2));
+            if (!g) die(1, "out of memory%s", "");
+            ids = g;
+        }
+        ids[n++] = (int)v;
+        p = end;
+    }
+    *out = ids;
+    return n;
+}
+
+static void load_model(red_model *m, const char *dir, red_pool *pool) {
+    red_error err;
+    if (!dir) die(2, "--model DIR is required%s", "");
+    if (red_model_load(m, dir, pool, &err) != RED_OK) die(1, "%s", err.msg);
+}
+
+static void check_ids(const int *ids, int n, int vocab, const char *what) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (ids[i] >= vocab) {
+            fprintf(stderr, "red: %s: token %d (position %d) is outside the vocabulary 0..%d\n", what, ids[i], i,
+                    vocab - 1);
+            exit(2);
+        }
+}
+
+/* Options shared by the model commands. */
+typedef struct {
+    const char *model, *tokens, *out;
+    int threads, n, top_k, stop, no_stop;
+    float temp, top_p;
+    uint64_t seed;
+} model_args;
+
+static double parse_num(const char *opt, const char *s, double lo, double hi) {
+    char *end;
+    double v;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "red: %s: expected a number in [%g, %g], got '%s'\n", opt, lo, hi, s);
+        exit(2);
+    }
+    return v;
+}
+
+static void parse_model_args(int argc, char **argv, model_args *a, const char *usage, const char *cmd) {
+    int i;
+    memset(a, 0, sizeof *a);
+    a->top_p = 1.0f;
+    a->stop = -2;
+    for (i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (!strcmp(o, "--no-stop")) { a->no_stop = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "red %s: %s needs a value (see red %s --help)\n", cmd, o, cmd);
+            exit(2);
+        }
+        if (!strcmp(o, "--model")) a->model = argv[++i];
+        else if (!strcmp(o, "--tokens")) a->tokens = argv[++i];
+        else if (!strcmp(o, "--out")) a->out = argv[++i];
+        else if (!strcmp(o, "--threads")) a->threads = parse_threads(argv[++i]);
+        else if (!strcmp(o, "-n")) a->n = (int)parse_num(o, argv[++i], 0, 1 << 24);
+        else if (!strcmp(o, "--temp")) a->temp = (float)parse_num(o, argv[++i], 0, 1e6);
+        else if (!strcmp(o, "--top-k")) a->top_k = (int)parse_num(o, argv[++i], 0, 1 << 30);
+        else if (!strcmp(o, "--top-p")) a->top_p = (float)parse_num(o, argv[++i], 1e-9, 1);
+        else if (!strcmp(o, "--seed")) a->seed = (uint64_t)parse_num(o, argv[++i], 0, 9007199254740992.0);
+        else if (!strcmp(o, "--stop")) a->stop = (int)parse_num(o, argv[++i], 0, 1 << 30);
+        else {
+            fprintf(stderr, "red %s: unknown option '%s' (see red %s --help)\n", cmd, o, cmd);
+            exit(2);
+        }
+    }
+}
+
+static int cmd_info(int argc, char **argv) {
+    model_args a;
+    red_model m;
+    red_safetensors st;
+    red_error err;
+    char path[2048];
+    const red_config *c;
+    int i;
+    parse_model_args(argc, argv, &a, usage_info, "info");
+    load_model(&m, a.model, NULL);
+    c = &m.cfg;
+    printf("model_type: %s\nhidden_size: %d\nintermediate_size: %d\nnum_hidden_layers: %d\n"
+           "num_attention_heads: %d\nnum_key_value_heads: %d\nhead_dim: %d\nvocab_size: %d\n"
+           "max_position_embeddings: %d\nrms_norm_eps: %g\nrope_theta: %g\nrope_scaling: %s\n"
+           "tie_word_embeddings: %s\nqkv_bias: %s\nbos_token_id: %d\neos_token_id: %d\n",
+           red_arch_name(c->arch), c->dim, c->ffn, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab,
+           c->max_pos, c->norm_eps, c->rope_theta, c->rope_llama3 ? "llama3" : "none", c->tied ? "true" : "false",
+           c->qkv_bias ? "true" : "false", c->bos_id, c->eos_id);
+    if (c->rope_llama3)
+        printf("rope_llama3: factor %g, low_freq_factor %g, high_freq_factor %g, original_max_position_embeddings %d\n",
+               c->rope_factor, c->rope_low_freq, c->rope_high_freq, c->rope_orig_ctx);
+    printf("parameters: %zu (%.2f M, %.1f MB as float32)\ntensors: %d\n", m.n_params, m.n_params / 1e6,
+           m.n_params * 4.0 / 1e6, m.n_tensors);
+    snprintf(path, sizeof path, "%s/model.safetensors", a.model);
+    if (red_st_open(&st, path, &err) != RED_OK) die(1, "%s", err.msg);
+    {
+        int counts[4] = {0};
+        for (i = 0; i < st.n; i++) counts[st.e[i].dtype]++;
+        printf("file dtypes: F32 %d, F16 %d, BF16 %d\n", counts[RED_DT_F32], counts[RED_DT_F16], counts[RED_DT_BF16]);
+    }
+    red_st_close(&st);
+    red_model_free(&m);
+    return 0;
+}
+
+static int cmd_forward(int argc, char **argv) {
+    model_args a;
+    red_model m;
+    red_kv_state kv;
+    red_error err;
+    red_pool *pool;
+    int *ids, n, *seq, *pos, i, best = 0;
+    float *last;
+    parse_model_args(argc, argv, &a, usage_forward, "forward");
+    if (!a.tokens || !a.out) die(2, "forward: --tokens and --out are required (see red forward --help)%s", "");
+    n = parse_ids(a.tokens, &ids);
+    if (n < 1) die(2, "forward: --tokens is empty%s", "");
+    pool = make_pool(a.threads);
+    load_model(&m, a.model, pool);
+    check_ids(ids, n, m.cfg.vocab, "--tokens");
+    if (red_kv_alloc(&kv, &m, 1, n, n, &err) != RED_OK) die(1, "%s", err.msg);
+    seq = xmalloc(sizeof(int) * (size_t)n);
+    pos = xmalloc(sizeof(int) * (size_t)n);
+    for (i = 0; i < n; i++) { seq[i] = 0; pos[i] = i; }
+    if (red_kv_forward(&m, &kv, n, ids, seq, pos) != RED_OK) die(1, "forward failed%s", "");
+    save_matrix(a.out, kv.logits, 2, n, m.cfg.vocab);
+    last = kv.logits + (size_t)(n - 1) * m.cfg.vocab;
+    for (i = 1; i < m.cfg.vocab; i++)
+        if (last[i] > last[best]) best = i;
+    printf("%d\n", best);
+    fprintf(stderr, "forward: %d tokens -> %s [%d, %d]\n", n, a.out, n, m.cfg.vocab);
+    red_kv_free(&kv);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+    free(ids); free(seq); free(pos);
+    return 0;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    model_args a;
+    red_model m;
+    red_error err;
+    red_pool *pool;
+    red_sampler sp;
+    int n_seq = 0, i, j, **outs, *lens, *olen, **prompts, stop;
+    char *buf, *part, *save = NULL;
+    parse_model_args(argc, argv, &a, usage_generate, "generate");
+    if (!a.tokens) die(2, "generate: --tokens is required (see red generate --help)%s", "");
+    pool = make_pool(a.threads);
+    load_model(&m, a.model, pool);
+    buf = xmalloc(strlen(a.tokens) + 1);
+    strcpy(buf, a.tokens);
+    prompts = xmalloc(sizeof(int *) * (strlen(a.tokens) + 1));
+    lens = xmalloc(sizeof(int) * (strlen(a.tokens) + 1));
+    for (part = strtok_r(buf, ";", &save); part; part = strtok_r(NULL, ";", &save)) {
+        lens[n_seq] = parse_ids(part, &prompts[n_seq]);
+        if (lens[n_seq] < 1) die(2, "generate: prompt %s is empty", "");
+        check_ids(prompts[n_seq], lens[n_seq], m.cfg.vocab, "--tokens");
+        n_seq++;
+    }
+    if (!n_seq) die(2, "generate: --tokens is empty%s", "");
+    outs = xmalloc(sizeof(int *) * (size_t)n_seq);
+    olen = xmalloc(sizeof(int) * (size_t)n_seq);
+    for (i = 0; i < n_seq; i++) outs[i] = xmalloc(sizeof(int) * (size_t)(a.n + 1));
+    sp.temperature = a.temp;
+    sp.top_k = a.top_k;
+    sp.top_p = a.top_p;
+    stop = a.no_stop ? -1 : a.stop >= 0 ? a.stop : m.cfg.eos_id;
+    if (red_generate(&m, n_seq, (const int *const *)prompts, lens, a.n, &sp, a.seed, stop, outs, olen, &err) != RED_OK)
+        die(1, "%s", err.msg);
+    for (i = 0; i < n_seq; i++) {
+        for (j = 0; j < olen[i]; j++) printf(j ? " %d" : "%d", outs[i][j]);
+        printf("\n");
+        free(outs[i]);
+        free(prompts[i]);
+    }
+    free(outs); free(olen); free(prompts); free(lens); free(buf);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+    return 0;
+}
+
 static int cmd_version(void) {
     printf("red %s\nsimd: %s\ndefault threads: %d\ncompiler: %s\n", RED_VERSION, red_simd_name(),
            red_default_threads(),
@@ -212,6 +448,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "svd")) return cmd_svd(argc - 2, argv + 2);
     if (!strcmp(cmd, "erank")) return cmd_erank(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return red_bench_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "forward")) return cmd_forward(argc - 2, argv + 2);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
     fprintf(stderr, "red: unknown command '%s'\n\n%s", cmd, usage_main);
     return 2;

@@ -1,0 +1,354 @@
+/* tests/test_checkpoint.c - strict JSON reader/writer, safetensors (the
+ * format's own byte-exact vector, round trips in F32/F16/BF16, rejection of
+ * truncated and lying headers), half-float conversions, config.json and
+ * model directory round trips. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static red_json *parse_ok(const char *s) {
+    red_json *j = NULL;
+    red_error err;
+    cr_assert(red_json_parse(s, strlen(s), "t", &j, &err) == RED_OK, "'%s': %s", s, err.msg);
+    return j;
+}
+
+/* Expects a parse error whose message names byte `at` (or any byte if at < 0). */
+static void parse_bad(const char *s, size_t len, long at) {
+    red_json *j = NULL;
+    red_error err;
+    char want[32];
+    cr_expect(red_json_parse(s, len, "t", &j, &err) == RED_E_FORMAT, "accepted invalid JSON '%s'", s);
+    cr_expect(j == NULL);
+    if (at >= 0) {
+        snprintf(want, sizeof want, "byte %ld:", at);
+        cr_expect(strstr(err.msg, want) != NULL, "'%s': message '%s' should name %s", s, err.msg, want);
+    }
+}
+
+Test(json, parses_values_and_escapes) {
+    red_json *j = parse_ok(" {\"a\": [1, -2.5e3, true, false, null], \"s\": \"x\\u00e9\\ud83d\\ude00\\n\\\"/\","
+                           " \"big\": 9223372036854775807, \"neg\": -9223372036854775808, \"f\": 0.1} ");
+    const red_json *a = red_json_get(j, "a"), *s = red_json_get(j, "s"), *b = red_json_get(j, "big");
+    cr_assert(a && a->type == RED_JSON_ARRAY && a->count == 5);
+    cr_expect(red_json_at(a, 0)->is_int && red_json_at(a, 0)->ival == 1);
+    cr_expect(!red_json_at(a, 1)->is_int && red_json_at(a, 1)->number == -2500.0);
+    cr_expect(red_json_at(a, 2)->type == RED_JSON_TRUE && red_json_at(a, 4)->type == RED_JSON_NULL);
+    /* é = C3 A9, U+1F600 from the surrogate pair = F0 9F 98 80 */
+    cr_expect(memcmp(s->str, "x\xC3\xA9\xF0\x9F\x98\x80\n\"/", 10) == 0 && s->len == 10);
+    cr_expect(b->is_int && b->ival == INT64_MAX);
+    cr_expect(red_json_get(j, "neg")->ival == INT64_MIN);
+    cr_expect(red_json_get(j, "f")->number == 0.1);
+    cr_expect(red_json_get(j, "missing") == NULL);
+    red_json_free(j);
+}
+
+Test(json, rejects_with_byte_offsets) {
+    parse_bad("[1,]", 4, 3);
+    parse_bad("{\"a\":1,}", 8, 7);
+    parse_bad("[01]", 4, 2);
+    parse_bad("[+1]", 4, 1);
+    parse_bad("[1.]", 4, 3);
+    parse_bad("[NaN]", 5, 1);
+    parse_bad("\"\\ud800\"", 8, -1);          /* lone high surrogate */
+    parse_bad("\"\\udc00\"", 8, -1);          /* lone low surrogate */
+    parse_bad("\"a\x01\"", 4, 2);              /* raw control character */
+    parse_bad("\"\xC0\xAF\"", 4, 1);           /* overlong UTF-8 */
+    parse_bad("\"\xED\xA0\x80\"", 5, 1);       /* encoded surrogate */
+    parse_bad("\"\xF4\x90\x80\x80\"", 6, 1);   /* above U+10FFFF */
+    parse_bad("{\"k\":1,\"k\":2}", 13, 7);    /* duplicate key */
+    parse_bad("{} x", 4, 3);                  /* trailing garbage */
+    parse_bad("\xEF\xBB\xBF{}", 5, 0);         /* byte order mark */
+    parse_bad("\"abc", 4, -1);
+    parse_bad("", 0, 0);
+    parse_bad("[\"\\x\"]", 6, 3);
+    {
+        char deep[1200];
+        memset(deep, '[', 600);
+        memset(deep + 600, ']', 600);
+        parse_bad(deep, 1200, -1);  /* nesting over 512 */
+    }
+}
+
+Test(json, writer_escapes_and_round_trips) {
+    red_sbuf b;
+    red_json *j;
+    const char raw[] = "q\"b\\s\x01\n\xC3\xA9";
+    double vals[5] = {0.1, 1e-300, -123456789.125, 3.0, 1.0 / 3.0};
+    int i;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "[");
+    red_json_put_string(&b, raw, sizeof raw - 1);
+    for (i = 0; i < 5; i++) {
+        red_sbuf_puts(&b, ",");
+        red_json_put_number(&b, vals[i]);
+    }
+    red_sbuf_puts(&b, ",");
+    red_json_put_float(&b, 0.1f);
+    red_sbuf_puts(&b, "]");
+    cr_expect(strstr(b.p, "\\u0001") && strstr(b.p, "\\n") && strstr(b.p, "\\\""), "%s", b.p);
+    cr_expect(strstr(b.p, ",0.1,") != NULL, "shortest form: %s", b.p);
+    j = parse_ok(b.p);
+    cr_expect(red_json_at(j, 0)->len == sizeof raw - 1 && memcmp(red_json_at(j, 0)->str, raw, sizeof raw - 1) == 0);
+    for (i = 0; i < 5; i++) cr_expect(red_json_at(j, (size_t)i + 1)->number == vals[i], "value %d", i);
+    cr_expect((float)red_json_at(j, 6)->number == 0.1f);
+    red_json_free(j);
+    red_sbuf_free(&b);
+}
+
+/* ------------------------------------------------------------------ half floats */
+
+Test(half, f16_known_values_and_exhaustive_round_trip) {
+    uint32_t h;
+    cr_expect(red_f32_to_f16(1.0f) == 0x3C00);
+    cr_expect(red_f32_to_f16(-2.0f) == 0xC000);
+    cr_expect(red_f32_to_f16(65504.0f) == 0x7BFF);
+    cr_expect(red_f32_to_f16(65520.0f) == 0x7C00, "65520 rounds to inf");
+    cr_expect(red_f32_to_f16(65519.0f) == 0x7BFF);
+    cr_expect(red_f32_to_f16(5.9604645e-08f) == 0x0001, "smallest subnormal");
+    cr_expect(red_f32_to_f16(2.9802322e-08f) == 0x0000, "half of it ties to even (0)");
+    cr_expect(red_f32_to_f16(6.1035156e-05f) == 0x0400, "smallest normal");
+    cr_expect(red_f32_to_f16(1.0f + 1.0f / 2048) == 0x3C00, "tie to even");
+    cr_expect(red_f32_to_f16(1.0f + 3.0f / 2048) == 0x3C02, "tie to even (up)");
+    for (h = 0; h < 65536; h++) {
+        float f = red_f16_to_f32((uint16_t)h);
+        if (f != f) continue;  /* NaN payloads */
+        cr_assert(red_f32_to_f16(f) == h, "f16 0x%04x -> %g -> 0x%04x", h, f, red_f32_to_f16(f));
+    }
+    cr_expect(red_f16_to_f32(0x0001) == 5.9604645e-08f);
+    cr_expect(red_f16_to_f32(0x7C00) == INFINITY);
+}
+
+Test(half, bf16_rounding) {
+    cr_expect(red_f32_to_bf16(1.0f) == 0x3F80);
+    cr_expect(red_f32_to_bf16(1.0f + 1.0f / 256) == 0x3F80, "tie to even");
+    cr_expect(red_f32_to_bf16(1.0f + 3.0f / 256) == 0x3F82, "tie to even (up)");
+    cr_expect(red_f32_to_bf16(-3.0f) == 0xC040);
+    cr_expect(red_bf16_to_f32(0x4049) == 3.140625f);
+    cr_expect(red_bf16_to_f32(red_f32_to_bf16(NAN)) != red_bf16_to_f32(red_f32_to_bf16(NAN)), "NaN stays NaN");
+}
+
+/* ------------------------------------------------------------------ safetensors */
+
+/* The format's own test vector (formats.md section 1). */
+static const unsigned char st_vector[96] = {
+    0x40, 0, 0, 0, 0, 0, 0, 0,
+    '{', '"', 'a', 't', 't', 'n', '.', '0', '"', ':', '{', '"', 'd', 't', 'y', 'p', 'e', '"', ':', '"', 'F', '3',
+    '2', '"', ',', '"', 's', 'h', 'a', 'p', 'e', '"', ':', '[', '1', ',', '2', ',', '3', ']', ',', '"', 'd', 'a',
+    't', 'a', '_', 'o', 'f', 'f', 's', 'e', 't', 's', '"', ':', '[', '0', ',', '2', '4', ']', '}', '}',
+    0, 0, 0, 0, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 0, 0, 0x40, 0x40, 0, 0, 0x80, 0x40, 0, 0, 0xa0, 0x40};
+
+static red_status st_try(const unsigned char *bytes, size_t len, red_safetensors *st, red_error *err) {
+    unsigned char *copy = malloc(len ? len : 1);
+    memcpy(copy, bytes, len);
+    return red_st_parse(st, copy, len, "mem.safetensors", err);
+}
+
+Test(safetensors, reads_the_reference_vector) {
+    red_safetensors st;
+    red_error err;
+    float out[6];
+    int i;
+    cr_assert(st_try(st_vector, 96, &st, &err) == RED_OK, "%s", err.msg);
+    cr_assert(st.n == 1);
+    cr_expect(strcmp(st.e[0].name, "attn.0") == 0 && st.e[0].ndim == 3 && st.e[0].shape[2] == 3);
+    cr_assert(red_st_read_f32(&st, &st.e[0], out, &err) == RED_OK);
+    for (i = 0; i < 6; i++) cr_expect(out[i] == (float)i);
+    red_st_close(&st);
+}
+
+/* Rewrites the header of the reference vector (keeping it 64 bytes with
+ * trailing spaces) and expects rejection with a message containing `word`. */
+static void st_reject(const char *header, const unsigned char *data, size_t data_len, const char *word) {
+    unsigned char buf[256];
+    size_t hl = strlen(header), n = 64 > hl ? 64 : hl;
+    red_safetensors st;
+    red_error err;
+    int i;
+    for (i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    memset(buf + 8, ' ', n);
+    memcpy(buf + 8, header, hl);
+    memcpy(buf + 8 + n, data, data_len);
+    cr_expect(st_try(buf, 8 + n + data_len, &st, &err) != RED_OK, "accepted: %s", header);
+    cr_expect(strstr(err.msg, word) != NULL, "message '%s' should mention '%s'", err.msg, word);
+}
+
+Test(safetensors, rejects_truncated_and_lying_files) {
+    red_safetensors st;
+    red_error err;
+    unsigned char bad[96];
+    const unsigned char *data = st_vector + 72;
+    /* truncated by one byte */
+    cr_expect(st_try(st_vector, 95, &st, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "truncated") != NULL, "%s", err.msg);
+    /* header length beyond the file */
+    memcpy(bad, st_vector, 96);
+    bad[0] = 0xF0;
+    cr_expect(st_try(bad, 96, &st, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "header length") != NULL, "%s", err.msg);
+    /* absurd header length (2^63) */
+    bad[0] = 0x40;
+    bad[7] = 0x80;
+    cr_expect(st_try(bad, 96, &st, &err) == RED_E_FORMAT);
+    cr_expect(st_try(st_vector, 7, &st, &err) == RED_E_FORMAT, "shorter than the length field");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,2,3],\"data_offsets\":[0,20]}}", data, 24, "needs 24");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}}", data, 24, "trailing");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", data, 16, "starts at data byte 8");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+              "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", data, 12, "contiguous");
+    st_reject("{\"a\":{\"dtype\":\"F33\",\"shape\":[6],\"data_offsets\":[0,24]}}", data, 24, "unknown dtype");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[-6],\"data_offsets\":[0,24]}}", data, 24, "non-negative");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[6]}}", data, 24, "data_offsets");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[24,0]}}", data, 24, "begin <= end");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[0,24],\"x\":1}}", data, 24, "unknown field");
+    st_reject("{\"__metadata__\":{\"k\":1}}", data, 0, "must be a string");
+    st_reject("[1]", data, 0, "JSON object");
+    st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[0,24]},}", data, 24, "expected a string key");
+}
+
+Test(safetensors, round_trips_f32_f16_bf16) {
+    float a[12], b[3] = {1.5f, -0.25f, 1e-3f}, out[12];
+    red_st_tensor t[2];
+    red_safetensors st;
+    red_error err;
+    red_dtype dts[3] = {RED_DT_F32, RED_DT_F16, RED_DT_BF16};
+    char path[] = "/tmp/red-test-st-XXXXXX";
+    int fd = mkstemp(path), i, d;
+    red_rng r;
+    cr_assert(fd >= 0);
+    close(fd);
+    red_rng_seed(&r, 3);
+    red_rng_fill_normal(&r, a, 12, 0.0f, 3.0f);
+    t[0].name = "model.w"; t[0].data = a; t[0].ndim = 2; t[0].shape[0] = 3; t[0].shape[1] = 4;
+    t[1].name = "b\"q"; t[1].data = b; t[1].ndim = 1; t[1].shape[0] = 3;
+    for (d = 0; d < 3; d++) {
+        const red_st_entry *e;
+        cr_assert(red_st_save(path, t, 2, dts[d], &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_st_open(&st, path, &err) == RED_OK, "%s", err.msg);
+        cr_expect(st.header_len % 8 == 0, "header padded to 8 bytes");
+        e = red_st_find(&st, "model.w");
+        cr_assert(e && e->ndim == 2 && e->shape[0] == 3 && e->shape[1] == 4 && e->dtype == dts[d]);
+        red_st_read_f32(&st, e, out, &err);
+        for (i = 0; i < 12; i++) {
+            float want = d == 0 ? a[i] : d == 1 ? red_f16_to_f32(red_f32_to_f16(a[i])) : red_bf16_to_f32(red_f32_to_bf16(a[i]));
+            cr_expect(out[i] == want, "dtype %d element %d: %g vs %g", d, i, out[i], want);
+        }
+        e = red_st_find(&st, "b\"q");
+        cr_assert(e, "escaped name survives");
+        red_st_read_f32(&st, e, out, &err);
+        cr_expect(out[0] == 1.5f && out[1] == -0.25f);
+        red_st_close(&st);
+    }
+    unlink(path);
+}
+
+/* ------------------------------------------------------------------ config and model directory */
+
+static red_status cfg_from(const char *text, red_config *c, red_error *err) {
+    red_json *j;
+    red_status st = red_json_parse(text, strlen(text), "config.json", &j, err);
+    if (st) return st;
+    st = red_config_from_json(c, j, "config.json", err);
+    red_json_free(j);
+    return st;
+}
+
+Test(config, llama_3_2_1b_and_qwen2_5_0_5b) {
+    red_config c;
+    red_error err;
+    /* formats.md section 3 */
+    cr_assert(cfg_from("{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"hidden_size\":2048,"
+                       "\"intermediate_size\":8192,\"num_hidden_layers\":16,\"num_attention_heads\":32,"
+                       "\"num_key_value_heads\":8,\"head_dim\":64,\"vocab_size\":128256,\"max_position_embeddings\":131072,"
+                       "\"rope_theta\":500000.0,\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,"
+                       "\"low_freq_factor\":1.0,\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"},"
+                       "\"rms_norm_eps\":1e-05,\"tie_word_embeddings\":true,\"hidden_act\":\"silu\",\"attention_bias\":false,"
+                       "\"mlp_bias\":false,\"bos_token_id\":128000,\"eos_token_id\":[128001,128008,128009]}",
+                       &c, &err) == RED_OK, "%s", err.msg);
+    cr_expect(c.arch == RED_ARCH_LLAMA && c.dim == 2048 && c.n_kv_heads == 8 && c.head_dim == 64 && c.rope_llama3);
+    cr_expect(c.rope_factor == 32.0f && c.rope_orig_ctx == 8192 && c.tied && !c.qkv_bias && c.eos_id == 128001);
+    cr_assert(cfg_from("{\"model_type\":\"qwen2\",\"hidden_size\":896,\"intermediate_size\":4864,\"num_hidden_layers\":24,"
+                       "\"num_attention_heads\":14,\"num_key_value_heads\":2,\"vocab_size\":151936,\"rope_theta\":1000000.0,"
+                       "\"rope_scaling\":null,\"rms_norm_eps\":1e-06,\"tie_word_embeddings\":true,\"sliding_window\":32768}",
+                       &c, &err) == RED_OK, "%s", err.msg);
+    cr_expect(c.arch == RED_ARCH_QWEN2 && c.head_dim == 64 && c.qkv_bias == 1 && !c.rope_llama3);
+    cr_expect(red_param_floats(&c) == 494032768u, "Qwen2.5-0.5B has 494,032,768 parameters (formats.md)");
+    /* newer transformers: rope_parameters */
+    cr_assert(cfg_from("{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":128,\"num_hidden_layers\":1,"
+                       "\"num_attention_heads\":4,\"vocab_size\":10,\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":123.0}}",
+                       &c, &err) == RED_OK, "%s", err.msg);
+    cr_expect(c.rope_theta == 123.0f && c.n_kv_heads == 4);
+}
+
+Test(config, llama_3_2_1b_parameter_count) {
+    red_config c;
+    red_config_default(&c);
+    c.dim = 2048; c.ffn = 8192; c.n_layers = 16; c.n_heads = 32; c.n_kv_heads = 8; c.head_dim = 64; c.vocab = 128256;
+    cr_expect(red_param_floats(&c) == 1235814400u, "1,235,814,400 (formats.md)");
+    cr_expect(red_param_tensors(&c) == 146);
+}
+
+Test(config, errors_name_the_key) {
+    red_config c;
+    red_error err;
+    cr_expect(cfg_from("{\"model_type\":\"llama\",\"hidden_size\":64}", &c, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "intermediate_size") != NULL, "%s", err.msg);
+    cr_expect(cfg_from("{\"model_type\":\"gpt2\"}", &c, &err) == RED_E_UNSUPPORTED);
+    cr_expect(cfg_from("{\"model_type\":\"llama\",\"hidden_size\":64.5,\"intermediate_size\":1,\"num_hidden_layers\":1,"
+                       "\"num_attention_heads\":1,\"vocab_size\":1}", &c, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "hidden_size") && strstr(err.msg, "byte 36"), "%s", err.msg);
+    cr_expect(cfg_from("{\"model_type\":\"llama\",\"hidden_size\":64,\"intermediate_size\":1,\"num_hidden_layers\":1,"
+                       "\"num_attention_heads\":4,\"num_key_value_heads\":3,\"vocab_size\":1}", &c, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "divide") != NULL, "%s", err.msg);
+}
+
+Test(model_dir, save_load_round_trip_f32_and_bf16) {
+    red_config c;
+    red_model m, back;
+    red_error err;
+    red_rng r;
+    char dir[] = "/tmp/red-test-model-XXXXXX", path[128];
+    size_t i;
+    cr_assert(mkdtemp(dir));
+    red_config_default(&c);
+    c.arch = RED_ARCH_QWEN2; c.qkv_bias = 1; c.tied = 0; c.n_kv_heads = 2; c.head_dim = 8;
+    c.rope_llama3 = 1; c.rope_factor = 4.0f; c.bos_id = 1; c.eos_id = 2;
+    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    red_rng_seed(&r, 4);
+    red_model_init_random(&m, &r, 0.1f, 0.0f);
+    cr_assert(red_model_save(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_load(&back, dir, NULL, &err) == RED_OK, "%s", err.msg);
+    cr_expect(memcmp(&back.cfg, &m.cfg, sizeof c) == 0, "config round trip");
+    cr_expect(memcmp(back.params, m.params, m.n_params * 4) == 0, "F32 weights round trip exactly");
+    red_model_free(&back);
+    cr_assert(red_model_save(&m, dir, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_load(&back, dir, NULL, &err) == RED_OK, "%s", err.msg);
+    for (i = 0; i < m.n_params; i++)
+        cr_assert(back.params[i] == red_bf16_to_f32(red_f32_to_bf16(m.params[i])), "BF16 element %zu", i);
+    red_model_free(&back);
+    /* a missing tensor is named */
+    {
+        red_config c2 = c;
+        red_model small;
+        c2.n_layers = 3;
+        cr_assert(red_model_init(&small, &c2, NULL, &err) == RED_OK);
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        {
+            red_sbuf b;
+            red_sbuf_init(&b);
+            red_config_to_json(&c2, &b);
+            cr_assert(red_write_file_atomic(path, b.p, b.len, &err) == RED_OK);
+            red_sbuf_free(&b);
+        }
+        cr_expect(red_model_load(&back, dir, NULL, &err) == RED_E_FORMAT);
+        cr_expect(strstr(err.msg, "model.layers.2.") != NULL, "%s", err.msg);
+        red_model_free(&small);
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir); unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir); unlink(path);
+    rmdir(dir);
+    red_model_free(&m);
+}
