@@ -187,7 +187,7 @@ static void range_thread(void *arg, int ith, int nth) {
  * (waking a worker costs ~100 us on a VM, so small ops stay serial). */
 static void par_range(red_pool *pool, int64_t n, double work_per_unit, range_fn fn, void *ctx) {
     range_task t;
-    int64_t nth = (int64_t)(n * work_per_unit / 2.0e5);
+    int64_t nth = (int64_t)(n * work_per_unit / 5.0e4);
     if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
     if (nth > n) nth = n;
     if (nth <= 1 || !pool) {
@@ -235,7 +235,7 @@ static void embed_backward_vocab(void *vc, int64_t lo, int64_t hi) {
 
 /* dE[tok[n]] += dout[n] */
 void red_embed_backward(red_pool *pool, float *dE, const float *dout, const int *tok, int64_t N,
-                           int D, int V) {
+                        int D, int V) {
     embed_ctx c;
     c.dE = dE; c.dout = dout; c.tok = tok; c.N = N; c.D = D;
     par_range(pool, V, (double)N * D / V + N, embed_backward_vocab, &c);
@@ -270,7 +270,7 @@ static void rmsnorm_forward_rows(void *vc, int64_t lo, int64_t hi) {
 
 /* out[N,D] = x * rstd * w, rstd[n] = 1/sqrt(mean(x^2) + eps). */
 void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x, const float *w,
-                            int64_t N, int D, float eps) {
+                         int64_t N, int D, float eps) {
     rmsnorm_ctx c;
     c.out = out; c.rstd = rstd; c.x = x; c.w = w; c.N = N; c.D = D; c.eps = eps;
     par_range(pool, N, 3.0 * D, rmsnorm_forward_rows, &c);
@@ -305,7 +305,7 @@ static void rmsnorm_backward_cols(void *vc, int64_t lo, int64_t hi) {
 
 /* dx += d/dx, dw += sum_n dout * x * rstd. */
 void red_rmsnorm_backward(red_pool *pool, float *dx, float *dw, const float *dout, const float *x,
-                             const float *w, const float *rstd, int64_t N, int D) {
+                          const float *w, const float *rstd, int64_t N, int D) {
     rmsnorm_ctx c;
     c.dx = dx; c.dw = dw; c.dout = dout; c.x = x; c.w = w; c.rstd_in = rstd; c.N = N; c.D = D;
     par_range(pool, N, 5.0 * D, rmsnorm_backward_rows, &c);
@@ -334,10 +334,39 @@ static void bias_grad_cols(void *vc, int64_t lo, int64_t hi) {
         for (o = lo; o < hi; o++) c->db[o] += c->dout[n * c->O + o];
 }
 
+typedef struct {
+    float *out;
+    const float *in, *W;
+    int64_t N;
+    int O, I;
+    float beta;
+} gemv_ctx;
+
+static void gemv_outputs(void *vc, int64_t lo, int64_t hi) {
+    gemv_ctx *c = vc;
+    int64_t n, o;
+    for (n = 0; n < c->N; n++)
+        for (o = lo; o < hi; o++) {
+            float d = red_vec_dot(c->in + n * c->I, c->W + o * c->I, (size_t)c->I);
+            float *y = c->out + n * c->O + o;
+            *y = c->beta != 0.0f ? *y + d : d;
+        }
+}
+
+/* Below this many rows a GEMM would spend its time packing W for a handful
+ * of rows (KV-cache decoding), so rows are dotted with W directly. */
+#define LINEAR_GEMV_ROWS 4
+
 /* out[N,O] = in[N,I] Wᵀ (+ b). beta 1 adds to out (the residual adds). */
 void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
-                           int64_t N, int O, int I, float beta) {
-    red_sgemm(pool, RED_NT, (int)N, O, I, 1.0f, in, I, W, I, beta, out, O);
+                        int64_t N, int O, int I, float beta) {
+    if (N <= LINEAR_GEMV_ROWS) {
+        gemv_ctx g;
+        g.out = out; g.in = in; g.W = W; g.N = N; g.O = O; g.I = I; g.beta = beta;
+        par_range(pool, O, 2.0 * N * I, gemv_outputs, &g);
+    } else {
+        red_sgemm(pool, RED_NT, (int)N, O, I, 1.0f, in, I, W, I, beta, out, O);
+    }
     if (b) {
         bias_ctx c;
         c.out = out; c.b = b; c.N = N; c.O = O;
@@ -347,7 +376,7 @@ void red_linear_forward(red_pool *pool, float *out, const float *in, const float
 
 /* din = din_beta*din + dout W;  dW += doutᵀ in;  db += colsum(dout). din may be NULL. */
 void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const float *dout,
-                            const float *in, const float *W, int64_t N, int O, int I, float din_beta) {
+                         const float *in, const float *W, int64_t N, int O, int I, float din_beta) {
     if (din) red_sgemm(pool, RED_NN, (int)N, I, O, 1.0f, dout, O, W, I, din_beta, din, I);
     red_sgemm(pool, RED_TN, O, I, (int)N, 1.0f, dout, O, in, I, 1.0f, dW, I);
     if (db) {
@@ -479,7 +508,7 @@ static void attention_forward_units(void *vc, int ith, int nth) {
 }
 
 void red_attention_forward(red_pool *pool, float *out, float *probs, const float *q, const float *k,
-                              const float *v, int B, int T, int H, int KV, int HD) {
+                           const float *v, int B, int T, int H, int KV, int HD) {
     att_ctx c;
     int64_t units = (int64_t)B * H, nth;
     memset(&c, 0, sizeof c);
@@ -543,8 +572,8 @@ static void attention_backward_units(void *vc, int ith, int nth) {
 
 /* dq = d/dq (overwritten); dk, dv += (zero them first for a fresh layer). */
 void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,
-                               const float *dout, const float *probs, const float *q, const float *k,
-                               const float *v, int B, int T, int H, int KV, int HD) {
+                            const float *dout, const float *probs, const float *q, const float *k,
+                            const float *v, int B, int T, int H, int KV, int HD) {
     att_ctx c;
     int64_t units = (int64_t)B * KV, nth;
     memset(&c, 0, sizeof c);
@@ -594,7 +623,7 @@ static void swiglu_backward_range(void *vc, int64_t lo, int64_t hi) {
 
 /* dg, du = gradients (overwritten). */
 void red_swiglu_backward(red_pool *pool, float *dg, float *du, const float *dact, const float *g,
-                            const float *u, int64_t n) {
+                         const float *u, int64_t n) {
     swiglu_ctx c;
     c.dg = dg; c.du = du; c.dact = dact; c.g = g; c.u = u;
     par_range(pool, n, 14.0, swiglu_backward_range, &c);
