@@ -331,8 +331,8 @@ void red_weights_point(red_weights *w, const red_config *c, float *slab, red_lay
 /* The ops, as <op>_forward / <op>_backward pairs (model.c). Backward adds
  * into parameter gradients; input gradients are added (rmsnorm, embed) or
  * written (linear with din_beta 0, rope in place, attention dq, swiglu), as
- * each comment says. pool may be NULL where noted by the implementation's
- * serial fallback (all of these run serially when the work is small). */
+ * each comment says. pool is required by linear and attention (GEMM); the
+ * elementwise ops accept NULL and then run on the calling thread. */
 void red_embed_forward(red_pool *pool, float *out, const int *tok, const float *E, int64_t N, int D);
 void red_embed_backward(red_pool *pool, float *dE, const float *dout, const int *tok, int64_t N, int D,
                         int V);
@@ -439,6 +439,10 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
 void red_model_zero_grad(red_model *m);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
 red_status red_model_backward(red_model *m);
+/* After backward: d(loss)/d(input embeddings) [N, D], the gradient that
+ * flows into the embedding table (the distiller chains it into its own
+ * embedding projection). */
+const float *red_model_dinput(const red_model *m);
 /* One AdamW step over every parameter; weight decay only on matrices. */
 void red_model_adamw(red_model *m, const red_adamw_cfg *c);
 

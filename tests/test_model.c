@@ -563,3 +563,28 @@ Test(model, generate_greedy_matches_argmax_of_full_forward, .init = setup, .fini
     }
     red_model_free(&m);
 }
+
+Test(model, dinput_is_the_embedding_gradient_per_position, .init = setup, .fini = teardown) {
+    /* untied head: the embedding table's gradient is exactly the scatter-add
+     * of d(loss)/d(input embeddings) over the positions holding each token */
+    red_config c;
+    red_model m;
+    red_error err;
+    int tok[6] = {3, 1, 3, 4, 3, 0}, tgt[6] = {1, 3, 4, 3, 0, 2}, n, d;
+    const float *di;
+    float want[5 * 64];
+    red_config_default(&c);
+    c.vocab = 5; c.tied = 0;
+    random_model(&m, &c, pool, 31);
+    cr_assert(red_model_train_alloc(&m, 1, 6, &err) == RED_OK);
+    red_model_forward(&m, tok, 1, 6);
+    red_model_zero_grad(&m);
+    red_model_cross_entropy(&m, tgt, 1, NULL);
+    red_model_backward(&m);
+    di = red_model_dinput(&m);
+    memset(want, 0, sizeof want);
+    for (n = 0; n < 6; n++)
+        for (d = 0; d < 64; d++) want[tok[n] * 64 + d] += di[n * 64 + d];
+    expect_close("embed grad vs dinput", m.gw.embed, want, 5 * 64, 1e-7, 1e-6);
+    red_model_free(&m);
+}
