@@ -925,8 +925,30 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
 
 const float *red_model_dinput(const red_model *m) { return m->acts ? m->acts->dres : NULL; }
 
+/* Flat slab passes (zeroing, gradient norm) work on fixed 64K-element chunks;
+ * the norm adds per-chunk sums in chunk order, so it does not depend on how
+ * many threads computed them. */
+#define CLIP_CHUNK 65536
+
+typedef struct {
+    float *g;
+    size_t n;
+    double *partial;
+    float scale;
+} clip_ctx;
+
+static void zero_chunks(void *vc, int64_t lo, int64_t hi) {
+    clip_ctx *c = vc;
+    size_t a = (size_t)lo * CLIP_CHUNK, b = (size_t)hi * CLIP_CHUNK < c->n ? (size_t)hi * CLIP_CHUNK : c->n;
+    memset(c->g + a, 0, (b - a) * sizeof(float));
+}
+
 void red_model_zero_grad(red_model *m) {
-    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    clip_ctx c;
+    if (!m->grads) return;
+    c.g = m->grads;
+    c.n = m->n_params;
+    par_range(m->pool, (int64_t)((c.n + CLIP_CHUNK - 1) / CLIP_CHUNK), 0.5 * CLIP_CHUNK, zero_chunks, &c);
 }
 
 red_status red_model_backward(red_model *m) {
@@ -994,12 +1016,49 @@ void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n, co
     }
 }
 
-double red_clip_grad_norm(float *g, size_t n, double max_norm) {
-    double ss = 0.0, norm;
-    size_t i;
-    for (i = 0; i < n; i++) ss += (double)g[i] * g[i];
+static void clip_sumsq_chunks(void *vc, int64_t lo, int64_t hi) {
+    clip_ctx *c = vc;
+    int64_t k;
+    for (k = lo; k < hi; k++) {
+        size_t i = (size_t)k * CLIP_CHUNK, e = i + CLIP_CHUNK < c->n ? i + CLIP_CHUNK : c->n;
+        double ss = 0.0;
+        for (; i < e; i++) ss += (double)c->g[i] * c->g[i];
+        c->partial[k] = ss;
+    }
+}
+
+static void clip_scale_chunks(void *vc, int64_t lo, int64_t hi) {
+    clip_ctx *c = vc;
+    size_t a = (size_t)lo * CLIP_CHUNK, b = (size_t)hi * CLIP_CHUNK < c->n ? (size_t)hi * CLIP_CHUNK : c->n;
+    red_vec_scale(c->g + a, c->scale, b - a);
+}
+
+double red_clip_grad_norm(red_pool *pool, float *g, size_t n, double max_norm) {
+    clip_ctx c;
+    int64_t chunks = (int64_t)((n + CLIP_CHUNK - 1) / CLIP_CHUNK), k;
+    double ss = 0.0, norm, stack[64];
+    c.g = g;
+    c.n = n;
+    c.partial = chunks <= 64 ? stack : malloc(sizeof(double) * (size_t)chunks);
+    if (!c.partial) {  /* cannot split: one pass in the same chunk order */
+        double part;
+        size_t i;
+        for (k = 0; k < chunks; k++) {
+            size_t e = (size_t)(k + 1) * CLIP_CHUNK < n ? (size_t)(k + 1) * CLIP_CHUNK : n;
+            part = 0.0;
+            for (i = (size_t)k * CLIP_CHUNK; i < e; i++) part += (double)g[i] * g[i];
+            ss += part;
+        }
+    } else {
+        par_range(pool, chunks, 2.0 * CLIP_CHUNK, clip_sumsq_chunks, &c);
+        for (k = 0; k < chunks; k++) ss += c.partial[k];
+        if (c.partial != stack) free(c.partial);
+    }
     norm = sqrt(ss);
-    if (max_norm > 0.0 && norm > max_norm) red_vec_scale(g, (float)(max_norm / (norm + 1e-6)), n);
+    if (max_norm > 0.0 && norm > max_norm) {
+        c.scale = (float)(max_norm / (norm + 1e-6));
+        par_range(pool, chunks, 1.0 * CLIP_CHUNK, clip_scale_chunks, &c);
+    }
     return norm;
 }
 

@@ -376,9 +376,11 @@ typedef struct {
 /* One update of n elements; t is the 1-based step (bias correction). */
 void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
                       const red_adamw_cfg *c, float weight_decay, int64_t t);
-/* Global L2 norm of g (double accumulation, fixed order); if max_norm > 0 and
- * the norm exceeds it, scales g by max_norm / norm. Returns the norm before. */
-double red_clip_grad_norm(float *g, size_t n, double max_norm);
+/* Global L2 norm of g (double partial sums over fixed 64K chunks, added in
+ * order, so the same for any thread count); if max_norm > 0 and the norm
+ * exceeds it, scales g by max_norm / norm. Returns the norm before. pool may
+ * be NULL. */
+double red_clip_grad_norm(red_pool *pool, float *g, size_t n, double max_norm);
 
 typedef enum { RED_SCHED_CONSTANT = 0, RED_SCHED_LINEAR = 1, RED_SCHED_COSINE = 2 } red_sched_kind;
 typedef struct {

@@ -502,7 +502,7 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
             red_model_zero_grad(&m);
             loss = red_model_cross_entropy(&m, tgt, 1, NULL);
             red_model_backward(&m);
-            red_clip_grad_norm(m.grads, m.n_params, 1.0);
+            red_clip_grad_norm(pool, m.grads, m.n_params, 1.0);
             red_model_adamw(&m, &opt);
             t0 = now_seconds() - t0;
             if (s == 0) first = loss;
