@@ -495,3 +495,61 @@ void red_json_put_float(red_sbuf *b, float v) {
     }
     red_sbuf_puts(b, tmp);
 }
+
+/* ------------------------------------------------------------------ JSONL */
+
+void red_jsonl_free(red_json **items, size_t n) {
+    size_t i;
+    if (!items) return;
+    for (i = 0; i < n; i++) red_json_free(items[i]);
+    free(items);
+}
+
+/* One JSON value per line; blank lines (only whitespace) are skipped;
+ * errors name the line. A final line without '\n' is accepted. */
+red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_error *err) {
+    unsigned char *buf;
+    size_t len, pos = 0, cap = 0, line = 0;
+    red_status st;
+    *items = NULL;
+    *n = 0;
+    if ((st = red_read_file(path, &buf, &len, err))) return st;
+    while (pos < len) {
+        size_t end = pos, k;
+        int blank = 1;
+        red_json *j;
+        char name[1100];
+        while (end < len && buf[end] != '\n') end++;
+        line++;
+        for (k = pos; k < end; k++)
+            if (buf[k] != ' ' && buf[k] != '\t' && buf[k] != '\r') blank = 0;
+        if (!blank) {
+            snprintf(name, sizeof name, "%s: line %zu", path, line);
+            if ((st = red_json_parse((const char *)buf + pos, end - pos, name, &j, err))) {
+                red_jsonl_free(*items, *n);
+                *items = NULL;
+                *n = 0;
+                free(buf);
+                return st;
+            }
+            if (*n == cap) {
+                size_t ncap = cap ? 2 * cap : 256;
+                red_json **g = realloc(*items, ncap * sizeof *g);
+                if (!g) {
+                    red_json_free(j);
+                    red_jsonl_free(*items, *n);
+                    *items = NULL;
+                    *n = 0;
+                    free(buf);
+                    return red_error_set(err, RED_E_NOMEM, "%s: out of memory at line %zu", path, line);
+                }
+                *items = g;
+                cap = ncap;
+            }
+            (*items)[(*n)++] = j;
+        }
+        pos = end + 1;
+    }
+    free(buf);
+    return RED_OK;
+}

@@ -258,6 +258,10 @@ void red_json_put_string(red_sbuf *b, const char *s, size_t n);  /* quoted, esca
 void red_json_put_number(red_sbuf *b, double v);  /* shortest round trip; non-finite -> null */
 void red_json_put_float(red_sbuf *b, float v);    /* shortest text that reads back as v */
 
+/* JSON Lines: one value per line (blank lines skipped); errors name the line. */
+red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_error *err);
+void red_jsonl_free(red_json **items, size_t n);
+
 /* ------------------------------------------------------------------ model.c */
 
 /* Dimension legend: B batch, T sequence, N = B*T rows, D hidden (dim), F ffn,
@@ -545,6 +549,87 @@ red_status red_config_load(red_config *c, const char *dir, red_error *err);
 red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err);
 /* Writes config.json and model.safetensors (F32 or BF16) atomically; creates dir. */
 red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, red_error *err);
+
+/* ------------------------------------------------------------------ tokenizer.c */
+
+/* Text <-> ids behind one interface; `kind` selects the implementation, so
+ * byte-level BPE or SentencePiece kinds can be added without touching callers.
+ * RED_TOK_BYTE: ids 0-255 are UTF-8 bytes, then BOS 256, EOS 257, PAD 258. */
+typedef enum { RED_TOK_BYTE = 0 } red_tok_kind;
+typedef struct {
+    red_tok_kind kind;
+    int vocab;              /* ids 0..vocab-1 can occur */
+    int bos_id, eos_id, pad_id;
+} red_tokenizer;
+
+void red_tokenizer_byte(red_tokenizer *t);
+/* Reads DIR/red_tokenizer.json; writes it (atomically). */
+red_status red_tokenizer_load(red_tokenizer *t, const char *dir, red_error *err);
+red_status red_tokenizer_save(const red_tokenizer *t, const char *dir, red_error *err);
+/* Encodes text (optionally after BOS) into ids[0..cap); returns the full
+ * count, which may exceed cap (then call again with a bigger buffer). */
+int red_tokenize(const red_tokenizer *t, const char *text, size_t len, int add_bos, int *ids, int cap);
+/* The bytes of one token (0 for specials); out holds at least 8 bytes. */
+int red_token_bytes(const red_tokenizer *t, int id, char *out);
+/* Appends the text of ids to out; returns the bytes appended. */
+size_t red_detokenize(const red_tokenizer *t, const int *ids, int n, red_sbuf *out);
+
+/* ------------------------------------------------------------------ eval/pyrandom.c */
+
+/* CPython's random.Random, bit for bit (MT19937 with CPython's seeding),
+ * for lm-eval's few-shot draws. */
+typedef struct {
+    uint32_t mt[624];
+    int mti;
+} red_pyrandom;
+
+void red_pyrandom_seed(red_pyrandom *r, uint64_t seed);      /* random.Random(seed), seed >= 0 */
+uint32_t red_pyrandom_u32(red_pyrandom *r);
+uint64_t red_pyrandom_getrandbits(red_pyrandom *r, int k);   /* 1 <= k <= 64 */
+double red_pyrandom_random(red_pyrandom *r);
+int64_t red_pyrandom_randbelow(red_pyrandom *r, int64_t n);
+/* out[0..k) = random.sample(range(n), k) */
+red_status red_pyrandom_sample(red_pyrandom *r, int64_t n, int k, int64_t *out);
+
+/* ------------------------------------------------------------------ eval/gsm8k.c */
+
+typedef struct {
+    char *question, *answer;
+} red_gsm8k_doc;
+
+typedef enum { RED_GSM8K = 0, RED_GSM8K_COT = 1, RED_GSM8K_COT_ZEROSHOT = 2 } red_gsm8k_task;
+
+red_status red_gsm8k_load(const char *path, red_gsm8k_doc **docs, int *n, red_error *err);
+void red_gsm8k_free(red_gsm8k_doc *docs, int n);
+red_status red_gsm8k_task_parse(const char *name, red_gsm8k_task *t);  /* gsm8k, gsm8k_cot, gsm8k_cot_zeroshot */
+/* The task's stop strings ("Question:"/"Q:", "</s>", "<|im_end|>"). */
+const char *const *red_gsm8k_stops(red_gsm8k_task t, int *n);
+/* lm-eval's prompt: shots index train (gsm8k only; cot uses its 8 fixed exemplars). */
+void red_gsm8k_prompt(red_gsm8k_task t, const red_gsm8k_doc *train, const int64_t *shots, int n_shots,
+                      const char *question, red_sbuf *out);
+/* The reference string exact_match compares against (whole answer, or for
+ * gsm8k_cot the text after the last '####', stripped). */
+void red_gsm8k_gold(red_gsm8k_task t, const char *answer, red_sbuf *out);
+/* Filters (append the extracted answer or "[invalid]"):
+ * strict `#### (\-?[0-9\.\,]+)` first match; cot strict
+ * `The answer is (\-?[0-9\.\,]+).`; flexible `(-?[$0-9.,]{2,})|(-?[0-9]+)` last match. */
+void red_gsm8k_extract_strict(const char *s, red_sbuf *out);
+void red_gsm8k_extract_cot_strict(const char *s, red_sbuf *out);
+void red_gsm8k_extract_flexible(const char *s, red_sbuf *out);
+/* regexes_to_ignore (`,` `\$` `(?s).*#### ` `\.$`) then lower-casing. */
+void red_gsm8k_normalize(const char *s, red_sbuf *out);
+int red_gsm8k_exact_match(const char *pred, const char *gold);
+/* Length of gen after cutting at the first occurrence of each stop in turn. */
+size_t red_cut_at_stops(const char *gen, size_t len, const char *const *stops, int n_stops);
+
+typedef struct {
+    red_sbuf strict, flexible;   /* extracted answers */
+    int strict_ok, flexible_ok;
+} red_gsm8k_scored;
+void red_gsm8k_score_one(red_gsm8k_task t, const char *completion, const char *answer, red_gsm8k_scored *s);
+void red_gsm8k_scored_free(red_gsm8k_scored *s);
+/* lm-eval's mean_stderr from a sum and sum of squares over n items. */
+double red_mean_stderr(double sum, double sumsq, int64_t n);
 
 /* ------------------------------------------------------------------ bench/ */
 

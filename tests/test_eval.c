@@ -1,0 +1,228 @@
+/* tests/test_eval.c - the lm-eval re-implementation against CPython itself
+ * (fixtures from tests/fixtures/make_eval_fixtures.py): the few-shot sampler
+ * (random.Random(1234).sample) and the gsm8k filters and exact_match
+ * normalisation on tricky strings; gold parsing of the real GSM8K train
+ * split (../shared/data, skipped when absent); prompt layout; the byte
+ * tokenizer. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define GSM8K_TRAIN "../shared/data/gsm8k/train.jsonl"
+
+Test(pyrandom, cpython_streams) {
+    red_pyrandom r;
+    int64_t s[10];
+    red_pyrandom_seed(&r, 1234);
+    cr_expect(red_pyrandom_getrandbits(&r, 32) == 4150886329u);
+    cr_expect(red_pyrandom_getrandbits(&r, 32) == 3342196574u);
+    cr_expect(red_pyrandom_getrandbits(&r, 32) == 1892932127u);
+    cr_expect(red_pyrandom_random(&r) == 0.11685051774599753);
+    red_pyrandom_seed(&r, (1ull << 40) + 5);
+    red_pyrandom_sample(&r, 100, 7, s);
+    cr_expect(s[0] == 64 && s[1] == 66 && s[2] == 34 && s[3] == 84 && s[4] == 3 && s[5] == 67 && s[6] == 97);
+    cr_expect(red_pyrandom_randbelow(&r, 1000) == 837);
+}
+
+/* Every draw in the fixture: lm-eval's 1319 gsm8k draws (the first is train
+ * lines 6374, 3610, 957, 61, 742, as eval.md records) and both of CPython's
+ * sample methods (pool for small n, set otherwise). */
+Test(pyrandom, sample_matches_cpython_fixture) {
+    FILE *f = fopen(FIXTURE("pyrandom_draws.txt"), "r");
+    char line[4096];
+    red_pyrandom r;
+    long long n = 0;
+    int k = 0, checked = 0, first = 1;
+    cr_assert(f, "missing fixture");
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long seed;
+        int draws;
+        if (sscanf(line, "# seed %llu n %lld k %d draws %d", &seed, &n, &k, &draws) == 4) {
+            red_pyrandom_seed(&r, seed);
+            continue;
+        }
+        {
+            int64_t got[64];
+            char *p = line;
+            int i;
+            cr_assert(red_pyrandom_sample(&r, n, k, got) == RED_OK);
+            for (i = 0; i < k; i++) {
+                long long want = strtoll(p, &p, 10);
+                cr_assert(got[i] == want, "draw %d element %d: %lld vs CPython %lld", checked, i, (long long)got[i], want);
+            }
+            if (first) {
+                cr_expect(got[0] == 6374 && got[1] == 3610 && got[2] == 957 && got[3] == 61 && got[4] == 742);
+                first = 0;
+            }
+            checked++;
+        }
+    }
+    fclose(f);
+    cr_expect(checked == 1319 + 3 + 4 + 3 + 2 + 5, "%d draws checked", checked);
+}
+
+static const char *jstr(const red_json *o, const char *k) {
+    const red_json *v = red_json_get(o, k);
+    cr_assert(v && v->type == RED_JSON_STRING, "field %s", k);
+    return v->str;
+}
+
+static void expect_filter(void (*fn)(const char *, red_sbuf *), const char *in, const char *want, const char *what) {
+    red_sbuf b;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "");
+    fn(in, &b);
+    cr_expect(strcmp(b.p, want) == 0, "%s of \"%s\": got \"%s\", Python re gives \"%s\"", what, in, b.p, want);
+    red_sbuf_free(&b);
+}
+
+Test(gsm8k, filters_match_python_re) {
+    red_json **items;
+    size_t n, i;
+    red_error err;
+    cr_assert(red_jsonl_read(FIXTURE("gsm8k_filters.jsonl"), &items, &n, &err) == RED_OK, "%s", err.msg);
+    cr_assert(n >= 40);
+    for (i = 0; i < n; i++) {
+        const char *t = jstr(items[i], "text");
+        expect_filter(red_gsm8k_extract_strict, t, jstr(items[i], "strict"), "strict-match");
+        expect_filter(red_gsm8k_extract_cot_strict, t, jstr(items[i], "cot_strict"), "cot strict-match");
+        expect_filter(red_gsm8k_extract_flexible, t, jstr(items[i], "flexible"), "flexible-extract");
+        expect_filter(red_gsm8k_normalize, t, jstr(items[i], "norm_text"), "regexes_to_ignore");
+        expect_filter(red_gsm8k_normalize, jstr(items[i], "flexible"), jstr(items[i], "norm_flexible"), "normalise flexible");
+    }
+    red_jsonl_free(items, n);
+}
+
+Test(gsm8k, quirks_of_eval_md_2_4) {
+    /* an ellipsis is a "number" for flexible-extract and scores wrong */
+    expect_filter(red_gsm8k_extract_flexible, "so the answer is 5...", "5...", "flexible");
+    cr_expect(!red_gsm8k_exact_match("...", "#### 5"));
+    cr_expect(red_gsm8k_exact_match("5.", "#### 5"), "a trailing period is ignored");
+    cr_expect(red_gsm8k_exact_match("$1,234.", "x\n#### 1,234"));
+    cr_expect(!red_gsm8k_exact_match("18.00", "#### 18"), "no numeric comparison");
+    cr_expect(!red_gsm8k_exact_match("18.0", "#### 18"));
+    /* strict-match for cot needs a character after the number */
+    expect_filter(red_gsm8k_extract_cot_strict, "The answer is 42", "4", "cot strict");
+    {
+        const char *stops[3] = {"Question:", "</s>", "<|im_end|>"};
+        const char *g = " 5 + 3 = 8\n#### 8\n\nQuestion: next</s>";
+        cr_expect(red_cut_at_stops(g, strlen(g), stops, 3) == strlen(" 5 + 3 = 8\n#### 8\n\n"));
+    }
+    {
+        red_gsm8k_scored s;
+        red_gsm8k_score_one(RED_GSM8K_COT, "So 3 + 4 = 7. The answer is 7.\n", "Some steps\n#### 7", &s);
+        cr_expect(s.strict_ok && s.flexible_ok, "cot gold is the text after ####");
+        cr_expect(strcmp(s.strict.p, "7") == 0);
+        red_gsm8k_scored_free(&s);
+        red_gsm8k_score_one(RED_GSM8K, " 2 * 3 = <<2*3=6>>6\n#### 6", "2 * 3 = <<2*3=6>>6\n#### 6", &s);
+        cr_expect(s.strict_ok && s.flexible_ok);
+        red_gsm8k_scored_free(&s);
+    }
+    cr_expect(fabs(red_mean_stderr(3, 3, 4) - sqrt(0.75 * 0.25 / 3)) < 1e-15, "ddof=1 standard error");
+}
+
+Test(gsm8k, gold_parsing_of_the_real_train_split) {
+    red_gsm8k_doc *docs;
+    int n, i;
+    red_error err;
+    if (access(GSM8K_TRAIN, R_OK) != 0) {
+        cr_skip_test("%s not present (the shared data directory is not beside the repository)", GSM8K_TRAIN);
+    }
+    cr_assert(red_gsm8k_load(GSM8K_TRAIN, &docs, &n, &err) == RED_OK, "%s", err.msg);
+    cr_assert(n == 7473, "%d lines", n);
+    for (i = 0; i < n; i++) {
+        /* independent parse: the text after the last "#### ", commas removed, an integer */
+        const char *p = strstr(docs[i].answer, "#### "), *q;
+        char want[64];
+        size_t k = 0;
+        red_sbuf g;
+        cr_assert(p, "line %d has no ####", i + 1);
+        while ((q = strstr(p + 1, "#### ")) != NULL) p = q;
+        for (p += 5; *p && k < 63; p++)
+            if (*p != ',') want[k++] = *p;
+        want[k] = 0;
+        red_sbuf_init(&g);
+        red_sbuf_puts(&g, "");
+        red_gsm8k_normalize(docs[i].answer, &g);
+        cr_assert(strcmp(g.p, want) == 0, "line %d: gold \"%s\", expected \"%s\"", i + 1, g.p, want);
+        cr_assert(strspn(want + (want[0] == '-'), "0123456789") == strlen(want + (want[0] == '-')), "line %d: %s", i + 1, want);
+        /* the reference answer scores itself under strict-match */
+        {
+            red_gsm8k_scored s;
+            red_gsm8k_score_one(RED_GSM8K, docs[i].answer, docs[i].answer, &s);
+            cr_assert(s.strict_ok, "line %d: the reference solution does not match itself", i + 1);
+            red_gsm8k_scored_free(&s);
+        }
+        red_sbuf_free(&g);
+    }
+    /* lm-eval's doc-0 prompt begins with train line 6374, the gymnastics problem */
+    {
+        red_pyrandom r;
+        int64_t shots[5];
+        red_sbuf pr;
+        red_pyrandom_seed(&r, 1234);
+        red_pyrandom_sample(&r, n, 5, shots);
+        red_sbuf_init(&pr);
+        red_gsm8k_prompt(RED_GSM8K, docs, shots, 5, "Q?", &pr);
+        cr_expect(strncmp(pr.p, "Question: Jen and Tyler are gymnasts", 36) == 0, "%.60s", pr.p);
+        cr_expect(strstr(pr.p, "#### 12\n\nQuestion: Four people in a law firm") != NULL);
+        {
+            const char *tail = "#### 84\n\nQuestion: Q?\nAnswer:";  /* the fifth exemplar ends with 84 (eval.md) */
+            cr_expect(strlen(pr.p) > strlen(tail) && strcmp(pr.p + strlen(pr.p) - strlen(tail), tail) == 0, "%s",
+                      pr.p + strlen(pr.p) - 40);
+        }
+        red_sbuf_free(&pr);
+    }
+    red_gsm8k_free(docs, n);
+}
+
+Test(gsm8k, cot_prompt_layout) {
+    red_sbuf p;
+    red_sbuf_init(&p);
+    red_gsm8k_prompt(RED_GSM8K_COT, NULL, NULL, 0, "How many?", &p);
+    cr_expect(strncmp(p.p, "Q: There are 15 trees in the grove.", 35) == 0);
+    cr_expect(strstr(p.p, "The answer is 8.\n\nQ: How many?\nA:") != NULL);
+    cr_expect(p.p[p.len - 1] == ':', "nothing after the final A:");
+    red_sbuf_free(&p);
+    red_sbuf_init(&p);
+    red_gsm8k_prompt(RED_GSM8K, NULL, NULL, 0, "How many?", &p);
+    cr_expect(strcmp(p.p, "Question: How many?\nAnswer:") == 0, "zero-shot: %s", p.p);
+    red_sbuf_free(&p);
+}
+
+Test(tokenizer, byte_round_trip_and_directory_record) {
+    red_tokenizer t, back;
+    red_error err;
+    const char text[] = "Caf\xC3\xA9 #### 5\n";
+    int ids[64], n, i;
+    red_sbuf s;
+    char dir[] = "/tmp/red-test-tok-XXXXXX", path[128];
+    red_tokenizer_byte(&t);
+    cr_expect(t.vocab == 259 && t.bos_id == 256 && t.eos_id == 257 && t.pad_id == 258);
+    n = red_tokenize(&t, text, sizeof text - 1, 1, ids, 64);
+    cr_assert(n == (int)sizeof text);
+    cr_expect(ids[0] == 256 && ids[4] == 0xC3 && ids[5] == 0xA9);
+    cr_expect(red_tokenize(&t, text, sizeof text - 1, 0, ids, 2) == (int)sizeof text - 1, "count beyond cap");
+    red_sbuf_init(&s);
+    n = red_tokenize(&t, text, sizeof text - 1, 1, ids, 64);
+    ids[n++] = t.eos_id;
+    red_detokenize(&t, ids, n, &s);
+    cr_expect(s.len == sizeof text - 1 && memcmp(s.p, text, s.len) == 0, "specials have no text");
+    red_sbuf_free(&s);
+    cr_assert(mkdtemp(dir));
+    cr_assert(red_tokenizer_save(&t, dir, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
+    cr_expect(memcmp(&back, &t, sizeof t) == 0);
+    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+    unlink(path);
+    cr_expect(red_tokenizer_load(&back, dir, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "red_tokenizer.json") != NULL, "%s", err.msg);
+    rmdir(dir);
+    for (i = 0; i < 256; i++) {
+        char b[8];
+        cr_assert(red_token_bytes(&t, i, b) == 1 && (unsigned char)b[0] == i);
+    }
+}
