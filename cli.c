@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *usage_main =
     "red - Reasoning-preserved Efficient Distillation, in C99\n"
@@ -18,6 +20,8 @@ static const char *usage_main =
     "  info     describe a model directory (config.json + model.safetensors)\n"
     "  forward  logits of a token sequence, written as a .npy [T, V]\n"
     "  generate continue token prompts with a KV cache (greedy or sampled)\n"
+    "  eval     lm-eval-compatible GSM8K harness (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot)\n"
+    "  score-gsm8k  score completions from any system with lm-eval's gsm8k filters\n"
     "  bench    measure matmul / svd / peak / train / infer (key=value lines)\n"
     "  version  print version and build configuration\n"
     "\n"
@@ -425,6 +429,274 @@ static int cmd_generate(int argc, char **argv) {
     return 0;
 }
 
+static const char *usage_eval =
+    "usage: red eval --task gsm8k|gsm8k_cot|gsm8k_cot_zeroshot --model DIR --data TEST.jsonl\n"
+    "                [--fewshot-from TRAIN.jsonl] [--shots K] [--limit N] [--json OUT.json]\n"
+    "                [--samples OUT.jsonl] [--batch B] [--max-gen N] [--bos] [--threads N]\n"
+    "\n"
+    "Reproduces lm-eval's GSM8K tasks (v0.4.8 conventions, ../shared/docs/eval.md):\n"
+    "  gsm8k               'Question: q\\nAnswer:' with K exemplars (default 5 with\n"
+    "                      --fewshot-from, else 0) drawn per test doc in order as\n"
+    "                      random.Random(1234).sample(range(len(train)), K) does;\n"
+    "  gsm8k_cot           'Q: q\\nA:' after the 8 fixed chain-of-thought exemplars;\n"
+    "  gsm8k_cot_zeroshot  'Q: q\\nA: Let's think step by step.'\n"
+    "Greedy decoding, up to --max-gen new tokens (256), stop strings as lm-eval's.\n"
+    "Scores exact_match under strict-match and flexible-extract with lm-eval's\n"
+    "regexes_to_ignore, each with its standard error. No BOS unless --bos (as v0.4.8).\n"
+    "The model directory must record its tokenizer (red_tokenizer.json).\n"
+    "--json writes a summary, --samples one line per doc (prompt, completion,\n"
+    "extracted answers, gold, correct); both atomically.\n";
+
+static const char *usage_score =
+    "usage: red score-gsm8k --data TEST.jsonl --completions FILE.jsonl [--task gsm8k|gsm8k_cot]\n"
+    "                       [--json OUT.json] [--samples OUT.jsonl]\n"
+    "\n"
+    "Scores completions produced by any system (one JSON object per line with a\n"
+    "\"completion\" string, in test order; fewer lines than test docs scores a prefix)\n"
+    "with the same filters and exact_match as red eval.\n";
+
+typedef struct {
+    double t0;
+    const char *what;
+} progress_state;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void progress_line(void *ctx, int done, int total) {
+    progress_state *p = ctx;
+    double el = now_s() - p->t0, rate = done / (el > 1e-9 ? el : 1e-9);
+    if (!isatty(2)) return;
+    fprintf(stderr, "\r%s: %d/%d items, %.2f items/s, ETA %.0f s   ", p->what, done, total, rate,
+            (total - done) / (rate > 1e-9 ? rate : 1e-9));
+    if (done == total) fputc('\n', stderr);
+}
+
+static void write_text_file(const char *path, const red_sbuf *b) {
+    red_error err;
+    if (b->failed) die(1, "%s: out of memory", path);
+    if (red_write_file_atomic(path, b->p ? b->p : "", b->len, &err) != RED_OK) die(1, "%s", err.msg);
+}
+
+/* Scores completions[0..n) against docs, prints the summary, writes the files. */
+static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_gsm8k_doc *docs,
+                         const red_sbuf *completions, const red_sbuf *prompts, int n, const char *json_out,
+                         const char *samples_out, const char *model, int shots, int max_gen, int bos) {
+    double ss = 0, fs = 0;
+    int i;
+    red_sbuf samples, js;
+    red_sbuf_init(&samples);
+    for (i = 0; i < n; i++) {
+        red_gsm8k_scored sc;
+        red_sbuf gold;
+        red_gsm8k_score_one(task, completions[i].p ? completions[i].p : "", docs[i].answer, &sc);
+        ss += sc.strict_ok;
+        fs += sc.flexible_ok;
+        if (samples_out) {
+            red_sbuf_init(&gold);
+            red_sbuf_puts(&gold, "");
+            red_gsm8k_gold(task, docs[i].answer, &gold);
+            red_sbuf_printf(&samples, "{\"doc\": %d, \"prompt\": ", i);
+            if (prompts) red_json_put_string(&samples, prompts[i].p, prompts[i].len);
+            else red_sbuf_puts(&samples, "null");
+            red_sbuf_puts(&samples, ", \"completion\": ");
+            red_json_put_string(&samples, completions[i].p ? completions[i].p : "", completions[i].len);
+            red_sbuf_puts(&samples, ", \"strict\": ");
+            red_json_put_string(&samples, sc.strict.p, sc.strict.len);
+            red_sbuf_puts(&samples, ", \"flexible\": ");
+            red_json_put_string(&samples, sc.flexible.p, sc.flexible.len);
+            red_sbuf_puts(&samples, ", \"gold\": ");
+            red_json_put_string(&samples, gold.p, gold.len);
+            red_sbuf_printf(&samples, ", \"strict_correct\": %d, \"flexible_correct\": %d}\n", sc.strict_ok,
+                            sc.flexible_ok);
+            red_sbuf_free(&gold);
+        }
+        red_gsm8k_scored_free(&sc);
+    }
+    {
+        double sa = n ? ss / n : 0, fa = n ? fs / n : 0, se_s = red_mean_stderr(ss, ss, n),
+               se_f = red_mean_stderr(fs, fs, n);
+        if (shots >= 0)
+            printf("%s (%d-shot, %d docs, greedy, max %d new tokens, bos %s)\n", task_name, shots, n, max_gen,
+                   bos ? "yes" : "no");
+        else
+            printf("%s (%d docs, completions scored as given)\n", task_name, n);
+        printf("  exact_match,strict-match      %.4f ± %.4f\n", sa, se_s);
+        printf("  exact_match,flexible-extract  %.4f ± %.4f\n", fa, se_f);
+        if (json_out) {
+            red_sbuf_init(&js);
+            red_sbuf_puts(&js, "{\"task\": ");
+            red_json_put_string(&js, task_name, strlen(task_name));
+            red_sbuf_puts(&js, ", \"model\": ");
+            if (model) red_json_put_string(&js, model, strlen(model));
+            else red_sbuf_puts(&js, "null");
+            if (shots >= 0)
+                red_sbuf_printf(&js, ", \"n\": %d, \"num_fewshot\": %d, \"fewshot_seed\": 1234, \"max_gen_toks\": %d, "
+                                     "\"bos\": %s, \"results\": {\"exact_match,strict-match\": ",
+                                n, shots, max_gen, bos ? "true" : "false");
+            else  /* scored external completions: no generation settings to report */
+                red_sbuf_printf(&js, ", \"n\": %d, \"source\": \"external completions\", "
+                                     "\"results\": {\"exact_match,strict-match\": ", n);
+            red_json_put_number(&js, sa);
+            red_sbuf_puts(&js, ", \"exact_match_stderr,strict-match\": ");
+            red_json_put_number(&js, se_s);
+            red_sbuf_puts(&js, ", \"exact_match,flexible-extract\": ");
+            red_json_put_number(&js, fa);
+            red_sbuf_puts(&js, ", \"exact_match_stderr,flexible-extract\": ");
+            red_json_put_number(&js, se_f);
+            red_sbuf_puts(&js, "}}\n");
+            write_text_file(json_out, &js);
+            red_sbuf_free(&js);
+        }
+    }
+    if (samples_out) write_text_file(samples_out, &samples);
+    red_sbuf_free(&samples);
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *task_name = NULL, *model = NULL, *data = NULL, *fewshot = NULL, *json_out = NULL,
+               *samples_out = NULL;
+    int shots = -1, limit = 0, batch = 8, max_gen = 256, bos = 0, threads = 0, i, n_test, n_train = 0;
+    red_gsm8k_task task;
+    red_gsm8k_doc *test, *train = NULL;
+    red_error err;
+    red_model m;
+    red_tokenizer tok;
+    red_pool *pool;
+    red_sbuf *prompts, *outs;
+    const char **pp;
+    red_gen_opts go;
+    progress_state ps;
+    for (i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_eval, stdout);
+            return 0;
+        }
+        if (!strcmp(o, "--bos")) { bos = 1; continue; }
+        if (i + 1 >= argc) die(2, "eval: %s needs a value (see red eval --help)", o);
+        if (!strcmp(o, "--task")) task_name = argv[++i];
+        else if (!strcmp(o, "--model")) model = argv[++i];
+        else if (!strcmp(o, "--data")) data = argv[++i];
+        else if (!strcmp(o, "--fewshot-from")) fewshot = argv[++i];
+        else if (!strcmp(o, "--json")) json_out = argv[++i];
+        else if (!strcmp(o, "--samples")) samples_out = argv[++i];
+        else if (!strcmp(o, "--shots")) shots = (int)parse_num(o, argv[++i], 0, 64);
+        else if (!strcmp(o, "--limit")) limit = (int)parse_num(o, argv[++i], 1, 1e9);
+        else if (!strcmp(o, "--batch")) batch = (int)parse_num(o, argv[++i], 1, 1024);
+        else if (!strcmp(o, "--max-gen")) max_gen = (int)parse_num(o, argv[++i], 1, 1 << 20);
+        else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
+        else die(2, "eval: unknown option '%s' (see red eval --help)", o);
+    }
+    if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)%s", "");
+    if (red_gsm8k_task_parse(task_name, &task) != RED_OK)
+        die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot)", task_name);
+    if (shots < 0) shots = task == RED_GSM8K && fewshot ? 5 : task == RED_GSM8K_COT ? 8 : 0;
+    if (task == RED_GSM8K && shots > 0 && !fewshot) die(2, "eval: gsm8k with --shots > 0 needs --fewshot-from TRAIN.jsonl%s", "");
+    if (task == RED_GSM8K_COT && shots != 8) die(2, "eval: gsm8k_cot always uses its 8 fixed exemplars%s", "");
+    if (task == RED_GSM8K_COT_ZEROSHOT && shots != 0) die(2, "eval: gsm8k_cot_zeroshot is zero-shot%s", "");
+    if (red_gsm8k_load(data, &test, &n_test, &err) != RED_OK) die(1, "%s", err.msg);
+    if (task == RED_GSM8K && shots > 0) {
+        if (red_gsm8k_load(fewshot, &train, &n_train, &err) != RED_OK) die(1, "%s", err.msg);
+        if (n_train < shots) die(1, "eval: the few-shot file has fewer docs than --shots%s", "");
+    }
+    if (limit && limit < n_test) n_test = limit;
+    pool = make_pool(threads);
+    load_model(&m, model, pool);
+    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    prompts = xmalloc(sizeof *prompts * (size_t)(n_test ? n_test : 1));
+    outs = xmalloc(sizeof *outs * (size_t)(n_test ? n_test : 1));
+    pp = xmalloc(sizeof *pp * (size_t)(n_test ? n_test : 1));
+    {
+        red_pyrandom rng;
+        int64_t shot_idx[64];
+        red_pyrandom_seed(&rng, 1234);  /* re-seeded once per task, one draw per doc in order */
+        for (i = 0; i < n_test; i++) {
+            red_sbuf_init(&prompts[i]);
+            red_sbuf_init(&outs[i]);
+            if (task == RED_GSM8K && shots > 0) red_pyrandom_sample(&rng, n_train, shots, shot_idx);
+            red_gsm8k_prompt(task, train, shot_idx, task == RED_GSM8K ? shots : 0, test[i].question, &prompts[i]);
+            if (prompts[i].failed) die(1, "eval: out of memory%s", "");
+            pp[i] = prompts[i].p;
+        }
+    }
+    memset(&go, 0, sizeof go);
+    go.max_gen = max_gen;
+    go.batch = batch;
+    go.add_bos = bos;
+    go.stops = red_gsm8k_stops(task, &go.n_stops);
+    ps.t0 = now_s();
+    ps.what = task_name;
+    go.progress = progress_line;
+    go.progress_ctx = &ps;
+    if (red_generate_until(&m, &tok, pp, n_test, &go, outs, &err) != RED_OK) die(1, "%s", err.msg);
+    fprintf(stderr, "eval: %d docs in %.1f s\n", n_test, now_s() - ps.t0);
+    report_gsm8k(task, task_name, test, outs, prompts, n_test, json_out, samples_out, model, shots, max_gen, bos);
+    for (i = 0; i < n_test; i++) {
+        red_sbuf_free(&prompts[i]);
+        red_sbuf_free(&outs[i]);
+    }
+    free(prompts); free(outs); free(pp);
+    red_gsm8k_free(test, limit ? limit : n_test);
+    red_gsm8k_free(train, n_train);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+    return 0;
+}
+
+static int cmd_score_gsm8k(int argc, char **argv) {
+    const char *data = NULL, *comp = NULL, *json_out = NULL, *samples_out = NULL, *task_name = "gsm8k";
+    red_gsm8k_task task;
+    red_gsm8k_doc *test;
+    int n_test, i;
+    red_json **items;
+    size_t n_items, k;
+    red_sbuf *outs;
+    red_error err;
+    for (i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_score, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) die(2, "score-gsm8k: %s needs a value", o);
+        if (!strcmp(o, "--data")) data = argv[++i];
+        else if (!strcmp(o, "--completions")) comp = argv[++i];
+        else if (!strcmp(o, "--json")) json_out = argv[++i];
+        else if (!strcmp(o, "--samples")) samples_out = argv[++i];
+        else if (!strcmp(o, "--task")) task_name = argv[++i];
+        else die(2, "score-gsm8k: unknown option '%s' (see red score-gsm8k --help)", o);
+    }
+    if (!data || !comp) die(2, "score-gsm8k: --data and --completions are required%s", "");
+    if (red_gsm8k_task_parse(task_name, &task) != RED_OK) die(2, "score-gsm8k: unknown task '%s'", task_name);
+    if (red_gsm8k_load(data, &test, &n_test, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_jsonl_read(comp, &items, &n_items, &err) != RED_OK) die(1, "%s", err.msg);
+    if ((int)n_items > n_test) {
+        fprintf(stderr, "red: %s has %zu completions but %s only %d docs\n", comp, n_items, data, n_test);
+        return 1;
+    }
+    outs = xmalloc(sizeof *outs * (n_items ? n_items : 1));
+    for (k = 0; k < n_items; k++) {
+        const red_json *c = red_json_get(items[k], "completion");
+        if (!c || c->type != RED_JSON_STRING) {
+            fprintf(stderr, "red: %s: line %zu: expected an object with a string \"completion\"\n", comp, k + 1);
+            return 1;
+        }
+        red_sbuf_init(&outs[k]);
+        red_sbuf_put(&outs[k], c->str, c->len);
+    }
+    report_gsm8k(task, task_name, test, outs, NULL, (int)n_items, json_out, samples_out, NULL,
+                 -1, 0, 0);
+    for (k = 0; k < n_items; k++) red_sbuf_free(&outs[k]);
+    free(outs);
+    red_jsonl_free(items, n_items);
+    red_gsm8k_free(test, n_test);
+    return 0;
+}
+
 static int cmd_version(void) {
     printf("red %s\nsimd: %s\ndefault threads: %d\ncompiler: %s\n", RED_VERSION, red_simd_name(),
            red_default_threads(),
@@ -449,6 +721,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "erank")) return cmd_erank(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return red_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "score-gsm8k")) return cmd_score_gsm8k(argc - 2, argv + 2);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc - 2, argv + 2);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();

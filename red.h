@@ -631,6 +631,23 @@ void red_gsm8k_scored_free(red_gsm8k_scored *s);
 /* lm-eval's mean_stderr from a sum and sum of squares over n items. */
 double red_mean_stderr(double sum, double sumsq, int64_t n);
 
+/* ------------------------------------------------------------------ eval/generate.c */
+
+typedef struct {
+    int max_gen;                 /* new tokens per prompt (lm-eval default 256) */
+    int batch;                   /* prompts decoded together */
+    int add_bos;                 /* prepend BOS (lm-eval v0.4.8: no) */
+    const char *const *stops;    /* stop strings, cut as lm-eval cuts */
+    int n_stops;
+    void (*progress)(void *ctx, int done, int total);  /* after each batch; may be NULL */
+    void *progress_ctx;
+} red_gen_opts;
+
+/* Greedy generate_until for n prompts; outs[i] (initialised sbufs) get the
+ * completions, cut at the stop strings. Deterministic. */
+red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
+                              const red_gen_opts *o, red_sbuf *outs, red_error *err);
+
 /* ------------------------------------------------------------------ bench/ */
 
 /* `red bench ...`: returns the process exit status. */

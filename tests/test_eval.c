@@ -226,3 +226,72 @@ Test(tokenizer, byte_round_trip_and_directory_record) {
         cr_assert(red_token_bytes(&t, i, b) == 1 && (unsigned char)b[0] == i);
     }
 }
+
+/* generate_until on a random byte-level model equals a hand-rolled greedy
+ * loop over the full training forward, cut at the stop strings; a stop
+ * string equal to the first generated character yields an empty completion. */
+Test(generate, until_matches_full_forward_greedy) {
+    red_pool *pool = red_pool_create(2);
+    red_config c;
+    red_model m, ref;
+    red_tokenizer tok;
+    red_error err;
+    red_rng r;
+    const char *prompts[3] = {"Question: 2+2?\nAnswer:", "abc", "Q: x\nA:"};
+    red_sbuf outs[3];
+    red_gen_opts o;
+    const char *stops[1] = {"</s>"};
+    int i;
+    red_tokenizer_byte(&tok);
+    red_config_default(&c);
+    c.vocab = 259; c.max_pos = 48; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 1;
+    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+    red_rng_seed(&r, 77);
+    red_model_init_random(&m, &r, 0.5f, 0.0f);
+    memset(&o, 0, sizeof o);
+    o.max_gen = 12; o.batch = 2; o.stops = stops; o.n_stops = 1;
+    for (i = 0; i < 3; i++) red_sbuf_init(&outs[i]);
+    cr_assert(red_generate_until(&m, &tok, prompts, 3, &o, outs, &err) == RED_OK, "%s", err.msg);
+    for (i = 0; i < 3; i++) {
+        int ids[64], n = red_tokenize(&tok, prompts[i], strlen(prompts[i]), 0, ids, 64), g, j;
+        red_sbuf want;
+        red_sbuf_init(&want);
+        red_sbuf_puts(&want, "");
+        for (g = 0; g < 12; g++) {
+            float *lg;
+            int best = 0;
+            char b[8];
+            cr_assert(red_model_init(&ref, &c, pool, &err) == RED_OK);
+            memcpy(ref.params, m.params, m.n_params * 4);
+            cr_assert(red_model_train_alloc(&ref, 1, n, &err) == RED_OK);
+            red_model_forward(&ref, ids, 1, n);
+            lg = red_model_logits(&ref) + (size_t)(n - 1) * c.vocab;
+            for (j = 1; j < c.vocab; j++)
+                if (lg[j] > lg[best]) best = j;
+            red_model_free(&ref);
+            if (best == tok.eos_id) break;
+            red_sbuf_put(&want, b, (size_t)red_token_bytes(&tok, best, b));
+            ids[n++] = best;
+        }
+        want.len = red_cut_at_stops(want.p, want.len, stops, 1);
+        cr_expect(outs[i].len == want.len && memcmp(outs[i].p, want.p, want.len) == 0, "prompt %d: \"%s\" vs \"%.*s\"",
+                  i, outs[i].p, (int)want.len, want.p);
+        /* now stop at the first generated character */
+        if (want.len > 0) {
+            char first[2] = {want.p[0], 0};
+            const char *st1[1] = {first};
+            red_sbuf one;
+            const char *pr1[1] = {prompts[i]};
+            o.stops = st1;
+            red_sbuf_init(&one);
+            cr_assert(red_generate_until(&m, &tok, pr1, 1, &o, &one, &err) == RED_OK);
+            cr_expect(one.len == 0, "stop on the first character leaves nothing, got \"%s\"", one.p);
+            red_sbuf_free(&one);
+            o.stops = stops;
+        }
+        red_sbuf_free(&want);
+        red_sbuf_free(&outs[i]);
+    }
+    red_model_free(&m);
+    red_pool_destroy(pool);
+}

@@ -1,0 +1,137 @@
+/* eval/generate.c - lm-eval's generate_until on red's KV cache: greedy
+ * decoding of batches of prompts, stopping when a stop string appears in the
+ * decoded text or EOS is produced or max_gen tokens are reached, then cutting
+ * at the first occurrence of each stop string in turn (eval.md 1.6). Prompts
+ * are left-truncated to max_position_embeddings - max_gen tokens. */
+#include "../red.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Did the text gain an occurrence of a stop string that ends in its last
+ * `added` bytes? (Occurrences wholly before were checked on earlier steps.) */
+static int hit_stop(const red_sbuf *s, size_t added, const char *const *stops, int n_stops) {
+    int k;
+    for (k = 0; k < n_stops; k++) {
+        size_t sl = strlen(stops[k]), from, i;
+        if (!sl || s->len < sl) continue;
+        from = s->len >= sl + added ? s->len - sl - added + 1 : 0;
+        for (i = from; i + sl <= s->len; i++)
+            if (memcmp(s->p + i, stops[k], sl) == 0) return 1;
+    }
+    return 0;
+}
+
+static int argmax_first(const float *x, int n) {
+    int i, best = 0;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
+                              const red_gen_opts *o, red_sbuf *outs, red_error *err) {
+    const int V = m->cfg.vocab, B = o->batch > 0 ? o->batch : 8;
+    int max_gen = o->max_gen > 0 ? o->max_gen : 256, max_prompt = m->cfg.max_pos - max_gen;
+    int g, i, done_total = 0, *ids = NULL, *seq = NULL, *pos = NULL, *cur = NULL, *len = NULL, *alive = NULL,
+              cap = 0;
+    red_kv_state kv;
+    red_status st = RED_OK;
+    if (max_prompt < 1)
+        return red_error_set(err, RED_E_ARG, "generate: max_gen %d leaves no room for a prompt in %d positions",
+                             max_gen, m->cfg.max_pos);
+    if (tok->vocab > V)
+        return red_error_set(err, RED_E_ARG, "generate: the tokenizer has %d ids but the model only %d", tok->vocab, V);
+    if ((st = red_kv_alloc(&kv, m, B, m->cfg.max_pos, max_prompt > B ? max_prompt : B, err))) return st;
+    cap = B;  /* the decode loop feeds one token per live sequence through ids */
+    ids = malloc(sizeof(int) * (size_t)cap);
+    seq = malloc(sizeof(int) * (size_t)(max_prompt > B ? max_prompt : B));
+    pos = malloc(sizeof(int) * (size_t)(max_prompt > B ? max_prompt : B));
+    cur = malloc(sizeof(int) * (size_t)B);
+    len = malloc(sizeof(int) * (size_t)B);
+    alive = malloc(sizeof(int) * (size_t)B);
+    if (!ids || !seq || !pos || !cur || !len || !alive) {
+        st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
+        goto out;
+    }
+    for (g = 0; g < n; g += B) {
+        int nb = n - g < B ? n - g : B, step, live = 0;
+        for (i = 0; i < nb; i++) {  /* prefill each prompt, first token from its last row */
+            const char *p = prompts[g + i];
+            int k = red_tokenize(tok, p, strlen(p), o->add_bos, ids, cap), start, j;
+            if (k > cap) {
+                int *bigger = realloc(ids, sizeof(int) * (size_t)k);
+                if (!bigger) {
+                    st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
+                    goto out;
+                }
+                ids = bigger;
+                cap = k;
+                red_tokenize(tok, p, strlen(p), o->add_bos, ids, cap);
+            }
+            if (k < 1) {
+                st = red_error_set(err, RED_E_ARG, "generate: prompt %d is empty (use a BOS token)", g + i);
+                goto out;
+            }
+            start = k > max_prompt ? k - max_prompt : 0;  /* left truncation */
+            for (j = 0; j < k - start; j++) {
+                seq[j] = i;
+                pos[j] = j;
+            }
+            if ((st = red_kv_forward(m, &kv, k - start, ids + start, seq, pos))) {
+                red_error_set(err, st, "generate: forward failed on prompt %d", g + i);
+                goto out;
+            }
+            len[i] = k - start;
+            cur[i] = argmax_first(kv.logits + (size_t)(k - start - 1) * V, V);
+            alive[i] = 1;
+            outs[g + i].len = 0;
+            red_sbuf_puts(&outs[g + i], "");
+        }
+        for (step = 0;; step++) {
+            int rows = 0;
+            live = 0;
+            for (i = 0; i < nb; i++) {  /* take the token just chosen */
+                char b[8];
+                int nbytes;
+                if (!alive[i]) continue;
+                if (cur[i] == tok->eos_id) { alive[i] = 0; continue; }
+                nbytes = red_token_bytes(tok, cur[i], b);
+                red_sbuf_put(&outs[g + i], b, (size_t)nbytes);
+                if (step + 1 >= max_gen || hit_stop(&outs[g + i], (size_t)nbytes, o->stops, o->n_stops)) {
+                    alive[i] = 0;
+                    continue;
+                }
+                live++;
+            }
+            if (!live) break;
+            for (i = 0; i < nb; i++)
+                if (alive[i]) {
+                    seq[rows] = i;
+                    pos[rows] = len[i]++;
+                    ids[rows] = cur[i];
+                    rows++;
+                }
+            if ((st = red_kv_forward(m, &kv, rows, ids, seq, pos))) {
+                red_error_set(err, st, "generate: forward failed");
+                goto out;
+            }
+            for (i = 0; i < rows; i++) cur[seq[i]] = argmax_first(kv.logits + (size_t)i * V, V);
+        }
+        for (i = 0; i < nb; i++) {
+            red_sbuf *s = &outs[g + i];
+            if (s->failed) {
+                st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
+                goto out;
+            }
+            s->len = red_cut_at_stops(s->p, s->len, o->stops, o->n_stops);
+            s->p[s->len] = 0;
+        }
+        done_total += nb;
+        if (o->progress) o->progress(o->progress_ctx, done_total, n);
+    }
+out:
+    red_kv_free(&kv);
+    free(ids); free(seq); free(pos); free(cur); free(len); free(alive);
+    return st;
+}
