@@ -3,6 +3,7 @@
 #include "red.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,11 @@ static const char *usage_main =
     "commands:\n"
     "  svd      thin SVD of a matrix in a .npy file (one-sided Jacobi)\n"
     "  erank    effective rank of the rows of a matrix in a .npy file\n"
+    "  init     write a randomly initialised model directory (smoke tests)\n"
     "  info     describe a model directory (config.json + model.safetensors)\n"
     "  forward  logits of a token sequence, written as a .npy [T, V]\n"
     "  generate continue token prompts with a KV cache (greedy or sampled)\n"
-    "  eval     lm-eval-compatible GSM8K harness (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot)\n"
+    "  eval     lm-eval-compatible harnesses: gsm8k (3 variants), multiple choice\n"
     "  score-gsm8k  score completions from any system with lm-eval's gsm8k filters\n"
     "  bench    measure matmul / svd / peak / train / infer (key=value lines)\n"
     "  version  print version and build configuration\n"
@@ -430,7 +432,7 @@ static int cmd_generate(int argc, char **argv) {
 }
 
 static const char *usage_eval =
-    "usage: red eval --task gsm8k|gsm8k_cot|gsm8k_cot_zeroshot --model DIR --data TEST.jsonl\n"
+    "usage: red eval --task gsm8k|gsm8k_cot|gsm8k_cot_zeroshot|choice --model DIR --data TEST.jsonl\n"
     "                [--fewshot-from TRAIN.jsonl] [--shots K] [--limit N] [--json OUT.json]\n"
     "                [--samples OUT.jsonl] [--batch B] [--max-gen N] [--bos] [--threads N]\n"
     "\n"
@@ -443,6 +445,11 @@ static const char *usage_eval =
     "Greedy decoding, up to --max-gen new tokens (256), stop strings as lm-eval's.\n"
     "Scores exact_match under strict-match and flexible-extract with lm-eval's\n"
     "regexes_to_ignore, each with its standard error. No BOS unless --bos (as v0.4.8).\n"
+    "  choice              multiple choice, one JSON object per line:\n"
+    "                      {\"query\", \"choices\": [...], \"gold\": k} scored as lm-eval's\n"
+    "                      loglikelihood of (query, \" \" + choice): acc and acc_norm\n"
+    "                      (divided by the choice's length in characters); or\n"
+    "                      {\"contexts\": [...], \"continuation\", \"gold\"} (WinoGrande: acc)\n"
     "The model directory must record its tokenizer (red_tokenizer.json).\n"
     "--json writes a summary, --samples one line per doc (prompt, completion,\n"
     "extracted answers, gold, correct); both atomically.\n";
@@ -556,6 +563,97 @@ static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_g
     red_sbuf_free(&samples);
 }
 
+/* red eval --task choice: lm-eval multiple_choice scoring of a JSONL file. */
+static int cmd_eval_choice(const char *model, const char *data, int limit, int batch, int bos, int threads,
+                           const char *json_out, const char *samples_out) {
+    red_mc_doc *docs;
+    int n, i, k, n_req = 0, q = 0, any_multi = 0;
+    red_error err;
+    red_model m;
+    red_tokenizer tok;
+    red_pool *pool;
+    const char **ctx, **cont;
+    char **owned;
+    double *ll, acc = 0, accn = 0;
+    int *greedy;
+    red_sbuf js, samples;
+    progress_state ps;
+    if (red_mc_load(data, &docs, &n, &err) != RED_OK) die(1, "%s", err.msg);
+    if (limit && limit < n) n = limit;
+    pool = make_pool(threads);
+    load_model(&m, model, pool);
+    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    for (i = 0; i < n; i++) n_req += docs[i].n_options;
+    ctx = xmalloc(sizeof *ctx * (size_t)(n_req ? n_req : 1));
+    cont = xmalloc(sizeof *cont * (size_t)(n_req ? n_req : 1));
+    owned = xmalloc(sizeof *owned * (size_t)(n_req ? n_req : 1));
+    ll = xmalloc(sizeof *ll * (size_t)(n_req ? n_req : 1));
+    greedy = xmalloc(sizeof *greedy * (size_t)(n_req ? n_req : 1));
+    for (i = 0; i < n; i++)
+        for (k = 0; k < docs[i].n_options; k++, q++) {
+            /* target_delimiter " " before the continuation */
+            const char *c = docs[i].multi_context ? docs[i].text : docs[i].options[k];
+            owned[q] = xmalloc(strlen(c) + 2);
+            owned[q][0] = ' ';
+            strcpy(owned[q] + 1, c);
+            ctx[q] = docs[i].multi_context ? docs[i].options[k] : docs[i].text;
+            cont[q] = owned[q];
+            any_multi |= docs[i].multi_context;
+        }
+    ps.t0 = now_s();
+    ps.what = "choice";
+    if (red_loglikelihood(&m, &tok, ctx, cont, n_req, bos, batch, ll, greedy, progress_line, &ps, &err) != RED_OK)
+        die(1, "%s", err.msg);
+    fprintf(stderr, "eval: %d docs (%d requests) in %.1f s\n", n, n_req, now_s() - ps.t0);
+    red_sbuf_init(&samples);
+    for (i = 0, q = 0; i < n; q += docs[i].n_options, i++) {
+        int pred, pred_norm;
+        red_mc_score(&docs[i], ll + q, &pred, &pred_norm);
+        acc += pred == docs[i].gold;
+        accn += pred_norm == docs[i].gold;
+        if (samples_out) {
+            red_sbuf_printf(&samples, "{\"doc\": %d, \"lls\": [", i);
+            for (k = 0; k < docs[i].n_options; k++) {
+                if (k) red_sbuf_puts(&samples, ", ");
+                red_json_put_number(&samples, ll[q + k]);
+            }
+            red_sbuf_printf(&samples, "], \"pred\": %d, \"pred_norm\": %d, \"gold\": %d, \"acc\": %d, \"acc_norm\": %d}\n",
+                            pred, pred_norm, docs[i].gold, pred == docs[i].gold, pred_norm == docs[i].gold);
+        }
+    }
+    printf("choice (%d docs, 0-shot, bos %s)\n  acc       %.4f ± %.4f\n", n, bos ? "yes" : "no", n ? acc / n : 0,
+           red_mean_stderr(acc, acc, n));
+    if (!any_multi) printf("  acc_norm  %.4f ± %.4f\n", n ? accn / n : 0, red_mean_stderr(accn, accn, n));
+    if (json_out) {
+        red_sbuf_init(&js);
+        red_sbuf_puts(&js, "{\"task\": \"choice\", \"model\": ");
+        red_json_put_string(&js, model, strlen(model));
+        red_sbuf_puts(&js, ", \"data\": ");
+        red_json_put_string(&js, data, strlen(data));
+        red_sbuf_printf(&js, ", \"n\": %d, \"num_fewshot\": 0, \"bos\": %s, \"results\": {\"acc\": ", n, bos ? "true" : "false");
+        red_json_put_number(&js, n ? acc / n : 0);
+        red_sbuf_puts(&js, ", \"acc_stderr\": ");
+        red_json_put_number(&js, red_mean_stderr(acc, acc, n));
+        if (!any_multi) {
+            red_sbuf_puts(&js, ", \"acc_norm\": ");
+            red_json_put_number(&js, n ? accn / n : 0);
+            red_sbuf_puts(&js, ", \"acc_norm_stderr\": ");
+            red_json_put_number(&js, red_mean_stderr(accn, accn, n));
+        }
+        red_sbuf_puts(&js, "}}\n");
+        write_text_file(json_out, &js);
+        red_sbuf_free(&js);
+    }
+    if (samples_out) write_text_file(samples_out, &samples);
+    red_sbuf_free(&samples);
+    for (q = 0; q < n_req; q++) free(owned[q]);
+    free(owned); free(ctx); free(cont); free(ll); free(greedy);
+    red_mc_free(docs, limit && limit < n ? n : n);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv) {
     const char *task_name = NULL, *model = NULL, *data = NULL, *fewshot = NULL, *json_out = NULL,
                *samples_out = NULL;
@@ -592,6 +690,7 @@ static int cmd_eval(int argc, char **argv) {
         else die(2, "eval: unknown option '%s' (see red eval --help)", o);
     }
     if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)%s", "");
+    if (!strcmp(task_name, "choice")) return cmd_eval_choice(model, data, limit, batch, bos, threads, json_out, samples_out);
     if (red_gsm8k_task_parse(task_name, &task) != RED_OK)
         die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot)", task_name);
     if (shots < 0) shots = task == RED_GSM8K && fewshot ? 5 : task == RED_GSM8K_COT ? 8 : 0;
@@ -697,6 +796,66 @@ static int cmd_score_gsm8k(int argc, char **argv) {
     return 0;
 }
 
+static const char *usage_init =
+    "usage: red init --out DIR [--config CONFIG.json] [--seed S] [--std X] [--bf16]\n"
+    "\n"
+    "Writes a randomly initialised model directory (config.json, model.safetensors,\n"
+    "red_tokenizer.json for the byte tokenizer): matrices N(0, X^2) (default 0.02),\n"
+    "o/down projections scaled by 1/sqrt(2 layers), norms 1, biases 0, from red's RNG\n"
+    "seeded by S (default 0). Without --config: a small byte-level Llama (dim 64,\n"
+    "2 layers, 4 heads, FFN 192, vocab 259, BOS 256, EOS 257). Useful for smoke tests.\n";
+
+static int cmd_init(int argc, char **argv) {
+    const char *out = NULL, *cfg_path = NULL;
+    uint64_t seed = 0;
+    double std = 0.02;
+    int bf16 = 0, i;
+    red_config c;
+    red_model m;
+    red_tokenizer tok;
+    red_error err;
+    red_rng r;
+    for (i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_init, stdout);
+            return 0;
+        }
+        if (!strcmp(o, "--bf16")) { bf16 = 1; continue; }
+        if (i + 1 >= argc) die(2, "init: %s needs a value", o);
+        if (!strcmp(o, "--out")) out = argv[++i];
+        else if (!strcmp(o, "--config")) cfg_path = argv[++i];
+        else if (!strcmp(o, "--seed")) seed = (uint64_t)parse_num(o, argv[++i], 0, 9007199254740992.0);
+        else if (!strcmp(o, "--std")) std = parse_num(o, argv[++i], 0, 10);
+        else die(2, "init: unknown option '%s' (see red init --help)", o);
+    }
+    if (!out) die(2, "init: --out DIR is required%s", "");
+    red_tokenizer_byte(&tok);
+    if (cfg_path) {
+        unsigned char *buf;
+        size_t len;
+        red_json *j;
+        if (red_read_file(cfg_path, &buf, &len, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_json_parse((const char *)buf, len, cfg_path, &j, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_config_from_json(&c, j, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
+        red_json_free(j);
+        free(buf);
+        if (c.vocab < tok.vocab) die(1, "init: vocab_size must be >= 259 for the byte tokenizer%s", "");
+    } else {
+        red_config_default(&c);
+        c.bos_id = tok.bos_id;
+        c.eos_id = tok.eos_id;
+    }
+    if (red_model_init(&m, &c, NULL, &err) != RED_OK) die(1, "%s", err.msg);
+    red_rng_seed(&r, seed);
+    red_model_init_random(&m, &r, (float)std, (float)(std / sqrt(2.0 * c.n_layers)));
+    if (red_model_save(&m, out, bf16 ? RED_DT_BF16 : RED_DT_F32, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_tokenizer_save(&tok, out, &err) != RED_OK) die(1, "%s", err.msg);
+    fprintf(stderr, "init: %s: %zu parameters (%s)\n", out, m.n_params, red_arch_name(c.arch));
+    red_model_free(&m);
+    return 0;
+}
+
 static int cmd_version(void) {
     printf("red %s\nsimd: %s\ndefault threads: %d\ncompiler: %s\n", RED_VERSION, red_simd_name(),
            red_default_threads(),
@@ -721,6 +880,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "erank")) return cmd_erank(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return red_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "score-gsm8k")) return cmd_score_gsm8k(argc - 2, argv + 2);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc - 2, argv + 2);

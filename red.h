@@ -648,6 +648,33 @@ typedef struct {
 red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
                               const red_gen_opts *o, red_sbuf *outs, red_error *err);
 
+/* ------------------------------------------------------------------ eval/choice.c */
+
+/* A multiple-choice doc. Standard: text = query, options = choices, scored as
+ * (query, " " + choice). WinoGrande-style (multi_context): options are the
+ * contexts and text the shared continuation, scored as (context, " " + text). */
+typedef struct {
+    char *text;
+    char **options;
+    int n_options;
+    int gold;
+    int multi_context;
+} red_mc_doc;
+
+red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *err);
+void red_mc_free(red_mc_doc *docs, int n);
+/* lm-eval loglikelihood of n (context, continuation) requests: trailing
+ * context whitespace moves to the continuation, the continuation is the
+ * joint encoding after the context's own token count, an empty context
+ * becomes BOS, the window is the last max_position_embeddings tokens; ll =
+ * summed log-probabilities (double), greedy = every token was the argmax. */
+red_status red_loglikelihood(red_model *m, const red_tokenizer *tok, const char *const *ctx,
+                             const char *const *cont, int n, int add_bos, int batch, double *ll, int *greedy,
+                             void (*progress)(void *, int, int), void *pctx, red_error *err);
+/* acc prediction (first argmax of ll) and acc_norm prediction (ll divided by
+ * the choice's length in code points; = pred for multi-context docs). */
+void red_mc_score(const red_mc_doc *d, const double *ll, int *pred, int *pred_norm);
+
 /* ------------------------------------------------------------------ bench/ */
 
 /* `red bench ...`: returns the process exit status. */

@@ -295,3 +295,87 @@ Test(generate, until_matches_full_forward_greedy) {
     red_model_free(&m);
     red_pool_destroy(pool);
 }
+
+/* Brute force: log p(continuation | context) from the full training forward
+ * of the joint byte sequence, log-softmax in double. */
+static double brute_ll(red_model *m, red_pool *pool, const char *ctx, const char *cont, int bos) {
+    red_model ref;
+    red_error err;
+    int ids[256], n = 0, nc, j;
+    size_t cl = strlen(ctx);
+    char joint[256];
+    double sum = 0.0;
+    while (cl && ctx[cl - 1] == ' ') cl--;  /* trailing whitespace belongs to the continuation */
+    snprintf(joint, sizeof joint, "%s%s", ctx, cont);
+    if (bos) ids[n++] = 256;
+    for (j = 0; joint[j]; j++) ids[n++] = (unsigned char)joint[j];
+    nc = (int)cl + bos;
+    if (nc == 0) {  /* empty context: BOS first */
+        memmove(ids + 1, ids, sizeof(int) * (size_t)n);
+        ids[0] = 256;
+        n++;
+        nc = 1;
+    }
+    cr_assert(red_model_init(&ref, &m->cfg, pool, &err) == RED_OK);
+    memcpy(ref.params, m->params, m->n_params * 4);
+    cr_assert(red_model_train_alloc(&ref, 1, n, &err) == RED_OK);
+    red_model_forward(&ref, ids, 1, n);
+    for (j = nc; j < n; j++) {
+        const float *z = red_model_logits(&ref) + (size_t)(j - 1) * m->cfg.vocab;
+        double mx = -1e300, se = 0.0;
+        int k;
+        for (k = 0; k < m->cfg.vocab; k++) mx = z[k] > mx ? z[k] : mx;
+        for (k = 0; k < m->cfg.vocab; k++) se += exp(z[k] - mx);
+        sum += z[ids[j]] - mx - log(se);
+    }
+    red_model_free(&ref);
+    return sum;
+}
+
+Test(choice, loglikelihood_matches_brute_force_and_metrics) {
+    red_pool *pool = red_pool_create(2);
+    red_config c;
+    red_model m;
+    red_tokenizer tok;
+    red_error err;
+    red_rng r;
+    const char *ctx[5] = {"Question: is ice cold?\nAnswer:", "Question: is ice cold?\nAnswer:", "abc ", "", "x"};
+    const char *cont[5] = {" yes", " no", " d", " start", " caf\xC3\xA9"};
+    double ll[5];
+    int greedy[5], i, bos;
+    red_tokenizer_byte(&tok);
+    red_config_default(&c);
+    c.vocab = 259; c.max_pos = 64; c.dim = 32; c.ffn = 48; c.n_heads = 2; c.n_kv_heads = 1;
+    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+    red_rng_seed(&r, 5);
+    red_model_init_random(&m, &r, 0.3f, 0.0f);
+    for (bos = 0; bos <= 1; bos++) {
+        cr_assert(red_loglikelihood(&m, &tok, ctx, cont, 5, bos, 2, ll, greedy, NULL, NULL, &err) == RED_OK, "%s", err.msg);
+        for (i = 0; i < 5; i++) {
+            double want = brute_ll(&m, pool, ctx[i], cont[i], bos);
+            /* fp32 logits, double log-softmax: |diff| ~ 1e-6 per token */
+            cr_expect(fabs(ll[i] - want) <= 1e-4 * (1 + fabs(want)), "bos %d request %d: %.8f vs brute force %.8f", bos, i,
+                      ll[i], want);
+        }
+    }
+    {
+        /* acc vs acc_norm: normalisation by code points, not bytes */
+        red_mc_doc d;
+        char *opts[3] = {"ab", "caf\xC3\xA9", "x"};
+        double lls[3] = {-4.0, -8.5, -2.2};
+        int pred, pred_norm;
+        d.text = "q"; d.options = opts; d.n_options = 3; d.gold = 0; d.multi_context = 0;
+        red_mc_score(&d, lls, &pred, &pred_norm);
+        cr_expect(pred == 2, "acc: first argmax");
+        /* per char: -2.0, -2.125 (4 code points, 5 bytes), -2.2 */
+        cr_expect(pred_norm == 0, "acc_norm picks -4/2");
+        lls[1] = -7.9;  /* -1.975 per code point (by bytes it would be -1.58 either way the winner) */
+        red_mc_score(&d, lls, &pred, &pred_norm);
+        cr_expect(pred_norm == 1);
+        lls[1] = -8.2;  /* -2.05 per code point loses to -2.0; by bytes (-1.64) it would win */
+        red_mc_score(&d, lls, &pred, &pred_norm);
+        cr_expect(pred_norm == 0, "code points, not bytes");
+    }
+    red_model_free(&m);
+    red_pool_destroy(pool);
+}
