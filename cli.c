@@ -18,6 +18,7 @@ static const char *usage_main =
     "commands:\n"
     "  svd      thin SVD of a matrix in a .npy file (one-sided Jacobi)\n"
     "  erank    effective rank of the rows of a matrix in a .npy file\n"
+    "  tasks    generate the built-in reasoning and general-ability tasks (JSONL/text)\n"
     "  init     write a randomly initialised model directory (smoke tests)\n"
     "  info     describe a model directory (config.json + model.safetensors)\n"
     "  forward  logits of a token sequence, written as a .npy [T, V]\n"
@@ -856,6 +857,86 @@ static int cmd_init(int argc, char **argv) {
     return 0;
 }
 
+static const char *usage_tasks =
+    "usage: red tasks reasoning --split S -n N [--seed X] [--steps A-B] [--max-number M] [--ops +-*/]\n"
+    "       red tasks choice --split S -n N [--seed X] [--world-seed W] [--entities E]\n"
+    "       red tasks corpus -n N [--seed X] [--world-seed W] [--entities E]\n"
+    "       (all: [--out FILE], default standard output)\n"
+    "\n"
+    "reasoning: GSM8K-format JSONL ({\"question\", \"answer\"}): word problems chaining\n"
+    "  A..B steps (default 1-6), one solution step per line with a calculator\n"
+    "  annotation <<a op b=r>>, final line '#### N'; every intermediate result in\n"
+    "  [1, M] (default 100); exact division only; ops default +-*/.\n"
+    "choice: multiple-choice JSONL about a generated world of creatures (colour,\n"
+    "  home, kind, weight): {\"query\", \"choices\", \"gold\"} and the WinoGrande form\n"
+    "  {\"contexts\", \"continuation\", \"gold\"}. corpus: the plain text stating that\n"
+    "  world's facts (each fact once, then N paraphrased lines). The world depends\n"
+    "  only on --world-seed (default 1) and --entities (default 48).\n"
+    "Splits train, distill, calib, test are disjoint by construction (a hash of each\n"
+    "item's skeleton picks its split). Output is deterministic for a seed.\n";
+
+static int cmd_tasks(int argc, char **argv) {
+    const char *what, *out = NULL, *split_name = NULL, *ops = "+-*/";
+    int64_t n = -1, max_number = 100;
+    uint64_t seed = 0, world_seed = 1;
+    int i, a = 1, b = 6, entities = 48;
+    red_split split = RED_SPLIT_TRAIN;
+    red_sbuf buf;
+    red_error err;
+    red_status st;
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+        fputs(usage_tasks, argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    what = argv[0];
+    for (i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_tasks, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) die(2, "tasks: %s needs a value", o);
+        if (!strcmp(o, "--out")) out = argv[++i];
+        else if (!strcmp(o, "--split")) split_name = argv[++i];
+        else if (!strcmp(o, "-n")) n = (int64_t)parse_num(o, argv[++i], 0, 1e9);
+        else if (!strcmp(o, "--seed")) seed = (uint64_t)parse_num(o, argv[++i], 0, 1e15);
+        else if (!strcmp(o, "--world-seed")) world_seed = (uint64_t)parse_num(o, argv[++i], 0, 1e15);
+        else if (!strcmp(o, "--entities")) entities = (int)parse_num(o, argv[++i], 4, 256);
+        else if (!strcmp(o, "--max-number")) max_number = (int64_t)parse_num(o, argv[++i], 10, 1e9);
+        else if (!strcmp(o, "--ops")) ops = argv[++i];
+        else if (!strcmp(o, "--steps")) {
+            const char *s = argv[++i];
+            if (sscanf(s, "%d-%d", &a, &b) != 2 && sscanf(s, "%d", &a) == 1) b = a;
+            if (a < 1 || b > 6 || a > b) die(2, "tasks: --steps expects A-B with 1 <= A <= B <= 6, got '%s'", s);
+        } else die(2, "tasks: unknown option '%s' (see red tasks --help)", o);
+    }
+    if (n < 0) die(2, "tasks: -n N is required%s", "");
+    if (strcmp(what, "corpus")) {
+        if (!split_name) die(2, "tasks: --split train|distill|calib|test is required%s", "");
+        if (red_split_parse(split_name, &split) != RED_OK) die(2, "tasks: unknown split '%s' (train, distill, calib, test)", split_name);
+    }
+    red_sbuf_init(&buf);
+    red_sbuf_puts(&buf, "");
+    if (!strcmp(what, "reasoning")) {
+        red_reasoning_opts ro;
+        ro.split = split; ro.n = n; ro.seed = seed; ro.min_steps = a; ro.max_steps = b; ro.max_number = max_number;
+        ro.ops = ops;
+        st = red_tasks_reasoning(&ro, &buf, &err);
+    } else if (!strcmp(what, "choice") || !strcmp(what, "corpus")) {
+        red_world_opts wo;
+        wo.split = split; wo.n = n; wo.seed = seed; wo.world_seed = world_seed; wo.n_entities = entities;
+        st = !strcmp(what, "choice") ? red_tasks_choice(&wo, &buf, &err) : red_tasks_corpus(&wo, &buf, &err);
+    } else {
+        die(2, "tasks: unknown generator '%s' (reasoning, choice, corpus)", what);
+        return 2;
+    }
+    if (st != RED_OK) die(1, "%s", err.msg);
+    if (out) write_text_file(out, &buf);
+    else if (fwrite(buf.p, 1, buf.len, stdout) != buf.len) die(1, "tasks: write error on standard output%s", "");
+    red_sbuf_free(&buf);
+    return 0;
+}
+
 static int cmd_version(void) {
     printf("red %s\nsimd: %s\ndefault threads: %d\ncompiler: %s\n", RED_VERSION, red_simd_name(),
            red_default_threads(),
@@ -880,6 +961,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "erank")) return cmd_erank(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return red_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tasks")) return cmd_tasks(argc - 2, argv + 2);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "score-gsm8k")) return cmd_score_gsm8k(argc - 2, argv + 2);

@@ -675,6 +675,37 @@ red_status red_loglikelihood(red_model *m, const red_tokenizer *tok, const char 
  * the choice's length in code points; = pred for multi-context docs). */
 void red_mc_score(const red_mc_doc *d, const double *ll, int *pred, int *pred_norm);
 
+/* ------------------------------------------------------------------ eval/tasks.c */
+
+/* Splits are decided by a hash of each item's skeleton, so they are disjoint
+ * by construction: train 70%, distill 15%, calib 5%, test 10% of the space. */
+typedef enum { RED_SPLIT_TRAIN = 0, RED_SPLIT_DISTILL = 1, RED_SPLIT_CALIB = 2, RED_SPLIT_TEST = 3 } red_split;
+red_status red_split_parse(const char *name, red_split *s);
+red_split red_split_of_hash(uint64_t h);
+
+typedef struct {
+    red_split split;
+    int64_t n;            /* problems to write */
+    uint64_t seed;
+    int min_steps, max_steps;  /* 1..6 */
+    int64_t max_number;   /* every intermediate result in [1, max_number] */
+    const char *ops;      /* subset of "+-*\/" */
+} red_reasoning_opts;
+/* GSM8K-format JSONL lines ({"question", "answer"}) appended to out. */
+red_status red_tasks_reasoning(const red_reasoning_opts *o, red_sbuf *out, red_error *err);
+
+typedef struct {
+    red_split split;
+    int64_t n;            /* items (choice) or extra lines (corpus) */
+    uint64_t seed;
+    uint64_t world_seed;  /* the world's facts; corpus and items must share it */
+    int n_entities;       /* 4..256 creatures */
+} red_world_opts;
+/* Plain-text corpus: every fact once, then n lines of paraphrased facts. */
+red_status red_tasks_corpus(const red_world_opts *o, red_sbuf *out, red_error *err);
+/* Multiple-choice JSONL (standard and WinoGrande forms) about the world. */
+red_status red_tasks_choice(const red_world_opts *o, red_sbuf *out, red_error *err);
+
 /* ------------------------------------------------------------------ bench/ */
 
 /* `red bench ...`: returns the process exit status. */

@@ -379,3 +379,155 @@ Test(choice, loglikelihood_matches_brute_force_and_metrics) {
     red_model_free(&m);
     red_pool_destroy(pool);
 }
+
+/* ------------------------------------------------------------------ task generators */
+
+static red_sbuf gen_reasoning(red_split split, int64_t n, uint64_t seed, int a, int b, int64_t M, const char *ops) {
+    red_reasoning_opts o;
+    red_sbuf s;
+    red_error err;
+    o.split = split; o.n = n; o.seed = seed; o.min_steps = a; o.max_steps = b; o.max_number = M; o.ops = ops;
+    red_sbuf_init(&s);
+    red_sbuf_puts(&s, "");
+    cr_assert(red_tasks_reasoning(&o, &s, &err) == RED_OK, "%s", err.msg);
+    return s;
+}
+
+/* Every annotation <<a op b=r>> re-evaluated exactly; results in [1, M];
+ * the step count within [a, b]; "#### N" equals the last result; the answer
+ * scores itself under strict-match. */
+Test(tasks, reasoning_annotations_are_correct) {
+    const char *path = "/tmp/red-test-reasoning.jsonl";
+    red_sbuf s = gen_reasoning(RED_SPLIT_TRAIN, 3000, 7, 1, 6, 100, "+-*/");
+    red_error err;
+    red_json **items;
+    size_t n, i;
+    int step_hist[7] = {0};
+    cr_assert(red_write_file_atomic(path, s.p, s.len, &err) == RED_OK);
+    cr_assert(red_jsonl_read(path, &items, &n, &err) == RED_OK, "%s", err.msg);
+    cr_assert(n == 3000);
+    for (i = 0; i < n; i++) {
+        const char *ans = jstr(items[i], "answer"), *p = ans;
+        long long a, b, r, last = -1, final;
+        char op;
+        int steps = 0;
+        red_gsm8k_scored sc;
+        while ((p = strstr(p, "<<")) != NULL) {
+            long long want;
+            cr_assert(sscanf(p, "<<%lld%c%lld=%lld>>", &a, &op, &b, &r) == 4, "doc %zu: bad annotation %.20s", i, p);
+            want = op == '+' ? a + b : op == '-' ? a - b : op == '*' ? a * b : (b && a % b == 0) ? a / b : -999;
+            cr_assert(want == r, "doc %zu: %lld%c%lld=%lld is wrong (exact value %lld)", i, a, op, b, r, want);
+            cr_assert(r >= 1 && r <= 100, "doc %zu: intermediate %lld outside [1, 100]", i, r);
+            last = r;
+            steps++;
+            p += 2;
+        }
+        cr_assert(steps >= 1 && steps <= 6, "doc %zu: %d steps", i, steps);
+        step_hist[steps]++;
+        p = strstr(ans, "#### ");
+        cr_assert(p && sscanf(p, "#### %lld", &final) == 1 && final == last, "doc %zu: final line", i);
+        red_gsm8k_score_one(RED_GSM8K, ans, ans, &sc);
+        cr_assert(sc.strict_ok);
+        red_gsm8k_scored_free(&sc);
+    }
+    for (i = 1; i <= 6; i++) cr_expect(step_hist[i] > 300, "steps %zu: only %d problems", i, step_hist[i]);
+    red_jsonl_free(items, n);
+    unlink(path);
+    red_sbuf_free(&s);
+}
+
+Test(tasks, deterministic_and_options_respected) {
+    red_sbuf a = gen_reasoning(RED_SPLIT_TEST, 200, 3, 2, 4, 50, "+-"), b = gen_reasoning(RED_SPLIT_TEST, 200, 3, 2, 4, 50, "+-"),
+             c = gen_reasoning(RED_SPLIT_TEST, 200, 4, 2, 4, 50, "+-");
+    cr_expect(a.len == b.len && memcmp(a.p, b.p, a.len) == 0, "same seed, same bytes");
+    cr_expect(a.len != c.len || memcmp(a.p, c.p, a.len) != 0, "another seed differs");
+    cr_expect(strstr(a.p, "*") == NULL && strstr(a.p, "/") == NULL, "--ops +- uses no * or /");
+    red_sbuf_free(&a); red_sbuf_free(&b); red_sbuf_free(&c);
+}
+
+/* No test question occurs in train (the split is a function of the problem). */
+Test(tasks, splits_are_disjoint) {
+    red_sbuf tr = gen_reasoning(RED_SPLIT_TRAIN, 20000, 1, 1, 3, 30, "+-*/"), te = gen_reasoning(RED_SPLIT_TEST, 2000, 1, 1, 3, 30, "+-*/");
+    /* small numbers and 1-3 steps make collisions likely if splits leaked */
+    size_t cap = 1 << 16, i, hits = 0, lines = 0;
+    uint64_t *set = calloc(cap, sizeof *set);
+    char *p = tr.p, *e;
+    while ((e = strchr(p, '\n')) != NULL) {
+        const char *q = strstr(p, "\"answer\"");
+        uint64_t h = 1469598103934665603ull;
+        const char *k;
+        for (k = p; k < q; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
+        for (i = h & (cap - 1); set[i] && set[i] != h; i = (i + 1) & (cap - 1)) {}
+        set[i] = h ? h : 1;
+        p = e + 1;
+    }
+    for (p = te.p; (e = strchr(p, '\n')) != NULL; p = e + 1) {
+        const char *q = strstr(p, "\"answer\"");
+        uint64_t h = 1469598103934665603ull;
+        const char *k;
+        for (k = p; k < q; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
+        h = h ? h : 1;
+        for (i = h & (cap - 1); set[i] && set[i] != h; i = (i + 1) & (cap - 1)) {}
+        hits += set[i] == h;
+        lines++;
+    }
+    cr_expect(lines == 2000);
+    cr_expect(hits == 0, "%zu test questions occur in train", hits);
+    {   /* and the train split does repeat its own questions here, so the check has power */
+        red_sbuf tr2 = gen_reasoning(RED_SPLIT_TRAIN, 2000, 99, 1, 3, 30, "+-*/");
+        size_t again = 0;
+        for (p = tr2.p; (e = strchr(p, '\n')) != NULL; p = e + 1) {
+            const char *q = strstr(p, "\"answer\"");
+            uint64_t h = 1469598103934665603ull;
+            const char *k;
+            for (k = p; k < q; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
+            h = h ? h : 1;
+            for (i = h & (cap - 1); set[i] && set[i] != h; i = (i + 1) & (cap - 1)) {}
+            again += set[i] == h;
+        }
+        cr_expect(again > 0, "another train draw overlaps train (%zu): the disjointness test can detect overlap", again);
+        red_sbuf_free(&tr2);
+    }
+    free(set);
+    red_sbuf_free(&tr);
+    red_sbuf_free(&te);
+}
+
+/* Every colour/home/kind item's gold is the fact the corpus states. */
+Test(tasks, choice_items_are_answerable_from_the_corpus) {
+    red_world_opts o;
+    red_sbuf corpus, items;
+    red_error err;
+    char *p, *e;
+    int checked = 0;
+    o.split = RED_SPLIT_TEST; o.n = 300; o.seed = 2; o.world_seed = 1; o.n_entities = 48;
+    red_sbuf_init(&corpus); red_sbuf_puts(&corpus, "");
+    red_sbuf_init(&items); red_sbuf_puts(&items, "");
+    cr_assert(red_tasks_choice(&o, &items, &err) == RED_OK, "%s", err.msg);
+    o.n = 10;
+    cr_assert(red_tasks_corpus(&o, &corpus, &err) == RED_OK, "%s", err.msg);
+    for (p = items.p; (e = strchr(p, '\n')) != NULL; p = e + 1) {
+        red_json *j;
+        const red_json *q, *ch, *g;
+        char name[64], fact[160];
+        *e = 0;
+        cr_assert(red_json_parse(p, strlen(p), "item", &j, &err) == RED_OK, "%s", err.msg);
+        q = red_json_get(j, "query");
+        ch = red_json_get(j, "choices");
+        g = red_json_get(j, "gold");
+        if (!red_json_get(j, "contexts")) cr_assert(q && ch && g && g->ival >= 0 && g->ival < (int64_t)ch->count);
+        if (q && sscanf(q->str, "Question: What color is the %63[^?]?", name) == 1) {
+            snprintf(fact, sizeof fact, "The %s is %s.", name, red_json_at(ch, (size_t)g->ival)->str);
+            cr_expect(strstr(corpus.p, fact) != NULL, "corpus lacks \"%s\"", fact);
+            checked++;
+        } else if (q && sscanf(q->str, "Question: Where does the %63s live?", name) == 1) {
+            snprintf(fact, sizeof fact, "The %s lives in %s.", name, red_json_at(ch, (size_t)g->ival)->str);
+            cr_expect(strstr(corpus.p, fact) != NULL, "corpus lacks \"%s\"", fact);
+            checked++;
+        }
+        red_json_free(j);
+    }
+    cr_expect(checked > 50, "only %d items checked", checked);
+    red_sbuf_free(&corpus);
+    red_sbuf_free(&items);
+}
