@@ -214,8 +214,13 @@ static const char *usage_forward =
     "atomically. Prints the argmax of the last position to stdout.\n";
 
 static const char *usage_generate =
-    "usage: red generate --model DIR --tokens \"ID ...[; ID ...]\" -n N [--temp T] [--top-k K]\n"
-    "                    [--top-p P] [--seed S] [--stop ID | --no-stop] [--threads N]\n"
+    "usage: red generate --model DIR (--tokens \"ID ...[; ID ...]\" | --prompt TEXT [--escape] [--bos])\n"
+    "                    -n N [--temp T] [--top-k K] [--top-p P] [--seed S] [--stop ID | --no-stop]\n"
+    "                    [--threads N]\n"
+    "\n"
+    "--prompt TEXT is tokenized with the model's tokenizer (red_tokenizer.json) and\n"
+    "the continuation is printed as text; --escape turns \\n, \\t and \\\\ into\n"
+    "newline, tab and backslash; --bos starts from the BOS token.\n"
     "\n"
     "Continues each prompt (several prompts, separated by ';', run as one batch)\n"
     "by up to N tokens with a KV cache and prints the new ids of each prompt on\n"
@@ -269,7 +274,8 @@ static void check_ids(const int *ids, int n, int vocab, const char *what) {
 
 /* Options shared by the model commands. */
 typedef struct {
-    const char *model, *tokens, *out;
+    const char *model, *tokens, *out, *prompt;
+    int escape, bos;
     int threads, n, top_k, stop, no_stop;
     float temp, top_p;
     uint64_t seed;
@@ -299,12 +305,15 @@ static void parse_model_args(int argc, char **argv, model_args *a, const char *u
             exit(0);
         }
         if (!strcmp(o, "--no-stop")) { a->no_stop = 1; continue; }
+        if (!strcmp(o, "--escape")) { a->escape = 1; continue; }
+        if (!strcmp(o, "--bos")) { a->bos = 1; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "red %s: %s needs a value (see red %s --help)\n", cmd, o, cmd);
             exit(2);
         }
         if (!strcmp(o, "--model")) a->model = argv[++i];
         else if (!strcmp(o, "--tokens")) a->tokens = argv[++i];
+        else if (!strcmp(o, "--prompt")) a->prompt = argv[++i];
         else if (!strcmp(o, "--out")) a->out = argv[++i];
         else if (!strcmp(o, "--threads")) a->threads = parse_threads(argv[++i]);
         else if (!strcmp(o, "-n")) a->n = (int)parse_num(o, argv[++i], 0, 1 << 24);
@@ -394,21 +403,47 @@ static int cmd_generate(int argc, char **argv) {
     red_error err;
     red_pool *pool;
     red_sampler sp;
-    int n_seq = 0, i, j, **outs, *lens, *olen, **prompts, stop;
+    int n_seq = 0, i, j, **outs, *lens, *olen, **prompts, stop, text_mode = 0;
     char *buf, *part, *save = NULL;
+    red_tokenizer tok;
     parse_model_args(argc, argv, &a, usage_generate, "generate");
-    if (!a.tokens) die(2, "generate: --tokens is required (see red generate --help)%s", "");
+    if (!a.tokens == !a.prompt) die(2, "generate: give exactly one of --tokens and --prompt (see red generate --help)%s", "");
     pool = make_pool(a.threads);
     load_model(&m, a.model, pool);
-    buf = xmalloc(strlen(a.tokens) + 1);
-    strcpy(buf, a.tokens);
-    prompts = xmalloc(sizeof(int *) * (strlen(a.tokens) + 1));
-    lens = xmalloc(sizeof(int) * (strlen(a.tokens) + 1));
-    for (part = strtok_r(buf, ";", &save); part; part = strtok_r(NULL, ";", &save)) {
-        lens[n_seq] = parse_ids(part, &prompts[n_seq]);
-        if (lens[n_seq] < 1) die(2, "generate: prompt %s is empty", "");
-        check_ids(prompts[n_seq], lens[n_seq], m.cfg.vocab, "--tokens");
-        n_seq++;
+    if (a.prompt) {  /* text: tokenize with the model's own tokenizer, print text back */
+        size_t len = strlen(a.prompt), k = 0, q;
+        int cap;
+        text_mode = 1;
+        if (red_tokenizer_load(&tok, a.model, &err) != RED_OK) die(1, "%s", err.msg);
+        buf = xmalloc(len + 1);
+        for (q = 0; q < len; q++) {  /* --escape: \n, \t, \\ as in C strings */
+            if (a.escape && a.prompt[q] == '\\' && q + 1 < len) {
+                char c = a.prompt[++q];
+                buf[k++] = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+            } else {
+                buf[k++] = a.prompt[q];
+            }
+        }
+        buf[k] = 0;
+        prompts = xmalloc(sizeof(int *));
+        lens = xmalloc(sizeof(int));
+        cap = red_tokenize(&tok, buf, k, a.bos, NULL, 0);
+        prompts[0] = xmalloc(sizeof(int) * (size_t)(cap ? cap : 1));
+        lens[0] = red_tokenize(&tok, buf, k, a.bos, prompts[0], cap);
+        if (lens[0] < 1) die(2, "generate: --prompt is empty (add --bos to start from BOS)%s", "");
+        check_ids(prompts[0], lens[0], m.cfg.vocab, "--prompt");
+        n_seq = 1;
+    } else {
+        buf = xmalloc(strlen(a.tokens) + 1);
+        strcpy(buf, a.tokens);
+        prompts = xmalloc(sizeof(int *) * (strlen(a.tokens) + 1));
+        lens = xmalloc(sizeof(int) * (strlen(a.tokens) + 1));
+        for (part = strtok_r(buf, ";", &save); part; part = strtok_r(NULL, ";", &save)) {
+            lens[n_seq] = parse_ids(part, &prompts[n_seq]);
+            if (lens[n_seq] < 1) die(2, "generate: prompt %s is empty", "");
+            check_ids(prompts[n_seq], lens[n_seq], m.cfg.vocab, "--tokens");
+            n_seq++;
+        }
     }
     if (!n_seq) die(2, "generate: --tokens is empty%s", "");
     outs = xmalloc(sizeof(int *) * (size_t)n_seq);
@@ -421,7 +456,15 @@ static int cmd_generate(int argc, char **argv) {
     if (red_generate(&m, n_seq, (const int *const *)prompts, lens, a.n, &sp, a.seed, stop, outs, olen, &err) != RED_OK)
         die(1, "%s", err.msg);
     for (i = 0; i < n_seq; i++) {
-        for (j = 0; j < olen[i]; j++) printf(j ? " %d" : "%d", outs[i][j]);
+        if (text_mode) {
+            red_sbuf t;
+            red_sbuf_init(&t);
+            red_detokenize(&tok, outs[i], olen[i], &t);
+            if (t.len) fwrite(t.p, 1, t.len, stdout);
+            red_sbuf_free(&t);
+        } else {
+            for (j = 0; j < olen[i]; j++) printf(j ? " %d" : "%d", outs[i][j]);
+        }
         printf("\n");
         free(outs[i]);
         free(prompts[i]);

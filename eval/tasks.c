@@ -15,8 +15,8 @@
  * General ability: a generated world of creatures (name, colour, home,
  * kind, weight), a plain-text corpus stating its facts in several
  * paraphrases, and multiple-choice items on it (attribute recall, kind,
- * comparison of two weights, WinoGrande-style: which creature a stated fact
- * belongs to). One fact per item, no chains.
+ * comparison of two weights, subject-verb agreement, WinoGrande-style: which
+ * creature a stated fact belongs to). One fact per item, no chains.
  */
 #include "../red.h"
 
@@ -351,7 +351,7 @@ static void fact_sentence(red_rng *r, const creature *c, red_sbuf *out) {
     int f = (int)red_rng_below(r, 4), form = (int)red_rng_below(r, 3);
     switch (f) {
     case 0:
-        red_sbuf_printf(out, form == 0 ? "The %s is %s." : form == 1 ? "Every %s is %s." : "A %s is always %s.", c->name,
+        red_sbuf_printf(out, form == 0 ? "The %s is %s." : form == 1 ? "All %ss are %s." : "A %s is always %s.", c->name,
                         colors[c->color]);
         break;
     case 1:
@@ -423,12 +423,12 @@ red_status red_tasks_choice(const red_world_opts *o, red_sbuf *out, red_error *e
     make_world(o->world_seed, o->n_entities, w);
     red_rng_seed(&r, o->seed * 4 + (uint64_t)o->split);
     while (made < o->n) {
-        int type = (int)red_rng_below(&r, 5), e = (int)red_rng_below(&r, (uint64_t)o->n_entities), c[4], g, k;
+        int type = (int)red_rng_below(&r, 6), e = (int)red_rng_below(&r, (uint64_t)o->n_entities), c[4], g, k;
         int e2 = (int)red_rng_below(&r, (uint64_t)o->n_entities);
         uint64_t h = fnv1a(&type, sizeof type, 1469598103934665603ull);
         red_sbuf item;
         h = fnv1a(&e, sizeof e, h);
-        if (type >= 3) {
+        if (type == 3 || type == 4) {
             if (e2 == e) continue;
             h = fnv1a(&e2, sizeof e2, h);
         }
@@ -459,6 +459,12 @@ red_status red_tasks_choice(const red_world_opts *o, red_sbuf *out, red_error *e
             red_sbuf_puts(&item, "{\"query\": ");
             red_json_put_string(&item, q, strlen(q));
             red_sbuf_printf(&item, ", \"choices\": [\"the %s\", \"the %s\"], \"gold\": %d}\n", w[e].name, w[e2].name, heavier);
+        } else if (type == 5) {  /* agreement: one-step grammatical judgement */
+            int plural = (int)red_rng_below(&r, 2), first_good = (int)red_rng_below(&r, 2);
+            const char *good = plural ? "are" : "is", *bad = plural ? "is" : "are";
+            red_sbuf_printf(&item, "{\"query\": \"The %s%s%s\", \"choices\": [\"%s %s.\", \"%s %s.\"], \"gold\": %d}\n",
+                            plural ? "two " : "", w[e].name, plural ? "s" : "", first_good ? good : bad, colors[w[e].color],
+                            first_good ? bad : good, colors[w[e].color], first_good ? 0 : 1);
         } else {  /* WinoGrande form: which creature the stated fact continues */
             int first_true = (int)red_rng_below(&r, 2);
             const creature *t = &w[e], *f = &w[e2];
