@@ -173,6 +173,7 @@ Test(ops, rmsnorm_backward_fd, .init = setup, .fini = teardown) {
     /* float forward: rounding ~1e-7 * sum|c out| / h ~ 1e-5 */
     fd_check("rmsnorm dx", rmsnorm_loss, &o, o.x, dx, 60, 1e-4, 1e-3);
     fd_check("rmsnorm dw", rmsnorm_loss, &o, o.w, dw, 12, 1e-4, 1e-3);
+    free(o.x); free(o.w); free(o.c); free(o.out); free(o.rstd); free(dx); free(dw);
 }
 
 static double linear_loss(void *v) {
@@ -198,6 +199,7 @@ Test(ops, linear_backward_fd, .init = setup, .fini = teardown) {
     fd_check("linear dx", linear_loss, &o, o.x, dx, 42, 1e-4, 1e-3);
     fd_check("linear dW", linear_loss, &o, o.w, dw, 35, 1e-4, 1e-3);
     fd_check("linear db", linear_loss, &o, o.b, db, 5, 1e-4, 1e-3);
+    free(o.x); free(o.w); free(o.b); free(o.c); free(o.out); free(dx); free(dw); free(db);
 }
 
 static double swiglu_loss(void *v) {
@@ -220,6 +222,7 @@ Test(ops, swiglu_backward_fd, .init = setup, .fini = teardown) {
     red_swiglu_backward(pool, dg, du, o.c, o.x, o.w, 40);
     fd_check("swiglu dg", swiglu_loss, &o, o.x, dg, 40, 1e-4, 1e-3);
     fd_check("swiglu du", swiglu_loss, &o, o.w, du, 40, 1e-4, 1e-3);
+    free(o.x); free(o.w); free(o.c); free(o.out); free(dg); free(du);
 }
 
 typedef struct {
@@ -282,6 +285,8 @@ static void attention_fd(int rope) {
             fd_check("attention dv", attention_loss, &a, a.v + off, dv + off, 40, 2e-4, 2e-3);
         }
     }
+    free(a.q); free(a.k); free(a.v); free(a.c); free(a.qr); free(a.kr); free(a.out); free(a.probs); free(a.cs);
+    free(dq); free(dk); free(dv); free(dscr);
 }
 
 Test(ops, attention_backward_fd_gqa, .init = setup, .fini = teardown) { attention_fd(0); }
