@@ -574,6 +574,53 @@ int red_token_bytes(const red_tokenizer *t, int id, char *out);
 /* Appends the text of ids to out; returns the bytes appended. */
 size_t red_detokenize(const red_tokenizer *t, const int *ids, int n, red_sbuf *out);
 
+/* ------------------------------------------------------------------ train.c */
+
+/* Tokenized documents (each ends with EOS) and the current epoch's stream. */
+typedef struct {
+    int *tokens;
+    size_t n_tok, cap_tok;
+    size_t *doc_start;   /* [n_docs + 1] */
+    size_t n_docs, cap_docs;
+    int *stream;         /* epoch order */
+    uint64_t epoch_built;
+    int have_epoch;
+} red_train_data;
+
+/* Adds a file: .jsonl (gsm8k, {"text"}, multiple-choice or WinoGrande form,
+ * formatted as train.c describes) or plain text (one document per line). */
+red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err);
+void red_train_data_free(red_train_data *d);
+
+typedef struct {
+    uint64_t step, total_steps, epoch;
+    float loss, lr, eval_loss;  /* eval_loss NaN when not measured this step */
+    double grad_norm;
+} red_train_progress;
+
+typedef struct {
+    const char *out;          /* checkpoint directory */
+    uint64_t tokens;          /* training tokens: steps = tokens / (batch * seq) */
+    int batch, seq;
+    uint64_t seed;
+    float lr, min_lr, beta1, beta2, weight_decay;
+    double clip;              /* global-norm clip (0 = off) */
+    uint64_t warmup_steps;
+    red_sched_kind schedule;
+    uint64_t save_every, eval_every;
+    int eval_batches;
+    int resume;               /* continue from out/train_state.bin (weights loaded by the caller) */
+    uint64_t stop_after;      /* stop after this step (0 = run to the end); for interruption tests */
+    void (*progress)(void *ctx, const red_train_progress *p);
+    void *progress_ctx;
+} red_train_opts;
+
+/* Trains m in place; checkpoints (weights, tokenizer, train_state.bin) every
+ * save_every steps and at the end, atomically. Same seed, data and threads
+ * give bit-identical weights, interrupted and resumed or not. */
+red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer *tok, red_train_data *data,
+                     red_train_data *eval_data, red_error *err);
+
 /* ------------------------------------------------------------------ eval/pyrandom.c */
 
 /* CPython's random.Random, bit for bit (MT19937 with CPython's seeding),

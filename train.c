@@ -1,0 +1,343 @@
+/* train.c - training a model from scratch on text and JSONL: the document
+ * stream, packed batches, the AdamW loop with warm-up/decay and clipping,
+ * held-out evaluation, and atomic checkpoints that resume bit-identically.
+ *
+ * Documents: each line of a .txt file; each JSONL object formatted by its
+ * fields: {"question","answer"} -> "Question: q\nAnswer: a" (the zero-shot
+ * gsm8k prompt plus the solution), {"text"} -> text, {"query","choices",
+ * "gold"} -> query + " " + choices[gold], {"contexts","continuation","gold"}
+ * -> contexts[gold] + " " + continuation. Every document ends with EOS.
+ * Epoch e concatenates the documents in an order shuffled by (seed, e); step
+ * s reads B rows of T+1 tokens at consecutive offsets of that stream.
+ * State file (train_state.bin, little-endian): "REDTRAIN" u32 version=1,
+ * u64 step, u64 adam_t, u64 epoch, u64 offset, u64 rng[4], u64 n_params,
+ * then Adam m and v as f32.
+ */
+#include "red.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ------------------------------------------------------------------ documents */
+
+static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const char *text, size_t len, red_error *err) {
+    int n = red_tokenize(tok, text, len, 0, NULL, 0) + 1;  /* + EOS */
+    if (d->n_tok + (size_t)n > d->cap_tok) {
+        size_t nc = d->cap_tok ? d->cap_tok : 1 << 20;
+        int *g;
+        while (nc < d->n_tok + (size_t)n) nc *= 2;
+        g = realloc(d->tokens, nc * sizeof(int));
+        if (!g) return red_error_set(err, RED_E_NOMEM, "train: out of memory for %zu tokens", nc);
+        d->tokens = g;
+        d->cap_tok = nc;
+    }
+    if (d->n_docs == d->cap_docs) {
+        size_t nc = d->cap_docs ? 2 * d->cap_docs : 4096;
+        size_t *g = realloc(d->doc_start, (nc + 1) * sizeof(size_t));
+        if (!g) return red_error_set(err, RED_E_NOMEM, "train: out of memory for documents");
+        d->doc_start = g;
+        d->cap_docs = nc;
+    }
+    d->doc_start[d->n_docs++] = d->n_tok;
+    red_tokenize(tok, text, len, 0, d->tokens + d->n_tok, n - 1);
+    d->tokens[d->n_tok + (size_t)n - 1] = tok->eos_id;
+    d->n_tok += (size_t)n;
+    d->doc_start[d->n_docs] = d->n_tok;
+    return RED_OK;
+}
+
+static red_status format_json_doc(const red_json *j, red_sbuf *s, const char *path, size_t line, red_error *err) {
+    const red_json *q = red_json_get(j, "question"), *a = red_json_get(j, "answer"), *t = red_json_get(j, "text"),
+                   *qu = red_json_get(j, "query"), *ch = red_json_get(j, "choices"), *cx = red_json_get(j, "contexts"),
+                   *ct = red_json_get(j, "continuation"), *g = red_json_get(j, "gold");
+    s->len = 0;
+    if (q && a && q->type == RED_JSON_STRING && a->type == RED_JSON_STRING) {
+        red_sbuf_puts(s, "Question: ");
+        red_sbuf_put(s, q->str, q->len);
+        red_sbuf_puts(s, "\nAnswer: ");
+        red_sbuf_put(s, a->str, a->len);
+    } else if (t && t->type == RED_JSON_STRING) {
+        red_sbuf_put(s, t->str, t->len);
+    } else if (qu && ch && g && qu->type == RED_JSON_STRING && ch->type == RED_JSON_ARRAY && g->is_int &&
+               g->ival >= 0 && g->ival < (int64_t)ch->count && red_json_at(ch, (size_t)g->ival)->type == RED_JSON_STRING) {
+        const red_json *c = red_json_at(ch, (size_t)g->ival);
+        red_sbuf_put(s, qu->str, qu->len);
+        red_sbuf_puts(s, " ");
+        red_sbuf_put(s, c->str, c->len);
+    } else if (cx && ct && g && cx->type == RED_JSON_ARRAY && ct->type == RED_JSON_STRING && g->is_int && g->ival >= 0 &&
+               g->ival < (int64_t)cx->count && red_json_at(cx, (size_t)g->ival)->type == RED_JSON_STRING) {
+        const red_json *c = red_json_at(cx, (size_t)g->ival);
+        red_sbuf_put(s, c->str, c->len);
+        red_sbuf_puts(s, " ");
+        red_sbuf_put(s, ct->str, ct->len);
+    } else {
+        return red_error_set(err, RED_E_FORMAT, "%s: line %zu: expected {\"question\",\"answer\"}, {\"text\"}, "
+                             "{\"query\",\"choices\",\"gold\"} or {\"contexts\",\"continuation\",\"gold\"}", path, line);
+    }
+    return s->failed ? red_error_set(err, RED_E_NOMEM, "train: out of memory") : RED_OK;
+}
+
+red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err) {
+    size_t len = strlen(path);
+    red_status st;
+    if (len > 6 && !strcmp(path + len - 6, ".jsonl")) {
+        red_json **items;
+        size_t n, i;
+        red_sbuf s;
+        if ((st = red_jsonl_read(path, &items, &n, err))) return st;
+        red_sbuf_init(&s);
+        red_sbuf_puts(&s, "");
+        for (i = 0; i < n; i++) {
+            if ((st = format_json_doc(items[i], &s, path, i + 1, err)) || (st = add_doc(d, tok, s.p, s.len, err))) break;
+        }
+        red_sbuf_free(&s);
+        red_jsonl_free(items, n);
+        return st;
+    } else {  /* plain text: one document per non-empty line */
+        unsigned char *buf;
+        size_t blen, p = 0;
+        if ((st = red_read_file(path, &buf, &blen, err))) return st;
+        while (p < blen) {
+            size_t e = p;
+            while (e < blen && buf[e] != '\n') e++;
+            if (e > p && (st = add_doc(d, tok, (const char *)buf + p, e - p, err))) break;
+            p = e + 1;
+        }
+        free(buf);
+        return st;
+    }
+}
+
+void red_train_data_free(red_train_data *d) {
+    free(d->tokens);
+    free(d->doc_start);
+    free(d->stream);
+    memset(d, 0, sizeof *d);
+}
+
+/* The stream of epoch e: documents in an order shuffled by (seed, e). */
+static red_status build_epoch(red_train_data *d, uint64_t seed, uint64_t epoch, red_error *err) {
+    size_t *order, i, at = 0;
+    red_rng r;
+    if (!d->stream) {
+        d->stream = malloc(d->n_tok * sizeof(int));
+        if (!d->stream) return red_error_set(err, RED_E_NOMEM, "train: out of memory for the token stream");
+    }
+    order = malloc((d->n_docs ? d->n_docs : 1) * sizeof(size_t));
+    if (!order) return red_error_set(err, RED_E_NOMEM, "train: out of memory");
+    for (i = 0; i < d->n_docs; i++) order[i] = i;
+    red_rng_seed(&r, seed * 1000003u + epoch);
+    for (i = d->n_docs; i > 1; i--) {  /* Fisher-Yates */
+        size_t j = (size_t)red_rng_below(&r, i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    for (i = 0; i < d->n_docs; i++) {
+        size_t a = d->doc_start[order[i]], b = d->doc_start[order[i] + 1];
+        memcpy(d->stream + at, d->tokens + a, (b - a) * sizeof(int));
+        at += b - a;
+    }
+    free(order);
+    d->epoch_built = epoch;
+    d->have_epoch = 1;
+    return RED_OK;
+}
+
+/* Rows of T+1 tokens from (epoch, offset) onwards, moving to the next
+ * epoch when a row would run past the end. */
+static red_status next_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, uint64_t *offset, int B, int T,
+                             int *in, int *tgt, red_error *err) {
+    int b, t;
+    red_status st;
+    if ((size_t)T + 1 > d->n_tok)
+        return red_error_set(err, RED_E_ARG, "train: the data has %zu tokens, fewer than one sequence of %d", d->n_tok, T + 1);
+    for (b = 0; b < B; b++) {
+        if (*offset + (size_t)T + 1 > d->n_tok) {
+            (*epoch)++;
+            *offset = 0;
+        }
+        if (!d->have_epoch || d->epoch_built != *epoch)
+            if ((st = build_epoch(d, seed, *epoch, err))) return st;
+        for (t = 0; t < T; t++) {
+            in[b * T + t] = d->stream[*offset + (size_t)t];
+            tgt[b * T + t] = d->stream[*offset + (size_t)t + 1];
+        }
+        *offset += (size_t)T;
+    }
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ state file */
+
+static void put_u64(unsigned char *p, uint64_t v) {
+    int i;
+    for (i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint64_t get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+#define STATE_HEADER (8 + 4 + 8 * 9)
+
+static red_status save_state(const char *dir, const red_model *m, uint64_t step, uint64_t epoch, uint64_t offset,
+                             const red_rng *rng, red_error *err) {
+    char path[2048];
+    size_t n = m->n_params, i, bytes = STATE_HEADER + 8 * n;
+    unsigned char *b = malloc(bytes), *p;
+    red_status st;
+    if (!b) return red_error_set(err, RED_E_NOMEM, "train: out of memory for the state file");
+    memcpy(b, "REDTRAIN", 8);
+    b[8] = 1; b[9] = b[10] = b[11] = 0;
+    put_u64(b + 12, step);
+    put_u64(b + 20, (uint64_t)m->adam_t);
+    put_u64(b + 28, epoch);
+    put_u64(b + 36, offset);
+    for (i = 0; i < 4; i++) put_u64(b + 44 + 8 * i, rng->s[i]);
+    put_u64(b + 76, n);
+    p = b + STATE_HEADER;
+    for (i = 0; i < n; i++, p += 4) {
+        uint32_t u;
+        memcpy(&u, &m->adam_m[i], 4);
+        p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
+    }
+    for (i = 0; i < n; i++, p += 4) {
+        uint32_t u;
+        memcpy(&u, &m->adam_v[i], 4);
+        p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
+    }
+    snprintf(path, sizeof path, "%s/train_state.bin", dir);
+    st = red_write_file_atomic(path, b, bytes, err);
+    free(b);
+    return st;
+}
+
+static red_status load_state(const char *dir, red_model *m, uint64_t *step, uint64_t *epoch, uint64_t *offset,
+                             red_rng *rng, red_error *err) {
+    char path[2048];
+    unsigned char *b;
+    size_t len, n = m->n_params, i;
+    const unsigned char *p;
+    red_status st;
+    snprintf(path, sizeof path, "%s/train_state.bin", dir);
+    if ((st = red_read_file(path, &b, &len, err))) return st;
+    if (len < STATE_HEADER || memcmp(b, "REDTRAIN", 8) || b[8] != 1 || b[9] || b[10] || b[11]) {
+        free(b);
+        return red_error_set(err, RED_E_FORMAT, "%s: byte 0: not a red training state (magic REDTRAIN, version 1)", path);
+    }
+    if (get_u64(b + 76) != n || len != STATE_HEADER + 8 * n) {
+        free(b);
+        return red_error_set(err, RED_E_FORMAT, "%s: byte 76: state holds %llu parameters in %zu bytes, the model has %zu",
+                             path, (unsigned long long)get_u64(b + 76), len, n);
+    }
+    *step = get_u64(b + 12);
+    m->adam_t = (int64_t)get_u64(b + 20);
+    *epoch = get_u64(b + 28);
+    *offset = get_u64(b + 36);
+    for (i = 0; i < 4; i++) rng->s[i] = get_u64(b + 44 + 8 * i);
+    rng->has_spare = 0;
+    p = b + STATE_HEADER;
+    for (i = 0; i < n; i++, p += 4) {
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        memcpy(&m->adam_m[i], &u, 4);
+    }
+    for (i = 0; i < n; i++, p += 4) {
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        memcpy(&m->adam_v[i], &u, 4);
+    }
+    free(b);
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static red_status checkpoint(const red_train_opts *o, red_model *m, const red_tokenizer *tok, uint64_t step,
+                             uint64_t epoch, uint64_t offset, const red_rng *rng, red_error *err) {
+    red_status st;
+    if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
+        return red_error_set(err, RED_E_IO, "%s: cannot create directory: %s", o->out, strerror(errno));
+    /* weights first, state last: a state file always describes saved weights
+     * of the same or a later step, and resume checks the step in config */
+    if ((st = red_model_save(m, o->out, RED_DT_F32, err)) || (st = red_tokenizer_save(tok, o->out, err))) return st;
+    return save_state(o->out, m, step, epoch, offset, rng, err);
+}
+
+/* Mean cross-entropy over a fixed held-out set of rows. */
+static float heldout_loss(red_model *m, red_train_data *ev, const red_train_opts *o, int *in, int *tgt, red_error *err) {
+    uint64_t e = 0, off = 0;
+    double sum = 0.0;
+    int k;
+    for (k = 0; k < o->eval_batches; k++) {
+        if (next_batch(ev, 0, &e, &off, o->batch, o->seq, in, tgt, err)) return NAN;
+        red_model_forward(m, in, o->batch, o->seq);
+        sum += red_model_cross_entropy(m, tgt, 0, NULL);
+    }
+    return (float)(sum / o->eval_batches);
+}
+
+red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer *tok, red_train_data *data,
+                     red_train_data *eval_data, red_error *err) {
+    red_status st;
+    int *in, *tgt;
+    uint64_t step = 0, epoch = 0, offset = 0, total_steps;
+    red_rng rng;
+    red_lr_sched sched;
+    red_adamw_cfg opt;
+    if (o->batch < 1 || o->seq < 2 || o->seq > m->cfg.max_pos)
+        return red_error_set(err, RED_E_ARG, "train: batch >= 1 and 2 <= seq <= max_position_embeddings (%d)", m->cfg.max_pos);
+    if ((st = red_model_train_alloc(m, o->batch, o->seq, err))) return st;
+    total_steps = o->tokens / ((uint64_t)o->batch * o->seq);
+    if (total_steps < 1) return red_error_set(err, RED_E_ARG, "train: --tokens is less than one batch (%d x %d)", o->batch, o->seq);
+    in = malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    tgt = malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    if (!in || !tgt) {
+        free(in); free(tgt);
+        return red_error_set(err, RED_E_NOMEM, "train: out of memory");
+    }
+    red_rng_seed(&rng, o->seed);
+    if (o->resume && (st = load_state(o->out, m, &step, &epoch, &offset, &rng, err))) goto out;
+    sched.kind = o->schedule;
+    sched.lr = o->lr;
+    sched.warmup = (int64_t)o->warmup_steps;
+    sched.total = (int64_t)total_steps;
+    sched.min_lr = o->min_lr;
+    opt.lr = o->lr; opt.beta1 = o->beta1; opt.beta2 = o->beta2; opt.eps = 1e-8f; opt.weight_decay = o->weight_decay;
+    while (step < total_steps) {
+        red_train_progress pr;
+        if ((st = next_batch(data, o->seed, &epoch, &offset, o->batch, o->seq, in, tgt, err))) goto out;
+        red_model_forward(m, in, o->batch, o->seq);
+        red_model_zero_grad(m);
+        pr.loss = red_model_cross_entropy(m, tgt, 1, NULL);
+        red_model_backward(m);
+        pr.grad_norm = red_clip_grad_norm(m->pool, m->grads, m->n_params, o->clip);
+        opt.lr = red_lr_at(&sched, (int64_t)step);
+        red_model_adamw(m, &opt);
+        step++;
+        pr.step = step;
+        pr.total_steps = total_steps;
+        pr.lr = opt.lr;
+        pr.epoch = epoch;
+        pr.eval_loss = NAN;
+        if (!isfinite(pr.loss)) {
+            st = red_error_set(err, RED_E_NOCONV, "train: loss is %g at step %llu (lower --lr?)", pr.loss, (unsigned long long)step);
+            goto out;
+        }
+        if (eval_data && o->eval_every && (step % o->eval_every == 0 || step == total_steps))
+            pr.eval_loss = heldout_loss(m, eval_data, o, in, tgt, err);
+        if ((o->save_every && step % o->save_every == 0) || step == total_steps)
+            if ((st = checkpoint(o, m, tok, step, epoch, offset, &rng, err))) goto out;
+        if (o->progress) o->progress(o->progress_ctx, &pr);
+        if (o->stop_after && step >= o->stop_after) break;  /* for tests: simulate an interruption */
+    }
+    st = RED_OK;
+out:
+    free(in);
+    free(tgt);
+    return st;
+}
