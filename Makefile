@@ -82,8 +82,9 @@ all: red
 binary: $(BUILD)/red
 
 # ./red is the binary of the last configuration built (default: auto).
+# Copied then renamed, so a long run of the old ./red (training) is not disturbed.
 red: $(BUILD)/red
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/red: $(LIB_OBJ) $(CLI_OBJ)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)

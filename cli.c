@@ -986,7 +986,7 @@ static const char *usage_train =
     "                 [--dim D] [--layers L] [--heads H] [--kv-heads K] [--ffn F] [--seq T] [--batch B]\n"
     "                 [--tokens N] [--lr LR] [--min-lr LR] [--warmup S] [--schedule cosine|linear|constant]\n"
     "                 [--wd W] [--clip C] [--seed S] [--save-every S] [--eval-every S] [--log-every S]\n"
-    "                 [--resume] [--threads N]\n"
+    "                 [--answer-loss] [--resume] [--threads N]\n"
     "\n"
     "Trains a byte-level Llama-style model from scratch. Data: .jsonl files (GSM8K\n"
     "{question, answer} as 'Question: q\\nAnswer: a'; {text}; multiple-choice items as\n"
@@ -999,6 +999,8 @@ static const char *usage_train =
     "red_tokenizer.json, train_state.bin) go to DIR every --save-every steps (200)\n"
     "and at the end, atomically; --resume continues exactly where the last one\n"
     "stopped (bit-identical to an uninterrupted run with the same threads).\n"
+    "--answer-loss trains only on what the harnesses score: in question/answer and\n"
+    "choice items the context (up to 'Answer:', the query) is not a prediction target.\n"
     "A progress line (step, loss, held-out loss, lr, tokens/s, ETA) goes to stderr.\n";
 
 typedef struct {
@@ -1021,7 +1023,7 @@ static void train_progress(void *ctx, const red_train_progress *p) {
 
 static int cmd_train(int argc, char **argv) {
     const char *data[64], *eval_path = NULL, *cfg_path = NULL;
-    int n_data = 0, i, threads = 0, log_every = 10, resume = 0;
+    int n_data = 0, i, threads = 0, log_every = 10, resume = 0, answer_only = 0;
     red_train_opts o;
     red_config c;
     red_model m;
@@ -1047,6 +1049,7 @@ static int cmd_train(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
+        if (!strcmp(a, "--answer-loss")) { answer_only = 1; continue; }
         if (i + 1 >= argc) die(2, "train: %s needs a value (see red train --help)", a);
         if (!strcmp(a, "--data")) {
             if (n_data == 64) die(2, "train: at most 64 --data files%s", "");
@@ -1106,6 +1109,7 @@ static int cmd_train(int argc, char **argv) {
     }
     memset(&d, 0, sizeof d);
     memset(&ev, 0, sizeof ev);
+    d.answer_only = ev.answer_only = answer_only;
     for (i = 0; i < n_data; i++)
         if (red_train_data_add_file(&d, &tok, data[i], &err) != RED_OK) die(1, "%s", err.msg);
     if (eval_path && red_train_data_add_file(&ev, &tok, eval_path, &err) != RED_OK) die(1, "%s", err.msg);

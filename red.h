@@ -578,7 +578,10 @@ size_t red_detokenize(const red_tokenizer *t, const int *ids, int n, red_sbuf *o
 
 /* Tokenized documents (each ends with EOS) and the current epoch's stream. */
 typedef struct {
+    int answer_only;     /* set before adding files: context tokens are not targets */
     int *tokens;
+    unsigned char *target; /* [n_tok] 1 = predicting this token is trained */
+    unsigned char *stream_target;
     size_t n_tok, cap_tok;
     size_t *doc_start;   /* [n_docs + 1] */
     size_t n_docs, cap_docs;

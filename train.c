@@ -7,6 +7,9 @@
  * gsm8k prompt plus the solution), {"text"} -> text, {"query","choices",
  * "gold"} -> query + " " + choices[gold], {"contexts","continuation","gold"}
  * -> contexts[gold] + " " + continuation. Every document ends with EOS.
+ * With answer_only, the context part of question/answer and choice items
+ * (up to "Answer:", the query, the gold context) is never a prediction
+ * target: the loss is spent on what the harnesses score.
  * Epoch e concatenates the documents in an order shuffled by (seed, e); step
  * s reads B rows of T+1 tokens at consecutive offsets of that stream.
  * State file (train_state.bin, little-endian): "REDTRAIN" u32 version=1,
@@ -24,15 +27,22 @@
 
 /* ------------------------------------------------------------------ documents */
 
-static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const char *text, size_t len, red_error *err) {
-    int n = red_tokenize(tok, text, len, 0, NULL, 0) + 1;  /* + EOS */
+/* prefix: bytes of text that are context only (question, query); with
+ * answer_only their tokens are never prediction targets. */
+static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const char *text, size_t len, size_t prefix,
+                          red_error *err) {
+    int n = red_tokenize(tok, text, len, 0, NULL, 0) + 1, n_prefix = red_tokenize(tok, text, prefix, 0, NULL, 0), i;
     if (d->n_tok + (size_t)n > d->cap_tok) {
         size_t nc = d->cap_tok ? d->cap_tok : 1 << 20;
         int *g;
         while (nc < d->n_tok + (size_t)n) nc *= 2;
+        unsigned char *t;
         g = realloc(d->tokens, nc * sizeof(int));
         if (!g) return red_error_set(err, RED_E_NOMEM, "train: out of memory for %zu tokens", nc);
         d->tokens = g;
+        t = realloc(d->target, nc);
+        if (!t) return red_error_set(err, RED_E_NOMEM, "train: out of memory for %zu tokens", nc);
+        d->target = t;
         d->cap_tok = nc;
     }
     if (d->n_docs == d->cap_docs) {
@@ -45,20 +55,25 @@ static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const cha
     d->doc_start[d->n_docs++] = d->n_tok;
     red_tokenize(tok, text, len, 0, d->tokens + d->n_tok, n - 1);
     d->tokens[d->n_tok + (size_t)n - 1] = tok->eos_id;
+    for (i = 0; i < n; i++) d->target[d->n_tok + (size_t)i] = !(d->answer_only && i < n_prefix);
     d->n_tok += (size_t)n;
     d->doc_start[d->n_docs] = d->n_tok;
     return RED_OK;
 }
 
-static red_status format_json_doc(const red_json *j, red_sbuf *s, const char *path, size_t line, red_error *err) {
+static red_status format_json_doc(const red_json *j, red_sbuf *s, size_t *prefix, const char *path, size_t line,
+                                  red_error *err) {
     const red_json *q = red_json_get(j, "question"), *a = red_json_get(j, "answer"), *t = red_json_get(j, "text"),
                    *qu = red_json_get(j, "query"), *ch = red_json_get(j, "choices"), *cx = red_json_get(j, "contexts"),
                    *ct = red_json_get(j, "continuation"), *g = red_json_get(j, "gold");
     s->len = 0;
+    *prefix = 0;
     if (q && a && q->type == RED_JSON_STRING && a->type == RED_JSON_STRING) {
         red_sbuf_puts(s, "Question: ");
         red_sbuf_put(s, q->str, q->len);
-        red_sbuf_puts(s, "\nAnswer: ");
+        red_sbuf_puts(s, "\nAnswer:");
+        *prefix = s->len;  /* the harness prompt ends here */
+        red_sbuf_puts(s, " ");
         red_sbuf_put(s, a->str, a->len);
     } else if (t && t->type == RED_JSON_STRING) {
         red_sbuf_put(s, t->str, t->len);
@@ -66,12 +81,14 @@ static red_status format_json_doc(const red_json *j, red_sbuf *s, const char *pa
                g->ival >= 0 && g->ival < (int64_t)ch->count && red_json_at(ch, (size_t)g->ival)->type == RED_JSON_STRING) {
         const red_json *c = red_json_at(ch, (size_t)g->ival);
         red_sbuf_put(s, qu->str, qu->len);
+        *prefix = s->len;
         red_sbuf_puts(s, " ");
         red_sbuf_put(s, c->str, c->len);
     } else if (cx && ct && g && cx->type == RED_JSON_ARRAY && ct->type == RED_JSON_STRING && g->is_int && g->ival >= 0 &&
                g->ival < (int64_t)cx->count && red_json_at(cx, (size_t)g->ival)->type == RED_JSON_STRING) {
         const red_json *c = red_json_at(cx, (size_t)g->ival);
         red_sbuf_put(s, c->str, c->len);
+        *prefix = s->len;
         red_sbuf_puts(s, " ");
         red_sbuf_put(s, ct->str, ct->len);
     } else {
@@ -92,7 +109,10 @@ red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, 
         red_sbuf_init(&s);
         red_sbuf_puts(&s, "");
         for (i = 0; i < n; i++) {
-            if ((st = format_json_doc(items[i], &s, path, i + 1, err)) || (st = add_doc(d, tok, s.p, s.len, err))) break;
+            size_t prefix;
+            if ((st = format_json_doc(items[i], &s, &prefix, path, i + 1, err)) ||
+                (st = add_doc(d, tok, s.p, s.len, prefix, err)))
+                break;
         }
         red_sbuf_free(&s);
         red_jsonl_free(items, n);
@@ -104,7 +124,7 @@ red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, 
         while (p < blen) {
             size_t e = p;
             while (e < blen && buf[e] != '\n') e++;
-            if (e > p && (st = add_doc(d, tok, (const char *)buf + p, e - p, err))) break;
+            if (e > p && (st = add_doc(d, tok, (const char *)buf + p, e - p, 0, err))) break;
             p = e + 1;
         }
         free(buf);
@@ -114,6 +134,8 @@ red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, 
 
 void red_train_data_free(red_train_data *d) {
     free(d->tokens);
+    free(d->target);
+    free(d->stream_target);
     free(d->doc_start);
     free(d->stream);
     memset(d, 0, sizeof *d);
@@ -125,7 +147,8 @@ static red_status build_epoch(red_train_data *d, uint64_t seed, uint64_t epoch, 
     red_rng r;
     if (!d->stream) {
         d->stream = malloc(d->n_tok * sizeof(int));
-        if (!d->stream) return red_error_set(err, RED_E_NOMEM, "train: out of memory for the token stream");
+        d->stream_target = malloc(d->n_tok);
+        if (!d->stream || !d->stream_target) return red_error_set(err, RED_E_NOMEM, "train: out of memory for the token stream");
     }
     order = malloc((d->n_docs ? d->n_docs : 1) * sizeof(size_t));
     if (!order) return red_error_set(err, RED_E_NOMEM, "train: out of memory");
@@ -139,6 +162,7 @@ static red_status build_epoch(red_train_data *d, uint64_t seed, uint64_t epoch, 
     for (i = 0; i < d->n_docs; i++) {
         size_t a = d->doc_start[order[i]], b = d->doc_start[order[i] + 1];
         memcpy(d->stream + at, d->tokens + a, (b - a) * sizeof(int));
+        memcpy(d->stream_target + at, d->target + a, b - a);
         at += b - a;
     }
     free(order);
@@ -164,7 +188,7 @@ static red_status next_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, 
             if ((st = build_epoch(d, seed, *epoch, err))) return st;
         for (t = 0; t < T; t++) {
             in[b * T + t] = d->stream[*offset + (size_t)t];
-            tgt[b * T + t] = d->stream[*offset + (size_t)t + 1];
+            tgt[b * T + t] = d->stream_target[*offset + (size_t)t + 1] ? d->stream[*offset + (size_t)t + 1] : -1;
         }
         *offset += (size_t)T;
     }

@@ -120,6 +120,19 @@ Test(train, loss_falls_and_documents_are_formatted) {
         cr_expect(d.tokens[b - 1] == tok.eos_id, "doc %zu ends with EOS", k);
     }
     red_train_data_free(&d);
+    /* --answer-loss: the context part is never a target */
+    memset(&d, 0, sizeof d);
+    d.answer_only = 1;
+    cr_assert(red_train_data_add_file(&d, &tok, path, &err) == RED_OK, "%s", err.msg);
+    {
+        size_t ctx_len[4] = {strlen("Question: Q1\nAnswer:"), 0, strlen("Is it?"), strlen("The a")};
+        for (k = 0; k < 4; k++) {
+            size_t a = d.doc_start[k], b = d.doc_start[k + 1], i;
+            for (i = a; i < b; i++)
+                cr_assert(d.target[i] == (i - a >= ctx_len[k]), "doc %zu token %zu: target flag %d", k, i - a, d.target[i]);
+        }
+    }
+    red_train_data_free(&d);
     unlink(path);
     {   /* a short run lowers the loss on its own data */
         char dir[] = "/tmp/red-test-train-l-XXXXXX", data[] = "/tmp/red-test-train-l.jsonl";
