@@ -612,7 +612,7 @@ static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_g
 static int cmd_eval_choice(const char *model, const char *data, int limit, int batch, int bos, int threads,
                            const char *json_out, const char *samples_out) {
     red_mc_doc *docs;
-    int n, i, k, n_req = 0, q = 0, any_multi = 0;
+    int n, n_all, i, k, n_req = 0, q = 0, any_multi = 0;
     red_error err;
     red_model m;
     red_tokenizer tok;
@@ -624,6 +624,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     red_sbuf js, samples;
     progress_state ps;
     if (red_mc_load(data, &docs, &n, &err) != RED_OK) die(1, "%s", err.msg);
+    n_all = n;
     if (limit && limit < n) n = limit;
     pool = make_pool(threads);
     load_model(&m, model, pool);
@@ -693,7 +694,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     red_sbuf_free(&samples);
     for (q = 0; q < n_req; q++) free(owned[q]);
     free(owned); free(ctx); free(cont); free(ll); free(greedy);
-    red_mc_free(docs, limit && limit < n ? n : n);
+    red_mc_free(docs, n_all);
     red_model_free(&m);
     red_pool_destroy(pool);
     return 0;
@@ -702,7 +703,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
 static int cmd_eval(int argc, char **argv) {
     const char *task_name = NULL, *model = NULL, *data = NULL, *fewshot = NULL, *json_out = NULL,
                *samples_out = NULL;
-    int shots = -1, limit = 0, batch = 8, max_gen = 256, bos = 0, threads = 0, i, n_test, n_train = 0;
+    int shots = -1, limit = 0, batch = 8, max_gen = 256, bos = 0, threads = 0, i, n_test, n_all, n_train = 0;
     red_gsm8k_task task;
     red_gsm8k_doc *test, *train = NULL;
     red_error err;
@@ -747,6 +748,7 @@ static int cmd_eval(int argc, char **argv) {
         if (red_gsm8k_load(fewshot, &train, &n_train, &err) != RED_OK) die(1, "%s", err.msg);
         if (n_train < shots) die(1, "eval: the few-shot file has fewer docs than --shots%s", "");
     }
+    n_all = n_test;
     if (limit && limit < n_test) n_test = limit;
     pool = make_pool(threads);
     load_model(&m, model, pool);
@@ -784,7 +786,7 @@ static int cmd_eval(int argc, char **argv) {
         red_sbuf_free(&outs[i]);
     }
     free(prompts); free(outs); free(pp);
-    red_gsm8k_free(test, limit ? limit : n_test);
+    red_gsm8k_free(test, n_all);
     red_gsm8k_free(train, n_train);
     red_model_free(&m);
     red_pool_destroy(pool);
