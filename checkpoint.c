@@ -523,13 +523,11 @@ void red_config_to_json(const red_config *c, red_sbuf *b) {
     else red_sbuf_puts(b, "  \"eos_token_id\": null\n}\n");
 }
 
-red_status red_config_load(red_config *c, const char *dir, red_error *err) {
-    char path[2048];
+red_status red_config_read(red_config *c, const char *path, red_error *err) {
     unsigned char *buf;
     size_t len;
     red_json *j;
     red_status st;
-    snprintf(path, sizeof path, "%s/config.json", dir);
     if ((st = red_read_file(path, &buf, &len, err))) return st;
     st = red_json_parse((const char *)buf, len, path, &j, err);
     free(buf);
@@ -537,6 +535,12 @@ red_status red_config_load(red_config *c, const char *dir, red_error *err) {
     st = red_config_from_json(c, j, path, err);
     red_json_free(j);
     return st;
+}
+
+red_status red_config_load(red_config *c, const char *dir, red_error *err) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    return red_config_read(c, path, err);
 }
 
 /* ------------------------------------------------------------------ model directory */

@@ -879,14 +879,7 @@ static int cmd_init(int argc, char **argv) {
     if (!out) die(2, "init: --out DIR is required%s", "");
     red_tokenizer_byte(&tok);
     if (cfg_path) {
-        unsigned char *buf;
-        size_t len;
-        red_json *j;
-        if (red_read_file(cfg_path, &buf, &len, &err) != RED_OK) die(1, "%s", err.msg);
-        if (red_json_parse((const char *)buf, len, cfg_path, &j, &err) != RED_OK) die(1, "%s", err.msg);
-        if (red_config_from_json(&c, j, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
-        red_json_free(j);
-        free(buf);
+        if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
         if (c.vocab < tok.vocab) die(1, "init: vocab_size must be >= 259 for the byte tokenizer%s", "");
     } else {
         red_config_default(&c);
@@ -1095,14 +1088,7 @@ static int cmd_train(int argc, char **argv) {
         load_model(&m, o.out, pool);
     } else {
         if (cfg_path) {
-            unsigned char *buf;
-            size_t len;
-            red_json *j;
-            if (red_read_file(cfg_path, &buf, &len, &err) != RED_OK) die(1, "%s", err.msg);
-            if (red_json_parse((const char *)buf, len, cfg_path, &j, &err) != RED_OK) die(1, "%s", err.msg);
-            if (red_config_from_json(&c, j, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
-            red_json_free(j);
-            free(buf);
+            if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
         }
         if (c.vocab < tok.vocab) die(1, "train: vocab_size must be >= %s for the byte tokenizer", "259");
         if (red_model_init(&m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);

@@ -917,7 +917,7 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
     c.V = m->cfg.vocab;
     c.partial = a->row_loss;
     c.inv_count = count ? 1.0f / (float)count : 0.0f;
-    par_range(m->pool, N, 3.0 * c.V + 40.0 * c.V, cross_entropy_rows, &c);
+    par_range(m->pool, N, 40.0 * c.V, cross_entropy_rows, &c);  /* exp dominates */
     for (n = 0; n < N; n++) sum += a->row_loss[n];  /* fixed order */
     if (n_counted) *n_counted = count;
     return count ? (float)(sum / count) : 0.0f;

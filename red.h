@@ -544,6 +544,8 @@ uint16_t red_f32_to_bf16(float f);
 red_status red_config_from_json(red_config *c, const red_json *j, const char *name, red_error *err);
 /* Appends config.json text for c. */
 void red_config_to_json(const red_config *c, red_sbuf *b);
+/* A config.json at `path`; red_config_load reads DIR/config.json. */
+red_status red_config_read(red_config *c, const char *path, red_error *err);
 red_status red_config_load(red_config *c, const char *dir, red_error *err);
 /* Loads dir into an initialised-by-this-call model. */
 red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err);

@@ -445,52 +445,53 @@ Test(tasks, deterministic_and_options_respected) {
     red_sbuf_free(&a); red_sbuf_free(&b); red_sbuf_free(&c);
 }
 
+/* Open-addressing set of 64-bit hashes of each line's question (the text
+ * before "answer"): add_all inserts a JSONL buffer's lines, count_in counts
+ * how many lines of another buffer are already present. */
+#define QSET_CAP (1u << 16)
+static uint64_t question_hash(const char *line) {
+    const char *q = strstr(line, "\"answer\""), *k;
+    uint64_t h = 1469598103934665603ull;
+    for (k = line; k < q; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h ? h : 1;
+}
+static size_t qset_slot(const uint64_t *set, uint64_t h) {
+    size_t i;
+    for (i = h & (QSET_CAP - 1); set[i] && set[i] != h; i = (i + 1) & (QSET_CAP - 1)) {}
+    return i;
+}
+static size_t qset_scan(uint64_t *set, const char *buf, int insert, size_t *lines) {
+    const char *p, *e;
+    size_t hits = 0;
+    *lines = 0;
+    for (p = buf; (e = strchr(p, '\n')) != NULL; p = e + 1) {
+        uint64_t h = question_hash(p);
+        size_t i = qset_slot(set, h);
+        hits += set[i] == h;
+        if (insert) set[i] = h;
+        (*lines)++;
+    }
+    return hits;
+}
+
 /* No test question occurs in train (the split is a function of the problem). */
 Test(tasks, splits_are_disjoint) {
-    red_sbuf tr = gen_reasoning(RED_SPLIT_TRAIN, 20000, 1, 1, 3, 30, "+-*/"), te = gen_reasoning(RED_SPLIT_TEST, 2000, 1, 1, 3, 30, "+-*/");
     /* small numbers and 1-3 steps make collisions likely if splits leaked */
-    size_t cap = 1 << 16, i, hits = 0, lines = 0;
-    uint64_t *set = calloc(cap, sizeof *set);
-    char *p = tr.p, *e;
-    while ((e = strchr(p, '\n')) != NULL) {
-        const char *q = strstr(p, "\"answer\"");
-        uint64_t h = 1469598103934665603ull;
-        const char *k;
-        for (k = p; k < q; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
-        for (i = h & (cap - 1); set[i] && set[i] != h; i = (i + 1) & (cap - 1)) {}
-        set[i] = h ? h : 1;
-        p = e + 1;
-    }
-    for (p = te.p; (e = strchr(p, '\n')) != NULL; p = e + 1) {
-        const char *q = strstr(p, "\"answer\"");
-        uint64_t h = 1469598103934665603ull;
-        const char *k;
-        for (k = p; k < q; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
-        h = h ? h : 1;
-        for (i = h & (cap - 1); set[i] && set[i] != h; i = (i + 1) & (cap - 1)) {}
-        hits += set[i] == h;
-        lines++;
-    }
+    red_sbuf tr = gen_reasoning(RED_SPLIT_TRAIN, 20000, 1, 1, 3, 30, "+-*/"), te = gen_reasoning(RED_SPLIT_TEST, 2000, 1, 1, 3, 30, "+-*/"),
+             tr2 = gen_reasoning(RED_SPLIT_TRAIN, 2000, 99, 1, 3, 30, "+-*/");
+    uint64_t *set = calloc(QSET_CAP, sizeof *set);
+    size_t lines, hits;
+    qset_scan(set, tr.p, 1, &lines);
+    hits = qset_scan(set, te.p, 0, &lines);
     cr_expect(lines == 2000);
     cr_expect(hits == 0, "%zu test questions occur in train", hits);
-    {   /* and the train split does repeat its own questions here, so the check has power */
-        red_sbuf tr2 = gen_reasoning(RED_SPLIT_TRAIN, 2000, 99, 1, 3, 30, "+-*/");
-        size_t again = 0;
-        for (p = tr2.p; (e = strchr(p, '\n')) != NULL; p = e + 1) {
-            const char *q = strstr(p, "\"answer\"");
-            uint64_t h = 1469598103934665603ull;
-            const char *k;
-            for (k = p; k < q; k++) h = (h ^ (unsigned char)*k) * 1099511628211ull;
-            h = h ? h : 1;
-            for (i = h & (cap - 1); set[i] && set[i] != h; i = (i + 1) & (cap - 1)) {}
-            again += set[i] == h;
-        }
-        cr_expect(again > 0, "another train draw overlaps train (%zu): the disjointness test can detect overlap", again);
-        red_sbuf_free(&tr2);
-    }
+    /* control: another train draw does overlap train, so the check has power */
+    hits = qset_scan(set, tr2.p, 0, &lines);
+    cr_expect(hits > 0, "another train draw overlaps train (%zu): the disjointness test can detect overlap", hits);
     free(set);
     red_sbuf_free(&tr);
     red_sbuf_free(&te);
+    red_sbuf_free(&tr2);
 }
 
 /* Every colour/home/kind item's gold is the fact the corpus states. */
