@@ -898,6 +898,7 @@ static int cmd_init(int argc, char **argv) {
 
 static const char *usage_tasks =
     "usage: red tasks reasoning --split S -n N [--seed X] [--steps A-B] [--max-number M] [--ops +-*/]\n"
+    "                            [--solution short|restate]\n"
     "       red tasks choice --split S -n N [--seed X] [--world-seed W] [--entities E]\n"
     "       red tasks corpus -n N [--seed X] [--world-seed W] [--entities E]\n"
     "       (all: [--out FILE], default standard output)\n"
@@ -905,7 +906,9 @@ static const char *usage_tasks =
     "reasoning: GSM8K-format JSONL ({\"question\", \"answer\"}): word problems chaining\n"
     "  A..B steps (default 1-6), one solution step per line with a calculator\n"
     "  annotation <<a op b=r>>, final line '#### N'; every intermediate result in\n"
-    "  [1, M] (default 100); exact division only; ops default +-*/.\n"
+    "  [1, M] (default 100); exact division only; ops default +-*/. --solution\n"
+    "  restate starts each line with the question's sentence for that step\n"
+    "  ('Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.').\n"
     "choice: multiple-choice JSONL about a generated world of creatures (colour,\n"
     "  home, kind, weight): {\"query\", \"choices\", \"gold\"} and the WinoGrande form\n"
     "  {\"contexts\", \"continuation\", \"gold\"}. corpus: the plain text stating that\n"
@@ -918,7 +921,7 @@ static int cmd_tasks(int argc, char **argv) {
     const char *what, *out = NULL, *split_name = NULL, *ops = "+-*/";
     int64_t n = -1, max_number = 100;
     uint64_t seed = 0, world_seed = 1;
-    int i, a = 1, b = 6, entities = 48;
+    int i, a = 1, b = 6, entities = 48, restate = 0;
     red_split split = RED_SPLIT_TRAIN;
     red_sbuf buf;
     red_error err;
@@ -943,7 +946,12 @@ static int cmd_tasks(int argc, char **argv) {
         else if (!strcmp(o, "--entities")) entities = (int)parse_num(o, argv[++i], 4, 256);
         else if (!strcmp(o, "--max-number")) max_number = (int64_t)parse_num(o, argv[++i], 10, 1e9);
         else if (!strcmp(o, "--ops")) ops = argv[++i];
-        else if (!strcmp(o, "--steps")) {
+        else if (!strcmp(o, "--solution")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "restate")) restate = 1;
+            else if (!strcmp(v, "short")) restate = 0;
+            else die(2, "tasks: --solution expects short or restate, got '%s'", v);
+        } else if (!strcmp(o, "--steps")) {
             const char *s = argv[++i];
             if (sscanf(s, "%d-%d", &a, &b) != 2 && sscanf(s, "%d", &a) == 1) b = a;
             if (a < 1 || b > 6 || a > b) die(2, "tasks: --steps expects A-B with 1 <= A <= B <= 6, got '%s'", s);
@@ -960,6 +968,7 @@ static int cmd_tasks(int argc, char **argv) {
         red_reasoning_opts ro;
         ro.split = split; ro.n = n; ro.seed = seed; ro.min_steps = a; ro.max_steps = b; ro.max_number = max_number;
         ro.ops = ops;
+        ro.restate = restate;
         st = red_tasks_reasoning(&ro, &buf, &err);
     } else if (!strcmp(what, "choice") || !strcmp(what, "corpus")) {
         red_world_opts wo;

@@ -348,3 +348,34 @@ red_status red_npy_save(const char *path, const red_tensor *t, red_error *err) {
     free(buf);
     return st;
 }
+
+/* ------------------------------------------------------------------ little-endian fields */
+
+void red_put_u64le(unsigned char *p, uint64_t v) {
+    int i;
+    for (i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+uint64_t red_get_u64le(const unsigned char *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void red_put_f32le(unsigned char *p, const float *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++, p += 4) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
+    }
+}
+
+void red_get_f32le(float *x, const unsigned char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++, p += 4) {
+        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        memcpy(&x[i], &u, 4);
+    }
+}

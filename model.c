@@ -167,39 +167,6 @@ void red_weights_point(red_weights *w, const red_config *c, float *slab, red_lay
     w->lm_head = c->tied ? w->embed : p;
 }
 
-/* ------------------------------------------------------------------ parallel helpers */
-
-typedef void (*range_fn)(void *ctx, int64_t lo, int64_t hi);
-typedef struct {
-    range_fn fn;
-    void *ctx;
-    int64_t n;
-} range_task;
-
-static void range_thread(void *arg, int ith, int nth) {
-    range_task *t = arg;
-    int64_t lo, hi;
-    red_split_range(t->n, ith, nth, &lo, &hi);
-    if (lo < hi) t->fn(t->ctx, lo, hi);
-}
-
-/* Runs fn over [0,n) in static slices; one thread per `grain` units of work
- * (waking a worker costs ~100 us on a VM, so small ops stay serial). */
-static void par_range(red_pool *pool, int64_t n, double work_per_unit, range_fn fn, void *ctx) {
-    range_task t;
-    int64_t nth = (int64_t)(n * work_per_unit / 5.0e4);
-    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
-    if (nth > n) nth = n;
-    if (nth <= 1 || !pool) {
-        if (n > 0) fn(ctx, 0, n);
-        return;
-    }
-    t.fn = fn;
-    t.ctx = ctx;
-    t.n = n;
-    red_pool_run(pool, (int)nth, range_thread, &t);
-}
-
 /* ------------------------------------------------------------------ embedding */
 
 typedef struct {
@@ -221,7 +188,7 @@ static void embed_forward_rows(void *vc, int64_t lo, int64_t hi) {
 void red_embed_forward(red_pool *pool, float *out, const int *tok, const float *E, int64_t N, int D) {
     embed_ctx c;
     c.out = out; c.E = E; c.tok = tok; c.N = N; c.D = D;
-    par_range(pool, N, D, embed_forward_rows, &c);
+    red_par_range(pool, N, D, embed_forward_rows, &c);
 }
 
 /* Threads own vocabulary ranges, so rows repeated in tok never race. */
@@ -238,7 +205,7 @@ void red_embed_backward(red_pool *pool, float *dE, const float *dout, const int 
                         int D, int V) {
     embed_ctx c;
     c.dE = dE; c.dout = dout; c.tok = tok; c.N = N; c.D = D;
-    par_range(pool, V, (double)N * D / V + N, embed_backward_vocab, &c);
+    red_par_range(pool, V, (double)N * D / V + N, embed_backward_vocab, &c);
 }
 
 /* ------------------------------------------------------------------ rmsnorm */
@@ -273,7 +240,7 @@ void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x
                          int64_t N, int D, float eps) {
     rmsnorm_ctx c;
     c.out = out; c.rstd = rstd; c.x = x; c.w = w; c.N = N; c.D = D; c.eps = eps;
-    par_range(pool, N, 3.0 * D, rmsnorm_forward_rows, &c);
+    red_par_range(pool, N, 3.0 * D, rmsnorm_forward_rows, &c);
 }
 
 static void rmsnorm_backward_rows(void *vc, int64_t lo, int64_t hi) {
@@ -308,8 +275,8 @@ void red_rmsnorm_backward(red_pool *pool, float *dx, float *dw, const float *dou
                           const float *w, const float *rstd, int64_t N, int D) {
     rmsnorm_ctx c;
     c.dx = dx; c.dw = dw; c.dout = dout; c.x = x; c.w = w; c.rstd_in = rstd; c.N = N; c.D = D;
-    par_range(pool, N, 5.0 * D, rmsnorm_backward_rows, &c);
-    par_range(pool, D, 3.0 * N, rmsnorm_backward_cols, &c);
+    red_par_range(pool, N, 5.0 * D, rmsnorm_backward_rows, &c);
+    red_par_range(pool, D, 3.0 * N, rmsnorm_backward_cols, &c);
 }
 
 /* ------------------------------------------------------------------ linear */
@@ -364,14 +331,14 @@ void red_linear_forward(red_pool *pool, float *out, const float *in, const float
     if (N <= LINEAR_GEMV_ROWS) {
         gemv_ctx g;
         g.out = out; g.in = in; g.W = W; g.N = N; g.O = O; g.I = I; g.beta = beta;
-        par_range(pool, O, 2.0 * N * I, gemv_outputs, &g);
+        red_par_range(pool, O, 2.0 * N * I, gemv_outputs, &g);
     } else {
         red_sgemm(pool, RED_NT, (int)N, O, I, 1.0f, in, I, W, I, beta, out, O);
     }
     if (b) {
         bias_ctx c;
         c.out = out; c.b = b; c.N = N; c.O = O;
-        par_range(pool, N, O, bias_add_rows, &c);
+        red_par_range(pool, N, O, bias_add_rows, &c);
     }
 }
 
@@ -383,7 +350,7 @@ void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const
     if (db) {
         bias_ctx c;
         c.db = db; c.dout = dout; c.N = N; c.O = O;
-        par_range(pool, O, N, bias_grad_cols, &c);
+        red_par_range(pool, O, N, bias_grad_cols, &c);
     }
 }
 
@@ -453,14 +420,14 @@ static void rope_rows(void *vc, int64_t lo, int64_t hi) {
 void red_rope_forward(red_pool *pool, float *x, const float *cs, int64_t N, int T, int heads, int HD) {
     rope_ctx c;
     c.x = x; c.cs = cs; c.heads = heads; c.HD = HD; c.ld = heads * HD; c.T = T; c.sign = 1.0f;
-    par_range(pool, N, 3.0 * heads * HD, rope_rows, &c);
+    red_par_range(pool, N, 3.0 * heads * HD, rope_rows, &c);
 }
 
 /* The rotation is orthogonal: its backward is the inverse rotation (sin -> -sin). */
 void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, int T, int heads, int HD) {
     rope_ctx c;
     c.x = dx; c.cs = cs; c.heads = heads; c.HD = HD; c.ld = heads * HD; c.T = T; c.sign = -1.0f;
-    par_range(pool, N, 3.0 * heads * HD, rope_rows, &c);
+    red_par_range(pool, N, 3.0 * heads * HD, rope_rows, &c);
 }
 
 /* ------------------------------------------------------------------ attention */
@@ -609,7 +576,7 @@ static void swiglu_forward_range(void *vc, int64_t lo, int64_t hi) {
 void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float *u, int64_t n) {
     swiglu_ctx c;
     c.act = act; c.g = g; c.u = u;
-    par_range(pool, n, 12.0, swiglu_forward_range, &c);
+    red_par_range(pool, n, 12.0, swiglu_forward_range, &c);
 }
 
 static void swiglu_backward_range(void *vc, int64_t lo, int64_t hi) {
@@ -627,7 +594,7 @@ void red_swiglu_backward(red_pool *pool, float *dg, float *du, const float *dact
                          const float *u, int64_t n) {
     swiglu_ctx c;
     c.dg = dg; c.du = du; c.dact = dact; c.g = g; c.u = u;
-    par_range(pool, n, 14.0, swiglu_backward_range, &c);
+    red_par_range(pool, n, 14.0, swiglu_backward_range, &c);
 }
 
 /* ------------------------------------------------------------------ cross-entropy */
@@ -917,7 +884,7 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
     c.V = m->cfg.vocab;
     c.partial = a->row_loss;
     c.inv_count = count ? 1.0f / (float)count : 0.0f;
-    par_range(m->pool, N, 40.0 * c.V, cross_entropy_rows, &c);  /* exp dominates */
+    red_par_range(m->pool, N, 40.0 * c.V, cross_entropy_rows, &c);  /* exp dominates */
     for (n = 0; n < N; n++) sum += a->row_loss[n];  /* fixed order */
     if (n_counted) *n_counted = count;
     return count ? (float)(sum / count) : 0.0f;
@@ -948,10 +915,41 @@ void red_model_zero_grad(red_model *m) {
     if (!m->grads) return;
     c.g = m->grads;
     c.n = m->n_params;
-    par_range(m->pool, (int64_t)((c.n + CLIP_CHUNK - 1) / CLIP_CHUNK), 0.5 * CLIP_CHUNK, zero_chunks, &c);
+    red_par_range(m->pool, (int64_t)((c.n + CLIP_CHUNK - 1) / CLIP_CHUNK), 0.5 * CLIP_CHUNK, zero_chunks, &c);
 }
 
-red_status red_model_backward(red_model *m) {
+void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out) {
+    const red_config *c = &m->cfg;
+    const red_train_acts *a = m->acts;
+    int64_t N = (int64_t)a->B * a->T;
+    size_t ND = (size_t)N * c->dim, NF = (size_t)N * c->ffn, NQ = (size_t)N * c->n_heads * c->head_dim,
+           NK = (size_t)N * c->n_kv_heads * c->head_dim;
+    out->x = LAYER(a->resid, l, ND);
+    out->xn_a = LAYER(a->xn_a, l, ND);
+    out->q = LAYER(a->q, l, NQ);
+    out->k = LAYER(a->k, l, NK);
+    out->v = LAYER(a->v, l, NK);
+    out->att = LAYER(a->att, l, NQ);
+    out->h = LAYER(a->h, l, ND);
+    out->xn_m = LAYER(a->xn_m, l, ND);
+    out->g = LAYER(a->g, l, NF);
+    out->u = LAYER(a->u, l, NF);
+    out->act = LAYER(a->act, l, NF);
+    out->out = LAYER(a->resid, l + 1, ND);
+}
+
+int red_model_max_batch(const red_model *m) { return m->acts ? m->acts->maxB : 0; }
+
+const float *red_model_final_normed(const red_model *m) { return m->acts ? m->acts->xn_f : NULL; }
+
+/* Adds extra[l * per ..] (when given) into an activation gradient. */
+static void add_extra(float *d, const float *extra, int l, size_t per) {
+    if (extra) red_vec_add(d, d, LAYER(extra, l, per), per);
+}
+
+red_status red_model_backward(red_model *m) { return red_model_backward_ex(m, NULL); }
+
+red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
     const red_config *c = &m->cfg;
     red_train_acts *a = m->acts;
     red_pool *pool = m->pool;
@@ -976,10 +974,20 @@ red_status red_model_backward(red_model *m) {
         float *x = LAYER(a->resid, l, ND), *xn = LAYER(a->xn_a, l, ND), *q = LAYER(a->q, l, NQ),
               *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
               *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
-              *u = LAYER(a->u, l, NF), *act = LAYER(a->act, l, NF);
-        /* MLP: dres is d(loss)/d(block output) and passes straight to h */
-        red_linear_backward(pool, a->dact, gw->wd, NULL, a->dres, act, w->wd, N, D, F, 0.0f);
+              *u = LAYER(a->u, l, NF), *act = LAYER(a->act, l, NF), *dffn;
+        /* MLP: dres is d(loss)/d(block output) and passes straight to h; an
+           extra FFN-output gradient reaches only the MLP branch */
+        dffn = a->dres;
+        if (ex && ex->dffn) {  /* dxn is free until the gate/up backward overwrites it */
+            red_vec_add(a->dxn, a->dres, LAYER(ex->dffn, l, ND), ND);
+            dffn = a->dxn;
+        }
+        red_linear_backward(pool, a->dact, gw->wd, NULL, dffn, act, w->wd, N, D, F, 0.0f);
         red_swiglu_backward(pool, a->dg, a->du, a->dact, g, u, (int64_t)NF);
+        if (ex) {
+            add_extra(a->dg, ex->dg, l, NF);
+            add_extra(a->du, ex->du, l, NF);
+        }
         red_linear_backward(pool, a->dxn, gw->wg, NULL, a->dg, xm, w->wg, N, F, D, 0.0f);
         red_linear_backward(pool, a->dxn, gw->wu, NULL, a->du, xm, w->wu, N, F, D, 1.0f);
         red_rmsnorm_backward(pool, a->dres, gw->mlp_norm, a->dxn, h, w->mlp_norm, LAYER(a->rstd_m, l, N), N, D);
@@ -987,8 +995,14 @@ red_status red_model_backward(red_model *m) {
         red_linear_backward(pool, a->datt, gw->wo, NULL, a->dres, att, w->wo, N, D, QD, 0.0f);
         memset(a->dk, 0, NK * sizeof(float));
         memset(a->dv, 0, NK * sizeof(float));
+        if (ex) add_extra(a->datt, ex->datt, l, NQ);
         red_attention_backward(pool, a->dq, a->dk, a->dv, a->dscratch, a->datt, LAYER(a->probs, l, PP), q, k, v,
                            B, T, c->n_heads, c->n_kv_heads, c->head_dim);
+        if (ex) {  /* q, k gradients in the rotated space: RoPE's backward maps them back */
+            add_extra(a->dq, ex->dq, l, NQ);
+            add_extra(a->dk, ex->dk, l, NK);
+            add_extra(a->dv, ex->dv, l, NK);
+        }
         red_rope_backward(pool, a->dq, a->rope_cs, N, T, c->n_heads, c->head_dim);
         red_rope_backward(pool, a->dk, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
         red_linear_backward(pool, a->dxn, gw->wq, gw->bq, a->dq, xn, w->wq, N, QD, D, 0.0f);
@@ -1050,14 +1064,14 @@ double red_clip_grad_norm(red_pool *pool, float *g, size_t n, double max_norm) {
             ss += part;
         }
     } else {
-        par_range(pool, chunks, 2.0 * CLIP_CHUNK, clip_sumsq_chunks, &c);
+        red_par_range(pool, chunks, 2.0 * CLIP_CHUNK, clip_sumsq_chunks, &c);
         for (k = 0; k < chunks; k++) ss += c.partial[k];
         if (c.partial != stack) free(c.partial);
     }
     norm = sqrt(ss);
     if (max_norm > 0.0 && norm > max_norm) {
         c.scale = (float)(max_norm / (norm + 1e-6));
-        par_range(pool, chunks, 1.0 * CLIP_CHUNK, clip_scale_chunks, &c);
+        red_par_range(pool, chunks, 1.0 * CLIP_CHUNK, clip_scale_chunks, &c);
     }
     return norm;
 }
@@ -1085,7 +1099,7 @@ void red_model_adamw(red_model *m, const red_adamw_cfg *c) {
     ac.c = c;
     m->adam_t++;
     /* per-tensor slices: each element is updated by exactly one thread */
-    par_range(m->pool, m->n_tensors, 10.0 * (double)m->n_params / m->n_tensors, adamw_tensors, &ac);
+    red_par_range(m->pool, m->n_tensors, 10.0 * (double)m->n_params / m->n_tensors, adamw_tensors, &ac);
 }
 
 float red_lr_at(const red_lr_sched *s, int64_t step) {
@@ -1215,9 +1229,9 @@ red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *token
         red_linear_forward(pool, v, xn, w->wv, w->bv, n, KD, D, 0.0f);
         rc.cs = cs; rc.HD = HD;
         rc.x = q; rc.heads = c->n_heads;
-        par_range(pool, n, 3.0 * QD, kv_rope_rows, &rc);
+        red_par_range(pool, n, 3.0 * QD, kv_rope_rows, &rc);
         rc.x = k; rc.heads = c->n_kv_heads;
-        par_range(pool, n, 3.0 * KD, kv_rope_rows, &rc);
+        red_par_range(pool, n, 3.0 * KD, kv_rope_rows, &rc);
         for (r = 0; r < n; r++) {  /* cache first: rows of a prompt attend to each other */
             size_t at = ((size_t)seq[r] * s->max_len + pos[r]) * KD;
             memcpy(kc + at, k + (size_t)r * KD, sizeof(float) * KD);

@@ -88,6 +88,11 @@ int red_pool_size(const red_pool *p);
 /* Runs fn on the first nth threads of the pool (1 <= nth <= size; else size). */
 void red_pool_run(red_pool *p, int nth, red_task_fn fn, void *arg);
 void *red_pool_scratch(red_pool *p, int ith);  /* RED_POOL_SCRATCH_BYTES, 64-aligned */
+/* Runs fn(ctx, lo, hi) over static slices of [0, n), one thread per ~5e4
+ * units of work (work_per_unit per item; waking a worker costs ~100 us, so
+ * small jobs stay on the caller). pool may be NULL. */
+typedef void (*red_range_fn)(void *ctx, int64_t lo, int64_t hi);
+void red_par_range(red_pool *pool, int64_t n, double work_per_unit, red_range_fn fn, void *ctx);
 /* RED_THREADS if set and valid, else online cores (at least 1). */
 int red_default_threads(void);
 /* Static partition of [0,n) into nth nearly equal ranges: this thread's [lo,hi). */
@@ -208,6 +213,11 @@ red_status red_npy_save(const char *path, const red_tensor *t, red_error *err);
 red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err);
 /* Writes a buffer atomically: path.tmp.<pid> then rename over path. */
 red_status red_write_file_atomic(const char *path, const void *buf, size_t len, red_error *err);
+/* Little-endian fields of the binary state files, whatever the host order. */
+void red_put_u64le(unsigned char *p, uint64_t v);
+uint64_t red_get_u64le(const unsigned char *p);
+void red_put_f32le(unsigned char *p, const float *x, size_t n);
+void red_get_f32le(float *x, const unsigned char *p, size_t n);
 
 /* ------------------------------------------------------------------ json.c */
 
@@ -449,6 +459,38 @@ red_status red_model_backward(red_model *m);
  * flows into the embedding table (the distiller chains it into its own
  * embedding projection). */
 const float *red_model_dinput(const red_model *m);
+/* Views of the activations the last forward saved for layer l (rows N = B*T). */
+typedef struct {
+    const float *x;        /* [N, D]  block input (residual stream) */
+    const float *xn_a;     /* [N, D]  attention-norm output */
+    const float *q, *k;    /* [N, QD], [N, KD] after RoPE */
+    const float *v;        /* [N, KD] */
+    const float *att;      /* [N, QD] attention heads (o_proj input) */
+    const float *h;        /* [N, D]  residual after attention */
+    const float *xn_m;     /* [N, D]  MLP-norm output */
+    const float *g, *u;    /* [N, F]  gate/up before SiLU */
+    const float *act;      /* [N, F]  silu(g)*u (down_proj input) */
+    const float *out;      /* [N, D]  block output */
+} red_layer_acts;
+void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out);
+const float *red_model_final_normed(const red_model *m);  /* [N, D] final-norm output */
+int red_model_max_batch(const red_model *m);  /* B of red_model_train_alloc, 0 before */
+
+/* Gradients of extra loss terms at activations (distillation's clone terms),
+ * added during backward where they attach; layer-major, any may be NULL.
+ * dq/dk are w.r.t. q/k after RoPE (RoPE is a rotation, so a loss on the
+ * pre-RoPE values has the same gradient expressed there). dffn is the
+ * gradient w.r.t. the FFN output alone, not the residual it is added to. */
+typedef struct {
+    const float *dq;    /* [L, N, QD] */
+    const float *dk;    /* [L, N, KD] */
+    const float *dv;    /* [L, N, KD] */
+    const float *datt;  /* [L, N, QD] */
+    const float *dg, *du;  /* [L, N, F] */
+    const float *dffn;  /* [L, N, D] */
+} red_act_grads;
+red_status red_model_backward_ex(red_model *m, const red_act_grads *extra);
+
 /* One AdamW step over every parameter; weight decay only on matrices. */
 void red_model_adamw(red_model *m, const red_adamw_cfg *c);
 
@@ -583,7 +625,7 @@ typedef struct {
     int answer_only;     /* set before adding files: context tokens are not targets */
     int *tokens;
     unsigned char *target; /* [n_tok] 1 = predicting this token is trained */
-    unsigned char *stream_target;
+    unsigned char *stream_target; /* bit 0: target, bit 1: a document starts here */
     size_t n_tok, cap_tok;
     size_t *doc_start;   /* [n_docs + 1] */
     size_t n_docs, cap_docs;
@@ -596,6 +638,11 @@ typedef struct {
  * formatted as train.c describes) or plain text (one document per line). */
 red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err);
 void red_train_data_free(red_train_data *d);
+/* B rows of T inputs and targets (-1 = not a target) from (epoch, offset) of
+ * the stream shuffled by seed; advances epoch/offset. Each row starts at a
+ * document start; the tail of a document cut by a row's end is skipped. */
+red_status red_train_data_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, uint64_t *offset, int B, int T,
+                                int *in, int *tgt, red_error *err);
 
 typedef struct {
     uint64_t step, total_steps, epoch;
@@ -625,6 +672,133 @@ typedef struct {
  * give bit-identical weights, interrupted and resumed or not. */
 red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer *tok, red_train_data *data,
                      red_train_data *eval_data, red_error *err);
+
+/* ------------------------------------------------------------------ red.c */
+
+/* The method (../shared/docs/method.md): an LRC student of a frozen teacher.
+ * Legend: d_t teacher width, d_s student width, P a [d_t, d_s] projection.
+ * Input-side sites (q, k, v, gate, up) use W^S = W P; output-side sites (o,
+ * down) W^S = Pᵀ W; the embedding E^S = E P_e (and the head H P_h when the
+ * teacher is untied). Trainable: projections and student RMSNorm weights. */
+enum { RED_SITE_Q, RED_SITE_K, RED_SITE_V, RED_SITE_O, RED_SITE_G, RED_SITE_U, RED_SITE_D, RED_N_SITES };
+extern const char *const red_site_names[RED_N_SITES];  /* "q", "k", "v", "o", "gate", "up", "down" */
+
+typedef struct {
+    float *p[RED_N_SITES];        /* [d_t, d_s] each */
+    float *attn_norm, *mlp_norm;  /* [d_s] */
+} red_student_layer;
+
+typedef struct {
+    float *p_embed;               /* [d_t, d_s] */
+    float *p_head;                /* [d_t, d_s]; NULL when the teacher is tied */
+    float *norm;                  /* [d_s] final norm */
+    red_student_layer *layers;    /* [L] */
+} red_student_weights;
+
+typedef enum { RED_INIT_LRC, RED_INIT_ORTHOGONAL, RED_INIT_PCA, RED_INIT_MAGNITUDE, RED_INIT_RED } red_init_kind;
+typedef enum { RED_SCORE_ENERGY, RED_SCORE_RESID, RED_SCORE_ABSMEAN, RED_SCORE_WANDA } red_score_kind;
+/* Student norms at init: DEFAULT = teacher-rms for red, teacher for magnitude, ones otherwise. */
+typedef enum { RED_NORMS_DEFAULT, RED_NORMS_ONES, RED_NORMS_TEACHER, RED_NORMS_TEACHER_RMS } red_norm_init;
+typedef enum { RED_KL_SEQUENCE, RED_KL_TOKEN } red_kl_reduction;
+
+typedef struct {
+    red_init_kind kind;
+    float std;             /* lrc: N(0, std^2) entries */
+    float orth_scale;      /* orthogonal: column norm (1 = unscaled) */
+    red_score_kind score;  /* red: channel score (B2) */
+    red_norm_init norms;   /* B3 */
+    uint64_t seed;
+} red_init_opts;
+
+typedef struct {
+    float tau, alpha;      /* KL temperature, clone weight */
+    red_kl_reduction kl_reduction;  /* SEQUENCE (LRC): sum over tokens / sequences */
+} red_loss_cfg;
+
+/* Each term of the last loss; clone_site[k] is summed over layers (sites q,
+ * k, v, o, gate, up, then ffn-out) and total = ce + kl + alpha * clone. */
+typedef struct {
+    double total, ce, kl, clone;
+    double clone_site[RED_N_SITES];
+} red_losses;
+
+typedef struct {
+    red_model *teacher;           /* frozen, not owned */
+    red_config cfg;               /* the student's (dim d_s, same heads/head_dim/ffn) */
+    int d_t, d_s;
+    size_t n;                     /* floats in each trainable slab */
+    float *params, *grads, *adam_m, *adam_v;
+    red_student_weights w, gw;    /* named pointers into params / grads */
+    red_student_layer *layer_buf;
+    int64_t adam_t;
+    red_model model;              /* the merged student, an ordinary model */
+    float *merged;                /* [red_param_floats(cfg)] its weights */
+    int B, T;                     /* batch shape after red_student_train_alloc */
+    float *clone_grad;            /* storage behind act_grads */
+    red_act_grads act_grads;
+    float *o_s, *o_t, *y_t;       /* [N, d_t] clone scratch */
+    float *y_s, *y_tp;            /* [N, d_s] */
+} red_student;
+
+/* A student of width d_s with the teacher's config otherwise; parameters zero. */
+red_status red_student_init(red_student *s, red_model *teacher, int d_s, red_error *err);
+void red_student_free(red_student *s);
+/* Activations for B x T batches (teacher and student). */
+red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err);
+/* Calibration rows are read from the data stream shuffled with this seed,
+ * from its start, for calib_tokens tokens or one epoch, whichever is less. */
+#define RED_CALIB_SEED 0x0ca11bu
+/* Initialises projections and norms (method.md A4, B, C). calib (B x T rows,
+ * calib_tokens of them) is needed by pca, red and teacher-rms norms. */
+red_status red_student_initialize(red_student *s, const red_init_opts *o, red_train_data *calib,
+                                  int64_t calib_tokens, red_error *err);
+/* Builds the merged student weights from the projections (A2, A8). */
+void red_student_merge(red_student *s);
+/* Teacher and student forward on tokens [B*T]; CE on targets (< 0 ignored),
+ * KL and clone terms (A6). With want_grad, s->grads is overwritten with the
+ * gradient of the total. */
+red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *c,
+                            int want_grad, red_losses *out);
+/* The n_proj projections in order (per layer q,k,v,o,gate,up,down; embed; head). */
+int red_student_n_proj(const red_student *s);
+const float *red_student_proj(const red_student *s, int i, char *name, size_t name_cap);
+
+/* eRank (method.md D) of the residual stream after each block (out[0..L-1])
+ * and of the final-norm output (out[L]) over n_rows rows of tokens [n_rows,
+ * T] (m needs red_model_train_alloc for B x T with B >= 1). */
+red_status red_erank_layers(red_model *m, const int *tokens, int n_rows, int T, int center, double *out,
+                            red_error *err);
+
+typedef struct {
+    uint64_t step, total_steps, epoch;
+    float lr;
+    red_losses loss;
+    double grad_norm;
+} red_distill_progress;
+
+typedef struct {
+    const char *out;              /* output directory (student model + state + log) */
+    uint64_t tokens;              /* distillation tokens: steps = tokens / (batch * seq) */
+    int batch, seq;
+    uint64_t seed;                /* data order */
+    float lr, min_lr, beta1, beta2, weight_decay;
+    double clip;
+    uint64_t warmup_steps;
+    red_sched_kind schedule;
+    red_loss_cfg loss;
+    uint64_t save_every, log_every;
+    int resume;
+    uint64_t stop_after;          /* stop after this step (tests) */
+    void (*progress)(void *ctx, const red_distill_progress *p);
+    void *progress_ctx;
+} red_distill_opts;
+
+/* Distils s on data; checkpoints (distill_state.bin: projections, norms,
+ * AdamW state, data position) every save_every steps and at the end; log
+ * (if non-NULL) receives one JSON object per log_every steps. Same seed, data
+ * and threads give bit-identical results, resumed or not. */
+red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
+                       red_error *err);
 
 /* ------------------------------------------------------------------ eval/pyrandom.c */
 
@@ -742,6 +916,7 @@ typedef struct {
     int min_steps, max_steps;  /* 1..6 */
     int64_t max_number;   /* every intermediate result in [1, max_number] */
     const char *ops;      /* subset of "+-*\/" */
+    int restate;          /* solution lines restate the question's sentence: "X loses 2: 5 - 2 = ..." */
 } red_reasoning_opts;
 /* GSM8K-format JSONL lines ({"question", "answer"}) appended to out. */
 red_status red_tasks_reasoning(const red_reasoning_opts *o, red_sbuf *out, red_error *err);

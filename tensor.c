@@ -558,3 +558,35 @@ void red_softmax(float *x, size_t n) {
     }
     red_vec_scale(x, 1.0f / sum, n);
 }
+
+/* ------------------------------------------------------------------ parallel helpers */
+
+typedef struct {
+    red_range_fn fn;
+    void *ctx;
+    int64_t n;
+} range_task;
+
+static void range_thread(void *arg, int ith, int nth) {
+    range_task *t = arg;
+    int64_t lo, hi;
+    red_split_range(t->n, ith, nth, &lo, &hi);
+    if (lo < hi) t->fn(t->ctx, lo, hi);
+}
+
+/* Runs fn over [0,n) in static slices; one thread per `grain` units of work
+ * (waking a worker costs ~100 us on a VM, so small ops stay serial). */
+void red_par_range(red_pool *pool, int64_t n, double work_per_unit, red_range_fn fn, void *ctx) {
+    range_task t;
+    int64_t nth = (int64_t)(n * work_per_unit / 5.0e4);
+    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
+    if (nth > n) nth = n;
+    if (nth <= 1 || !pool) {
+        if (n > 0) fn(ctx, 0, n);
+        return;
+    }
+    t.fn = fn;
+    t.ctx = ctx;
+    t.n = n;
+    red_pool_run(pool, (int)nth, range_thread, &t);
+}

@@ -11,7 +11,8 @@
  * (up to "Answer:", the query, the gold context) is never a prediction
  * target: the loss is spent on what the harnesses score.
  * Epoch e concatenates the documents in an order shuffled by (seed, e); step
- * s reads B rows of T+1 tokens at consecutive offsets of that stream.
+ * s reads B rows of T+1 tokens from that stream, each row starting at a
+ * document start (the tail of a document cut by a row's end is skipped).
  * State file (train_state.bin, little-endian): "REDTRAIN" u32 version=1,
  * u64 step, u64 adam_t, u64 epoch, u64 offset, u64 rng[4], u64 n_params,
  * then Adam m and v as f32.
@@ -163,6 +164,7 @@ static red_status build_epoch(red_train_data *d, uint64_t seed, uint64_t epoch, 
         size_t a = d->doc_start[order[i]], b = d->doc_start[order[i] + 1];
         memcpy(d->stream + at, d->tokens + a, (b - a) * sizeof(int));
         memcpy(d->stream_target + at, d->target + a, b - a);
+        d->stream_target[at] |= 2;  /* document start */
         at += b - a;
     }
     free(order);
@@ -173,7 +175,7 @@ static red_status build_epoch(red_train_data *d, uint64_t seed, uint64_t epoch, 
 
 /* Rows of T+1 tokens from (epoch, offset) onwards, moving to the next
  * epoch when a row would run past the end. */
-static red_status next_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, uint64_t *offset, int B, int T,
+red_status red_train_data_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, uint64_t *offset, int B, int T,
                              int *in, int *tgt, red_error *err) {
     int b, t;
     red_status st;
@@ -188,25 +190,18 @@ static red_status next_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, 
             if ((st = build_epoch(d, seed, *epoch, err))) return st;
         for (t = 0; t < T; t++) {
             in[b * T + t] = d->stream[*offset + (size_t)t];
-            tgt[b * T + t] = d->stream_target[*offset + (size_t)t + 1] ? d->stream[*offset + (size_t)t + 1] : -1;
+            tgt[b * T + t] = d->stream_target[*offset + (size_t)t + 1] & 1 ? d->stream[*offset + (size_t)t + 1] : -1;
         }
+        /* The next row starts at a document start: the rest of a document cut by
+           this row's end is skipped, so every target is predicted with its own
+           document's beginning (a solution line without its question is noise). */
         *offset += (size_t)T;
+        while (*offset < d->n_tok && !(d->stream_target[*offset] & 2)) (*offset)++;
     }
     return RED_OK;
 }
 
 /* ------------------------------------------------------------------ state file */
-
-static void put_u64(unsigned char *p, uint64_t v) {
-    int i;
-    for (i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    int i;
-    for (i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 #define STATE_HEADER (8 + 4 + 8 * 9)
 
@@ -219,23 +214,15 @@ static red_status save_state(const char *dir, const red_model *m, uint64_t step,
     if (!b) return red_error_set(err, RED_E_NOMEM, "train: out of memory for the state file");
     memcpy(b, "REDTRAIN", 8);
     b[8] = 1; b[9] = b[10] = b[11] = 0;
-    put_u64(b + 12, step);
-    put_u64(b + 20, (uint64_t)m->adam_t);
-    put_u64(b + 28, epoch);
-    put_u64(b + 36, offset);
-    for (i = 0; i < 4; i++) put_u64(b + 44 + 8 * i, rng->s[i]);
-    put_u64(b + 76, n);
+    red_put_u64le(b + 12, step);
+    red_put_u64le(b + 20, (uint64_t)m->adam_t);
+    red_put_u64le(b + 28, epoch);
+    red_put_u64le(b + 36, offset);
+    for (i = 0; i < 4; i++) red_put_u64le(b + 44 + 8 * i, rng->s[i]);
+    red_put_u64le(b + 76, n);
     p = b + STATE_HEADER;
-    for (i = 0; i < n; i++, p += 4) {
-        uint32_t u;
-        memcpy(&u, &m->adam_m[i], 4);
-        p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
-    }
-    for (i = 0; i < n; i++, p += 4) {
-        uint32_t u;
-        memcpy(&u, &m->adam_v[i], 4);
-        p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
-    }
+    red_put_f32le(p, m->adam_m, n);
+    red_put_f32le(p + 4 * n, m->adam_v, n);
     snprintf(path, sizeof path, "%s/train_state.bin", dir);
     st = red_write_file_atomic(path, b, bytes, err);
     free(b);
@@ -255,26 +242,20 @@ static red_status load_state(const char *dir, red_model *m, uint64_t *step, uint
         free(b);
         return red_error_set(err, RED_E_FORMAT, "%s: byte 0: not a red training state (magic REDTRAIN, version 1)", path);
     }
-    if (get_u64(b + 76) != n || len != STATE_HEADER + 8 * n) {
+    if (red_get_u64le(b + 76) != n || len != STATE_HEADER + 8 * n) {
         free(b);
         return red_error_set(err, RED_E_FORMAT, "%s: byte 76: state holds %llu parameters in %zu bytes, the model has %zu",
-                             path, (unsigned long long)get_u64(b + 76), len, n);
+                             path, (unsigned long long)red_get_u64le(b + 76), len, n);
     }
-    *step = get_u64(b + 12);
-    m->adam_t = (int64_t)get_u64(b + 20);
-    *epoch = get_u64(b + 28);
-    *offset = get_u64(b + 36);
-    for (i = 0; i < 4; i++) rng->s[i] = get_u64(b + 44 + 8 * i);
+    *step = red_get_u64le(b + 12);
+    m->adam_t = (int64_t)red_get_u64le(b + 20);
+    *epoch = red_get_u64le(b + 28);
+    *offset = red_get_u64le(b + 36);
+    for (i = 0; i < 4; i++) rng->s[i] = red_get_u64le(b + 44 + 8 * i);
     rng->has_spare = 0;
     p = b + STATE_HEADER;
-    for (i = 0; i < n; i++, p += 4) {
-        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        memcpy(&m->adam_m[i], &u, 4);
-    }
-    for (i = 0; i < n; i++, p += 4) {
-        uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        memcpy(&m->adam_v[i], &u, 4);
-    }
+    red_get_f32le(m->adam_m, p, n);
+    red_get_f32le(m->adam_v, p + 4 * n, n);
     free(b);
     return RED_OK;
 }
@@ -298,7 +279,7 @@ static float heldout_loss(red_model *m, red_train_data *ev, const red_train_opts
     double sum = 0.0;
     int k;
     for (k = 0; k < o->eval_batches; k++) {
-        if (next_batch(ev, 0, &e, &off, o->batch, o->seq, in, tgt, err)) return NAN;
+        if (red_train_data_batch(ev, 0, &e, &off, o->batch, o->seq, in, tgt, err)) return NAN;
         red_model_forward(m, in, o->batch, o->seq);
         sum += red_model_cross_entropy(m, tgt, 0, NULL);
     }
@@ -334,7 +315,7 @@ red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer 
     opt.lr = o->lr; opt.beta1 = o->beta1; opt.beta2 = o->beta2; opt.eps = 1e-8f; opt.weight_decay = o->weight_decay;
     while (step < total_steps) {
         red_train_progress pr;
-        if ((st = next_batch(data, o->seed, &epoch, &offset, o->batch, o->seq, in, tgt, err))) goto out;
+        if ((st = red_train_data_batch(data, o->seed, &epoch, &offset, o->batch, o->seq, in, tgt, err))) goto out;
         red_model_forward(m, in, o->batch, o->seq);
         red_model_zero_grad(m);
         pr.loss = red_model_cross_entropy(m, tgt, 1, NULL);

@@ -181,10 +181,21 @@ static int64_t apply_op(int64_t v, char o, int64_t x) {
     return o == '+' ? v + x : o == '-' ? v - x : o == '*' ? v * x : v / x;
 }
 
+/* "Kofi loses 2 flowers." -> "Kofi loses 2 flowers: " in the answer. Restating the sentence keeps
+   the operation word next to the arithmetic, so a small model decides + - * / from local context
+   instead of counting sentences back in the question. */
+static void restate_sentence(red_sbuf *a, const red_sbuf *q, size_t from) {
+    size_t n = q->len - from;
+    if (n && q->p[from + n - 1] == '.') n--;
+    red_sbuf_put(a, q->p + from, n);
+    red_sbuf_puts(a, ": ");
+}
+
 /* One problem into q (question) and a (answer); returns its skeleton hash. */
 static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf *q, red_sbuf *a) {
     int steps = (int)between(r, o->min_steps, o->max_steps), s, family = (int)red_rng_below(r, 2);
     int64_t M = o->max_number, v, x[8];
+    size_t q0;
     char ops[8];
     uint64_t h = 1469598103934665603ull;
     int tries;
@@ -216,13 +227,20 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
         for (s = 0; s < steps; s++) {
             int64_t nv = apply_op(cur, ops[s], x[s]);
             red_sbuf_puts(q, " ");
+            q0 = q->len;
             if (ops[s] == '+') red_sbuf_printf(q, sc->add[red_rng_below(r, 2)], nm, (long long)x[s]);
             else if (ops[s] == '-') red_sbuf_printf(q, sc->sub[red_rng_below(r, 2)], nm, (long long)x[s]);
             else if (ops[s] == '*') red_sbuf_printf(q, sc->mul, nm, times_word(x[s]));
             else red_sbuf_printf(q, sc->div, nm, count_word(x[s]));
-            red_sbuf_printf(a, "%s %s has %lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", s ? "Then" : "First", nm,
-                            (long long)cur, ops[s], (long long)x[s], (long long)cur, ops[s], (long long)x[s],
-                            (long long)nv, (long long)nv, sc->unit);
+            if (o->restate) {
+                restate_sentence(a, q, q0);
+                red_sbuf_printf(a, "%lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", (long long)cur, ops[s],
+                                (long long)x[s], (long long)cur, ops[s], (long long)x[s], (long long)nv,
+                                (long long)nv, sc->unit);
+            } else
+                red_sbuf_printf(a, "%s %s has %lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", s ? "Then" : "First", nm,
+                                (long long)cur, ops[s], (long long)x[s], (long long)cur, ops[s], (long long)x[s],
+                                (long long)nv, (long long)nv, sc->unit);
             cur = nv;
         }
         red_sbuf_puts(q, " ");
@@ -247,10 +265,17 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
         for (s = 0; s < steps; s++) {
             int64_t nv = apply_op(cur, ops[s], x[s]);
             red_sbuf_puts(q, " ");
+            q0 = q->len;
             if (ops[s] == '+') red_sbuf_printf(q, rl->more, who[s + 1], (long long)x[s], who[s]);
             else if (ops[s] == '-') red_sbuf_printf(q, rl->fewer, who[s + 1], (long long)x[s], who[s]);
             else if (ops[s] == '*') red_sbuf_printf(q, rl->times, who[s + 1], times_word(x[s]), who[s]);
             else red_sbuf_printf(q, rl->part, who[s + 1], part_word(x[s]), who[s]);
+            if (o->restate) {
+                restate_sentence(a, q, q0);
+                red_sbuf_printf(a, "%lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", (long long)cur, ops[s],
+                                (long long)x[s], (long long)cur, ops[s], (long long)x[s], (long long)nv,
+                                (long long)nv, rl->ans_unit);
+            } else
             red_sbuf_printf(a, "%s%s %s %lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", machines ? "Machine " : "",
                             who[s + 1], rl->verb, (long long)cur, ops[s], (long long)x[s], (long long)cur, ops[s],
                             (long long)x[s], (long long)nv, (long long)nv, rl->ans_unit);

@@ -14,19 +14,6 @@ static red_pool *pool;
 static void setup(void) { pool = red_pool_create(2); }
 static void teardown(void) { red_pool_destroy(pool); }
 
-/* |a - b| <= atol + rtol |b| for every element; reports the worst index. */
-static void expect_close(const char *what, const float *a, const float *b, size_t n, double atol, double rtol) {
-    size_t i, worst = 0;
-    double wr = 0.0, maxabs = 0.0;
-    for (i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]), r = d / (atol + rtol * fabs((double)b[i]));
-        if (!(r <= wr)) { wr = r; worst = i; }
-        if (d > maxabs) maxabs = d;
-    }
-    cr_expect(wr <= 1.0, "%s: worst element %zu: got %.9g, reference %.9g (max abs diff %.3g, atol %.1g rtol %.1g)",
-              what, worst, a[worst], b[worst], maxabs, atol, rtol);
-}
-
 static float *st_tensor(const red_safetensors *st, const char *name, size_t *n) {
     const red_st_entry *e = red_st_find(st, name);
     float *x;
@@ -113,38 +100,6 @@ Test(model, pytorch_fixture_llama_tied_llama3_rope, .init = setup, .fini = teard
 }
 
 /* ------------------------------------------------------------------ finite differences: ops */
-
-/* 4-point central stencil, error O(h^4) truncation + ~1.5*delta/h rounding. */
-#define FD_H 1e-2
-
-/* A scalar loss sum_i c_i out_i for a random weight vector c, in double. */
-static double weighted(const float *out, const float *c, size_t n) {
-    double s = 0.0;
-    size_t i;
-    for (i = 0; i < n; i++) s += (double)out[i] * c[i];
-    return s;
-}
-
-typedef double (*loss_fn)(void *ctx);
-
-/* Checks analytic gradient g (of x[0..n)) against FD of loss(ctx), perturbing x. */
-static void fd_check(const char *what, loss_fn f, void *ctx, float *x, const float *g, size_t n, double atol,
-                     double rtol) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        float x0 = x[i];
-        double fp1, fm1, fp2, fm2, fd;
-        x[i] = x0 + (float)FD_H; fp1 = f(ctx);
-        x[i] = x0 - (float)FD_H; fm1 = f(ctx);
-        x[i] = x0 + (float)(2 * FD_H); fp2 = f(ctx);
-        x[i] = x0 - (float)(2 * FD_H); fm2 = f(ctx);
-        x[i] = x0;
-        fd = (8.0 * (fp1 - fm1) - (fp2 - fm2)) / (12.0 * FD_H);
-        cr_expect(fabs(fd - g[i]) <= atol + rtol * fabs(fd), "%s[%zu]: analytic %.7g, finite difference %.7g", what, i,
-                  g[i], fd);
-        if (fabs(fd - g[i]) > atol + rtol * fabs(fd)) return;  /* one message per tensor */
-    }
-}
 
 typedef struct {
     int N, D, O;

@@ -1,0 +1,848 @@
+/* red.c - the method: an LRC student of a frozen teacher (projections,
+ * student norms, merged weights), its losses (CE + KL(tau) + alpha * clone
+ * MSE) and their backward into the projections, the five initialisations
+ * (lrc, orthogonal, pca, magnitude, red), the distillation loop with exact
+ * resume, and eRank diagnostics. Spec: ../shared/docs/method.md (A-D).
+ *
+ * Legend: d_t teacher width, d_s student width, N = B*T rows, L layers,
+ * QD = heads*head_dim, KD = kv_heads*head_dim, F ffn, V vocab.
+ * The student is an ordinary red_model over a merged weight slab: the
+ * model's own forward/backward give d(loss)/d(W^S), which is chained into
+ * each projection (A9): input side W^S = W P -> dP = Wᵀ dW^S; output side
+ * W^S = Pᵀ W -> dP = W dW^Sᵀ. Clone gradients enter the model backward at
+ * the activations where they attach (red_model_backward_ex); the FFN-out
+ * target y_T P_d adds its own term to dP_d.
+ *
+ * State file (distill_state.bin, little-endian): "REDDSTIL" u32 version=1,
+ * u64 step, adam_t, epoch, offset, d_s, n, then params, Adam m, Adam v (f32).
+ */
+#include "red.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const red_site_names[RED_N_SITES] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+/* Output side sites: W^S = Pᵀ W. */
+static int site_is_output(int site) { return site == RED_SITE_O || site == RED_SITE_D; }
+
+/* Teacher weight of a site and its "other" dimension (rows for input-side,
+ * columns for output-side). */
+static const float *site_weight(const red_model *t, int l, int site, int *other) {
+    const red_config *c = &t->cfg;
+    const red_layer_weights *w = &t->w.layers[l];
+    int QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    switch (site) {
+    case RED_SITE_Q: *other = QD; return w->wq;
+    case RED_SITE_K: *other = KD; return w->wk;
+    case RED_SITE_V: *other = KD; return w->wv;
+    case RED_SITE_O: *other = QD; return w->wo;
+    case RED_SITE_G: *other = c->ffn; return w->wg;
+    case RED_SITE_U: *other = c->ffn; return w->wu;
+    default: *other = c->ffn; return w->wd;
+    }
+}
+
+static float *merged_site(red_layer_weights *w, int site) {
+    switch (site) {
+    case RED_SITE_Q: return w->wq;
+    case RED_SITE_K: return w->wk;
+    case RED_SITE_V: return w->wv;
+    case RED_SITE_O: return w->wo;
+    case RED_SITE_G: return w->wg;
+    case RED_SITE_U: return w->wu;
+    default: return w->wd;
+    }
+}
+
+/* ------------------------------------------------------------------ the student */
+
+static void point_student(red_student_weights *w, const red_student *s, float *p) {
+    int l, k;
+    size_t P = (size_t)s->d_t * s->d_s;
+    for (l = 0; l < s->cfg.n_layers; l++) {
+        red_student_layer *ly = &w->layers[l];
+        for (k = 0; k < RED_N_SITES; k++, p += P) ly->p[k] = p;
+        ly->attn_norm = p; p += s->d_s;
+        ly->mlp_norm = p; p += s->d_s;
+    }
+    w->p_embed = p; p += P;
+    w->p_head = NULL;
+    if (!s->teacher->cfg.tied) { w->p_head = p; p += P; }
+    w->norm = p;
+}
+
+red_status red_student_init(red_student *s, red_model *teacher, int d_s, red_error *err) {
+    const red_config *tc = &teacher->cfg;
+    red_status st;
+    int L = tc->n_layers;
+    size_t P;
+    memset(s, 0, sizeof *s);
+    if (d_s < 1 || d_s > tc->dim)
+        return red_error_set(err, RED_E_ARG, "distill: student width %d must be in 1..%d (the teacher's)", d_s, tc->dim);
+    s->teacher = teacher;
+    s->d_t = tc->dim;
+    s->d_s = d_s;
+    s->cfg = *tc;
+    s->cfg.dim = d_s;  /* head_dim stays the teacher's: the config must carry it explicitly (A1) */
+    P = (size_t)s->d_t * d_s;
+    s->n = (size_t)L * (RED_N_SITES * P + 2 * (size_t)d_s) + P * (tc->tied ? 1 : 2) + (size_t)d_s;
+    s->params = red_malloc_aligned(s->n * sizeof(float));
+    s->grads = red_malloc_aligned(s->n * sizeof(float));
+    s->adam_m = red_malloc_aligned(s->n * sizeof(float));
+    s->adam_v = red_malloc_aligned(s->n * sizeof(float));
+    s->layer_buf = calloc((size_t)2 * L, sizeof *s->layer_buf);
+    if (!s->params || !s->grads || !s->adam_m || !s->adam_v || !s->layer_buf) {
+        red_student_free(s);
+        return red_error_set(err, RED_E_NOMEM, "distill: out of memory for %zu student parameters", s->n);
+    }
+    memset(s->params, 0, s->n * sizeof(float));
+    memset(s->grads, 0, s->n * sizeof(float));
+    memset(s->adam_m, 0, s->n * sizeof(float));
+    memset(s->adam_v, 0, s->n * sizeof(float));
+    s->w.layers = s->layer_buf;
+    s->gw.layers = s->layer_buf + L;
+    point_student(&s->w, s, s->params);
+    point_student(&s->gw, s, s->grads);
+    if ((st = red_model_init(&s->model, &s->cfg, teacher->pool, err))) {
+        red_student_free(s);
+        return st;
+    }
+    /* the model allocated its own zeroed slab; the merged weights live there */
+    s->merged = s->model.params;
+    return RED_OK;
+}
+
+void red_student_free(red_student *s) {
+    red_model_free(&s->model);
+    red_free_aligned(s->params);
+    red_free_aligned(s->grads);
+    red_free_aligned(s->adam_m);
+    red_free_aligned(s->adam_v);
+    red_free_aligned(s->clone_grad);
+    red_free_aligned(s->o_s);
+    free(s->layer_buf);
+    memset(s, 0, sizeof *s);
+}
+
+red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err) {
+    const red_config *c = &s->cfg;
+    int L = c->n_layers, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    size_t N = (size_t)B * T, per = N * (2 * (size_t)QD + 2 * (size_t)KD + 2 * (size_t)c->ffn + (size_t)s->d_s), at = 0;
+    red_status st;
+    if (s->clone_grad && B == s->B && T == s->T) return RED_OK;
+    if ((st = red_model_train_alloc(s->teacher, B, T, err)) || (st = red_model_train_alloc(&s->model, B, T, err)))
+        return st;
+    red_free_aligned(s->clone_grad);
+    red_free_aligned(s->o_s);
+    s->clone_grad = red_malloc_aligned(per * L * sizeof(float));
+    s->o_s = red_malloc_aligned(N * (3 * (size_t)s->d_t + 2 * (size_t)s->d_s) * sizeof(float));
+    if (!s->clone_grad || !s->o_s) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for B=%d T=%d", B, T);
+    s->act_grads.dq = s->clone_grad + at; at += N * QD * L;
+    s->act_grads.dk = s->clone_grad + at; at += N * KD * L;
+    s->act_grads.dv = s->clone_grad + at; at += N * KD * L;
+    s->act_grads.datt = s->clone_grad + at; at += N * QD * L;
+    s->act_grads.dg = s->clone_grad + at; at += N * c->ffn * L;
+    s->act_grads.du = s->clone_grad + at; at += N * c->ffn * L;
+    s->act_grads.dffn = s->clone_grad + at;
+    s->o_t = s->o_s + N * s->d_t;
+    s->y_t = s->o_t + N * s->d_t;
+    s->y_s = s->y_t + N * s->d_t;
+    s->y_tp = s->y_s + N * s->d_s;
+    s->B = B;
+    s->T = T;
+    return RED_OK;
+}
+
+void red_student_merge(red_student *s) {
+    const red_model *t = s->teacher;
+    const red_config *c = &s->cfg;
+    red_pool *pool = t->pool;
+    int l, k, ds = s->d_s, dt = s->d_t;
+    for (l = 0; l < c->n_layers; l++) {
+        red_layer_weights *mw = &s->model.w.layers[l];
+        const red_layer_weights *tw = &t->w.layers[l];
+        const red_student_layer *sw = &s->w.layers[l];
+        int QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+        for (k = 0; k < RED_N_SITES; k++) {
+            int other;
+            const float *W = site_weight(t, l, k, &other);
+            if (site_is_output(k))  /* [d_s, other] = Pᵀ [d_t, other] */
+                red_sgemm(pool, RED_TN, ds, other, dt, 1.0f, sw->p[k], ds, W, other, 0.0f, merged_site(mw, k), other);
+            else  /* [other, d_s] = [other, d_t] P */
+                red_sgemm(pool, RED_NN, other, ds, dt, 1.0f, W, dt, sw->p[k], ds, 0.0f, merged_site(mw, k), ds);
+        }
+        memcpy(mw->attn_norm, sw->attn_norm, (size_t)ds * sizeof(float));
+        memcpy(mw->mlp_norm, sw->mlp_norm, (size_t)ds * sizeof(float));
+        if (c->qkv_bias) {  /* Qwen2 biases: kept, not projected (A1) */
+            memcpy(mw->bq, tw->bq, (size_t)QD * sizeof(float));
+            memcpy(mw->bk, tw->bk, (size_t)KD * sizeof(float));
+            memcpy(mw->bv, tw->bv, (size_t)KD * sizeof(float));
+        }
+    }
+    red_sgemm(pool, RED_NN, c->vocab, ds, dt, 1.0f, t->w.embed, dt, s->w.p_embed, ds, 0.0f, s->model.w.embed, ds);
+    if (!c->tied)
+        red_sgemm(pool, RED_NN, c->vocab, ds, dt, 1.0f, t->w.lm_head, dt, s->w.p_head, ds, 0.0f, s->model.w.lm_head, ds);
+    memcpy(s->model.w.norm, s->w.norm, (size_t)ds * sizeof(float));
+}
+
+/* dP += chain of the merged-weight gradient (A9). */
+static void chain_to_projections(red_student *s) {
+    const red_model *t = s->teacher;
+    const red_config *c = &s->cfg;
+    red_pool *pool = t->pool;
+    int l, k, ds = s->d_s, dt = s->d_t;
+    for (l = 0; l < c->n_layers; l++) {
+        red_layer_weights *gm = &s->model.gw.layers[l];
+        red_student_layer *g = &s->gw.layers[l];
+        for (k = 0; k < RED_N_SITES; k++) {
+            int other;
+            const float *W = site_weight(t, l, k, &other);
+            if (site_is_output(k))  /* dP = W dW^Sᵀ: [d_t, other] [d_s, other]ᵀ */
+                red_sgemm(pool, RED_NT, dt, ds, other, 1.0f, W, other, merged_site(gm, k), other, 1.0f, g->p[k], ds);
+            else  /* dP = Wᵀ dW^S: [other, d_t]ᵀ [other, d_s] */
+                red_sgemm(pool, RED_TN, dt, ds, other, 1.0f, W, dt, merged_site(gm, k), ds, 1.0f, g->p[k], ds);
+        }
+        red_vec_add(g->attn_norm, g->attn_norm, gm->attn_norm, (size_t)ds);
+        red_vec_add(g->mlp_norm, g->mlp_norm, gm->mlp_norm, (size_t)ds);
+    }
+    /* tied: the model's embed gradient already holds the head's use too */
+    red_sgemm(pool, RED_TN, dt, ds, c->vocab, 1.0f, t->w.embed, dt, s->model.gw.embed, ds, 1.0f, s->gw.p_embed, ds);
+    if (!c->tied)
+        red_sgemm(pool, RED_TN, dt, ds, c->vocab, 1.0f, t->w.lm_head, dt, s->model.gw.lm_head, ds, 1.0f, s->gw.p_head, ds);
+    red_vec_add(s->gw.norm, s->gw.norm, s->model.gw.norm, (size_t)ds);
+}
+
+int red_student_n_proj(const red_student *s) { return s->cfg.n_layers * RED_N_SITES + 1 + !s->cfg.tied; }
+
+const float *red_student_proj(const red_student *s, int i, char *name, size_t cap) {
+    int L = s->cfg.n_layers;
+    if (i < L * RED_N_SITES) {
+        if (name) snprintf(name, cap, "layers.%d.%s", i / RED_N_SITES, red_site_names[i % RED_N_SITES]);
+        return s->w.layers[i / RED_N_SITES].p[i % RED_N_SITES];
+    }
+    if (i == L * RED_N_SITES) {
+        if (name) snprintf(name, cap, "embed");
+        return s->w.p_embed;
+    }
+    if (name) snprintf(name, cap, "head");
+    return s->w.p_head;
+}
+
+/* ------------------------------------------------------------------ losses */
+
+/* Sum of squares of a - b in double; grad (when non-NULL) = scale * (a - b). */
+typedef struct {
+    const float *a, *b;
+    float *grad;
+    float scale;
+    size_t n;
+    double *partial;  /* per 64K chunk, added in order: thread-count independent */
+} mse_ctx;
+
+#define MSE_CHUNK 65536
+
+static void mse_chunks(void *vc, int64_t lo, int64_t hi) {
+    mse_ctx *c = vc;
+    int64_t k;
+    for (k = lo; k < hi; k++) {
+        size_t i = (size_t)k * MSE_CHUNK, e = i + MSE_CHUNK < c->n ? i + MSE_CHUNK : c->n;
+        double ss = 0.0;
+        for (; i < e; i++) {
+            float d = c->a[i] - c->b[i];
+            ss += (double)d * d;
+            if (c->grad) c->grad[i] = c->scale * d;
+        }
+        c->partial[k] = ss;
+    }
+}
+
+/* Mean squared error over n elements; grad = alpha * d(mse)/d(a) if given. */
+static double clone_mse(red_pool *pool, const float *a, const float *b, size_t n, float alpha, float *grad,
+                        double *partial) {
+    mse_ctx c;
+    int64_t chunks = (int64_t)((n + MSE_CHUNK - 1) / MSE_CHUNK), k;
+    double ss = 0.0;
+    c.a = a; c.b = b; c.grad = grad; c.n = n; c.partial = partial;
+    c.scale = (float)(2.0 * alpha / (double)n);
+    red_par_range(pool, chunks, 2.0 * MSE_CHUNK, mse_chunks, &c);
+    for (k = 0; k < chunks; k++) ss += partial[k];
+    return ss / (double)n;
+}
+
+/* Forward KL(p_T || p_S) at temperature tau per row; dlogits += scale * dKL/dz_S. */
+typedef struct {
+    const float *zt, *zs;
+    float *dz;
+    int V;
+    float tau, scale;
+    double *row;
+} kl_ctx;
+
+static void kl_rows(void *vc, int64_t lo, int64_t hi) {
+    kl_ctx *c = vc;
+    int64_t n;
+    int j, V = c->V;
+    double inv = 1.0 / c->tau;
+    for (n = lo; n < hi; n++) {
+        const float *zt = c->zt + (size_t)n * V, *zs = c->zs + (size_t)n * V;
+        double mt = zt[0], ms = zs[0], st = 0.0, ss = 0.0, kl = 0.0, lt, ls;
+        for (j = 1; j < V; j++) {
+            if (zt[j] > mt) mt = zt[j];
+            if (zs[j] > ms) ms = zs[j];
+        }
+        for (j = 0; j < V; j++) {
+            st += exp((zt[j] - mt) * inv);
+            ss += exp((zs[j] - ms) * inv);
+        }
+        lt = log(st);
+        ls = log(ss);
+        for (j = 0; j < V; j++) {
+            double lpt = (zt[j] - mt) * inv - lt, lps = (zs[j] - ms) * inv - ls, pt = exp(lpt);
+            kl += pt * (lpt - lps);
+            if (c->dz) c->dz[(size_t)n * V + j] += (float)(c->scale * (exp(lps) - pt) * inv);
+        }
+        c->row[n] = kl;
+    }
+}
+
+red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *lc,
+                            int want_grad, red_losses *out) {
+    red_model *t = s->teacher, *m = &s->model;
+    const red_config *c = &s->cfg;
+    red_pool *pool = t->pool;
+    int B = s->B, T = s->T, l, k, L = c->n_layers, V = c->vocab, ds = s->d_s, dt = s->d_t;
+    int QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn;
+    size_t N = (size_t)B * T, NQ = N * QD, NK = N * KD, NF = N * F, ND = N * ds;
+    double *partial, kl = 0.0, denom;
+    float alpha = lc->alpha;
+    kl_ctx kc;
+    red_status st;
+    if (!s->clone_grad) return RED_E_ARG;
+    memset(out, 0, sizeof *out);
+    red_student_merge(s);
+    if ((st = red_model_forward(t, tokens, B, T)) || (st = red_model_forward(m, tokens, B, T))) return st;
+    {
+        size_t widest = (size_t)(F > dt ? F : dt);
+        if ((size_t)QD > widest) widest = (size_t)QD;
+        partial = malloc(((N * widest + MSE_CHUNK - 1) / MSE_CHUNK + N + 1) * sizeof(double));
+    }
+    if (!partial) return RED_E_NOMEM;
+    if (want_grad) {
+        memset(s->grads, 0, s->n * sizeof(float));
+        red_model_zero_grad(m);
+    }
+    /* CE writes the student's dlogits; KL adds to them */
+    out->ce = red_model_cross_entropy(m, targets, want_grad, NULL);
+    kc.zt = red_model_logits(t);
+    kc.zs = red_model_logits(m);
+    kc.dz = want_grad ? red_model_dlogits(m) : NULL;
+    kc.V = V;
+    kc.tau = lc->tau;
+    denom = lc->kl_reduction == RED_KL_TOKEN ? (double)N : (double)B;
+    kc.scale = (float)(1.0 / denom);
+    kc.row = partial;
+    red_par_range(pool, (int64_t)N, 30.0 * V, kl_rows, &kc);
+    for (k = 0; k < (int)N; k++) kl += partial[k];
+    out->kl = kl / denom;
+    /* clone terms (A6), layer by layer; gradients go to act_grads */
+    for (l = 0; l < L; l++) {
+        red_layer_acts sa, ta;
+        int other;
+        const float *Wo = site_weight(t, l, RED_SITE_O, &other), *Wd = site_weight(t, l, RED_SITE_D, &other);
+        float *gq = want_grad ? (float *)s->act_grads.dq + NQ * l : NULL;
+        red_model_layer_acts(m, l, &sa);
+        red_model_layer_acts(t, l, &ta);
+        /* q and k after RoPE: a rotation, so the same MSE as before it */
+        out->clone_site[RED_SITE_Q] += clone_mse(pool, sa.q, ta.q, NQ, alpha, gq, partial);
+        out->clone_site[RED_SITE_K] += clone_mse(pool, sa.k, ta.k, NK, alpha,
+                                                 want_grad ? (float *)s->act_grads.dk + NK * l : NULL, partial);
+        out->clone_site[RED_SITE_V] += clone_mse(pool, sa.v, ta.v, NK, alpha,
+                                                 want_grad ? (float *)s->act_grads.dv + NK * l : NULL, partial);
+        /* attention out in d_t: o = A W_oᵀ with the teacher's W_o, before P_o */
+        red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, sa.att, QD, Wo, QD, 0.0f, s->o_s, dt);
+        red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, ta.att, QD, Wo, QD, 0.0f, s->o_t, dt);
+        out->clone_site[RED_SITE_O] += clone_mse(pool, s->o_s, s->o_t, N * dt, alpha, want_grad ? s->o_s : NULL, partial);
+        if (want_grad)  /* d(att) = dO W_o */
+            red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f,
+                      (float *)s->act_grads.datt + NQ * l, QD);
+        out->clone_site[RED_SITE_G] += clone_mse(pool, sa.g, ta.g, NF, alpha,
+                                                 want_grad ? (float *)s->act_grads.dg + NF * l : NULL, partial);
+        out->clone_site[RED_SITE_U] += clone_mse(pool, sa.u, ta.u, NF, alpha,
+                                                 want_grad ? (float *)s->act_grads.du + NF * l : NULL, partial);
+        /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d */
+        red_sgemm(pool, RED_NT, (int)N, ds, F, 1.0f, sa.act, F, m->w.layers[l].wd, F, 0.0f, s->y_s, ds);
+        red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, ta.act, F, Wd, F, 0.0f, s->y_t, dt);
+        red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
+        {
+            float *gy = want_grad ? (float *)s->act_grads.dffn + ND * l : NULL;
+            out->clone_site[RED_SITE_D] += clone_mse(pool, s->y_s, s->y_tp, ND, alpha, gy, partial);
+            if (want_grad)  /* the target's path: dP_d -= y_Tᵀ gy */
+                red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, s->y_t, dt, gy, ds, 1.0f,
+                          s->gw.layers[l].p[RED_SITE_D], ds);
+        }
+    }
+    for (k = 0; k < RED_N_SITES; k++) out->clone += out->clone_site[k];
+    out->total = out->ce + out->kl + alpha * out->clone;
+    free(partial);
+    if (want_grad) {
+        if ((st = red_model_backward_ex(m, &s->act_grads))) return st;
+        chain_to_projections(s);
+    }
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ initialisation */
+
+/* Teacher statistics over the calibration rows at the 2L+1 norm outputs the
+ * weights read (site 2l: attention norm of layer l, 2l+1: MLP norm, 2L: final). */
+typedef struct {
+    int n_sites, d;
+    double *energy;    /* [sites, d] sum of x̂² per channel */
+    double *total;     /* [sites] sum of ||x̂||² */
+    double *absum;     /* [sites, d] sum of |x̂| */
+    double *resid_sq;  /* [L, d] sum of h² of each block's output */
+    double *rms_ratio; /* [sites] sum over tokens of rms(x[I]) / rms(x), x the norm input */
+    float *gram;       /* [d, d] sum of x̂ᵀ x̂ over every site (pca), or NULL */
+    int64_t rows;
+} calib_stats;
+
+static const float *site_normed(const red_model *t, int site, red_layer_acts *la) {
+    int L = t->cfg.n_layers;
+    if (site == 2 * L) return red_model_final_normed(t);
+    red_model_layer_acts(t, site / 2, la);
+    return site % 2 ? la->xn_m : la->xn_a;
+}
+
+static const float *site_input(const red_model *t, int site, red_layer_acts *la) {
+    int L = t->cfg.n_layers;
+    if (site == 2 * L) {
+        red_model_layer_acts(t, L - 1, la);
+        return la->out;
+    }
+    red_model_layer_acts(t, site / 2, la);
+    return site % 2 ? la->h : la->x;
+}
+
+/* One pass over the calibration rows; sel (d_s indices) non-NULL computes
+ * only the RMS ratios for that selection, else every other statistic. */
+static red_status calib_pass(red_student *s, red_train_data *calib, int64_t calib_tokens, const int *sel,
+                             int want_gram, calib_stats *cs, int *in, int *tgt, red_error *err) {
+    red_model *t = s->teacher;
+    int B = s->B, T = s->T, L = t->cfg.n_layers, d = s->d_t, site, j, k;
+    uint64_t epoch = 0, offset = 0;
+    int64_t done = 0;
+    red_status st;
+    while (done < calib_tokens) {
+        int64_t n, N = (int64_t)B * T;
+        if ((st = red_train_data_batch(calib, RED_CALIB_SEED, &epoch, &offset, B, T, in, tgt, err))) return st;
+        if (epoch > 0 && done > 0) break;  /* the calibration data is exhausted */
+        if ((st = red_model_forward(t, in, B, T))) return red_error_set(err, st, "distill: calibration forward failed");
+        for (site = 0; site <= 2 * L; site++) {
+            red_layer_acts la;
+            if (sel) {
+                const float *x = site_input(t, site, &la);
+                for (n = 0; n < N; n++) {
+                    const float *r = x + (size_t)n * d;
+                    double all = 0.0, part = 0.0;
+                    for (j = 0; j < d; j++) all += (double)r[j] * r[j];
+                    for (k = 0; k < s->d_s; k++) part += (double)r[sel[k]] * r[sel[k]];
+                    if (all > 0.0) cs->rms_ratio[site] += sqrt((part / s->d_s) / (all / d));
+                }
+            } else {
+                const float *x = site_normed(t, site, &la);
+                double *e = cs->energy + (size_t)site * d, *a = cs->absum + (size_t)site * d;
+                for (n = 0; n < N; n++) {
+                    const float *r = x + (size_t)n * d;
+                    for (j = 0; j < d; j++) {
+                        e[j] += (double)r[j] * r[j];
+                        a[j] += fabs((double)r[j]);
+                    }
+                }
+                if (want_gram)
+                    red_sgemm(t->pool, RED_TN, d, d, (int)N, 1.0f, x, d, x, d, 1.0f, cs->gram, d);
+            }
+        }
+        if (!sel)
+            for (k = 0; k < L; k++) {
+                red_layer_acts la;
+                double *rs = cs->resid_sq + (size_t)k * d;
+                red_model_layer_acts(t, k, &la);
+                for (n = 0; n < N; n++)
+                    for (j = 0; j < d; j++) rs[j] += (double)la.out[(size_t)n * d + j] * la.out[(size_t)n * d + j];
+            }
+        done += N;
+        if (!sel) cs->rows += N;
+    }
+    if (!sel)
+        for (site = 0; site <= 2 * L; site++)
+            for (j = 0; j < d; j++) cs->total[site] += cs->energy[(size_t)site * d + j];
+    return RED_OK;
+}
+
+/* Squared norm of column i (input side) or row i (output side) of W, over ||W||². */
+static double weight_channel_share(const float *W, int rows, int cols, int i, int by_row) {
+    double all = 0.0, part = 0.0;
+    int r, c;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) {
+            double v = (double)W[(size_t)r * cols + c] * W[(size_t)r * cols + c];
+            all += v;
+            if ((by_row ? r : c) == i) part += v;
+        }
+    return all > 0.0 ? part / all : 0.0;
+}
+
+/* Column norms of the weights reading site `site` (wanda). */
+static void site_reader_colnorm(const red_model *t, int site, double *out) {
+    const red_config *c = &t->cfg;
+    int L = c->n_layers, d = c->dim, j, r, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    const float *W[3];
+    int rows[3], nw = 0, w;
+    if (site == 2 * L) { W[0] = t->w.lm_head; rows[0] = c->vocab; nw = 1; }
+    else if (site % 2 == 0) {
+        const red_layer_weights *lw = &t->w.layers[site / 2];
+        W[0] = lw->wq; rows[0] = QD; W[1] = lw->wk; rows[1] = KD; W[2] = lw->wv; rows[2] = KD; nw = 3;
+    } else {
+        const red_layer_weights *lw = &t->w.layers[site / 2];
+        W[0] = lw->wg; rows[0] = c->ffn; W[1] = lw->wu; rows[1] = c->ffn; nw = 2;
+    }
+    for (j = 0; j < d; j++) out[j] = 0.0;
+    for (w = 0; w < nw; w++)
+        for (r = 0; r < rows[w]; r++)
+            for (j = 0; j < d; j++) out[j] += (double)W[w][(size_t)r * d + j] * W[w][(size_t)r * d + j];
+    for (j = 0; j < d; j++) out[j] = sqrt(out[j]);
+}
+
+/* Top d_s channels by score (ties to the lower index), ascending. */
+static void select_top(const double *score, int d, int ds, int *sel) {
+    unsigned char *taken = calloc((size_t)d, 1);
+    int k, j;
+    for (k = 0; k < ds; k++) {
+        int best = -1;
+        for (j = 0; j < d; j++)
+            if (!taken[j] && (best < 0 || score[j] > score[best])) best = j;
+        taken[best] = 1;
+    }
+    for (j = 0, k = 0; j < d; j++)
+        if (taken[j]) sel[k++] = j;
+    free(taken);
+}
+
+red_status red_student_initialize(red_student *s, const red_init_opts *o, red_train_data *calib,
+                                  int64_t calib_tokens, red_error *err) {
+    red_model *t = s->teacher;
+    const red_config *c = &t->cfg;
+    int L = c->n_layers, d = s->d_t, ds = s->d_s, n_sites = 2 * L + 1, i, j, k, np = red_student_n_proj(s);
+    int selection = o->kind == RED_INIT_MAGNITUDE || o->kind == RED_INIT_RED;
+    red_norm_init norms = o->norms;
+    int need_stats = o->kind == RED_INIT_RED || o->kind == RED_INIT_PCA;
+    size_t P = (size_t)d * ds;
+    calib_stats cs;
+    double *score = NULL, *tmp = NULL;
+    int *sel = NULL, *in = NULL, *tgt = NULL;
+    float *basis = NULL;
+    red_rng rng;
+    red_status st = RED_OK;
+    if (norms == RED_NORMS_DEFAULT)
+        norms = o->kind == RED_INIT_RED ? RED_NORMS_TEACHER_RMS : o->kind == RED_INIT_MAGNITUDE ? RED_NORMS_TEACHER : RED_NORMS_ONES;
+    if (!selection && norms != RED_NORMS_ONES)
+        return red_error_set(err, RED_E_ARG, "distill: teacher norms need a channel-selection init (magnitude, red)");
+    if (norms == RED_NORMS_TEACHER_RMS) need_stats = 1;
+    if (need_stats && (!calib || calib_tokens < 1))
+        return red_error_set(err, RED_E_ARG, "distill: this init needs calibration data (--calib, --calib-tokens)");
+    if (need_stats && !s->clone_grad)
+        return red_error_set(err, RED_E_ARG, "distill: red_student_train_alloc must come before initialisation");
+    memset(&cs, 0, sizeof cs);
+    cs.n_sites = n_sites;
+    cs.d = d;
+    cs.energy = calloc((size_t)n_sites * d, sizeof(double));
+    cs.absum = calloc((size_t)n_sites * d, sizeof(double));
+    cs.total = calloc((size_t)n_sites, sizeof(double));
+    cs.rms_ratio = calloc((size_t)n_sites, sizeof(double));
+    cs.resid_sq = calloc((size_t)L * d, sizeof(double));
+    score = calloc((size_t)d, sizeof(double));
+    tmp = calloc((size_t)d, sizeof(double));
+    sel = calloc((size_t)ds, sizeof(int));
+    basis = red_malloc_aligned(P * sizeof(float));
+    if (o->kind == RED_INIT_PCA) cs.gram = calloc((size_t)d * d, sizeof(float));
+    if (need_stats) {
+        in = malloc((size_t)s->B * s->T * sizeof(int));
+        tgt = malloc((size_t)s->B * s->T * sizeof(int));
+    }
+    if (!cs.energy || !cs.absum || !cs.total || !cs.rms_ratio || !cs.resid_sq || !score || !tmp || !sel || !basis ||
+        (o->kind == RED_INIT_PCA && !cs.gram) || (need_stats && (!in || !tgt))) {
+        st = red_error_set(err, RED_E_NOMEM, "distill: out of memory for initialisation");
+        goto out;
+    }
+    if (need_stats && (st = calib_pass(s, calib, calib_tokens, NULL, o->kind == RED_INIT_PCA, &cs, in, tgt, err)))
+        goto out;
+    red_rng_seed(&rng, o->seed);
+    memset(s->params, 0, s->n * sizeof(float));
+    memset(s->adam_m, 0, s->n * sizeof(float));
+    memset(s->adam_v, 0, s->n * sizeof(float));
+    s->adam_t = 0;
+    if (selection) {  /* channel score -> one shared index set I (B1, B2) */
+        if (o->kind == RED_INIT_MAGNITUDE) {
+            for (j = 0; j < d; j++) {
+                for (i = 0; i < L; i++)
+                    for (k = 0; k < RED_N_SITES; k++) {
+                        int other;
+                        const float *W = site_weight(t, i, k, &other);
+                        score[j] += site_is_output(k) ? weight_channel_share(W, d, other, j, 1)
+                                                      : weight_channel_share(W, other, d, j, 0);
+                    }
+                score[j] += weight_channel_share(t->w.embed, c->vocab, d, j, 0);
+                if (!c->tied) score[j] += weight_channel_share(t->w.lm_head, c->vocab, d, j, 0);
+            }
+        } else if (o->score == RED_SCORE_RESID) {
+            for (i = 0; i < L; i++)
+                for (j = 0; j < d; j++) score[j] += sqrt(cs.resid_sq[(size_t)i * d + j]);
+        } else {
+            for (i = 0; i < n_sites; i++) {
+                double sum = 0.0;
+                if (o->score == RED_SCORE_ENERGY) {
+                    for (j = 0; j < d; j++) tmp[j] = cs.energy[(size_t)i * d + j];
+                } else if (o->score == RED_SCORE_ABSMEAN) {
+                    for (j = 0; j < d; j++) tmp[j] = cs.absum[(size_t)i * d + j];
+                } else {  /* wanda: activation norm x weight-column norm */
+                    site_reader_colnorm(t, i, tmp);
+                    for (j = 0; j < d; j++) tmp[j] *= sqrt(cs.energy[(size_t)i * d + j]);
+                }
+                for (j = 0; j < d; j++) sum += tmp[j];
+                if (sum > 0.0)
+                    for (j = 0; j < d; j++) score[j] += tmp[j] / sum;
+            }
+        }
+        select_top(score, d, ds, sel);
+        memset(basis, 0, P * sizeof(float));
+        for (k = 0; k < ds; k++) basis[(size_t)sel[k] * ds + k] = 1.0f;
+    } else if (o->kind == RED_INIT_PCA) {  /* top principal directions of the stacked norm outputs */
+        float *ev = malloc((size_t)d * sizeof(float)), *Q = malloc((size_t)d * d * sizeof(float));
+        if (!ev || !Q) {
+            free(ev); free(Q);
+            st = red_error_set(err, RED_E_NOMEM, "distill: out of memory for pca");
+            goto out;
+        }
+        st = red_eig_sym(d, cs.gram, d, ev, Q);
+        for (i = 0; i < d; i++)
+            for (k = 0; k < ds; k++) basis[(size_t)i * ds + k] = Q[(size_t)i * d + k];
+        free(ev);
+        free(Q);
+        if (st) {
+            st = red_error_set(err, st, "distill: pca eigendecomposition did not converge");
+            goto out;
+        }
+    }
+    for (i = 0; i < np; i++) {
+        float *p = (float *)red_student_proj(s, i, NULL, 0);
+        if (o->kind == RED_INIT_LRC) red_rng_fill_normal(&rng, p, P, 0.0f, o->std);
+        else if (o->kind == RED_INIT_ORTHOGONAL) {
+            if ((st = red_random_orthonormal(&rng, d, ds, p))) {
+                st = red_error_set(err, st, "distill: random orthonormal matrix failed");
+                goto out;
+            }
+            red_vec_scale(p, o->orth_scale, P);
+        } else memcpy(p, basis, P * sizeof(float));
+    }
+    /* student norms (B3): gamma_t[I] times the per-site RMS correction */
+    if (norms == RED_NORMS_TEACHER_RMS && (st = calib_pass(s, calib, calib_tokens, sel, 0, &cs, in, tgt, err)))
+        goto out;
+    for (i = 0; i < n_sites; i++) {
+        float *dst = i == 2 * L ? s->w.norm : i % 2 ? s->w.layers[i / 2].mlp_norm : s->w.layers[i / 2].attn_norm;
+        const float *src = i == 2 * L ? t->w.norm : i % 2 ? t->w.layers[i / 2].mlp_norm : t->w.layers[i / 2].attn_norm;
+        float corr = 1.0f;
+        if (norms == RED_NORMS_TEACHER_RMS && cs.rows > 0) corr = (float)(cs.rms_ratio[i] / (double)cs.rows);
+        for (k = 0; k < ds; k++) dst[k] = norms == RED_NORMS_ONES ? 1.0f : corr * src[sel[k]];
+    }
+out:
+    free(cs.energy); free(cs.absum); free(cs.total); free(cs.rms_ratio); free(cs.resid_sq); free(cs.gram);
+    free(score); free(tmp); free(sel); free(in); free(tgt);
+    red_free_aligned(basis);
+    return st;
+}
+
+/* ------------------------------------------------------------------ eRank */
+
+red_status red_erank_layers(red_model *m, const int *tokens, int n_rows, int T, int center, double *out,
+                            red_error *err) {
+    const red_config *c = &m->cfg;
+    int L = c->n_layers, D = c->dim, l, r = 0, maxB;
+    size_t rows = (size_t)n_rows * T, per = rows * D;
+    float *H;
+    red_status st = RED_OK;
+    if (!m->acts) return red_error_set(err, RED_E_ARG, "erank: the model needs activations (train_alloc)");
+    maxB = red_model_max_batch(m);
+    H = red_malloc_aligned((size_t)(L + 1) * per * sizeof(float));
+    if (!H) return red_error_set(err, RED_E_NOMEM, "erank: out of memory for %zu rows", rows);
+    while (r < n_rows) {
+        int b = n_rows - r < maxB ? n_rows - r : maxB;
+        size_t at = (size_t)r * T * D, n = (size_t)b * T * D;
+        if ((st = red_model_forward(m, tokens + (size_t)r * T, b, T))) {
+            st = red_error_set(err, st, "erank: forward failed (token out of range or T != the model's)");
+            goto out;
+        }
+        for (l = 0; l < L; l++) {
+            red_layer_acts la;
+            red_model_layer_acts(m, l, &la);
+            memcpy(H + (size_t)l * per + at, la.out, n * sizeof(float));
+        }
+        memcpy(H + (size_t)L * per + at, red_model_final_normed(m), n * sizeof(float));
+        r += b;
+    }
+    for (l = 0; l <= L; l++)
+        if ((st = red_erank(m->pool, (int)rows, D, H + (size_t)l * per, D, center, &out[l]))) {
+            st = red_error_set(err, st, "erank: SVD of layer %d did not converge", l);
+            goto out;
+        }
+out:
+    red_free_aligned(H);
+    return st;
+}
+
+/* ------------------------------------------------------------------ the distillation loop */
+
+#define DSTATE_HEADER (8 + 4 + 8 * 6)
+
+static red_status save_distill_state(const char *dir, const red_student *s, uint64_t step, uint64_t epoch,
+                                     uint64_t offset, red_error *err) {
+    char path[2048];
+    size_t bytes = DSTATE_HEADER + 12 * s->n;
+    unsigned char *b = malloc(bytes);
+    red_status st;
+    if (!b) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for the state file");
+    memcpy(b, "REDDSTIL", 8);
+    b[8] = 1; b[9] = b[10] = b[11] = 0;
+    red_put_u64le(b + 12, step);
+    red_put_u64le(b + 20, (uint64_t)s->adam_t);
+    red_put_u64le(b + 28, epoch);
+    red_put_u64le(b + 36, offset);
+    red_put_u64le(b + 44, (uint64_t)s->d_s);
+    red_put_u64le(b + 52, s->n);
+    red_put_f32le(b + DSTATE_HEADER, s->params, s->n);
+    red_put_f32le(b + DSTATE_HEADER + 4 * s->n, s->adam_m, s->n);
+    red_put_f32le(b + DSTATE_HEADER + 8 * s->n, s->adam_v, s->n);
+    snprintf(path, sizeof path, "%s/distill_state.bin", dir);
+    st = red_write_file_atomic(path, b, bytes, err);
+    free(b);
+    return st;
+}
+
+static red_status load_distill_state(const char *dir, red_student *s, uint64_t *step, uint64_t *epoch,
+                                     uint64_t *offset, red_error *err) {
+    char path[2048];
+    unsigned char *b;
+    size_t len;
+    red_status st;
+    snprintf(path, sizeof path, "%s/distill_state.bin", dir);
+    if ((st = red_read_file(path, &b, &len, err))) return st;
+    if (len < DSTATE_HEADER || memcmp(b, "REDDSTIL", 8) || b[8] != 1 || b[9] || b[10] || b[11]) {
+        free(b);
+        return red_error_set(err, RED_E_FORMAT, "%s: byte 0: not a red distillation state (magic REDDSTIL, version 1)", path);
+    }
+    if (red_get_u64le(b + 44) != (uint64_t)s->d_s || red_get_u64le(b + 52) != s->n || len != DSTATE_HEADER + 12 * s->n) {
+        free(b);
+        return red_error_set(err, RED_E_FORMAT, "%s: byte 44: state is for width %llu with %llu parameters (%zu bytes); "
+                             "this student has width %d and %zu", path, (unsigned long long)red_get_u64le(b + 44),
+                             (unsigned long long)red_get_u64le(b + 52), len, s->d_s, s->n);
+    }
+    *step = red_get_u64le(b + 12);
+    s->adam_t = (int64_t)red_get_u64le(b + 20);
+    *epoch = red_get_u64le(b + 28);
+    *offset = red_get_u64le(b + 36);
+    red_get_f32le(s->params, b + DSTATE_HEADER, s->n);
+    red_get_f32le(s->adam_m, b + DSTATE_HEADER + 4 * s->n, s->n);
+    red_get_f32le(s->adam_v, b + DSTATE_HEADER + 8 * s->n, s->n);
+    free(b);
+    return RED_OK;
+}
+
+static void log_losses(red_sbuf *log, const red_distill_progress *p, uint64_t tokens) {
+    int k;
+    red_sbuf_printf(log, "{\"step\": %llu, \"tokens\": %llu, \"lr\": ", (unsigned long long)p->step,
+                    (unsigned long long)tokens);
+    red_json_put_float(log, p->lr);
+    red_sbuf_puts(log, ", \"loss\": ");
+    red_json_put_number(log, p->loss.total);
+    red_sbuf_puts(log, ", \"ce\": ");
+    red_json_put_number(log, p->loss.ce);
+    red_sbuf_puts(log, ", \"kl\": ");
+    red_json_put_number(log, p->loss.kl);
+    red_sbuf_puts(log, ", \"clone\": ");
+    red_json_put_number(log, p->loss.clone);
+    for (k = 0; k < RED_N_SITES; k++) {
+        red_sbuf_printf(log, ", \"clone_%s\": ", k == RED_SITE_D ? "ffn_out" : red_site_names[k]);
+        red_json_put_number(log, p->loss.clone_site[k]);
+    }
+    red_sbuf_puts(log, ", \"grad_norm\": ");
+    red_json_put_number(log, p->grad_norm);
+    red_sbuf_puts(log, "}");
+}
+
+red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
+                       red_error *err) {
+    red_status st;
+    int *in = NULL, *tgt = NULL, first = 1;
+    uint64_t step = 0, epoch = 0, offset = 0, total_steps;
+    red_lr_sched sched;
+    red_adamw_cfg opt;
+    if (o->batch != s->B || o->seq != s->T)
+        return red_error_set(err, RED_E_ARG, "distill: batch shape %dx%d differs from the student's %dx%d", o->batch,
+                             o->seq, s->B, s->T);
+    total_steps = o->tokens / ((uint64_t)o->batch * o->seq);
+    if (total_steps < 1) return red_error_set(err, RED_E_ARG, "distill: --tokens is less than one batch (%d x %d)", o->batch, o->seq);
+    in = malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    tgt = malloc(sizeof(int) * (size_t)o->batch * o->seq);
+    if (!in || !tgt) {
+        st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+        goto out;
+    }
+    if (o->resume && (st = load_distill_state(o->out, s, &step, &epoch, &offset, err))) goto out;
+    sched.kind = o->schedule;
+    sched.lr = o->lr;
+    sched.warmup = (int64_t)o->warmup_steps;
+    sched.total = (int64_t)total_steps;
+    sched.min_lr = o->min_lr;
+    opt.lr = o->lr; opt.beta1 = o->beta1; opt.beta2 = o->beta2; opt.eps = 1e-8f; opt.weight_decay = o->weight_decay;
+    if (log) red_sbuf_puts(log, "[");
+    while (step < total_steps) {
+        red_distill_progress pr;
+        if ((st = red_train_data_batch(data, o->seed, &epoch, &offset, o->batch, o->seq, in, tgt, err))) goto out;
+        if ((st = red_student_loss(s, in, tgt, &o->loss, 1, &pr.loss))) {
+            st = red_error_set(err, st, "distill: loss failed at step %llu", (unsigned long long)step + 1);
+            goto out;
+        }
+        if (!isfinite(pr.loss.total)) {
+            st = red_error_set(err, RED_E_NOCONV, "distill: loss is %g at step %llu (lower --lr?)", pr.loss.total,
+                               (unsigned long long)step + 1);
+            goto out;
+        }
+        pr.grad_norm = red_clip_grad_norm(s->teacher->pool, s->grads, s->n, o->clip);
+        opt.lr = red_lr_at(&sched, (int64_t)step);
+        s->adam_t++;
+        red_adamw_update(s->params, s->grads, s->adam_m, s->adam_v, s->n, &opt, opt.weight_decay, s->adam_t);
+        step++;
+        pr.step = step;
+        pr.total_steps = total_steps;
+        pr.epoch = epoch;
+        pr.lr = opt.lr;
+        if (log && o->log_every && (step % o->log_every == 0 || step == total_steps || step == 1)) {
+            if (!first) red_sbuf_puts(log, ",\n ");
+            first = 0;
+            log_losses(log, &pr, step * (uint64_t)o->batch * o->seq);
+        }
+        if ((o->save_every && step % o->save_every == 0) || step == total_steps)
+            if ((st = save_distill_state(o->out, s, step, epoch, offset, err))) goto out;
+        if (o->progress) o->progress(o->progress_ctx, &pr);
+        if (o->stop_after && step >= o->stop_after) break;
+    }
+    st = RED_OK;
+out:
+    if (log) red_sbuf_puts(log, "]");
+    free(in);
+    free(tgt);
+    return st;
+}

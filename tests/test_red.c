@@ -1,0 +1,632 @@
+/* tests/test_red.c - the method (red.c): at full width a RED student is the
+ * teacher exactly; finite differences for every projection and student norm
+ * (including the FFN-out target path into P_d) on Llama- and Qwen2-shaped
+ * teachers; the materialised model equals the projection-form student; each
+ * initialisation's defining property; kill-and-resume equals one run;
+ * thread-count determinism; eRank per layer. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static red_pool *pool;
+static void setup(void) { pool = red_pool_create(2); }
+static void teardown(void) { red_pool_destroy(pool); }
+
+/* A random teacher: matrices N(0, 0.3^2), norms and biases away from 1/0. */
+static void make_teacher(red_model *t, const red_config *c, uint64_t seed) {
+    red_rng r;
+    red_error err;
+    int k, i;
+    cr_assert(red_model_init(t, c, pool, &err) == RED_OK, "%s", err.msg);
+    red_rng_seed(&r, seed);
+    red_model_init_random(t, &r, 0.3f, 0.0f);
+    for (k = 0; k < t->n_tensors; k++)
+        if (t->table[k].ndim == 1)
+            for (i = 0; i < (int)t->table[k].numel; i++) t->params[t->table[k].offset + i] += 0.2f * (float)red_rng_normal(&r);
+}
+
+static void llama_cfg(red_config *c, int vocab) {
+    red_config_default(c);
+    c->dim = 16; c->ffn = 24; c->n_heads = 2; c->n_kv_heads = 1; c->head_dim = 8; c->vocab = vocab; c->tied = 1;
+}
+
+static void qwen2_cfg(red_config *c, int vocab) {
+    red_config_default(c);
+    c->arch = RED_ARCH_QWEN2; c->qkv_bias = 1; c->tied = 0;
+    c->dim = 16; c->ffn = 20; c->n_heads = 4; c->n_kv_heads = 2; c->head_dim = 6; c->vocab = vocab;
+}
+
+/* Calibration text through the byte tokenizer (vocab 259). */
+static void make_calib(red_train_data *d, const char *path) {
+    static const char *lines[] = {"The cat is red. The dog lives in the barn.", "Mia has 3 more stickers than Zoe: 5 + 3 = 8.",
+                                  "A small grey owl weighs 2 kilograms.", "Question: what is 7 + 6?\nAnswer: 13",
+                                  "Tom picks 12 apples and gives away 5.", "All foxes are orange; the fox lives in the forest."};
+    FILE *f = fopen(path, "w");
+    red_tokenizer tok;
+    red_error err;
+    int i;
+    cr_assert(f);
+    for (i = 0; i < 60; i++) fprintf(f, "%s %d\n", lines[i % 6], i);
+    fclose(f);
+    red_tokenizer_byte(&tok);
+    memset(d, 0, sizeof *d);
+    cr_assert(red_train_data_add_file(d, &tok, path, &err) == RED_OK, "%s", err.msg);
+}
+
+static red_init_opts init_opts(red_init_kind k) {
+    red_init_opts o;
+    o.kind = k;
+    o.std = 0.3f;
+    o.orth_scale = 1.0f;
+    o.score = RED_SCORE_ENERGY;
+    o.norms = RED_NORMS_DEFAULT;
+    o.seed = 7;
+    return o;
+}
+
+static void random_tokens(red_rng *r, int *tok, int *tgt, int n, int V) {
+    int i;
+    for (i = 0; i < n; i++) {
+        tok[i] = (int)red_rng_below(r, (uint64_t)V);
+        tgt[i] = i % 5 == 2 ? -1 : (int)red_rng_below(r, (uint64_t)V);
+    }
+}
+
+/* ------------------------------------------------------------------ exactness at full width */
+
+static void full_width_is_teacher(red_config *c) {
+    red_model t;
+    red_student s;
+    red_train_data calib;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_RED);
+    red_loss_cfg lc = {4.0f, 0.5f, RED_KL_SEQUENCE};
+    red_losses L;
+    red_rng r;
+    int tok[2 * 8], tgt[2 * 8], k;
+    char path[] = "/tmp/red_test_calib_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    make_teacher(&t, c, 11);
+    make_calib(&calib, path);
+    cr_assert(red_student_init(&s, &t, c->dim, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_student_train_alloc(&s, 2, 8, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_student_initialize(&s, &io, &calib, 64, &err) == RED_OK, "%s", err.msg);
+    red_rng_seed(&r, 5);
+    random_tokens(&r, tok, tgt, 16, c->vocab);
+    cr_assert(red_student_loss(&s, tok, tgt, &lc, 1, &L) == RED_OK);
+    cr_expect(memcmp(red_model_logits(&t), red_model_logits(&s.model), (size_t)16 * c->vocab * sizeof(float)) == 0,
+              "student logits equal the teacher's bit for bit");
+    cr_expect(L.kl == 0.0, "KL is exactly 0 (got %g)", L.kl);
+    for (k = 0; k < RED_N_SITES; k++) cr_expect(L.clone_site[k] == 0.0, "clone %d is exactly 0 (got %g)", k, L.clone_site[k]);
+    red_student_free(&s);
+    red_model_free(&t);
+    red_train_data_free(&calib);
+    unlink(path);
+}
+
+Test(red, full_width_red_student_is_the_teacher_llama_tied, .init = setup, .fini = teardown) {
+    red_config c;
+    llama_cfg(&c, 259);
+    full_width_is_teacher(&c);
+}
+
+Test(red, full_width_red_student_is_the_teacher_qwen2_bias_untied, .init = setup, .fini = teardown) {
+    red_config c;
+    qwen2_cfg(&c, 259);
+    full_width_is_teacher(&c);
+}
+
+/* ------------------------------------------------------------------ finite differences */
+
+typedef struct {
+    red_student *s;
+    int *tok, *tgt;
+    red_loss_cfg lc;
+} student_fd;
+
+static double student_loss(void *v) {
+    student_fd *f = v;
+    red_losses L;
+    red_student_loss(f->s, f->tok, f->tgt, &f->lc, 0, &L);
+    return L.total;
+}
+
+static void projection_fd(red_config *c, red_kl_reduction red, uint64_t seed) {
+    red_model t;
+    red_student s;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_LRC);
+    student_fd f;
+    red_losses L;
+    red_rng r;
+    int tok[2 * 7], tgt[2 * 7], i, np;
+    size_t k;
+    float *g;
+    make_teacher(&t, c, seed);
+    cr_assert(red_student_init(&s, &t, 10, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_student_train_alloc(&s, 2, 7, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
+    red_rng_seed(&r, seed + 1);
+    np = red_student_n_proj(&s);
+    /* norms away from 1 */
+    for (k = (size_t)0; k < s.n; k++) {
+        int is_proj = 0;
+        for (i = 0; i < np; i++) {
+            const float *p = red_student_proj(&s, i, NULL, 0);
+            if (s.params + k >= p && s.params + k < p + (size_t)s.d_t * s.d_s) is_proj = 1;
+        }
+        if (!is_proj) s.params[k] = 1.0f + 0.3f * (float)red_rng_normal(&r);
+    }
+    random_tokens(&r, tok, tgt, 14, c->vocab);
+    f.s = &s; f.tok = tok; f.tgt = tgt;
+    f.lc.tau = 2.0f; f.lc.alpha = 0.7f; f.lc.kl_reduction = red;
+    cr_assert(red_student_loss(&s, tok, tgt, &f.lc, 1, &L) == RED_OK);
+    cr_assert(L.clone_site[RED_SITE_D] > 0.0 && L.kl > 0.0 && L.ce > 0.0, "every term is active");
+    g = malloc(s.n * sizeof(float));
+    memcpy(g, s.grads, s.n * sizeof(float));
+    for (i = 0; i < np; i++) {  /* 6 elements of every projection */
+        char name[64];
+        float *p = (float *)red_student_proj(&s, i, name, sizeof name);
+        size_t off = (size_t)red_rng_below(&r, (uint64_t)s.d_t * s.d_s - 6);
+        fd_check(name, student_loss, &f, p + off, g + (p - s.params) + off, 6, 5e-4, 2e-2);
+    }
+    for (i = 0; i < c->n_layers; i++) {
+        fd_check("attn_norm", student_loss, &f, s.w.layers[i].attn_norm, g + (s.w.layers[i].attn_norm - s.params), 4, 5e-4, 2e-2);
+        fd_check("mlp_norm", student_loss, &f, s.w.layers[i].mlp_norm, g + (s.w.layers[i].mlp_norm - s.params), 4, 5e-4, 2e-2);
+    }
+    fd_check("final norm", student_loss, &f, s.w.norm, g + (s.w.norm - s.params), 4, 5e-4, 2e-2);
+    free(g);
+    red_student_free(&s);
+    red_model_free(&t);
+}
+
+Test(red, fd_every_projection_and_norm_llama_tied, .init = setup, .fini = teardown) {
+    red_config c;
+    llama_cfg(&c, 23);
+    projection_fd(&c, RED_KL_SEQUENCE, 21);
+}
+
+Test(red, fd_every_projection_and_norm_qwen2_untied_token_kl, .init = setup, .fini = teardown) {
+    red_config c;
+    qwen2_cfg(&c, 19);
+    projection_fd(&c, RED_KL_TOKEN, 22);
+}
+
+/* The FFN-out target y_T P_d alone: with only that clone term, dP_d must
+ * include the target's path (checked against FD of the down projection). */
+Test(red, fd_ffn_out_target_path_into_pd, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t;
+    red_student s;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_LRC);
+    student_fd f;
+    red_losses L;
+    red_rng r;
+    int tok[2 * 7], tgt[2 * 7], l;
+    llama_cfg(&c, 23);
+    make_teacher(&t, &c, 31);
+    cr_assert(red_student_init(&s, &t, 8, &err) == RED_OK);
+    cr_assert(red_student_train_alloc(&s, 2, 7, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK);
+    red_rng_seed(&r, 3);
+    random_tokens(&r, tok, tgt, 14, c.vocab);
+    f.s = &s; f.tok = tok; f.tgt = tgt;
+    f.lc.tau = 1.0f; f.lc.alpha = 50.0f; f.lc.kl_reduction = RED_KL_SEQUENCE;  /* clone terms dominate */
+    cr_assert(red_student_loss(&s, tok, tgt, &f.lc, 1, &L) == RED_OK);
+    for (l = 0; l < c.n_layers; l++) {
+        float *p = s.w.layers[l].p[RED_SITE_D], *g = s.gw.layers[l].p[RED_SITE_D];
+        float *gc = malloc((size_t)s.d_t * s.d_s * sizeof(float));
+        memcpy(gc, g, (size_t)s.d_t * s.d_s * sizeof(float));
+        fd_check("P_d", student_loss, &f, p, gc, 24, 2e-3, 2e-2);
+        free(gc);
+    }
+    red_student_free(&s);
+    red_model_free(&t);
+}
+
+/* ------------------------------------------------------------------ materialisation */
+
+Test(red, materialized_model_equals_projection_form, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t, back;
+    red_student s;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_ORTHOGONAL);
+    red_losses L;
+    red_loss_cfg lc = {2.0f, 0.2f, RED_KL_SEQUENCE};
+    red_rng r;
+    int tok[2 * 7], tgt[2 * 7];
+    char dir[] = "/tmp/red_test_student_XXXXXX";
+    float *logits;
+    size_t k;
+    cr_assert(mkdtemp(dir));
+    qwen2_cfg(&c, 19);
+    make_teacher(&t, &c, 41);
+    cr_assert(red_student_init(&s, &t, 6, &err) == RED_OK);
+    cr_assert(red_student_train_alloc(&s, 2, 7, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK);
+    red_rng_seed(&r, 9);
+    for (k = 0; k < s.n; k++) s.params[k] += 0.05f * (float)red_rng_normal(&r);
+    random_tokens(&r, tok, tgt, 14, c.vocab);
+    cr_assert(red_student_loss(&s, tok, tgt, &lc, 0, &L) == RED_OK);
+    logits = malloc((size_t)14 * c.vocab * sizeof(float));
+    memcpy(logits, red_model_logits(&s.model), (size_t)14 * c.vocab * sizeof(float));
+    cr_assert(red_model_save(&s.model, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_load(&back, dir, pool, &err) == RED_OK, "%s", err.msg);
+    cr_expect(back.cfg.dim == 6 && back.cfg.head_dim == 6 && back.cfg.n_heads == 4 && back.cfg.qkv_bias && !back.cfg.tied,
+              "config: hidden 6, head_dim kept, biases, untied");
+    cr_assert(red_model_train_alloc(&back, 2, 7, &err) == RED_OK);
+    cr_assert(red_model_forward(&back, tok, 2, 7) == RED_OK);
+    cr_expect(memcmp(red_model_logits(&back), logits, (size_t)14 * c.vocab * sizeof(float)) == 0,
+              "the loaded student's logits equal the projection-form forward");
+    /* and the merged weights are the products the spec names (A2) */
+    {
+        double worst = 0.0;
+        int i, j, p;
+        const float *W = t.w.layers[1].wq, *P = s.w.layers[1].p[RED_SITE_Q], *Ws = back.w.layers[1].wq;
+        const float *Wo = t.w.layers[1].wo, *Po = s.w.layers[1].p[RED_SITE_O], *Wos = back.w.layers[1].wo;
+        int QD = 24;
+        for (i = 0; i < QD; i++)
+            for (j = 0; j < 6; j++) {
+                double a = 0.0;
+                for (p = 0; p < 16; p++) a += (double)W[i * 16 + p] * P[p * 6 + j];
+                if (fabs(a - Ws[i * 6 + j]) > worst) worst = fabs(a - Ws[i * 6 + j]);
+            }
+        for (i = 0; i < 6; i++)
+            for (j = 0; j < QD; j++) {
+                double a = 0.0;
+                for (p = 0; p < 16; p++) a += (double)Po[p * 6 + i] * Wo[p * QD + j];
+                if (fabs(a - Wos[i * QD + j]) > worst) worst = fabs(a - Wos[i * QD + j]);
+            }
+        cr_expect(worst < 1e-5, "W_q P and P_oᵀ W_o (worst %g)", worst);
+    }
+    free(logits);
+    red_model_free(&back);
+    red_student_free(&s);
+    red_model_free(&t);
+    {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        cr_assert(system(cmd) == 0);
+    }
+}
+
+/* ------------------------------------------------------------------ initialisations */
+
+/* Every projection is the same selection matrix; returns its index set. */
+static void expect_shared_selection(const red_student *s, int *sel) {
+    int i, r, k, np = red_student_n_proj(s);
+    const float *P0 = red_student_proj(s, 0, NULL, 0);
+    for (k = 0; k < s->d_s; k++) {
+        int ones = 0;
+        for (r = 0; r < s->d_t; r++) {
+            float v = P0[r * s->d_s + k];
+            cr_assert(v == 0.0f || v == 1.0f, "entries are 0 or 1");
+            if (v == 1.0f) { ones++; sel[k] = r; }
+        }
+        cr_assert(ones == 1, "column %d has a single 1", k);
+        if (k) cr_expect(sel[k] > sel[k - 1], "indices ascending");
+    }
+    for (i = 1; i < np; i++)
+        cr_expect(memcmp(red_student_proj(s, i, NULL, 0), P0, (size_t)s->d_t * s->d_s * sizeof(float)) == 0,
+                  "projection %d shares the selection", i);
+}
+
+/* Independent energy score (B2) over the same calibration rows. */
+static void reference_energy_top(red_model *t, red_train_data *calib, int B, int T, int64_t tokens, int ds, int *sel,
+                                 double *gram) {
+    int L = t->cfg.n_layers, d = t->cfg.dim, site, j, k, n;
+    double *e = calloc((size_t)(2 * L + 1) * d, sizeof(double)), *score = calloc((size_t)d, sizeof(double));
+    int *in = malloc((size_t)B * T * sizeof(int)), *tgt = malloc((size_t)B * T * sizeof(int));
+    unsigned char *taken = calloc((size_t)d, 1);
+    uint64_t epoch = 0, off = 0;
+    int64_t done = 0;
+    red_error err;
+    if (gram) memset(gram, 0, (size_t)d * d * sizeof(double));
+    while (done < tokens) {
+        cr_assert(red_train_data_batch(calib, RED_CALIB_SEED, &epoch, &off, B, T, in, tgt, &err) == RED_OK);
+        if (epoch > 0 && done > 0) break;
+        red_model_forward(t, in, B, T);
+        for (site = 0; site <= 2 * L; site++) {
+            red_layer_acts la;
+            const float *x;
+            if (site == 2 * L) x = red_model_final_normed(t);
+            else {
+                red_model_layer_acts(t, site / 2, &la);
+                x = site % 2 ? la.xn_m : la.xn_a;
+            }
+            for (n = 0; n < B * T; n++)
+                for (j = 0; j < d; j++) {
+                    e[site * d + j] += (double)x[n * d + j] * x[n * d + j];
+                    if (gram)
+                        for (k = 0; k < d; k++) gram[j * d + k] += (double)x[n * d + j] * x[n * d + k];
+                }
+        }
+        done += B * T;
+    }
+    for (site = 0; site <= 2 * L; site++) {
+        double tot = 0.0;
+        for (j = 0; j < d; j++) tot += e[site * d + j];
+        for (j = 0; j < d; j++) score[j] += e[site * d + j] / tot;
+    }
+    for (k = 0; k < ds; k++) {
+        int best = -1;
+        for (j = 0; j < d; j++)
+            if (!taken[j] && (best < 0 || score[j] > score[best])) best = j;
+        taken[best] = 1;
+    }
+    for (j = 0, k = 0; j < d; j++)
+        if (taken[j]) sel[k++] = j;
+    free(e); free(score); free(in); free(tgt); free(taken);
+}
+
+Test(red, init_red_selects_top_energy_channels_with_rms_corrected_norms, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t;
+    red_student s;
+    red_train_data calib;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_RED);
+    int sel[8], ref[8], k, l;
+    char path[] = "/tmp/red_test_calib_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    llama_cfg(&c, 259);
+    make_teacher(&t, &c, 51);
+    make_calib(&calib, path);
+    cr_assert(red_student_init(&s, &t, 8, &err) == RED_OK);
+    cr_assert(red_student_train_alloc(&s, 2, 16, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, &calib, 128, &err) == RED_OK, "%s", err.msg);
+    expect_shared_selection(&s, sel);
+    reference_energy_top(&t, &calib, 2, 16, 128, 8, ref, NULL);
+    for (k = 0; k < 8; k++) cr_expect(sel[k] == ref[k], "channel %d: %d, reference %d", k, sel[k], ref[k]);
+    /* gamma_s = c * gamma_t[I] with one c per site */
+    for (l = 0; l < c.n_layers; l++) {
+        double c0 = s.w.layers[l].attn_norm[0] / t.w.layers[l].attn_norm[sel[0]];
+        cr_expect(c0 > 0.2 && c0 < 5.0, "plausible RMS correction %g", c0);
+        for (k = 1; k < 8; k++)
+            cr_expect(fabs(s.w.layers[l].attn_norm[k] / t.w.layers[l].attn_norm[sel[k]] - c0) < 1e-5 * c0,
+                      "one correction per site");
+    }
+    red_student_free(&s);
+    red_model_free(&t);
+    red_train_data_free(&calib);
+    unlink(path);
+}
+
+Test(red, init_magnitude_is_a_shared_selection_of_heavy_columns, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t;
+    red_student s;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_MAGNITUDE);
+    int sel[6], k, j;
+    llama_cfg(&c, 23);
+    make_teacher(&t, &c, 52);
+    /* make channel 5 and 11 dominant in every weight that touches them */
+    for (j = 0; j < t.n_tensors; j++)
+        if (t.table[j].ndim == 2) {
+            float *W = t.params + t.table[j].offset;
+            int rows = (int)t.table[j].shape[0], cols = (int)t.table[j].shape[1], r;
+            for (r = 0; r < rows; r++)
+                for (k = 0; k < cols; k++)
+                    if ((cols == 16 && (k == 5 || k == 11)) || (rows == 16 && cols != 16 && (r == 5 || r == 11)))
+                        W[r * cols + k] *= 10.0f;
+        }
+    cr_assert(red_student_init(&s, &t, 6, &err) == RED_OK);
+    cr_assert(red_student_train_alloc(&s, 2, 4, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
+    expect_shared_selection(&s, sel);
+    {
+        int has5 = 0, has11 = 0;
+        for (k = 0; k < 6; k++) { has5 |= sel[k] == 5; has11 |= sel[k] == 11; }
+        cr_expect(has5 && has11, "the heavy channels are selected");
+    }
+    for (k = 0; k < 6; k++) cr_expect(s.w.norm[k] == t.w.norm[sel[k]], "norms are gamma_t[I] (no calibration)");
+    red_student_free(&s);
+    red_model_free(&t);
+}
+
+Test(red, init_orthogonal_has_orthonormal_independent_columns, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t;
+    red_student s;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_ORTHOGONAL);
+    int i, np;
+    llama_cfg(&c, 23);
+    make_teacher(&t, &c, 53);
+    cr_assert(red_student_init(&s, &t, 7, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
+    np = red_student_n_proj(&s);
+    for (i = 0; i < np; i++) cr_expect(tu_orth_err(red_student_proj(&s, i, NULL, 0), 16, 7) < 1e-5, "PᵀP = I");
+    cr_expect(memcmp(red_student_proj(&s, 0, NULL, 0), red_student_proj(&s, 1, NULL, 0), 16 * 7 * sizeof(float)) != 0,
+              "independent draws per site");
+    cr_expect(s.w.norm[0] == 1.0f && s.w.layers[0].mlp_norm[3] == 1.0f, "norms 1 (LRC)");
+    red_student_free(&s);
+    red_model_free(&t);
+}
+
+Test(red, init_lrc_is_gaussian_with_the_given_std, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t;
+    red_student s;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_LRC);
+    int i, np;
+    size_t k, n = 0;
+    double sum = 0.0, sq = 0.0, sd, m4 = 0.0;
+    llama_cfg(&c, 23);
+    c.dim = 64; c.ffn = 32; c.head_dim = 32;
+    make_teacher(&t, &c, 54);
+    io.std = 0.02f;
+    cr_assert(red_student_init(&s, &t, 32, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
+    np = red_student_n_proj(&s);
+    for (i = 0; i < np; i++) {
+        const float *p = red_student_proj(&s, i, NULL, 0);
+        for (k = 0; k < 64 * 32; k++, n++) {
+            sum += p[k];
+            sq += (double)p[k] * p[k];
+            m4 += pow(p[k], 4);
+        }
+    }
+    sd = sqrt(sq / n);
+    /* n = 30720: the mean's std is 0.02/sqrt(n) = 1.1e-4; the std's relative std is 1/sqrt(2n) = 0.4% */
+    cr_expect(fabs(sum / n) < 5 * 0.02 / sqrt((double)n), "mean %g", sum / n);
+    cr_expect(fabs(sd / 0.02 - 1.0) < 0.02, "std %g", sd);
+    cr_expect(fabs(m4 / n / pow(sd, 4) - 3.0) < 0.15, "kurtosis %g (Gaussian 3)", m4 / n / pow(sd, 4));
+    red_student_free(&s);
+    red_model_free(&t);
+}
+
+Test(red, init_pca_spans_the_top_principal_subspace, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t;
+    red_student s;
+    red_train_data calib;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_PCA);
+    int sel[6], i, j, k, d = 16, ds = 6;
+    double *G = malloc((size_t)d * d * sizeof(double)), cap = 0.0, top = 0.0, res = 0.0, gn = 0.0;
+    float *Gf = malloc((size_t)d * d * sizeof(float)), w[16];
+    const float *P;
+    char path[] = "/tmp/red_test_calib_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    llama_cfg(&c, 259);
+    make_teacher(&t, &c, 55);
+    make_calib(&calib, path);
+    cr_assert(red_student_init(&s, &t, ds, &err) == RED_OK);
+    cr_assert(red_student_train_alloc(&s, 2, 16, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, &calib, 256, &err) == RED_OK, "%s", err.msg);
+    reference_energy_top(&t, &calib, 2, 16, 256, ds, sel, G);
+    P = red_student_proj(&s, 0, NULL, 0);
+    cr_expect(tu_orth_err(P, d, ds) < 1e-5, "orthonormal");
+    for (i = 1; i < red_student_n_proj(&s); i++)
+        cr_expect(memcmp(red_student_proj(&s, i, NULL, 0), P, (size_t)d * ds * sizeof(float)) == 0, "shared basis");
+    /* captured energy tr(PᵀGP) equals the sum of the top ds eigenvalues, and GP stays in span(P) */
+    for (i = 0; i < d * d; i++) { Gf[i] = (float)G[i]; gn += G[i] * G[i]; }
+    cr_assert(red_eig_sym(d, Gf, d, w, NULL) == RED_OK);
+    for (k = 0; k < ds; k++) top += w[k];
+    for (k = 0; k < ds; k++)
+        for (i = 0; i < d; i++)
+            for (j = 0; j < d; j++) cap += P[i * ds + k] * G[i * d + j] * P[j * ds + k];
+    cr_expect(fabs(cap - top) < 1e-4 * top, "captured %g, top eigenvalues %g", cap, top);
+    for (i = 0; i < d; i++)
+        for (k = 0; k < ds; k++) {  /* (I - PPᵀ) G P */
+            double gp = 0.0, proj = 0.0;
+            int m;
+            for (j = 0; j < d; j++) gp += G[i * d + j] * P[j * ds + k];
+            for (m = 0; m < ds; m++) {
+                double pg = 0.0;
+                for (j = 0; j < d; j++) {
+                    double gpj = 0.0;
+                    int q;
+                    for (q = 0; q < d; q++) gpj += G[j * d + q] * P[q * ds + k];
+                    pg += P[j * ds + m] * gpj;
+                }
+                proj += P[i * ds + m] * pg;
+            }
+            res += (gp - proj) * (gp - proj);
+        }
+    cr_expect(sqrt(res / gn) < 1e-4, "span(P) is invariant under G (residual %g)", sqrt(res / gn));
+    free(G); free(Gf);
+    red_student_free(&s);
+    red_model_free(&t);
+    red_train_data_free(&calib);
+    unlink(path);
+}
+
+/* ------------------------------------------------------------------ the loop: resume and threads */
+
+static void run_distill(red_pool *p, const char *dir, const char *calib_path, uint64_t stop, int resume, float *params,
+                        float *m) {
+    red_config c;
+    red_model t;
+    red_student s;
+    red_train_data calib;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_RED);
+    red_distill_opts o;
+    red_pool *keep = pool;
+    pool = p;
+    llama_cfg(&c, 259);
+    make_teacher(&t, &c, 61);
+    make_calib(&calib, calib_path);
+    cr_assert(red_student_init(&s, &t, 8, &err) == RED_OK);
+    cr_assert(red_student_train_alloc(&s, 2, 16, &err) == RED_OK);
+    cr_assert(red_student_initialize(&s, &io, &calib, 64, &err) == RED_OK, "%s", err.msg);
+    memset(&o, 0, sizeof o);
+    o.out = dir; o.tokens = 6 * 2 * 16; o.batch = 2; o.seq = 16; o.seed = 3;
+    o.lr = 1e-2f; o.min_lr = 0.0f; o.beta1 = 0.9f; o.beta2 = 0.999f; o.clip = 1.0; o.warmup_steps = 1;
+    o.schedule = RED_SCHED_LINEAR; o.loss.tau = 4.0f; o.loss.alpha = 0.2f; o.loss.kl_reduction = RED_KL_SEQUENCE;
+    o.save_every = 3; o.resume = resume; o.stop_after = stop;
+    cr_assert(red_distill(&o, &s, &calib, NULL, &err) == RED_OK, "%s", err.msg);
+    memcpy(params, s.params, s.n * sizeof(float));
+    memcpy(m, s.adam_m, s.n * sizeof(float));
+    red_student_free(&s);
+    red_model_free(&t);
+    red_train_data_free(&calib);
+    pool = keep;
+}
+
+Test(red, kill_and_resume_equals_one_run_and_threads_agree, .init = setup, .fini = teardown) {
+    char d1[] = "/tmp/red_test_dist_XXXXXX", d2[] = "/tmp/red_test_dist_XXXXXX", cp[] = "/tmp/red_test_calib_XXXXXX";
+    size_t n = 100000;
+    float *a = calloc(n, 4), *am = calloc(n, 4), *b = calloc(n, 4), *bm = calloc(n, 4), *c1 = calloc(n, 4),
+          *cm = calloc(n, 4);
+    red_pool *one = red_pool_create(1);
+    int fd = mkstemp(cp);
+    char cmd[256];
+    close(fd);
+    cr_assert(mkdtemp(d1) && mkdtemp(d2));
+    run_distill(pool, d1, cp, 0, 0, a, am);
+    run_distill(pool, d2, cp, 3, 0, b, bm);   /* "killed" after the step-3 checkpoint */
+    run_distill(pool, d2, cp, 0, 1, b, bm);   /* resumed */
+    cr_expect(memcmp(a, b, n * 4) == 0 && memcmp(am, bm, n * 4) == 0, "resumed run is bit-identical");
+    run_distill(one, d1, cp, 0, 0, c1, cm);
+    cr_expect(memcmp(a, c1, n * 4) == 0, "1 and 2 threads give bit-identical projections");
+    cr_expect(memcmp(a, b, 4 * 16 * 8) == 0 && a[0] != 0.0f, "sanity");
+    red_pool_destroy(one);
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", d1, d2, cp);
+    cr_assert(system(cmd) == 0);
+    free(a); free(am); free(b); free(bm); free(c1); free(cm);
+}
+
+/* ------------------------------------------------------------------ eRank */
+
+Test(red, erank_layers_matches_direct_svd_of_each_layer, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model t;
+    red_error err;
+    red_rng r;
+    int tok[3 * 8], tgt[3 * 8], l;
+    double er[3], direct;
+    float *H = malloc(3 * 8 * 16 * sizeof(float));
+    llama_cfg(&c, 23);
+    make_teacher(&t, &c, 71);
+    red_rng_seed(&r, 4);
+    random_tokens(&r, tok, tgt, 24, 23);
+    cr_assert(red_model_train_alloc(&t, 2, 8, &err) == RED_OK);  /* 3 rows in chunks of 2 */
+    cr_assert(red_erank_layers(&t, tok, 3, 8, 0, er, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_train_alloc(&t, 3, 8, &err) == RED_OK);
+    red_model_forward(&t, tok, 3, 8);
+    for (l = 0; l <= c.n_layers; l++) {
+        red_layer_acts la;
+        if (l < c.n_layers) {
+            red_model_layer_acts(&t, l, &la);
+            memcpy(H, la.out, 24 * 16 * sizeof(float));
+        } else memcpy(H, red_model_final_normed(&t), 24 * 16 * sizeof(float));
+        cr_assert(red_erank(pool, 24, 16, H, 16, 0, &direct) == RED_OK);
+        cr_expect(fabs(er[l] - direct) < 1e-4 * direct, "layer %d: %g vs %g", l, er[l], direct);
+        cr_expect(er[l] > 1.0 && er[l] <= 16.0, "eRank in (1, d]");
+    }
+    free(H);
+    red_model_free(&t);
+}
