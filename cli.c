@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 static const char *usage_main =
     "red - Reasoning-preserved Efficient Distillation, in C99\n"
@@ -17,9 +18,10 @@ static const char *usage_main =
     "\n"
     "commands:\n"
     "  svd      thin SVD of a matrix in a .npy file (one-sided Jacobi)\n"
-    "  erank    effective rank of the rows of a matrix in a .npy file\n"
+    "  erank    effective rank of a .npy matrix, or per layer of a model on data\n"
     "  tasks    generate the built-in reasoning and general-ability tasks (JSONL/text)\n"
     "  train    train a byte-level model from scratch (checkpoints, exact resume)\n"
+    "  distill  LRC/RED distillation of a teacher into a narrower student\n"
     "  init     write a randomly initialised model directory (smoke tests)\n"
     "  info     describe a model directory (config.json + model.safetensors)\n"
     "  forward  logits of a token sequence, written as a .npy [T, V]\n"
@@ -41,9 +43,15 @@ static const char *usage_svd =
 
 static const char *usage_erank =
     "usage: red erank X.npy [--center] [--threads N]\n"
+    "       red erank --model DIR --data FILE [--data FILE ...] [--tokens N] [--seq T]\n"
+    "                 [--center] [--json OUT] [--threads N]\n"
     "\n"
     "Prints the effective rank (Roy & Vetterli 2007) of the rows of a 2-D .npy\n"
     "matrix X (N x d): exp of the entropy of the normalised singular values.\n"
+    "With --model: the eRank of the residual stream after each block and of the\n"
+    "final-norm output, on the first N tokens (default 8192) of the data (text or\n"
+    "JSONL as red train reads it, in rows of T tokens, default 256, taken in a\n"
+    "fixed order, so every model is measured on the same tokens).\n"
     "--center subtracts the column means first (default: uncentred).\n";
 
 static void die(int code, const char *fmt, const char *arg) {
@@ -160,9 +168,13 @@ static int cmd_svd(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_erank_model(int argc, char **argv);
+
 static int cmd_erank(int argc, char **argv) {
     const char *in = NULL;
     int threads = 0, center = 0, i;
+    for (i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--model")) return cmd_erank_model(argc, argv);
     red_tensor x;
     red_pool *pool;
     double er;
@@ -1134,6 +1146,414 @@ static int cmd_train(int argc, char **argv) {
     return 0;
 }
 
+
+/* ------------------------------------------------------------------ distill, erank --model */
+
+/* The first n_rows rows of T tokens of the data in a fixed order (the
+ * calibration stream), for measurements every model shares. */
+static int *fixed_rows(red_train_data *d, int n_rows, int T) {
+    int *tok = malloc((size_t)n_rows * T * sizeof(int)), *tgt = malloc((size_t)T * sizeof(int)), r;
+    uint64_t epoch = 0, off = 0;
+    red_error err;
+    if (!tok || !tgt) die(1, "out of memory for %s rows", "eRank");
+    for (r = 0; r < n_rows; r++)
+        if (red_train_data_batch(d, RED_CALIB_SEED, &epoch, &off, 1, T, tok + (size_t)r * T, tgt, &err) != RED_OK)
+            die(1, "%s", err.msg);
+    free(tgt);
+    return tok;
+}
+
+static void load_data_files(red_train_data *d, const red_tokenizer *tok, const char *const *files, int n) {
+    red_error err;
+    int i;
+    memset(d, 0, sizeof *d);
+    for (i = 0; i < n; i++)
+        if (red_train_data_add_file(d, tok, files[i], &err) != RED_OK) die(1, "%s", err.msg);
+}
+
+static void put_erank_array(red_sbuf *b, const double *er, int n) {
+    int i;
+    red_sbuf_puts(b, "[");
+    for (i = 0; i < n; i++) {
+        if (i) red_sbuf_puts(b, ", ");
+        red_json_put_number(b, er[i]);
+    }
+    red_sbuf_puts(b, "]");
+}
+
+static int cmd_erank_model(int argc, char **argv) {
+    const char *model = NULL, *json = NULL, *data[64];
+    int n_data = 0, threads = 0, center = 0, T = 256, i, n_rows, L;
+    int64_t tokens = 8192;
+    red_model m;
+    red_tokenizer tok;
+    red_train_data d;
+    red_pool *pool;
+    red_error err;
+    double *er;
+    int *rows;
+    for (i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--center")) { center = 1; continue; }
+        if (i + 1 >= argc) die(2, "erank: %s needs a value (see red erank --help)", o);
+        if (!strcmp(o, "--model")) model = argv[++i];
+        else if (!strcmp(o, "--data")) {
+            if (n_data == 64) die(2, "erank: at most 64 --data files%s", "");
+            data[n_data++] = argv[++i];
+        } else if (!strcmp(o, "--tokens")) tokens = (int64_t)parse_num(o, argv[++i], 1, 1e9);
+        else if (!strcmp(o, "--seq")) T = (int)parse_num(o, argv[++i], 2, 1 << 16);
+        else if (!strcmp(o, "--json")) json = argv[++i];
+        else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
+        else die(2, "erank: unknown option '%s' (see red erank --help)", o);
+    }
+    if (!model || !n_data) die(2, "erank: --model and --data are required (see red erank --help)%s", "");
+    pool = make_pool(threads);
+    load_model(&m, model, pool);
+    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    if (T > m.cfg.max_pos) T = m.cfg.max_pos;
+    n_rows = (int)((tokens + T - 1) / T);
+    load_data_files(&d, &tok, data, n_data);
+    rows = fixed_rows(&d, n_rows, T);
+    if (red_model_train_alloc(&m, n_rows < 8 ? n_rows : 8, T, &err) != RED_OK) die(1, "%s", err.msg);
+    L = m.cfg.n_layers;
+    er = malloc((size_t)(L + 1) * sizeof(double));
+    if (red_erank_layers(&m, rows, n_rows, T, center, er, &err) != RED_OK) die(1, "%s", err.msg);
+    printf("# eRank of %s on %d x %d tokens (%s), width %d\n", model, n_rows, T, center ? "centred" : "uncentred", m.cfg.dim);
+    for (i = 0; i < L; i++) printf("block %d\t%.4f\n", i, er[i]);
+    printf("final_norm\t%.4f\n", er[L]);
+    if (json) {
+        red_sbuf b;
+        red_sbuf_init(&b);
+        red_sbuf_puts(&b, "{\"model\": ");
+        red_json_put_string(&b, model, strlen(model));
+        red_sbuf_printf(&b, ", \"width\": %d, \"tokens\": %d, \"center\": %s, \"erank\": ", m.cfg.dim, n_rows * T,
+                        center ? "true" : "false");
+        put_erank_array(&b, er, L + 1);
+        red_sbuf_puts(&b, "}\n");
+        write_text_file(json, &b);
+        red_sbuf_free(&b);
+    }
+    free(er);
+    free(rows);
+    red_train_data_free(&d);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+    return 0;
+}
+
+static const char *usage_distill =
+    "usage: red distill --teacher DIR --width D --init lrc|orthogonal|pca|magnitude|red\n"
+    "                   --data FILE [--data FILE ...] --tokens N --out DIR [options]\n"
+    "\n"
+    "LRC-style distillation (../shared/docs/method.md): the student's weights are\n"
+    "the teacher's through trainable projections (W P on the input side, PᵀW on the\n"
+    "output side, E P_e), trained with CE + KL(tau) + alpha * clone MSE on q, k, v,\n"
+    "attention out, gate, up and FFN out; the teacher is frozen. At the end the\n"
+    "merged student is written to DIR as an ordinary model (config.json,\n"
+    "model.safetensors, red_tokenizer.json), with distill_log.json: options, loss\n"
+    "curve, eRank per layer (teacher, student at init and at the end) and the\n"
+    "singular values of every projection with the Marchenko-Pastur bounds.\n"
+    "--tokens 0 writes the initialised student without training.\n"
+    "\n"
+    "init:   --init-std S|matched  lrc std (default 0.02; matched = 0.02*sqrt(3072/d_t))\n"
+    "        --orth-scale unit|lrc orthogonal column norm (default unit; lrc = std*sqrt(d_t))\n"
+    "        --score energy|resid|absmean|wanda   red channel score (default energy)\n"
+    "        --norms default|ones|teacher|teacher-rms  student norms (default: teacher-rms\n"
+    "                for red, teacher for magnitude, ones otherwise)\n"
+    "        --calib FILE (default: the --data files)  --calib-tokens N (default 262144)\n"
+    "        --seed S  (init draws and data order; default 0)\n"
+    "loss:   --tau T (default 10)  --alpha A (default 0.2)  --kl-reduction sequence|token\n"
+    "        (sequence, LRC's: sum over tokens / sequences)\n"
+    "optim:  --lr LR (default 3e-3)  --min-lr LR (0)  --warmup S (1% of steps)\n"
+    "        --schedule linear|cosine|constant (linear)  --wd W (0)  --clip C (1.0)\n"
+    "        --batch B (8)  --seq T (256)\n"
+    "run:    --save-every S (100)  --log-every S (10)  --resume  --threads N\n"
+    "        --erank-tokens N (8192, from the calibration stream)\n";
+
+typedef struct {
+    double t0;
+    uint64_t first_step;
+    int log_every, tokens_per_step;
+} distill_log;
+
+static void distill_progress(void *ctx, const red_distill_progress *p) {
+    distill_log *l = ctx;
+    double el = now_s() - l->t0, rate = (p->step - l->first_step) * (double)l->tokens_per_step / (el > 1e-9 ? el : 1e-9);
+    double eta = (p->total_steps - p->step) * (double)l->tokens_per_step / (rate > 1 ? rate : 1);
+    const double *c = p->loss.clone_site;
+    if (p->step % (uint64_t)l->log_every && p->step != p->total_steps && p->step != 1) return;
+    fprintf(stderr, "step %llu/%llu  loss %.4f  ce %.4f  kl %.4f  clone %.4f (q %.3f k %.3f v %.3f o %.3f g %.3f u %.3f "
+            "y %.3f)  lr %.2e  |g| %.2f  %.0f tok/s  ETA %.0f s\n", (unsigned long long)p->step,
+            (unsigned long long)p->total_steps, p->loss.total, p->loss.ce, p->loss.kl, p->loss.clone, c[0], c[1], c[2],
+            c[3], c[4], c[5], c[6], p->lr, p->grad_norm, rate, eta);
+}
+
+/* Singular values of every projection, as JSON. */
+static void put_projection_sv(red_sbuf *b, const red_student *s, red_pool *pool) {
+    int i, k, np = red_student_n_proj(s);
+    float *sv = malloc((size_t)s->d_s * sizeof(float));
+    red_sbuf_puts(b, "[");
+    for (i = 0; i < np; i++) {
+        char name[64];
+        const float *p = red_student_proj(s, i, name, sizeof name);
+        if (red_svd(pool, s->d_t, s->d_s, p, s->d_s, NULL, sv, NULL, NULL) != RED_OK)
+            die(1, "distill: SVD of projection %s did not converge", name);
+        red_sbuf_puts(b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
+        red_json_put_string(b, name, strlen(name));
+        red_sbuf_puts(b, ", \"sv\": [");
+        for (k = 0; k < s->d_s; k++) {
+            if (k) red_sbuf_puts(b, ", ");
+            red_json_put_float(b, sv[k]);
+        }
+        red_sbuf_puts(b, "]}");
+    }
+    red_sbuf_puts(b, "]");
+    free(sv);
+}
+
+static int cmd_distill(int argc, char **argv) {
+    const char *teacher_dir = NULL, *out = NULL, *data[64], *calib_files[64], *init_name = NULL;
+    int n_data = 0, n_calib = 0, width = 0, threads = 0, log_every = 10, i, std_matched = 0, orth_lrc = 0;
+    int64_t calib_tokens = 262144, erank_tokens = 8192, warm_steps = -1;
+    uint64_t tokens = 0;
+    int have_tokens = 0;
+    red_init_opts io;
+    red_distill_opts o;
+    red_model t;
+    red_student s;
+    red_tokenizer tok;
+    red_train_data d, cd;
+    red_pool *pool;
+    red_error err;
+    red_sbuf curve, js, init_part;
+    distill_log dl;
+    double *er_t, *er_init, *er_end, t_start;
+    int *er_rows = NULL, er_n = 0, L;
+    memset(&io, 0, sizeof io);
+    io.std = 0.02f; io.orth_scale = 1.0f; io.score = RED_SCORE_ENERGY; io.norms = RED_NORMS_DEFAULT;
+    memset(&o, 0, sizeof o);
+    o.batch = 8; o.seq = 256; o.lr = 3e-3f; o.min_lr = 0.0f; o.beta1 = 0.9f; o.beta2 = 0.999f; o.clip = 1.0;
+    o.schedule = RED_SCHED_LINEAR; o.save_every = 100; o.loss.tau = 10.0f; o.loss.alpha = 0.2f;
+    o.loss.kl_reduction = RED_KL_SEQUENCE;
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_distill, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
+        if (i + 1 >= argc) die(2, "distill: %s needs a value (see red distill --help)", a);
+        if (!strcmp(a, "--teacher")) teacher_dir = argv[++i];
+        else if (!strcmp(a, "--out")) out = argv[++i];
+        else if (!strcmp(a, "--width")) width = (int)parse_num(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--init")) init_name = argv[++i];
+        else if (!strcmp(a, "--data")) {
+            if (n_data == 64) die(2, "distill: at most 64 --data files%s", "");
+            data[n_data++] = argv[++i];
+        } else if (!strcmp(a, "--calib")) {
+            if (n_calib == 64) die(2, "distill: at most 64 --calib files%s", "");
+            calib_files[n_calib++] = argv[++i];
+        } else if (!strcmp(a, "--calib-tokens")) calib_tokens = (int64_t)parse_num(a, argv[++i], 1, 1e12);
+        else if (!strcmp(a, "--erank-tokens")) erank_tokens = (int64_t)parse_num(a, argv[++i], 0, 1e9);
+        else if (!strcmp(a, "--tokens")) { tokens = (uint64_t)parse_num(a, argv[++i], 0, 1e15); have_tokens = 1; }
+        else if (!strcmp(a, "--seed")) o.seed = io.seed = (uint64_t)parse_num(a, argv[++i], 0, 1e15);
+        else if (!strcmp(a, "--tau")) o.loss.tau = (float)parse_num(a, argv[++i], 1e-3, 1e6);
+        else if (!strcmp(a, "--alpha")) o.loss.alpha = (float)parse_num(a, argv[++i], 0, 1e6);
+        else if (!strcmp(a, "--lr")) o.lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--min-lr")) o.min_lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--warmup")) warm_steps = (int64_t)parse_num(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--wd")) o.weight_decay = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--clip")) o.clip = parse_num(a, argv[++i], 0, 1e9);
+        else if (!strcmp(a, "--batch")) o.batch = (int)parse_num(a, argv[++i], 1, 1 << 16);
+        else if (!strcmp(a, "--seq")) o.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
+        else if (!strcmp(a, "--save-every")) o.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--log-every")) log_every = (int)parse_num(a, argv[++i], 1, 1e9);
+        else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
+        else if (!strcmp(a, "--init-std")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "matched")) std_matched = 1;
+            else io.std = (float)parse_num(a, v, 0, 100);
+        } else if (!strcmp(a, "--orth-scale")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "lrc")) orth_lrc = 1;
+            else if (strcmp(v, "unit")) die(2, "distill: --orth-scale expects unit or lrc, got '%s'", v);
+        } else if (!strcmp(a, "--score")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "energy")) io.score = RED_SCORE_ENERGY;
+            else if (!strcmp(v, "resid")) io.score = RED_SCORE_RESID;
+            else if (!strcmp(v, "absmean")) io.score = RED_SCORE_ABSMEAN;
+            else if (!strcmp(v, "wanda")) io.score = RED_SCORE_WANDA;
+            else die(2, "distill: --score expects energy, resid, absmean or wanda, got '%s'", v);
+        } else if (!strcmp(a, "--norms")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "default")) io.norms = RED_NORMS_DEFAULT;
+            else if (!strcmp(v, "ones")) io.norms = RED_NORMS_ONES;
+            else if (!strcmp(v, "teacher")) io.norms = RED_NORMS_TEACHER;
+            else if (!strcmp(v, "teacher-rms")) io.norms = RED_NORMS_TEACHER_RMS;
+            else die(2, "distill: --norms expects default, ones, teacher or teacher-rms, got '%s'", v);
+        } else if (!strcmp(a, "--kl-reduction")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "sequence")) o.loss.kl_reduction = RED_KL_SEQUENCE;
+            else if (!strcmp(v, "token")) o.loss.kl_reduction = RED_KL_TOKEN;
+            else die(2, "distill: --kl-reduction expects sequence or token, got '%s'", v);
+        } else if (!strcmp(a, "--schedule")) {
+            const char *k = argv[++i];
+            if (!strcmp(k, "cosine")) o.schedule = RED_SCHED_COSINE;
+            else if (!strcmp(k, "linear")) o.schedule = RED_SCHED_LINEAR;
+            else if (!strcmp(k, "constant")) o.schedule = RED_SCHED_CONSTANT;
+            else die(2, "distill: --schedule expects linear, cosine or constant, got '%s'", k);
+        } else die(2, "distill: unknown option '%s' (see red distill --help)", a);
+    }
+    if (!teacher_dir || !out || !n_data || !width || !init_name || !have_tokens)
+        die(2, "distill: --teacher, --width, --init, --data, --tokens and --out are required (see red distill --help)%s", "");
+    if (!strcmp(init_name, "lrc")) io.kind = RED_INIT_LRC;
+    else if (!strcmp(init_name, "orthogonal")) io.kind = RED_INIT_ORTHOGONAL;
+    else if (!strcmp(init_name, "pca")) io.kind = RED_INIT_PCA;
+    else if (!strcmp(init_name, "magnitude")) io.kind = RED_INIT_MAGNITUDE;
+    else if (!strcmp(init_name, "red")) io.kind = RED_INIT_RED;
+    else die(2, "distill: --init expects lrc, orthogonal, pca, magnitude or red, got '%s'", init_name);
+    o.out = out;
+    pool = make_pool(threads);
+    load_model(&t, teacher_dir, pool);
+    if (red_tokenizer_load(&tok, teacher_dir, &err) != RED_OK) die(1, "%s", err.msg);
+    if (o.seq > t.cfg.max_pos) die(2, "distill: --seq exceeds the teacher's max_position_embeddings (%s)", "see red info");
+    if (std_matched) io.std = (float)(0.02 * sqrt(3072.0 / t.cfg.dim));
+    if (orth_lrc) io.orth_scale = (float)(io.std * sqrt((double)t.cfg.dim));
+    if (red_student_init(&s, &t, width, &err) != RED_OK || red_student_train_alloc(&s, o.batch, o.seq, &err) != RED_OK)
+        die(1, "%s", err.msg);
+    if (mkdir(out, 0777) && errno != EEXIST) die(1, "distill: cannot create directory %s", out);
+    load_data_files(&d, &tok, data, n_data);
+    load_data_files(&cd, &tok, n_calib ? calib_files : data, n_calib ? n_calib : n_data);
+    L = t.cfg.n_layers;
+    er_t = calloc((size_t)(L + 1) * 3, sizeof(double));
+    er_init = er_t + L + 1;
+    er_end = er_init + L + 1;
+    red_sbuf_init(&curve);
+    red_sbuf_puts(&curve, "");
+    red_sbuf_init(&init_part);
+    red_sbuf_puts(&init_part, "");
+    t_start = now_s();
+    if (erank_tokens > 0) {
+        er_n = (int)((erank_tokens + o.seq - 1) / o.seq);
+        er_rows = fixed_rows(&cd, er_n, o.seq);
+        if (red_erank_layers(&t, er_rows, er_n, o.seq, 0, er_t, &err) != RED_OK) die(1, "%s", err.msg);
+    }
+    {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/distill_init.json", out);
+        if (o.resume) {  /* what the interrupted run measured at init */
+            unsigned char *buf;
+            size_t len;
+            if (red_read_file(path, &buf, &len, &err) != RED_OK) die(1, "%s", err.msg);
+            red_sbuf_put(&init_part, (const char *)buf, len);
+            free(buf);
+        } else {
+            fprintf(stderr, "distill: init %s, width %d -> %d, calibration %lld tokens\n", init_name, t.cfg.dim, width,
+                    (long long)calib_tokens);
+            if (red_student_initialize(&s, &io, &cd, calib_tokens, &err) != RED_OK) die(1, "%s", err.msg);
+            red_student_merge(&s);
+            if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.seq, 0, er_init, &err) != RED_OK) die(1, "%s", err.msg);
+            red_sbuf_puts(&init_part, "\"erank_student_init\": ");
+            put_erank_array(&init_part, er_init, er_n ? L + 1 : 0);
+            red_sbuf_puts(&init_part, ",\n  \"projections_init\": ");
+            put_projection_sv(&init_part, &s, pool);
+            write_text_file(path, &init_part);
+        }
+    }
+    if (tokens > 0) {
+        uint64_t steps = tokens / ((uint64_t)o.batch * o.seq);
+        o.tokens = tokens;
+        o.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : steps / 100;
+        o.log_every = (uint64_t)log_every;
+        dl.t0 = now_s();
+        dl.first_step = 0;
+        dl.log_every = log_every;
+        dl.tokens_per_step = o.batch * o.seq;
+        o.progress = distill_progress;
+        o.progress_ctx = &dl;
+        fprintf(stderr, "distill: %zu documents, %zu tokens; %zu trainable parameters; %llu steps of %d x %d\n", d.n_docs,
+                d.n_tok, s.n, (unsigned long long)steps, o.batch, o.seq);
+        if (red_distill(&o, &s, &d, &curve, &err) != RED_OK) die(1, "%s", err.msg);
+    }
+    red_student_merge(&s);
+    if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.seq, 0, er_end, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_save(&s.model, out, RED_DT_F32, &err) != RED_OK || red_tokenizer_save(&tok, out, &err) != RED_OK)
+        die(1, "%s", err.msg);
+    /* distill_log.json */
+    red_sbuf_init(&js);
+    red_sbuf_puts(&js, "{\"teacher\": ");
+    red_json_put_string(&js, teacher_dir, strlen(teacher_dir));
+    red_sbuf_printf(&js, ", \"init\": \"%s\", \"d_t\": %d, \"d_s\": %d, \"seed\": %llu, \"tokens\": %llu,\n  \"options\": {",
+                    init_name, t.cfg.dim, width, (unsigned long long)o.seed, (unsigned long long)tokens);
+    red_sbuf_puts(&js, "\"init_std\": ");
+    red_json_put_float(&js, io.std);
+    red_sbuf_puts(&js, ", \"orth_scale\": ");
+    red_json_put_float(&js, io.orth_scale);
+    red_sbuf_printf(&js, ", \"score\": \"%s\", \"norms\": \"%s\", \"calib_tokens\": %lld, \"tau\": ",
+                    io.score == RED_SCORE_ENERGY ? "energy" : io.score == RED_SCORE_RESID ? "resid"
+                    : io.score == RED_SCORE_ABSMEAN ? "absmean" : "wanda",
+                    io.norms == RED_NORMS_DEFAULT ? "default" : io.norms == RED_NORMS_ONES ? "ones"
+                    : io.norms == RED_NORMS_TEACHER ? "teacher" : "teacher-rms", (long long)calib_tokens);
+    red_json_put_float(&js, o.loss.tau);
+    red_sbuf_puts(&js, ", \"alpha\": ");
+    red_json_put_float(&js, o.loss.alpha);
+    red_sbuf_printf(&js, ", \"kl_reduction\": \"%s\", \"lr\": ", o.loss.kl_reduction == RED_KL_TOKEN ? "token" : "sequence");
+    red_json_put_float(&js, o.lr);
+    red_sbuf_printf(&js, ", \"batch\": %d, \"seq\": %d},\n  \"erank_tokens\": %d,\n  \"erank_teacher\": ", o.batch, o.seq,
+                    er_n * o.seq);
+    put_erank_array(&js, er_t, er_n ? L + 1 : 0);
+    red_sbuf_puts(&js, ",\n  ");
+    red_sbuf_put(&js, init_part.p, init_part.len);
+    red_sbuf_puts(&js, ",\n  \"erank_student_final\": ");
+    put_erank_array(&js, er_end, er_n ? L + 1 : 0);
+    red_sbuf_puts(&js, ",\n  \"projections_final\": ");
+    put_projection_sv(&js, &s, pool);
+    {   /* Marchenko-Pastur: a d_t x d_s Gaussian with std sigma has singular values in sigma (sqrt(d_t) -+ sqrt(d_s)) */
+        double sd = io.std, a = sqrt((double)t.cfg.dim), b = sqrt((double)width);
+        red_sbuf_puts(&js, ",\n  \"marchenko_pastur\": {\"std\": ");
+        red_json_put_float(&js, (float)sd);
+        red_sbuf_puts(&js, ", \"lower\": ");
+        red_json_put_number(&js, sd * (a - b));
+        red_sbuf_puts(&js, ", \"upper\": ");
+        red_json_put_number(&js, sd * (a + b));
+        red_sbuf_puts(&js, "}");
+    }
+    red_sbuf_puts(&js, ",\n  \"curve\": [");
+    {   /* the JSONL curve as an array */
+        size_t p = 0;
+        int first = 1;
+        while (p < curve.len) {
+            size_t e = p;
+            while (e < curve.len && curve.p[e] != '\n') e++;
+            if (e > p) {
+                red_sbuf_puts(&js, first ? "\n    " : ",\n    ");
+                red_sbuf_put(&js, curve.p + p, e - p);
+                first = 0;
+            }
+            p = e + 1;
+        }
+    }
+    red_sbuf_printf(&js, "],\n  \"wall_seconds\": %.1f}\n", now_s() - t_start);
+    {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/distill_log.json", out);
+        write_text_file(path, &js);
+    }
+    fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n", er_t[L], er_init[L],
+            er_end[L], out);
+    red_sbuf_free(&js);
+    red_sbuf_free(&curve);
+    red_sbuf_free(&init_part);
+    free(er_t);
+    free(er_rows);
+    red_train_data_free(&d);
+    red_train_data_free(&cd);
+    red_student_free(&s);
+    red_model_free(&t);
+    red_pool_destroy(pool);
+    return 0;
+}
+
 static int cmd_version(void) {
     printf("red %s\nsimd: %s\ndefault threads: %d\ncompiler: %s\n", RED_VERSION, red_simd_name(),
            red_default_threads(),
@@ -1159,6 +1579,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return red_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "distill")) return cmd_distill(argc - 2, argv + 2);
     if (!strcmp(cmd, "tasks")) return cmd_tasks(argc - 2, argv + 2);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);

@@ -782,10 +782,45 @@ static void log_losses(red_sbuf *log, const red_distill_progress *p, uint64_t to
     red_sbuf_puts(log, "}");
 }
 
+/* The loss curve of an interrupted run (one JSON object per line), up to its
+ * checkpointed step. */
+static red_status load_curve(const char *dir, uint64_t step, red_sbuf *log, red_error *err) {
+    char path[2048];
+    unsigned char *buf;
+    size_t len, p = 0, line = 0;
+    red_status st = RED_OK;
+    FILE *f;
+    snprintf(path, sizeof path, "%s/distill_curve.jsonl", dir);
+    if (!(f = fopen(path, "rb"))) return RED_OK;  /* the interrupted run kept no curve */
+    fclose(f);
+    if ((st = red_read_file(path, &buf, &len, err))) return st;
+    while (p < len && st == RED_OK) {
+        size_t e = p;
+        red_json *j;
+        const red_json *js;
+        while (e < len && buf[e] != '\n') e++;
+        line++;
+        if (e > p) {
+            if ((st = red_json_parse((const char *)buf + p, e - p, path, &j, err))) break;
+            js = red_json_get(j, "step");
+            if (!js || !js->is_int)
+                st = red_error_set(err, RED_E_FORMAT, "%s: line %zu: expected an object with an integer \"step\"", path, line);
+            else if ((uint64_t)js->ival <= step) {
+                red_sbuf_put(log, (const char *)buf + p, e - p);
+                red_sbuf_puts(log, "\n");
+            }
+            red_json_free(j);
+        }
+        p = e + 1;
+    }
+    free(buf);
+    return st;
+}
+
 red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
                        red_error *err) {
     red_status st;
-    int *in = NULL, *tgt = NULL, first = 1;
+    int *in = NULL, *tgt = NULL;
     uint64_t step = 0, epoch = 0, offset = 0, total_steps;
     red_lr_sched sched;
     red_adamw_cfg opt;
@@ -801,13 +836,13 @@ red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data
         goto out;
     }
     if (o->resume && (st = load_distill_state(o->out, s, &step, &epoch, &offset, err))) goto out;
+    if (o->resume && log && (st = load_curve(o->out, step, log, err))) goto out;
     sched.kind = o->schedule;
     sched.lr = o->lr;
     sched.warmup = (int64_t)o->warmup_steps;
     sched.total = (int64_t)total_steps;
     sched.min_lr = o->min_lr;
     opt.lr = o->lr; opt.beta1 = o->beta1; opt.beta2 = o->beta2; opt.eps = 1e-8f; opt.weight_decay = o->weight_decay;
-    if (log) red_sbuf_puts(log, "[");
     while (step < total_steps) {
         red_distill_progress pr;
         if ((st = red_train_data_batch(data, o->seed, &epoch, &offset, o->batch, o->seq, in, tgt, err))) goto out;
@@ -830,18 +865,21 @@ red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data
         pr.epoch = epoch;
         pr.lr = opt.lr;
         if (log && o->log_every && (step % o->log_every == 0 || step == total_steps || step == 1)) {
-            if (!first) red_sbuf_puts(log, ",\n ");
-            first = 0;
             log_losses(log, &pr, step * (uint64_t)o->batch * o->seq);
+            red_sbuf_puts(log, "\n");
         }
-        if ((o->save_every && step % o->save_every == 0) || step == total_steps)
+        if ((o->save_every && step % o->save_every == 0) || step == total_steps) {
+            char path[2048];
+            snprintf(path, sizeof path, "%s/distill_curve.jsonl", o->out);
+            /* the curve first: on resume, entries past the state's step are dropped */
+            if (log && (st = red_write_file_atomic(path, log->p ? log->p : "", log->len, err))) goto out;
             if ((st = save_distill_state(o->out, s, step, epoch, offset, err))) goto out;
+        }
         if (o->progress) o->progress(o->progress_ctx, &pr);
         if (o->stop_after && step >= o->stop_after) break;
     }
     st = RED_OK;
 out:
-    if (log) red_sbuf_puts(log, "]");
     free(in);
     free(tgt);
     return st;

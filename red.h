@@ -794,9 +794,11 @@ typedef struct {
 } red_distill_opts;
 
 /* Distils s on data; checkpoints (distill_state.bin: projections, norms,
- * AdamW state, data position) every save_every steps and at the end; log
- * (if non-NULL) receives one JSON object per log_every steps. Same seed, data
- * and threads give bit-identical results, resumed or not. */
+ * AdamW state, data position) every save_every steps and at the end. log (if
+ * non-NULL) gets one JSON object per line for step 1, every log_every steps
+ * and the last, each with every loss term; it is kept beside the state as
+ * distill_curve.jsonl and reloaded on resume. Same seed, data and threads
+ * give bit-identical results, resumed or not. */
 red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
                        red_error *err);
 
