@@ -1268,6 +1268,7 @@ static const char *usage_distill =
     "        --schedule linear|cosine|constant (linear)  --wd W (0)  --clip C (1.0)\n"
     "        --batch B (8)  --seq T (256)\n"
     "run:    --save-every S (100)  --log-every S (10)  --resume  --threads N\n"
+    "        --stop-after S (stop after step S, as if killed: for resume tests)\n"
     "        --erank-tokens N (8192, from the calibration stream)\n";
 
 typedef struct {
@@ -1368,6 +1369,7 @@ static int cmd_distill(int argc, char **argv) {
         else if (!strcmp(a, "--seq")) o.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
         else if (!strcmp(a, "--save-every")) o.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
         else if (!strcmp(a, "--log-every")) log_every = (int)parse_num(a, argv[++i], 1, 1e9);
+        else if (!strcmp(a, "--stop-after")) o.stop_after = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else if (!strcmp(a, "--init-std")) {
             const char *v = argv[++i];
