@@ -563,6 +563,72 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
     return ok ? 0 : 1;
 }
 
+/* ------------------------------------------------------------------ distill */
+
+/* One distillation step (teacher forward, merge, student forward, CE + KL +
+ * clone losses and their backward into the projections, clip, AdamW) of a
+ * random teacher of the preset to half width, on the motif task. */
+static int bench_distill(const bench_opts *o, const model_preset *p, int steps) {
+    red_pool *pool = red_pool_create(o->threads ? o->threads : 1);
+    red_config c;
+    red_model t;
+    red_student s;
+    red_error err;
+    red_rng r;
+    red_init_opts io;
+    red_loss_cfg lc = {10.0f, 0.2f, RED_KL_SEQUENCE};
+    red_adamw_cfg opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    red_losses L;
+    int *tok, *tgt, k, ok;
+    double t0, best = 1e30, total = 0.0, first = 0.0, last = 0.0;
+    preset_config(p, &c);
+    if (!pool || red_model_init(&t, &c, pool, &err)) {
+        fprintf(stderr, "red bench distill: %s\n", pool ? err.msg : "cannot create threads");
+        return 1;
+    }
+    red_rng_seed(&r, 1);
+    red_model_init_random(&t, &r, 0.02f, 0.02f / sqrtf(2.0f * c.n_layers));
+    memset(&io, 0, sizeof io);
+    io.kind = RED_INIT_ORTHOGONAL;
+    io.orth_scale = 1.0f;
+    io.seed = 1;
+    if (red_student_init(&s, &t, c.dim / 2, &err) || red_student_train_alloc(&s, p->batch, p->seq, &err) ||
+        red_student_initialize(&s, &io, NULL, 0, &err)) {
+        fprintf(stderr, "red bench distill: %s\n", err.msg);
+        return 1;
+    }
+    tok = bench_alloc(sizeof(int) * (size_t)p->batch * p->seq);
+    tgt = bench_alloc(sizeof(int) * (size_t)p->batch * p->seq);
+    motif_tokens(&r, tok, tgt, p->batch, p->seq, c.vocab);
+    for (k = 0; k <= steps; k++) {  /* step 0 is warm-up, not timed */
+        t0 = now_seconds();
+        red_student_loss(&s, tok, tgt, &lc, 1, &L);
+        red_clip_grad_norm(pool, s.grads, s.n, 1.0);
+        s.adam_t++;
+        red_adamw_update(s.params, s.grads, s.adam_m, s.adam_v, s.n, &opt, 0.0f, s.adam_t);
+        t0 = now_seconds() - t0;
+        if (k == 0) first = L.total;
+        else {
+            total += t0;
+            if (t0 < best) best = t0;
+        }
+        last = L.total;
+    }
+    ok = isfinite(last) && last < first;
+    printf("op=distill config=%c teacher_dim=%d student_dim=%d layers=%d heads=%d ffn=%d seq=%d batch=%d vocab=%d "
+           "trainable=%zu threads=%d simd=%s steps=%d ms_per_step=%.2f best_ms=%.2f tok_per_s=%.0f loss_first=%.4f "
+           "loss_last=%.4f pass=%d\n",
+           p->name, c.dim, s.d_s, c.n_layers, c.n_heads, c.ffn, p->seq, p->batch, c.vocab, s.n, red_pool_size(pool),
+           red_simd_name(), steps, 1e3 * total / steps, 1e3 * best, (double)p->batch * p->seq * steps / total, first,
+           last, ok);
+    free(tok);
+    free(tgt);
+    red_student_free(&s);
+    red_model_free(&t);
+    red_pool_destroy(pool);
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------ entry */
 
 static const char *usage_bench =
@@ -572,6 +638,7 @@ static const char *usage_bench =
     "       red bench peak [--threads T]\n"
     "       red bench train [--config a|b|c] [--threads T] [--steps S]\n"
     "       red bench infer [--config a|b|c] [--threads T] [--batch B] [--gen N]\n"
+    "       red bench distill [--config a|b|c] [--threads T] [--steps S]\n"
     "\n"
     "One line of key=value pairs per measurement: op, impl, m, n, k, threads, simd,\n"
     "reps, seconds (median), gflops, max_err (relative, against a double reference),\n"
@@ -584,6 +651,10 @@ static const char *usage_bench =
     "c (d512 L8 h8 ffn1536 seq512 b8), vocab 512; pass = loss decreased on a\n"
     "learnable motif task. infer: KV-cache greedy decoding tokens/s after a\n"
     "prompt of seq/2 tokens (default batch 1, 64 new tokens).\n"
+    "distill: tokens/s of an LRC distillation step (teacher forward, merged\n"
+    "student forward and backward through the projections with CE + KL + clone\n"
+    "losses, clip, AdamW) from the config's teacher to half width (default b);\n"
+    "bench/torch_distill.py is the PyTorch peer.\n"
     "Exit status 1 if any check fails.\n";
 
 int red_bench_main(int argc, char **argv) {
@@ -591,6 +662,7 @@ int red_bench_main(int argc, char **argv) {
     const char *what;
     int i, steps = 5, gen = 64, infer_batch = 1;
     const model_preset *preset = &model_presets[0];
+    int preset_given = 0;
     memset(&o, 0, sizeof o);
     o.alpha = 1.0;
     o.beta = 0.0;
@@ -630,6 +702,7 @@ int red_bench_main(int argc, char **argv) {
                 return 2;
             }
             preset = &model_presets[cf[0] - 'a'];
+            preset_given = 1;
         }
         else if (!strcmp(opt, "--beta")) o.beta = atof(argv[++i]);
         else if (!strcmp(opt, "--trans")) {
@@ -648,6 +721,7 @@ int red_bench_main(int argc, char **argv) {
     }
     if (!strcmp(what, "peak")) return bench_peak(&o);
     if (!strcmp(what, "train") || !strcmp(what, "infer")) return bench_model(what, &o, preset, steps, gen, infer_batch);
+    if (!strcmp(what, "distill")) return bench_distill(&o, preset_given ? preset : &model_presets[1], steps);
     if (!strcmp(what, "matmul") || !strcmp(what, "svd")) {
         if (!o.m || !o.n || (!strcmp(what, "matmul") && !o.k)) {
             fprintf(stderr, "red bench %s: --m, --n%s are required\n", what,
@@ -656,7 +730,7 @@ int red_bench_main(int argc, char **argv) {
         }
         return !strcmp(what, "matmul") ? bench_matmul(&o) : bench_svd(&o);
     }
-    fprintf(stderr, "red bench: unknown benchmark '%s' (matmul, svd, peak, train, infer)\n", what);
+    fprintf(stderr, "red bench: unknown benchmark '%s' (matmul, svd, peak, train, infer, distill)\n", what);
     return 2;
 }
 
