@@ -910,7 +910,7 @@ static int cmd_init(int argc, char **argv) {
 
 static const char *usage_tasks =
     "usage: red tasks reasoning --split S -n N [--seed X] [--steps A-B] [--max-number M] [--ops +-*/]\n"
-    "                            [--solution short|restate]\n"
+    "                            [--solution short|restate] [--keyed]\n"
     "       red tasks choice --split S -n N [--seed X] [--world-seed W] [--entities E]\n"
     "       red tasks corpus -n N [--seed X] [--world-seed W] [--entities E]\n"
     "       (all: [--out FILE], default standard output)\n"
@@ -920,7 +920,8 @@ static const char *usage_tasks =
     "  annotation <<a op b=r>>, final line '#### N'; every intermediate result in\n"
     "  [1, M] (default 100); exact division only; ops default +-*/. --solution\n"
     "  restate starts each line with the question's sentence for that step\n"
-    "  ('Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.').\n"
+    "  ('Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.'); --keyed\n"
+    "  starts the question's sentences with 'On Monday, ', 'On Tuesday, ', ...\n"
     "choice: multiple-choice JSONL about a generated world of creatures (colour,\n"
     "  home, kind, weight): {\"query\", \"choices\", \"gold\"} and the WinoGrande form\n"
     "  {\"contexts\", \"continuation\", \"gold\"}. corpus: the plain text stating that\n"
@@ -933,7 +934,7 @@ static int cmd_tasks(int argc, char **argv) {
     const char *what, *out = NULL, *split_name = NULL, *ops = "+-*/";
     int64_t n = -1, max_number = 100;
     uint64_t seed = 0, world_seed = 1;
-    int i, a = 1, b = 6, entities = 48, restate = 0;
+    int i, a = 1, b = 6, entities = 48, restate = 0, keyed = 0;
     red_split split = RED_SPLIT_TRAIN;
     red_sbuf buf;
     red_error err;
@@ -949,6 +950,7 @@ static int cmd_tasks(int argc, char **argv) {
             fputs(usage_tasks, stdout);
             return 0;
         }
+        if (!strcmp(o, "--keyed")) { keyed = 1; continue; }
         if (i + 1 >= argc) die(2, "tasks: %s needs a value", o);
         if (!strcmp(o, "--out")) out = argv[++i];
         else if (!strcmp(o, "--split")) split_name = argv[++i];
@@ -981,6 +983,7 @@ static int cmd_tasks(int argc, char **argv) {
         ro.split = split; ro.n = n; ro.seed = seed; ro.min_steps = a; ro.max_steps = b; ro.max_number = max_number;
         ro.ops = ops;
         ro.restate = restate;
+        ro.keyed = keyed;
         st = red_tasks_reasoning(&ro, &buf, &err);
     } else if (!strcmp(what, "choice") || !strcmp(what, "corpus")) {
         red_world_opts wo;

@@ -919,6 +919,7 @@ typedef struct {
     int64_t max_number;   /* every intermediate result in [1, max_number] */
     const char *ops;      /* subset of "+-*\/" */
     int restate;          /* solution lines restate the question's sentence: "X loses 2: 5 - 2 = ..." */
+    int keyed;            /* question sentences start "On <day>, " (a lookup key per step) */
 } red_reasoning_opts;
 /* GSM8K-format JSONL lines ({"question", "answer"}) appended to out. */
 red_status red_tasks_reasoning(const red_reasoning_opts *o, red_sbuf *out, red_error *err);

@@ -191,6 +191,27 @@ static void restate_sentence(red_sbuf *a, const red_sbuf *q, size_t from) {
     red_sbuf_puts(a, ": ");
 }
 
+/* Prefixes the sentence q[from..] with "On <day>, " (day k of the week): a
+ * key the solution line can look up, so copying the k-th step's sentence is
+ * a plain induction (find the key, continue) instead of counting sentences.
+ * The sentence's first letter is lowered unless it starts with `name`. */
+static void key_sentence(red_sbuf *q, size_t from, int day, const char *name) {
+    static const char *const days[] = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
+    size_t n = q->len - from;
+    char *tail = malloc(n + 1);
+    if (!tail) {
+        q->failed = 1;
+        return;
+    }
+    memcpy(tail, q->p + from, n);
+    tail[n] = 0;
+    if (strncmp(tail, name, strlen(name)) && tail[0] >= 'A' && tail[0] <= 'Z') tail[0] = (char)(tail[0] - 'A' + 'a');
+    q->len = from;
+    red_sbuf_printf(q, "On %s, ", days[day % 7]);
+    red_sbuf_put(q, tail, n);
+    free(tail);
+}
+
 /* One problem into q (question) and a (answer); returns its skeleton hash. */
 static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf *q, red_sbuf *a) {
     int steps = (int)between(r, o->min_steps, o->max_steps), s, family = (int)red_rng_below(r, 2);
@@ -223,7 +244,9 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
         const scenario *sc = &scenarios[red_rng_below(r, N_SCEN)];
         const char *nm = pick(r, names, N_NAMES);
         int64_t cur = v;
+        q0 = q->len;
         red_sbuf_printf(q, sc->start, nm, (long long)v, sc->unit);
+        if (o->keyed) key_sentence(q, q0, 0, nm);
         for (s = 0; s < steps; s++) {
             int64_t nv = apply_op(cur, ops[s], x[s]);
             red_sbuf_puts(q, " ");
@@ -232,6 +255,7 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
             else if (ops[s] == '-') red_sbuf_printf(q, sc->sub[red_rng_below(r, 2)], nm, (long long)x[s]);
             else if (ops[s] == '*') red_sbuf_printf(q, sc->mul, nm, times_word(x[s]));
             else red_sbuf_printf(q, sc->div, nm, count_word(x[s]));
+            if (o->keyed) key_sentence(q, q0, s + 1, nm);
             if (o->restate) {
                 restate_sentence(a, q, q0);
                 red_sbuf_printf(a, "%lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", (long long)cur, ops[s],
@@ -261,7 +285,9 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
                 who[s] = names[k];
             }
         }
+        q0 = q->len;
         red_sbuf_printf(q, rl->start, who[0], (long long)v);
+        if (o->keyed) key_sentence(q, q0, 0, who[0]);
         for (s = 0; s < steps; s++) {
             int64_t nv = apply_op(cur, ops[s], x[s]);
             red_sbuf_puts(q, " ");
@@ -270,6 +296,7 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
             else if (ops[s] == '-') red_sbuf_printf(q, rl->fewer, who[s + 1], (long long)x[s], who[s]);
             else if (ops[s] == '*') red_sbuf_printf(q, rl->times, who[s + 1], times_word(x[s]), who[s]);
             else red_sbuf_printf(q, rl->part, who[s + 1], part_word(x[s]), who[s]);
+            if (o->keyed) key_sentence(q, q0, s + 1, who[s + 1]);
             if (o->restate) {
                 restate_sentence(a, q, q0);
                 red_sbuf_printf(a, "%lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", (long long)cur, ops[s],

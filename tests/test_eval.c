@@ -386,7 +386,7 @@ static red_sbuf gen_reasoning(red_split split, int64_t n, uint64_t seed, int a, 
     red_reasoning_opts o;
     red_sbuf s;
     red_error err;
-    o.split = split; o.n = n; o.seed = seed; o.min_steps = a; o.max_steps = b; o.max_number = M; o.ops = ops; o.restate = 0;
+    o.split = split; o.n = n; o.seed = seed; o.min_steps = a; o.max_steps = b; o.max_number = M; o.ops = ops; o.restate = 0; o.keyed = 0;
     red_sbuf_init(&s);
     red_sbuf_puts(&s, "");
     cr_assert(red_tasks_reasoning(&o, &s, &err) == RED_OK, "%s", err.msg);

@@ -12,7 +12,7 @@ static void write_data(const char *path) {
     red_reasoning_opts o;
     red_sbuf s;
     red_error err;
-    o.split = RED_SPLIT_TRAIN; o.n = 300; o.seed = 3; o.min_steps = 1; o.max_steps = 2; o.max_number = 50; o.ops = "+-"; o.restate = 0;
+    o.split = RED_SPLIT_TRAIN; o.n = 300; o.seed = 3; o.min_steps = 1; o.max_steps = 2; o.max_number = 50; o.ops = "+-"; o.restate = 0; o.keyed = 0;
     red_sbuf_init(&s);
     red_sbuf_puts(&s, "");
     cr_assert(red_tasks_reasoning(&o, &s, &err) == RED_OK);
