@@ -624,15 +624,12 @@ static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_g
 static int cmd_eval_choice(const char *model, const char *data, int limit, int batch, int bos, int threads,
                            const char *json_out, const char *samples_out) {
     red_mc_doc *docs;
-    int n, n_all, i, k, n_req = 0, q = 0, any_multi = 0;
+    int n, n_all, i, k, n_req = 0, q = 0, any_multi = 0, *preds;
     red_error err;
     red_model m;
     red_tokenizer tok;
     red_pool *pool;
-    const char **ctx, **cont;
-    char **owned;
     double *ll, acc = 0, accn = 0;
-    int *greedy;
     red_sbuf js, samples;
     progress_state ps;
     if (red_mc_load(data, &docs, &n, &err) != RED_OK) die(1, "%s", err.msg);
@@ -641,32 +638,20 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     pool = make_pool(threads);
     load_model(&m, model, pool);
     if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
-    for (i = 0; i < n; i++) n_req += docs[i].n_options;
-    ctx = xmalloc(sizeof *ctx * (size_t)(n_req ? n_req : 1));
-    cont = xmalloc(sizeof *cont * (size_t)(n_req ? n_req : 1));
-    owned = xmalloc(sizeof *owned * (size_t)(n_req ? n_req : 1));
+    for (i = 0; i < n; i++) {
+        n_req += docs[i].n_options;
+        any_multi |= docs[i].multi_context;
+    }
     ll = xmalloc(sizeof *ll * (size_t)(n_req ? n_req : 1));
-    greedy = xmalloc(sizeof *greedy * (size_t)(n_req ? n_req : 1));
-    for (i = 0; i < n; i++)
-        for (k = 0; k < docs[i].n_options; k++, q++) {
-            /* target_delimiter " " before the continuation */
-            const char *c = docs[i].multi_context ? docs[i].text : docs[i].options[k];
-            owned[q] = xmalloc(strlen(c) + 2);
-            owned[q][0] = ' ';
-            strcpy(owned[q] + 1, c);
-            ctx[q] = docs[i].multi_context ? docs[i].options[k] : docs[i].text;
-            cont[q] = owned[q];
-            any_multi |= docs[i].multi_context;
-        }
+    preds = xmalloc(sizeof *preds * 2 * (size_t)(n ? n : 1));
     ps.t0 = now_s();
     ps.what = "choice";
-    if (red_loglikelihood(&m, &tok, ctx, cont, n_req, bos, batch, ll, greedy, progress_line, &ps, &err) != RED_OK)
+    if (red_mc_eval(&m, &tok, docs, n, bos, batch, ll, preds, preds + n, progress_line, &ps, &err) != RED_OK)
         die(1, "%s", err.msg);
     fprintf(stderr, "eval: %d docs (%d requests) in %.1f s\n", n, n_req, now_s() - ps.t0);
     red_sbuf_init(&samples);
     for (i = 0, q = 0; i < n; q += docs[i].n_options, i++) {
-        int pred, pred_norm;
-        red_mc_score(&docs[i], ll + q, &pred, &pred_norm);
+        int pred = preds[i], pred_norm = preds[n + i];
         acc += pred == docs[i].gold;
         accn += pred_norm == docs[i].gold;
         if (samples_out) {
@@ -704,8 +689,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     }
     if (samples_out) write_text_file(samples_out, &samples);
     red_sbuf_free(&samples);
-    for (q = 0; q < n_req; q++) free(owned[q]);
-    free(owned); free(ctx); free(cont); free(ll); free(greedy);
+    free(ll); free(preds);
     red_mc_free(docs, n_all);
     red_model_free(&m);
     red_pool_destroy(pool);
@@ -723,7 +707,6 @@ static int cmd_eval(int argc, char **argv) {
     red_tokenizer tok;
     red_pool *pool;
     red_sbuf *prompts, *outs;
-    const char **pp;
     red_gen_opts go;
     progress_state ps;
     for (i = 0; i < argc; i++) {
@@ -767,37 +750,23 @@ static int cmd_eval(int argc, char **argv) {
     if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
     prompts = xmalloc(sizeof *prompts * (size_t)(n_test ? n_test : 1));
     outs = xmalloc(sizeof *outs * (size_t)(n_test ? n_test : 1));
-    pp = xmalloc(sizeof *pp * (size_t)(n_test ? n_test : 1));
-    {
-        red_pyrandom rng;
-        int64_t shot_idx[64];
-        red_pyrandom_seed(&rng, 1234);  /* re-seeded once per task, one draw per doc in order */
-        for (i = 0; i < n_test; i++) {
-            red_sbuf_init(&prompts[i]);
-            red_sbuf_init(&outs[i]);
-            if (task == RED_GSM8K && shots > 0) red_pyrandom_sample(&rng, n_train, shots, shot_idx);
-            red_gsm8k_prompt(task, train, shot_idx, task == RED_GSM8K ? shots : 0, test[i].question, &prompts[i]);
-            if (prompts[i].failed) die(1, "eval: out of memory%s", "");
-            pp[i] = prompts[i].p;
-        }
-    }
     memset(&go, 0, sizeof go);
     go.max_gen = max_gen;
     go.batch = batch;
     go.add_bos = bos;
-    go.stops = red_gsm8k_stops(task, &go.n_stops);
     ps.t0 = now_s();
     ps.what = task_name;
     go.progress = progress_line;
     go.progress_ctx = &ps;
-    if (red_generate_until(&m, &tok, pp, n_test, &go, outs, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_gsm8k_run(&m, &tok, task, train, n_train, shots, test, n_test, &go, prompts, outs, &err) != RED_OK)
+        die(1, "%s", err.msg);
     fprintf(stderr, "eval: %d docs in %.1f s\n", n_test, now_s() - ps.t0);
     report_gsm8k(task, task_name, test, outs, prompts, n_test, json_out, samples_out, model, shots, max_gen, bos);
     for (i = 0; i < n_test; i++) {
         red_sbuf_free(&prompts[i]);
         red_sbuf_free(&outs[i]);
     }
-    free(prompts); free(outs); free(pp);
+    free(prompts); free(outs);
     red_gsm8k_free(test, n_all);
     red_gsm8k_free(train, n_train);
     red_model_free(&m);

@@ -875,6 +875,13 @@ typedef struct {
  * completions, cut at the stop strings. Deterministic. */
 red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
                               const red_gen_opts *o, red_sbuf *outs, red_error *err);
+/* lm-eval's GSM8K generate task on n docs: prompts (K exemplars drawn per
+ * doc as random.Random(1234).sample does, for gsm8k; cot's fixed 8), the
+ * task's stop strings (o's are ignored), greedy generation. prompts (may be
+ * NULL) and outs are n sbufs, initialised here. */
+red_status red_gsm8k_run(red_model *m, const red_tokenizer *tok, red_gsm8k_task task, const red_gsm8k_doc *train,
+                         int n_train, int shots, const red_gsm8k_doc *docs, int n, const red_gen_opts *o,
+                         red_sbuf *prompts, red_sbuf *outs, red_error *err);
 
 /* ------------------------------------------------------------------ eval/choice.c */
 
@@ -902,6 +909,12 @@ red_status red_loglikelihood(red_model *m, const red_tokenizer *tok, const char 
 /* acc prediction (first argmax of ll) and acc_norm prediction (ll divided by
  * the choice's length in code points; = pred for multi-context docs). */
 void red_mc_score(const red_mc_doc *d, const double *ll, int *pred, int *pred_norm);
+/* The whole harness on n docs: requests (query, " " + choice) or (context,
+ * " " + continuation), loglikelihood, then pred/pred_norm per doc; ll (sum of
+ * the docs' option counts, may be NULL) receives every request's score. */
+red_status red_mc_eval(red_model *m, const red_tokenizer *tok, const red_mc_doc *docs, int n, int add_bos, int batch,
+                       double *ll, int *pred, int *pred_norm, void (*progress)(void *, int, int), void *pctx,
+                       red_error *err);
 
 /* ------------------------------------------------------------------ eval/tasks.c */
 
@@ -935,6 +948,28 @@ typedef struct {
 red_status red_tasks_corpus(const red_world_opts *o, red_sbuf *out, red_error *err);
 /* Multiple-choice JSONL (standard and WinoGrande forms) about the world. */
 red_status red_tasks_choice(const red_world_opts *o, red_sbuf *out, red_error *err);
+
+/* ------------------------------------------------------------------ eval/svg.c */
+
+/* One line of a plot: n points (x, y), optional symmetric error bars. */
+typedef struct {
+    const char *label;     /* legend text (NULL: not in the legend) */
+    const double *x, *y, *err;  /* err may be NULL */
+    int n;
+    const char *color;     /* NULL: the palette's k-th colour */
+    int dashed, markers;
+    double width;          /* 0 normal, 2 thick, 1 thin */
+} red_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int logx, logy;
+    int have_xmin, have_ymin, have_ymax;
+    double xmin, ymin, ymax;
+} red_plot;
+
+/* A standalone SVG line plot (title, labelled axes, grid, legend), atomically. */
+red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s, int ns, red_error *err);
 
 /* ------------------------------------------------------------------ bench/ */
 

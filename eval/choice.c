@@ -236,3 +236,46 @@ void red_mc_score(const red_mc_doc *d, const double *ll, int *pred, int *pred_no
         if (a > b) *pred_norm = k;
     }
 }
+
+red_status red_mc_eval(red_model *m, const red_tokenizer *tok, const red_mc_doc *docs, int n, int add_bos, int batch,
+                       double *ll, int *pred, int *pred_norm, void (*progress)(void *, int, int), void *pctx,
+                       red_error *err) {
+    int i, k, q = 0, n_req = 0;
+    const char **ctx, **cont;
+    char **owned;
+    int *greedy;
+    double *lls = ll;
+    red_status st;
+    for (i = 0; i < n; i++) n_req += docs[i].n_options;
+    ctx = malloc(sizeof *ctx * (size_t)(n_req ? n_req : 1));
+    cont = malloc(sizeof *cont * (size_t)(n_req ? n_req : 1));
+    owned = calloc((size_t)(n_req ? n_req : 1), sizeof *owned);
+    greedy = malloc(sizeof *greedy * (size_t)(n_req ? n_req : 1));
+    if (!lls) lls = malloc(sizeof *lls * (size_t)(n_req ? n_req : 1));
+    if (!ctx || !cont || !owned || !greedy || !lls) {
+        st = red_error_set(err, RED_E_NOMEM, "choice: out of memory for %d requests", n_req);
+        goto out;
+    }
+    for (i = 0; i < n; i++)
+        for (k = 0; k < docs[i].n_options; k++, q++) {
+            /* target_delimiter " " before the continuation */
+            const char *c = docs[i].multi_context ? docs[i].text : docs[i].options[k];
+            owned[q] = malloc(strlen(c) + 2);
+            if (!owned[q]) {
+                st = red_error_set(err, RED_E_NOMEM, "choice: out of memory");
+                goto out;
+            }
+            owned[q][0] = ' ';
+            strcpy(owned[q] + 1, c);
+            ctx[q] = docs[i].multi_context ? docs[i].options[k] : docs[i].text;
+            cont[q] = owned[q];
+        }
+    if ((st = red_loglikelihood(m, tok, ctx, cont, n_req, add_bos, batch, lls, greedy, progress, pctx, err))) goto out;
+    for (i = 0, q = 0; i < n; q += docs[i].n_options, i++) red_mc_score(&docs[i], lls + q, &pred[i], &pred_norm[i]);
+out:
+    if (owned)
+        for (q = 0; q < n_req; q++) free(owned[q]);
+    free(owned); free(ctx); free(cont); free(greedy);
+    if (lls != ll) free(lls);
+    return st;
+}

@@ -135,3 +135,42 @@ out:
     free(ids); free(seq); free(pos); free(cur); free(len); free(alive);
     return st;
 }
+
+red_status red_gsm8k_run(red_model *m, const red_tokenizer *tok, red_gsm8k_task task, const red_gsm8k_doc *train,
+                         int n_train, int shots, const red_gsm8k_doc *docs, int n, const red_gen_opts *go,
+                         red_sbuf *prompts, red_sbuf *outs, red_error *err) {
+    red_gen_opts o = *go;
+    red_pyrandom rng;
+    int64_t shot_idx[64];
+    const char **pp = malloc(sizeof *pp * (size_t)(n ? n : 1));
+    red_sbuf *pr = prompts ? prompts : malloc(sizeof *pr * (size_t)(n ? n : 1));
+    red_status st = RED_OK;
+    int i, k = task == RED_GSM8K ? shots : 0;
+    if (!pp || !pr) {
+        free(pp);
+        if (!prompts) free(pr);
+        return red_error_set(err, RED_E_NOMEM, "gsm8k: out of memory for %d prompts", n);
+    }
+    if (k > 64 || (k > 0 && (!train || n_train < k))) {
+        free(pp);
+        if (!prompts) free(pr);
+        return red_error_set(err, RED_E_ARG, "gsm8k: %d shots need a few-shot set of at least that many docs (<= 64)", k);
+    }
+    red_pyrandom_seed(&rng, 1234);  /* re-seeded once per task, one draw per doc in order */
+    for (i = 0; i < n; i++) {
+        red_sbuf_init(&pr[i]);
+        red_sbuf_init(&outs[i]);
+        if (k > 0) red_pyrandom_sample(&rng, n_train, k, shot_idx);
+        red_gsm8k_prompt(task, train, shot_idx, k, docs[i].question, &pr[i]);
+        if (pr[i].failed) st = red_error_set(err, RED_E_NOMEM, "gsm8k: out of memory");
+        pp[i] = pr[i].p;
+    }
+    o.stops = red_gsm8k_stops(task, &o.n_stops);
+    if (st == RED_OK) st = red_generate_until(m, tok, pp, n, &o, outs, err);
+    if (!prompts) {
+        for (i = 0; i < n; i++) red_sbuf_free(&pr[i]);
+        free(pr);
+    }
+    free(pp);
+    return st;
+}
