@@ -22,6 +22,7 @@ static const char *usage_main =
     "  tasks    generate the built-in reasoning and general-ability tasks (JSONL/text)\n"
     "  train    train a byte-level model from scratch (checkpoints, exact resume)\n"
     "  distill  LRC/RED distillation of a teacher into a narrower student\n"
+    "  reproduce  the paper's experiment end to end: report.md, results.json, SVG plots\n"
     "  init     write a randomly initialised model directory (smoke tests)\n"
     "  info     describe a model directory (config.json + model.safetensors)\n"
     "  forward  logits of a token sequence, written as a .npy [T, V]\n"
@@ -524,15 +525,10 @@ typedef struct {
     const char *what;
 } progress_state;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static void progress_line(void *ctx, int done, int total) {
     progress_state *p = ctx;
-    double el = now_s() - p->t0, rate = done / (el > 1e-9 ? el : 1e-9);
+    double el = red_time_seconds() - p->t0, rate = done / (el > 1e-9 ? el : 1e-9);
     if (!isatty(2)) return;
     fprintf(stderr, "\r%s: %d/%d items, %.2f items/s, ETA %.0f s   ", p->what, done, total, rate,
             (total - done) / (rate > 1e-9 ? rate : 1e-9));
@@ -644,11 +640,11 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     }
     ll = xmalloc(sizeof *ll * (size_t)(n_req ? n_req : 1));
     preds = xmalloc(sizeof *preds * 2 * (size_t)(n ? n : 1));
-    ps.t0 = now_s();
+    ps.t0 = red_time_seconds();
     ps.what = "choice";
     if (red_mc_eval(&m, &tok, docs, n, bos, batch, ll, preds, preds + n, progress_line, &ps, &err) != RED_OK)
         die(1, "%s", err.msg);
-    fprintf(stderr, "eval: %d docs (%d requests) in %.1f s\n", n, n_req, now_s() - ps.t0);
+    fprintf(stderr, "eval: %d docs (%d requests) in %.1f s\n", n, n_req, red_time_seconds() - ps.t0);
     red_sbuf_init(&samples);
     for (i = 0, q = 0; i < n; q += docs[i].n_options, i++) {
         int pred = preds[i], pred_norm = preds[n + i];
@@ -754,13 +750,13 @@ static int cmd_eval(int argc, char **argv) {
     go.max_gen = max_gen;
     go.batch = batch;
     go.add_bos = bos;
-    ps.t0 = now_s();
+    ps.t0 = red_time_seconds();
     ps.what = task_name;
     go.progress = progress_line;
     go.progress_ctx = &ps;
     if (red_gsm8k_run(&m, &tok, task, train, n_train, shots, test, n_test, &go, prompts, outs, &err) != RED_OK)
         die(1, "%s", err.msg);
-    fprintf(stderr, "eval: %d docs in %.1f s\n", n_test, now_s() - ps.t0);
+    fprintf(stderr, "eval: %d docs in %.1f s\n", n_test, red_time_seconds() - ps.t0);
     report_gsm8k(task, task_name, test, outs, prompts, n_test, json_out, samples_out, model, shots, max_gen, bos);
     for (i = 0; i < n_test; i++) {
         red_sbuf_free(&prompts[i]);
@@ -1000,7 +996,7 @@ typedef struct {
 
 static void train_progress(void *ctx, const red_train_progress *p) {
     train_log *l = ctx;
-    double el = now_s() - l->t0, rate = (p->step - l->first_step) * (double)l->tokens_per_step / (el > 1e-9 ? el : 1e-9);
+    double el = red_time_seconds() - l->t0, rate = (p->step - l->first_step) * (double)l->tokens_per_step / (el > 1e-9 ? el : 1e-9);
     double eta = (p->total_steps - p->step) * (double)l->tokens_per_step / (rate > 1 ? rate : 1);
     if (p->step % (uint64_t)l->log_every && p->step != p->total_steps && p->eval_loss != p->eval_loss) return;
     fprintf(stderr, "step %llu/%llu  loss %.4f", (unsigned long long)p->step, (unsigned long long)p->total_steps, p->loss);
@@ -1102,7 +1098,7 @@ static int cmd_train(int argc, char **argv) {
                 m.cfg.ffn, (unsigned long long)steps, o.batch, o.seq);
     }
     o.resume = resume;
-    tl.t0 = now_s();
+    tl.t0 = red_time_seconds();
     tl.first_step = 0;
     tl.log_every = log_every;
     tl.tokens_per_step = o.batch * o.seq;
@@ -1110,7 +1106,7 @@ static int cmd_train(int argc, char **argv) {
     o.progress_ctx = &tl;
     if (!eval_path) o.eval_every = 0;
     if (red_train(&o, &m, &tok, &d, eval_path ? &ev : NULL, &err) != RED_OK) die(1, "%s", err.msg);
-    fprintf(stderr, "train: done in %.1f s -> %s\n", now_s() - tl.t0, o.out);
+    fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o.out);
     red_train_data_free(&d);
     red_train_data_free(&ev);
     red_model_free(&m);
@@ -1121,17 +1117,11 @@ static int cmd_train(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ distill, erank --model */
 
-/* The first n_rows rows of T tokens of the data in a fixed order (the
- * calibration stream), for measurements every model shares. */
 static int *fixed_rows(red_train_data *d, int n_rows, int T) {
-    int *tok = malloc((size_t)n_rows * T * sizeof(int)), *tgt = malloc((size_t)T * sizeof(int)), r;
-    uint64_t epoch = 0, off = 0;
+    int *tok = malloc((size_t)n_rows * T * sizeof(int));
     red_error err;
-    if (!tok || !tgt) die(1, "out of memory for %s rows", "eRank");
-    for (r = 0; r < n_rows; r++)
-        if (red_train_data_batch(d, RED_CALIB_SEED, &epoch, &off, 1, T, tok + (size_t)r * T, tgt, &err) != RED_OK)
-            die(1, "%s", err.msg);
-    free(tgt);
+    if (!tok) die(1, "out of memory for %s rows", "eRank");
+    if (red_train_data_rows(d, n_rows, T, tok, &err) != RED_OK) die(1, "%s", err.msg);
     return tok;
 }
 
@@ -1251,7 +1241,7 @@ typedef struct {
 
 static void distill_progress(void *ctx, const red_distill_progress *p) {
     distill_log *l = ctx;
-    double el = now_s() - l->t0, rate = (p->step - l->first_step) * (double)l->tokens_per_step / (el > 1e-9 ? el : 1e-9);
+    double el = red_time_seconds() - l->t0, rate = (p->step - l->first_step) * (double)l->tokens_per_step / (el > 1e-9 ? el : 1e-9);
     double eta = (p->total_steps - p->step) * (double)l->tokens_per_step / (rate > 1 ? rate : 1);
     const double *c = p->loss.clone_site;
     if (p->step % (uint64_t)l->log_every && p->step != p->total_steps && p->step != 1) return;
@@ -1406,7 +1396,7 @@ static int cmd_distill(int argc, char **argv) {
     red_sbuf_puts(&curve, "");
     red_sbuf_init(&init_part);
     red_sbuf_puts(&init_part, "");
-    t_start = now_s();
+    t_start = red_time_seconds();
     if (erank_tokens > 0) {
         er_n = (int)((erank_tokens + o.seq - 1) / o.seq);
         er_rows = fixed_rows(&cd, er_n, o.seq);
@@ -1439,7 +1429,7 @@ static int cmd_distill(int argc, char **argv) {
         o.tokens = tokens;
         o.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : steps / 100;
         o.log_every = (uint64_t)log_every;
-        dl.t0 = now_s();
+        dl.t0 = red_time_seconds();
         dl.first_step = 0;
         dl.log_every = log_every;
         dl.tokens_per_step = o.batch * o.seq;
@@ -1507,7 +1497,7 @@ static int cmd_distill(int argc, char **argv) {
             p = e + 1;
         }
     }
-    red_sbuf_printf(&js, "],\n  \"wall_seconds\": %.1f}\n", now_s() - t_start);
+    red_sbuf_printf(&js, "],\n  \"wall_seconds\": %.1f}\n", red_time_seconds() - t_start);
     {
         char path[2048];
         snprintf(path, sizeof path, "%s/distill_log.json", out);
@@ -1524,6 +1514,112 @@ static int cmd_distill(int argc, char **argv) {
     red_train_data_free(&cd);
     red_student_free(&s);
     red_model_free(&t);
+    red_pool_destroy(pool);
+    return 0;
+}
+
+
+static const char *usage_reproduce =
+    "usage: red reproduce [--out DIR] [--teacher DIR] [--quick | --full] [--quarter]\n"
+    "                     [--inits lrc,orthogonal,pca,magnitude,red] [--seeds N] [--tokens N]\n"
+    "                     [--mix F] [--per-step N] [--choice N] [--lr LR] [--threads N]\n"
+    "\n"
+    "The paper's experiment (../shared/docs/method.md §E) on a teacher (default\n"
+    "data/teacher): students at half width (--quarter: a quarter) with every init\n"
+    "and several seeds at an equal token budget, distilled on mostly general corpus\n"
+    "with a minority of reasoning problems (--mix, default 0.1 of the tokens);\n"
+    "every student and the teacher evaluated with the zero-shot GSM8K harness on\n"
+    "held-out problems of 1..6 steps and with the multiple-choice harness; eRank\n"
+    "per layer at init and after. Writes DIR (default reproduce-out)/report.md,\n"
+    "results.json and SVG plots. Interrupted runs resume: finished students are\n"
+    "kept, an unfinished one continues from its last checkpoint.\n"
+    "Budgets: default 3 seeds, 327680 tokens per student; --quick 1 seed, 16384\n"
+    "tokens, small test sets (a smoke run); --full 5 seeds, 4x the tokens.\n";
+
+static void say_line(void *ctx, const char *msg) {
+    double *t0 = ctx;
+    fprintf(stderr, "[%6.0f s] %s\n", red_time_seconds() - *t0, msg);
+}
+
+static int cmd_reproduce(int argc, char **argv) {
+    red_repro_opts o;
+    red_pool *pool;
+    red_error err;
+    int i, threads = 0, quick = 0, full = 0, seeds = -1, per_step = -1, n_choice = -1;
+    double t0 = red_time_seconds(), mix = 0.1;
+    int64_t tokens = -1;
+    float lr = 3e-3f;
+    char *inits = NULL;
+    memset(&o, 0, sizeof o);
+    o.teacher = "data/teacher";
+    o.out = "reproduce-out";
+    o.width_ratio = 0.5;
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage_reproduce, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--quick")) { quick = 1; continue; }
+        if (!strcmp(a, "--full")) { full = 1; continue; }
+        if (!strcmp(a, "--quarter")) { o.width_ratio = 0.25; continue; }
+        if (i + 1 >= argc) die(2, "reproduce: %s needs a value (see red reproduce --help)", a);
+        if (!strcmp(a, "--out")) o.out = argv[++i];
+        else if (!strcmp(a, "--teacher")) o.teacher = argv[++i];
+        else if (!strcmp(a, "--inits")) inits = argv[++i];
+        else if (!strcmp(a, "--seeds")) seeds = (int)parse_num(a, argv[++i], 1, 64);
+        else if (!strcmp(a, "--tokens")) tokens = (int64_t)parse_num(a, argv[++i], 1, 1e12);
+        else if (!strcmp(a, "--mix")) mix = parse_num(a, argv[++i], 0, 0.95);
+        else if (!strcmp(a, "--per-step")) per_step = (int)parse_num(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--choice")) n_choice = (int)parse_num(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--lr")) lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
+        else die(2, "reproduce: unknown option '%s' (see red reproduce --help)", a);
+    }
+    if (quick && full) die(2, "reproduce: --quick and --full exclude each other%s", "");
+    if (inits) {
+        char *p = inits, *tok;
+        while ((tok = strtok(p, ",")) != NULL) {
+            if (o.n_inits == 16) die(2, "reproduce: at most 16 inits%s", "");
+            o.inits[o.n_inits++] = tok;
+            p = NULL;
+        }
+    } else {
+        static const char *const def[] = {"lrc", "orthogonal", "pca", "magnitude", "red"};
+        for (i = 0; i < 5; i++) o.inits[o.n_inits++] = def[i];
+    }
+    o.quick = quick;
+    o.full = full;
+    o.n_seeds = quick ? 1 : full ? 5 : 3;
+    o.tokens = quick ? 16384 : full ? 4 * 327680 : 327680;
+    o.per_step = quick ? 6 : full ? 100 : 40;
+    o.n_choice = quick ? 40 : full ? 400 : 200;
+    o.n_evals = quick ? 1 : full ? 8 : 4;
+    o.corpus_lines = quick ? 4000 : 40000;
+    o.calib_tokens = quick ? 16384 : 131072;
+    o.erank_tokens = quick ? 2048 : 8192;
+    o.batch = 4;
+    o.seq = 1024;
+    if (seeds > 0) o.n_seeds = seeds;
+    if (tokens > 0) o.tokens = (uint64_t)tokens;
+    if (per_step > 0) o.per_step = per_step;
+    if (n_choice > 0) o.n_choice = n_choice;
+    o.mix = mix;
+    o.lr = lr;
+    o.tau = 10.0f;
+    o.alpha = 0.2f;
+    o.say = say_line;
+    o.say_ctx = &t0;
+    {
+        red_config c;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/config.json", o.teacher);
+        if (red_config_read(&c, path, &err) != RED_OK)
+            die(1, "reproduce: no teacher at %s (make teacher, or --teacher DIR)", o.teacher);
+        if (o.seq > c.max_pos) o.seq = c.max_pos;
+    }
+    pool = make_pool(threads);
+    if (red_reproduce(&o, pool, &err) != RED_OK) die(1, "%s", err.msg);
     red_pool_destroy(pool);
     return 0;
 }
@@ -1554,6 +1650,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "distill")) return cmd_distill(argc - 2, argv + 2);
+    if (!strcmp(cmd, "reproduce")) return cmd_reproduce(argc - 2, argv + 2);
     if (!strcmp(cmd, "tasks")) return cmd_tasks(argc - 2, argv + 2);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);

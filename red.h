@@ -88,6 +88,7 @@ int red_pool_size(const red_pool *p);
 /* Runs fn on the first nth threads of the pool (1 <= nth <= size; else size). */
 void red_pool_run(red_pool *p, int nth, red_task_fn fn, void *arg);
 void *red_pool_scratch(red_pool *p, int ith);  /* RED_POOL_SCRATCH_BYTES, 64-aligned */
+double red_time_seconds(void);  /* monotonic clock */
 /* Runs fn(ctx, lo, hi) over static slices of [0, n), one thread per ~5e4
  * units of work (work_per_unit per item; waking a worker costs ~100 us, so
  * small jobs stay on the caller). pool may be NULL. */
@@ -634,6 +635,10 @@ typedef struct {
     int have_epoch;
 } red_train_data;
 
+/* Calibration and measurement rows are read from the data stream shuffled
+ * with this seed, from its start. */
+#define RED_CALIB_SEED 0x0ca11bu
+
 /* Adds a file: .jsonl (gsm8k, {"text"}, multiple-choice or WinoGrande form,
  * formatted as train.c describes) or plain text (one document per line). */
 red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err);
@@ -643,6 +648,9 @@ void red_train_data_free(red_train_data *d);
  * document start; the tail of a document cut by a row's end is skipped. */
 red_status red_train_data_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, uint64_t *offset, int B, int T,
                                 int *in, int *tgt, red_error *err);
+/* The first n_rows rows of T tokens of the stream shuffled with
+ * RED_CALIB_SEED: a fixed token set every model can be measured on. */
+red_status red_train_data_rows(red_train_data *d, int n_rows, int T, int *tokens, red_error *err);
 
 typedef struct {
     uint64_t step, total_steps, epoch;
@@ -745,9 +753,6 @@ red_status red_student_init(red_student *s, red_model *teacher, int d_s, red_err
 void red_student_free(red_student *s);
 /* Activations for B x T batches (teacher and student). */
 red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err);
-/* Calibration rows are read from the data stream shuffled with this seed,
- * from its start, for calib_tokens tokens or one epoch, whichever is less. */
-#define RED_CALIB_SEED 0x0ca11bu
 /* Initialises projections and norms (method.md A4, B, C). calib (B x T rows,
  * calib_tokens of them) is needed by pca, red and teacher-rms norms. */
 red_status red_student_initialize(red_student *s, const red_init_opts *o, red_train_data *calib,
@@ -801,6 +806,31 @@ typedef struct {
  * give bit-identical results, resumed or not. */
 red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
                        red_error *err);
+
+/* ------------------------------------------------------------------ reproduce.c */
+
+typedef struct {
+    const char *teacher, *out;
+    const char *inits[16];
+    int n_inits, n_seeds;
+    double width_ratio;       /* 0.5 half, 0.25 quarter */
+    uint64_t tokens;          /* distillation tokens per student */
+    double mix;               /* reasoning share of the distillation data (tokens) */
+    int64_t corpus_lines;     /* general corpus lines in the distillation data */
+    int per_step;             /* test problems per step count 1..6 */
+    int n_choice;             /* multiple-choice test items */
+    int n_evals;              /* reasoning checkpoints along training (>= 1) */
+    int batch, seq;
+    float lr, tau, alpha;
+    int64_t calib_tokens, erank_tokens;
+    int quick, full;          /* for the report's title */
+    void (*say)(void *ctx, const char *msg);
+    void *say_ctx;
+} red_repro_opts;
+
+/* The experiment of method.md §E on a teacher directory; resumable (see
+ * reproduce.c for the layout of o->out). */
+red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err);
 
 /* ------------------------------------------------------------------ eval/pyrandom.c */
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ status */
@@ -589,4 +590,10 @@ void red_par_range(red_pool *pool, int64_t n, double work_per_unit, red_range_fn
     t.ctx = ctx;
     t.n = n;
     red_pool_run(pool, (int)nth, range_thread, &t);
+}
+
+double red_time_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

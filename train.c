@@ -346,3 +346,14 @@ out:
     free(tgt);
     return st;
 }
+
+red_status red_train_data_rows(red_train_data *d, int n_rows, int T, int *tokens, red_error *err) {
+    int *tgt = malloc((size_t)T * sizeof(int)), r;
+    uint64_t epoch = 0, off = 0;
+    red_status st = RED_OK;
+    if (!tgt) return red_error_set(err, RED_E_NOMEM, "train: out of memory");
+    for (r = 0; r < n_rows && st == RED_OK; r++)
+        st = red_train_data_batch(d, RED_CALIB_SEED, &epoch, &off, 1, T, tokens + (size_t)r * T, tgt, err);
+    free(tgt);
+    return st;
+}

@@ -38,11 +38,6 @@ extern void sgesdd_(const char *jobz, const int *m, const int *n, float *a, cons
 extern void openblas_set_num_threads(int);
 #endif
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -154,9 +149,9 @@ static double time_matmul(sgemm_impl impl, red_pool *pool, const bench_opts *o, 
     for (r = 0; r < reps; r++) {
         double t0;
         memcpy(C, C0, csz);
-        t0 = now_seconds();
+        t0 = red_time_seconds();
         impl(pool, o, A, B, C);
-        t[r] = now_seconds() - t0;
+        t[r] = red_time_seconds() - t0;
     }
     med = median(t, reps);
     red_free_aligned(t);
@@ -316,9 +311,9 @@ static int bench_svd(const bench_opts *o) {
     red_rng_seed(&rng, 99);
     red_rng_fill_normal(&rng, A, (size_t)m * n, 0.0f, 1.0f);
     for (r = 0; r < reps; r++) {
-        double t0 = now_seconds();
+        double t0 = red_time_seconds();
         st = red_svd(pool, m, n, A, n, U, S, V, &info);
-        t[r] = now_seconds() - t0;
+        t[r] = red_time_seconds() - t0;
         if (st != RED_OK) break;
     }
     sec = median(t, r > 0 ? r : 1);
@@ -339,9 +334,9 @@ static int bench_svd(const bench_opts *o) {
             int info_l = 0;
             if (which == 0 && m < n) continue;  /* sgesvj needs m >= n */
             for (r = 0; r < reps; r++) {
-                double t0 = now_seconds();
+                double t0 = red_time_seconds();
                 info_l = lapack_svd(m, n, A, U, S, V, which);
-                t[r] = now_seconds() - t0;
+                t[r] = red_time_seconds() - t0;
             }
             psec = median(t, reps);
             svd_errors(m, n, A, U, S, V, &pr, &pu, &pv);
@@ -381,7 +376,7 @@ typedef struct {
 static void peak_thread(void *arg, int ith, int nth) {
     peak_task *pt = arg;
     long i;
-    double t0 = now_seconds();
+    double t0 = red_time_seconds();
     (void)nth;
 #ifndef RED_SIMD_SCALAR
     {
@@ -408,7 +403,7 @@ static void peak_thread(void *arg, int ith, int nth) {
         pt->sink[ith % 64] = x[0] + x[11];
     }
 #endif
-    pt->seconds[ith] = now_seconds() - t0;
+    pt->seconds[ith] = red_time_seconds() - t0;
 }
 
 static int bench_peak(const bench_opts *o) {
@@ -497,14 +492,14 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
         motif_tokens(&r, tok, tgt, p->batch, p->seq, c.vocab);
         for (s = 0; s <= steps; s++) {  /* step 0 is warm-up, not timed */
             float loss;
-            t0 = now_seconds();
+            t0 = red_time_seconds();
             red_model_forward(&m, tok, p->batch, p->seq);
             red_model_zero_grad(&m);
             loss = red_model_cross_entropy(&m, tgt, 1, NULL);
             red_model_backward(&m);
             red_clip_grad_norm(pool, m.grads, m.n_params, 1.0);
             red_model_adamw(&m, &opt);
-            t0 = now_seconds() - t0;
+            t0 = red_time_seconds() - t0;
             if (s == 0) first = loss;
             else {
                 total += t0;
@@ -534,20 +529,20 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
         posv = bench_alloc(sizeof(int) * (size_t)(P > B ? P : B));
         cur = bench_alloc(sizeof(int) * (size_t)B);
         motif_tokens(&r, tok, tgt, 1, p->seq, c.vocab);
-        t0 = now_seconds();
+        t0 = red_time_seconds();
         for (i = 0; i < B; i++) {
             for (j = 0; j < P; j++) { seqv[j] = i; posv[j] = j; }
             red_kv_forward(&m, &kv, P, tok, seqv, posv);
             cur[i] = red_sample(kv.logits + (size_t)(P - 1) * c.vocab, c.vocab, &greedy, &r, idx);
         }
-        t_prefill = now_seconds() - t0;
-        t0 = now_seconds();
+        t_prefill = red_time_seconds() - t0;
+        t0 = red_time_seconds();
         for (s = 0; s < gen; s++) {
             for (i = 0; i < B; i++) { seqv[i] = i; posv[i] = P + s; }
             red_kv_forward(&m, &kv, B, cur, seqv, posv);
             for (i = 0; i < B; i++) cur[i] = red_sample(kv.logits + (size_t)i * c.vocab, c.vocab, &greedy, &r, idx);
         }
-        t_decode = now_seconds() - t0;
+        t_decode = red_time_seconds() - t0;
         ok = cur[0] >= 0 && cur[0] < c.vocab;
         printf("op=infer config=%c dim=%d layers=%d heads=%d ffn=%d vocab=%d threads=%d simd=%s batch=%d "
                "prompt=%d gen=%d prefill_tok_per_s=%.0f decode_tok_per_s=%.0f decode_ms_per_step=%.3f pass=%d\n",
@@ -601,12 +596,12 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     tgt = bench_alloc(sizeof(int) * (size_t)p->batch * p->seq);
     motif_tokens(&r, tok, tgt, p->batch, p->seq, c.vocab);
     for (k = 0; k <= steps; k++) {  /* step 0 is warm-up, not timed */
-        t0 = now_seconds();
+        t0 = red_time_seconds();
         red_student_loss(&s, tok, tgt, &lc, 1, &L);
         red_clip_grad_norm(pool, s.grads, s.n, 1.0);
         s.adam_t++;
         red_adamw_update(s.params, s.grads, s.adam_m, s.adam_v, s.n, &opt, 0.0f, s.adam_t);
-        t0 = now_seconds() - t0;
+        t0 = red_time_seconds() - t0;
         if (k == 0) first = L.total;
         else {
             total += t0;

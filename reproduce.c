@@ -1,0 +1,870 @@
+/* reproduce.c - `red reproduce`: the paper's experiment (method.md §E) on a
+ * teacher: distillation data (mostly general corpus, a minority of reasoning
+ * problems, the teacher's task format), students with every init and several
+ * seeds at an equal token budget, the GSM8K-style and multiple-choice
+ * harnesses on held-out test splits (accuracy by number of steps, and along
+ * training), eRank per layer at init and after, projection spectra, and a
+ * report (report.md, results.json, SVG plots drawn by eval/svg.c).
+ *
+ * Layout of OUT: data/ (generated test and distillation files), teacher.json,
+ * runs/<init>-s<seed>/ (the distillation state, the student model and
+ * result.json, written last: a run with result.json is done and skipped on
+ * the next invocation, a run with only a state resumes), results.json,
+ * report.md, *.svg. */
+#include "red.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_STEPS 6
+
+typedef struct {
+    red_reasoning_opts fmt;   /* the teacher's task format */
+    red_world_opts world;
+} task_format;
+
+typedef struct {
+    red_gsm8k_doc *docs[MAX_STEPS];
+    int n[MAX_STEPS], max_gen[MAX_STEPS];
+    red_mc_doc *mc;
+    int n_mc;
+} test_sets;
+
+static void say(const red_repro_opts *o, const char *fmt, const char *a, double x) {
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, a, x);
+    if (o->say) o->say(o->say_ctx, msg);
+}
+
+static red_status make_dir(const char *path, red_error *err) {
+    if (mkdir(path, 0777) && errno != EEXIST) return red_error_set(err, RED_E_IO, "%s: cannot create directory", path);
+    return RED_OK;
+}
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* The teacher's task format from TEACHER/red_tasks.json (defaults when absent). */
+static red_status read_format(const char *dir, task_format *f, red_error *err) {
+    char path[2048];
+    unsigned char *buf;
+    size_t len;
+    red_json *j;
+    const red_json *v;
+    red_status st;
+    memset(f, 0, sizeof *f);
+    f->fmt.max_number = 100;
+    f->fmt.ops = "+-*/";
+    f->world.world_seed = 1;
+    f->world.n_entities = 48;
+    snprintf(path, sizeof path, "%s/red_tasks.json", dir);
+    if (!file_exists(path)) return RED_OK;
+    if ((st = red_read_file(path, &buf, &len, err))) return st;
+    st = red_json_parse((const char *)buf, len, path, &j, err);
+    free(buf);
+    if (st) return st;
+    if ((v = red_json_get(j, "solution")) && v->type == RED_JSON_STRING) f->fmt.restate = !strcmp(v->str, "restate");
+    if ((v = red_json_get(j, "keyed")) && (v->type == RED_JSON_TRUE || v->type == RED_JSON_FALSE)) f->fmt.keyed = v->type == RED_JSON_TRUE;
+    if ((v = red_json_get(j, "max_number")) && v->is_int) f->fmt.max_number = v->ival;
+    if ((v = red_json_get(j, "world_seed")) && v->is_int) f->world.world_seed = (uint64_t)v->ival;
+    if ((v = red_json_get(j, "entities")) && v->is_int) f->world.n_entities = (int)v->ival;
+    red_json_free(j);
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ data */
+
+static red_status write_sbuf(const char *path, red_sbuf *b, red_error *err) {
+    if (b->failed) return red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
+    return red_write_file_atomic(path, b->p ? b->p : "", b->len, err);
+}
+
+/* Test files per step count and the choice test; distillation corpus and reasoning. */
+static red_status make_data(const red_repro_opts *o, const task_format *f, red_error *err) {
+    char path[2048];
+    red_sbuf b;
+    red_reasoning_opts ro = f->fmt;
+    red_world_opts wo = f->world;
+    red_status st = RED_OK;
+    int k;
+    double corpus_bytes;
+    for (k = 1; k <= MAX_STEPS && st == RED_OK; k++) {
+        red_sbuf_init(&b);
+        red_sbuf_puts(&b, "");
+        ro.split = RED_SPLIT_TEST; ro.n = o->per_step; ro.seed = 5; ro.min_steps = ro.max_steps = k;
+        snprintf(path, sizeof path, "%s/data/test_steps%d.jsonl", o->out, k);
+        if (!(st = red_tasks_reasoning(&ro, &b, err))) st = write_sbuf(path, &b, err);
+        red_sbuf_free(&b);
+    }
+    if (st) return st;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "");
+    wo.split = RED_SPLIT_TEST; wo.n = o->n_choice; wo.seed = 5;
+    snprintf(path, sizeof path, "%s/data/test_choice.jsonl", o->out);
+    if (!(st = red_tasks_choice(&wo, &b, err))) st = write_sbuf(path, &b, err);
+    red_sbuf_free(&b);
+    if (st) return st;
+    /* distillation: general corpus + reasoning (distill split, 1-6 steps) at the mix by bytes (= tokens) */
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "");
+    wo.split = RED_SPLIT_TRAIN; wo.n = o->corpus_lines; wo.seed = 21;
+    snprintf(path, sizeof path, "%s/data/distill_corpus.txt", o->out);
+    if (!(st = red_tasks_corpus(&wo, &b, err))) st = write_sbuf(path, &b, err);
+    corpus_bytes = (double)b.len;
+    red_sbuf_free(&b);
+    if (st) return st;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "");
+    ro.split = RED_SPLIT_DISTILL; ro.n = 200; ro.seed = 21; ro.min_steps = 1; ro.max_steps = MAX_STEPS;
+    if ((st = red_tasks_reasoning(&ro, &b, err))) {
+        red_sbuf_free(&b);
+        return st;
+    }
+    {   /* problems so that reasoning is `mix` of the bytes */
+        double per = (double)b.len / 200.0, want = o->mix / (1.0 - o->mix) * corpus_bytes;
+        ro.n = (int64_t)(want / per) + 1;
+    }
+    b.len = 0;
+    snprintf(path, sizeof path, "%s/data/distill_reasoning.jsonl", o->out);
+    if (o->mix > 0 && !(st = red_tasks_reasoning(&ro, &b, err))) st = write_sbuf(path, &b, err);
+    red_sbuf_free(&b);
+    return st;
+}
+
+static red_status load_tests(const red_repro_opts *o, const red_tokenizer *tok, test_sets *t, red_error *err) {
+    char path[2048];
+    int k, i;
+    red_status st;
+    memset(t, 0, sizeof *t);
+    for (k = 0; k < MAX_STEPS; k++) {
+        snprintf(path, sizeof path, "%s/data/test_steps%d.jsonl", o->out, k + 1);
+        if ((st = red_gsm8k_load(path, &t->docs[k], &t->n[k], err))) return st;
+        t->max_gen[k] = 16;
+        for (i = 0; i < t->n[k]; i++) {  /* room for the longest reference solution, plus a margin */
+            int len = red_tokenize(tok, t->docs[k][i].answer, strlen(t->docs[k][i].answer), 0, NULL, 0) + 24;
+            if (len > t->max_gen[k]) t->max_gen[k] = len;
+        }
+    }
+    snprintf(path, sizeof path, "%s/data/test_choice.jsonl", o->out);
+    return red_mc_load(path, &t->mc, &t->n_mc, err);
+}
+
+static void free_tests(test_sets *t) {
+    int k;
+    for (k = 0; k < MAX_STEPS; k++) red_gsm8k_free(t->docs[k], t->n[k]);
+    red_mc_free(t->mc, t->n_mc);
+}
+
+/* ------------------------------------------------------------------ evaluation */
+
+/* Strict exact match per step count (k in [lo, hi]); acc[k-1] in [0, 1]. */
+static red_status eval_reasoning(red_model *m, const red_tokenizer *tok, const test_sets *t, int lo, int hi,
+                                 double *acc, red_error *err) {
+    int k, i;
+    red_status st = RED_OK;
+    for (k = lo; k <= hi && st == RED_OK; k++) {
+        red_sbuf *outs = calloc((size_t)(t->n[k - 1] ? t->n[k - 1] : 1), sizeof *outs);
+        red_gen_opts go;
+        int ok = 0;
+        if (!outs) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+        memset(&go, 0, sizeof go);
+        go.max_gen = t->max_gen[k - 1];
+        if (go.max_gen > m->cfg.max_pos / 2) go.max_gen = m->cfg.max_pos / 2;
+        go.batch = 32;
+        st = red_gsm8k_run(m, tok, RED_GSM8K, NULL, 0, 0, t->docs[k - 1], t->n[k - 1], &go, NULL, outs, err);
+        for (i = 0; i < t->n[k - 1]; i++) {
+            if (st == RED_OK) {
+                red_gsm8k_scored sc;
+                red_gsm8k_score_one(RED_GSM8K, outs[i].p ? outs[i].p : "", t->docs[k - 1][i].answer, &sc);
+                ok += sc.strict_ok;
+                red_gsm8k_scored_free(&sc);
+            }
+            red_sbuf_free(&outs[i]);
+        }
+        free(outs);
+        acc[k - 1] = t->n[k - 1] ? (double)ok / t->n[k - 1] : 0.0;
+    }
+    return st;
+}
+
+static red_status eval_choice(red_model *m, const red_tokenizer *tok, const test_sets *t, double *acc, red_error *err) {
+    int *pred = malloc(sizeof(int) * 2 * (size_t)(t->n_mc ? t->n_mc : 1)), i, ok = 0;
+    red_status st;
+    if (!pred) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    st = red_mc_eval(m, tok, t->mc, t->n_mc, 0, 16, NULL, pred, pred + t->n_mc, NULL, NULL, err);
+    for (i = 0; i < t->n_mc; i++) ok += pred[i] == t->mc[i].gold;
+    *acc = t->n_mc ? (double)ok / t->n_mc : 0.0;
+    free(pred);
+    return st;
+}
+
+/* Accuracy over the 2-4-step problems, the headline. */
+static double acc_2_4(const double *acc, const test_sets *t) {
+    double s = 0.0;
+    int k, n = 0;
+    for (k = 2; k <= 4; k++) {
+        s += acc[k - 1] * t->n[k - 1];
+        n += t->n[k - 1];
+    }
+    return n ? s / n : 0.0;
+}
+
+static void put_array(red_sbuf *b, const double *x, int n) {
+    int i;
+    red_sbuf_puts(b, "[");
+    for (i = 0; i < n; i++) {
+        if (i) red_sbuf_puts(b, ", ");
+        red_json_put_number(b, x[i]);
+    }
+    red_sbuf_puts(b, "]");
+}
+
+/* Mean sorted singular-value spectrum over every projection. */
+static red_status mean_spectrum(const red_student *s, red_pool *pool, double *mean, red_error *err) {
+    int i, k, np = red_student_n_proj(s);
+    float *sv = malloc((size_t)s->d_s * sizeof(float));
+    if (!sv) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    for (k = 0; k < s->d_s; k++) mean[k] = 0.0;
+    for (i = 0; i < np; i++) {
+        if (red_svd(pool, s->d_t, s->d_s, red_student_proj(s, i, NULL, 0), s->d_s, NULL, sv, NULL, NULL) != RED_OK) {
+            free(sv);
+            return red_error_set(err, RED_E_NOCONV, "reproduce: SVD of a projection did not converge");
+        }
+        for (k = 0; k < s->d_s; k++) mean[k] += sv[k] / np;
+    }
+    free(sv);
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ one student */
+
+typedef struct {
+    red_model *teacher;
+    const red_tokenizer *tok;
+    red_train_data *data;
+    const test_sets *tests;
+    const int *erank_rows;
+    int n_erank_rows;
+    red_pool *pool;
+} shared_state;
+
+static red_status run_student(const red_repro_opts *o, shared_state *sh, const char *init, int seed, red_error *err) {
+    char dir[2048], path[2304];
+    red_student s;
+    red_init_opts io;
+    red_distill_opts d;
+    red_sbuf log, res;
+    int L = sh->teacher->cfg.n_layers, width = (int)(sh->teacher->cfg.dim * o->width_ratio + 0.5), seg, n_seg = o->n_evals;
+    double *er0, *er1, *sv0, *sv1, acc[MAX_STEPS], choice = 0.0, *curve_acc, *curve_tok;
+    uint64_t steps = o->tokens / ((uint64_t)o->batch * o->seq);
+    red_status st;
+    snprintf(dir, sizeof dir, "%s/runs/%s-s%d", o->out, init, seed);
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    if (file_exists(path)) return RED_OK;  /* done in an earlier invocation */
+    if ((st = make_dir(dir, err))) return st;
+    if (width < 1) width = 1;
+    if (steps < (uint64_t)n_seg) n_seg = (int)(steps ? steps : 1);
+    memset(&io, 0, sizeof io);
+    io.std = 0.02f;
+    io.orth_scale = 1.0f;
+    io.score = RED_SCORE_ENERGY;
+    io.norms = RED_NORMS_DEFAULT;
+    io.seed = (uint64_t)seed;
+    if (!strcmp(init, "lrc")) { io.kind = RED_INIT_LRC; io.std = (float)(0.02 * sqrt(3072.0 / sh->teacher->cfg.dim)); }
+    else if (!strcmp(init, "lrc-literal")) io.kind = RED_INIT_LRC;
+    else if (!strcmp(init, "orthogonal")) io.kind = RED_INIT_ORTHOGONAL;
+    else if (!strcmp(init, "pca")) io.kind = RED_INIT_PCA;
+    else if (!strcmp(init, "magnitude")) io.kind = RED_INIT_MAGNITUDE;
+    else if (!strcmp(init, "red")) io.kind = RED_INIT_RED;
+    else return red_error_set(err, RED_E_ARG, "reproduce: unknown init '%s' (lrc, lrc-literal, orthogonal, pca, magnitude, red)", init);
+    if ((st = red_student_init(&s, sh->teacher, width, err))) return st;
+    er0 = calloc((size_t)(2 * (L + 1) + 2 * width + 2 * (n_seg + 1)), sizeof(double));
+    if (!er0) {
+        red_student_free(&s);
+        return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    }
+    er1 = er0 + L + 1;
+    sv0 = er1 + L + 1;
+    sv1 = sv0 + width;
+    curve_acc = sv1 + width;
+    curve_tok = curve_acc + n_seg + 1;
+    red_sbuf_init(&log);
+    red_sbuf_puts(&log, "");
+    red_sbuf_init(&res);
+    red_sbuf_puts(&res, "");
+    if ((st = red_student_train_alloc(&s, o->batch, o->seq, err)) ||
+        (st = red_student_initialize(&s, &io, sh->data, o->calib_tokens, err)))
+        goto out;
+    red_student_merge(&s);
+    if ((st = red_erank_layers(&s.model, sh->erank_rows, sh->n_erank_rows, o->seq, 0, er0, err)) ||
+        (st = mean_spectrum(&s, sh->pool, sv0, err)))
+        goto out;
+    /* training in segments, with the 2-4-step accuracy measured after each (the curve) */
+    memset(&d, 0, sizeof d);
+    d.out = dir; d.tokens = o->tokens; d.batch = o->batch; d.seq = o->seq; d.seed = (uint64_t)seed;
+    d.lr = o->lr; d.min_lr = 0.0f; d.beta1 = 0.9f; d.beta2 = 0.999f; d.clip = 1.0;
+    d.warmup_steps = steps / 100; d.schedule = RED_SCHED_LINEAR;
+    d.loss.tau = o->tau; d.loss.alpha = o->alpha; d.loss.kl_reduction = RED_KL_SEQUENCE;
+    d.log_every = steps / 40 ? steps / 40 : 1;
+    snprintf(path, sizeof path, "%s/distill_state.bin", dir);
+    d.resume = file_exists(path);
+    {
+        red_model *m = &s.model;
+        double a[MAX_STEPS];
+        if ((st = eval_reasoning(m, sh->tok, sh->tests, 2, 4, a, err))) goto out;
+        curve_acc[0] = acc_2_4(a, sh->tests);
+        curve_tok[0] = 0.0;
+    }
+    for (seg = 1; seg <= n_seg; seg++) {
+        uint64_t stop = steps * (uint64_t)seg / (uint64_t)n_seg;
+        double a[MAX_STEPS];
+        d.stop_after = stop;
+        d.save_every = stop;  /* a checkpoint where each segment stops */
+        log.len = 0;
+        if ((st = red_distill(&d, &s, sh->data, &log, err))) goto out;
+        d.resume = 1;
+        red_student_merge(&s);
+        if ((st = eval_reasoning(&s.model, sh->tok, sh->tests, 2, 4, a, err))) goto out;
+        curve_acc[seg] = acc_2_4(a, sh->tests);
+        curve_tok[seg] = (double)stop * o->batch * o->seq;
+        say(o, "  %s: %.0f%% of the budget", init, 100.0 * seg / n_seg);
+    }
+    red_student_merge(&s);
+    if ((st = red_erank_layers(&s.model, sh->erank_rows, sh->n_erank_rows, o->seq, 0, er1, err)) ||
+        (st = mean_spectrum(&s, sh->pool, sv1, err)) ||
+        (st = eval_reasoning(&s.model, sh->tok, sh->tests, 1, MAX_STEPS, acc, err)) ||
+        (st = eval_choice(&s.model, sh->tok, sh->tests, &choice, err)) ||
+        (st = red_model_save(&s.model, dir, RED_DT_F32, err)) || (st = red_tokenizer_save(sh->tok, dir, err)))
+        goto out;
+    /* result.json, written last */
+    red_sbuf_printf(&res, "{\"init\": \"%s\", \"seed\": %d, \"d_s\": %d, \"tokens\": %llu,\n \"acc_by_steps\": ", init, seed,
+                    width, (unsigned long long)o->tokens);
+    put_array(&res, acc, MAX_STEPS);
+    red_sbuf_puts(&res, ", \"acc_2_4\": ");
+    red_json_put_number(&res, acc_2_4(acc, sh->tests));
+    red_sbuf_puts(&res, ", \"choice_acc\": ");
+    red_json_put_number(&res, choice);
+    red_sbuf_puts(&res, ",\n \"erank_init\": ");
+    put_array(&res, er0, L + 1);
+    red_sbuf_puts(&res, ", \"erank_final\": ");
+    put_array(&res, er1, L + 1);
+    red_sbuf_puts(&res, ",\n \"sv_init\": ");
+    put_array(&res, sv0, width);
+    red_sbuf_puts(&res, ",\n \"sv_final\": ");
+    put_array(&res, sv1, width);
+    red_sbuf_puts(&res, ",\n \"acc_curve_tokens\": ");
+    put_array(&res, curve_tok, n_seg + 1);
+    red_sbuf_puts(&res, ", \"acc_curve\": ");
+    put_array(&res, curve_acc, n_seg + 1);
+    red_sbuf_puts(&res, ",\n \"loss_curve\": [");
+    {   /* the distillation curve kept beside the state, one object per line */
+        unsigned char *buf;
+        size_t len, p = 0;
+        int first = 1;
+        snprintf(path, sizeof path, "%s/distill_curve.jsonl", dir);
+        if ((st = red_read_file(path, &buf, &len, err))) goto out;
+        while (p < len) {
+            size_t e = p;
+            while (e < len && buf[e] != '\n') e++;
+            if (e > p) {
+                red_sbuf_puts(&res, first ? "\n  " : ",\n  ");
+                red_sbuf_put(&res, (const char *)buf + p, e - p);
+                first = 0;
+            }
+            p = e + 1;
+        }
+        free(buf);
+    }
+    red_sbuf_puts(&res, "]}\n");
+    snprintf(path, sizeof path, "%s/result.json", dir);
+    st = write_sbuf(path, &res, err);
+out:
+    red_sbuf_free(&log);
+    red_sbuf_free(&res);
+    free(er0);
+    red_student_free(&s);
+    return st;
+}
+
+/* ------------------------------------------------------------------ aggregation */
+
+typedef struct {
+    int n;                      /* seeds found */
+    double acc[MAX_STEPS][2];   /* mean, std over seeds */
+    double acc24[2], choice[2];
+    double *erank_init, *erank_final;  /* [L+1] means */
+    double er_f_init[2], er_f_final[2];  /* final-norm eRank mean, std */
+    double *sv_init, *sv_final; /* [d_s] means (seed 1) */
+    int n_curve;
+    double *curve_tok, *curve_acc, *curve_acc_sd;
+    int n_loss;
+    double *loss_tok, *loss;   /* mean over seeds */
+    double tokens_to_loss;     /* first logged tokens with mean loss <= threshold, or NAN */
+    double final_loss;
+} init_summary;
+
+static void mean_sd(const double *x, int n, double *out) {
+    double m = 0.0, v = 0.0;
+    int i;
+    for (i = 0; i < n; i++) m += x[i];
+    m = n ? m / n : 0.0;
+    for (i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    out[0] = m;
+    out[1] = n > 1 ? sqrt(v / (n - 1)) : 0.0;
+}
+
+static int json_doubles(const red_json *a, double *out, int cap) {
+    int i;
+    if (!a || a->type != RED_JSON_ARRAY) return 0;
+    for (i = 0; i < (int)a->count && i < cap; i++) out[i] = red_json_at(a, (size_t)i)->number;
+    return i;
+}
+
+static red_status read_json_file(const char *path, red_json **j, red_error *err) {
+    unsigned char *buf;
+    size_t len;
+    red_status st;
+    if ((st = red_read_file(path, &buf, &len, err))) return st;
+    st = red_json_parse((const char *)buf, len, path, j, err);
+    free(buf);
+    return st;
+}
+
+static red_status summarize(const red_repro_opts *o, const char *init, int L, int ds, init_summary *S, red_error *err) {
+    double v[64][MAX_STEPS + 8], a24[64], ch[64], erf0[64], erf1[64];
+    int seed, k, i;
+    red_status st = RED_OK;
+    memset(S, 0, sizeof *S);
+    S->erank_init = calloc((size_t)(L + 1), sizeof(double));
+    S->erank_final = calloc((size_t)(L + 1), sizeof(double));
+    S->sv_init = calloc((size_t)ds, sizeof(double));
+    S->sv_final = calloc((size_t)ds, sizeof(double));
+    S->curve_tok = calloc(64, sizeof(double));
+    S->curve_acc = calloc(64, sizeof(double));
+    S->curve_acc_sd = calloc(64, sizeof(double));
+    S->loss_tok = calloc(4096, sizeof(double));
+    S->loss = calloc(4096, sizeof(double));
+    if (!S->erank_init || !S->erank_final || !S->sv_init || !S->sv_final || !S->curve_tok || !S->curve_acc ||
+        !S->curve_acc_sd || !S->loss_tok || !S->loss)
+        return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    {
+        double ca[64][64];
+        for (seed = 1; seed <= o->n_seeds && seed <= 64; seed++) {
+            char path[2304];
+            red_json *j;
+            const red_json *lc;
+            double tmp[4096];
+            snprintf(path, sizeof path, "%s/runs/%s-s%d/result.json", o->out, init, seed);
+            if (!file_exists(path)) continue;
+            if ((st = read_json_file(path, &j, err))) return st;
+            json_doubles(red_json_get(j, "acc_by_steps"), v[S->n], MAX_STEPS);
+            a24[S->n] = red_json_get(j, "acc_2_4")->number;
+            ch[S->n] = red_json_get(j, "choice_acc")->number;
+            json_doubles(red_json_get(j, "erank_init"), tmp, L + 1);
+            for (i = 0; i <= L; i++) S->erank_init[i] += tmp[i];
+            erf0[S->n] = tmp[L];
+            json_doubles(red_json_get(j, "erank_final"), tmp, L + 1);
+            for (i = 0; i <= L; i++) S->erank_final[i] += tmp[i];
+            erf1[S->n] = tmp[L];
+            if (S->n == 0) {
+                json_doubles(red_json_get(j, "sv_init"), S->sv_init, ds);
+                json_doubles(red_json_get(j, "sv_final"), S->sv_final, ds);
+                S->n_curve = json_doubles(red_json_get(j, "acc_curve_tokens"), S->curve_tok, 64);
+            }
+            json_doubles(red_json_get(j, "acc_curve"), ca[S->n], 64);
+            lc = red_json_get(j, "loss_curve");
+            if (lc && lc->type == RED_JSON_ARRAY) {
+                int n = (int)lc->count < 4096 ? (int)lc->count : 4096;
+                if (S->n == 0) S->n_loss = n;
+                for (i = 0; i < n && i < S->n_loss; i++) {
+                    const red_json *e = red_json_at(lc, (size_t)i);
+                    S->loss_tok[i] = red_json_get(e, "tokens")->number;
+                    S->loss[i] += red_json_get(e, "loss")->number;
+                }
+            }
+            red_json_free(j);
+            S->n++;
+        }
+        for (k = 0; k < S->n_curve; k++) {
+            double x[64], ms[2];
+            for (i = 0; i < S->n; i++) x[i] = ca[i][k];
+            mean_sd(x, S->n, ms);
+            S->curve_acc[k] = ms[0];
+            S->curve_acc_sd[k] = ms[1];
+        }
+    }
+    if (!S->n) return RED_OK;
+    for (k = 0; k < MAX_STEPS; k++) {
+        double x[64];
+        for (i = 0; i < S->n; i++) x[i] = v[i][k];
+        mean_sd(x, S->n, S->acc[k]);
+    }
+    mean_sd(a24, S->n, S->acc24);
+    mean_sd(ch, S->n, S->choice);
+    mean_sd(erf0, S->n, S->er_f_init);
+    mean_sd(erf1, S->n, S->er_f_final);
+    for (i = 0; i <= L; i++) {
+        S->erank_init[i] /= S->n;
+        S->erank_final[i] /= S->n;
+    }
+    for (i = 0; i < S->n_loss; i++) S->loss[i] /= S->n;
+    S->final_loss = S->n_loss ? S->loss[S->n_loss - 1] : NAN;
+    return RED_OK;
+}
+
+static void free_summary(init_summary *S) {
+    free(S->erank_init); free(S->erank_final); free(S->sv_init); free(S->sv_final);
+    free(S->curve_tok); free(S->curve_acc); free(S->curve_acc_sd); free(S->loss_tok); free(S->loss);
+}
+
+/* ------------------------------------------------------------------ report */
+
+typedef struct {
+    double acc[MAX_STEPS], acc24, choice, *erank;
+} teacher_result;
+
+static red_status plots(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L, int ds,
+                        double mp_lo, double mp_hi, red_error *err) {
+    red_series sr[32];
+    red_plot p;
+    char path[2048], lab[32][96];
+    double xs[MAX_STEPS + 64], layer_x[256], idx[4096], mpl[2], mph[2], mpx[2], tflat[2], tx[2], ta[MAX_STEPS];
+    int i, k, n = 0;
+    red_status st;
+    for (i = 0; i <= L && i < 256; i++) layer_x[i] = i + 1;
+    for (i = 0; i < ds && i < 4096; i++) idx[i] = i + 1;
+    for (i = 0; i < MAX_STEPS; i++) xs[i] = i + 1;
+    /* eRank per layer */
+    memset(&p, 0, sizeof p);
+    p.title = "eRank per layer (residual after each block; last point = final norm)";
+    p.xlabel = "layer (1..L = blocks, L+1 = final norm)";
+    p.ylabel = "eRank";
+    p.have_ymin = 1; p.ymin = 0;
+    memset(sr, 0, sizeof sr);
+    sr[n].label = "teacher"; sr[n].x = layer_x; sr[n].y = T->erank; sr[n].n = L + 1; sr[n].color = "#000000";
+    sr[n].width = 2; sr[n].markers = 1; n++;
+    for (k = 0; k < n_init && n < 30; k++) {
+        if (!S[k].n) continue;
+        snprintf(lab[n], sizeof lab[n], "%s, after", o->inits[k]);
+        sr[n].label = lab[n]; sr[n].x = layer_x; sr[n].y = S[k].erank_final; sr[n].n = L + 1; sr[n].markers = 1;
+        sr[n].color = NULL; n++;
+        snprintf(lab[n], sizeof lab[n], "%s, at init", o->inits[k]);
+        sr[n].label = lab[n]; sr[n].x = layer_x; sr[n].y = S[k].erank_init; sr[n].n = L + 1; sr[n].dashed = 1;
+        sr[n].color = sr[n - 1].color; n++;
+    }
+    /* one colour per init: at init dashed, after solid */
+    {
+        static const char *const pal[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+        int c = 0;
+        for (i = 1; i < n; i += 2, c++) sr[i].color = sr[i + 1].color = pal[c % 6];
+    }
+    snprintf(path, sizeof path, "%s/erank_layers.svg", o->out);
+    if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
+    /* projection spectra against Marchenko-Pastur */
+    memset(&p, 0, sizeof p);
+    memset(sr, 0, sizeof sr);
+    n = 0;
+    p.title = "Projection singular values (mean sorted spectrum) at init";
+    p.xlabel = "index (descending)";
+    p.ylabel = "singular value";
+    p.logy = 1;
+    for (k = 0; k < n_init && n < 28; k++) {
+        if (!S[k].n) continue;
+        snprintf(lab[n], sizeof lab[n], "%s", o->inits[k]);
+        sr[n].label = lab[n]; sr[n].x = idx; sr[n].y = S[k].sv_init; sr[n].n = ds; n++;
+    }
+    mpx[0] = 1; mpx[1] = ds; mpl[0] = mpl[1] = mp_lo; mph[0] = mph[1] = mp_hi;
+    sr[n].label = "MP bounds (lrc std)"; sr[n].x = mpx; sr[n].y = mpl; sr[n].n = 2; sr[n].dashed = 1; sr[n].color = "#777777"; n++;
+    sr[n].label = NULL; sr[n].x = mpx; sr[n].y = mph; sr[n].n = 2; sr[n].dashed = 1; sr[n].color = "#777777"; n++;
+    snprintf(path, sizeof path, "%s/singular_values.svg", o->out);
+    if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
+    /* reasoning accuracy against tokens */
+    memset(&p, 0, sizeof p);
+    memset(sr, 0, sizeof sr);
+    n = 0;
+    p.title = "Reasoning (2-4 steps, strict exact match) during distillation";
+    p.xlabel = "distillation tokens";
+    p.ylabel = "accuracy (mean over seeds; bars = std)";
+    p.have_ymin = p.have_ymax = 1; p.ymin = 0; p.ymax = 1;
+    for (k = 0; k < n_init; k++) {
+        if (!S[k].n) continue;
+        sr[n].label = o->inits[k]; sr[n].x = S[k].curve_tok; sr[n].y = S[k].curve_acc; sr[n].err = S[k].curve_acc_sd;
+        sr[n].n = S[k].n_curve; sr[n].markers = 1; n++;
+    }
+    tx[0] = 0; tx[1] = (double)o->tokens; tflat[0] = tflat[1] = T->acc24;
+    sr[n].label = "teacher"; sr[n].x = tx; sr[n].y = tflat; sr[n].n = 2; sr[n].dashed = 1; sr[n].color = "#000000"; n++;
+    snprintf(path, sizeof path, "%s/reasoning_vs_tokens.svg", o->out);
+    if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
+    /* accuracy by number of steps */
+    memset(&p, 0, sizeof p);
+    memset(sr, 0, sizeof sr);
+    n = 0;
+    p.title = "Reasoning accuracy by number of steps (after distillation)";
+    p.xlabel = "steps in the problem";
+    p.ylabel = "strict exact match (mean over seeds; bars = std)";
+    p.have_ymin = p.have_ymax = 1; p.ymin = 0; p.ymax = 1;
+    for (i = 0; i < MAX_STEPS; i++) ta[i] = T->acc[i];
+    sr[n].label = "teacher"; sr[n].x = xs; sr[n].y = ta; sr[n].n = MAX_STEPS; sr[n].color = "#000000"; sr[n].width = 2;
+    sr[n].markers = 1; n++;
+    {
+        static double m[16][MAX_STEPS], sd[16][MAX_STEPS];
+        for (k = 0; k < n_init && k < 16; k++) {
+            if (!S[k].n) continue;
+            for (i = 0; i < MAX_STEPS; i++) { m[k][i] = S[k].acc[i][0]; sd[k][i] = S[k].acc[i][1]; }
+            sr[n].label = o->inits[k]; sr[n].x = xs; sr[n].y = m[k]; sr[n].err = sd[k]; sr[n].n = MAX_STEPS;
+            sr[n].markers = 1; n++;
+        }
+        snprintf(path, sizeof path, "%s/accuracy_by_steps.svg", o->out);
+        if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
+    }
+    /* distillation loss against tokens */
+    memset(&p, 0, sizeof p);
+    memset(sr, 0, sizeof sr);
+    n = 0;
+    p.title = "Distillation loss (CE + KL + alpha * clone), mean over seeds";
+    p.xlabel = "distillation tokens";
+    p.ylabel = "loss";
+    p.logy = 1;
+    for (k = 0; k < n_init; k++) {
+        if (!S[k].n) continue;
+        sr[n].label = o->inits[k]; sr[n].x = S[k].loss_tok; sr[n].y = S[k].loss; sr[n].n = S[k].n_loss; n++;
+    }
+    snprintf(path, sizeof path, "%s/loss_vs_tokens.svg", o->out);
+    return red_svg_plot(path, &p, sr, n, err);
+}
+
+static void pct(red_sbuf *b, const double *ms) { red_sbuf_printf(b, "%.1f ± %.1f", 100 * ms[0], 100 * ms[1]); }
+
+static red_status write_report(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L,
+                               int d_t, int ds, double threshold, double seconds, red_error *err) {
+    red_sbuf b, js;
+    char path[2048];
+    int k, i, lrc = -1, red = -1;
+    red_status st;
+    for (k = 0; k < n_init; k++) {
+        if (!strcmp(o->inits[k], "lrc")) lrc = k;
+        if (!strcmp(o->inits[k], "red")) red = k;
+    }
+    red_sbuf_init(&b);
+    red_sbuf_printf(&b, "# red reproduce: %s\n\n", o->quick ? "quick smoke run" : o->full ? "full run" : "default run");
+    red_sbuf_printf(&b, "Teacher `%s` (width %d, %d layers) distilled to width %d (%.0f%%), inits: ", o->teacher, d_t, L, ds,
+                    100.0 * o->width_ratio);
+    for (k = 0; k < n_init; k++) red_sbuf_printf(&b, "%s`%s`", k ? ", " : "", o->inits[k]);
+    red_sbuf_printf(&b, "; %d seed(s) each; %llu distillation tokens per student (batch %d x %d); data %.0f%% general corpus, "
+                    "%.0f%% reasoning problems (distill split) by tokens; lr %g, tau %g, alpha %g. Tests: %d problems per "
+                    "step count 1-%d (test split, zero-shot GSM8K harness, strict exact match) and %d multiple-choice items "
+                    "(test split). Wall time %.0f s.\n\n",
+                    o->n_seeds, (unsigned long long)o->tokens, o->batch, o->seq, 100 * (1 - o->mix), 100 * o->mix,
+                    (double)o->lr, (double)o->tau, (double)o->alpha, o->per_step, MAX_STEPS, o->n_choice, seconds);
+    red_sbuf_puts(&b, "## Results (mean ± std over seeds)\n\n| model | reasoning 2-4 steps (%) |");
+    for (i = 1; i <= MAX_STEPS; i++) red_sbuf_printf(&b, " %d-step |", i);
+    red_sbuf_printf(&b, " general MC (%%) | eRank final norm: init → end | tokens to loss %.3g |\n|---|---|", threshold);
+    for (i = 0; i < MAX_STEPS; i++) red_sbuf_puts(&b, "---|");
+    red_sbuf_puts(&b, "---|---|---|\n");
+    red_sbuf_printf(&b, "| teacher | %.1f |", 100 * T->acc24);
+    for (i = 0; i < MAX_STEPS; i++) red_sbuf_printf(&b, " %.0f |", 100 * T->acc[i]);
+    red_sbuf_printf(&b, " %.1f | %.1f | |\n", 100 * T->choice, T->erank[L]);
+    for (k = 0; k < n_init; k++) {
+        if (!S[k].n) continue;
+        red_sbuf_printf(&b, "| %s | ", o->inits[k]);
+        pct(&b, S[k].acc24);
+        red_sbuf_puts(&b, " |");
+        for (i = 0; i < MAX_STEPS; i++) red_sbuf_printf(&b, " %.0f |", 100 * S[k].acc[i][0]);
+        red_sbuf_puts(&b, " ");
+        pct(&b, S[k].choice);
+        red_sbuf_printf(&b, " | %.1f → %.1f | ", S[k].er_f_init[0], S[k].er_f_final[0]);
+        if (isfinite(S[k].tokens_to_loss)) red_sbuf_printf(&b, "%.0f |\n", S[k].tokens_to_loss);
+        else red_sbuf_puts(&b, "not reached |\n");
+    }
+    red_sbuf_puts(&b, "\n![eRank per layer](erank_layers.svg)\n![projection spectra](singular_values.svg)\n"
+                      "![reasoning vs tokens](reasoning_vs_tokens.svg)\n![accuracy by steps](accuracy_by_steps.svg)\n"
+                      "![loss vs tokens](loss_vs_tokens.svg)\n\n");
+    red_sbuf_puts(&b, "## The four claims (method.md §E), read from this run\n\n");
+    if (lrc >= 0 && red >= 0 && S[lrc].n && S[red].n) {
+        double d_er = S[red].er_f_final[0] - S[lrc].er_f_final[0], d_acc = S[red].acc24[0] - S[lrc].acc24[0],
+               d_mc = S[red].choice[0] - S[lrc].choice[0];
+        double se_acc = sqrt(S[red].acc24[1] * S[red].acc24[1] / S[red].n + S[lrc].acc24[1] * S[lrc].acc24[1] / S[lrc].n);
+        red_sbuf_printf(&b, "1. **eRank.** Final-norm eRank: teacher %.1f; lrc %.1f at init, %.1f after; red %.1f at init, "
+                        "%.1f after (red − lrc after: %+.1f). %s\n", T->erank[L], S[lrc].er_f_init[0], S[lrc].er_f_final[0],
+                        S[red].er_f_init[0], S[red].er_f_final[0], d_er,
+                        d_er > 0 ? "Shows: the random init has the lower eRank." : "Does not show here.");
+        red_sbuf_printf(&b, "2. **Reasoning.** 2-4-step accuracy red − lrc: %+.1f points (seed spread %.1f). %s\n", 100 * d_acc,
+                        100 * se_acc, d_acc > 2 * se_acc && d_acc > 0.02 ? "Shows." : "Does not show clearly at this budget.");
+        red_sbuf_printf(&b, "3. **General ability.** MC accuracy red − lrc: %+.1f points. %s\n", 100 * d_mc,
+                        fabs(d_mc) < 0.03 ? "The two stay close, as claimed." : "They differ by 3 points or more.");
+        red_sbuf_printf(&b, "4. **Efficiency.** Tokens to reach loss %.3g: lrc %s, red %s.\n\n", threshold,
+                        isfinite(S[lrc].tokens_to_loss) ? "reached" : "not reached",
+                        isfinite(S[red].tokens_to_loss) ? "reached" : "not reached");
+    } else red_sbuf_puts(&b, "Both `lrc` and `red` are needed to read the claims.\n\n");
+    snprintf(path, sizeof path, "%s/report.md", o->out);
+    st = write_sbuf(path, &b, err);
+    red_sbuf_free(&b);
+    if (st) return st;
+    /* results.json: every number of the report */
+    red_sbuf_init(&js);
+    red_sbuf_puts(&js, "{\"teacher\": {\"acc_by_steps\": ");
+    put_array(&js, T->acc, MAX_STEPS);
+    red_sbuf_puts(&js, ", \"acc_2_4\": ");
+    red_json_put_number(&js, T->acc24);
+    red_sbuf_puts(&js, ", \"choice_acc\": ");
+    red_json_put_number(&js, T->choice);
+    red_sbuf_puts(&js, ", \"erank\": ");
+    put_array(&js, T->erank, L + 1);
+    red_sbuf_printf(&js, "},\n \"d_t\": %d, \"d_s\": %d, \"tokens\": %llu, \"seeds\": %d, \"loss_threshold\": ", d_t, ds,
+                    (unsigned long long)o->tokens, o->n_seeds);
+    red_json_put_number(&js, threshold);
+    red_sbuf_puts(&js, ",\n \"inits\": {");
+    for (k = 0; k < n_init; k++) {
+        double m[MAX_STEPS], s[MAX_STEPS];
+        for (i = 0; i < MAX_STEPS; i++) { m[i] = S[k].acc[i][0]; s[i] = S[k].acc[i][1]; }
+        red_sbuf_printf(&js, "%s\n  \"%s\": {\"seeds\": %d, \"acc_2_4\": ", k ? "," : "", o->inits[k], S[k].n);
+        put_array(&js, S[k].acc24, 2);
+        red_sbuf_puts(&js, ", \"acc_by_steps_mean\": ");
+        put_array(&js, m, MAX_STEPS);
+        red_sbuf_puts(&js, ", \"acc_by_steps_std\": ");
+        put_array(&js, s, MAX_STEPS);
+        red_sbuf_puts(&js, ", \"choice_acc\": ");
+        put_array(&js, S[k].choice, 2);
+        red_sbuf_puts(&js, ", \"erank_init\": ");
+        put_array(&js, S[k].erank_init, L + 1);
+        red_sbuf_puts(&js, ", \"erank_final\": ");
+        put_array(&js, S[k].erank_final, L + 1);
+        red_sbuf_puts(&js, ", \"tokens_to_loss\": ");
+        red_json_put_number(&js, S[k].tokens_to_loss);
+        red_sbuf_puts(&js, ", \"final_loss\": ");
+        red_json_put_number(&js, S[k].final_loss);
+        red_sbuf_puts(&js, "}");
+    }
+    red_sbuf_puts(&js, "}}\n");
+    snprintf(path, sizeof path, "%s/results.json", o->out);
+    st = write_sbuf(path, &js, err);
+    red_sbuf_free(&js);
+    return st;
+}
+
+/* ------------------------------------------------------------------ the experiment */
+
+red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err) {
+    char path[2048];
+    red_model t;
+    red_tokenizer tok;
+    task_format fmt;
+    test_sets tests;
+    red_train_data data;
+    teacher_result T;
+    init_summary S[16];
+    shared_state sh;
+    int *rows = NULL, n_rows, L, k, seed, ds, n_init = o->n_inits;
+    double threshold = -INFINITY, seconds, t0 = red_time_seconds();
+    red_status st;
+    memset(&data, 0, sizeof data);
+    memset(S, 0, sizeof S);
+    if (n_init < 1 || n_init > 16) return red_error_set(err, RED_E_ARG, "reproduce: 1 to 16 inits");
+    if ((st = make_dir(o->out, err))) return st;
+    snprintf(path, sizeof path, "%s/data", o->out);
+    if ((st = make_dir(path, err))) return st;
+    snprintf(path, sizeof path, "%s/runs", o->out);
+    if ((st = make_dir(path, err))) return st;
+    if ((st = red_model_load(&t, o->teacher, pool, err))) return st;
+    if ((st = red_tokenizer_load(&tok, o->teacher, err)) || (st = read_format(o->teacher, &fmt, err))) goto out_model;
+    if (o->seq > t.cfg.max_pos) {
+        st = red_error_set(err, RED_E_ARG, "reproduce: seq %d exceeds the teacher's max_position_embeddings %d", o->seq, t.cfg.max_pos);
+        goto out_model;
+    }
+    say(o, "reproduce: generating data in %s/data", o->out, 0);
+    if ((st = make_data(o, &fmt, err)) || (st = load_tests(o, &tok, &tests, err))) goto out_model;
+    snprintf(path, sizeof path, "%s/data/distill_corpus.txt", o->out);
+    if ((st = red_train_data_add_file(&data, &tok, path, err))) goto out_tests;
+    snprintf(path, sizeof path, "%s/data/distill_reasoning.jsonl", o->out);
+    if (o->mix > 0 && (st = red_train_data_add_file(&data, &tok, path, err))) goto out_tests;
+    L = t.cfg.n_layers;
+    ds = (int)(t.cfg.dim * o->width_ratio + 0.5);
+    n_rows = o->erank_tokens / o->seq > 0 ? (int)(o->erank_tokens / o->seq) : 1;
+    rows = malloc((size_t)n_rows * o->seq * sizeof(int));
+    T.erank = calloc((size_t)(L + 1), sizeof(double));
+    if (!rows || !T.erank) {
+        st = red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+        goto out_data;
+    }
+    if ((st = red_train_data_rows(&data, n_rows, o->seq, rows, err))) goto out_data;
+    /* the teacher, measured once (cached in teacher.json) */
+    snprintf(path, sizeof path, "%s/teacher.json", o->out);
+    if (file_exists(path)) {
+        red_json *j;
+        if ((st = read_json_file(path, &j, err))) goto out_data;
+        json_doubles(red_json_get(j, "acc_by_steps"), T.acc, MAX_STEPS);
+        T.choice = red_json_get(j, "choice_acc")->number;
+        json_doubles(red_json_get(j, "erank"), T.erank, L + 1);
+        red_json_free(j);
+    } else {
+        red_sbuf b;
+        say(o, "reproduce: evaluating the teacher%s", "", 0);
+        if ((st = red_model_train_alloc(&t, o->batch, o->seq, err)) ||
+            (st = red_erank_layers(&t, rows, n_rows, o->seq, 0, T.erank, err)) ||
+            (st = eval_reasoning(&t, &tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, &tok, &tests, &T.choice, err)))
+            goto out_data;
+        red_sbuf_init(&b);
+        red_sbuf_puts(&b, "{\"acc_by_steps\": ");
+        put_array(&b, T.acc, MAX_STEPS);
+        red_sbuf_puts(&b, ", \"choice_acc\": ");
+        red_json_put_number(&b, T.choice);
+        red_sbuf_puts(&b, ", \"erank\": ");
+        put_array(&b, T.erank, L + 1);
+        red_sbuf_puts(&b, "}\n");
+        st = write_sbuf(path, &b, err);
+        red_sbuf_free(&b);
+        if (st) goto out_data;
+    }
+    T.acc24 = acc_2_4(T.acc, &tests);
+    say(o, "reproduce: teacher 2-4-step accuracy %.1f%%", "", 100 * T.acc24);
+    sh.teacher = &t; sh.tok = &tok; sh.data = &data; sh.tests = &tests; sh.erank_rows = rows; sh.n_erank_rows = n_rows;
+    sh.pool = pool;
+    for (k = 0; k < n_init; k++)
+        for (seed = 1; seed <= o->n_seeds; seed++) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "%s seed %d", o->inits[k], seed);
+            say(o, "reproduce: student %s", msg, 0);
+            if ((st = run_student(o, &sh, o->inits[k], seed, err))) goto out_data;
+        }
+    for (k = 0; k < n_init; k++)
+        if ((st = summarize(o, o->inits[k], L, ds, &S[k], err))) goto out_sum;
+    /* loss threshold: the highest final mean loss among the inits (the level every init reaches) */
+    for (k = 0; k < n_init; k++)
+        if (S[k].n && S[k].final_loss > threshold) threshold = S[k].final_loss;
+    for (k = 0; k < n_init; k++) {
+        int i;
+        S[k].tokens_to_loss = NAN;
+        for (i = 0; i < S[k].n_loss; i++)
+            if (S[k].loss[i] <= threshold) {
+                S[k].tokens_to_loss = S[k].loss_tok[i];
+                break;
+            }
+    }
+    seconds = red_time_seconds() - t0;
+    {
+        double mp_sd = 0.02 * sqrt(3072.0 / t.cfg.dim);
+        if ((st = plots(o, &T, S, n_init, L, ds, mp_sd * (sqrt((double)t.cfg.dim) - sqrt((double)ds)),
+                        mp_sd * (sqrt((double)t.cfg.dim) + sqrt((double)ds)), err)) ||
+            (st = write_report(o, &T, S, n_init, L, t.cfg.dim, ds, threshold, seconds, err)))
+            goto out_sum;
+    }
+    say(o, "reproduce: report in %s/report.md", o->out, 0);
+out_sum:
+    for (k = 0; k < n_init; k++) free_summary(&S[k]);
+out_data:
+    free(rows);
+    free(T.erank);
+    red_train_data_free(&data);
+out_tests:
+    free_tests(&tests);
+out_model:
+    red_model_free(&t);
+    return st;
+}
