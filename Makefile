@@ -2,6 +2,8 @@
 #   make                 build ./red (SIMD path auto-detected from the build host)
 #   make test            build and run the Criterion suite (installs libcriterion-dev if missing)
 #   make bench           standard matmul/svd sweep, against OpenBLAS/LAPACK when installed
+#   make reproduce       the paper's experiment on the embedded teacher (red reproduce; ARGS=--quick ...)
+#   make teacher         regenerate data/teacher from nothing (data/make_teacher.sh)
 #   make clean
 # Variables:
 #   SIMD=auto|avx512|avx2|neon|scalar   force a path (auto picks the best the host supports)
@@ -75,7 +77,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all binary test bench clean criterion
+.PHONY: all binary test bench clean criterion reproduce teacher
 all: red
 
 # the binary of this configuration without replacing ./red (cross builds, CI)
@@ -137,6 +139,13 @@ print-bench-bin:
 
 bench: red $(BENCH_BIN)
 	BENCH_BIN=$(BENCH_BIN) SIMD_PATH=$(SIMD_PATH) sh bench/sweep.sh
+
+# ---- the experiment --------------------------------------------------------
+reproduce: red
+	./red reproduce $(ARGS)
+
+teacher: red
+	sh data/make_teacher.sh
 
 clean:
 	rm -rf build red
