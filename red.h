@@ -994,6 +994,7 @@ typedef struct {
 typedef struct {
     const char *title, *xlabel, *ylabel;
     int logx, logy;
+    int integer_x;         /* ticks at whole numbers only */
     int have_xmin, have_ymin, have_ymax;
     double xmin, ymin, ymax;
 } red_plot;

@@ -262,6 +262,7 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     red_distill_opts d;
     red_sbuf log, res;
     int L = sh->teacher->cfg.n_layers, width = (int)(sh->teacher->cfg.dim * o->width_ratio + 0.5), seg, n_seg = o->n_evals;
+    unsigned char have_seg[65] = {0};
     double *er0, *er1, *sv0, *sv1, acc[MAX_STEPS], choice = 0.0, *curve_acc, *curve_tok;
     uint64_t steps = o->tokens / ((uint64_t)o->batch * o->seq);
     red_status st;
@@ -270,6 +271,7 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     if (file_exists(path)) return RED_OK;  /* done in an earlier invocation */
     if ((st = make_dir(dir, err))) return st;
     if (width < 1) width = 1;
+    if (n_seg > 64) n_seg = 64;
     if (steps < (uint64_t)n_seg) n_seg = (int)(steps ? steps : 1);
     memset(&io, 0, sizeof io);
     io.std = 0.02f;
@@ -322,18 +324,41 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
         curve_acc[0] = acc_2_4(a, sh->tests);
         curve_tok[0] = 0.0;
     }
+    /* segments measured by an interrupted invocation: acc_curve.txt, "segment accuracy" lines */
+    snprintf(path, sizeof path, "%s/acc_curve.txt", dir);
+    if (d.resume && file_exists(path)) {
+        FILE *f = fopen(path, "r");
+        int sg;
+        double v;
+        while (f && fscanf(f, "%d %lf", &sg, &v) == 2)
+            if (sg >= 1 && sg <= n_seg) { curve_acc[sg] = v; have_seg[sg] = 1; }
+        if (f) fclose(f);
+    }
     for (seg = 1; seg <= n_seg; seg++) {
         uint64_t stop = steps * (uint64_t)seg / (uint64_t)n_seg;
         double a[MAX_STEPS];
         d.stop_after = stop;
         d.save_every = stop;  /* a checkpoint where each segment stops */
         log.len = 0;
+        /* (a segment already done just reloads its checkpoint) */
         if ((st = red_distill(&d, &s, sh->data, &log, err))) goto out;
         d.resume = 1;
+        curve_tok[seg] = (double)stop * o->batch * o->seq;
+        if (have_seg[seg]) continue;
         red_student_merge(&s);
         if ((st = eval_reasoning(&s.model, sh->tok, sh->tests, 2, 4, a, err))) goto out;
         curve_acc[seg] = acc_2_4(a, sh->tests);
-        curve_tok[seg] = (double)stop * o->batch * o->seq;
+        have_seg[seg] = 1;
+        {
+            red_sbuf cb;
+            int q;
+            red_sbuf_init(&cb);
+            red_sbuf_puts(&cb, "");
+            for (q = 1; q <= seg; q++) red_sbuf_printf(&cb, "%d %.17g\n", q, curve_acc[q]);
+            st = write_sbuf(path, &cb, err);
+            red_sbuf_free(&cb);
+            if (st) goto out;
+        }
         say(o, "  %s: %.0f%% of the budget", init, 100.0 * seg / n_seg);
     }
     red_student_merge(&s);
@@ -546,6 +571,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     p.title = "eRank per layer (residual after each block; last point = final norm)";
     p.xlabel = "layer (1..L = blocks, L+1 = final norm)";
     p.ylabel = "eRank";
+    p.integer_x = 1;
     p.have_ymin = 1; p.ymin = 0;
     memset(sr, 0, sizeof sr);
     sr[n].label = "teacher"; sr[n].x = layer_x; sr[n].y = T->erank; sr[n].n = L + 1; sr[n].color = "#000000";
@@ -571,7 +597,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     memset(&p, 0, sizeof p);
     memset(sr, 0, sizeof sr);
     n = 0;
-    p.title = "Projection singular values (mean sorted spectrum) at init";
+    p.title = "Projection singular values at init (orthonormal inits: all 1)";
     p.xlabel = "index (descending)";
     p.ylabel = "singular value";
     p.logy = 1;
@@ -608,6 +634,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     n = 0;
     p.title = "Reasoning accuracy by number of steps (after distillation)";
     p.xlabel = "steps in the problem";
+    p.integer_x = 1;
     p.ylabel = "strict exact match (mean over seeds; bars = std)";
     p.have_ymin = p.have_ymax = 1; p.ymin = 0; p.ymax = 1;
     for (i = 0; i < MAX_STEPS; i++) ta[i] = T->acc[i];

@@ -46,7 +46,11 @@ static double to_px(const axis *a, double v) {
 }
 
 static void fmt_tick(char *buf, size_t cap, double v, double step) {
-    if (fabs(v) < 1e-12 * (step > 0 ? step : 1)) v = 0.0;
+    if (step == 0) {  /* log axis: decades */
+        snprintf(buf, cap, "%g", v);
+        return;
+    }
+    if (fabs(v) < 1e-12 * step) v = 0.0;
     if (fabs(v) >= 1e5 || (fabs(v) < 1e-3 && v != 0.0)) snprintf(buf, cap, "%.0e", v);
     else if (step >= 1 || step == 0) snprintf(buf, cap, "%.0f", v);
     else snprintf(buf, cap, "%.*f", (int)ceil(-log10(step) - 1e-9), v);
@@ -83,7 +87,12 @@ red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s
     if (p->have_ymax) ay.hi = p->ymax;
     if (p->have_xmin) ax.lo = p->xmin;
     if (ax.log) { ax.lo = pow(10.0, floor(log10(ax.lo))); ax.hi = pow(10.0, ceil(log10(ax.hi))); }
-    else if (!p->have_xmin) { step = nice_step(ax.lo, ax.hi, 6); ax.lo = floor(ax.lo / step) * step; ax.hi = ceil(ax.hi / step) * step; }
+    else if (!p->have_xmin) {
+        step = nice_step(ax.lo, ax.hi, 6);
+        if (p->integer_x && step < 1.0) step = 1.0;
+        ax.lo = floor(ax.lo / step) * step;
+        ax.hi = ceil(ax.hi / step) * step;
+    }
     if (ay.log) { ay.lo = pow(10.0, floor(log10(ay.lo))); ay.hi = pow(10.0, ceil(log10(ay.hi))); }
     else if (!p->have_ymin || !p->have_ymax) {
         step = nice_step(ay.lo, ay.hi, 6);
@@ -103,6 +112,7 @@ red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s
     for (k = 0; k < 2; k++) {
         const axis *a = k ? &ay : &ax;
         double v, st2 = a->log ? 0.0 : nice_step(a->lo, a->hi, 6);
+        if (!k && p->integer_x && st2 < 1.0) st2 = 1.0;
         for (v = a->log ? a->lo : ceil(a->lo / st2 - 1e-9) * st2; v <= a->hi * (1 + 1e-9) + (a->log ? 0 : 1e-12);
              v = a->log ? v * 10.0 : v + st2) {
             double px = to_px(a, v);

@@ -532,3 +532,44 @@ Test(tasks, choice_items_are_answerable_from_the_corpus) {
     red_sbuf_free(&corpus);
     red_sbuf_free(&items);
 }
+
+/* ------------------------------------------------------------------ SVG plots */
+
+Test(svg, line_plot_has_title_axes_legend_and_escapes) {
+    double x[3] = {1, 2, 3}, y[3] = {0.5, 0.25, 1.0}, e[3] = {0.1, 0, 0.2};
+    red_series s[2];
+    red_plot p;
+    red_error err;
+    unsigned char *buf;
+    size_t len;
+    char path[] = "/tmp/red_test_svg_XXXXXX";
+    const char *t;
+    int fd = mkstemp(path), lines = 0;
+    close(fd);
+    memset(s, 0, sizeof s);
+    memset(&p, 0, sizeof p);
+    p.title = "eRank <per> layer & more";
+    p.xlabel = "layer";
+    p.ylabel = "eRank";
+    p.integer_x = 1;
+    s[0].label = "red \"at init\""; s[0].x = x; s[0].y = y; s[0].err = e; s[0].n = 3; s[0].markers = 1;
+    s[1].label = "lrc"; s[1].x = x; s[1].y = y; s[1].n = 3; s[1].dashed = 1;
+    cr_assert(red_svg_plot(path, &p, s, 2, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_read_file(path, &buf, &len, &err) == RED_OK);
+    buf = realloc(buf, len + 1);
+    buf[len] = 0;
+    t = (const char *)buf;
+    cr_expect(!strncmp(t, "<svg xmlns=\"http://www.w3.org/2000/svg\"", 39), "an SVG document");
+    cr_expect(strstr(t, "</svg>\n") == t + len - 7, "closed at the end");
+    cr_expect(strstr(t, "eRank &lt;per&gt; layer &amp; more") != NULL, "escaped title");
+    cr_expect(strstr(t, "red &quot;at init&quot;") != NULL && strstr(t, ">lrc</text>") != NULL, "legend entries");
+    cr_expect(strstr(t, ">layer</text>") != NULL && strstr(t, "rotate(-90") != NULL, "axis labels");
+    cr_expect(strstr(t, "stroke-dasharray") != NULL, "dashed series");
+    for (const char *q = t; (q = strstr(q, "<polyline")) != NULL; q++) lines++;
+    cr_expect(lines == 2, "one polyline per series (%d)", lines);
+    cr_expect(strstr(t, ">1.5<") == NULL, "integer x ticks only");
+    /* the x range [1, 3] maps onto the frame [78, 530]: first and last points at its edges */
+    cr_expect(strstr(t, "points=\"78.0,") != NULL && strstr(t, " 530.0,") != NULL, "x mapped to the frame");
+    free(buf);
+    unlink(path);
+}
