@@ -23,6 +23,7 @@ static const char *usage_main =
     "  train    train a byte-level model from scratch (checkpoints, exact resume)\n"
     "  distill  LRC/RED distillation of a teacher into a narrower student\n"
     "  reproduce  the paper's experiment end to end: report.md, results.json, SVG plots\n"
+    "  tokenizer  learn a BPE tokenizer on data (train), show an encoding (encode)\n"
     "  init     write a randomly initialised model directory (smoke tests)\n"
     "  info     describe a model directory (config.json + model.safetensors)\n"
     "  forward  logits of a token sequence, written as a .npy [T, V]\n"
@@ -213,6 +214,20 @@ static int cmd_erank(int argc, char **argv) {
     return 0;
 }
 
+
+/* Copies text into out (strlen(text) + 1 bytes), turning \n, \t and \\ into
+ * newline, tab and backslash when escape is set; returns the length. */
+static size_t unescape_text(const char *text, int escape, char *out) {
+    size_t len = strlen(text), q, k = 0;
+    for (q = 0; q < len; q++) {
+        if (escape && text[q] == '\\' && q + 1 < len) {
+            char c = text[++q];
+            out[k++] = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+        } else out[k++] = text[q];
+    }
+    out[k] = 0;
+    return k;
+}
 
 static const char *usage_info =
     "usage: red info --model DIR\n"
@@ -430,15 +445,8 @@ static int cmd_generate(int argc, char **argv) {
         text_mode = 1;
         if (red_tokenizer_load(&tok, a.model, &err) != RED_OK) die(1, "%s", err.msg);
         buf = xmalloc(len + 1);
-        for (q = 0; q < len; q++) {  /* --escape: \n, \t, \\ as in C strings */
-            if (a.escape && a.prompt[q] == '\\' && q + 1 < len) {
-                char c = a.prompt[++q];
-                buf[k++] = c == 'n' ? '\n' : c == 't' ? '\t' : c;
-            } else {
-                buf[k++] = a.prompt[q];
-            }
-        }
-        buf[k] = 0;
+        k = unescape_text(a.prompt, a.escape, buf);
+        (void)q;
         prompts = xmalloc(sizeof(int *));
         lens = xmalloc(sizeof(int));
         cap = red_tokenize(&tok, buf, k, a.bos, NULL, 0);
@@ -970,9 +978,10 @@ static const char *usage_train =
     "                 [--dim D] [--layers L] [--heads H] [--kv-heads K] [--ffn F] [--seq T] [--batch B]\n"
     "                 [--tokens N] [--lr LR] [--min-lr LR] [--warmup S] [--schedule cosine|linear|constant]\n"
     "                 [--wd W] [--clip C] [--seed S] [--save-every S] [--eval-every S] [--log-every S]\n"
-    "                 [--answer-loss] [--resume] [--threads N]\n"
+    "                 [--answer-loss] [--tokenizer DIR] [--resume] [--threads N]\n"
     "\n"
-    "Trains a byte-level Llama-style model from scratch. Data: .jsonl files (GSM8K\n"
+    "Trains a Llama-style model from scratch, byte-level or with the BPE tokenizer\n"
+    "in DIR/red_tokenizer.json (--tokenizer; see red tokenizer train). Data: .jsonl files (GSM8K\n"
     "{question, answer} as 'Question: q\\nAnswer: a'; {text}; multiple-choice items as\n"
     "query + ' ' + gold choice; WinoGrande form as gold context + ' ' + continuation)\n"
     "or text files (one document per line); every document ends with EOS and the\n"
@@ -1006,12 +1015,12 @@ static void train_progress(void *ctx, const red_train_progress *p) {
 }
 
 static int cmd_train(int argc, char **argv) {
-    const char *data[64], *eval_path = NULL, *cfg_path = NULL;
+    const char *data[64], *eval_path = NULL, *cfg_path = NULL, *tok_dir = NULL;
     int n_data = 0, i, threads = 0, log_every = 10, resume = 0, answer_only = 0;
     red_train_opts o;
     red_config c;
     red_model m;
-    red_tokenizer tok;
+    static red_tokenizer tok;
     red_train_data d, ev;
     red_error err;
     red_pool *pool;
@@ -1041,6 +1050,7 @@ static int cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--eval-data")) eval_path = argv[++i];
         else if (!strcmp(a, "--out")) o.out = argv[++i];
         else if (!strcmp(a, "--config")) cfg_path = argv[++i];
+        else if (!strcmp(a, "--tokenizer")) tok_dir = argv[++i];
         else if (!strcmp(a, "--dim")) c.dim = (int)parse_num(a, argv[++i], 8, 65536);
         else if (!strcmp(a, "--layers")) c.n_layers = (int)parse_num(a, argv[++i], 1, 1024);
         else if (!strcmp(a, "--heads")) c.n_heads = c.n_kv_heads = (int)parse_num(a, argv[++i], 1, 1024);
@@ -1075,11 +1085,16 @@ static int cmd_train(int argc, char **argv) {
     red_tokenizer_byte(&tok);
     if (resume) {
         load_model(&m, o.out, pool);
+        if (red_tokenizer_load(&tok, o.out, &err) != RED_OK) die(1, "%s", err.msg);
     } else {
+        if (tok_dir) {
+            if (red_tokenizer_load(&tok, tok_dir, &err) != RED_OK) die(1, "%s", err.msg);
+            c.vocab = tok.vocab;
+        }
         if (cfg_path) {
             if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
         }
-        if (c.vocab < tok.vocab) die(1, "train: vocab_size must be >= %s for the byte tokenizer", "259");
+        if (c.vocab < tok.vocab) die(1, "train: vocab_size is smaller than the tokenizer's%s", "");
         if (red_model_init(&m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);
         red_rng_seed(&r, o.seed);
         red_model_init_random(&m, &r, 0.02f, (float)(0.02 / sqrt(2.0 * c.n_layers)));
@@ -1624,6 +1639,83 @@ static int cmd_reproduce(int argc, char **argv) {
     return 0;
 }
 
+
+static const char *usage_tokenizer =
+    "usage: red tokenizer train --data FILE [--data FILE ...] --vocab N --out DIR\n"
+    "       red tokenizer encode --model DIR --text TEXT [--escape]\n"
+    "\n"
+    "train: learns a BPE tokenizer of N ids (259..2048) from the files' documents\n"
+    "(text or JSONL, formatted as red train reads them) and writes\n"
+    "DIR/red_tokenizer.json; use it with red train --tokenizer DIR. Chunks no merge\n"
+    "crosses: a letter run with its leading space, each digit, a newline, a symbol\n"
+    "run with its leading space, a run of spaces.\n"
+    "encode: prints the ids and pieces of TEXT under DIR's tokenizer.\n";
+
+static int cmd_tokenizer(int argc, char **argv) {
+    const char *files[64], *out = NULL, *model = NULL, *text = NULL;
+    int n_files = 0, vocab = 1024, i, escape = 0;
+    static red_tokenizer tok;
+    red_error err;
+    if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+        fputs(usage_tokenizer, argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--escape")) { escape = 1; continue; }
+        if (i + 1 >= argc) die(2, "tokenizer: %s needs a value (see red tokenizer --help)", a);
+        if (!strcmp(a, "--data")) {
+            if (n_files == 64) die(2, "tokenizer: at most 64 --data files%s", "");
+            files[n_files++] = argv[++i];
+        } else if (!strcmp(a, "--vocab")) vocab = (int)parse_num(a, argv[++i], 259, RED_BPE_MAX_VOCAB);
+        else if (!strcmp(a, "--out")) out = argv[++i];
+        else if (!strcmp(a, "--model")) model = argv[++i];
+        else if (!strcmp(a, "--text")) text = argv[++i];
+        else die(2, "tokenizer: unknown option '%s' (see red tokenizer --help)", a);
+    }
+    if (!strcmp(argv[0], "train")) {
+        red_sbuf all;
+        double t0 = red_time_seconds();
+        if (!n_files || !out) die(2, "tokenizer train: --data and --out are required%s", "");
+        red_sbuf_init(&all);
+        red_sbuf_puts(&all, "");
+        for (i = 0; i < n_files; i++)
+            if (red_docs_text(files[i], &all, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_tokenizer_train_bpe(&tok, all.p, all.len, vocab, &err) != RED_OK) die(1, "%s", err.msg);
+        if (mkdir(out, 0777) && errno != EEXIST) die(1, "tokenizer: cannot create directory %s", out);
+        if (red_tokenizer_save(&tok, out, &err) != RED_OK) die(1, "%s", err.msg);
+        {
+            int n = red_tokenize(&tok, all.p, all.len, 0, NULL, 0);
+            fprintf(stderr, "tokenizer: %d ids (%d merges) from %zu bytes in %.1f s; %.2f bytes per token -> %s\n",
+                    tok.vocab, tok.n_merges, all.len, red_time_seconds() - t0, (double)all.len / (n ? n : 1), out);
+        }
+        red_sbuf_free(&all);
+        return 0;
+    }
+    if (!strcmp(argv[0], "encode")) {
+        int *ids, n, k;
+        char buf[4096];
+        size_t len;
+        if (!model || !text) die(2, "tokenizer encode: --model and --text are required%s", "");
+        if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+        if (strlen(text) >= sizeof buf) die(2, "tokenizer encode: --text longer than 4095 bytes%s", "");
+        len = unescape_text(text, escape, buf);
+        n = red_tokenize(&tok, buf, len, 0, NULL, 0);
+        ids = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+        red_tokenize(&tok, buf, len, 0, ids, n);
+        for (k = 0; k < n; k++) {
+            char b[RED_TOKEN_MAX_BYTES + 1];
+            int nb = red_token_bytes(&tok, ids[k], b);
+            b[nb] = 0;
+            printf("%d\t'%s'\n", ids[k], b);
+        }
+        free(ids);
+        return 0;
+    }
+    die(2, "tokenizer: unknown command '%s' (train, encode)", argv[0]);
+    return 2;
+}
+
 static int cmd_version(void) {
     printf("red %s\nsimd: %s\ndefault threads: %d\ncompiler: %s\n", RED_VERSION, red_simd_name(),
            red_default_threads(),
@@ -1651,6 +1743,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "distill")) return cmd_distill(argc - 2, argv + 2);
     if (!strcmp(cmd, "reproduce")) return cmd_reproduce(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
     if (!strcmp(cmd, "tasks")) return cmd_tasks(argc - 2, argv + 2);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);

@@ -597,14 +597,26 @@ red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, 
 
 /* ------------------------------------------------------------------ tokenizer.c */
 
-/* Text <-> ids behind one interface; `kind` selects the implementation, so
- * byte-level BPE or SentencePiece kinds can be added without touching callers.
- * RED_TOK_BYTE: ids 0-255 are UTF-8 bytes, then BOS 256, EOS 257, PAD 258. */
-typedef enum { RED_TOK_BYTE = 0 } red_tok_kind;
+/* Text <-> ids behind one interface; `kind` selects the implementation.
+ * RED_TOK_BYTE: ids 0-255 are UTF-8 bytes, then BOS 256, EOS 257, PAD 258.
+ * RED_TOK_BPE: the same 259 ids, then merged tokens 259.. (merge i makes id
+ * 259 + i from a pair of earlier ids), learned on a corpus; text is first
+ * split into chunks no merge crosses: a letter run with its leading space,
+ * every digit alone (numbers stay digit by digit, as in Llama), a newline,
+ * a run of other symbols with its leading space, a run of spaces. */
+#define RED_TOKEN_MAX_BYTES 32   /* longest token text */
+#define RED_BPE_MAX_VOCAB 2048
+typedef enum { RED_TOK_BYTE = 0, RED_TOK_BPE = 1 } red_tok_kind;
 typedef struct {
     red_tok_kind kind;
     int vocab;              /* ids 0..vocab-1 can occur */
     int bos_id, eos_id, pad_id;
+    int n_merges;                                       /* BPE */
+    int16_t merge[RED_BPE_MAX_VOCAB][2];                /* merge i: the pair it joins */
+    unsigned char tok_len[RED_BPE_MAX_VOCAB];           /* bytes of each id's text */
+    char tok_text[RED_BPE_MAX_VOCAB][RED_TOKEN_MAX_BYTES];
+    uint32_t pair_key[2 * RED_BPE_MAX_VOCAB];           /* open-addressing map pair -> merge rank */
+    int16_t pair_rank[2 * RED_BPE_MAX_VOCAB];
 } red_tokenizer;
 
 void red_tokenizer_byte(red_tokenizer *t);
@@ -614,10 +626,14 @@ red_status red_tokenizer_save(const red_tokenizer *t, const char *dir, red_error
 /* Encodes text (optionally after BOS) into ids[0..cap); returns the full
  * count, which may exceed cap (then call again with a bigger buffer). */
 int red_tokenize(const red_tokenizer *t, const char *text, size_t len, int add_bos, int *ids, int cap);
-/* The bytes of one token (0 for specials); out holds at least 8 bytes. */
+/* The bytes of one token (0 for specials); out holds RED_TOKEN_MAX_BYTES. */
 int red_token_bytes(const red_tokenizer *t, int id, char *out);
 /* Appends the text of ids to out; returns the bytes appended. */
 size_t red_detokenize(const red_tokenizer *t, const int *ids, int n, red_sbuf *out);
+/* Learns a BPE tokenizer of `vocab` ids (259..RED_BPE_MAX_VOCAB) from text:
+ * the most frequent adjacent pair within chunks is merged first (ties to the
+ * lower pair of ids); stops early when no pair occurs twice. Deterministic. */
+red_status red_tokenizer_train_bpe(red_tokenizer *t, const char *text, size_t len, int vocab, red_error *err);
 
 /* ------------------------------------------------------------------ train.c */
 
@@ -643,6 +659,9 @@ typedef struct {
  * formatted as train.c describes) or plain text (one document per line). */
 red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err);
 void red_train_data_free(red_train_data *d);
+/* Appends the documents of a file as training formats them, one per line
+ * (for learning a tokenizer on exactly what the model will read). */
+red_status red_docs_text(const char *path, red_sbuf *out, red_error *err);
 /* B rows of T inputs and targets (-1 = not a target) from (epoch, offset) of
  * the stream shuffled by seed; advances epoch/offset. Each row starts at a
  * document start; the tail of a document cut by a row's end is skipped. */

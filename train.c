@@ -133,6 +133,36 @@ red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, 
     }
 }
 
+red_status red_docs_text(const char *path, red_sbuf *out, red_error *err) {
+    size_t len = strlen(path);
+    red_status st = RED_OK;
+    if (len > 6 && !strcmp(path + len - 6, ".jsonl")) {
+        red_json **items;
+        size_t n, i;
+        red_sbuf s;
+        if ((st = red_jsonl_read(path, &items, &n, err))) return st;
+        red_sbuf_init(&s);
+        red_sbuf_puts(&s, "");
+        for (i = 0; i < n && st == RED_OK; i++) {
+            size_t prefix;
+            if (!(st = format_json_doc(items[i], &s, &prefix, path, i + 1, err))) {
+                red_sbuf_put(out, s.p, s.len);
+                red_sbuf_puts(out, "\n");
+            }
+        }
+        red_sbuf_free(&s);
+        red_jsonl_free(items, n);
+    } else {
+        unsigned char *buf;
+        size_t blen;
+        if ((st = red_read_file(path, &buf, &blen, err))) return st;
+        red_sbuf_put(out, (const char *)buf, blen);
+        free(buf);
+    }
+    if (st == RED_OK && out->failed) st = red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
+    return st;
+}
+
 void red_train_data_free(red_train_data *d) {
     free(d->tokens);
     free(d->target);

@@ -92,7 +92,7 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
             int rows = 0;
             live = 0;
             for (i = 0; i < nb; i++) {  /* take the token just chosen */
-                char b[8];
+                char b[RED_TOKEN_MAX_BYTES];
                 int nbytes;
                 if (!alive[i]) continue;
                 if (cur[i] == tok->eos_id) { alive[i] = 0; continue; }

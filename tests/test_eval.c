@@ -222,7 +222,7 @@ Test(tokenizer, byte_round_trip_and_directory_record) {
     cr_expect(strstr(err.msg, "red_tokenizer.json") != NULL, "%s", err.msg);
     rmdir(dir);
     for (i = 0; i < 256; i++) {
-        char b[8];
+        char b[RED_TOKEN_MAX_BYTES];
         cr_assert(red_token_bytes(&t, i, b) == 1 && (unsigned char)b[0] == i);
     }
 }
@@ -260,7 +260,7 @@ Test(generate, until_matches_full_forward_greedy) {
         for (g = 0; g < 12; g++) {
             float *lg;
             int best = 0;
-            char b[8];
+            char b[RED_TOKEN_MAX_BYTES];
             cr_assert(red_model_init(&ref, &c, pool, &err) == RED_OK);
             memcpy(ref.params, m.params, m.n_params * 4);
             cr_assert(red_model_train_alloc(&ref, 1, n, &err) == RED_OK);
@@ -572,4 +572,134 @@ Test(svg, line_plot_has_title_axes_legend_and_escapes) {
     cr_expect(strstr(t, "points=\"78.0,") != NULL && strstr(t, " 530.0,") != NULL, "x mapped to the frame");
     free(buf);
     unlink(path);
+}
+
+/* ------------------------------------------------------------------ BPE tokenizer */
+
+static const char *const bpe_corpus[] = {
+    "Question: On Monday, Liam picks 16 apples. On Tuesday, Omar picks 9 fewer apples than Liam.",
+    "Answer: On Tuesday, Omar picks 9 fewer apples than Liam: 16 - 9 = <<16-9=7>>7 apples.\n#### 7",
+    "The red fox lives in the forest. All foxes are orange. The fox weighs 12 kilograms.",
+    "Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.   Spaces   and tabs\tand \xc3\xbcmlauts \xc3\xbc" "ber."};
+
+static void bpe_corpus_text(red_sbuf *s) {
+    int r, k;
+    red_sbuf_init(s);
+    red_sbuf_puts(s, "");
+    for (r = 0; r < 3; r++)
+        for (k = 0; k < 4; k++) {
+            if (s->len) red_sbuf_puts(s, "\n");
+            red_sbuf_puts(s, bpe_corpus[k]);
+        }
+    red_sbuf_puts(s, "\napples apples apples; bananas!! <<>> ==== 1234567890");
+}
+
+static size_t unhex(const char *h, char *out) {
+    size_t n = 0;
+    unsigned v;
+    while (h[0] && h[1] && sscanf(h, "%2x", &v) == 1) {
+        out[n++] = (char)v;
+        h += 2;
+    }
+    return n;
+}
+
+/* Merges and encodings against an independent Python implementation
+ * (tests/fixtures/make_bpe_fixture.py). */
+Test(tokenizer, bpe_matches_independent_reference) {
+    static red_tokenizer t, back;
+    red_sbuf text;
+    red_error err;
+    FILE *f = fopen(FIXTURE("bpe_reference.txt"), "r");
+    char line[4096], probe[2048];
+    size_t plen = 0;
+    int n_merges = 0, ids[512];
+    char dir[] = "/tmp/red_test_bpe_XXXXXX";
+    cr_assert(f, "fixture missing");
+    bpe_corpus_text(&text);
+    cr_assert(red_tokenizer_train_bpe(&t, text.p, text.len, 300, &err) == RED_OK, "%s", err.msg);
+    while (fgets(line, sizeof line, f)) {
+        int a, b;
+        if (sscanf(line, "merge %d %d", &a, &b) == 2) {
+            cr_expect(n_merges < t.n_merges && t.merge[n_merges][0] == a && t.merge[n_merges][1] == b,
+                      "merge %d: reference (%d, %d)", n_merges, a, b);
+            n_merges++;
+        } else if (!strncmp(line, "encode ", 7)) {
+            line[strcspn(line, "\n")] = 0;
+            plen = unhex(line + 7, probe);
+        } else if (!strncmp(line, "ids", 3)) {
+            int want[512], nw = 0, n, k, off = 0, used;
+            while (sscanf(line + 3 + off, "%d%n", &want[nw], &used) == 1) { nw++; off += used; }
+            n = red_tokenize(&t, probe, plen, 0, ids, 512);
+            cr_expect(n == nw, "%.*s: %d ids, reference %d", (int)plen, probe, n, nw);
+            for (k = 0; k < n && k < nw; k++) cr_expect(ids[k] == want[k], "id %d: %d, reference %d", k, ids[k], want[k]);
+        }
+    }
+    fclose(f);
+    cr_expect(n_merges == t.n_merges && t.vocab == 259 + n_merges, "%d merges, reference %d", t.n_merges, n_merges);
+    /* save and load give the same tokenizer */
+    cr_assert(mkdtemp(dir));
+    cr_assert(red_tokenizer_save(&t, dir, &err) == RED_OK);
+    cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
+    cr_expect(back.kind == RED_TOK_BPE && back.vocab == t.vocab && !memcmp(back.merge, t.merge, sizeof t.merge) &&
+              !memcmp(back.tok_text, t.tok_text, sizeof t.tok_text), "round trip");
+    {
+        char path[256];
+        snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+        unlink(path);
+        rmdir(dir);
+    }
+    red_sbuf_free(&text);
+}
+
+Test(tokenizer, bpe_round_trips_any_bytes_and_keeps_digits_single) {
+    static red_tokenizer t;
+    red_sbuf text, out;
+    red_error err;
+    red_rng r;
+    int trial, ids[700], n, k;
+    bpe_corpus_text(&text);
+    cr_assert(red_tokenizer_train_bpe(&t, text.p, text.len, 320, &err) == RED_OK);
+    red_rng_seed(&r, 17);
+    for (trial = 0; trial < 200; trial++) {
+        char s[300];
+        size_t len = (size_t)red_rng_below(&r, 300), i;
+        for (i = 0; i < len; i++)  /* mostly corpus-like text, some arbitrary bytes */
+            s[i] = red_rng_below(&r, 4) ? text.p[red_rng_below(&r, text.len)] : (char)red_rng_below(&r, 256);
+        n = red_tokenize(&t, s, len, 0, ids, 700);
+        red_sbuf_init(&out);
+        red_sbuf_puts(&out, "");
+        red_detokenize(&t, ids, n, &out);
+        cr_assert(out.len == len && !memcmp(out.p, s, len), "decode(encode(x)) == x (trial %d)", trial);
+        for (k = 0; k < n; k++) {
+            char b[RED_TOKEN_MAX_BYTES];
+            int nb = red_token_bytes(&t, ids[k], b), j, digits = 0;
+            for (j = 0; j < nb; j++) digits += b[j] >= '0' && b[j] <= '9';
+            cr_assert(digits == 0 || nb == 1, "a digit is always a token of its own");
+        }
+        red_sbuf_free(&out);
+    }
+    n = red_tokenize(&t, " apples", 7, 0, ids, 700);
+    cr_expect(n == 1, "a frequent word with its space is one token (%d)", n);
+    red_sbuf_free(&text);
+}
+
+Test(tokenizer, bpe_rejects_malformed_merges) {
+    static red_tokenizer t;
+    red_error err;
+    char dir[] = "/tmp/red_test_bpe_XXXXXX", path[256];
+    const char *bad[] = {"{\"type\": \"bpe\", \"merges\": [[97, 400]]}", "{\"type\": \"bpe\", \"merges\": [[256, 97]]}",
+                         "{\"type\": \"bpe\", \"merges\": [[97]]}", "{\"type\": \"bpe\", \"merges\": 3}",
+                         "{\"type\": \"wordpiece\"}"};
+    int k;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+    for (k = 0; k < 5; k++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[k], f);
+        fclose(f);
+        cr_expect(red_tokenizer_load(&t, dir, &err) != RED_OK, "rejects %s", bad[k]);
+    }
+    unlink(path);
+    rmdir(dir);
 }
