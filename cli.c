@@ -500,7 +500,7 @@ static int cmd_generate(int argc, char **argv) {
 static const char *usage_eval =
     "usage: red eval --task gsm8k|gsm8k_cot|gsm8k_cot_zeroshot|choice --model DIR --data TEST.jsonl\n"
     "                [--fewshot-from TRAIN.jsonl] [--shots K] [--limit N] [--json OUT.json]\n"
-    "                [--samples OUT.jsonl] [--batch B] [--max-gen N] [--bos] [--threads N]\n"
+    "                [--samples OUT.jsonl] [--batch B] [--max-gen N] [--bos] [--calculator] [--threads N]\n"
     "\n"
     "Reproduces lm-eval's GSM8K tasks (v0.4.8 conventions, ../shared/docs/eval.md):\n"
     "  gsm8k               'Question: q\\nAnswer:' with K exemplars (default 5 with\n"
@@ -511,6 +511,9 @@ static const char *usage_eval =
     "Greedy decoding, up to --max-gen new tokens (256), stop strings as lm-eval's.\n"
     "Scores exact_match under strict-match and flexible-extract with lm-eval's\n"
     "regexes_to_ignore, each with its standard error. No BOS unless --bos (as v0.4.8).\n"
+    "--calculator: GSM8K's original calculator (openai/grade-school-math), not part\n"
+    "of lm-eval: when the model has written '<<expr=' the value of expr and '>>' are\n"
+    "fed in its place. Report such scores apart; the summary says it was on.\n"
     "  choice              multiple choice, one JSON object per line:\n"
     "                      {\"query\", \"choices\": [...], \"gold\": k} scored as lm-eval's\n"
     "                      loglikelihood of (query, \" \" + choice): acc and acc_norm\n"
@@ -552,7 +555,8 @@ static void write_text_file(const char *path, const red_sbuf *b) {
 /* Scores completions[0..n) against docs, prints the summary, writes the files. */
 static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_gsm8k_doc *docs,
                          const red_sbuf *completions, const red_sbuf *prompts, int n, const char *json_out,
-                         const char *samples_out, const char *model, int shots, int max_gen, int bos) {
+                         const char *samples_out, const char *model, int shots, int max_gen, int bos,
+                         int calculator) {
     double ss = 0, fs = 0;
     int i;
     red_sbuf samples, js;
@@ -588,8 +592,8 @@ static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_g
         double sa = n ? ss / n : 0, fa = n ? fs / n : 0, se_s = red_mean_stderr(ss, ss, n),
                se_f = red_mean_stderr(fs, fs, n);
         if (shots >= 0)
-            printf("%s (%d-shot, %d docs, greedy, max %d new tokens, bos %s)\n", task_name, shots, n, max_gen,
-                   bos ? "yes" : "no");
+            printf("%s (%d-shot, %d docs, greedy, max %d new tokens, bos %s%s)\n", task_name, shots, n, max_gen,
+                   bos ? "yes" : "no", calculator ? ", WITH CALCULATOR (not lm-eval)" : "");
         else
             printf("%s (%d docs, completions scored as given)\n", task_name, n);
         printf("  exact_match,strict-match      %.4f ± %.4f\n", sa, se_s);
@@ -603,8 +607,8 @@ static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_g
             else red_sbuf_puts(&js, "null");
             if (shots >= 0)
                 red_sbuf_printf(&js, ", \"n\": %d, \"num_fewshot\": %d, \"fewshot_seed\": 1234, \"max_gen_toks\": %d, "
-                                     "\"bos\": %s, \"results\": {\"exact_match,strict-match\": ",
-                                n, shots, max_gen, bos ? "true" : "false");
+                                     "\"bos\": %s, \"calculator\": %s, \"results\": {\"exact_match,strict-match\": ",
+                                n, shots, max_gen, bos ? "true" : "false", calculator ? "true" : "false");
             else  /* scored external completions: no generation settings to report */
                 red_sbuf_printf(&js, ", \"n\": %d, \"source\": \"external completions\", "
                                      "\"results\": {\"exact_match,strict-match\": ", n);
@@ -703,7 +707,8 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
 static int cmd_eval(int argc, char **argv) {
     const char *task_name = NULL, *model = NULL, *data = NULL, *fewshot = NULL, *json_out = NULL,
                *samples_out = NULL;
-    int shots = -1, limit = 0, batch = 8, max_gen = 256, bos = 0, threads = 0, i, n_test, n_all, n_train = 0;
+    int shots = -1, limit = 0, batch = 8, max_gen = 256, bos = 0, threads = 0, i, n_test, n_all, n_train = 0,
+        calculator = 0;
     red_gsm8k_task task;
     red_gsm8k_doc *test, *train = NULL;
     red_error err;
@@ -720,6 +725,7 @@ static int cmd_eval(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(o, "--bos")) { bos = 1; continue; }
+        if (!strcmp(o, "--calculator")) { calculator = 1; continue; }
         if (i + 1 >= argc) die(2, "eval: %s needs a value (see red eval --help)", o);
         if (!strcmp(o, "--task")) task_name = argv[++i];
         else if (!strcmp(o, "--model")) model = argv[++i];
@@ -758,6 +764,7 @@ static int cmd_eval(int argc, char **argv) {
     go.max_gen = max_gen;
     go.batch = batch;
     go.add_bos = bos;
+    go.calculator = calculator;
     ps.t0 = red_time_seconds();
     ps.what = task_name;
     go.progress = progress_line;
@@ -765,7 +772,8 @@ static int cmd_eval(int argc, char **argv) {
     if (red_gsm8k_run(&m, &tok, task, train, n_train, shots, test, n_test, &go, prompts, outs, &err) != RED_OK)
         die(1, "%s", err.msg);
     fprintf(stderr, "eval: %d docs in %.1f s\n", n_test, red_time_seconds() - ps.t0);
-    report_gsm8k(task, task_name, test, outs, prompts, n_test, json_out, samples_out, model, shots, max_gen, bos);
+    report_gsm8k(task, task_name, test, outs, prompts, n_test, json_out, samples_out, model, shots, max_gen, bos,
+                 calculator);
     for (i = 0; i < n_test; i++) {
         red_sbuf_free(&prompts[i]);
         red_sbuf_free(&outs[i]);
@@ -820,7 +828,7 @@ static int cmd_score_gsm8k(int argc, char **argv) {
         red_sbuf_put(&outs[k], c->str, c->len);
     }
     report_gsm8k(task, task_name, test, outs, NULL, (int)n_items, json_out, samples_out, NULL,
-                 -1, 0, 0);
+                 -1, 0, 0, 0);
     for (k = 0; k < n_items; k++) red_sbuf_free(&outs[k]);
     free(outs);
     red_jsonl_free(items, n_items);

@@ -518,18 +518,21 @@ static void site_reader_colnorm(const red_model *t, int site, double *out) {
 }
 
 /* Top d_s channels by score (ties to the lower index), ascending. */
-static void select_top(const double *score, int d, int ds, int *sel) {
+static red_status select_top(const double *score, int d, int ds, int *sel) {
     unsigned char *taken = calloc((size_t)d, 1);
     int k, j;
-    for (k = 0; k < ds; k++) {
+    if (!taken) return RED_E_NOMEM;
+    for (k = 0; k < ds && k < d; k++) {
         int best = -1;
         for (j = 0; j < d; j++)
             if (!taken[j] && (best < 0 || score[j] > score[best])) best = j;
+        if (best < 0) break;
         taken[best] = 1;
     }
     for (j = 0, k = 0; j < d; j++)
         if (taken[j]) sel[k++] = j;
     free(taken);
+    return RED_OK;
 }
 
 red_status red_student_initialize(red_student *s, const red_init_opts *o, red_train_data *calib,
@@ -617,7 +620,10 @@ red_status red_student_initialize(red_student *s, const red_init_opts *o, red_tr
                     for (j = 0; j < d; j++) score[j] += tmp[j] / sum;
             }
         }
-        select_top(score, d, ds, sel);
+        if (select_top(score, d, ds, sel)) {
+            st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+            goto out;
+        }
         memset(basis, 0, P * sizeof(float));
         for (k = 0; k < ds; k++) basis[(size_t)sel[k] * ds + k] = 1.0f;
     } else if (o->kind == RED_INIT_PCA) {  /* top principal directions of the stacked norm outputs */

@@ -914,6 +914,8 @@ typedef struct {
     int max_gen;                 /* new tokens per prompt (lm-eval default 256) */
     int batch;                   /* prompts decoded together */
     int add_bos;                 /* prepend BOS (lm-eval v0.4.8: no) */
+    int calculator;              /* GSM8K's calculator: after "<<expr=" the value of expr and ">>"
+                                    are fed instead of the model's tokens (not lm-eval; report apart) */
     const char *const *stops;    /* stop strings, cut as lm-eval cuts */
     int n_stops;
     void (*progress)(void *ctx, int done, int total);  /* after each batch; may be NULL */
@@ -924,6 +926,11 @@ typedef struct {
  * completions, cut at the stop strings. Deterministic. */
 red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
                               const red_gen_opts *o, red_sbuf *outs, red_error *err);
+/* GSM8K's calculator (openai/grade-school-math): when text ends inside an
+ * annotation as "<<expr=", writes the value of expr (numbers, + - * /,
+ * parentheses, usual precedence; integers without a decimal point) and ">>"
+ * to out and returns 1; 0 when no annotation is open or expr does not parse. */
+int red_gsm8k_calculator(const char *text, size_t len, char *out, size_t cap);
 /* lm-eval's GSM8K generate task on n docs: prompts (K exemplars drawn per
  * doc as random.Random(1234).sample does, for gsm8k; cot's fixed 8), the
  * task's stop strings (o's are ignored), greedy generation. prompts (may be

@@ -5,6 +5,7 @@
  * are left-truncated to max_position_embeddings - max_gen tokens. */
 #include "../red.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,12 +30,82 @@ static int argmax_first(const float *x, int n) {
     return best;
 }
 
+/* Recursive descent for the calculator: numbers, + - * / and parentheses. */
+static double calc_expr(const char **p, int *ok);
+static double calc_number(const char **p, int *ok) {
+    char *end;
+    double v;
+    while (**p == ' ') (*p)++;
+    if (**p == '(') {
+        (*p)++;
+        v = calc_expr(p, ok);
+        while (**p == ' ') (*p)++;
+        if (**p != ')') *ok = 0;
+        else (*p)++;
+        return v;
+    }
+    v = strtod(*p, &end);
+    if (end == *p) *ok = 0;
+    *p = end;
+    return v;
+}
+static double calc_term(const char **p, int *ok) {
+    double v = calc_number(p, ok);
+    for (;;) {
+        while (**p == ' ') (*p)++;
+        if (**p == '*') { (*p)++; v *= calc_number(p, ok); }
+        else if (**p == '/') {
+            double d;
+            (*p)++;
+            d = calc_number(p, ok);
+            if (d == 0.0) *ok = 0;
+            else v /= d;
+        } else return v;
+    }
+}
+static double calc_expr(const char **p, int *ok) {
+    double v = calc_term(p, ok);
+    for (;;) {
+        while (**p == ' ') (*p)++;
+        if (**p == '+') { (*p)++; v += calc_term(p, ok); }
+        else if (**p == '-') { (*p)++; v -= calc_term(p, ok); }
+        else return v;
+    }
+}
+
+int red_gsm8k_calculator(const char *text, size_t len, char *out, size_t cap) {
+    size_t i, open = (size_t)-1;
+    red_sbuf view;
+    const red_sbuf *s = &view;
+    char expr[128];
+    const char *p;
+    int ok = 1;
+    double v;
+    view.p = (char *)text;
+    view.len = len;
+    if (!s->len || s->p[s->len - 1] != '=') return 0;
+    for (i = s->len - 1; i >= 2; i--) {
+        if (s->p[i - 1] == '>' && s->p[i - 2] == '>') return 0;  /* the last annotation is closed */
+        if (s->p[i - 1] == '<' && s->p[i - 2] == '<') { open = i; break; }
+    }
+    if (open == (size_t)-1 || s->len - 1 - open >= sizeof expr || s->len - 1 == open) return 0;
+    memcpy(expr, s->p + open, s->len - 1 - open);
+    expr[s->len - 1 - open] = 0;
+    p = expr;
+    v = calc_expr(&p, &ok);
+    while (*p == ' ') p++;
+    if (!ok || *p || v != v) return 0;
+    if (v == (double)(long long)v && v < 9e15 && v > -9e15) snprintf(out, cap, "%lld>>", (long long)v);
+    else snprintf(out, cap, "%.6g>>", v);
+    return 1;
+}
+
 red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
                               const red_gen_opts *o, red_sbuf *outs, red_error *err) {
     const int V = m->cfg.vocab, B = o->batch > 0 ? o->batch : 8;
     int max_gen = o->max_gen > 0 ? o->max_gen : 256, max_prompt = m->cfg.max_pos - max_gen;
     int g, i, done_total = 0, *ids = NULL, *seq = NULL, *pos = NULL, *cur = NULL, *len = NULL, *alive = NULL,
-              cap = 0;
+              cap = 0, *forced = NULL, *n_forced = NULL, *at_forced = NULL;
     red_kv_state kv;
     red_status st = RED_OK;
     if (max_prompt < 1)
@@ -50,7 +121,10 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
     cur = malloc(sizeof(int) * (size_t)B);
     len = malloc(sizeof(int) * (size_t)B);
     alive = malloc(sizeof(int) * (size_t)B);
-    if (!ids || !seq || !pos || !cur || !len || !alive) {
+    forced = malloc(sizeof(int) * 64 * (size_t)B);  /* calculator: tokens to feed instead of the model's */
+    n_forced = calloc((size_t)B, sizeof(int));
+    at_forced = calloc((size_t)B, sizeof(int));
+    if (!ids || !seq || !pos || !cur || !len || !alive || !forced || !n_forced || !at_forced) {
         st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
         goto out;
     }
@@ -85,6 +159,7 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
             len[i] = k - start;
             cur[i] = argmax_first(kv.logits + (size_t)(k - start - 1) * V, V);
             alive[i] = 1;
+            n_forced[i] = at_forced[i] = 0;
             outs[g + i].len = 0;
             red_sbuf_puts(&outs[g + i], "");
         }
@@ -102,6 +177,14 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
                     alive[i] = 0;
                     continue;
                 }
+                if (o->calculator && at_forced[i] == n_forced[i]) {
+                    char r[64];
+                    if (red_gsm8k_calculator(outs[g + i].p, outs[g + i].len, r, sizeof r)) {
+                        n_forced[i] = red_tokenize(tok, r, strlen(r), 0, forced + 64 * i, 64);
+                        if (n_forced[i] > 64) n_forced[i] = 64;
+                        at_forced[i] = 0;
+                    }
+                }
                 live++;
             }
             if (!live) break;
@@ -116,7 +199,11 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
                 red_error_set(err, st, "generate: forward failed");
                 goto out;
             }
-            for (i = 0; i < rows; i++) cur[seq[i]] = argmax_first(kv.logits + (size_t)i * V, V);
+            for (i = 0; i < rows; i++) {
+                int q = seq[i];
+                cur[q] = at_forced[q] < n_forced[q] ? forced[64 * q + at_forced[q]++]
+                                                    : argmax_first(kv.logits + (size_t)i * V, V);
+            }
         }
         for (i = 0; i < nb; i++) {
             red_sbuf *s = &outs[g + i];
@@ -133,6 +220,7 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
 out:
     red_kv_free(&kv);
     free(ids); free(seq); free(pos); free(cur); free(len); free(alive);
+    free(forced); free(n_forced); free(at_forced);
     return st;
 }
 

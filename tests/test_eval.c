@@ -703,3 +703,27 @@ Test(tokenizer, bpe_rejects_malformed_merges) {
     unlink(path);
     rmdir(dir);
 }
+
+Test(gsm8k, calculator_fills_open_annotations_only) {
+    struct { const char *text, *want; } cases[] = {
+        {"Mia has 16 - 9 = <<16-9=", "7>>"},
+        {"x <<3*4+2=", "14>>"},
+        {"x <<(3+4)*2=", "14>>"},
+        {"<<82/2=", "41>>"},
+        {"<<7/2=", "3.5>>"},
+        {"<<10-2*3=", "4>>"},
+        {"16 - 9 = <<16-9=7>>7 apples.\nThen 7 + 2 =", NULL},  /* no open annotation */
+        {"<<16-9=7>>7 =", NULL},
+        {"<<abc=", NULL},
+        {"<<5/0=", NULL},
+        {"<<=", NULL},
+        {"<<16-9", NULL},
+    };
+    size_t k;
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char out[64];
+        int got = red_gsm8k_calculator(cases[k].text, strlen(cases[k].text), out, sizeof out);
+        if (cases[k].want) cr_expect(got && !strcmp(out, cases[k].want), "'%s' -> '%s', want '%s'", cases[k].text, got ? out : "(none)", cases[k].want);
+        else cr_expect(!got, "'%s' must not trigger the calculator", cases[k].text);
+    }
+}

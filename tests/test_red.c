@@ -358,6 +358,7 @@ static void reference_energy_top(red_model *t, red_train_data *calib, int B, int
         int best = -1;
         for (j = 0; j < d; j++)
             if (!taken[j] && (best < 0 || score[j] > score[best])) best = j;
+        cr_assert(best >= 0);
         taken[best] = 1;
     }
     for (j = 0, k = 0; j < d; j++)
