@@ -1088,7 +1088,7 @@ static int cmd_train(int argc, char **argv) {
     if (!n_data || !o.out) die(2, "train: --data and --out are required (see red train --help)%s", "");
     if (o.min_lr < 0) o.min_lr = o.lr / 10;
     c.head_dim = c.dim / c.n_heads;
-    if (o.seq > c.max_pos) c.max_pos = o.seq;
+    c.max_pos = o.seq;  /* the context is what training saw: positions beyond it were never trained */
     pool = make_pool(threads);
     red_tokenizer_byte(&tok);
     if (resume) {

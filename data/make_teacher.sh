@@ -42,6 +42,12 @@ $RED train --data "$WORK/reasoning.jsonl" --data "$WORK/corpus.txt" --data "$WOR
     --tokenizer "$WORK/tokenizer" \
     --save-every 500 --eval-every 1000 --log-every 100 $RESUME
 T1=$(date +%s)
+# training wall time, summed over resumed invocations
+PREV=0
+[ -f "$WORK/model/train_seconds" ] && PREV=$(cat "$WORK/model/train_seconds")
+[ -n "$RESUME" ] || PREV=0
+TRAIN_S=$((PREV + T1 - T0))
+echo "$TRAIN_S" > "$WORK/model/train_seconds"
 
 echo "== writing $OUT"
 cp "$WORK/model/config.json" "$WORK/model/model.safetensors" "$WORK/model/red_tokenizer.json" "$OUT/"
@@ -95,7 +101,7 @@ give depth for multi-step work. The runs that informed this choice are listed in
 - General corpus: \`red tasks corpus -n $N_CORPUS --seed 11\`; multiple choice: \`red tasks choice --split train -n $N_CHOICE --seed 11\`.
 - $TOKENS tokens, batch $BATCH x $SEQ (rows start at document starts), AdamW lr $LR, 2% warm-up, cosine
   to lr/10, weight decay 0.1, clip 1.0, seed $SEED, $THREADS threads.
-- Wall time $((T1 - T0)) s on $CPU ($(nproc) cores).
+- Training wall time $TRAIN_S s on $CPU ($(nproc) cores, $THREADS threads).
 
 ## Scores (held-out test splits, never trained on)
 | test | score |
