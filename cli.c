@@ -1557,7 +1557,9 @@ static const char *usage_reproduce =
     "results.json and SVG plots. Interrupted runs resume: finished students are\n"
     "kept, an unfinished one continues from its last checkpoint.\n"
     "Budgets: default 3 seeds, 327680 tokens per student; --quick 1 seed, 16384\n"
-    "tokens, small test sets (a smoke run); --full 5 seeds, 4x the tokens.\n";
+    "tokens, small test sets (a smoke run); --full 5 seeds, 4x the tokens, and\n"
+    "lrc-literal too. Inits: lrc (Gaussian, std 0.02*sqrt(3072/d_t): LRC's column\n"
+    "norm), lrc-literal (std 0.02), orthogonal, pca, magnitude, red.\n";
 
 static void say_line(void *ctx, const char *msg) {
     double *t0 = ctx;
@@ -1608,8 +1610,9 @@ static int cmd_reproduce(int argc, char **argv) {
             p = NULL;
         }
     } else {
-        static const char *const def[] = {"lrc", "orthogonal", "pca", "magnitude", "red"};
-        for (i = 0; i < 5; i++) o.inits[o.n_inits++] = def[i];
+        /* lrc is the scale-matched Gaussian (method.md A4); --full adds LRC's literal std 0.02 */
+        static const char *const def[] = {"lrc", "orthogonal", "pca", "magnitude", "red", "lrc-literal"};
+        for (i = 0; i < (full ? 6 : 5); i++) o.inits[o.n_inits++] = def[i];
     }
     o.quick = quick;
     o.full = full;
