@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MSE_CHUNK 65536  /* elements per partial sum of the clone MSEs */
+
 const char *const red_site_names[RED_N_SITES] = {"q", "k", "v", "o", "gate", "up", "down"};
 
 /* Output side sites: W^S = Pᵀ W. */
@@ -124,6 +126,7 @@ void red_student_free(red_student *s) {
     red_free_aligned(s->adam_v);
     red_free_aligned(s->clone_grad);
     red_free_aligned(s->o_s);
+    free(s->partial);
     free(s->layer_buf);
     memset(s, 0, sizeof *s);
 }
@@ -140,7 +143,13 @@ red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err)
     red_free_aligned(s->o_s);
     s->clone_grad = red_malloc_aligned(per * L * sizeof(float));
     s->o_s = red_malloc_aligned(N * (3 * (size_t)s->d_t + 2 * (size_t)s->d_s) * sizeof(float));
-    if (!s->clone_grad || !s->o_s) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for B=%d T=%d", B, T);
+    {   /* per-chunk MSE sums and per-row KL, sized for the widest activation */
+        size_t widest = (size_t)(c->ffn > s->d_t ? c->ffn : s->d_t);
+        if ((size_t)QD > widest) widest = (size_t)QD;
+        free(s->partial);
+        s->partial = malloc(((N * widest + MSE_CHUNK - 1) / MSE_CHUNK + N + 1) * sizeof(double));
+    }
+    if (!s->clone_grad || !s->o_s || !s->partial) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for B=%d T=%d", B, T);
     s->act_grads.dq = s->clone_grad + at; at += N * QD * L;
     s->act_grads.dk = s->clone_grad + at; at += N * KD * L;
     s->act_grads.dv = s->clone_grad + at; at += N * KD * L;
@@ -243,8 +252,6 @@ typedef struct {
     double *partial;  /* per 64K chunk, added in order: thread-count independent */
 } mse_ctx;
 
-#define MSE_CHUNK 65536
-
 static void mse_chunks(void *vc, int64_t lo, int64_t hi) {
     mse_ctx *c = vc;
     int64_t k;
@@ -325,12 +332,7 @@ red_status red_student_loss(red_student *s, const int *tokens, const int *target
     memset(out, 0, sizeof *out);
     red_student_merge(s);
     if ((st = red_model_forward(t, tokens, B, T)) || (st = red_model_forward(m, tokens, B, T))) return st;
-    {
-        size_t widest = (size_t)(F > dt ? F : dt);
-        if ((size_t)QD > widest) widest = (size_t)QD;
-        partial = malloc(((N * widest + MSE_CHUNK - 1) / MSE_CHUNK + N + 1) * sizeof(double));
-    }
-    if (!partial) return RED_E_NOMEM;
+    partial = s->partial;
     if (want_grad) {
         memset(s->grads, 0, s->n * sizeof(float));
         red_model_zero_grad(m);
@@ -387,7 +389,6 @@ red_status red_student_loss(red_student *s, const int *tokens, const int *target
     }
     for (k = 0; k < RED_N_SITES; k++) out->clone += out->clone_site[k];
     out->total = out->ce + out->kl + alpha * out->clone;
-    free(partial);
     if (want_grad) {
         if ((st = red_model_backward_ex(m, &s->act_grads))) return st;
         chain_to_projections(s);

@@ -765,6 +765,7 @@ typedef struct {
     red_act_grads act_grads;
     float *o_s, *o_t, *y_t;       /* [N, d_t] clone scratch */
     float *y_s, *y_tp;            /* [N, d_s] */
+    double *partial;              /* loss partial sums (no allocation inside a step) */
 } red_student;
 
 /* A student of width d_s with the teacher's config otherwise; parameters zero. */

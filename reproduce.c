@@ -555,9 +555,21 @@ typedef struct {
     double acc[MAX_STEPS], acc24, choice, *erank;
 } teacher_result;
 
+#define PLOT_SERIES 32
+
+/* A fresh plot and series table; returns 0 (the series count). */
+static int plot_begin(red_plot *p, red_series *sr, const char *title, const char *xlabel, const char *ylabel) {
+    memset(p, 0, sizeof *p);
+    memset(sr, 0, sizeof(red_series) * PLOT_SERIES);
+    p->title = title;
+    p->xlabel = xlabel;
+    p->ylabel = ylabel;
+    return 0;
+}
+
 static red_status plots(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L, int ds,
                         double mp_lo, double mp_hi, red_error *err) {
-    red_series sr[32];
+    red_series sr[PLOT_SERIES];
     red_plot p;
     char path[2048], lab[32][96];
     double xs[MAX_STEPS + 64], layer_x[256], idx[4096], mpl[2], mph[2], mpx[2], tflat[2], tx[2], ta[MAX_STEPS];
@@ -567,13 +579,9 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     for (i = 0; i < ds && i < 4096; i++) idx[i] = i + 1;
     for (i = 0; i < MAX_STEPS; i++) xs[i] = i + 1;
     /* eRank per layer */
-    memset(&p, 0, sizeof p);
-    p.title = "eRank per layer (residual after each block; last point = final norm)";
-    p.xlabel = "layer (1..L = blocks, L+1 = final norm)";
-    p.ylabel = "eRank";
+    n = plot_begin(&p, sr, "eRank per layer (residual after each block; last point = final norm)", "layer (1..L = blocks, L+1 = final norm)", "eRank");
     p.integer_x = 1;
     p.have_ymin = 1; p.ymin = 0;
-    memset(sr, 0, sizeof sr);
     sr[n].label = "teacher"; sr[n].x = layer_x; sr[n].y = T->erank; sr[n].n = L + 1; sr[n].color = "#000000";
     sr[n].width = 2; sr[n].markers = 1; n++;
     for (k = 0; k < n_init && n < 30; k++) {
@@ -594,12 +602,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     snprintf(path, sizeof path, "%s/erank_layers.svg", o->out);
     if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
     /* projection spectra against Marchenko-Pastur */
-    memset(&p, 0, sizeof p);
-    memset(sr, 0, sizeof sr);
-    n = 0;
-    p.title = "Projection singular values at init (orthonormal inits: all 1)";
-    p.xlabel = "index (descending)";
-    p.ylabel = "singular value";
+    n = plot_begin(&p, sr, "Projection singular values at init (orthonormal inits: all 1)", "index (descending)", "singular value");
     p.logy = 1;
     for (k = 0; k < n_init && n < 28; k++) {
         if (!S[k].n) continue;
@@ -612,12 +615,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     snprintf(path, sizeof path, "%s/singular_values.svg", o->out);
     if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
     /* reasoning accuracy against tokens */
-    memset(&p, 0, sizeof p);
-    memset(sr, 0, sizeof sr);
-    n = 0;
-    p.title = "Reasoning (2-4 steps, strict exact match) during distillation";
-    p.xlabel = "distillation tokens";
-    p.ylabel = "accuracy (mean over seeds; bars = std)";
+    n = plot_begin(&p, sr, "Reasoning (2-4 steps, strict exact match) during distillation", "distillation tokens", "accuracy (mean over seeds; bars = std)");
     p.have_ymin = p.have_ymax = 1; p.ymin = 0; p.ymax = 1;
     for (k = 0; k < n_init; k++) {
         if (!S[k].n) continue;
@@ -629,13 +627,9 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     snprintf(path, sizeof path, "%s/reasoning_vs_tokens.svg", o->out);
     if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
     /* accuracy by number of steps */
-    memset(&p, 0, sizeof p);
-    memset(sr, 0, sizeof sr);
-    n = 0;
-    p.title = "Reasoning accuracy by number of steps (after distillation)";
-    p.xlabel = "steps in the problem";
+    n = plot_begin(&p, sr, "Reasoning accuracy by number of steps (after distillation)", "steps in the problem",
+                   "strict exact match (mean over seeds; bars = std)");
     p.integer_x = 1;
-    p.ylabel = "strict exact match (mean over seeds; bars = std)";
     p.have_ymin = p.have_ymax = 1; p.ymin = 0; p.ymax = 1;
     for (i = 0; i < MAX_STEPS; i++) ta[i] = T->acc[i];
     sr[n].label = "teacher"; sr[n].x = xs; sr[n].y = ta; sr[n].n = MAX_STEPS; sr[n].color = "#000000"; sr[n].width = 2;
@@ -652,12 +646,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
         if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
     }
     /* distillation loss against tokens */
-    memset(&p, 0, sizeof p);
-    memset(sr, 0, sizeof sr);
-    n = 0;
-    p.title = "Distillation loss (CE + KL + alpha * clone), mean over seeds";
-    p.xlabel = "distillation tokens";
-    p.ylabel = "loss";
+    n = plot_begin(&p, sr, "Distillation loss (CE + KL + alpha * clone), mean over seeds", "distillation tokens", "loss");
     p.logy = 1;
     for (k = 0; k < n_init; k++) {
         if (!S[k].n) continue;

@@ -99,41 +99,11 @@ static red_status format_json_doc(const red_json *j, red_sbuf *s, size_t *prefix
     return s->failed ? red_error_set(err, RED_E_NOMEM, "train: out of memory") : RED_OK;
 }
 
-red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err) {
-    size_t len = strlen(path);
-    red_status st;
-    if (len > 6 && !strcmp(path + len - 6, ".jsonl")) {
-        red_json **items;
-        size_t n, i;
-        red_sbuf s;
-        if ((st = red_jsonl_read(path, &items, &n, err))) return st;
-        red_sbuf_init(&s);
-        red_sbuf_puts(&s, "");
-        for (i = 0; i < n; i++) {
-            size_t prefix;
-            if ((st = format_json_doc(items[i], &s, &prefix, path, i + 1, err)) ||
-                (st = add_doc(d, tok, s.p, s.len, prefix, err)))
-                break;
-        }
-        red_sbuf_free(&s);
-        red_jsonl_free(items, n);
-        return st;
-    } else {  /* plain text: one document per non-empty line */
-        unsigned char *buf;
-        size_t blen, p = 0;
-        if ((st = red_read_file(path, &buf, &blen, err))) return st;
-        while (p < blen) {
-            size_t e = p;
-            while (e < blen && buf[e] != '\n') e++;
-            if (e > p && (st = add_doc(d, tok, (const char *)buf + p, e - p, 0, err))) break;
-            p = e + 1;
-        }
-        free(buf);
-        return st;
-    }
-}
+/* Calls fn(ctx, text, len, prefix) for every document of a file: each JSONL
+ * object formatted as above, or each non-empty line of a text file. */
+typedef red_status (*doc_fn)(void *ctx, const char *text, size_t len, size_t prefix, red_error *err);
 
-red_status red_docs_text(const char *path, red_sbuf *out, red_error *err) {
+static red_status for_each_doc(const char *path, doc_fn fn, void *ctx, red_error *err) {
     size_t len = strlen(path);
     red_status st = RED_OK;
     if (len > 6 && !strcmp(path + len - 6, ".jsonl")) {
@@ -143,25 +113,54 @@ red_status red_docs_text(const char *path, red_sbuf *out, red_error *err) {
         if ((st = red_jsonl_read(path, &items, &n, err))) return st;
         red_sbuf_init(&s);
         red_sbuf_puts(&s, "");
-        for (i = 0; i < n && st == RED_OK; i++) {
+        for (i = 0; i < n; i++) {
             size_t prefix;
-            if (!(st = format_json_doc(items[i], &s, &prefix, path, i + 1, err))) {
-                red_sbuf_put(out, s.p, s.len);
-                red_sbuf_puts(out, "\n");
-            }
+            if ((st = format_json_doc(items[i], &s, &prefix, path, i + 1, err)) || (st = fn(ctx, s.p, s.len, prefix, err)))
+                break;
         }
         red_sbuf_free(&s);
         red_jsonl_free(items, n);
-    } else {
+    } else {  /* plain text: one document per non-empty line */
         unsigned char *buf;
-        size_t blen;
+        size_t blen, p = 0;
         if ((st = red_read_file(path, &buf, &blen, err))) return st;
-        red_sbuf_put(out, (const char *)buf, blen);
+        while (p < blen) {
+            size_t e = p;
+            while (e < blen && buf[e] != '\n') e++;
+            if (e > p && (st = fn(ctx, (const char *)buf + p, e - p, 0, err))) break;
+            p = e + 1;
+        }
         free(buf);
     }
-    if (st == RED_OK && out->failed) st = red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
     return st;
 }
+
+typedef struct {
+    red_train_data *d;
+    const red_tokenizer *tok;
+} add_ctx;
+
+static red_status add_one(void *vc, const char *text, size_t len, size_t prefix, red_error *err) {
+    add_ctx *c = vc;
+    return add_doc(c->d, c->tok, text, len, prefix, err);
+}
+
+red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err) {
+    add_ctx c;
+    c.d = d;
+    c.tok = tok;
+    return for_each_doc(path, add_one, &c, err);
+}
+
+static red_status append_line(void *vc, const char *text, size_t len, size_t prefix, red_error *err) {
+    red_sbuf *out = vc;
+    (void)prefix;
+    red_sbuf_put(out, text, len);
+    red_sbuf_puts(out, "\n");
+    return out->failed ? red_error_set(err, RED_E_NOMEM, "out of memory for the documents' text") : RED_OK;
+}
+
+red_status red_docs_text(const char *path, red_sbuf *out, red_error *err) { return for_each_doc(path, append_line, out, err); }
 
 void red_train_data_free(red_train_data *d) {
     free(d->tokens);

@@ -212,6 +212,12 @@ static void key_sentence(red_sbuf *q, size_t from, int day, const char *name) {
     free(tail);
 }
 
+/* The arithmetic of a solution line: "5 - 2 = <<5-2=3>>3 flowers.\n". */
+static void put_step(red_sbuf *a, int64_t cur, char op, int64_t x, int64_t nv, const char *unit) {
+    red_sbuf_printf(a, "%lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", (long long)cur, op, (long long)x, (long long)cur,
+                    op, (long long)x, (long long)nv, (long long)nv, unit);
+}
+
 /* One problem into q (question) and a (answer); returns its skeleton hash. */
 static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf *q, red_sbuf *a) {
     int steps = (int)between(r, o->min_steps, o->max_steps), s, family = (int)red_rng_below(r, 2);
@@ -256,15 +262,9 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
             else if (ops[s] == '*') red_sbuf_printf(q, sc->mul, nm, times_word(x[s]));
             else red_sbuf_printf(q, sc->div, nm, count_word(x[s]));
             if (o->keyed) key_sentence(q, q0, s + 1, nm);
-            if (o->restate) {
-                restate_sentence(a, q, q0);
-                red_sbuf_printf(a, "%lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", (long long)cur, ops[s],
-                                (long long)x[s], (long long)cur, ops[s], (long long)x[s], (long long)nv,
-                                (long long)nv, sc->unit);
-            } else
-                red_sbuf_printf(a, "%s %s has %lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", s ? "Then" : "First", nm,
-                                (long long)cur, ops[s], (long long)x[s], (long long)cur, ops[s], (long long)x[s],
-                                (long long)nv, (long long)nv, sc->unit);
+            if (o->restate) restate_sentence(a, q, q0);
+            else red_sbuf_printf(a, "%s %s has ", s ? "Then" : "First", nm);
+            put_step(a, cur, ops[s], x[s], nv, sc->unit);
             cur = nv;
         }
         red_sbuf_puts(q, " ");
@@ -297,15 +297,9 @@ static uint64_t reasoning_one(red_rng *r, const red_reasoning_opts *o, red_sbuf 
             else if (ops[s] == '*') red_sbuf_printf(q, rl->times, who[s + 1], times_word(x[s]), who[s]);
             else red_sbuf_printf(q, rl->part, who[s + 1], part_word(x[s]), who[s]);
             if (o->keyed) key_sentence(q, q0, s + 1, who[s + 1]);
-            if (o->restate) {
-                restate_sentence(a, q, q0);
-                red_sbuf_printf(a, "%lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", (long long)cur, ops[s],
-                                (long long)x[s], (long long)cur, ops[s], (long long)x[s], (long long)nv,
-                                (long long)nv, rl->ans_unit);
-            } else
-            red_sbuf_printf(a, "%s%s %s %lld %c %lld = <<%lld%c%lld=%lld>>%lld %s.\n", machines ? "Machine " : "",
-                            who[s + 1], rl->verb, (long long)cur, ops[s], (long long)x[s], (long long)cur, ops[s],
-                            (long long)x[s], (long long)nv, (long long)nv, rl->ans_unit);
+            if (o->restate) restate_sentence(a, q, q0);
+            else red_sbuf_printf(a, "%s%s %s ", machines ? "Machine " : "", who[s + 1], rl->verb);
+            put_step(a, cur, ops[s], x[s], nv, rl->ans_unit);
             cur = nv;
         }
         red_sbuf_puts(q, " ");
