@@ -55,7 +55,7 @@ cp "$WORK/model/config.json" "$WORK/model/model.safetensors" "$WORK/model/red_to
 KEYED_JSON=false
 [ -n "$KEYED" ] && KEYED_JSON=true
 printf '{"solution": "%s", "keyed": %s, "max_number": 100, "world_seed": 1, "entities": 48}\n' "$SOLUTION" "$KEYED_JSON" \
-    > "$OUT/red_tasks.json"
+    > "$OUT/red_tasks.json.tmp" && mv "$OUT/red_tasks.json.tmp" "$OUT/red_tasks.json"
 
 echo "== evaluation on the test splits"
 mkdir -p "$OUT/eval"
@@ -79,7 +79,7 @@ MC=$(pct "$(sed -n 's/.*"acc": \([0-9.eE+-]*\).*/\1/p' "$OUT/eval/choice.json")"
 PARAMS=$($RED info --model "$OUT" | sed -n 's/^parameters: \([0-9]*\).*/\1/p')
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 
-cat > "$OUT/README.md" <<EOF
+cat > "$OUT/README.md.tmp" <<EOF
 # The embedded teacher
 
 A Llama-style model trained from scratch by red's own trainer on red's built-in tasks.
@@ -145,4 +145,5 @@ operation word next to the arithmetic and makes finding the sentence a plain loo
 ./red eval --task choice --model data/teacher --data c.jsonl
 \`\`\`
 EOF
+mv "$OUT/README.md.tmp" "$OUT/README.md"   # the card appears whole or not at all
 echo "== done: $OUT (reasoning 2-4 steps $S24%, multiple choice $MC%)"
