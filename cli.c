@@ -1570,7 +1570,7 @@ static int cmd_reproduce(int argc, char **argv) {
     red_repro_opts o;
     red_pool *pool;
     red_error err;
-    int i, threads = 0, quick = 0, full = 0, seeds = -1, per_step = -1, n_choice = -1;
+    int i, threads = 0, quick = 0, full = 0, seeds = -1, per_step = -1, n_choice = -1, batch = -1, evals = -1;
     double t0 = red_time_seconds(), mix = 0.1;
     int64_t tokens = -1;
     float lr = 3e-3f;
@@ -1598,6 +1598,8 @@ static int cmd_reproduce(int argc, char **argv) {
         else if (!strcmp(a, "--per-step")) per_step = (int)parse_num(a, argv[++i], 1, 100000);
         else if (!strcmp(a, "--choice")) n_choice = (int)parse_num(a, argv[++i], 1, 100000);
         else if (!strcmp(a, "--lr")) lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--batch")) batch = (int)parse_num(a, argv[++i], 1, 1024);
+        else if (!strcmp(a, "--evals")) evals = (int)parse_num(a, argv[++i], 1, 64);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "reproduce: unknown option '%s' (see red reproduce --help)", a);
     }
@@ -1630,6 +1632,8 @@ static int cmd_reproduce(int argc, char **argv) {
     if (tokens > 0) o.tokens = (uint64_t)tokens;
     if (per_step > 0) o.per_step = per_step;
     if (n_choice > 0) o.n_choice = n_choice;
+    if (batch > 0) o.batch = batch;
+    if (evals > 0) o.n_evals = evals;
     o.mix = mix;
     o.lr = lr;
     o.tau = 10.0f;

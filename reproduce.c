@@ -14,6 +14,7 @@
 #include "red.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,12 @@ typedef struct {
     int n_mc;
 } test_sets;
 
-static void say(const red_repro_opts *o, const char *fmt, const char *a, double x) {
+static void say(const red_repro_opts *o, const char *fmt, ...) {
     char msg[512];
-    snprintf(msg, sizeof msg, fmt, a, x);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     if (o->say) o->say(o->say_ctx, msg);
 }
 
@@ -344,7 +348,7 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
         if ((st = red_distill(&d, &s, sh->data, &log, err))) goto out;
         d.resume = 1;
         curve_tok[seg] = (double)stop * o->batch * o->seq;
-        if (have_seg[seg]) continue;
+        if (have_seg[seg] || seg == n_seg) continue;  /* the last point comes from the full evaluation */
         red_student_merge(&s);
         if ((st = eval_reasoning(&s.model, sh->tok, sh->tests, 2, 4, a, err))) goto out;
         curve_acc[seg] = acc_2_4(a, sh->tests);
@@ -359,7 +363,8 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
             red_sbuf_free(&cb);
             if (st) goto out;
         }
-        say(o, "  %s: %.0f%% of the budget", init, 100.0 * seg / n_seg);
+        say(o, "  %s seed %d: %.0f%% of the budget, 2-4-step accuracy %.1f%%", init, seed, 100.0 * seg / n_seg,
+            100.0 * curve_acc[seg]);
     }
     red_student_merge(&s);
     if ((st = red_erank_layers(&s.model, sh->erank_rows, sh->n_erank_rows, o->seq, 0, er1, err)) ||
@@ -368,6 +373,9 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
         (st = eval_choice(&s.model, sh->tok, sh->tests, &choice, err)) ||
         (st = red_model_save(&s.model, dir, RED_DT_F32, err)) || (st = red_tokenizer_save(sh->tok, dir, err)))
         goto out;
+    curve_acc[n_seg] = acc_2_4(acc, sh->tests);
+    say(o, "  %s seed %d: done, 2-4-step accuracy %.1f%%, multiple choice %.1f%%", init, seed, 100.0 * curve_acc[n_seg],
+        100.0 * choice);
     /* result.json, written last */
     red_sbuf_printf(&res, "{\"init\": \"%s\", \"seed\": %d, \"d_s\": %d, \"tokens\": %llu,\n \"acc_by_steps\": ", init, seed,
                     width, (unsigned long long)o->tokens);
@@ -567,6 +575,12 @@ static int plot_begin(red_plot *p, red_series *sr, const char *title, const char
     return 0;
 }
 
+/* one colour per init in every plot (index in --inits) */
+static const char *init_colour(int k) {
+    static const char *const pal[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    return pal[k % 6];
+}
+
 static red_status plots(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L, int ds,
                         double mp_lo, double mp_hi, red_error *err) {
     red_series sr[PLOT_SERIES];
@@ -588,26 +602,24 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
         if (!S[k].n) continue;
         snprintf(lab[n], sizeof lab[n], "%s, after", o->inits[k]);
         sr[n].label = lab[n]; sr[n].x = layer_x; sr[n].y = S[k].erank_final; sr[n].n = L + 1; sr[n].markers = 1;
-        sr[n].color = NULL; n++;
+        sr[n].color = init_colour(k); n++;
         snprintf(lab[n], sizeof lab[n], "%s, at init", o->inits[k]);
         sr[n].label = lab[n]; sr[n].x = layer_x; sr[n].y = S[k].erank_init; sr[n].n = L + 1; sr[n].dashed = 1;
         sr[n].color = sr[n - 1].color; n++;
     }
-    /* one colour per init: at init dashed, after solid */
-    {
-        static const char *const pal[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
-        int c = 0;
-        for (i = 1; i < n; i += 2, c++) sr[i].color = sr[i + 1].color = pal[c % 6];
-    }
     snprintf(path, sizeof path, "%s/erank_layers.svg", o->out);
     if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
     /* projection spectra against Marchenko-Pastur */
-    n = plot_begin(&p, sr, "Projection singular values at init (orthonormal inits: all 1)", "index (descending)", "singular value");
+    n = plot_begin(&p, sr, "Projection singular values, mean over projections (orthonormal inits start at 1)",
+                   "index (descending)", "singular value");
     p.logy = 1;
     for (k = 0; k < n_init && n < 28; k++) {
         if (!S[k].n) continue;
-        snprintf(lab[n], sizeof lab[n], "%s", o->inits[k]);
-        sr[n].label = lab[n]; sr[n].x = idx; sr[n].y = S[k].sv_init; sr[n].n = ds; n++;
+        snprintf(lab[n], sizeof lab[n], "%s, after", o->inits[k]);
+        sr[n].label = lab[n]; sr[n].x = idx; sr[n].y = S[k].sv_final; sr[n].n = ds; sr[n].color = init_colour(k); n++;
+        snprintf(lab[n], sizeof lab[n], "%s, at init", o->inits[k]);
+        sr[n].label = lab[n]; sr[n].x = idx; sr[n].y = S[k].sv_init; sr[n].n = ds; sr[n].dashed = 1;
+        sr[n].color = init_colour(k); n++;
     }
     mpx[0] = 1; mpx[1] = ds; mpl[0] = mpl[1] = mp_lo; mph[0] = mph[1] = mp_hi;
     sr[n].label = "MP bounds (lrc std)"; sr[n].x = mpx; sr[n].y = mpl; sr[n].n = 2; sr[n].dashed = 1; sr[n].color = "#777777"; n++;
@@ -620,7 +632,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     for (k = 0; k < n_init; k++) {
         if (!S[k].n) continue;
         sr[n].label = o->inits[k]; sr[n].x = S[k].curve_tok; sr[n].y = S[k].curve_acc; sr[n].err = S[k].curve_acc_sd;
-        sr[n].n = S[k].n_curve; sr[n].markers = 1; n++;
+        sr[n].n = S[k].n_curve; sr[n].markers = 1; sr[n].color = init_colour(k); n++;
     }
     tx[0] = 0; tx[1] = (double)o->tokens; tflat[0] = tflat[1] = T->acc24;
     sr[n].label = "teacher"; sr[n].x = tx; sr[n].y = tflat; sr[n].n = 2; sr[n].dashed = 1; sr[n].color = "#000000"; n++;
@@ -640,7 +652,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
             if (!S[k].n) continue;
             for (i = 0; i < MAX_STEPS; i++) { m[k][i] = S[k].acc[i][0]; sd[k][i] = S[k].acc[i][1]; }
             sr[n].label = o->inits[k]; sr[n].x = xs; sr[n].y = m[k]; sr[n].err = sd[k]; sr[n].n = MAX_STEPS;
-            sr[n].markers = 1; n++;
+            sr[n].markers = 1; sr[n].color = init_colour(k); n++;
         }
         snprintf(path, sizeof path, "%s/accuracy_by_steps.svg", o->out);
         if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
@@ -650,7 +662,8 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     p.logy = 1;
     for (k = 0; k < n_init; k++) {
         if (!S[k].n) continue;
-        sr[n].label = o->inits[k]; sr[n].x = S[k].loss_tok; sr[n].y = S[k].loss; sr[n].n = S[k].n_loss; n++;
+        sr[n].label = o->inits[k]; sr[n].x = S[k].loss_tok; sr[n].y = S[k].loss; sr[n].n = S[k].n_loss;
+        sr[n].color = init_colour(k); n++;
     }
     snprintf(path, sizeof path, "%s/loss_vs_tokens.svg", o->out);
     return red_svg_plot(path, &p, sr, n, err);
@@ -794,7 +807,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         st = red_error_set(err, RED_E_ARG, "reproduce: seq %d exceeds the teacher's max_position_embeddings %d", o->seq, t.cfg.max_pos);
         goto out_model;
     }
-    say(o, "reproduce: generating data in %s/data", o->out, 0);
+    say(o, "reproduce: generating data in %s/data", o->out);
     if ((st = make_data(o, &fmt, err)) || (st = load_tests(o, &tok, &tests, err))) goto out_model;
     snprintf(path, sizeof path, "%s/data/distill_corpus.txt", o->out);
     if ((st = red_train_data_add_file(&data, &tok, path, err))) goto out_tests;
@@ -821,7 +834,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         red_json_free(j);
     } else {
         red_sbuf b;
-        say(o, "reproduce: evaluating the teacher%s", "", 0);
+        say(o, "reproduce: evaluating the teacher");
         if ((st = red_model_train_alloc(&t, o->batch, o->seq, err)) ||
             (st = red_erank_layers(&t, rows, n_rows, o->seq, 0, T.erank, err)) ||
             (st = eval_reasoning(&t, &tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, &tok, &tests, &T.choice, err)))
@@ -839,14 +852,14 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         if (st) goto out_data;
     }
     T.acc24 = acc_2_4(T.acc, &tests);
-    say(o, "reproduce: teacher 2-4-step accuracy %.1f%%", "", 100 * T.acc24);
+    say(o, "reproduce: teacher 2-4-step accuracy %.1f%%", 100 * T.acc24);
     sh.teacher = &t; sh.tok = &tok; sh.data = &data; sh.tests = &tests; sh.erank_rows = rows; sh.n_erank_rows = n_rows;
     sh.pool = pool;
     for (k = 0; k < n_init; k++)
         for (seed = 1; seed <= o->n_seeds; seed++) {
             char msg[64];
             snprintf(msg, sizeof msg, "%s seed %d", o->inits[k], seed);
-            say(o, "reproduce: student %s", msg, 0);
+            say(o, "reproduce: student %s", msg);
             if ((st = run_student(o, &sh, o->inits[k], seed, err))) goto out_data;
         }
     for (k = 0; k < n_init; k++)
@@ -871,7 +884,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
             (st = write_report(o, &T, S, n_init, L, t.cfg.dim, ds, threshold, seconds, err)))
             goto out_sum;
     }
-    say(o, "reproduce: report in %s/report.md", o->out, 0);
+    say(o, "reproduce: report in %s/report.md", o->out);
 out_sum:
     for (k = 0; k < n_init; k++) free_summary(&S[k]);
 out_data:
