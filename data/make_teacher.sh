@@ -78,6 +78,7 @@ S24=$(pct "$(strict "$OUT/eval/gsm8k_2-4.json")")
 MC=$(pct "$(sed -n 's/.*"acc": \([0-9.eE+-]*\).*/\1/p' "$OUT/eval/choice.json")")
 PARAMS=$($RED info --model "$OUT" | sed -n 's/^parameters: \([0-9]*\).*/\1/p')
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+SIMD=$($RED version | sed -n 's/^simd: //p')
 
 cat > "$OUT/README.md.tmp" <<EOF
 # The embedded teacher
@@ -102,7 +103,9 @@ were enough for 6-step problems (a 6-layer model at half the tokens scored lower
 - General corpus: \`red tasks corpus -n $N_CORPUS --seed 11\`; multiple choice: \`red tasks choice --split train -n $N_CHOICE --seed 11\`.
 - $TOKENS tokens, batch $BATCH x $SEQ (rows start at document starts), AdamW lr $LR, 2% warm-up, cosine
   to lr/10, weight decay 0.1, clip 1.0, seed $SEED.
-- Training wall time $TRAIN_S s on $CPU ($(nproc) cores)$TRAIN_NOTE.
+- Training wall time $TRAIN_S s on $CPU ($(nproc) cores)$TRAIN_NOTE, red built with its $SIMD kernels.
+  The trained bits do not depend on the thread count; they can differ with the kernel set (another SIMD
+  path adds in another order).
 
 ## Scores (held-out test splits, never trained on)
 | test | score |
