@@ -647,7 +647,7 @@ typedef struct {
     size_t *doc_start;   /* [n_docs + 1] */
     size_t n_docs, cap_docs;
     int *stream;         /* epoch order */
-    uint64_t epoch_built;
+    uint64_t epoch_built, seed_built; /* the (epoch, seed) `stream` holds */
     int have_epoch;
 } red_train_data;
 

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,122 @@ out:
 
 /* ------------------------------------------------------------------ aggregation */
 
+/* ------------------------------------------------------------------ running the students */
+
+/* The distillation mix (general corpus + reasoning at the mix), tokenised. */
+static red_status load_distill_data(const red_repro_opts *o, const red_tokenizer *tok, red_train_data *data,
+                                    red_error *err) {
+    char path[2048];
+    red_status st;
+    snprintf(path, sizeof path, "%s/data/distill_corpus.txt", o->out);
+    if ((st = red_train_data_add_file(data, tok, path, err))) return st;
+    snprintf(path, sizeof path, "%s/data/distill_reasoning.jsonl", o->out);
+    if (o->mix > 0 && (st = red_train_data_add_file(data, tok, path, err))) return st;
+    return RED_OK;
+}
+
+/* Every init x seed, seed-major (a run stopped early already has every init),
+ * handed out one at a time to the workers. */
+typedef struct {
+    const red_repro_opts *o;
+    const shared_state *main;  /* tokenizer, tests and eRank rows are shared read-only */
+    pthread_mutex_t mu;
+    int next, total, finished, fresh;
+    double t0;
+    red_status st;
+    red_error err;
+} student_queue;
+
+static void queue_work(student_queue *q, shared_state *sh) {
+    const red_repro_opts *o = q->o;
+    for (;;) {
+        int i, fresh = 0, k, seed;
+        red_error err;
+        red_status st;
+        pthread_mutex_lock(&q->mu);
+        if (q->st != RED_OK || q->next >= q->total) {
+            pthread_mutex_unlock(&q->mu);
+            return;
+        }
+        i = q->next++;
+        seed = i / o->n_inits + 1;
+        k = i % o->n_inits;
+        if (q->fresh) say(o, "reproduce: student %d of %d: %s seed %d (about %.0f s left)", i + 1, q->total, o->inits[k], seed,
+                          (red_time_seconds() - q->t0) / q->fresh * (q->total - q->finished));
+        else say(o, "reproduce: student %d of %d: %s seed %d", i + 1, q->total, o->inits[k], seed);
+        pthread_mutex_unlock(&q->mu);
+        memset(&err, 0, sizeof err);
+        st = run_student(o, sh, o->inits[k], seed, &fresh, &err);
+        pthread_mutex_lock(&q->mu);
+        if (st != RED_OK && q->st == RED_OK) { q->st = st; q->err = err; }
+        if (fresh) q->fresh++;
+        else if (!q->fresh) q->t0 = red_time_seconds();  /* finished by an earlier invocation: no time to learn from */
+        q->finished++;
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
+/* A worker: its own 1-thread pool, teacher and data stream (each holds
+ * per-run state); results do not depend on which worker runs a student,
+ * because a student's numbers do not depend on the thread count. */
+static void *queue_worker(void *arg) {
+    student_queue *q = arg;
+    shared_state sh = *q->main;
+    red_model t;
+    red_train_data data;
+    red_error err;
+    red_status st;
+    memset(&data, 0, sizeof data);
+    memset(&err, 0, sizeof err);
+    if (!(sh.pool = red_pool_create(1))) st = red_error_set(&err, RED_E_NOMEM, "reproduce: cannot create a worker pool");
+    else if ((st = red_model_load(&t, q->o->teacher, sh.pool, &err)) == RED_OK) {
+        if ((st = load_distill_data(q->o, sh.tok, &data, &err)) == RED_OK) {
+            sh.teacher = &t;
+            sh.data = &data;
+            queue_work(q, &sh);
+        }
+        red_train_data_free(&data);
+        red_model_free(&t);
+    }
+    if (sh.pool) red_pool_destroy(sh.pool);
+    if (st != RED_OK) {
+        pthread_mutex_lock(&q->mu);
+        if (q->st == RED_OK) { q->st = st; q->err = err; }
+        pthread_mutex_unlock(&q->mu);
+    }
+    return NULL;
+}
+
+/* Runs every student: in this thread with the caller's pool when workers is
+ * 1, else on `workers` threads with one student each at a time (small
+ * students scale better across students than across a step's threads). */
+static red_status run_students(const red_repro_opts *o, shared_state *sh, int workers, red_error *err) {
+    student_queue q;
+    pthread_t th[64];
+    int w, started = 0;
+    memset(&q, 0, sizeof q);
+    q.o = o;
+    q.main = sh;
+    q.total = o->n_inits * o->n_seeds;
+    q.t0 = red_time_seconds();
+    if (workers > q.total) workers = q.total;
+    if (workers > 64) workers = 64;
+    if (pthread_mutex_init(&q.mu, NULL) != 0) return red_error_set(err, RED_E_NOMEM, "reproduce: cannot create a mutex");
+    if (workers <= 1) queue_work(&q, sh);
+    else {
+        for (w = 0; w < workers; w++, started++)
+            if (pthread_create(&th[w], NULL, queue_worker, &q) != 0) break;
+        if (!started) queue_work(&q, sh);  /* no thread to be had: run them here */
+        for (w = 0; w < started; w++) pthread_join(th[w], NULL);
+    }
+    pthread_mutex_destroy(&q.mu);
+    if (q.st != RED_OK) {
+        *err = q.err;
+        return q.st;
+    }
+    return RED_OK;
+}
+
 typedef struct {
     int n;                      /* seeds found */
     double acc[MAX_STEPS][2];   /* mean, std over seeds */
@@ -688,7 +805,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
 static void pct(red_sbuf *b, const double *ms) { red_sbuf_printf(b, "%.1f ± %.1f", 100 * ms[0], 100 * ms[1]); }
 
 static red_status write_report(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L,
-                               int d_t, int ds, double threshold, double seconds, red_error *err) {
+                               int d_t, int ds, double threshold, double seconds, int threads, red_error *err) {
     red_sbuf b, js;
     char path[2048];
     int k, i, lrc = -1, red = -1;
@@ -705,9 +822,9 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
     red_sbuf_printf(&b, "; %d seed(s) each; %llu distillation tokens per student (batch %d x %d); data %.0f%% general corpus, "
                     "%.0f%% reasoning problems (distill split) by tokens; lr %g, tau %g, alpha %g. Tests: %d problems per "
                     "step count 1-%d (test split, zero-shot GSM8K harness, strict exact match) and %d multiple-choice items "
-                    "(test split). Wall time %.0f s.\n\n",
+                    "(test split). Wall time of this invocation %.0f s on %d threads (one student per thread at a time).\n\n",
                     o->n_seeds, (unsigned long long)o->tokens, o->batch, o->seq, 100 * (1 - o->mix), 100 * o->mix,
-                    (double)o->lr, (double)o->tau, (double)o->alpha, o->per_step, MAX_STEPS, o->n_choice, seconds);
+                    (double)o->lr, (double)o->tau, (double)o->alpha, o->per_step, MAX_STEPS, o->n_choice, seconds, threads);
     red_sbuf_puts(&b, "## Results (mean ± std over seeds)\n\n| model | reasoning 2-4 steps (%) |");
     for (i = 1; i <= MAX_STEPS; i++) red_sbuf_printf(&b, " %d-step |", i);
     red_sbuf_printf(&b, " general MC (%%) | eRank final norm: init → end | tokens to loss %.3g |\n|---|---|", threshold);
@@ -811,7 +928,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     teacher_result T;
     init_summary S[16];
     shared_state sh;
-    int *rows = NULL, n_rows, L, k, seed, ds, n_init = o->n_inits;
+    int *rows = NULL, n_rows, L, k, ds, n_init = o->n_inits;
     double threshold = -INFINITY, seconds, t0 = red_time_seconds();
     red_status st;
     memset(&data, 0, sizeof data);
@@ -830,10 +947,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     }
     say(o, "reproduce: generating data in %s/data", o->out);
     if ((st = make_data(o, &fmt, err)) || (st = load_tests(o, &tok, &tests, err))) goto out_model;
-    snprintf(path, sizeof path, "%s/data/distill_corpus.txt", o->out);
-    if ((st = red_train_data_add_file(&data, &tok, path, err))) goto out_tests;
-    snprintf(path, sizeof path, "%s/data/distill_reasoning.jsonl", o->out);
-    if (o->mix > 0 && (st = red_train_data_add_file(&data, &tok, path, err))) goto out_tests;
+    if ((st = load_distill_data(o, &tok, &data, err))) goto out_tests;
     L = t.cfg.n_layers;
     ds = (int)(t.cfg.dim * o->width_ratio + 0.5);
     n_rows = o->erank_tokens / o->seq > 0 ? (int)(o->erank_tokens / o->seq) : 1;
@@ -876,21 +990,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     say(o, "reproduce: teacher 2-4-step accuracy %.1f%%", 100 * T.acc24);
     sh.teacher = &t; sh.tok = &tok; sh.data = &data; sh.tests = &tests; sh.erank_rows = rows; sh.n_erank_rows = n_rows;
     sh.pool = pool;
-    /* seed-major, so a run stopped early already has every init */
-    {
-        int done = 0, total = n_init * o->n_seeds, ran = 0;
-        double t_run = red_time_seconds();
-        for (seed = 1; seed <= o->n_seeds; seed++)
-            for (k = 0; k < n_init; k++, done++) {
-                int fresh;
-                if (ran) say(o, "reproduce: student %d of %d: %s seed %d (about %.0f s left)", done + 1, total, o->inits[k],
-                             seed, (red_time_seconds() - t_run) / ran * (total - done));
-                else say(o, "reproduce: student %d of %d: %s seed %d", done + 1, total, o->inits[k], seed);
-                if ((st = run_student(o, &sh, o->inits[k], seed, &fresh, err))) goto out_data;
-                ran += fresh;
-                if (!fresh && !ran) t_run = red_time_seconds();  /* finished earlier: no time to learn from */
-            }
-    }
+    if ((st = run_students(o, &sh, red_pool_size(pool), err))) goto out_data;
     for (k = 0; k < n_init; k++)
         if ((st = summarize(o, o->inits[k], L, ds, &S[k], err))) goto out_sum;
     /* loss threshold: the highest final mean loss among the inits (the level every init reaches) */
@@ -910,7 +1010,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         double mp_sd = 0.02 * sqrt(3072.0 / t.cfg.dim);
         if ((st = plots(o, &T, S, n_init, L, ds, mp_sd * (sqrt((double)t.cfg.dim) - sqrt((double)ds)),
                         mp_sd * (sqrt((double)t.cfg.dim) + sqrt((double)ds)), err)) ||
-            (st = write_report(o, &T, S, n_init, L, t.cfg.dim, ds, threshold, seconds, err)))
+            (st = write_report(o, &T, S, n_init, L, t.cfg.dim, ds, threshold, seconds, red_pool_size(pool), err)))
             goto out_sum;
     }
     say(o, "reproduce: report in %s/report.md", o->out);

@@ -198,6 +198,7 @@ static red_status build_epoch(red_train_data *d, uint64_t seed, uint64_t epoch, 
     }
     free(order);
     d->epoch_built = epoch;
+    d->seed_built = seed;
     d->have_epoch = 1;
     return RED_OK;
 }
@@ -215,7 +216,7 @@ red_status red_train_data_batch(red_train_data *d, uint64_t seed, uint64_t *epoc
             (*epoch)++;
             *offset = 0;
         }
-        if (!d->have_epoch || d->epoch_built != *epoch)
+        if (!d->have_epoch || d->epoch_built != *epoch || d->seed_built != seed)
             if ((st = build_epoch(d, seed, *epoch, err))) return st;
         for (t = 0; t < T; t++) {
             in[b * T + t] = d->stream[*offset + (size_t)t];
