@@ -743,7 +743,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     snprintf(path, sizeof path, "%s/erank_layers.svg", o->out);
     if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
     /* projection spectra against Marchenko-Pastur */
-    n = plot_begin(&p, sr, "Projection singular values, mean over projections (orthonormal inits start at 1)",
+    n = plot_begin(&p, sr, "Projection singular values (mean over the projections)",
                    "index (descending)", "singular value");
     p.logy = 1;
     for (k = 0; k < n_init && n < 28; k++) {
@@ -791,7 +791,7 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
         if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
     }
     /* distillation loss against tokens */
-    n = plot_begin(&p, sr, "Distillation loss (CE + KL + alpha * clone), mean over seeds, trailing mean of 5 logged points", "distillation tokens", "loss");
+    n = plot_begin(&p, sr, "Distillation loss (mean over seeds, trailing mean of 5 points)", "distillation tokens", "loss");
     p.logy = 1;
     for (k = 0; k < n_init; k++) {
         if (!S[k].n) continue;
@@ -800,6 +800,44 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
     }
     snprintf(path, sizeof path, "%s/loss_vs_tokens.svg", o->out);
     return red_svg_plot(path, &p, sr, n, err);
+}
+
+static int count_inits(const init_summary *S, int n_init) {
+    int k, n = 0;
+    for (k = 0; k < n_init; k++) n += S[k].n > 0;
+    return n;
+}
+
+/* Average ranks (ties share their mean rank) of x[0..n). */
+static void ranks(const double *x, int n, double *r) {
+    int i, j;
+    for (i = 0; i < n; i++) {
+        int less = 0, equal = 0;
+        for (j = 0; j < n; j++) {
+            less += x[j] < x[i];
+            equal += x[j] == x[i];
+        }
+        r[i] = less + (equal + 1) / 2.0;
+    }
+}
+
+/* Spearman's rho between final-norm eRank at init and 2-4-step accuracy over
+ * the inits with results (NAN for fewer than 3, or a constant side). */
+static double spearman_erank_reasoning(const init_summary *S, int n_init) {
+    double x[16], y[16], rx[16], ry[16], mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    int k, n = 0, i;
+    for (k = 0; k < n_init && k < 16; k++)
+        if (S[k].n) { x[n] = S[k].er_f_init[0]; y[n] = S[k].acc24[0]; n++; }
+    if (n < 3) return NAN;
+    ranks(x, n, rx);
+    ranks(y, n, ry);
+    for (i = 0; i < n; i++) { mx += rx[i] / n; my += ry[i] / n; }
+    for (i = 0; i < n; i++) {
+        sxy += (rx[i] - mx) * (ry[i] - my);
+        sxx += (rx[i] - mx) * (rx[i] - mx);
+        syy += (ry[i] - my) * (ry[i] - my);
+    }
+    return sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
 }
 
 static void pct(red_sbuf *b, const double *ms) { red_sbuf_printf(b, "%.1f ± %.1f", 100 * ms[0], 100 * ms[1]); }
@@ -853,15 +891,28 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
         double d_er = S[red].er_f_final[0] - S[lrc].er_f_final[0], d_acc = S[red].acc24[0] - S[lrc].acc24[0],
                d_mc = S[red].choice[0] - S[lrc].choice[0];
         double se_acc = sqrt(S[red].acc24[1] * S[red].acc24[1] / S[red].n + S[lrc].acc24[1] * S[lrc].acc24[1] / S[lrc].n);
+        double keep_l = S[lrc].er_f_final[0] / T->erank[L], keep_r = S[red].er_f_final[0] / T->erank[L];
         red_sbuf_printf(&b, "1. **eRank.** Final-norm eRank: teacher %.1f; lrc %.1f at init, %.1f after; red %.1f at init, "
                         "%.1f after (red − lrc after: %+.1f; after distillation lrc keeps %.0f%% of the teacher's, red %.0f%%). %s\n",
                         T->erank[L], S[lrc].er_f_init[0], S[lrc].er_f_final[0], S[red].er_f_init[0], S[red].er_f_final[0], d_er,
-                        100 * S[lrc].er_f_final[0] / T->erank[L], 100 * S[red].er_f_final[0] / T->erank[L],
-                        d_er > 0 ? "Shows: the random init has the lower eRank." : "Does not show here.");
-        red_sbuf_printf(&b, "2. **Reasoning.** 2-4-step accuracy red − lrc: %+.1f points (seed spread %.1f). %s\n", 100 * d_acc,
-                        100 * se_acc, d_acc > 2 * se_acc && d_acc > 0.02 ? "Shows." : "Does not show clearly at this budget.");
-        red_sbuf_printf(&b, "3. **General ability.** MC accuracy red − lrc: %+.1f points. %s\n", 100 * d_mc,
-                        fabs(d_mc) < 0.03 ? "The two stay close, as claimed." : "They differ by 3 points or more.");
+                        100 * keep_l, 100 * keep_r,
+                        d_er <= 0 ? "Does not show here."
+                        : keep_r >= 0.9 ? "Shows: the random init loses eRank, red keeps the teacher's."
+                        : "Shows in part: the random init has the lower eRank, but red does not keep the teacher's either.");
+        {   /* does eRank at init order the inits as reasoning does? Spearman's rho over the inits run */
+            double rho = spearman_erank_reasoning(S, n_init);
+            if (isfinite(rho))
+                red_sbuf_printf(&b, "   Over all %d inits, the rank correlation between final-norm eRank at init and 2-4-step "
+                                "accuracy after distillation is %.2f (Spearman).\n", count_inits(S, n_init), rho);
+        }
+        red_sbuf_printf(&b, "2. **Reasoning.** 2-4-step accuracy red − lrc: %+.1f points (standard error of the difference over "
+                        "seeds %.1f). %s\n", 100 * d_acc, 100 * se_acc,
+                        d_acc > 2 * se_acc && d_acc > 0.02 ? "Shows." : "Does not show clearly at this budget.");
+        red_sbuf_printf(&b, "3. **General ability.** MC accuracy red − lrc: %+.1f points (teacher %.1f%%, lrc %.1f%%, red %.1f%%). %s\n",
+                        100 * d_mc, 100 * T->choice, 100 * S[lrc].choice[0], 100 * S[red].choice[0],
+                        fabs(d_mc) < 0.03 ? "The two stay close, as claimed."
+                        : d_mc > 0 ? "Does not show at this budget: the random init loses general ability too."
+                        : "Does not show: red trails on general ability.");
         {   /* the threshold is the highest final loss, so every init reaches it by the end */
             double tl = S[lrc].tokens_to_loss, tr = S[red].tokens_to_loss;
             red_sbuf_printf(&b, "4. **Efficiency.** Loss %.3g (the highest final loss of any init; losses averaged over seeds "
@@ -887,6 +938,8 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
     red_sbuf_printf(&js, "},\n \"d_t\": %d, \"d_s\": %d, \"tokens\": %llu, \"seeds\": %d, \"loss_threshold\": ", d_t, ds,
                     (unsigned long long)o->tokens, o->n_seeds);
     red_json_put_number(&js, threshold);
+    red_sbuf_puts(&js, ", \"erank_init_reasoning_spearman\": ");
+    red_json_put_number(&js, spearman_erank_reasoning(S, n_init));
     red_sbuf_puts(&js, ",\n \"inits\": {");
     for (k = 0; k < n_init; k++) {
         double m[MAX_STEPS], s[MAX_STEPS];

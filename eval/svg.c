@@ -51,7 +51,10 @@ static void fmt_tick(char *buf, size_t cap, double v, double step) {
         return;
     }
     if (fabs(v) < 1e-12 * step) v = 0.0;
-    if (fabs(v) >= 1e5 || (fabs(v) < 1e-3 && v != 0.0)) snprintf(buf, cap, "%.0e", v);
+    if (fabs(v) >= 1e4 && step >= 1) {  /* token counts: 200k, 1.2M (easier to read than 2e+05) */
+        double unit = fabs(v) >= 1e6 ? 1e6 : 1e3, s = step / unit;
+        snprintf(buf, cap, "%.*f%s", s >= 1 ? 0 : (int)ceil(-log10(s) - 1e-9), v / unit, unit == 1e6 ? "M" : "k");
+    } else if (fabs(v) >= 1e5 || (fabs(v) < 1e-3 && v != 0.0)) snprintf(buf, cap, "%.0e", v);
     else if (step >= 1 || step == 0) snprintf(buf, cap, "%.0f", v);
     else snprintf(buf, cap, "%.*f", (int)ceil(-log10(step) - 1e-9), v);
 }
