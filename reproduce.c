@@ -262,6 +262,20 @@ typedef struct {
     red_pool *pool;
 } shared_state;
 
+#define INIT_NAMES "lrc, lrc-literal, orthogonal, pca, magnitude, red"
+
+/* Sets io's kind (and lrc's scale-matched std) from an init name; 0 if unknown. */
+static int init_from_name(const char *name, int d_t, red_init_opts *io) {
+    if (!strcmp(name, "lrc")) { io->kind = RED_INIT_LRC; io->std = (float)(0.02 * sqrt(3072.0 / d_t)); }
+    else if (!strcmp(name, "lrc-literal")) io->kind = RED_INIT_LRC;
+    else if (!strcmp(name, "orthogonal")) io->kind = RED_INIT_ORTHOGONAL;
+    else if (!strcmp(name, "pca")) io->kind = RED_INIT_PCA;
+    else if (!strcmp(name, "magnitude")) io->kind = RED_INIT_MAGNITUDE;
+    else if (!strcmp(name, "red")) io->kind = RED_INIT_RED;
+    else return 0;
+    return 1;
+}
+
 /* One student: init, eRank and spectra, distillation in segments with the curve, full evaluation.
  * *fresh is 0 when an earlier invocation had finished it. */
 static red_status run_student(const red_repro_opts *o, shared_state *sh, const char *init, int seed, int *fresh,
@@ -290,13 +304,8 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     io.score = RED_SCORE_ENERGY;
     io.norms = RED_NORMS_DEFAULT;
     io.seed = (uint64_t)seed;
-    if (!strcmp(init, "lrc")) { io.kind = RED_INIT_LRC; io.std = (float)(0.02 * sqrt(3072.0 / sh->teacher->cfg.dim)); }
-    else if (!strcmp(init, "lrc-literal")) io.kind = RED_INIT_LRC;
-    else if (!strcmp(init, "orthogonal")) io.kind = RED_INIT_ORTHOGONAL;
-    else if (!strcmp(init, "pca")) io.kind = RED_INIT_PCA;
-    else if (!strcmp(init, "magnitude")) io.kind = RED_INIT_MAGNITUDE;
-    else if (!strcmp(init, "red")) io.kind = RED_INIT_RED;
-    else return red_error_set(err, RED_E_ARG, "reproduce: unknown init '%s' (lrc, lrc-literal, orthogonal, pca, magnitude, red)", init);
+    if (!init_from_name(init, sh->teacher->cfg.dim, &io))
+        return red_error_set(err, RED_E_ARG, "reproduce: unknown init '%s' (%s)", init, INIT_NAMES);
     if ((st = red_student_init(&s, sh->teacher, width, err))) return st;
     er0 = calloc((size_t)(2 * (L + 1) + 2 * width + 2 * (n_seg + 1)), sizeof(double));
     if (!er0) {
@@ -987,6 +996,16 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     memset(&data, 0, sizeof data);
     memset(S, 0, sizeof S);
     if (n_init < 1 || n_init > 16) return red_error_set(err, RED_E_ARG, "reproduce: 1 to 16 inits");
+    for (k = 0; k < n_init; k++) {  /* before any work */
+        red_init_opts io;
+        int j;
+        memset(&io, 0, sizeof io);
+        if (!init_from_name(o->inits[k], 128, &io))
+            return red_error_set(err, RED_E_ARG, "reproduce: unknown init '%s' (%s)", o->inits[k], INIT_NAMES);
+        for (j = 0; j < k; j++)
+            if (!strcmp(o->inits[j], o->inits[k]))
+                return red_error_set(err, RED_E_ARG, "reproduce: init '%s' given twice", o->inits[k]);
+    }
     if ((st = make_dir(o->out, err))) return st;
     snprintf(path, sizeof path, "%s/data", o->out);
     if ((st = make_dir(path, err))) return st;
