@@ -12,12 +12,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "red.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define ST_MAX_HEADER 100000000ull  /* the reference reader's limit */
 
@@ -600,8 +598,7 @@ red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, 
     red_sbuf b;
     red_status rc;
     int i;
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return red_error_set(err, RED_E_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    if ((rc = red_make_dir(dir, err))) return rc;
     t = calloc((size_t)m->n_tensors, sizeof *t);
     if (!t) return red_error_set(err, RED_E_NOMEM, "%s: out of memory", dir);
     for (i = 0; i < m->n_tensors; i++) {

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 static const char *usage_main =
     "red - Reasoning-preserved Efficient Distillation, in C99\n"
@@ -1156,16 +1155,6 @@ static void load_data_files(red_train_data *d, const red_tokenizer *tok, const c
         if (red_train_data_add_file(d, tok, files[i], &err) != RED_OK) die(1, "%s", err.msg);
 }
 
-static void put_erank_array(red_sbuf *b, const double *er, int n) {
-    int i;
-    red_sbuf_puts(b, "[");
-    for (i = 0; i < n; i++) {
-        if (i) red_sbuf_puts(b, ", ");
-        red_json_put_number(b, er[i]);
-    }
-    red_sbuf_puts(b, "]");
-}
-
 static int cmd_erank_model(int argc, char **argv) {
     const char *model = NULL, *json = NULL, *data[64];
     int n_data = 0, threads = 0, center = 0, T = 256, i, n_rows, L;
@@ -1213,7 +1202,7 @@ static int cmd_erank_model(int argc, char **argv) {
         red_json_put_string(&b, model, strlen(model));
         red_sbuf_printf(&b, ", \"width\": %d, \"tokens\": %d, \"center\": %s, \"erank\": ", m.cfg.dim, n_rows * T,
                         center ? "true" : "false");
-        put_erank_array(&b, er, L + 1);
+        red_json_put_numbers(&b, er, L + 1);
         red_sbuf_puts(&b, "}\n");
         write_text_file(json, &b);
         red_sbuf_free(&b);
@@ -1408,7 +1397,7 @@ static int cmd_distill(int argc, char **argv) {
     if (orth_lrc) io.orth_scale = (float)(io.std * sqrt((double)t.cfg.dim));
     if (red_student_init(&s, &t, width, &err) != RED_OK || red_student_train_alloc(&s, o.batch, o.seq, &err) != RED_OK)
         die(1, "%s", err.msg);
-    if (mkdir(out, 0777) && errno != EEXIST) die(1, "distill: cannot create directory %s", out);
+    if (red_make_dir(out, &err) != RED_OK) die(1, "distill: %s", err.msg);
     load_data_files(&d, &tok, data, n_data);
     load_data_files(&cd, &tok, n_calib ? calib_files : data, n_calib ? n_calib : n_data);
     L = t.cfg.n_layers;
@@ -1441,7 +1430,7 @@ static int cmd_distill(int argc, char **argv) {
             red_student_merge(&s);
             if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.seq, 0, er_init, &err) != RED_OK) die(1, "%s", err.msg);
             red_sbuf_puts(&init_part, "\"erank_student_init\": ");
-            put_erank_array(&init_part, er_init, er_n ? L + 1 : 0);
+            red_json_put_numbers(&init_part, er_init, er_n ? L + 1 : 0);
             red_sbuf_puts(&init_part, ",\n  \"projections_init\": ");
             put_projection_sv(&init_part, &s, pool);
             write_text_file(path, &init_part);
@@ -1488,11 +1477,11 @@ static int cmd_distill(int argc, char **argv) {
     red_json_put_float(&js, o.lr);
     red_sbuf_printf(&js, ", \"batch\": %d, \"seq\": %d},\n  \"erank_tokens\": %d,\n  \"erank_teacher\": ", o.batch, o.seq,
                     er_n * o.seq);
-    put_erank_array(&js, er_t, er_n ? L + 1 : 0);
+    red_json_put_numbers(&js, er_t, er_n ? L + 1 : 0);
     red_sbuf_puts(&js, ",\n  ");
     red_sbuf_put(&js, init_part.p, init_part.len);
     red_sbuf_puts(&js, ",\n  \"erank_student_final\": ");
-    put_erank_array(&js, er_end, er_n ? L + 1 : 0);
+    red_json_put_numbers(&js, er_end, er_n ? L + 1 : 0);
     red_sbuf_puts(&js, ",\n  \"projections_final\": ");
     put_projection_sv(&js, &s, pool);
     {   /* Marchenko-Pastur: a d_t x d_s Gaussian with std sigma has singular values in sigma (sqrt(d_t) -+ sqrt(d_s)) */
@@ -1702,7 +1691,7 @@ static int cmd_tokenizer(int argc, char **argv) {
         for (i = 0; i < n_files; i++)
             if (red_docs_text(files[i], &all, &err) != RED_OK) die(1, "%s", err.msg);
         if (red_tokenizer_train_bpe(&tok, all.p, all.len, vocab, &err) != RED_OK) die(1, "%s", err.msg);
-        if (mkdir(out, 0777) && errno != EEXIST) die(1, "tokenizer: cannot create directory %s", out);
+        if (red_make_dir(out, &err) != RED_OK) die(1, "tokenizer: %s", err.msg);
         if (red_tokenizer_save(&tok, out, &err) != RED_OK) die(1, "%s", err.msg);
         {
             int n = red_tokenize(&tok, all.p, all.len, 0, NULL, 0);

@@ -12,9 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ files */
+
+red_status red_make_dir(const char *path, red_error *err) {
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return red_error_set(err, RED_E_IO, "%s: cannot create directory: %s", path, strerror(errno));
+    return RED_OK;
+}
 
 red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err) {
     FILE *f = fopen(path, "rb");

@@ -481,6 +481,16 @@ void red_json_put_number(red_sbuf *b, double v) {
     red_sbuf_puts(b, tmp);
 }
 
+void red_json_put_numbers(red_sbuf *b, const double *x, int n) {
+    int i;
+    red_sbuf_puts(b, "[");
+    for (i = 0; i < n; i++) {
+        if (i) red_sbuf_puts(b, ", ");
+        red_json_put_number(b, x[i]);
+    }
+    red_sbuf_puts(b, "]");
+}
+
 /* Same for a float: the shortest text that reads back as the same float. */
 void red_json_put_float(red_sbuf *b, float v) {
     char tmp[40];

@@ -212,6 +212,8 @@ red_status red_npy_save(const char *path, const red_tensor *t, red_error *err);
 
 /* Reads a whole file into a heap buffer (free with free()). */
 red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err);
+/* Creates a directory (0777 before umask); an existing one is fine. */
+red_status red_make_dir(const char *path, red_error *err);
 /* Writes a buffer atomically: path.tmp.<pid> then rename over path. */
 red_status red_write_file_atomic(const char *path, const void *buf, size_t len, red_error *err);
 /* Little-endian fields of the binary state files, whatever the host order. */
@@ -268,6 +270,7 @@ void red_sbuf_printf(red_sbuf *b, const char *fmt, ...);
 void red_json_put_string(red_sbuf *b, const char *s, size_t n);  /* quoted, escaped */
 void red_json_put_number(red_sbuf *b, double v);  /* shortest round trip; non-finite -> null */
 void red_json_put_float(red_sbuf *b, float v);    /* shortest text that reads back as v */
+void red_json_put_numbers(red_sbuf *b, const double *x, int n);  /* [x0, x1, ...] */
 
 /* JSON Lines: one value per line (blank lines skipped); errors name the line. */
 red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_error *err);

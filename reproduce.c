@@ -13,14 +13,12 @@
  * report.md, *.svg. */
 #include "red.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MAX_STEPS 6
 
@@ -45,11 +43,6 @@ static void say(const red_repro_opts *o, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (o->say) o->say(o->say_ctx, msg);
-}
-
-static red_status make_dir(const char *path, red_error *err) {
-    if (mkdir(path, 0777) && errno != EEXIST) return red_error_set(err, RED_E_IO, "%s: cannot create directory", path);
-    return RED_OK;
 }
 
 static int file_exists(const char *path) {
@@ -223,16 +216,6 @@ static double acc_2_4(const double *acc, const test_sets *t) {
     return n ? s / n : 0.0;
 }
 
-static void put_array(red_sbuf *b, const double *x, int n) {
-    int i;
-    red_sbuf_puts(b, "[");
-    for (i = 0; i < n; i++) {
-        if (i) red_sbuf_puts(b, ", ");
-        red_json_put_number(b, x[i]);
-    }
-    red_sbuf_puts(b, "]");
-}
-
 /* Mean sorted singular-value spectrum over every projection. */
 static red_status mean_spectrum(const red_student *s, red_pool *pool, double *mean, red_error *err) {
     int i, k, np = red_student_n_proj(s);
@@ -294,7 +277,7 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     snprintf(path, sizeof path, "%s/result.json", dir);
     *fresh = !file_exists(path);
     if (!*fresh) return RED_OK;  /* done in an earlier invocation */
-    if ((st = make_dir(dir, err))) return st;
+    if ((st = red_make_dir(dir, err))) return st;
     if (width < 1) width = 1;
     if (n_seg > 64) n_seg = 64;
     if (steps < (uint64_t)n_seg) n_seg = (int)(steps ? steps : 1);
@@ -395,23 +378,23 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     /* result.json, written last */
     red_sbuf_printf(&res, "{\"init\": \"%s\", \"seed\": %d, \"d_s\": %d, \"tokens\": %llu,\n \"acc_by_steps\": ", init, seed,
                     width, (unsigned long long)o->tokens);
-    put_array(&res, acc, MAX_STEPS);
+    red_json_put_numbers(&res, acc, MAX_STEPS);
     red_sbuf_puts(&res, ", \"acc_2_4\": ");
     red_json_put_number(&res, acc_2_4(acc, sh->tests));
     red_sbuf_puts(&res, ", \"choice_acc\": ");
     red_json_put_number(&res, choice);
     red_sbuf_puts(&res, ",\n \"erank_init\": ");
-    put_array(&res, er0, L + 1);
+    red_json_put_numbers(&res, er0, L + 1);
     red_sbuf_puts(&res, ", \"erank_final\": ");
-    put_array(&res, er1, L + 1);
+    red_json_put_numbers(&res, er1, L + 1);
     red_sbuf_puts(&res, ",\n \"sv_init\": ");
-    put_array(&res, sv0, width);
+    red_json_put_numbers(&res, sv0, width);
     red_sbuf_puts(&res, ",\n \"sv_final\": ");
-    put_array(&res, sv1, width);
+    red_json_put_numbers(&res, sv1, width);
     red_sbuf_puts(&res, ",\n \"acc_curve_tokens\": ");
-    put_array(&res, curve_tok, n_seg + 1);
+    red_json_put_numbers(&res, curve_tok, n_seg + 1);
     red_sbuf_puts(&res, ", \"acc_curve\": ");
-    put_array(&res, curve_acc, n_seg + 1);
+    red_json_put_numbers(&res, curve_acc, n_seg + 1);
     red_sbuf_puts(&res, ",\n \"loss_curve\": [");
     {   /* the distillation curve kept beside the state, one object per line */
         unsigned char *buf;
@@ -683,10 +666,9 @@ static red_status summarize(const red_repro_opts *o, const char *init, int L, in
     /* each logged loss is one batch's: smooth with a trailing mean over LOSS_SMOOTH points so that
      * "tokens to reach a loss" does not hinge on one lucky batch (a trailing window, so a level is
      * "reached" only once the batches up to that point average below it) */
-    for (i = S->n_loss - 1; i >= 0; i--) {
-        int j, lo = i - LOSS_SMOOTH + 1 < 1 ? 1 : i - LOSS_SMOOTH + 1;  /* point 0 is step 1: left out */
+    for (i = S->n_loss - 1; i >= 1; i--) {  /* point 0 is step 1: kept as is, out of every window */
+        int j, lo = i - LOSS_SMOOTH + 1 < 1 ? 1 : i - LOSS_SMOOTH + 1;
         double sum = 0.0;
-        if (i == 0) break;
         for (j = lo; j <= i; j++) sum += S->loss[j];
         S->loss[i] = sum / (i - lo + 1);
     }
@@ -937,13 +919,13 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
     /* results.json: every number of the report */
     red_sbuf_init(&js);
     red_sbuf_puts(&js, "{\"teacher\": {\"acc_by_steps\": ");
-    put_array(&js, T->acc, MAX_STEPS);
+    red_json_put_numbers(&js, T->acc, MAX_STEPS);
     red_sbuf_puts(&js, ", \"acc_2_4\": ");
     red_json_put_number(&js, T->acc24);
     red_sbuf_puts(&js, ", \"choice_acc\": ");
     red_json_put_number(&js, T->choice);
     red_sbuf_puts(&js, ", \"erank\": ");
-    put_array(&js, T->erank, L + 1);
+    red_json_put_numbers(&js, T->erank, L + 1);
     red_sbuf_printf(&js, "},\n \"d_t\": %d, \"d_s\": %d, \"tokens\": %llu, \"seeds\": %d, \"loss_threshold\": ", d_t, ds,
                     (unsigned long long)o->tokens, o->n_seeds);
     red_json_put_number(&js, threshold);
@@ -954,17 +936,17 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
         double m[MAX_STEPS], s[MAX_STEPS];
         for (i = 0; i < MAX_STEPS; i++) { m[i] = S[k].acc[i][0]; s[i] = S[k].acc[i][1]; }
         red_sbuf_printf(&js, "%s\n  \"%s\": {\"seeds\": %d, \"acc_2_4\": ", k ? "," : "", o->inits[k], S[k].n);
-        put_array(&js, S[k].acc24, 2);
+        red_json_put_numbers(&js, S[k].acc24, 2);
         red_sbuf_puts(&js, ", \"acc_by_steps_mean\": ");
-        put_array(&js, m, MAX_STEPS);
+        red_json_put_numbers(&js, m, MAX_STEPS);
         red_sbuf_puts(&js, ", \"acc_by_steps_std\": ");
-        put_array(&js, s, MAX_STEPS);
+        red_json_put_numbers(&js, s, MAX_STEPS);
         red_sbuf_puts(&js, ", \"choice_acc\": ");
-        put_array(&js, S[k].choice, 2);
+        red_json_put_numbers(&js, S[k].choice, 2);
         red_sbuf_puts(&js, ", \"erank_init\": ");
-        put_array(&js, S[k].erank_init, L + 1);
+        red_json_put_numbers(&js, S[k].erank_init, L + 1);
         red_sbuf_puts(&js, ", \"erank_final\": ");
-        put_array(&js, S[k].erank_final, L + 1);
+        red_json_put_numbers(&js, S[k].erank_final, L + 1);
         red_sbuf_puts(&js, ", \"tokens_to_loss\": ");
         red_json_put_number(&js, S[k].tokens_to_loss);
         red_sbuf_puts(&js, ", \"final_loss\": ");
@@ -1006,11 +988,11 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
             if (!strcmp(o->inits[j], o->inits[k]))
                 return red_error_set(err, RED_E_ARG, "reproduce: init '%s' given twice", o->inits[k]);
     }
-    if ((st = make_dir(o->out, err))) return st;
+    if ((st = red_make_dir(o->out, err))) return st;
     snprintf(path, sizeof path, "%s/data", o->out);
-    if ((st = make_dir(path, err))) return st;
+    if ((st = red_make_dir(path, err))) return st;
     snprintf(path, sizeof path, "%s/runs", o->out);
-    if ((st = make_dir(path, err))) return st;
+    if ((st = red_make_dir(path, err))) return st;
     if ((st = red_model_load(&t, o->teacher, pool, err))) return st;
     if ((st = red_tokenizer_load(&tok, o->teacher, err)) || (st = read_format(o->teacher, &fmt, err))) goto out_model;
     if (o->seq > t.cfg.max_pos) {
@@ -1048,11 +1030,11 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
             goto out_data;
         red_sbuf_init(&b);
         red_sbuf_puts(&b, "{\"acc_by_steps\": ");
-        put_array(&b, T.acc, MAX_STEPS);
+        red_json_put_numbers(&b, T.acc, MAX_STEPS);
         red_sbuf_puts(&b, ", \"choice_acc\": ");
         red_json_put_number(&b, T.choice);
         red_sbuf_puts(&b, ", \"erank\": ");
-        put_array(&b, T.erank, L + 1);
+        red_json_put_numbers(&b, T.erank, L + 1);
         red_sbuf_puts(&b, "}\n");
         st = write_sbuf(path, &b, err);
         red_sbuf_free(&b);

@@ -19,12 +19,10 @@
  */
 #include "red.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ------------------------------------------------------------------ documents */
 
@@ -295,8 +293,7 @@ static red_status load_state(const char *dir, red_model *m, uint64_t *step, uint
 static red_status checkpoint(const red_train_opts *o, red_model *m, const red_tokenizer *tok, uint64_t step,
                              uint64_t epoch, uint64_t offset, const red_rng *rng, red_error *err) {
     red_status st;
-    if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
-        return red_error_set(err, RED_E_IO, "%s: cannot create directory: %s", o->out, strerror(errno));
+    if ((st = red_make_dir(o->out, err))) return st;
     /* weights first, state last: a state file always describes saved weights
      * of the same or a later step, and resume checks the step in config */
     if ((st = red_model_save(m, o->out, RED_DT_F32, err)) || (st = red_tokenizer_save(tok, o->out, err))) return st;
