@@ -1039,8 +1039,8 @@ static int cmd_train(int argc, char **argv) {
     c.dim = 128; c.n_layers = 4; c.n_heads = 4; c.n_kv_heads = 4; c.head_dim = 32; c.ffn = 384;
     c.vocab = 259; c.bos_id = 256; c.eos_id = 257; c.max_pos = 1024;
     memset(&o, 0, sizeof o);
-    o.tokens = 1000000; o.batch = 16; o.seq = 256; o.lr = 3e-3f; o.min_lr = -1; o.beta1 = 0.9f; o.beta2 = 0.95f;
-    o.weight_decay = 0.1f; o.clip = 1.0; o.schedule = RED_SCHED_COSINE; o.save_every = 200; o.eval_every = 100;
+    o.loop.tokens = 1000000; o.loop.batch = 16; o.loop.seq = 256; o.loop.lr = 3e-3f; o.loop.min_lr = -1; o.loop.beta1 = 0.9f; o.loop.beta2 = 0.95f;
+    o.loop.weight_decay = 0.1f; o.loop.clip = 1.0; o.loop.schedule = RED_SCHED_COSINE; o.loop.save_every = 200; o.eval_every = 100;
     o.eval_batches = 4;
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -1055,7 +1055,7 @@ static int cmd_train(int argc, char **argv) {
             if (n_data == 64) die(2, "train: at most 64 --data files%s", "");
             data[n_data++] = argv[++i];
         } else if (!strcmp(a, "--eval-data")) eval_path = argv[++i];
-        else if (!strcmp(a, "--out")) o.out = argv[++i];
+        else if (!strcmp(a, "--out")) o.loop.out = argv[++i];
         else if (!strcmp(a, "--config")) cfg_path = argv[++i];
         else if (!strcmp(a, "--tokenizer")) tok_dir = argv[++i];
         else if (!strcmp(a, "--dim")) c.dim = (int)parse_num(a, argv[++i], 8, 65536);
@@ -1063,36 +1063,36 @@ static int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--heads")) c.n_heads = c.n_kv_heads = (int)parse_num(a, argv[++i], 1, 1024);
         else if (!strcmp(a, "--kv-heads")) c.n_kv_heads = (int)parse_num(a, argv[++i], 1, 1024);
         else if (!strcmp(a, "--ffn")) c.ffn = (int)parse_num(a, argv[++i], 1, 1 << 20);
-        else if (!strcmp(a, "--seq")) o.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
-        else if (!strcmp(a, "--batch")) o.batch = (int)parse_num(a, argv[++i], 1, 1 << 16);
-        else if (!strcmp(a, "--tokens")) o.tokens = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
-        else if (!strcmp(a, "--lr")) o.lr = (float)parse_num(a, argv[++i], 0, 10);
-        else if (!strcmp(a, "--min-lr")) o.min_lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--seq")) o.loop.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
+        else if (!strcmp(a, "--batch")) o.loop.batch = (int)parse_num(a, argv[++i], 1, 1 << 16);
+        else if (!strcmp(a, "--tokens")) o.loop.tokens = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
+        else if (!strcmp(a, "--lr")) o.loop.lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--min-lr")) o.loop.min_lr = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--warmup")) warm_steps = (int64_t)parse_num(a, argv[++i], 0, 1e12);
-        else if (!strcmp(a, "--wd")) o.weight_decay = (float)parse_num(a, argv[++i], 0, 10);
-        else if (!strcmp(a, "--clip")) o.clip = parse_num(a, argv[++i], 0, 1e9);
-        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)parse_num(a, argv[++i], 0, 1e15);
-        else if (!strcmp(a, "--save-every")) o.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--wd")) o.loop.weight_decay = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--clip")) o.loop.clip = parse_num(a, argv[++i], 0, 1e9);
+        else if (!strcmp(a, "--seed")) o.loop.seed = (uint64_t)parse_num(a, argv[++i], 0, 1e15);
+        else if (!strcmp(a, "--save-every")) o.loop.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
         else if (!strcmp(a, "--eval-every")) o.eval_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
         else if (!strcmp(a, "--log-every")) log_every = (int)parse_num(a, argv[++i], 1, 1e9);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else if (!strcmp(a, "--schedule")) {
             const char *k = argv[++i];
-            if (!strcmp(k, "cosine")) o.schedule = RED_SCHED_COSINE;
-            else if (!strcmp(k, "linear")) o.schedule = RED_SCHED_LINEAR;
-            else if (!strcmp(k, "constant")) o.schedule = RED_SCHED_CONSTANT;
+            if (!strcmp(k, "cosine")) o.loop.schedule = RED_SCHED_COSINE;
+            else if (!strcmp(k, "linear")) o.loop.schedule = RED_SCHED_LINEAR;
+            else if (!strcmp(k, "constant")) o.loop.schedule = RED_SCHED_CONSTANT;
             else die(2, "train: --schedule expects cosine, linear or constant, got '%s'", k);
         } else die(2, "train: unknown option '%s' (see red train --help)", a);
     }
-    if (!n_data || !o.out) die(2, "train: --data and --out are required (see red train --help)%s", "");
-    if (o.min_lr < 0) o.min_lr = o.lr / 10;
+    if (!n_data || !o.loop.out) die(2, "train: --data and --out are required (see red train --help)%s", "");
+    if (o.loop.min_lr < 0) o.loop.min_lr = o.loop.lr / 10;
     c.head_dim = c.dim / c.n_heads;
-    c.max_pos = o.seq;  /* the context is what training saw: positions beyond it were never trained */
+    c.max_pos = o.loop.seq;  /* the context is what training saw: positions beyond it were never trained */
     pool = make_pool(threads);
     red_tokenizer_byte(&tok);
     if (resume) {
-        load_model(&m, o.out, pool);
-        if (red_tokenizer_load(&tok, o.out, &err) != RED_OK) die(1, "%s", err.msg);
+        load_model(&m, o.loop.out, pool);
+        if (red_tokenizer_load(&tok, o.loop.out, &err) != RED_OK) die(1, "%s", err.msg);
     } else {
         if (tok_dir) {
             if (red_tokenizer_load(&tok, tok_dir, &err) != RED_OK) die(1, "%s", err.msg);
@@ -1103,7 +1103,7 @@ static int cmd_train(int argc, char **argv) {
         }
         if (c.vocab < tok.vocab) die(1, "train: vocab_size is smaller than the tokenizer's%s", "");
         if (red_model_init(&m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);
-        red_rng_seed(&r, o.seed);
+        red_rng_seed(&r, o.loop.seed);
         red_model_init_random(&m, &r, 0.02f, (float)(0.02 / sqrt(2.0 * c.n_layers)));
     }
     memset(&d, 0, sizeof d);
@@ -1113,22 +1113,22 @@ static int cmd_train(int argc, char **argv) {
         if (red_train_data_add_file(&d, &tok, data[i], &err) != RED_OK) die(1, "%s", err.msg);
     if (eval_path && red_train_data_add_file(&ev, &tok, eval_path, &err) != RED_OK) die(1, "%s", err.msg);
     {
-        uint64_t steps = o.tokens / ((uint64_t)o.batch * o.seq);
-        o.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : (uint64_t)(warm_frac * steps);
+        uint64_t steps = o.loop.tokens / ((uint64_t)o.loop.batch * o.loop.seq);
+        o.loop.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : (uint64_t)(warm_frac * steps);
         fprintf(stderr, "train: %zu documents, %zu tokens; model %zu parameters (dim %d, %d layers, %d heads, ffn %d); "
                         "%llu steps of %d x %d\n", d.n_docs, d.n_tok, m.n_params, m.cfg.dim, m.cfg.n_layers, m.cfg.n_heads,
-                m.cfg.ffn, (unsigned long long)steps, o.batch, o.seq);
+                m.cfg.ffn, (unsigned long long)steps, o.loop.batch, o.loop.seq);
     }
-    o.resume = resume;
+    o.loop.resume = resume;
     tl.t0 = red_time_seconds();
     tl.first_step = 0;
     tl.log_every = log_every;
-    tl.tokens_per_step = o.batch * o.seq;
+    tl.tokens_per_step = o.loop.batch * o.loop.seq;
     o.progress = train_progress;
     o.progress_ctx = &tl;
     if (!eval_path) o.eval_every = 0;
     if (red_train(&o, &m, &tok, &d, eval_path ? &ev : NULL, &err) != RED_OK) die(1, "%s", err.msg);
-    fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o.out);
+    fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o.loop.out);
     red_train_data_free(&d);
     red_train_data_free(&ev);
     red_model_free(&m);
@@ -1307,8 +1307,8 @@ static int cmd_distill(int argc, char **argv) {
     memset(&io, 0, sizeof io);
     io.std = 0.02f; io.orth_scale = 1.0f; io.score = RED_SCORE_ENERGY; io.norms = RED_NORMS_DEFAULT;
     memset(&o, 0, sizeof o);
-    o.batch = 8; o.seq = 256; o.lr = 3e-3f; o.min_lr = 0.0f; o.beta1 = 0.9f; o.beta2 = 0.999f; o.clip = 1.0;
-    o.schedule = RED_SCHED_LINEAR; o.save_every = 100; o.loss.tau = 10.0f; o.loss.alpha = 0.2f;
+    o.loop.batch = 8; o.loop.seq = 256; o.loop.lr = 3e-3f; o.loop.min_lr = 0.0f; o.loop.beta1 = 0.9f; o.loop.beta2 = 0.999f; o.loop.clip = 1.0;
+    o.loop.schedule = RED_SCHED_LINEAR; o.loop.save_every = 100; o.loss.tau = 10.0f; o.loss.alpha = 0.2f;
     o.loss.kl_reduction = RED_KL_SEQUENCE;
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -1316,7 +1316,7 @@ static int cmd_distill(int argc, char **argv) {
             fputs(usage_distill, stdout);
             return 0;
         }
-        if (!strcmp(a, "--resume")) { o.resume = 1; continue; }
+        if (!strcmp(a, "--resume")) { o.loop.resume = 1; continue; }
         if (i + 1 >= argc) die(2, "distill: %s needs a value (see red distill --help)", a);
         if (!strcmp(a, "--teacher")) teacher_dir = argv[++i];
         else if (!strcmp(a, "--out")) out = argv[++i];
@@ -1331,19 +1331,19 @@ static int cmd_distill(int argc, char **argv) {
         } else if (!strcmp(a, "--calib-tokens")) calib_tokens = (int64_t)parse_num(a, argv[++i], 1, 1e12);
         else if (!strcmp(a, "--erank-tokens")) erank_tokens = (int64_t)parse_num(a, argv[++i], 0, 1e9);
         else if (!strcmp(a, "--tokens")) { tokens = (uint64_t)parse_num(a, argv[++i], 0, 1e15); have_tokens = 1; }
-        else if (!strcmp(a, "--seed")) o.seed = io.seed = (uint64_t)parse_num(a, argv[++i], 0, 1e15);
+        else if (!strcmp(a, "--seed")) o.loop.seed = io.seed = (uint64_t)parse_num(a, argv[++i], 0, 1e15);
         else if (!strcmp(a, "--tau")) o.loss.tau = (float)parse_num(a, argv[++i], 1e-3, 1e6);
         else if (!strcmp(a, "--alpha")) o.loss.alpha = (float)parse_num(a, argv[++i], 0, 1e6);
-        else if (!strcmp(a, "--lr")) o.lr = (float)parse_num(a, argv[++i], 0, 10);
-        else if (!strcmp(a, "--min-lr")) o.min_lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--lr")) o.loop.lr = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--min-lr")) o.loop.min_lr = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--warmup")) warm_steps = (int64_t)parse_num(a, argv[++i], 0, 1e12);
-        else if (!strcmp(a, "--wd")) o.weight_decay = (float)parse_num(a, argv[++i], 0, 10);
-        else if (!strcmp(a, "--clip")) o.clip = parse_num(a, argv[++i], 0, 1e9);
-        else if (!strcmp(a, "--batch")) o.batch = (int)parse_num(a, argv[++i], 1, 1 << 16);
-        else if (!strcmp(a, "--seq")) o.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
-        else if (!strcmp(a, "--save-every")) o.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--wd")) o.loop.weight_decay = (float)parse_num(a, argv[++i], 0, 10);
+        else if (!strcmp(a, "--clip")) o.loop.clip = parse_num(a, argv[++i], 0, 1e9);
+        else if (!strcmp(a, "--batch")) o.loop.batch = (int)parse_num(a, argv[++i], 1, 1 << 16);
+        else if (!strcmp(a, "--seq")) o.loop.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
+        else if (!strcmp(a, "--save-every")) o.loop.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
         else if (!strcmp(a, "--log-every")) log_every = (int)parse_num(a, argv[++i], 1, 1e9);
-        else if (!strcmp(a, "--stop-after")) o.stop_after = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
+        else if (!strcmp(a, "--stop-after")) o.loop.stop_after = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else if (!strcmp(a, "--init-std")) {
             const char *v = argv[++i];
@@ -1374,9 +1374,9 @@ static int cmd_distill(int argc, char **argv) {
             else die(2, "distill: --kl-reduction expects sequence or token, got '%s'", v);
         } else if (!strcmp(a, "--schedule")) {
             const char *k = argv[++i];
-            if (!strcmp(k, "cosine")) o.schedule = RED_SCHED_COSINE;
-            else if (!strcmp(k, "linear")) o.schedule = RED_SCHED_LINEAR;
-            else if (!strcmp(k, "constant")) o.schedule = RED_SCHED_CONSTANT;
+            if (!strcmp(k, "cosine")) o.loop.schedule = RED_SCHED_COSINE;
+            else if (!strcmp(k, "linear")) o.loop.schedule = RED_SCHED_LINEAR;
+            else if (!strcmp(k, "constant")) o.loop.schedule = RED_SCHED_CONSTANT;
             else die(2, "distill: --schedule expects linear, cosine or constant, got '%s'", k);
         } else die(2, "distill: unknown option '%s' (see red distill --help)", a);
     }
@@ -1388,14 +1388,14 @@ static int cmd_distill(int argc, char **argv) {
     else if (!strcmp(init_name, "magnitude")) io.kind = RED_INIT_MAGNITUDE;
     else if (!strcmp(init_name, "red")) io.kind = RED_INIT_RED;
     else die(2, "distill: --init expects lrc, orthogonal, pca, magnitude or red, got '%s'", init_name);
-    o.out = out;
+    o.loop.out = out;
     pool = make_pool(threads);
     load_model(&t, teacher_dir, pool);
     if (red_tokenizer_load(&tok, teacher_dir, &err) != RED_OK) die(1, "%s", err.msg);
-    if (o.seq > t.cfg.max_pos) die(2, "distill: --seq exceeds the teacher's max_position_embeddings (%s)", "see red info");
+    if (o.loop.seq > t.cfg.max_pos) die(2, "distill: --seq exceeds the teacher's max_position_embeddings (%s)", "see red info");
     if (std_matched) io.std = (float)(0.02 * sqrt(3072.0 / t.cfg.dim));
     if (orth_lrc) io.orth_scale = (float)(io.std * sqrt((double)t.cfg.dim));
-    if (red_student_init(&s, &t, width, &err) != RED_OK || red_student_train_alloc(&s, o.batch, o.seq, &err) != RED_OK)
+    if (red_student_init(&s, &t, width, &err) != RED_OK || red_student_train_alloc(&s, o.loop.batch, o.loop.seq, &err) != RED_OK)
         die(1, "%s", err.msg);
     if (red_make_dir(out, &err) != RED_OK) die(1, "distill: %s", err.msg);
     load_data_files(&d, &tok, data, n_data);
@@ -1410,14 +1410,14 @@ static int cmd_distill(int argc, char **argv) {
     red_sbuf_puts(&init_part, "");
     t_start = red_time_seconds();
     if (erank_tokens > 0) {
-        er_n = (int)((erank_tokens + o.seq - 1) / o.seq);
-        er_rows = fixed_rows(&cd, er_n, o.seq);
-        if (red_erank_layers(&t, er_rows, er_n, o.seq, 0, er_t, &err) != RED_OK) die(1, "%s", err.msg);
+        er_n = (int)((erank_tokens + o.loop.seq - 1) / o.loop.seq);
+        er_rows = fixed_rows(&cd, er_n, o.loop.seq);
+        if (red_erank_layers(&t, er_rows, er_n, o.loop.seq, 0, er_t, &err) != RED_OK) die(1, "%s", err.msg);
     }
     {
         char path[2048];
         snprintf(path, sizeof path, "%s/distill_init.json", out);
-        if (o.resume) {  /* what the interrupted run measured at init */
+        if (o.loop.resume) {  /* what the interrupted run measured at init */
             unsigned char *buf;
             size_t len;
             if (red_read_file(path, &buf, &len, &err) != RED_OK) die(1, "%s", err.msg);
@@ -1428,7 +1428,7 @@ static int cmd_distill(int argc, char **argv) {
                     (long long)calib_tokens);
             if (red_student_initialize(&s, &io, &cd, calib_tokens, &err) != RED_OK) die(1, "%s", err.msg);
             red_student_merge(&s);
-            if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.seq, 0, er_init, &err) != RED_OK) die(1, "%s", err.msg);
+            if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.loop.seq, 0, er_init, &err) != RED_OK) die(1, "%s", err.msg);
             red_sbuf_puts(&init_part, "\"erank_student_init\": ");
             red_json_put_numbers(&init_part, er_init, er_n ? L + 1 : 0);
             red_sbuf_puts(&init_part, ",\n  \"projections_init\": ");
@@ -1437,22 +1437,22 @@ static int cmd_distill(int argc, char **argv) {
         }
     }
     if (tokens > 0) {
-        uint64_t steps = tokens / ((uint64_t)o.batch * o.seq);
-        o.tokens = tokens;
-        o.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : steps / 100;
+        uint64_t steps = tokens / ((uint64_t)o.loop.batch * o.loop.seq);
+        o.loop.tokens = tokens;
+        o.loop.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : steps / 100;
         o.log_every = (uint64_t)log_every;
         dl.t0 = red_time_seconds();
         dl.first_step = 0;
         dl.log_every = log_every;
-        dl.tokens_per_step = o.batch * o.seq;
+        dl.tokens_per_step = o.loop.batch * o.loop.seq;
         o.progress = distill_progress;
         o.progress_ctx = &dl;
         fprintf(stderr, "distill: %zu documents, %zu tokens; %zu trainable parameters; %llu steps of %d x %d\n", d.n_docs,
-                d.n_tok, s.n, (unsigned long long)steps, o.batch, o.seq);
+                d.n_tok, s.n, (unsigned long long)steps, o.loop.batch, o.loop.seq);
         if (red_distill(&o, &s, &d, &curve, &err) != RED_OK) die(1, "%s", err.msg);
     }
     red_student_merge(&s);
-    if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.seq, 0, er_end, &err) != RED_OK) die(1, "%s", err.msg);
+    if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.loop.seq, 0, er_end, &err) != RED_OK) die(1, "%s", err.msg);
     if (red_model_save(&s.model, out, RED_DT_F32, &err) != RED_OK || red_tokenizer_save(&tok, out, &err) != RED_OK)
         die(1, "%s", err.msg);
     /* distill_log.json */
@@ -1460,7 +1460,7 @@ static int cmd_distill(int argc, char **argv) {
     red_sbuf_puts(&js, "{\"teacher\": ");
     red_json_put_string(&js, teacher_dir, strlen(teacher_dir));
     red_sbuf_printf(&js, ", \"init\": \"%s\", \"d_t\": %d, \"d_s\": %d, \"seed\": %llu, \"tokens\": %llu,\n  \"options\": {",
-                    init_name, t.cfg.dim, width, (unsigned long long)o.seed, (unsigned long long)tokens);
+                    init_name, t.cfg.dim, width, (unsigned long long)o.loop.seed, (unsigned long long)tokens);
     red_sbuf_puts(&js, "\"init_std\": ");
     red_json_put_float(&js, io.std);
     red_sbuf_puts(&js, ", \"orth_scale\": ");
@@ -1474,9 +1474,9 @@ static int cmd_distill(int argc, char **argv) {
     red_sbuf_puts(&js, ", \"alpha\": ");
     red_json_put_float(&js, o.loss.alpha);
     red_sbuf_printf(&js, ", \"kl_reduction\": \"%s\", \"lr\": ", o.loss.kl_reduction == RED_KL_TOKEN ? "token" : "sequence");
-    red_json_put_float(&js, o.lr);
-    red_sbuf_printf(&js, ", \"batch\": %d, \"seq\": %d},\n  \"erank_tokens\": %d,\n  \"erank_teacher\": ", o.batch, o.seq,
-                    er_n * o.seq);
+    red_json_put_float(&js, o.loop.lr);
+    red_sbuf_printf(&js, ", \"batch\": %d, \"seq\": %d},\n  \"erank_tokens\": %d,\n  \"erank_teacher\": ", o.loop.batch, o.loop.seq,
+                    er_n * o.loop.seq);
     red_json_put_numbers(&js, er_t, er_n ? L + 1 : 0);
     red_sbuf_puts(&js, ",\n  ");
     red_sbuf_put(&js, init_part.p, init_part.len);

@@ -1,6 +1,6 @@
 /* model.c - the Llama/Qwen2 decoder: config, parameter table, training
  * forward/backward as <op>_forward/<op>_backward pairs, cross-entropy,
- * AdamW and LR schedules, KV-cache inference and sampling.
+ * KV-cache inference and sampling.
  *
  * Dimension legend: B batch, T sequence, N = B*T rows, D hidden, F ffn,
  * H query heads, KV key/value heads, G = H/KV query heads per KV head,
@@ -1012,104 +1012,6 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
     }
     red_embed_backward(pool, m->gw.embed, a->dres, a->tokens, N, D, c->vocab);
     return RED_OK;
-}
-
-/* ------------------------------------------------------------------ optimizer */
-
-void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n, const red_adamw_cfg *c,
-                      float weight_decay, int64_t t) {
-    double bc1 = 1.0 - pow((double)c->beta1, (double)t), bc2 = 1.0 - pow((double)c->beta2, (double)t);
-    float step = (float)(c->lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2)), decay = 1.0f - c->lr * weight_decay;
-    float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        float gi = g[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
-    }
-}
-
-static void clip_sumsq_chunks(void *vc, int64_t lo, int64_t hi) {
-    clip_ctx *c = vc;
-    int64_t k;
-    for (k = lo; k < hi; k++) {
-        size_t i = (size_t)k * CLIP_CHUNK, e = i + CLIP_CHUNK < c->n ? i + CLIP_CHUNK : c->n;
-        double ss = 0.0;
-        for (; i < e; i++) ss += (double)c->g[i] * c->g[i];
-        c->partial[k] = ss;
-    }
-}
-
-static void clip_scale_chunks(void *vc, int64_t lo, int64_t hi) {
-    clip_ctx *c = vc;
-    size_t a = (size_t)lo * CLIP_CHUNK, b = (size_t)hi * CLIP_CHUNK < c->n ? (size_t)hi * CLIP_CHUNK : c->n;
-    red_vec_scale(c->g + a, c->scale, b - a);
-}
-
-double red_clip_grad_norm(red_pool *pool, float *g, size_t n, double max_norm) {
-    clip_ctx c;
-    int64_t chunks = (int64_t)((n + CLIP_CHUNK - 1) / CLIP_CHUNK), k;
-    double ss = 0.0, norm, stack[64];
-    c.g = g;
-    c.n = n;
-    c.partial = chunks <= 64 ? stack : malloc(sizeof(double) * (size_t)chunks);
-    if (!c.partial) {  /* cannot split: one pass in the same chunk order */
-        double part;
-        size_t i;
-        for (k = 0; k < chunks; k++) {
-            size_t e = (size_t)(k + 1) * CLIP_CHUNK < n ? (size_t)(k + 1) * CLIP_CHUNK : n;
-            part = 0.0;
-            for (i = (size_t)k * CLIP_CHUNK; i < e; i++) part += (double)g[i] * g[i];
-            ss += part;
-        }
-    } else {
-        red_par_range(pool, chunks, 2.0 * CLIP_CHUNK, clip_sumsq_chunks, &c);
-        for (k = 0; k < chunks; k++) ss += c.partial[k];
-        if (c.partial != stack) free(c.partial);
-    }
-    norm = sqrt(ss);
-    if (max_norm > 0.0 && norm > max_norm) {
-        c.scale = (float)(max_norm / (norm + 1e-6));
-        red_par_range(pool, chunks, 1.0 * CLIP_CHUNK, clip_scale_chunks, &c);
-    }
-    return norm;
-}
-
-typedef struct {
-    red_model *m;
-    const red_adamw_cfg *c;
-} adam_ctx;
-
-static void adamw_tensors(void *vc, int64_t lo, int64_t hi) {
-    adam_ctx *ac = vc;
-    red_model *m = ac->m;
-    int64_t i;
-    for (i = lo; i < hi; i++) {
-        const red_param *p = &m->table[i];
-        red_adamw_update(m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
-                         m->adam_v + p->offset, p->numel, ac->c,
-                         m->decay_mask[i] ? ac->c->weight_decay : 0.0f, m->adam_t);
-    }
-}
-
-void red_model_adamw(red_model *m, const red_adamw_cfg *c) {
-    adam_ctx ac;
-    ac.m = m;
-    ac.c = c;
-    m->adam_t++;
-    /* per-tensor slices: each element is updated by exactly one thread */
-    red_par_range(m->pool, m->n_tensors, 10.0 * (double)m->n_params / m->n_tensors, adamw_tensors, &ac);
-}
-
-float red_lr_at(const red_lr_sched *s, int64_t step) {
-    double frac;
-    if (s->warmup > 0 && step < s->warmup) return s->lr * (float)(step + 1) / (float)s->warmup;
-    if (s->kind == RED_SCHED_CONSTANT || s->total <= s->warmup) return s->lr;
-    frac = (double)(step - s->warmup) / (double)(s->total - s->warmup);
-    if (frac > 1.0) frac = 1.0;
-    if (s->kind == RED_SCHED_LINEAR) return (float)(s->lr + (s->min_lr - s->lr) * frac);
-    return (float)(s->min_lr + 0.5 * (s->lr - s->min_lr) * (1.0 + cos(3.14159265358979323846 * frac)));
 }
 
 /* ------------------------------------------------------------------ KV-cache inference */

@@ -712,61 +712,6 @@ out:
 
 /* ------------------------------------------------------------------ the distillation loop */
 
-#define DSTATE_HEADER (8 + 4 + 8 * 6)
-
-static red_status save_distill_state(const char *dir, const red_student *s, uint64_t step, uint64_t epoch,
-                                     uint64_t offset, red_error *err) {
-    char path[2048];
-    size_t bytes = DSTATE_HEADER + 12 * s->n;
-    unsigned char *b = malloc(bytes);
-    red_status st;
-    if (!b) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for the state file");
-    memcpy(b, "REDDSTIL", 8);
-    b[8] = 1; b[9] = b[10] = b[11] = 0;
-    red_put_u64le(b + 12, step);
-    red_put_u64le(b + 20, (uint64_t)s->adam_t);
-    red_put_u64le(b + 28, epoch);
-    red_put_u64le(b + 36, offset);
-    red_put_u64le(b + 44, (uint64_t)s->d_s);
-    red_put_u64le(b + 52, s->n);
-    red_put_f32le(b + DSTATE_HEADER, s->params, s->n);
-    red_put_f32le(b + DSTATE_HEADER + 4 * s->n, s->adam_m, s->n);
-    red_put_f32le(b + DSTATE_HEADER + 8 * s->n, s->adam_v, s->n);
-    snprintf(path, sizeof path, "%s/distill_state.bin", dir);
-    st = red_write_file_atomic(path, b, bytes, err);
-    free(b);
-    return st;
-}
-
-static red_status load_distill_state(const char *dir, red_student *s, uint64_t *step, uint64_t *epoch,
-                                     uint64_t *offset, red_error *err) {
-    char path[2048];
-    unsigned char *b;
-    size_t len;
-    red_status st;
-    snprintf(path, sizeof path, "%s/distill_state.bin", dir);
-    if ((st = red_read_file(path, &b, &len, err))) return st;
-    if (len < DSTATE_HEADER || memcmp(b, "REDDSTIL", 8) || b[8] != 1 || b[9] || b[10] || b[11]) {
-        free(b);
-        return red_error_set(err, RED_E_FORMAT, "%s: byte 0: not a red distillation state (magic REDDSTIL, version 1)", path);
-    }
-    if (red_get_u64le(b + 44) != (uint64_t)s->d_s || red_get_u64le(b + 52) != s->n || len != DSTATE_HEADER + 12 * s->n) {
-        free(b);
-        return red_error_set(err, RED_E_FORMAT, "%s: byte 44: state is for width %llu with %llu parameters (%zu bytes); "
-                             "this student has width %d and %zu", path, (unsigned long long)red_get_u64le(b + 44),
-                             (unsigned long long)red_get_u64le(b + 52), len, s->d_s, s->n);
-    }
-    *step = red_get_u64le(b + 12);
-    s->adam_t = (int64_t)red_get_u64le(b + 20);
-    *epoch = red_get_u64le(b + 28);
-    *offset = red_get_u64le(b + 36);
-    red_get_f32le(s->params, b + DSTATE_HEADER, s->n);
-    red_get_f32le(s->adam_m, b + DSTATE_HEADER + 4 * s->n, s->n);
-    red_get_f32le(s->adam_v, b + DSTATE_HEADER + 8 * s->n, s->n);
-    free(b);
-    return RED_OK;
-}
-
 static void log_losses(red_sbuf *log, const red_distill_progress *p, uint64_t tokens) {
     int k;
     red_sbuf_printf(log, "{\"step\": %llu, \"tokens\": %llu, \"lr\": ", (unsigned long long)p->step,
@@ -824,70 +769,115 @@ static red_status load_curve(const char *dir, uint64_t step, red_sbuf *log, red_
     return st;
 }
 
+typedef struct {
+    const red_distill_opts *o;
+    red_student *s;
+    red_sbuf *log;
+    red_losses loss;          /* of the last step */
+    red_sbuf record;
+} distill_run;
+
+static void distill_state_arrays(red_student *s, red_state_array *arr) {
+    arr[0].p = s->params; arr[0].n = s->n; arr[0].name = "projections and norms";
+    arr[1].p = s->adam_m; arr[1].n = s->n; arr[1].name = "adam_m";
+    arr[2].p = s->adam_v; arr[2].n = s->n; arr[2].name = "adam_v";
+}
+
+static red_status distill_save(void *ctx, const red_loop_pos *pos, red_error *err) {
+    distill_run *d = ctx;
+    const char *out = d->o->loop.out;
+    red_state_array arr[3];
+    red_loop_pos p = *pos;
+    char path[2048];
+    red_status st;
+    snprintf(path, sizeof path, "%s/distill_curve.jsonl", out);
+    /* the curve first: on resume, entries past the state's step are dropped */
+    if (d->log && (st = red_write_file_atomic(path, d->log->p ? d->log->p : "", d->log->len, err))) return st;
+    distill_state_arrays(d->s, arr);
+    p.adam_t = (uint64_t)d->s->adam_t;
+    snprintf(path, sizeof path, "%s/distill_state.bin", out);
+    return red_state_save(path, "REDDSTIL", &p, d->record.p, arr, 3, err);
+}
+
+static red_status distill_load(void *ctx, red_loop_pos *pos, red_error *err) {
+    distill_run *d = ctx;
+    red_state_array arr[3];
+    char path[2048];
+    red_status st;
+    distill_state_arrays(d->s, arr);
+    snprintf(path, sizeof path, "%s/distill_state.bin", d->o->loop.out);
+    if ((st = red_state_load(path, "REDDSTIL", d->record.p, pos, arr, 3, err))) return st;
+    d->s->adam_t = (int64_t)pos->adam_t;
+    return d->log ? load_curve(d->o->loop.out, pos->step, d->log, err) : RED_OK;
+}
+
+static red_status distill_step(void *ctx, const int *in, const int *tgt, const red_adamw_cfg *opt, double clip,
+                               red_loop_step *r, red_error *err) {
+    distill_run *d = ctx;
+    red_student *s = d->s;
+    red_status st;
+    if ((st = red_student_loss(s, in, tgt, &d->o->loss, 1, &d->loss)))
+        return red_error_set(err, st, "distill: loss failed (%s)", red_status_name(st));
+    r->loss = (float)d->loss.total;
+    if (!isfinite(d->loss.total)) return RED_OK;  /* the loop stops with the step named; no update */
+    r->grad_norm = red_clip_grad_norm(s->teacher->pool, s->grads, s->n, clip);
+    s->adam_t++;
+    red_adamw_update(s->params, s->grads, s->adam_m, s->adam_v, s->n, opt, opt->weight_decay, s->adam_t);
+    return RED_OK;
+}
+
+static void distill_progress_of(const distill_run *d, const red_loop_step *r, red_distill_progress *pr) {
+    pr->step = r->step;
+    pr->total_steps = r->total_steps;
+    pr->epoch = r->epoch;
+    pr->lr = r->lr;
+    pr->loss = d->loss;
+    pr->grad_norm = r->grad_norm;
+}
+
+static red_status distill_after_step(void *ctx, const red_loop_step *r, red_error *err) {
+    distill_run *d = ctx;
+    const red_distill_opts *o = d->o;
+    red_distill_progress pr;
+    (void)err;
+    if (!d->log || !o->log_every || (r->step % o->log_every && r->step != r->total_steps && r->step != 1)) return RED_OK;
+    distill_progress_of(d, r, &pr);
+    log_losses(d->log, &pr, r->step * (uint64_t)o->loop.batch * o->loop.seq);
+    red_sbuf_puts(d->log, "\n");
+    return RED_OK;
+}
+
+static void distill_progress(void *ctx, const red_loop_step *r) {
+    distill_run *d = ctx;
+    red_distill_progress pr;
+    if (!d->o->progress) return;
+    distill_progress_of(d, r, &pr);
+    d->o->progress(d->o->progress_ctx, &pr);
+}
+
 red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
                        red_error *err) {
+    static const red_loop_hooks hooks = {"distill", distill_step, distill_after_step, distill_save, distill_load,
+                                         distill_progress};
+    const red_config *c = &s->teacher->cfg;
+    distill_run d;
     red_status st;
-    int *in = NULL, *tgt = NULL;
-    uint64_t step = 0, epoch = 0, offset = 0, total_steps;
-    red_lr_sched sched;
-    red_adamw_cfg opt;
-    if (o->batch != s->B || o->seq != s->T)
-        return red_error_set(err, RED_E_ARG, "distill: batch shape %dx%d differs from the student's %dx%d", o->batch,
-                             o->seq, s->B, s->T);
-    total_steps = o->tokens / ((uint64_t)o->batch * o->seq);
-    if (total_steps < 1) return red_error_set(err, RED_E_ARG, "distill: --tokens is less than one batch (%d x %d)", o->batch, o->seq);
-    in = malloc(sizeof(int) * (size_t)o->batch * o->seq);
-    tgt = malloc(sizeof(int) * (size_t)o->batch * o->seq);
-    if (!in || !tgt) {
-        st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
-        goto out;
-    }
-    if (o->resume && (st = load_distill_state(o->out, s, &step, &epoch, &offset, err))) goto out;
-    if (o->resume && log && (st = load_curve(o->out, step, log, err))) goto out;
-    sched.kind = o->schedule;
-    sched.lr = o->lr;
-    sched.warmup = (int64_t)o->warmup_steps;
-    sched.total = (int64_t)total_steps;
-    sched.min_lr = o->min_lr;
-    opt.lr = o->lr; opt.beta1 = o->beta1; opt.beta2 = o->beta2; opt.eps = 1e-8f; opt.weight_decay = o->weight_decay;
-    while (step < total_steps) {
-        red_distill_progress pr;
-        if ((st = red_train_data_batch(data, o->seed, &epoch, &offset, o->batch, o->seq, in, tgt, err))) goto out;
-        if ((st = red_student_loss(s, in, tgt, &o->loss, 1, &pr.loss))) {
-            st = red_error_set(err, st, "distill: loss failed at step %llu", (unsigned long long)step + 1);
-            goto out;
-        }
-        if (!isfinite(pr.loss.total)) {
-            st = red_error_set(err, RED_E_NOCONV, "distill: loss is %g at step %llu (lower --lr?)", pr.loss.total,
-                               (unsigned long long)step + 1);
-            goto out;
-        }
-        pr.grad_norm = red_clip_grad_norm(s->teacher->pool, s->grads, s->n, o->clip);
-        opt.lr = red_lr_at(&sched, (int64_t)step);
-        s->adam_t++;
-        red_adamw_update(s->params, s->grads, s->adam_m, s->adam_v, s->n, &opt, opt.weight_decay, s->adam_t);
-        step++;
-        pr.step = step;
-        pr.total_steps = total_steps;
-        pr.epoch = epoch;
-        pr.lr = opt.lr;
-        if (log && o->log_every && (step % o->log_every == 0 || step == total_steps || step == 1)) {
-            log_losses(log, &pr, step * (uint64_t)o->batch * o->seq);
-            red_sbuf_puts(log, "\n");
-        }
-        if ((o->save_every && step % o->save_every == 0) || step == total_steps) {
-            char path[2048];
-            snprintf(path, sizeof path, "%s/distill_curve.jsonl", o->out);
-            /* the curve first: on resume, entries past the state's step are dropped */
-            if (log && (st = red_write_file_atomic(path, log->p ? log->p : "", log->len, err))) goto out;
-            if ((st = save_distill_state(o->out, s, step, epoch, offset, err))) goto out;
-        }
-        if (o->progress) o->progress(o->progress_ctx, &pr);
-        if (o->stop_after && step >= o->stop_after) break;
-    }
-    st = RED_OK;
-out:
-    free(in);
-    free(tgt);
+    if (o->loop.batch != s->B || o->loop.seq != s->T)
+        return red_error_set(err, RED_E_ARG, "distill: batch shape %dx%d differs from the student's %dx%d", o->loop.batch,
+                             o->loop.seq, s->B, s->T);
+    memset(&d, 0, sizeof d);
+    d.o = o;
+    d.s = s;
+    d.log = log;
+    red_sbuf_init(&d.record);
+    red_sbuf_printf(&d.record, "kind=distill\nteacher=%s dim %d layers %d heads %d/%d ffn %d vocab %d\nwidth=%d\n"
+                               "tau=%.9g\nalpha=%.9g\nkl_reduction=%d\n", red_arch_name(c->arch), c->dim, c->n_layers,
+                    c->n_heads, c->n_kv_heads, c->ffn, c->vocab, s->d_s, o->loss.tau, o->loss.alpha,
+                    (int)o->loss.kl_reduction);
+    if (o->record) red_sbuf_puts(&d.record, o->record);
+    red_loop_record(&o->loop, data, &d.record);
+    st = d.record.failed ? red_error_set(err, RED_E_NOMEM, "distill: out of memory")
+                         : red_loop_run(&o->loop, data, &hooks, &d, err);
+    red_sbuf_free(&d.record);
     return st;
 }

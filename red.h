@@ -386,31 +386,6 @@ void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float 
 void red_swiglu_backward(red_pool *pool, float *dg, float *du, const float *dact, const float *g,
                          const float *u, int64_t n);
 
-/* AdamW with decoupled weight decay (Loshchilov & Hutter), PyTorch's form:
- * p -= lr*wd*p; m,v moments; p -= lr * mhat / (sqrt(vhat) + eps). */
-typedef struct {
-    float lr, beta1, beta2, eps, weight_decay;
-} red_adamw_cfg;
-/* One update of n elements; t is the 1-based step (bias correction). */
-void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
-                      const red_adamw_cfg *c, float weight_decay, int64_t t);
-/* Global L2 norm of g (double partial sums over fixed 64K chunks, added in
- * order, so the same for any thread count); if max_norm > 0 and the norm
- * exceeds it, scales g by max_norm / norm. Returns the norm before. pool may
- * be NULL. */
-double red_clip_grad_norm(red_pool *pool, float *g, size_t n, double max_norm);
-
-typedef enum { RED_SCHED_CONSTANT = 0, RED_SCHED_LINEAR = 1, RED_SCHED_COSINE = 2 } red_sched_kind;
-typedef struct {
-    red_sched_kind kind;
-    float lr;             /* peak learning rate */
-    int64_t warmup;       /* linear warm-up steps (from lr/warmup to lr) */
-    int64_t total;        /* total steps: decay reaches min_lr at total */
-    float min_lr;
-} red_lr_sched;
-/* Learning rate for 0-based step. */
-float red_lr_at(const red_lr_sched *s, int64_t step);
-
 /* The model: config, parameter slab (own or bound), and, once training is
  * enabled, gradient and AdamW slabs plus the activation slab for B x T.
  * Nothing is allocated inside forward/backward/step. */
@@ -495,8 +470,6 @@ typedef struct {
 } red_act_grads;
 red_status red_model_backward_ex(red_model *m, const red_act_grads *extra);
 
-/* One AdamW step over every parameter; weight decay only on matrices. */
-void red_model_adamw(red_model *m, const red_adamw_cfg *c);
 
 /* Inference with a KV cache for up to n_seq sequences of max_len tokens,
  * processing up to max_rows tokens per call. */
@@ -638,7 +611,7 @@ size_t red_detokenize(const red_tokenizer *t, const int *ids, int n, red_sbuf *o
  * lower pair of ids); stops early when no pair occurs twice. Deterministic. */
 red_status red_tokenizer_train_bpe(red_tokenizer *t, const char *text, size_t len, int vocab, red_error *err);
 
-/* ------------------------------------------------------------------ train.c */
+/* ------------------------------------------------------------------ data.c */
 
 /* Tokenized documents (each ends with EOS) and the current epoch's stream. */
 typedef struct {
@@ -673,6 +646,102 @@ red_status red_train_data_batch(red_train_data *d, uint64_t seed, uint64_t *epoc
 /* The first n_rows rows of T tokens of the stream shuffled with
  * RED_CALIB_SEED: a fixed token set every model can be measured on. */
 red_status red_train_data_rows(red_train_data *d, int n_rows, int T, int *tokens, red_error *err);
+/* FNV-1a over the tokens and their target flags: two runs read the same data
+ * exactly when this (with the counts) agrees. */
+uint64_t red_train_data_fingerprint(const red_train_data *d);
+
+/* ------------------------------------------------------------------ optim.c */
+
+/* AdamW with decoupled weight decay (Loshchilov & Hutter), PyTorch's form:
+ * p -= lr*wd*p; m,v moments; p -= lr * mhat / (sqrt(vhat) + eps). */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+} red_adamw_cfg;
+/* One update of n elements; t is the 1-based step (bias correction). */
+void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
+                      const red_adamw_cfg *c, float weight_decay, int64_t t);
+/* Global L2 norm of g (double partial sums over fixed 64K chunks, added in
+ * order, so the same for any thread count); if max_norm > 0 and the norm
+ * exceeds it, scales g by max_norm / norm. Returns the norm before. pool may
+ * be NULL. */
+double red_clip_grad_norm(red_pool *pool, float *g, size_t n, double max_norm);
+
+typedef enum { RED_SCHED_CONSTANT = 0, RED_SCHED_LINEAR = 1, RED_SCHED_COSINE = 2 } red_sched_kind;
+typedef struct {
+    red_sched_kind kind;
+    float lr;             /* peak learning rate */
+    int64_t warmup;       /* linear warm-up steps (from lr/warmup to lr) */
+    int64_t total;        /* total steps: decay reaches min_lr at total */
+    float min_lr;
+} red_lr_sched;
+/* Learning rate for 0-based step. */
+float red_lr_at(const red_lr_sched *s, int64_t step);
+
+/* One AdamW step over every parameter; weight decay only on matrices. */
+void red_model_adamw(red_model *m, const red_adamw_cfg *c);
+
+/* Where a training loop stands; saved in its state file. */
+typedef struct {
+    uint64_t step, adam_t, epoch, offset;
+} red_loop_pos;
+/* A float array of a state file (its size is checked on load). */
+typedef struct {
+    float *p;
+    size_t n;
+    const char *name;
+} red_state_array;
+/* Writes a state file atomically (layout in optim.c): the position, the
+ * resume record (text, "key=value\n" lines) and the arrays. */
+red_status red_state_save(const char *path, const char *magic, const red_loop_pos *pos, const char *record,
+                          const red_state_array *arrays, int n_arrays, red_error *err);
+/* Reads a state file after checking magic, version, every size and the
+ * record (the first differing key is named); arrays are untouched on failure. */
+red_status red_state_load(const char *path, const char *magic, const char *record, red_loop_pos *pos,
+                          const red_state_array *arrays, int n_arrays, red_error *err);
+
+/* The options every training loop shares. */
+typedef struct {
+    const char *out;          /* checkpoint directory */
+    uint64_t tokens;          /* steps = tokens / (batch * seq) */
+    int batch, seq;
+    uint64_t seed;            /* data order */
+    float lr, min_lr, beta1, beta2, weight_decay;
+    double clip;              /* global-norm clip (0 = off) */
+    uint64_t warmup_steps;
+    red_sched_kind schedule;
+    uint64_t save_every;
+    int resume;               /* continue from the state file in out */
+    uint64_t stop_after;      /* stop after this step (0 = run to the end); for interruption tests */
+} red_loop_opts;
+/* Appends the loop's part of a resume record: options and data fingerprint. */
+void red_loop_record(const red_loop_opts *o, const red_train_data *data, red_sbuf *b);
+
+/* One step's outcome, as the loop reports it. */
+typedef struct {
+    uint64_t step, total_steps, epoch;  /* step is 1-based after the update */
+    float lr, loss;
+    double grad_norm;
+} red_loop_step;
+
+typedef struct {
+    const char *name;  /* "train", "distill": prefixes messages */
+    /* forward, backward, clip and update on one batch with opt; sets loss and grad_norm */
+    red_status (*step)(void *ctx, const int *in, const int *tgt, const red_adamw_cfg *opt, double clip,
+                       red_loop_step *r, red_error *err);
+    /* after a step, before its checkpoint (held-out loss, log lines); may be NULL */
+    red_status (*after_step)(void *ctx, const red_loop_step *r, red_error *err);
+    red_status (*save)(void *ctx, const red_loop_pos *pos, red_error *err);
+    red_status (*load)(void *ctx, red_loop_pos *pos, red_error *err);
+    void (*progress)(void *ctx, const red_loop_step *r);  /* after the checkpoint; may be NULL */
+} red_loop_hooks;
+/* The loop: batches from data in the order of o->seed, the schedule, a
+ * checkpoint every save_every steps and at the end, resume and stop_after.
+ * A non-finite loss or gradient norm stops it with the step named, the last
+ * checkpoint untouched. */
+red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_loop_hooks *h, void *ctx,
+                        red_error *err);
+
+/* ------------------------------------------------------------------ train.c */
 
 typedef struct {
     uint64_t step, total_steps, epoch;
@@ -681,18 +750,9 @@ typedef struct {
 } red_train_progress;
 
 typedef struct {
-    const char *out;          /* checkpoint directory */
-    uint64_t tokens;          /* training tokens: steps = tokens / (batch * seq) */
-    int batch, seq;
-    uint64_t seed;
-    float lr, min_lr, beta1, beta2, weight_decay;
-    double clip;              /* global-norm clip (0 = off) */
-    uint64_t warmup_steps;
-    red_sched_kind schedule;
-    uint64_t save_every, eval_every;
+    red_loop_opts loop;       /* resume: from out/train_state.bin (weights loaded by the caller) */
+    uint64_t eval_every;
     int eval_batches;
-    int resume;               /* continue from out/train_state.bin (weights loaded by the caller) */
-    uint64_t stop_after;      /* stop after this step (0 = run to the end); for interruption tests */
     void (*progress)(void *ctx, const red_train_progress *p);
     void *progress_ctx;
 } red_train_opts;
@@ -805,18 +865,10 @@ typedef struct {
 } red_distill_progress;
 
 typedef struct {
-    const char *out;              /* output directory (student model + state + log) */
-    uint64_t tokens;              /* distillation tokens: steps = tokens / (batch * seq) */
-    int batch, seq;
-    uint64_t seed;                /* data order */
-    float lr, min_lr, beta1, beta2, weight_decay;
-    double clip;
-    uint64_t warmup_steps;
-    red_sched_kind schedule;
+    red_loop_opts loop;           /* out: the student's directory (state, curve) */
     red_loss_cfg loss;
-    uint64_t save_every, log_every;
-    int resume;
-    uint64_t stop_after;          /* stop after this step (tests) */
+    uint64_t log_every;
+    const char *record;           /* extra resume-record lines (the init); may be NULL */
     void (*progress)(void *ctx, const red_distill_progress *p);
     void *progress_ctx;
 } red_distill_opts;

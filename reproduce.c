@@ -313,13 +313,13 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
         goto out;
     /* training in segments, with the 2-4-step accuracy measured after each (the curve) */
     memset(&d, 0, sizeof d);
-    d.out = dir; d.tokens = o->tokens; d.batch = o->batch; d.seq = o->seq; d.seed = (uint64_t)seed;
-    d.lr = o->lr; d.min_lr = 0.0f; d.beta1 = 0.9f; d.beta2 = 0.999f; d.clip = 1.0;
-    d.warmup_steps = steps / 100; d.schedule = RED_SCHED_LINEAR;
+    d.loop.out = dir; d.loop.tokens = o->tokens; d.loop.batch = o->batch; d.loop.seq = o->seq; d.loop.seed = (uint64_t)seed;
+    d.loop.lr = o->lr; d.loop.min_lr = 0.0f; d.loop.beta1 = 0.9f; d.loop.beta2 = 0.999f; d.loop.clip = 1.0;
+    d.loop.warmup_steps = steps / 100; d.loop.schedule = RED_SCHED_LINEAR;
     d.loss.tau = o->tau; d.loss.alpha = o->alpha; d.loss.kl_reduction = RED_KL_SEQUENCE;
     d.log_every = steps / 40 ? steps / 40 : 1;
     snprintf(path, sizeof path, "%s/distill_state.bin", dir);
-    d.resume = file_exists(path);
+    d.loop.resume = file_exists(path);
     {
         red_model *m = &s.model;
         double a[MAX_STEPS];
@@ -329,7 +329,7 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     }
     /* segments measured by an interrupted invocation: acc_curve.txt, "segment accuracy" lines */
     snprintf(path, sizeof path, "%s/acc_curve.txt", dir);
-    if (d.resume && file_exists(path)) {
+    if (d.loop.resume && file_exists(path)) {
         FILE *f = fopen(path, "r");
         int sg;
         double v;
@@ -340,12 +340,12 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     for (seg = 1; seg <= n_seg; seg++) {
         uint64_t stop = steps * (uint64_t)seg / (uint64_t)n_seg;
         double a[MAX_STEPS];
-        d.stop_after = stop;
-        d.save_every = stop;  /* a checkpoint where each segment stops */
+        d.loop.stop_after = stop;
+        d.loop.save_every = stop;  /* a checkpoint where each segment stops */
         log.len = 0;
         /* (a segment already done just reloads its checkpoint) */
         if ((st = red_distill(&d, &s, sh->data, &log, err))) goto out;
-        d.resume = 1;
+        d.loop.resume = 1;
         curve_tok[seg] = (double)stop * o->batch * o->seq;
         if (have_seg[seg] || seg == n_seg) continue;  /* the last point comes from the full evaluation */
         red_student_merge(&s);

@@ -1,21 +1,11 @@
-/* train.c - training a model from scratch on text and JSONL: the document
- * stream, packed batches, the AdamW loop with warm-up/decay and clipping,
- * held-out evaluation, and atomic checkpoints that resume bit-identically.
+/* train.c - training a model from scratch: the shared loop of optim.c with
+ * a cross-entropy step, held-out evaluation, and checkpoints (config.json,
+ * model.safetensors, the tokenizer, train_state.bin) that resume
+ * bit-identically. The data stream is data.c's.
  *
- * Documents: each line of a .txt file; each JSONL object formatted by its
- * fields: {"question","answer"} -> "Question: q\nAnswer: a" (the zero-shot
- * gsm8k prompt plus the solution), {"text"} -> text, {"query","choices",
- * "gold"} -> query + " " + choices[gold], {"contexts","continuation","gold"}
- * -> contexts[gold] + " " + continuation. Every document ends with EOS.
- * With answer_only, the context part of question/answer and choice items
- * (up to "Answer:", the query, the gold context) is never a prediction
- * target: the loss is spent on what the harnesses score.
- * Epoch e concatenates the documents in an order shuffled by (seed, e); step
- * s reads B rows of T+1 tokens from that stream, each row starting at a
- * document start (the tail of a document cut by a row's end is skipped).
- * State file (train_state.bin, little-endian): "REDTRAIN" u32 version=1,
- * u64 step, u64 adam_t, u64 epoch, u64 offset, u64 rng[4], u64 n_params,
- * then Adam m and v as f32.
+ * train_state.bin holds AdamW's m and v (the weights are model.safetensors,
+ * written first) and a resume record: the loop options, the model shape and
+ * the data fingerprint, so a resume with other settings is refused.
  */
 #include "red.h"
 
@@ -24,363 +14,132 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ------------------------------------------------------------------ documents */
-
-/* prefix: bytes of text that are context only (question, query); with
- * answer_only their tokens are never prediction targets. */
-static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const char *text, size_t len, size_t prefix,
-                          red_error *err) {
-    int n = red_tokenize(tok, text, len, 0, NULL, 0) + 1, n_prefix = red_tokenize(tok, text, prefix, 0, NULL, 0), i;
-    if (d->n_tok + (size_t)n > d->cap_tok) {
-        size_t nc = d->cap_tok ? d->cap_tok : 1 << 20;
-        int *g;
-        while (nc < d->n_tok + (size_t)n) nc *= 2;
-        unsigned char *t;
-        g = realloc(d->tokens, nc * sizeof(int));
-        if (!g) return red_error_set(err, RED_E_NOMEM, "train: out of memory for %zu tokens", nc);
-        d->tokens = g;
-        t = realloc(d->target, nc);
-        if (!t) return red_error_set(err, RED_E_NOMEM, "train: out of memory for %zu tokens", nc);
-        d->target = t;
-        d->cap_tok = nc;
-    }
-    if (d->n_docs == d->cap_docs) {
-        size_t nc = d->cap_docs ? 2 * d->cap_docs : 4096;
-        size_t *g = realloc(d->doc_start, (nc + 1) * sizeof(size_t));
-        if (!g) return red_error_set(err, RED_E_NOMEM, "train: out of memory for documents");
-        d->doc_start = g;
-        d->cap_docs = nc;
-    }
-    d->doc_start[d->n_docs++] = d->n_tok;
-    red_tokenize(tok, text, len, 0, d->tokens + d->n_tok, n - 1);
-    d->tokens[d->n_tok + (size_t)n - 1] = tok->eos_id;
-    for (i = 0; i < n; i++) d->target[d->n_tok + (size_t)i] = !(d->answer_only && i < n_prefix);
-    d->n_tok += (size_t)n;
-    d->doc_start[d->n_docs] = d->n_tok;
-    return RED_OK;
-}
-
-static red_status format_json_doc(const red_json *j, red_sbuf *s, size_t *prefix, const char *path, size_t line,
-                                  red_error *err) {
-    const red_json *q = red_json_get(j, "question"), *a = red_json_get(j, "answer"), *t = red_json_get(j, "text"),
-                   *qu = red_json_get(j, "query"), *ch = red_json_get(j, "choices"), *cx = red_json_get(j, "contexts"),
-                   *ct = red_json_get(j, "continuation"), *g = red_json_get(j, "gold");
-    s->len = 0;
-    *prefix = 0;
-    if (q && a && q->type == RED_JSON_STRING && a->type == RED_JSON_STRING) {
-        red_sbuf_puts(s, "Question: ");
-        red_sbuf_put(s, q->str, q->len);
-        red_sbuf_puts(s, "\nAnswer:");
-        *prefix = s->len;  /* the harness prompt ends here */
-        red_sbuf_puts(s, " ");
-        red_sbuf_put(s, a->str, a->len);
-    } else if (t && t->type == RED_JSON_STRING) {
-        red_sbuf_put(s, t->str, t->len);
-    } else if (qu && ch && g && qu->type == RED_JSON_STRING && ch->type == RED_JSON_ARRAY && g->is_int &&
-               g->ival >= 0 && g->ival < (int64_t)ch->count && red_json_at(ch, (size_t)g->ival)->type == RED_JSON_STRING) {
-        const red_json *c = red_json_at(ch, (size_t)g->ival);
-        red_sbuf_put(s, qu->str, qu->len);
-        *prefix = s->len;
-        red_sbuf_puts(s, " ");
-        red_sbuf_put(s, c->str, c->len);
-    } else if (cx && ct && g && cx->type == RED_JSON_ARRAY && ct->type == RED_JSON_STRING && g->is_int && g->ival >= 0 &&
-               g->ival < (int64_t)cx->count && red_json_at(cx, (size_t)g->ival)->type == RED_JSON_STRING) {
-        const red_json *c = red_json_at(cx, (size_t)g->ival);
-        red_sbuf_put(s, c->str, c->len);
-        *prefix = s->len;
-        red_sbuf_puts(s, " ");
-        red_sbuf_put(s, ct->str, ct->len);
-    } else {
-        return red_error_set(err, RED_E_FORMAT, "%s: line %zu: expected {\"question\",\"answer\"}, {\"text\"}, "
-                             "{\"query\",\"choices\",\"gold\"} or {\"contexts\",\"continuation\",\"gold\"}", path, line);
-    }
-    return s->failed ? red_error_set(err, RED_E_NOMEM, "train: out of memory") : RED_OK;
-}
-
-/* Calls fn(ctx, text, len, prefix) for every document of a file: each JSONL
- * object formatted as above, or each non-empty line of a text file. */
-typedef red_status (*doc_fn)(void *ctx, const char *text, size_t len, size_t prefix, red_error *err);
-
-static red_status for_each_doc(const char *path, doc_fn fn, void *ctx, red_error *err) {
-    size_t len = strlen(path);
-    red_status st = RED_OK;
-    if (len > 6 && !strcmp(path + len - 6, ".jsonl")) {
-        red_json **items;
-        size_t n, i;
-        red_sbuf s;
-        if ((st = red_jsonl_read(path, &items, &n, err))) return st;
-        red_sbuf_init(&s);
-        red_sbuf_puts(&s, "");
-        for (i = 0; i < n; i++) {
-            size_t prefix;
-            if ((st = format_json_doc(items[i], &s, &prefix, path, i + 1, err)) || (st = fn(ctx, s.p, s.len, prefix, err)))
-                break;
-        }
-        red_sbuf_free(&s);
-        red_jsonl_free(items, n);
-    } else {  /* plain text: one document per non-empty line */
-        unsigned char *buf;
-        size_t blen, p = 0;
-        if ((st = red_read_file(path, &buf, &blen, err))) return st;
-        while (p < blen) {
-            size_t e = p;
-            while (e < blen && buf[e] != '\n') e++;
-            if (e > p && (st = fn(ctx, (const char *)buf + p, e - p, 0, err))) break;
-            p = e + 1;
-        }
-        free(buf);
-    }
-    return st;
-}
-
 typedef struct {
-    red_train_data *d;
+    const red_train_opts *o;
+    red_model *m;
     const red_tokenizer *tok;
-} add_ctx;
+    red_train_data *eval_data;
+    int *ev_in, *ev_tgt;      /* held-out batch scratch */
+    float eval_loss;          /* of this step, NaN when not measured */
+    red_sbuf record;
+} train_run;
 
-static red_status add_one(void *vc, const char *text, size_t len, size_t prefix, red_error *err) {
-    add_ctx *c = vc;
-    return add_doc(c->d, c->tok, text, len, prefix, err);
+static void train_record(train_run *t, red_train_data *data) {
+    const red_config *c = &t->m->cfg;
+    red_sbuf_init(&t->record);
+    red_sbuf_printf(&t->record, "kind=train\nmodel=%s dim %d layers %d heads %d/%d head_dim %d ffn %d vocab %d\n",
+                    red_arch_name(c->arch), c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn, c->vocab);
+    red_loop_record(&t->o->loop, data, &t->record);
 }
 
-red_status red_train_data_add_file(red_train_data *d, const red_tokenizer *tok, const char *path, red_error *err) {
-    add_ctx c;
-    c.d = d;
-    c.tok = tok;
-    return for_each_doc(path, add_one, &c, err);
-}
-
-static red_status append_line(void *vc, const char *text, size_t len, size_t prefix, red_error *err) {
-    red_sbuf *out = vc;
-    (void)prefix;
-    red_sbuf_put(out, text, len);
-    red_sbuf_puts(out, "\n");
-    return out->failed ? red_error_set(err, RED_E_NOMEM, "out of memory for the documents' text") : RED_OK;
-}
-
-red_status red_docs_text(const char *path, red_sbuf *out, red_error *err) { return for_each_doc(path, append_line, out, err); }
-
-void red_train_data_free(red_train_data *d) {
-    free(d->tokens);
-    free(d->target);
-    free(d->stream_target);
-    free(d->doc_start);
-    free(d->stream);
-    memset(d, 0, sizeof *d);
-}
-
-/* The stream of epoch e: documents in an order shuffled by (seed, e). */
-static red_status build_epoch(red_train_data *d, uint64_t seed, uint64_t epoch, red_error *err) {
-    size_t *order, i, at = 0;
-    red_rng r;
-    if (!d->stream) {
-        d->stream = malloc(d->n_tok * sizeof(int));
-        d->stream_target = malloc(d->n_tok);
-        if (!d->stream || !d->stream_target) return red_error_set(err, RED_E_NOMEM, "train: out of memory for the token stream");
-    }
-    order = malloc((d->n_docs ? d->n_docs : 1) * sizeof(size_t));
-    if (!order) return red_error_set(err, RED_E_NOMEM, "train: out of memory");
-    for (i = 0; i < d->n_docs; i++) order[i] = i;
-    red_rng_seed(&r, seed * 1000003u + epoch);
-    for (i = d->n_docs; i > 1; i--) {  /* Fisher-Yates */
-        size_t j = (size_t)red_rng_below(&r, i), t = order[i - 1];
-        order[i - 1] = order[j];
-        order[j] = t;
-    }
-    for (i = 0; i < d->n_docs; i++) {
-        size_t a = d->doc_start[order[i]], b = d->doc_start[order[i] + 1];
-        memcpy(d->stream + at, d->tokens + a, (b - a) * sizeof(int));
-        memcpy(d->stream_target + at, d->target + a, b - a);
-        d->stream_target[at] |= 2;  /* document start */
-        at += b - a;
-    }
-    free(order);
-    d->epoch_built = epoch;
-    d->seed_built = seed;
-    d->have_epoch = 1;
-    return RED_OK;
-}
-
-/* Rows of T+1 tokens from (epoch, offset) onwards, moving to the next
- * epoch when a row would run past the end. */
-red_status red_train_data_batch(red_train_data *d, uint64_t seed, uint64_t *epoch, uint64_t *offset, int B, int T,
-                             int *in, int *tgt, red_error *err) {
-    int b, t;
-    red_status st;
-    if ((size_t)T + 1 > d->n_tok)
-        return red_error_set(err, RED_E_ARG, "train: the data has %zu tokens, fewer than one sequence of %d", d->n_tok, T + 1);
-    for (b = 0; b < B; b++) {
-        if (*offset + (size_t)T + 1 > d->n_tok) {
-            (*epoch)++;
-            *offset = 0;
-        }
-        if (!d->have_epoch || d->epoch_built != *epoch || d->seed_built != seed)
-            if ((st = build_epoch(d, seed, *epoch, err))) return st;
-        for (t = 0; t < T; t++) {
-            in[b * T + t] = d->stream[*offset + (size_t)t];
-            tgt[b * T + t] = d->stream_target[*offset + (size_t)t + 1] & 1 ? d->stream[*offset + (size_t)t + 1] : -1;
-        }
-        /* The next row starts at a document start: the rest of a document cut by
-           this row's end is skipped, so every target is predicted with its own
-           document's beginning (a solution line without its question is noise). */
-        *offset += (size_t)T;
-        while (*offset < d->n_tok && !(d->stream_target[*offset] & 2)) (*offset)++;
-    }
-    return RED_OK;
-}
-
-/* ------------------------------------------------------------------ state file */
-
-#define STATE_HEADER (8 + 4 + 8 * 9)
-
-static red_status save_state(const char *dir, const red_model *m, uint64_t step, uint64_t epoch, uint64_t offset,
-                             const red_rng *rng, red_error *err) {
+static red_status train_save(void *ctx, const red_loop_pos *pos, red_error *err) {
+    train_run *t = ctx;
+    red_model *m = t->m;
+    const char *out = t->o->loop.out;
+    red_state_array arr[2];
+    red_loop_pos p = *pos;
     char path[2048];
-    size_t n = m->n_params, i, bytes = STATE_HEADER + 8 * n;
-    unsigned char *b = malloc(bytes), *p;
     red_status st;
-    if (!b) return red_error_set(err, RED_E_NOMEM, "train: out of memory for the state file");
-    memcpy(b, "REDTRAIN", 8);
-    b[8] = 1; b[9] = b[10] = b[11] = 0;
-    red_put_u64le(b + 12, step);
-    red_put_u64le(b + 20, (uint64_t)m->adam_t);
-    red_put_u64le(b + 28, epoch);
-    red_put_u64le(b + 36, offset);
-    for (i = 0; i < 4; i++) red_put_u64le(b + 44 + 8 * i, rng->s[i]);
-    red_put_u64le(b + 76, n);
-    p = b + STATE_HEADER;
-    red_put_f32le(p, m->adam_m, n);
-    red_put_f32le(p + 4 * n, m->adam_v, n);
-    snprintf(path, sizeof path, "%s/train_state.bin", dir);
-    st = red_write_file_atomic(path, b, bytes, err);
-    free(b);
-    return st;
-}
-
-static red_status load_state(const char *dir, red_model *m, uint64_t *step, uint64_t *epoch, uint64_t *offset,
-                             red_rng *rng, red_error *err) {
-    char path[2048];
-    unsigned char *b;
-    size_t len, n = m->n_params, i;
-    const unsigned char *p;
-    red_status st;
-    snprintf(path, sizeof path, "%s/train_state.bin", dir);
-    if ((st = red_read_file(path, &b, &len, err))) return st;
-    if (len < STATE_HEADER || memcmp(b, "REDTRAIN", 8) || b[8] != 1 || b[9] || b[10] || b[11]) {
-        free(b);
-        return red_error_set(err, RED_E_FORMAT, "%s: byte 0: not a red training state (magic REDTRAIN, version 1)", path);
-    }
-    if (red_get_u64le(b + 76) != n || len != STATE_HEADER + 8 * n) {
-        free(b);
-        return red_error_set(err, RED_E_FORMAT, "%s: byte 76: state holds %llu parameters in %zu bytes, the model has %zu",
-                             path, (unsigned long long)red_get_u64le(b + 76), len, n);
-    }
-    *step = red_get_u64le(b + 12);
-    m->adam_t = (int64_t)red_get_u64le(b + 20);
-    *epoch = red_get_u64le(b + 28);
-    *offset = red_get_u64le(b + 36);
-    for (i = 0; i < 4; i++) rng->s[i] = red_get_u64le(b + 44 + 8 * i);
-    rng->has_spare = 0;
-    p = b + STATE_HEADER;
-    red_get_f32le(m->adam_m, p, n);
-    red_get_f32le(m->adam_v, p + 4 * n, n);
-    free(b);
-    return RED_OK;
-}
-
-/* ------------------------------------------------------------------ the loop */
-
-static red_status checkpoint(const red_train_opts *o, red_model *m, const red_tokenizer *tok, uint64_t step,
-                             uint64_t epoch, uint64_t offset, const red_rng *rng, red_error *err) {
-    red_status st;
-    if ((st = red_make_dir(o->out, err))) return st;
+    if ((st = red_make_dir(out, err))) return st;
     /* weights first, state last: a state file always describes saved weights
-     * of the same or a later step, and resume checks the step in config */
-    if ((st = red_model_save(m, o->out, RED_DT_F32, err)) || (st = red_tokenizer_save(tok, o->out, err))) return st;
-    return save_state(o->out, m, step, epoch, offset, rng, err);
+     * of the same or a later step */
+    if ((st = red_model_save(m, out, RED_DT_F32, err)) || (st = red_tokenizer_save(t->tok, out, err))) return st;
+    arr[0].p = m->adam_m; arr[0].n = m->n_params; arr[0].name = "adam_m";
+    arr[1].p = m->adam_v; arr[1].n = m->n_params; arr[1].name = "adam_v";
+    p.adam_t = (uint64_t)m->adam_t;
+    snprintf(path, sizeof path, "%s/train_state.bin", out);
+    return red_state_save(path, "REDTRAIN", &p, t->record.p, arr, 2, err);
+}
+
+static red_status train_load(void *ctx, red_loop_pos *pos, red_error *err) {
+    train_run *t = ctx;
+    red_model *m = t->m;
+    red_state_array arr[2];
+    char path[2048];
+    red_status st;
+    arr[0].p = m->adam_m; arr[0].n = m->n_params; arr[0].name = "adam_m";
+    arr[1].p = m->adam_v; arr[1].n = m->n_params; arr[1].name = "adam_v";
+    snprintf(path, sizeof path, "%s/train_state.bin", t->o->loop.out);
+    if ((st = red_state_load(path, "REDTRAIN", t->record.p, pos, arr, 2, err))) return st;
+    m->adam_t = (int64_t)pos->adam_t;
+    return RED_OK;
+}
+
+static red_status train_step(void *ctx, const int *in, const int *tgt, const red_adamw_cfg *opt, double clip,
+                             red_loop_step *r, red_error *err) {
+    train_run *t = ctx;
+    red_model *m = t->m;
+    red_status st;
+    if ((st = red_model_forward(m, in, t->o->loop.batch, t->o->loop.seq)))
+        return red_error_set(err, st, "train: forward failed (%s)", red_status_name(st));
+    red_model_zero_grad(m);
+    r->loss = red_model_cross_entropy(m, tgt, 1, NULL);
+    if ((st = red_model_backward(m))) return red_error_set(err, st, "train: backward failed (%s)", red_status_name(st));
+    r->grad_norm = red_clip_grad_norm(m->pool, m->grads, m->n_params, clip);
+    red_model_adamw(m, opt);
+    return RED_OK;
 }
 
 /* Mean cross-entropy over a fixed held-out set of rows. */
-static float heldout_loss(red_model *m, red_train_data *ev, const red_train_opts *o, int *in, int *tgt, red_error *err) {
+static red_status train_after_step(void *ctx, const red_loop_step *r, red_error *err) {
+    train_run *t = ctx;
+    const red_train_opts *o = t->o;
     uint64_t e = 0, off = 0;
     double sum = 0.0;
+    red_status st;
     int k;
+    t->eval_loss = NAN;
+    if (!t->eval_data || !o->eval_every || (r->step % o->eval_every && r->step != r->total_steps)) return RED_OK;
     for (k = 0; k < o->eval_batches; k++) {
-        if (red_train_data_batch(ev, 0, &e, &off, o->batch, o->seq, in, tgt, err)) return NAN;
-        red_model_forward(m, in, o->batch, o->seq);
-        sum += red_model_cross_entropy(m, tgt, 0, NULL);
+        if ((st = red_train_data_batch(t->eval_data, 0, &e, &off, o->loop.batch, o->loop.seq, t->ev_in, t->ev_tgt, err)))
+            return st;
+        if ((st = red_model_forward(t->m, t->ev_in, o->loop.batch, o->loop.seq)))
+            return red_error_set(err, st, "train: held-out forward failed (%s)", red_status_name(st));
+        sum += red_model_cross_entropy(t->m, t->ev_tgt, 0, NULL);
     }
-    return (float)(sum / o->eval_batches);
+    t->eval_loss = (float)(sum / o->eval_batches);
+    return RED_OK;
+}
+
+static void train_progress(void *ctx, const red_loop_step *r) {
+    train_run *t = ctx;
+    red_train_progress pr;
+    if (!t->o->progress) return;
+    pr.step = r->step;
+    pr.total_steps = r->total_steps;
+    pr.epoch = r->epoch;
+    pr.loss = r->loss;
+    pr.lr = r->lr;
+    pr.eval_loss = t->eval_loss;
+    pr.grad_norm = r->grad_norm;
+    t->o->progress(t->o->progress_ctx, &pr);
 }
 
 red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer *tok, red_train_data *data,
                      red_train_data *eval_data, red_error *err) {
+    static const red_loop_hooks hooks = {"train", train_step, train_after_step, train_save, train_load, train_progress};
+    const red_loop_opts *lo = &o->loop;
+    train_run t;
     red_status st;
-    int *in, *tgt;
-    uint64_t step = 0, epoch = 0, offset = 0, total_steps;
-    red_rng rng;
-    red_lr_sched sched;
-    red_adamw_cfg opt;
-    if (o->batch < 1 || o->seq < 2 || o->seq > m->cfg.max_pos)
+    if (lo->batch < 1 || lo->seq < 2 || lo->seq > m->cfg.max_pos)
         return red_error_set(err, RED_E_ARG, "train: batch >= 1 and 2 <= seq <= max_position_embeddings (%d)", m->cfg.max_pos);
-    if ((st = red_model_train_alloc(m, o->batch, o->seq, err))) return st;
-    total_steps = o->tokens / ((uint64_t)o->batch * o->seq);
-    if (total_steps < 1) return red_error_set(err, RED_E_ARG, "train: --tokens is less than one batch (%d x %d)", o->batch, o->seq);
-    in = malloc(sizeof(int) * (size_t)o->batch * o->seq);
-    tgt = malloc(sizeof(int) * (size_t)o->batch * o->seq);
-    if (!in || !tgt) {
-        free(in); free(tgt);
-        return red_error_set(err, RED_E_NOMEM, "train: out of memory");
-    }
-    red_rng_seed(&rng, o->seed);
-    if (o->resume && (st = load_state(o->out, m, &step, &epoch, &offset, &rng, err))) goto out;
-    sched.kind = o->schedule;
-    sched.lr = o->lr;
-    sched.warmup = (int64_t)o->warmup_steps;
-    sched.total = (int64_t)total_steps;
-    sched.min_lr = o->min_lr;
-    opt.lr = o->lr; opt.beta1 = o->beta1; opt.beta2 = o->beta2; opt.eps = 1e-8f; opt.weight_decay = o->weight_decay;
-    while (step < total_steps) {
-        red_train_progress pr;
-        if ((st = red_train_data_batch(data, o->seed, &epoch, &offset, o->batch, o->seq, in, tgt, err))) goto out;
-        red_model_forward(m, in, o->batch, o->seq);
-        red_model_zero_grad(m);
-        pr.loss = red_model_cross_entropy(m, tgt, 1, NULL);
-        red_model_backward(m);
-        pr.grad_norm = red_clip_grad_norm(m->pool, m->grads, m->n_params, o->clip);
-        opt.lr = red_lr_at(&sched, (int64_t)step);
-        red_model_adamw(m, &opt);
-        step++;
-        pr.step = step;
-        pr.total_steps = total_steps;
-        pr.lr = opt.lr;
-        pr.epoch = epoch;
-        pr.eval_loss = NAN;
-        if (!isfinite(pr.loss)) {
-            st = red_error_set(err, RED_E_NOCONV, "train: loss is %g at step %llu (lower --lr?)", pr.loss, (unsigned long long)step);
-            goto out;
-        }
-        if (eval_data && o->eval_every && (step % o->eval_every == 0 || step == total_steps))
-            pr.eval_loss = heldout_loss(m, eval_data, o, in, tgt, err);
-        if ((o->save_every && step % o->save_every == 0) || step == total_steps)
-            if ((st = checkpoint(o, m, tok, step, epoch, offset, &rng, err))) goto out;
-        if (o->progress) o->progress(o->progress_ctx, &pr);
-        if (o->stop_after && step >= o->stop_after) break;  /* for tests: simulate an interruption */
-    }
-    st = RED_OK;
-out:
-    free(in);
-    free(tgt);
-    return st;
-}
-
-red_status red_train_data_rows(red_train_data *d, int n_rows, int T, int *tokens, red_error *err) {
-    int *tgt = malloc((size_t)T * sizeof(int)), r;
-    uint64_t epoch = 0, off = 0;
-    red_status st = RED_OK;
-    if (!tgt) return red_error_set(err, RED_E_NOMEM, "train: out of memory");
-    for (r = 0; r < n_rows && st == RED_OK; r++)
-        st = red_train_data_batch(d, RED_CALIB_SEED, &epoch, &off, 1, T, tokens + (size_t)r * T, tgt, err);
-    free(tgt);
+    if (lo->tokens / ((uint64_t)lo->batch * lo->seq) < 1)
+        return red_error_set(err, RED_E_ARG, "train: --tokens is less than one batch (%d x %d)", lo->batch, lo->seq);
+    if ((st = red_model_train_alloc(m, lo->batch, lo->seq, err))) return st;
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    t.m = m;
+    t.tok = tok;
+    t.eval_data = eval_data;
+    t.ev_in = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
+    t.ev_tgt = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
+    train_record(&t, data);
+    if (!t.ev_in || !t.ev_tgt || t.record.failed)
+        st = red_error_set(err, RED_E_NOMEM, "train: out of memory");
+    else
+        st = red_loop_run(lo, data, &hooks, &t, err);
+    free(t.ev_in);
+    free(t.ev_tgt);
+    red_sbuf_free(&t.record);
     return st;
 }

@@ -564,10 +564,10 @@ static void run_distill(red_pool *p, const char *dir, const char *calib_path, ui
     cr_assert(red_student_train_alloc(&s, 2, 16, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, &calib, 64, &err) == RED_OK, "%s", err.msg);
     memset(&o, 0, sizeof o);
-    o.out = dir; o.tokens = 6 * 2 * 16; o.batch = 2; o.seq = 16; o.seed = 3;
-    o.lr = 1e-2f; o.min_lr = 0.0f; o.beta1 = 0.9f; o.beta2 = 0.999f; o.clip = 1.0; o.warmup_steps = 1;
-    o.schedule = RED_SCHED_LINEAR; o.loss.tau = 4.0f; o.loss.alpha = 0.2f; o.loss.kl_reduction = RED_KL_SEQUENCE;
-    o.save_every = 3; o.resume = resume; o.stop_after = stop;
+    o.loop.out = dir; o.loop.tokens = 6 * 2 * 16; o.loop.batch = 2; o.loop.seq = 16; o.loop.seed = 3;
+    o.loop.lr = 1e-2f; o.loop.min_lr = 0.0f; o.loop.beta1 = 0.9f; o.loop.beta2 = 0.999f; o.loop.clip = 1.0; o.loop.warmup_steps = 1;
+    o.loop.schedule = RED_SCHED_LINEAR; o.loss.tau = 4.0f; o.loss.alpha = 0.2f; o.loss.kl_reduction = RED_KL_SEQUENCE;
+    o.loop.save_every = 3; o.loop.resume = resume; o.loop.stop_after = stop;
     cr_assert(red_distill(&o, &s, &calib, NULL, &err) == RED_OK, "%s", err.msg);
     memcpy(params, s.params, s.n * sizeof(float));
     memcpy(m, s.adam_m, s.n * sizeof(float));

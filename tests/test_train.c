@@ -43,9 +43,9 @@ static float *run(const char *dir, const char *data_path, red_pool *pool, uint64
         red_model_init_random(&m, &r, 0.1f, 0.05f);
     }
     memset(&o, 0, sizeof o);
-    o.out = dir; o.tokens = 12 * 4 * 32; o.batch = 4; o.seq = 32; o.seed = 5; o.lr = 3e-3f; o.min_lr = 3e-4f;
-    o.beta1 = 0.9f; o.beta2 = 0.95f; o.weight_decay = 0.1f; o.clip = 1.0; o.warmup_steps = 2;
-    o.schedule = RED_SCHED_COSINE; o.save_every = 4; o.resume = resume; o.stop_after = stop_after;
+    o.loop.out = dir; o.loop.tokens = 12 * 4 * 32; o.loop.batch = 4; o.loop.seq = 32; o.loop.seed = 5; o.loop.lr = 3e-3f; o.loop.min_lr = 3e-4f;
+    o.loop.beta1 = 0.9f; o.loop.beta2 = 0.95f; o.loop.weight_decay = 0.1f; o.loop.clip = 1.0; o.loop.warmup_steps = 2;
+    o.loop.schedule = RED_SCHED_COSINE; o.loop.save_every = 4; o.loop.resume = resume; o.loop.stop_after = stop_after;
     cr_assert(red_train(&o, &m, &tok, &d, NULL, &err) == RED_OK, "%s", err.msg);
     snap = malloc(m.n_params * 4);
     memcpy(snap, m.params, m.n_params * 4);
