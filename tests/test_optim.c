@@ -116,14 +116,34 @@ Test(optim, record_length_that_wraps_is_rejected) {
     free(buf);
 }
 
-Test(optim, lr_schedules_closed_form) {
-    red_lr_sched s = {RED_SCHED_LINEAR, 1.0f, 4, 14, 0.0f};
-    cr_assert_float_eq(red_lr_at(&s, 0), 0.25f, 0);   /* warm-up (step+1)/warmup */
-    cr_assert_float_eq(red_lr_at(&s, 3), 1.0f, 0);
-    cr_assert_float_eq(red_lr_at(&s, 9), 0.5f, 1e-7); /* halfway through the decay */
-    cr_assert_float_eq(red_lr_at(&s, 20), 0.0f, 0);
+Test(optim, adamw_first_step_closed_form) {
+    /* step 1: mhat = g, vhat = g^2, so p -= lr*wd*p + lr * g/(|g| + eps) */
+    float p[3] = {1.0f, -2.0f, 0.5f}, g[3] = {0.3f, -4.0f, 0.0f}, m[3] = {0}, v[3] = {0};
+    red_adamw_cfg c = {0.1f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    red_adamw_update(p, g, m, v, 3, &c, 0.5f, 1);
+    cr_expect(fabs(p[0] - (1.0 - 0.05 - 0.1)) < 1e-6, "%g", p[0]);
+    cr_expect(fabs(p[1] - (-2.0 + 0.1 + 0.1)) < 1e-6, "%g", p[1]);
+    cr_expect(fabs(p[2] - (0.5 - 0.025)) < 1e-6, "%g", p[2]);
+}
+
+Test(optim, clip_grad_norm) {
+    float g[2] = {3.0f, 4.0f};
+    double n = red_clip_grad_norm(NULL, g, 2, 1.0);
+    cr_expect(fabs(n - 5.0) < 1e-12);
+    cr_expect(fabs(g[0] - 0.6f) < 1e-6 && fabs(g[1] - 0.8f) < 1e-6);
+    n = red_clip_grad_norm(NULL, g, 2, 10.0);
+    cr_expect(fabs(g[0] - 0.6f) < 1e-6, "no scaling below the threshold");
+}
+
+Test(optim, lr_schedules) {
+    red_lr_sched s = {RED_SCHED_LINEAR, 1.0f, 10, 110, 0.0f};
+    cr_expect(fabs(red_lr_at(&s, 0) - 0.1f) < 1e-7);
+    cr_expect(fabs(red_lr_at(&s, 9) - 1.0f) < 1e-7);
+    cr_expect(fabs(red_lr_at(&s, 60) - 0.5f) < 1e-6);
+    cr_expect(red_lr_at(&s, 110) == 0.0f && red_lr_at(&s, 500) == 0.0f);
     s.kind = RED_SCHED_COSINE;
-    cr_assert_float_eq(red_lr_at(&s, 9), 0.5f, 1e-7);
-    s.kind = RED_SCHED_CONSTANT;
-    cr_assert_float_eq(red_lr_at(&s, 9), 1.0f, 0);
+    s.min_lr = 0.1f;
+    cr_expect(fabs(red_lr_at(&s, 10) - 1.0f) < 1e-6);
+    cr_expect(fabs(red_lr_at(&s, 60) - 0.55f) < 1e-6);
+    cr_expect(fabs(red_lr_at(&s, 110) - 0.1f) < 1e-6);
 }
