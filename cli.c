@@ -1216,7 +1216,7 @@ static int cmd_erank_model(int argc, char **argv) {
 }
 
 static const char *usage_distill =
-    "usage: red distill --teacher DIR --width D --init lrc|orthogonal|pca|magnitude|red\n"
+    "usage: red distill --teacher DIR --width D --init lrc|lrc-literal|orthogonal|pca|magnitude|red\n"
     "                   --data FILE [--data FILE ...] --tokens N --out DIR [options]\n"
     "\n"
     "LRC-style distillation (../shared/docs/method.md): the student's weights are\n"
@@ -1229,7 +1229,8 @@ static const char *usage_distill =
     "singular values of every projection with the Marchenko-Pastur bounds.\n"
     "--tokens 0 writes the initialised student without training.\n"
     "\n"
-    "init:   --init-std S|matched  lrc std (default 0.02; matched = 0.02*sqrt(3072/d_t))\n"
+    "init:   lrc: Gaussian, std 0.02*sqrt(3072/d_t) (LRC's column norm at any width);\n"
+    "        lrc-literal: std 0.02; --init-std S|matched overrides (matched = lrc's)\n"
     "        --orth-scale unit|lrc orthogonal column norm (default unit; lrc = std*sqrt(d_t))\n"
     "        --score energy|resid|absmean|wanda   red channel score (default energy)\n"
     "        --norms default|ones|teacher|teacher-rms  student norms (default: teacher-rms\n"
@@ -1263,53 +1264,42 @@ static void distill_progress(void *ctx, const red_distill_progress *p) {
             c[3], c[4], c[5], c[6], p->lr, p->grad_norm, rate, eta);
 }
 
-/* Singular values of every projection, as JSON. */
-static void put_projection_sv(red_sbuf *b, const red_student *s, red_pool *pool) {
-    int i, k, np = red_student_n_proj(s);
-    float *sv = malloc((size_t)s->d_s * sizeof(float));
-    red_sbuf_puts(b, "[");
-    for (i = 0; i < np; i++) {
-        char name[64];
-        const float *p = red_student_proj(s, i, name, sizeof name);
-        if (red_svd(pool, s->d_t, s->d_s, p, s->d_s, NULL, sv, NULL, NULL) != RED_OK)
-            die(1, "distill: SVD of projection %s did not converge", name);
-        red_sbuf_puts(b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
-        red_json_put_string(b, name, strlen(name));
-        red_sbuf_puts(b, ", \"sv\": [");
-        for (k = 0; k < s->d_s; k++) {
-            if (k) red_sbuf_puts(b, ", ");
-            red_json_put_float(b, sv[k]);
-        }
-        red_sbuf_puts(b, "]}");
-    }
-    red_sbuf_puts(b, "]");
-    free(sv);
+static void say_plain(void *ctx, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "%s\n", msg);
+}
+
+/* Parses a name of a table or exits naming the choices. */
+static int parse_name(const char *cmd, const char *opt, const red_name *t, const char *v) {
+    int value;
+    red_sbuf all;
+    if (red_name_find(t, v, &value) == RED_OK) return value;
+    red_sbuf_init(&all);
+    red_name_list(t, &all);
+    fprintf(stderr, "red %s: %s expects %s, got '%s'\n", cmd, opt, all.p ? all.p : "", v);
+    exit(2);
 }
 
 static int cmd_distill(int argc, char **argv) {
-    const char *teacher_dir = NULL, *out = NULL, *data[64], *calib_files[64], *init_name = NULL;
-    int n_data = 0, n_calib = 0, width = 0, threads = 0, log_every = 10, i, std_matched = 0, orth_lrc = 0;
+    const char *teacher_dir = NULL, *out = NULL, *data[64], *calib_files[64], *init_name = NULL, *init_std = NULL;
+    int n_data = 0, n_calib = 0, width = 0, threads = 0, log_every = 10, i, orth_lrc = 0;
     int64_t calib_tokens = 262144, erank_tokens = 8192, warm_steps = -1;
     uint64_t tokens = 0;
     int have_tokens = 0;
-    red_init_opts io;
+    red_distill_job job;
+    red_distill_report rep;
     red_distill_opts o;
+    red_init_opts io;
     red_model t;
     red_student s;
     red_tokenizer tok;
     red_train_data d, cd;
     red_pool *pool;
     red_error err;
-    red_sbuf curve, js, init_part;
     distill_log dl;
-    double *er_t, *er_init, *er_end, t_start;
     int *er_rows = NULL, er_n = 0, L;
-    memset(&io, 0, sizeof io);
-    io.std = 0.02f; io.orth_scale = 1.0f; io.score = RED_SCORE_ENERGY; io.norms = RED_NORMS_DEFAULT;
-    memset(&o, 0, sizeof o);
-    o.loop.batch = 8; o.loop.seq = 256; o.loop.lr = 3e-3f; o.loop.min_lr = 0.0f; o.loop.beta1 = 0.9f; o.loop.beta2 = 0.999f; o.loop.clip = 1.0;
-    o.loop.schedule = RED_SCHED_LINEAR; o.loop.save_every = 100; o.loss.tau = 10.0f; o.loss.alpha = 0.2f;
-    o.loss.kl_reduction = RED_KL_SEQUENCE;
+    red_distill_opts_default(&o);
+    red_init_opts_default(&io);
     for (i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -1345,34 +1335,16 @@ static int cmd_distill(int argc, char **argv) {
         else if (!strcmp(a, "--log-every")) log_every = (int)parse_num(a, argv[++i], 1, 1e9);
         else if (!strcmp(a, "--stop-after")) o.loop.stop_after = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
-        else if (!strcmp(a, "--init-std")) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "matched")) std_matched = 1;
-            else io.std = (float)parse_num(a, v, 0, 100);
-        } else if (!strcmp(a, "--orth-scale")) {
+        else if (!strcmp(a, "--init-std")) init_std = argv[++i];
+        else if (!strcmp(a, "--orth-scale")) {
             const char *v = argv[++i];
             if (!strcmp(v, "lrc")) orth_lrc = 1;
             else if (strcmp(v, "unit")) die(2, "distill: --orth-scale expects unit or lrc, got '%s'", v);
-        } else if (!strcmp(a, "--score")) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "energy")) io.score = RED_SCORE_ENERGY;
-            else if (!strcmp(v, "resid")) io.score = RED_SCORE_RESID;
-            else if (!strcmp(v, "absmean")) io.score = RED_SCORE_ABSMEAN;
-            else if (!strcmp(v, "wanda")) io.score = RED_SCORE_WANDA;
-            else die(2, "distill: --score expects energy, resid, absmean or wanda, got '%s'", v);
-        } else if (!strcmp(a, "--norms")) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "default")) io.norms = RED_NORMS_DEFAULT;
-            else if (!strcmp(v, "ones")) io.norms = RED_NORMS_ONES;
-            else if (!strcmp(v, "teacher")) io.norms = RED_NORMS_TEACHER;
-            else if (!strcmp(v, "teacher-rms")) io.norms = RED_NORMS_TEACHER_RMS;
-            else die(2, "distill: --norms expects default, ones, teacher or teacher-rms, got '%s'", v);
-        } else if (!strcmp(a, "--kl-reduction")) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "sequence")) o.loss.kl_reduction = RED_KL_SEQUENCE;
-            else if (!strcmp(v, "token")) o.loss.kl_reduction = RED_KL_TOKEN;
-            else die(2, "distill: --kl-reduction expects sequence or token, got '%s'", v);
-        } else if (!strcmp(a, "--schedule")) {
+        } else if (!strcmp(a, "--score")) io.score = (red_score_kind)parse_name("distill", a, red_score_names, argv[++i]);
+        else if (!strcmp(a, "--norms")) io.norms = (red_norm_init)parse_name("distill", a, red_norms_names, argv[++i]);
+        else if (!strcmp(a, "--kl-reduction"))
+            o.loss.kl_reduction = (red_kl_reduction)parse_name("distill", a, red_kl_names, argv[++i]);
+        else if (!strcmp(a, "--schedule")) {
             const char *k = argv[++i];
             if (!strcmp(k, "cosine")) o.loop.schedule = RED_SCHED_COSINE;
             else if (!strcmp(k, "linear")) o.loop.schedule = RED_SCHED_LINEAR;
@@ -1382,145 +1354,44 @@ static int cmd_distill(int argc, char **argv) {
     }
     if (!teacher_dir || !out || !n_data || !width || !init_name || !have_tokens)
         die(2, "distill: --teacher, --width, --init, --data, --tokens and --out are required (see red distill --help)%s", "");
-    if (!strcmp(init_name, "lrc")) io.kind = RED_INIT_LRC;
-    else if (!strcmp(init_name, "orthogonal")) io.kind = RED_INIT_ORTHOGONAL;
-    else if (!strcmp(init_name, "pca")) io.kind = RED_INIT_PCA;
-    else if (!strcmp(init_name, "magnitude")) io.kind = RED_INIT_MAGNITUDE;
-    else if (!strcmp(init_name, "red")) io.kind = RED_INIT_RED;
-    else die(2, "distill: --init expects lrc, orthogonal, pca, magnitude or red, got '%s'", init_name);
+    if (red_init_by_name(init_name, 128, &io, &err) != RED_OK) die(2, "distill: %s", err.msg);
     o.loop.out = out;
     pool = make_pool(threads);
     load_model(&t, teacher_dir, pool);
     if (red_tokenizer_load(&tok, teacher_dir, &err) != RED_OK) die(1, "%s", err.msg);
     if (o.loop.seq > t.cfg.max_pos) die(2, "distill: --seq exceeds the teacher's max_position_embeddings (%s)", "see red info");
-    if (std_matched) io.std = (float)(0.02 * sqrt(3072.0 / t.cfg.dim));
+    red_init_by_name(init_name, t.cfg.dim, &io, &err);
+    if (init_std && !strcmp(init_std, "matched")) io.std = (float)(0.02 * sqrt(3072.0 / t.cfg.dim));
+    else if (init_std) io.std = (float)parse_num("--init-std", init_std, 0, 100);
     if (orth_lrc) io.orth_scale = (float)(io.std * sqrt((double)t.cfg.dim));
-    if (red_student_init(&s, &t, width, &err) != RED_OK || red_student_train_alloc(&s, o.loop.batch, o.loop.seq, &err) != RED_OK)
-        die(1, "%s", err.msg);
-    if (red_make_dir(out, &err) != RED_OK) die(1, "distill: %s", err.msg);
     load_data_files(&d, &tok, data, n_data);
     load_data_files(&cd, &tok, n_calib ? calib_files : data, n_calib ? n_calib : n_data);
     L = t.cfg.n_layers;
-    er_t = calloc((size_t)(L + 1) * 3, sizeof(double));
-    er_init = er_t + L + 1;
-    er_end = er_init + L + 1;
-    red_sbuf_init(&curve);
-    red_sbuf_puts(&curve, "");
-    red_sbuf_init(&init_part);
-    red_sbuf_puts(&init_part, "");
-    t_start = red_time_seconds();
     if (erank_tokens > 0) {
         er_n = (int)((erank_tokens + o.loop.seq - 1) / o.loop.seq);
         er_rows = fixed_rows(&cd, er_n, o.loop.seq);
-        if (red_erank_layers(&t, er_rows, er_n, o.loop.seq, 0, er_t, &err) != RED_OK) die(1, "%s", err.msg);
     }
     {
-        char path[2048];
-        snprintf(path, sizeof path, "%s/distill_init.json", out);
-        if (o.loop.resume) {  /* what the interrupted run measured at init */
-            unsigned char *buf;
-            size_t len;
-            if (red_read_file(path, &buf, &len, &err) != RED_OK) die(1, "%s", err.msg);
-            red_sbuf_put(&init_part, (const char *)buf, len);
-            free(buf);
-        } else {
-            fprintf(stderr, "distill: init %s, width %d -> %d, calibration %lld tokens\n", init_name, t.cfg.dim, width,
-                    (long long)calib_tokens);
-            if (red_student_initialize(&s, &io, &cd, calib_tokens, &err) != RED_OK) die(1, "%s", err.msg);
-            red_student_merge(&s);
-            if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.loop.seq, 0, er_init, &err) != RED_OK) die(1, "%s", err.msg);
-            red_sbuf_puts(&init_part, "\"erank_student_init\": ");
-            red_json_put_numbers(&init_part, er_init, er_n ? L + 1 : 0);
-            red_sbuf_puts(&init_part, ",\n  \"projections_init\": ");
-            put_projection_sv(&init_part, &s, pool);
-            write_text_file(path, &init_part);
-        }
-    }
-    if (tokens > 0) {
         uint64_t steps = tokens / ((uint64_t)o.loop.batch * o.loop.seq);
         o.loop.tokens = tokens;
         o.loop.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : steps / 100;
         o.log_every = (uint64_t)log_every;
-        dl.t0 = red_time_seconds();
-        dl.first_step = 0;
-        dl.log_every = log_every;
-        dl.tokens_per_step = o.loop.batch * o.loop.seq;
-        o.progress = distill_progress;
-        o.progress_ctx = &dl;
-        fprintf(stderr, "distill: %zu documents, %zu tokens; %zu trainable parameters; %llu steps of %d x %d\n", d.n_docs,
-                d.n_tok, s.n, (unsigned long long)steps, o.loop.batch, o.loop.seq);
-        if (red_distill(&o, &s, &d, &curve, &err) != RED_OK) die(1, "%s", err.msg);
     }
-    red_student_merge(&s);
-    if (er_n && red_erank_layers(&s.model, er_rows, er_n, o.loop.seq, 0, er_end, &err) != RED_OK) die(1, "%s", err.msg);
-    if (red_model_save(&s.model, out, RED_DT_F32, &err) != RED_OK || red_tokenizer_save(&tok, out, &err) != RED_OK)
-        die(1, "%s", err.msg);
-    /* distill_log.json */
-    red_sbuf_init(&js);
-    red_sbuf_puts(&js, "{\"teacher\": ");
-    red_json_put_string(&js, teacher_dir, strlen(teacher_dir));
-    red_sbuf_printf(&js, ", \"init\": \"%s\", \"d_t\": %d, \"d_s\": %d, \"seed\": %llu, \"tokens\": %llu,\n  \"options\": {",
-                    init_name, t.cfg.dim, width, (unsigned long long)o.loop.seed, (unsigned long long)tokens);
-    red_sbuf_puts(&js, "\"init_std\": ");
-    red_json_put_float(&js, io.std);
-    red_sbuf_puts(&js, ", \"orth_scale\": ");
-    red_json_put_float(&js, io.orth_scale);
-    red_sbuf_printf(&js, ", \"score\": \"%s\", \"norms\": \"%s\", \"calib_tokens\": %lld, \"tau\": ",
-                    io.score == RED_SCORE_ENERGY ? "energy" : io.score == RED_SCORE_RESID ? "resid"
-                    : io.score == RED_SCORE_ABSMEAN ? "absmean" : "wanda",
-                    io.norms == RED_NORMS_DEFAULT ? "default" : io.norms == RED_NORMS_ONES ? "ones"
-                    : io.norms == RED_NORMS_TEACHER ? "teacher" : "teacher-rms", (long long)calib_tokens);
-    red_json_put_float(&js, o.loss.tau);
-    red_sbuf_puts(&js, ", \"alpha\": ");
-    red_json_put_float(&js, o.loss.alpha);
-    red_sbuf_printf(&js, ", \"kl_reduction\": \"%s\", \"lr\": ", o.loss.kl_reduction == RED_KL_TOKEN ? "token" : "sequence");
-    red_json_put_float(&js, o.loop.lr);
-    red_sbuf_printf(&js, ", \"batch\": %d, \"seq\": %d},\n  \"erank_tokens\": %d,\n  \"erank_teacher\": ", o.loop.batch, o.loop.seq,
-                    er_n * o.loop.seq);
-    red_json_put_numbers(&js, er_t, er_n ? L + 1 : 0);
-    red_sbuf_puts(&js, ",\n  ");
-    red_sbuf_put(&js, init_part.p, init_part.len);
-    red_sbuf_puts(&js, ",\n  \"erank_student_final\": ");
-    red_json_put_numbers(&js, er_end, er_n ? L + 1 : 0);
-    red_sbuf_puts(&js, ",\n  \"projections_final\": ");
-    put_projection_sv(&js, &s, pool);
-    {   /* Marchenko-Pastur: a d_t x d_s Gaussian with std sigma has singular values in sigma (sqrt(d_t) -+ sqrt(d_s)) */
-        double sd = io.std, a = sqrt((double)t.cfg.dim), b = sqrt((double)width);
-        red_sbuf_puts(&js, ",\n  \"marchenko_pastur\": {\"std\": ");
-        red_json_put_float(&js, (float)sd);
-        red_sbuf_puts(&js, ", \"lower\": ");
-        red_json_put_number(&js, sd * (a - b));
-        red_sbuf_puts(&js, ", \"upper\": ");
-        red_json_put_number(&js, sd * (a + b));
-        red_sbuf_puts(&js, "}");
-    }
-    red_sbuf_puts(&js, ",\n  \"curve\": [");
-    {   /* the JSONL curve as an array */
-        size_t p = 0;
-        int first = 1;
-        while (p < curve.len) {
-            size_t e = p;
-            while (e < curve.len && curve.p[e] != '\n') e++;
-            if (e > p) {
-                red_sbuf_puts(&js, first ? "\n    " : ",\n    ");
-                red_sbuf_put(&js, curve.p + p, e - p);
-                first = 0;
-            }
-            p = e + 1;
-        }
-    }
-    red_sbuf_printf(&js, "],\n  \"wall_seconds\": %.1f}\n", red_time_seconds() - t_start);
-    {
-        char path[2048];
-        snprintf(path, sizeof path, "%s/distill_log.json", out);
-        write_text_file(path, &js);
-    }
-    fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n", er_t[L], er_init[L],
-            er_end[L], out);
-    red_sbuf_free(&js);
-    red_sbuf_free(&curve);
-    red_sbuf_free(&init_part);
-    free(er_t);
+    dl.t0 = red_time_seconds();
+    dl.first_step = 0;
+    dl.log_every = log_every;
+    dl.tokens_per_step = o.loop.batch * o.loop.seq;
+    o.progress = distill_progress;
+    o.progress_ctx = &dl;
+    memset(&job, 0, sizeof job);
+    job.teacher = &t; job.tok = &tok; job.teacher_name = teacher_dir; job.init_name = init_name; job.width = width;
+    job.init = io; job.opt = o; job.data = &d; job.calib = &cd; job.calib_tokens = calib_tokens;
+    job.erank_rows = er_rows; job.n_erank_rows = er_n; job.measure_teacher = 1; job.write_log = 1;
+    job.say = say_plain;
+    if (red_distill_run(&job, &s, &rep, &err) != RED_OK) die(1, "%s", err.msg);
+    fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n",
+            rep.erank_teacher[L], rep.erank_init[L], rep.erank_final[L], out);
+    red_distill_report_free(&rep);
     free(er_rows);
     red_train_data_free(&d);
     red_train_data_free(&cd);

@@ -563,3 +563,28 @@ red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_er
     free(buf);
     return RED_OK;
 }
+
+/* ------------------------------------------------------------------ name tables */
+
+red_status red_name_find(const red_name *t, const char *name, int *value) {
+    for (; t->name; t++)
+        if (!strcmp(t->name, name)) {
+            *value = t->value;
+            return RED_OK;
+        }
+    return RED_E_ARG;
+}
+
+const char *red_name_of(const red_name *t, int value) {
+    for (; t->name; t++)
+        if (t->value == value) return t->name;
+    return "?";
+}
+
+void red_name_list(const red_name *t, red_sbuf *out) {
+    const red_name *first = t;
+    for (; t->name; t++) {
+        if (t != first) red_sbuf_puts(out, ", ");
+        red_sbuf_puts(out, t->name);
+    }
+}

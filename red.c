@@ -13,13 +13,18 @@
  * the activations where they attach (red_model_backward_ex); the FFN-out
  * target y_T P_d adds its own term to dP_d.
  *
- * State file (distill_state.bin, little-endian): "REDDSTIL" u32 version=1,
- * u64 step, adam_t, epoch, offset, d_s, n, then params, Adam m, Adam v (f32).
+ * The distillation job (red_distill_run) is the whole workflow of one
+ * student: initialise, measure (eRank, projection spectra), distil, merge,
+ * save, log; `red distill` and each student of `red reproduce` run it.
+ *
+ * State file (distill_state.bin, optim.c's layout, magic "REDDSTIL"): the
+ * loop position, the resume record, then params, Adam m, Adam v.
  */
 #include "red.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -879,5 +884,293 @@ red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data
     st = d.record.failed ? red_error_set(err, RED_E_NOMEM, "distill: out of memory")
                          : red_loop_run(&o->loop, data, &hooks, &d, err);
     red_sbuf_free(&d.record);
+    return st;
+}
+
+/* ------------------------------------------------------------------ names and defaults */
+
+/* lrc's Gaussian std: LRC's 0.02 at d_t = 3072, kept at the same column norm
+ * for other widths (method.md A4); lrc-literal is 0.02 at any width. */
+static float lrc_std(const char *name, int d_t) {
+    return !strcmp(name, "lrc") ? (float)(0.02 * sqrt(3072.0 / d_t)) : 0.02f;
+}
+
+const red_name red_init_names[] = {{"lrc", RED_INIT_LRC},      {"lrc-literal", RED_INIT_LRC}, {"orthogonal", RED_INIT_ORTHOGONAL},
+                                   {"pca", RED_INIT_PCA},      {"magnitude", RED_INIT_MAGNITUDE}, {"red", RED_INIT_RED},
+                                   {NULL, 0}};
+const red_name red_score_names[] = {{"energy", RED_SCORE_ENERGY}, {"resid", RED_SCORE_RESID}, {"absmean", RED_SCORE_ABSMEAN},
+                                    {"wanda", RED_SCORE_WANDA}, {NULL, 0}};
+const red_name red_norms_names[] = {{"default", RED_NORMS_DEFAULT}, {"ones", RED_NORMS_ONES}, {"teacher", RED_NORMS_TEACHER},
+                                    {"teacher-rms", RED_NORMS_TEACHER_RMS}, {NULL, 0}};
+const red_name red_kl_names[] = {{"sequence", RED_KL_SEQUENCE}, {"token", RED_KL_TOKEN}, {NULL, 0}};
+
+void red_init_opts_default(red_init_opts *io) {
+    memset(io, 0, sizeof *io);
+    io->kind = RED_INIT_LRC;
+    io->std = 0.02f;
+    io->orth_scale = 1.0f;
+    io->score = RED_SCORE_ENERGY;
+    io->norms = RED_NORMS_DEFAULT;
+}
+
+red_status red_init_by_name(const char *name, int d_t, red_init_opts *io, red_error *err) {
+    int kind;
+    if (red_name_find(red_init_names, name, &kind) != RED_OK) {
+        red_sbuf all;
+        red_status st;
+        red_sbuf_init(&all);
+        red_name_list(red_init_names, &all);
+        st = red_error_set(err, RED_E_ARG, "unknown init '%s' (%s)", name, all.p ? all.p : "");
+        red_sbuf_free(&all);
+        return st;
+    }
+    io->kind = (red_init_kind)kind;
+    if (io->kind == RED_INIT_LRC) io->std = lrc_std(name, d_t);
+    return RED_OK;
+}
+
+void red_distill_opts_default(red_distill_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->loop.batch = 8;
+    o->loop.seq = 256;
+    o->loop.lr = 3e-3f;
+    o->loop.min_lr = 0.0f;
+    o->loop.beta1 = 0.9f;
+    o->loop.beta2 = 0.999f;
+    o->loop.clip = 1.0;
+    o->loop.schedule = RED_SCHED_LINEAR;
+    o->loop.save_every = 100;
+    o->loss.tau = 10.0f;
+    o->loss.alpha = 0.2f;
+    o->loss.kl_reduction = RED_KL_SEQUENCE;
+    o->log_every = 10;
+}
+
+/* ------------------------------------------------------------------ the distillation job */
+
+static void say(const red_distill_job *j, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    if (!j->say) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    j->say(j->say_ctx, msg);
+}
+
+/* Singular values of every projection, [n_proj, d_s], sorted descending. */
+static red_status projection_spectra(const red_student *s, float *sv, red_error *err) {
+    int i, np = red_student_n_proj(s);
+    for (i = 0; i < np; i++) {
+        char name[64];
+        const float *p = red_student_proj(s, i, name, sizeof name);
+        if (red_svd(s->teacher->pool, s->d_t, s->d_s, p, s->d_s, NULL, sv + (size_t)i * s->d_s, NULL, NULL) != RED_OK)
+            return red_error_set(err, RED_E_NOCONV, "distill: SVD of projection %s did not converge", name);
+    }
+    return RED_OK;
+}
+
+/* eRank per layer and the projection spectra of the merged student. */
+static red_status student_diagnostics(const red_distill_job *j, red_student *s, double *erank, float *sv, red_error *err) {
+    red_status st;
+    red_student_merge(s);
+    if (j->n_erank_rows &&
+        (st = red_erank_layers(&s->model, j->erank_rows, j->n_erank_rows, j->opt.loop.seq, 0, erank, err)))
+        return st;
+    return projection_spectra(s, sv, err);
+}
+
+static void put_spectra(red_sbuf *b, const red_student *s, const float *sv) {
+    int i, k, np = red_student_n_proj(s);
+    red_sbuf_puts(b, "[");
+    for (i = 0; i < np; i++) {
+        char name[64];
+        red_student_proj(s, i, name, sizeof name);
+        red_sbuf_puts(b, i ? ",\n    {\"name\": " : "\n    {\"name\": ");
+        red_json_put_string(b, name, strlen(name));
+        red_sbuf_puts(b, ", \"sv\": [");
+        for (k = 0; k < s->d_s; k++) {
+            if (k) red_sbuf_puts(b, ", ");
+            red_json_put_float(b, sv[(size_t)i * s->d_s + k]);
+        }
+        red_sbuf_puts(b, "]}");
+    }
+    red_sbuf_puts(b, "]");
+}
+
+/* Appends lines of text (one JSON object each) as the items of an array. */
+static void put_lines_as_array(red_sbuf *b, const char *text, size_t len, const char *sep) {
+    size_t p = 0;
+    int first = 1;
+    while (p < len) {
+        size_t e = p;
+        while (e < len && text[e] != '\n') e++;
+        if (e > p) {
+            red_sbuf_puts(b, first ? sep + 1 : sep);
+            red_sbuf_put(b, text + p, e - p);
+            first = 0;
+        }
+        p = e + 1;
+    }
+}
+
+static void put_options(red_sbuf *b, const red_distill_job *j) {
+    const red_distill_opts *o = &j->opt;
+    red_sbuf_puts(b, "\"init_std\": ");
+    red_json_put_float(b, j->init.std);
+    red_sbuf_puts(b, ", \"orth_scale\": ");
+    red_json_put_float(b, j->init.orth_scale);
+    red_sbuf_printf(b, ", \"score\": \"%s\", \"norms\": \"%s\", \"calib_tokens\": %lld, \"tau\": ",
+                    red_name_of(red_score_names, j->init.score), red_name_of(red_norms_names, j->init.norms),
+                    (long long)j->calib_tokens);
+    red_json_put_float(b, o->loss.tau);
+    red_sbuf_puts(b, ", \"alpha\": ");
+    red_json_put_float(b, o->loss.alpha);
+    red_sbuf_printf(b, ", \"kl_reduction\": \"%s\", \"lr\": ", red_name_of(red_kl_names, o->loss.kl_reduction));
+    red_json_put_float(b, o->loop.lr);
+    red_sbuf_printf(b, ", \"batch\": %d, \"seq\": %d}", o->loop.batch, o->loop.seq);
+}
+
+/* distill_log.json: options, eRank (teacher, init, end), spectra, the
+ * Marchenko-Pastur band of lrc's Gaussian, the loss curve. */
+static red_status write_log(const red_distill_job *j, const red_student *s, const red_distill_report *r,
+                            const red_sbuf *init_part, const red_sbuf *curve, red_error *err) {
+    int L = s->cfg.n_layers, ne = j->n_erank_rows ? L + 1 : 0;
+    double sd = j->init.std, a = sqrt((double)s->d_t), b = sqrt((double)s->d_s);
+    char path[2048];
+    red_sbuf js;
+    red_status st;
+    red_sbuf_init(&js);
+    red_sbuf_puts(&js, "{\"teacher\": ");
+    red_json_put_string(&js, j->teacher_name, strlen(j->teacher_name));
+    red_sbuf_printf(&js, ", \"init\": \"%s\", \"d_t\": %d, \"d_s\": %d, \"seed\": %llu, \"tokens\": %llu,\n  \"options\": {",
+                    j->init_name, s->d_t, s->d_s, (unsigned long long)j->opt.loop.seed,
+                    (unsigned long long)j->opt.loop.tokens);
+    put_options(&js, j);
+    red_sbuf_printf(&js, ",\n  \"erank_tokens\": %d,\n  \"erank_teacher\": ", j->n_erank_rows * j->opt.loop.seq);
+    red_json_put_numbers(&js, r->erank_teacher, ne);
+    red_sbuf_puts(&js, ",\n  ");
+    red_sbuf_put(&js, init_part->p, init_part->len);
+    red_sbuf_puts(&js, ",\n  \"erank_student_final\": ");
+    red_json_put_numbers(&js, r->erank_final, ne);
+    red_sbuf_puts(&js, ",\n  \"projections_final\": ");
+    put_spectra(&js, s, r->sv_final);
+    /* a d_t x d_s Gaussian with std sigma has singular values in sigma (sqrt(d_t) -+ sqrt(d_s)) */
+    red_sbuf_puts(&js, ",\n  \"marchenko_pastur\": {\"std\": ");
+    red_json_put_float(&js, (float)sd);
+    red_sbuf_puts(&js, ", \"lower\": ");
+    red_json_put_number(&js, sd * (a - b));
+    red_sbuf_puts(&js, ", \"upper\": ");
+    red_json_put_number(&js, sd * (a + b));
+    red_sbuf_puts(&js, "},\n  \"curve\": [");
+    put_lines_as_array(&js, curve->p ? curve->p : "", curve->len, ",\n    ");
+    red_sbuf_printf(&js, "],\n  \"wall_seconds\": %.1f}\n", r->wall_seconds);
+    snprintf(path, sizeof path, "%s/distill_log.json", j->opt.loop.out);
+    st = js.failed ? red_error_set(err, RED_E_NOMEM, "%s: out of memory", path)
+                   : red_write_file_atomic(path, js.p, js.len, err);
+    red_sbuf_free(&js);
+    return st;
+}
+
+/* The init part of the log, also kept as distill_init.json. */
+static red_status write_init_part(const red_distill_job *j, const red_student *s, const red_distill_report *r,
+                                  red_sbuf *part, red_error *err) {
+    char path[2048];
+    red_sbuf_puts(part, "\"erank_student_init\": ");
+    red_json_put_numbers(part, r->erank_init, j->n_erank_rows ? s->cfg.n_layers + 1 : 0);
+    red_sbuf_puts(part, ",\n  \"projections_init\": ");
+    put_spectra(part, s, r->sv_init);
+    if (part->failed) return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+    snprintf(path, sizeof path, "%s/distill_init.json", j->opt.loop.out);
+    return red_write_file_atomic(path, part->p, part->len, err);
+}
+
+/* Training, in segments when the job asks for them (a checkpoint where
+ * each stops, then at_segment); one call of red_distill otherwise. */
+static red_status distill_segments(red_distill_job *j, red_student *s, red_sbuf *curve, red_error *err) {
+    red_distill_opts o = j->opt;
+    uint64_t steps = o.loop.tokens / ((uint64_t)o.loop.batch * o.loop.seq);
+    int seg, segmented = j->n_segments > 0, n_seg = segmented ? j->n_segments : 1;
+    red_status st;
+    if (o.loop.tokens == 0) return RED_OK;
+    if (steps < (uint64_t)n_seg) n_seg = (int)(steps ? steps : 1);
+    if (j->say)
+        say(j, "distill: %zu documents, %zu tokens; %zu trainable parameters; %llu steps of %d x %d", j->data->n_docs,
+            j->data->n_tok, s->n, (unsigned long long)steps, o.loop.batch, o.loop.seq);
+    for (seg = 1; seg <= n_seg; seg++) {
+        if (segmented) {
+            o.loop.stop_after = steps * (uint64_t)seg / (uint64_t)n_seg;
+            o.loop.save_every = o.loop.stop_after;  /* a checkpoint where each segment stops */
+        }
+        curve->len = 0;  /* reloaded from distill_curve.jsonl on resume */
+        if ((st = red_distill(&o, s, j->data, curve, err))) return st;
+        o.loop.resume = 1;  /* (a segment already done just reloads its checkpoint) */
+        if (j->at_segment && (st = j->at_segment(j->ctx, s, seg, n_seg, o.loop.stop_after, err))) return st;
+    }
+    return RED_OK;
+}
+
+static red_status report_alloc(red_distill_report *r, const red_student *s, red_error *err) {
+    int L1 = s->cfg.n_layers + 1;
+    size_t nsv = (size_t)red_student_n_proj(s) * s->d_s;
+    memset(r, 0, sizeof *r);
+    r->erank_teacher = calloc((size_t)3 * L1, sizeof(double));
+    r->sv_init = calloc(2 * nsv, sizeof(float));
+    if (!r->erank_teacher || !r->sv_init) {
+        red_distill_report_free(r);
+        return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+    }
+    r->erank_init = r->erank_teacher + L1;
+    r->erank_final = r->erank_init + L1;
+    r->sv_final = r->sv_init + nsv;
+    r->n_layers = s->cfg.n_layers;
+    r->n_proj = red_student_n_proj(s);
+    r->width = s->d_s;
+    return RED_OK;
+}
+
+void red_distill_report_free(red_distill_report *r) {
+    free(r->erank_teacher);
+    free(r->sv_init);
+    memset(r, 0, sizeof *r);
+}
+
+red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_report *r, red_error *err) {
+    red_distill_opts *o = &j->opt;
+    double t0 = red_time_seconds();
+    red_sbuf curve, init_part;
+    red_status st;
+    memset(s, 0, sizeof *s);
+    memset(r, 0, sizeof *r);
+    if ((st = red_student_init(s, j->teacher, j->width, err))) return st;
+    if ((st = red_student_train_alloc(s, o->loop.batch, o->loop.seq, err)) || (st = report_alloc(r, s, err)) ||
+        (st = red_make_dir(o->loop.out, err)))
+        return st;
+    red_sbuf_init(&curve);
+    red_sbuf_puts(&curve, "");
+    red_sbuf_init(&init_part);
+    red_sbuf_puts(&init_part, "");
+    if (j->measure_teacher && j->n_erank_rows &&
+        (st = red_erank_layers(j->teacher, j->erank_rows, j->n_erank_rows, o->loop.seq, 0, r->erank_teacher, err)))
+        goto out;
+    if (!o->loop.resume)
+        say(j, "distill: init %s, width %d -> %d, calibration %lld tokens", j->init_name, s->d_t, s->d_s,
+            (long long)j->calib_tokens);
+    /* initialised even when resuming (deterministic; the state then replaces
+     * the projections), so the init diagnostics are the same either way */
+    if ((st = red_student_initialize(s, &j->init, j->calib, j->calib_tokens, err)) ||
+        (st = student_diagnostics(j, s, r->erank_init, r->sv_init, err)))
+        goto out;
+    if (j->write_log && (st = write_init_part(j, s, r, &init_part, err))) goto out;
+    if (j->at_segment && (st = j->at_segment(j->ctx, s, 0, j->n_segments, 0, err))) goto out;
+    if ((st = distill_segments(j, s, &curve, err))) goto out;
+    if ((st = student_diagnostics(j, s, r->erank_final, r->sv_final, err))) goto out;
+    if ((st = red_model_save(&s->model, o->loop.out, RED_DT_F32, err)) || (st = red_tokenizer_save(j->tok, o->loop.out, err)))
+        goto out;
+    r->wall_seconds = red_time_seconds() - t0;
+    if (j->write_log) st = write_log(j, s, r, &init_part, &curve, err);
+out:
+    red_sbuf_free(&curve);
+    red_sbuf_free(&init_part);
     return st;
 }

@@ -272,6 +272,16 @@ void red_json_put_number(red_sbuf *b, double v);  /* shortest round trip; non-fi
 void red_json_put_float(red_sbuf *b, float v);    /* shortest text that reads back as v */
 void red_json_put_numbers(red_sbuf *b, const double *x, int n);  /* [x0, x1, ...] */
 
+/* Enum names for options, logs and reports: rows {name, value} ending with
+ * {NULL, 0}; several names may share a value (the first is the canonical one). */
+typedef struct {
+    const char *name;
+    int value;
+} red_name;
+red_status red_name_find(const red_name *t, const char *name, int *value);  /* RED_E_ARG if absent */
+const char *red_name_of(const red_name *t, int value);                      /* "?" if none */
+void red_name_list(const red_name *t, red_sbuf *out);                        /* "a, b, c" */
+
 /* JSON Lines: one value per line (blank lines skipped); errors name the line. */
 red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_error *err);
 void red_jsonl_free(red_json **items, size_t n);
@@ -881,6 +891,49 @@ typedef struct {
  * give bit-identical results, resumed or not. */
 red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
                        red_error *err);
+
+/* The one source of init names and defaults. lrc: Gaussian with std
+ * 0.02*sqrt(3072/d_t) (LRC's column norm at any width); lrc-literal: std 0.02. */
+extern const red_name red_init_names[], red_score_names[], red_norms_names[], red_kl_names[];
+void red_init_opts_default(red_init_opts *io);
+/* Sets io->kind (and lrc's std for the teacher width d_t) from a name of red_init_names. */
+red_status red_init_by_name(const char *name, int d_t, red_init_opts *io, red_error *err);
+void red_distill_opts_default(red_distill_opts *o);
+
+/* One student's whole workflow: initialise, measure, distil, merge, save. */
+typedef struct {
+    red_model *teacher;            /* loaded, frozen; its pool runs everything */
+    const red_tokenizer *tok;      /* written beside the student */
+    const char *teacher_name;      /* for the log */
+    const char *init_name;         /* as given to red_init_by_name */
+    int width;
+    red_init_opts init;
+    red_distill_opts opt;          /* opt.loop.out: the student's directory */
+    red_train_data *data, *calib;
+    int64_t calib_tokens;
+    const int *erank_rows;         /* [n_erank_rows, opt.loop.seq] fixed measurement rows; 0 rows = no eRank */
+    int n_erank_rows;
+    int measure_teacher;           /* the teacher's eRank too */
+    int write_log;                 /* distill_log.json and distill_init.json */
+    /* n_segments > 0: training in that many segments, each ending in a
+     * checkpoint and a call of at_segment (seg 1..n); seg 0 is the init */
+    int n_segments;
+    red_status (*at_segment)(void *ctx, red_student *s, int seg, int n_seg, uint64_t step, red_error *err);
+    void *ctx;
+    void (*say)(void *ctx, const char *msg);  /* progress lines; may be NULL */
+    void *say_ctx;
+} red_distill_job;
+
+typedef struct {
+    int n_layers, n_proj, width;
+    double *erank_teacher, *erank_init, *erank_final;  /* [L+1] each: blocks, then final norm */
+    float *sv_init, *sv_final;                         /* [n_proj, width] projection spectra */
+    double wall_seconds;
+} red_distill_report;
+/* Runs the job into s (initialised here; the caller frees it, also on failure)
+ * and r (freed with red_distill_report_free). */
+red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_report *r, red_error *err);
+void red_distill_report_free(red_distill_report *r);
 
 /* ------------------------------------------------------------------ reproduce.c */
 

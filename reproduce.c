@@ -216,23 +216,6 @@ static double acc_2_4(const double *acc, const test_sets *t) {
     return n ? s / n : 0.0;
 }
 
-/* Mean sorted singular-value spectrum over every projection. */
-static red_status mean_spectrum(const red_student *s, red_pool *pool, double *mean, red_error *err) {
-    int i, k, np = red_student_n_proj(s);
-    float *sv = malloc((size_t)s->d_s * sizeof(float));
-    if (!sv) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
-    for (k = 0; k < s->d_s; k++) mean[k] = 0.0;
-    for (i = 0; i < np; i++) {
-        if (red_svd(pool, s->d_t, s->d_s, red_student_proj(s, i, NULL, 0), s->d_s, NULL, sv, NULL, NULL) != RED_OK) {
-            free(sv);
-            return red_error_set(err, RED_E_NOCONV, "reproduce: SVD of a projection did not converge");
-        }
-        for (k = 0; k < s->d_s; k++) mean[k] += sv[k] / np;
-    }
-    free(sv);
-    return RED_OK;
-}
-
 /* ------------------------------------------------------------------ one student */
 
 typedef struct {
@@ -245,183 +228,190 @@ typedef struct {
     red_pool *pool;
 } shared_state;
 
-#define INIT_NAMES "lrc, lrc-literal, orthogonal, pca, magnitude, red"
-
-/* Sets io's kind (and lrc's scale-matched std) from an init name; 0 if unknown. */
-static int init_from_name(const char *name, int d_t, red_init_opts *io) {
-    if (!strcmp(name, "lrc")) { io->kind = RED_INIT_LRC; io->std = (float)(0.02 * sqrt(3072.0 / d_t)); }
-    else if (!strcmp(name, "lrc-literal")) io->kind = RED_INIT_LRC;
-    else if (!strcmp(name, "orthogonal")) io->kind = RED_INIT_ORTHOGONAL;
-    else if (!strcmp(name, "pca")) io->kind = RED_INIT_PCA;
-    else if (!strcmp(name, "magnitude")) io->kind = RED_INIT_MAGNITUDE;
-    else if (!strcmp(name, "red")) io->kind = RED_INIT_RED;
-    else return 0;
-    return 1;
+/* Mean sorted singular-value spectrum over every projection. */
+static void mean_spectrum(const float *sv, int n_proj, int width, double *mean) {
+    int i, k;
+    for (k = 0; k < width; k++) mean[k] = 0.0;
+    for (i = 0; i < n_proj; i++)
+        for (k = 0; k < width; k++) mean[k] += sv[(size_t)i * width + k] / n_proj;
 }
 
-/* One student: init, eRank and spectra, distillation in segments with the curve, full evaluation.
- * *fresh is 0 when an earlier invocation had finished it. */
+/* One student's accuracy curve along training, measured by the job's segments. */
+typedef struct {
+    const red_repro_opts *o;
+    shared_state *sh;
+    const char *init, *dir;
+    int seed, n_seg;
+    unsigned char have_seg[65];
+    double curve_acc[65], curve_tok[65];
+} student_curve;
+
+/* After segment seg (0 = at init): the 2-4-step accuracy, kept in
+ * acc_curve.txt so an interrupted student does not measure it again. The
+ * last point comes from the full evaluation. */
+static red_status curve_point(void *ctx, red_student *s, int seg, int n_seg, uint64_t step, red_error *err) {
+    student_curve *c = ctx;
+    const red_repro_opts *o = c->o;
+    double a[MAX_STEPS];
+    char path[2304];
+    red_status st;
+    int q;
+    red_sbuf cb;
+    c->curve_tok[seg] = (double)step * o->batch * o->seq;
+    if (seg > 0 && (c->have_seg[seg] || seg == n_seg)) return RED_OK;
+    red_student_merge(s);
+    if ((st = eval_reasoning(&s->model, c->sh->tok, c->sh->tests, 2, 4, a, err))) return st;
+    c->curve_acc[seg] = acc_2_4(a, c->sh->tests);
+    if (seg == 0) return RED_OK;
+    c->have_seg[seg] = 1;
+    red_sbuf_init(&cb);
+    red_sbuf_puts(&cb, "");
+    for (q = 1; q <= seg; q++) red_sbuf_printf(&cb, "%d %.17g\n", q, c->curve_acc[q]);
+    snprintf(path, sizeof path, "%s/acc_curve.txt", c->dir);
+    st = write_sbuf(path, &cb, err);
+    red_sbuf_free(&cb);
+    if (st) return st;
+    say(o, "  %s seed %d: %.0f%% of the budget, 2-4-step accuracy %.1f%%", c->init, c->seed, 100.0 * seg / n_seg,
+        100.0 * c->curve_acc[seg]);
+    return RED_OK;
+}
+
+/* Segments measured by an interrupted invocation (acc_curve.txt). */
+static void read_curve(student_curve *c) {
+    char path[2304];
+    FILE *f;
+    int sg;
+    double v;
+    snprintf(path, sizeof path, "%s/acc_curve.txt", c->dir);
+    if (!(f = fopen(path, "r"))) return;
+    while (fscanf(f, "%d %lf", &sg, &v) == 2)
+        if (sg >= 1 && sg <= c->n_seg) { c->curve_acc[sg] = v; c->have_seg[sg] = 1; }
+    fclose(f);
+}
+
+/* The job of one student: the experiment's recipe (method.md §E). */
+static void student_job(const red_repro_opts *o, shared_state *sh, student_curve *c, int width, red_distill_job *j) {
+    uint64_t steps = o->tokens / ((uint64_t)o->batch * o->seq);
+    char path[2304];
+    memset(j, 0, sizeof *j);
+    j->teacher = sh->teacher; j->tok = sh->tok; j->teacher_name = o->teacher; j->init_name = c->init; j->width = width;
+    red_init_opts_default(&j->init);
+    j->init.seed = (uint64_t)c->seed;
+    red_distill_opts_default(&j->opt);
+    j->opt.loop.out = c->dir; j->opt.loop.tokens = o->tokens; j->opt.loop.batch = o->batch; j->opt.loop.seq = o->seq;
+    j->opt.loop.seed = (uint64_t)c->seed; j->opt.loop.lr = o->lr; j->opt.loop.warmup_steps = steps / 100;
+    j->opt.loss.tau = o->tau; j->opt.loss.alpha = o->alpha;
+    j->opt.log_every = steps / 40 ? steps / 40 : 1;
+    snprintf(path, sizeof path, "%s/distill_state.bin", c->dir);
+    j->opt.loop.resume = file_exists(path);
+    j->data = sh->data; j->calib = sh->data; j->calib_tokens = o->calib_tokens;
+    j->erank_rows = sh->erank_rows; j->n_erank_rows = sh->n_erank_rows;
+    j->n_segments = c->n_seg; j->at_segment = curve_point; j->ctx = c;
+}
+
+/* Appends the distillation curve kept beside the state (one object per line). */
+static red_status put_loss_curve(red_sbuf *res, const char *dir, red_error *err) {
+    char path[2304];
+    unsigned char *buf;
+    size_t len, p = 0;
+    int first = 1;
+    red_status st;
+    snprintf(path, sizeof path, "%s/distill_curve.jsonl", dir);
+    if ((st = red_read_file(path, &buf, &len, err))) return st;
+    while (p < len) {
+        size_t e = p;
+        while (e < len && buf[e] != '\n') e++;
+        if (e > p) {
+            red_sbuf_puts(res, first ? "\n  " : ",\n  ");
+            red_sbuf_put(res, (const char *)buf + p, e - p);
+            first = 0;
+        }
+        p = e + 1;
+    }
+    free(buf);
+    return RED_OK;
+}
+
+/* result.json of one student, written last (its presence marks the student done). */
+static red_status write_result(const red_repro_opts *o, const student_curve *c, const red_distill_report *r,
+                               const double *acc, double choice, const test_sets *tests, red_error *err) {
+    int L = r->n_layers, w = r->width;
+    double *sv = malloc(sizeof(double) * 2 * (size_t)w);
+    char path[2304];
+    red_sbuf res;
+    red_status st;
+    if (!sv) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    mean_spectrum(r->sv_init, r->n_proj, w, sv);
+    mean_spectrum(r->sv_final, r->n_proj, w, sv + w);
+    red_sbuf_init(&res);
+    red_sbuf_printf(&res, "{\"init\": \"%s\", \"seed\": %d, \"d_s\": %d, \"tokens\": %llu,\n \"acc_by_steps\": ", c->init,
+                    c->seed, w, (unsigned long long)o->tokens);
+    red_json_put_numbers(&res, acc, MAX_STEPS);
+    red_sbuf_puts(&res, ", \"acc_2_4\": ");
+    red_json_put_number(&res, acc_2_4(acc, tests));
+    red_sbuf_puts(&res, ", \"choice_acc\": ");
+    red_json_put_number(&res, choice);
+    red_sbuf_puts(&res, ",\n \"erank_init\": ");
+    red_json_put_numbers(&res, r->erank_init, L + 1);
+    red_sbuf_puts(&res, ", \"erank_final\": ");
+    red_json_put_numbers(&res, r->erank_final, L + 1);
+    red_sbuf_puts(&res, ",\n \"sv_init\": ");
+    red_json_put_numbers(&res, sv, w);
+    red_sbuf_puts(&res, ",\n \"sv_final\": ");
+    red_json_put_numbers(&res, sv + w, w);
+    red_sbuf_puts(&res, ",\n \"acc_curve_tokens\": ");
+    red_json_put_numbers(&res, c->curve_tok, c->n_seg + 1);
+    red_sbuf_puts(&res, ", \"acc_curve\": ");
+    red_json_put_numbers(&res, c->curve_acc, c->n_seg + 1);
+    red_sbuf_puts(&res, ",\n \"loss_curve\": [");
+    if (!(st = put_loss_curve(&res, c->dir, err))) {
+        red_sbuf_puts(&res, "]}\n");
+        snprintf(path, sizeof path, "%s/result.json", c->dir);
+        st = write_sbuf(path, &res, err);
+    }
+    red_sbuf_free(&res);
+    free(sv);
+    return st;
+}
+
+/* One student: the distillation job with the accuracy curve, then the full
+ * evaluation. *fresh is 0 when an earlier invocation had finished it. */
 static red_status run_student(const red_repro_opts *o, shared_state *sh, const char *init, int seed, int *fresh,
                               red_error *err) {
     char dir[2048], path[2304];
     red_student s;
-    red_init_opts io;
-    red_distill_opts d;
-    red_sbuf log, res;
-    int L = sh->teacher->cfg.n_layers, width = (int)(sh->teacher->cfg.dim * o->width_ratio + 0.5), seg, n_seg = o->n_evals;
-    unsigned char have_seg[65] = {0};
-    double *er0, *er1, *sv0, *sv1, acc[MAX_STEPS], choice = 0.0, *curve_acc, *curve_tok;
+    red_distill_job job;
+    red_distill_report rep;
+    student_curve *c;
+    int width = (int)(sh->teacher->cfg.dim * o->width_ratio + 0.5);
     uint64_t steps = o->tokens / ((uint64_t)o->batch * o->seq);
+    double acc[MAX_STEPS], choice = 0.0;
     red_status st;
     snprintf(dir, sizeof dir, "%s/runs/%s-s%d", o->out, init, seed);
     snprintf(path, sizeof path, "%s/result.json", dir);
     *fresh = !file_exists(path);
     if (!*fresh) return RED_OK;  /* done in an earlier invocation */
-    if ((st = red_make_dir(dir, err))) return st;
     if (width < 1) width = 1;
-    if (n_seg > 64) n_seg = 64;
-    if (steps < (uint64_t)n_seg) n_seg = (int)(steps ? steps : 1);
-    memset(&io, 0, sizeof io);
-    io.std = 0.02f;
-    io.orth_scale = 1.0f;
-    io.score = RED_SCORE_ENERGY;
-    io.norms = RED_NORMS_DEFAULT;
-    io.seed = (uint64_t)seed;
-    if (!init_from_name(init, sh->teacher->cfg.dim, &io))
-        return red_error_set(err, RED_E_ARG, "reproduce: unknown init '%s' (%s)", init, INIT_NAMES);
-    if ((st = red_student_init(&s, sh->teacher, width, err))) return st;
-    er0 = calloc((size_t)(2 * (L + 1) + 2 * width + 2 * (n_seg + 1)), sizeof(double));
-    if (!er0) {
-        red_student_free(&s);
-        return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
-    }
-    er1 = er0 + L + 1;
-    sv0 = er1 + L + 1;
-    sv1 = sv0 + width;
-    curve_acc = sv1 + width;
-    curve_tok = curve_acc + n_seg + 1;
-    red_sbuf_init(&log);
-    red_sbuf_puts(&log, "");
-    red_sbuf_init(&res);
-    red_sbuf_puts(&res, "");
-    if ((st = red_student_train_alloc(&s, o->batch, o->seq, err)) ||
-        (st = red_student_initialize(&s, &io, sh->data, o->calib_tokens, err)))
+    if (!(c = calloc(1, sizeof *c))) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    c->o = o; c->sh = sh; c->init = init; c->dir = dir; c->seed = seed;
+    c->n_seg = o->n_evals > 64 ? 64 : o->n_evals;
+    if (steps < (uint64_t)c->n_seg) c->n_seg = (int)(steps ? steps : 1);
+    student_job(o, sh, c, width, &job);
+    if ((st = red_init_by_name(init, sh->teacher->cfg.dim, &job.init, err))) goto out_c;
+    if (job.opt.loop.resume) read_curve(c);
+    if ((st = red_distill_run(&job, &s, &rep, err))) goto out;
+    if ((st = eval_reasoning(&s.model, sh->tok, sh->tests, 1, MAX_STEPS, acc, err)) ||
+        (st = eval_choice(&s.model, sh->tok, sh->tests, &choice, err)))
         goto out;
-    red_student_merge(&s);
-    if ((st = red_erank_layers(&s.model, sh->erank_rows, sh->n_erank_rows, o->seq, 0, er0, err)) ||
-        (st = mean_spectrum(&s, sh->pool, sv0, err)))
-        goto out;
-    /* training in segments, with the 2-4-step accuracy measured after each (the curve) */
-    memset(&d, 0, sizeof d);
-    d.loop.out = dir; d.loop.tokens = o->tokens; d.loop.batch = o->batch; d.loop.seq = o->seq; d.loop.seed = (uint64_t)seed;
-    d.loop.lr = o->lr; d.loop.min_lr = 0.0f; d.loop.beta1 = 0.9f; d.loop.beta2 = 0.999f; d.loop.clip = 1.0;
-    d.loop.warmup_steps = steps / 100; d.loop.schedule = RED_SCHED_LINEAR;
-    d.loss.tau = o->tau; d.loss.alpha = o->alpha; d.loss.kl_reduction = RED_KL_SEQUENCE;
-    d.log_every = steps / 40 ? steps / 40 : 1;
-    snprintf(path, sizeof path, "%s/distill_state.bin", dir);
-    d.loop.resume = file_exists(path);
-    {
-        red_model *m = &s.model;
-        double a[MAX_STEPS];
-        if ((st = eval_reasoning(m, sh->tok, sh->tests, 2, 4, a, err))) goto out;
-        curve_acc[0] = acc_2_4(a, sh->tests);
-        curve_tok[0] = 0.0;
-    }
-    /* segments measured by an interrupted invocation: acc_curve.txt, "segment accuracy" lines */
-    snprintf(path, sizeof path, "%s/acc_curve.txt", dir);
-    if (d.loop.resume && file_exists(path)) {
-        FILE *f = fopen(path, "r");
-        int sg;
-        double v;
-        while (f && fscanf(f, "%d %lf", &sg, &v) == 2)
-            if (sg >= 1 && sg <= n_seg) { curve_acc[sg] = v; have_seg[sg] = 1; }
-        if (f) fclose(f);
-    }
-    for (seg = 1; seg <= n_seg; seg++) {
-        uint64_t stop = steps * (uint64_t)seg / (uint64_t)n_seg;
-        double a[MAX_STEPS];
-        d.loop.stop_after = stop;
-        d.loop.save_every = stop;  /* a checkpoint where each segment stops */
-        log.len = 0;
-        /* (a segment already done just reloads its checkpoint) */
-        if ((st = red_distill(&d, &s, sh->data, &log, err))) goto out;
-        d.loop.resume = 1;
-        curve_tok[seg] = (double)stop * o->batch * o->seq;
-        if (have_seg[seg] || seg == n_seg) continue;  /* the last point comes from the full evaluation */
-        red_student_merge(&s);
-        if ((st = eval_reasoning(&s.model, sh->tok, sh->tests, 2, 4, a, err))) goto out;
-        curve_acc[seg] = acc_2_4(a, sh->tests);
-        have_seg[seg] = 1;
-        {
-            red_sbuf cb;
-            int q;
-            red_sbuf_init(&cb);
-            red_sbuf_puts(&cb, "");
-            for (q = 1; q <= seg; q++) red_sbuf_printf(&cb, "%d %.17g\n", q, curve_acc[q]);
-            st = write_sbuf(path, &cb, err);
-            red_sbuf_free(&cb);
-            if (st) goto out;
-        }
-        say(o, "  %s seed %d: %.0f%% of the budget, 2-4-step accuracy %.1f%%", init, seed, 100.0 * seg / n_seg,
-            100.0 * curve_acc[seg]);
-    }
-    red_student_merge(&s);
-    if ((st = red_erank_layers(&s.model, sh->erank_rows, sh->n_erank_rows, o->seq, 0, er1, err)) ||
-        (st = mean_spectrum(&s, sh->pool, sv1, err)) ||
-        (st = eval_reasoning(&s.model, sh->tok, sh->tests, 1, MAX_STEPS, acc, err)) ||
-        (st = eval_choice(&s.model, sh->tok, sh->tests, &choice, err)) ||
-        (st = red_model_save(&s.model, dir, RED_DT_F32, err)) || (st = red_tokenizer_save(sh->tok, dir, err)))
-        goto out;
-    curve_acc[n_seg] = acc_2_4(acc, sh->tests);
-    say(o, "  %s seed %d: done, 2-4-step accuracy %.1f%%, multiple choice %.1f%%", init, seed, 100.0 * curve_acc[n_seg],
-        100.0 * choice);
-    /* result.json, written last */
-    red_sbuf_printf(&res, "{\"init\": \"%s\", \"seed\": %d, \"d_s\": %d, \"tokens\": %llu,\n \"acc_by_steps\": ", init, seed,
-                    width, (unsigned long long)o->tokens);
-    red_json_put_numbers(&res, acc, MAX_STEPS);
-    red_sbuf_puts(&res, ", \"acc_2_4\": ");
-    red_json_put_number(&res, acc_2_4(acc, sh->tests));
-    red_sbuf_puts(&res, ", \"choice_acc\": ");
-    red_json_put_number(&res, choice);
-    red_sbuf_puts(&res, ",\n \"erank_init\": ");
-    red_json_put_numbers(&res, er0, L + 1);
-    red_sbuf_puts(&res, ", \"erank_final\": ");
-    red_json_put_numbers(&res, er1, L + 1);
-    red_sbuf_puts(&res, ",\n \"sv_init\": ");
-    red_json_put_numbers(&res, sv0, width);
-    red_sbuf_puts(&res, ",\n \"sv_final\": ");
-    red_json_put_numbers(&res, sv1, width);
-    red_sbuf_puts(&res, ",\n \"acc_curve_tokens\": ");
-    red_json_put_numbers(&res, curve_tok, n_seg + 1);
-    red_sbuf_puts(&res, ", \"acc_curve\": ");
-    red_json_put_numbers(&res, curve_acc, n_seg + 1);
-    red_sbuf_puts(&res, ",\n \"loss_curve\": [");
-    {   /* the distillation curve kept beside the state, one object per line */
-        unsigned char *buf;
-        size_t len, p = 0;
-        int first = 1;
-        snprintf(path, sizeof path, "%s/distill_curve.jsonl", dir);
-        if ((st = red_read_file(path, &buf, &len, err))) goto out;
-        while (p < len) {
-            size_t e = p;
-            while (e < len && buf[e] != '\n') e++;
-            if (e > p) {
-                red_sbuf_puts(&res, first ? "\n  " : ",\n  ");
-                red_sbuf_put(&res, (const char *)buf + p, e - p);
-                first = 0;
-            }
-            p = e + 1;
-        }
-        free(buf);
-    }
-    red_sbuf_puts(&res, "]}\n");
-    snprintf(path, sizeof path, "%s/result.json", dir);
-    st = write_sbuf(path, &res, err);
+    c->curve_acc[c->n_seg] = acc_2_4(acc, sh->tests);
+    say(o, "  %s seed %d: done, 2-4-step accuracy %.1f%%, multiple choice %.1f%%", init, seed,
+        100.0 * c->curve_acc[c->n_seg], 100.0 * choice);
+    st = write_result(o, c, &rep, acc, choice, sh->tests, err);
 out:
-    red_sbuf_free(&log);
-    red_sbuf_free(&res);
-    free(er0);
+    red_distill_report_free(&rep);
     red_student_free(&s);
+out_c:
+    free(c);
     return st;
 }
 
@@ -981,9 +971,8 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     for (k = 0; k < n_init; k++) {  /* before any work */
         red_init_opts io;
         int j;
-        memset(&io, 0, sizeof io);
-        if (!init_from_name(o->inits[k], 128, &io))
-            return red_error_set(err, RED_E_ARG, "reproduce: unknown init '%s' (%s)", o->inits[k], INIT_NAMES);
+        red_init_opts_default(&io);
+        if ((st = red_init_by_name(o->inits[k], 128, &io, err))) return st;
         for (j = 0; j < k; j++)
             if (!strcmp(o->inits[j], o->inits[k]))
                 return red_error_set(err, RED_E_ARG, "reproduce: init '%s' given twice", o->inits[k]);

@@ -631,3 +631,18 @@ Test(red, erank_layers_matches_direct_svd_of_each_layer, .init = setup, .fini = 
     free(H);
     red_model_free(&t);
 }
+
+/* One name, one meaning: the same init name gives the same init everywhere. */
+Test(red, init_names_have_one_meaning) {
+    red_init_opts io;
+    red_error err;
+    red_init_opts_default(&io);
+    cr_assert(red_init_by_name("lrc", 768, &io, &err) == RED_OK);
+    cr_assert(io.kind == RED_INIT_LRC);
+    cr_assert_float_eq(io.std, (float)(0.02 * sqrt(3072.0 / 768)), 0, "lrc keeps LRC's column norm: 0.04 at d_t 768");
+    cr_assert(red_init_by_name("lrc-literal", 768, &io, &err) == RED_OK);
+    cr_assert(io.kind == RED_INIT_LRC && io.std == 0.02f);
+    cr_assert(red_init_by_name("red", 768, &io, &err) == RED_OK && io.kind == RED_INIT_RED);
+    cr_assert(red_init_by_name("lcr", 768, &io, &err) == RED_E_ARG);
+    cr_assert(strstr(err.msg, "lrc, lrc-literal, orthogonal, pca, magnitude, red"), "%s", err.msg);
+}
