@@ -62,6 +62,26 @@ static void die(int code, const char *fmt, const char *arg) {
     exit(code);
 }
 
+/* SIGINT/SIGTERM during training: the loop writes a checkpoint after the
+ * current step and returns; a second signal kills at once. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+    stop_requested = 1;
+    signal(sig, SIG_DFL);
+}
+
+static void catch_stop_signals(void) {
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+}
+
+/* Exits with the library's message; 130 (as a shell reports SIGINT) when interrupted. */
+static void die_err(red_status st, const red_error *err) {
+    fprintf(stderr, "red: %s\n", err->msg);
+    exit(st == RED_E_INTERRUPTED ? 130 : 1);
+}
+
 /* Parses a positive int option value or exits with a usage error. */
 static int parse_threads(const char *s) {
     char *end;
@@ -1030,6 +1050,7 @@ static int cmd_train(int argc, char **argv) {
     static red_tokenizer tok;
     red_train_data d, ev;
     red_error err;
+    red_status st;
     red_pool *pool;
     train_log tl;
     red_rng r;
@@ -1127,7 +1148,9 @@ static int cmd_train(int argc, char **argv) {
     o.progress = train_progress;
     o.progress_ctx = &tl;
     if (!eval_path) o.eval_every = 0;
-    if (red_train(&o, &m, &tok, &d, eval_path ? &ev : NULL, &err) != RED_OK) die(1, "%s", err.msg);
+    o.loop.stop = &stop_requested;
+    catch_stop_signals();
+    if ((st = red_train(&o, &m, &tok, &d, eval_path ? &ev : NULL, &err)) != RED_OK) die_err(st, &err);
     fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o.loop.out);
     red_train_data_free(&d);
     red_train_data_free(&ev);
@@ -1288,6 +1311,7 @@ static int cmd_distill(int argc, char **argv) {
     int have_tokens = 0;
     red_distill_job job;
     red_distill_report rep;
+    red_status st;
     red_distill_opts o;
     red_init_opts io;
     red_model t;
@@ -1388,7 +1412,9 @@ static int cmd_distill(int argc, char **argv) {
     job.init = io; job.opt = o; job.data = &d; job.calib = &cd; job.calib_tokens = calib_tokens;
     job.erank_rows = er_rows; job.n_erank_rows = er_n; job.measure_teacher = 1; job.write_log = 1;
     job.say = say_plain;
-    if (red_distill_run(&job, &s, &rep, &err) != RED_OK) die(1, "%s", err.msg);
+    job.opt.loop.stop = &stop_requested;
+    catch_stop_signals();
+    if ((st = red_distill_run(&job, &s, &rep, &err)) != RED_OK) die_err(st, &err);
     fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n",
             rep.erank_teacher[L], rep.erank_init[L], rep.erank_final[L], out);
     red_distill_report_free(&rep);
@@ -1433,6 +1459,7 @@ static void say_line(void *ctx, const char *msg) {
 
 static int cmd_reproduce(int argc, char **argv) {
     red_repro_opts o;
+    red_status st;
     red_pool *pool;
     red_error err;
     int i, threads = 0, quick = 0, full = 0, seeds = -1, per_step = -1, n_choice = -1, batch = -1, evals = -1;
@@ -1514,7 +1541,9 @@ static int cmd_reproduce(int argc, char **argv) {
         if (o.seq > c.max_pos) o.seq = c.max_pos;
     }
     pool = make_pool(threads);
-    if (red_reproduce(&o, pool, &err) != RED_OK) die(1, "%s", err.msg);
+    o.stop = &stop_requested;
+    catch_stop_signals();
+    if ((st = red_reproduce(&o, pool, &err)) != RED_OK) die_err(st, &err);
     red_pool_destroy(pool);
     return 0;
 }

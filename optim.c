@@ -287,7 +287,7 @@ red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_
     sched.total = (int64_t)total;
     sched.min_lr = o->min_lr;
     opt.lr = o->lr; opt.beta1 = o->beta1; opt.beta2 = o->beta2; opt.eps = 1e-8f; opt.weight_decay = o->weight_decay;
-    while (pos.step < total) {
+    while (pos.step < total && !(o->stop_after && pos.step >= o->stop_after)) {
         if ((st = red_train_data_batch(data, o->seed, &pos.epoch, &pos.offset, o->batch, o->seq, in, tgt, err))) goto out;
         opt.lr = red_lr_at(&sched, (int64_t)pos.step);
         memset(&r, 0, sizeof r);
@@ -307,7 +307,13 @@ red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_
         if ((o->save_every && pos.step % o->save_every == 0) || pos.step == total)
             if ((st = h->save(ctx, &pos, err))) goto out;
         if (h->progress) h->progress(ctx, &r);
-        if (o->stop_after && pos.step >= o->stop_after) break;  /* as if interrupted here */
+        if (o->stop && *o->stop) {  /* asked to stop: a checkpoint of this very step, then out */
+            if ((o->save_every && pos.step % o->save_every == 0) || pos.step == total || (st = h->save(ctx, &pos, err)) == RED_OK)
+                st = red_error_set(err, RED_E_INTERRUPTED, "%s: interrupted after step %llu of %llu; checkpoint in %s "
+                                   "(run again with --resume to continue)", h->name, (unsigned long long)pos.step,
+                                   (unsigned long long)total, o->out);
+            goto out;
+        }
     }
 out:
     free(in);

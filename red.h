@@ -11,6 +11,7 @@
 #define RED_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #define RED_VERSION "0.1.0"
@@ -24,7 +25,8 @@ typedef enum {
     RED_E_IO,          /* open/read/write/rename failed                      */
     RED_E_FORMAT,      /* malformed or unsupported file contents             */
     RED_E_NOCONV,      /* iterative method hit its iteration cap             */
-    RED_E_UNSUPPORTED  /* valid input that this build does not handle (yet)  */
+    RED_E_UNSUPPORTED, /* valid input that this build does not handle (yet)  */
+    RED_E_INTERRUPTED  /* stopped on request (a signal); state was saved     */
 } red_status;
 
 /* A status with a human-readable message; filled by I/O and parsing code. */
@@ -722,6 +724,9 @@ typedef struct {
     uint64_t save_every;
     int resume;               /* continue from the state file in out */
     uint64_t stop_after;      /* stop after this step (0 = run to the end); for interruption tests */
+    /* when *stop becomes nonzero (a signal handler sets it) the loop writes a
+     * checkpoint after the current step and returns RED_E_INTERRUPTED */
+    const volatile sig_atomic_t *stop;
 } red_loop_opts;
 /* Appends the loop's part of a resume record: options and data fingerprint. */
 void red_loop_record(const red_loop_opts *o, const red_train_data *data, red_sbuf *b);
@@ -954,6 +959,7 @@ typedef struct {
     int quick, full;          /* for the report's title */
     void (*say)(void *ctx, const char *msg);
     void *say_ctx;
+    const volatile sig_atomic_t *stop;  /* see red_loop_opts; checked by every student's training */
 } red_repro_opts;
 
 /* The experiment of method.md §E on a teacher directory; resumable (see

@@ -302,6 +302,7 @@ static void student_job(const red_repro_opts *o, shared_state *sh, student_curve
     j->opt.loop.seed = (uint64_t)c->seed; j->opt.loop.lr = o->lr; j->opt.loop.warmup_steps = steps / 100;
     j->opt.loss.tau = o->tau; j->opt.loss.alpha = o->alpha;
     j->opt.log_every = steps / 40 ? steps / 40 : 1;
+    j->opt.loop.stop = o->stop;
     snprintf(path, sizeof path, "%s/distill_state.bin", c->dir);
     j->opt.loop.resume = file_exists(path);
     j->data = sh->data; j->calib = sh->data; j->calib_tokens = o->calib_tokens;
@@ -450,6 +451,9 @@ static void queue_work(student_queue *q, shared_state *sh) {
         red_error err;
         red_status st;
         pthread_mutex_lock(&q->mu);
+        if (q->st == RED_OK && o->stop && *o->stop && q->next < q->total)
+            q->st = red_error_set(&q->err, RED_E_INTERRUPTED, "reproduce: interrupted; finished students and checkpoints "
+                                  "are kept in %s (run the same command again to continue)", o->out);
         if (q->st != RED_OK || q->next >= q->total) {
             pthread_mutex_unlock(&q->mu);
             return;

@@ -27,6 +27,7 @@ const char *red_status_name(red_status s) {
     case RED_E_FORMAT: return "bad format";
     case RED_E_NOCONV: return "no convergence";
     case RED_E_UNSUPPORTED: return "unsupported";
+    case RED_E_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }

@@ -20,6 +20,9 @@ static void write_data(const char *path) {
     red_sbuf_free(&s);
 }
 
+/* When set, the run is asked to stop (as a SIGINT handler would). */
+static const volatile sig_atomic_t *run_stop;
+
 /* Trains 12 steps (or stops after stop_after) into dir; returns the weights. */
 static float *run(const char *dir, const char *data_path, red_pool *pool, uint64_t stop_after, int resume) {
     red_config c;
@@ -46,7 +49,11 @@ static float *run(const char *dir, const char *data_path, red_pool *pool, uint64
     o.loop.out = dir; o.loop.tokens = 12 * 4 * 32; o.loop.batch = 4; o.loop.seq = 32; o.loop.seed = 5; o.loop.lr = 3e-3f; o.loop.min_lr = 3e-4f;
     o.loop.beta1 = 0.9f; o.loop.beta2 = 0.95f; o.loop.weight_decay = 0.1f; o.loop.clip = 1.0; o.loop.warmup_steps = 2;
     o.loop.schedule = RED_SCHED_COSINE; o.loop.save_every = 4; o.loop.resume = resume; o.loop.stop_after = stop_after;
-    cr_assert(red_train(&o, &m, &tok, &d, NULL, &err) == RED_OK, "%s", err.msg);
+    o.loop.stop = run_stop;
+    {
+        red_status st = red_train(&o, &m, &tok, &d, NULL, &err);
+        cr_assert(st == (run_stop && *run_stop ? RED_E_INTERRUPTED : RED_OK), "%s", err.msg);
+    }
     snap = malloc(m.n_params * 4);
     memcpy(snap, m.params, m.n_params * 4);
     red_train_data_free(&d);
@@ -89,6 +96,31 @@ Test(train, interrupted_and_resumed_equals_uninterrupted) {
     rm_dir(a);
     rm_dir(b);
     unlink(data);
+    red_pool_destroy(pool);
+}
+
+Test(train, stop_request_checkpoints_and_resumes_identically) {
+    static volatile sig_atomic_t stop = 1;  /* set before the first step: stop after step 1 */
+    red_pool *pool = red_pool_create(2);
+    char a[] = "/tmp/red-test-train-a-XXXXXX", b[] = "/tmp/red-test-train-b-XXXXXX", data[64];
+    float *full, *resumed;
+    red_config c;
+    red_error err;
+    cr_assert(mkdtemp(a) && mkdtemp(b));
+    snprintf(data, sizeof data, "%s/d.jsonl", a);
+    write_data(data);
+    full = run(a, data, pool, 0, 0);
+    run_stop = &stop;
+    free(run(b, data, pool, 0, 0));  /* interrupted after step 1: save_every is 4, so this checkpoint is the signal's */
+    cr_assert(red_config_load(&c, b, &err) == RED_OK, "the interrupted run left a checkpoint: %s", err.msg);
+    run_stop = NULL;
+    resumed = run(b, data, pool, 0, 1);
+    cr_expect(memcmp(full, resumed, (size_t)red_param_floats(&c) * 4) == 0, "resumed after a stop request differs");
+    free(full);
+    free(resumed);
+    unlink(data);
+    rm_dir(a);
+    rm_dir(b);
     red_pool_destroy(pool);
 }
 
