@@ -1211,7 +1211,7 @@ static int cmd_erank_model(int argc, char **argv) {
     n_rows = (int)((tokens + T - 1) / T);
     load_data_files(&d, &tok, data, n_data);
     rows = fixed_rows(&d, n_rows, T);
-    if (red_model_train_alloc(&m, n_rows < 8 ? n_rows : 8, T, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_run_alloc(&m, n_rows < 8 ? n_rows : 8, T, RED_RUN_FORWARD, &err) != RED_OK) die(1, "%s", err.msg);
     L = m.cfg.n_layers;
     er = malloc((size_t)(L + 1) * sizeof(double));
     if (red_erank_layers(&m, rows, n_rows, T, center, er, &err) != RED_OK) die(1, "%s", err.msg);

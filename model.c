@@ -638,6 +638,7 @@ static void cross_entropy_rows(void *vc, int64_t lo, int64_t hi) {
 
 struct red_train_acts {
     int maxB, maxT, B, T;
+    int backward;   /* the backward scratch and dlogits exist */
     float *slab;
     size_t n_floats;
     /* saved by forward (L = layers) */
@@ -666,6 +667,14 @@ struct red_train_acts {
     double *row_loss;         /* [N] */
     int *tokens;              /* [N] */
 };
+
+static void acts_free(red_train_acts *a) {
+    if (!a) return;
+    red_free_aligned(a->slab);
+    free(a->row_loss);
+    free(a->tokens);
+    free(a);
+}
 
 red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err) {
     red_status st;
@@ -699,12 +708,7 @@ void red_model_free(red_model *m) {
     red_free_aligned(m->grads);
     red_free_aligned(m->adam_m);
     red_free_aligned(m->adam_v);
-    if (m->acts) {
-        red_free_aligned(m->acts->slab);
-        free(m->acts->row_loss);
-        free(m->acts->tokens);
-        free(m->acts);
-    }
+    acts_free(m->acts);
     free(m->table);
     free(m->layer_buf);
     free(m->decay_mask);
@@ -735,52 +739,61 @@ void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std)
     }
 }
 
-red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err) {
+/* Gradient and AdamW slabs, as `what` asks (each allocated once, zeroed). */
+static red_status alloc_param_slabs(red_model *m, int what, red_error *err) {
+    size_t bytes = m->n_params * sizeof(float);
+    if ((what & RED_RUN_BACKWARD) && !m->grads) {
+        if (!(m->grads = red_malloc_aligned(bytes)))
+            return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients (%.1f MB)", bytes / 1e6);
+        memset(m->grads, 0, bytes);
+        red_weights_point(&m->gw, &m->cfg, m->grads, m->layer_buf + m->cfg.n_layers);
+    }
+    if ((what & RED_RUN_ADAM) && !m->adam_m) {
+        m->adam_m = red_malloc_aligned(bytes);
+        m->adam_v = red_malloc_aligned(bytes);
+        if (!m->adam_m || !m->adam_v)
+            return red_error_set(err, RED_E_NOMEM, "model: out of memory for AdamW moments (%.1f MB)", 2 * bytes / 1e6);
+        memset(m->adam_m, 0, bytes);
+        memset(m->adam_v, 0, bytes);
+    }
+    return RED_OK;
+}
+
+red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err) {
     const red_config *c = &m->cfg;
     red_train_acts *a;
+    int backward = (what & RED_RUN_BACKWARD) != 0;
     size_t N = (size_t)B * T, D = (size_t)c->dim, F = (size_t)c->ffn, L = (size_t)c->n_layers,
            QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
            V = (size_t)c->vocab, H = (size_t)c->n_heads, nth = (size_t)red_pool_size(m->pool), total;
+    red_status st;
     float *p;
     if (B < 1 || T < 1 || T > c->max_pos)
         return red_error_set(err, RED_E_ARG, "model: batch %d x %d outside 1..max_position_embeddings %d",
                              B, T, c->max_pos);
     if (m->acts) {
-        if (B <= m->acts->maxB && T == m->acts->maxT) return RED_OK;
-        red_free_aligned(m->acts->slab);
-        free(m->acts->row_loss);
-        free(m->acts->tokens);
-        free(m->acts);
+        if (B <= m->acts->maxB && T == m->acts->maxT && (!backward || m->acts->backward))
+            return alloc_param_slabs(m, what, err);
+        acts_free(m->acts);
         m->acts = NULL;
     }
-    if (!m->grads) {
-        m->grads = red_malloc_aligned(m->n_params * sizeof(float));
-        m->adam_m = red_malloc_aligned(m->n_params * sizeof(float));
-        m->adam_v = red_malloc_aligned(m->n_params * sizeof(float));
-        if (!m->grads || !m->adam_m || !m->adam_v)
-            return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients");
-        memset(m->grads, 0, m->n_params * sizeof(float));
-        memset(m->adam_m, 0, m->n_params * sizeof(float));
-        memset(m->adam_v, 0, m->n_params * sizeof(float));
-        red_weights_point(&m->gw, c, m->grads, m->layer_buf + c->n_layers);
-    }
+    if ((st = alloc_param_slabs(m, what, err))) return st;
     a = calloc(1, sizeof *a);
     if (!a) return red_error_set(err, RED_E_NOMEM, "model: out of memory");
     a->maxB = B;
     a->maxT = T;
+    a->backward = backward;
     total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + (size_t)B * H * T * T + N * QD +
                                    N * D + N * D + N + 3 * N * F) +
-            N * D + N + 2 * N * V + (size_t)T * c->head_dim + 2 * N * D + 2 * N * QD + 2 * N * KD +
-            3 * N * F + nth * ATT_CHUNK * (size_t)T;
+            N * D + N + N * V + (size_t)T * c->head_dim;
+    if (backward)  /* dlogits and one layer of backward scratch */
+        total += N * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * ATT_CHUNK * (size_t)T;
     a->n_floats = total;
     a->slab = red_malloc_aligned(total * sizeof(float));
     a->row_loss = malloc(N * sizeof(double));
     a->tokens = malloc(N * sizeof(int));
     if (!a->slab || !a->row_loss || !a->tokens) {
-        red_free_aligned(a->slab);
-        free(a->row_loss);
-        free(a->tokens);
-        free(a);
+        acts_free(a);
         return red_error_set(err, RED_E_NOMEM, "model: out of memory for activations (%.1f MB for batch %d x %d)",
                              total * 4.0 / 1e6, B, T);
     }
@@ -803,23 +816,29 @@ red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err) {
     TAKE(xn_f, N * D);
     TAKE(rstd_f, N);
     TAKE(logits, N * V);
-    TAKE(dlogits, N * V);
     TAKE(rope_cs, (size_t)T * c->head_dim);
-    TAKE(dres, N * D);
-    TAKE(dxn, N * D);
-    TAKE(dq, N * QD);
-    TAKE(datt, N * QD);
-    TAKE(dk, N * KD);
-    TAKE(dv, N * KD);
-    TAKE(dg, N * F);
-    TAKE(du, N * F);
-    TAKE(dact, N * F);
-    TAKE(dscratch, nth * ATT_CHUNK * (size_t)T);
+    if (backward) {
+        TAKE(dlogits, N * V);
+        TAKE(dres, N * D);
+        TAKE(dxn, N * D);
+        TAKE(dq, N * QD);
+        TAKE(datt, N * QD);
+        TAKE(dk, N * KD);
+        TAKE(dv, N * KD);
+        TAKE(dg, N * F);
+        TAKE(du, N * F);
+        TAKE(dact, N * F);
+        TAKE(dscratch, nth * ATT_CHUNK * (size_t)T);
+    }
 #undef TAKE
     memset(a->probs, 0, L * (size_t)B * H * T * T * sizeof(float));
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
     m->acts = a;
     return RED_OK;
+}
+
+red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err) {
+    return red_model_run_alloc(m, B, T, RED_RUN_BACKWARD | RED_RUN_ADAM, err);
 }
 
 float *red_model_logits(red_model *m) { return m->acts ? m->acts->logits : NULL; }
@@ -877,6 +896,7 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
     int64_t N = (int64_t)a->B * a->T, n, count = 0;
     double sum = 0.0;
     ce_ctx c;
+    if (want_grad && !a->dlogits) return NAN;  /* no backward run state */
     for (n = 0; n < N; n++) count += targets[n] >= 0;
     c.logits = a->logits;
     c.dlogits = want_grad ? a->dlogits : NULL;
@@ -956,7 +976,7 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
     int B, T, l, D = c->dim, F = c->ffn, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
     int64_t N;
     size_t ND, NF, NQ, NK, PP;
-    if (!a || !m->grads || a->B < 1) return RED_E_ARG;
+    if (!a || !a->backward || !m->grads || a->B < 1) return RED_E_ARG;  /* no RED_RUN_BACKWARD run state */
     B = a->B;
     T = a->T;
     N = (int64_t)B * T;

@@ -142,7 +142,9 @@ red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err)
     size_t N = (size_t)B * T, per = N * (2 * (size_t)QD + 2 * (size_t)KD + 2 * (size_t)c->ffn + (size_t)s->d_s), at = 0;
     red_status st;
     if (s->clone_grad && B == s->B && T == s->T) return RED_OK;
-    if ((st = red_model_train_alloc(s->teacher, B, T, err)) || (st = red_model_train_alloc(&s->model, B, T, err)))
+    /* the frozen teacher: forward activations only; the merged student: gradients, no AdamW (the projections have it) */
+    if ((st = red_model_run_alloc(s->teacher, B, T, RED_RUN_FORWARD, err)) ||
+        (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD, err)))
         return st;
     red_free_aligned(s->clone_grad);
     red_free_aligned(s->o_s);

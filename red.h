@@ -430,7 +430,14 @@ void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std)
 /* Use an external slab of red_param_floats(cfg) floats (not owned) as the
  * weights, e.g. a distillation student's merged weights. */
 void red_model_bind_params(red_model *m, float *slab);
-/* Gradient/AdamW slabs and activations for batches up to B x T. */
+/* Run state for batches up to B x T, apart from the weights: the forward
+ * activations always (what backward and the clone targets read); with
+ * RED_RUN_BACKWARD the gradient slab, dlogits and backward scratch; with
+ * RED_RUN_ADAM the AdamW moments. A frozen teacher needs the forward only,
+ * a distillation student's merged model no AdamW. */
+enum { RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2 };
+red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err);
+/* red_model_run_alloc(m, B, T, RED_RUN_BACKWARD | RED_RUN_ADAM): all of it. */
 red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err);
 
 /* Training forward over tokens [B*T] (each row a sequence starting at
@@ -438,7 +445,7 @@ red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err);
  * red_model_logits(m). */
 red_status red_model_forward(red_model *m, const int *tokens, int B, int T);
 float *red_model_logits(red_model *m);   /* [N, V] from the last forward */
-float *red_model_dlogits(red_model *m);  /* [N, V] gradient read by backward */
+float *red_model_dlogits(red_model *m);  /* [N, V] gradient read by backward; NULL without RED_RUN_BACKWARD */
 /* Mean cross-entropy over targets [N] (target < 0 = ignored); writes
  * d(loss)/d(logits) into red_model_dlogits (overwriting) when want_grad.
  * Returns the loss (0 when every target is ignored); *n_counted gets the count. */

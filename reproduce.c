@@ -1017,7 +1017,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     } else {
         red_sbuf b;
         say(o, "reproduce: evaluating the teacher");
-        if ((st = red_model_train_alloc(&t, o->batch, o->seq, err)) ||
+        if ((st = red_model_run_alloc(&t, o->batch, o->seq, RED_RUN_FORWARD, err)) ||
             (st = red_erank_layers(&t, rows, n_rows, o->seq, 0, T.erank, err)) ||
             (st = eval_reasoning(&t, &tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, &tok, &tests, &T.choice, err)))
             goto out_data;
