@@ -517,3 +517,32 @@ Test(model, dinput_is_the_embedding_gradient_per_position, .init = setup, .fini 
     expect_close("embed grad vs dinput", m.gw.embed, want, 5 * 64, 1e-7, 1e-6);
     red_model_free(&m);
 }
+
+/* A forward-only run state (a frozen teacher's) gives the same logits as a
+ * training one, holds no gradient or AdamW slab, and refuses backward. */
+Test(model, forward_only_run_state_equals_training_forward) {
+    red_config c;
+    red_model a, b;
+    red_error err;
+    red_rng r;
+    int tok[2 * 9], i;
+    red_pool *pool = red_pool_create(2);
+    red_config_default(&c);
+    c.vocab = 40; c.dim = 24; c.ffn = 40; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2; c.head_dim = 6; c.max_pos = 16;
+    cr_assert(red_model_init(&a, &c, pool, &err) == RED_OK && red_model_init(&b, &c, pool, &err) == RED_OK);
+    red_rng_seed(&r, 11);
+    red_model_init_random(&a, &r, 0.2f, 0.1f);
+    memcpy(b.params, a.params, a.n_params * sizeof(float));
+    for (i = 0; i < 18; i++) tok[i] = (i * 7 + 3) % 40;
+    cr_assert(red_model_run_alloc(&a, 2, 9, RED_RUN_FORWARD, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_train_alloc(&b, 2, 9, &err) == RED_OK, "%s", err.msg);
+    cr_assert(!a.grads && !a.adam_m && !a.adam_v && !red_model_dlogits(&a));
+    cr_assert(red_model_forward(&a, tok, 2, 9) == RED_OK && red_model_forward(&b, tok, 2, 9) == RED_OK);
+    cr_assert(memcmp(red_model_logits(&a), red_model_logits(&b), 18 * 40 * sizeof(float)) == 0);
+    cr_assert(red_model_backward(&a) == RED_E_ARG, "backward needs RED_RUN_BACKWARD");
+    cr_assert(red_model_run_alloc(&a, 2, 9, RED_RUN_BACKWARD, &err) == RED_OK);  /* grown in place */
+    cr_assert(a.grads && !a.adam_m && red_model_dlogits(&a));
+    red_model_free(&a);
+    red_model_free(&b);
+    red_pool_destroy(pool);
+}
