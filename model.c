@@ -676,7 +676,9 @@ static void acts_free(red_train_acts *a) {
     free(a);
 }
 
-red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err) {
+/* Config, tables and named pointers around a parameter slab: a new zeroed
+ * one (slab NULL) or a shared one. */
+static red_status model_setup(red_model *m, const red_config *c, red_pool *pool, float *slab, red_error *err) {
     red_status st;
     int i;
     memset(m, 0, sizeof *m);
@@ -689,18 +691,26 @@ red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red
     m->layer_buf = calloc((size_t)c->n_layers * 2, sizeof *m->layer_buf);
     m->decay_mask = calloc((size_t)m->n_tensors, 1);
     m->rope_inv_freq = calloc((size_t)c->head_dim / 2, sizeof(float));
-    m->params = red_malloc_aligned(m->n_params * sizeof(float));
+    m->own_params = !slab;
+    m->params = slab ? slab : red_malloc_aligned(m->n_params * sizeof(float));
     if (!m->table || !m->layer_buf || !m->decay_mask || !m->rope_inv_freq || !m->params) {
         red_model_free(m);
         return red_error_set(err, RED_E_NOMEM, "model: out of memory for %zu parameters", m->n_params);
     }
-    memset(m->params, 0, m->n_params * sizeof(float));
-    m->own_params = 1;
+    if (!slab) memset(m->params, 0, m->n_params * sizeof(float));
     red_param_table(c, m->table);
     for (i = 0; i < m->n_tensors; i++) m->decay_mask[i] = m->table[i].ndim == 2;
     red_weights_point(&m->w, c, m->params, m->layer_buf);
     red_rope_inv_freq(c, m->rope_inv_freq);
     return RED_OK;
+}
+
+red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err) {
+    return model_setup(m, c, pool, NULL, err);
+}
+
+red_status red_model_share(red_model *m, const red_model *src, red_pool *pool, red_error *err) {
+    return model_setup(m, &src->cfg, pool, src->params, err);
 }
 
 void red_model_free(red_model *m) {

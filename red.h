@@ -424,6 +424,9 @@ typedef struct {
 /* Allocates a zeroed parameter slab. pool is used by every heavy op. */
 red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err);
 void red_model_free(red_model *m);
+/* A model over src's weights (not copied, not owned, to be read only: a
+ * frozen teacher shared by threads that each need their own run state). */
+red_status red_model_share(red_model *m, const red_model *src, red_pool *pool, red_error *err);
 /* Initialises weights: matrices N(0, std^2) (embed too), norms 1, biases 0;
  * with out_std > 0 the o and down projections use out_std instead. */
 void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std);

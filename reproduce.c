@@ -489,7 +489,7 @@ static void *queue_worker(void *arg) {
     memset(&data, 0, sizeof data);
     memset(&err, 0, sizeof err);
     if (!(sh.pool = red_pool_create(1))) st = red_error_set(&err, RED_E_NOMEM, "reproduce: cannot create a worker pool");
-    else if ((st = red_model_load(&t, q->o->teacher, sh.pool, &err)) == RED_OK) {
+    else if ((st = red_model_share(&t, q->main->teacher, sh.pool, &err)) == RED_OK) {  /* one copy of the weights */
         if ((st = load_distill_data(q->o, sh.tok, &data, &err)) == RED_OK) {
             sh.teacher = &t;
             sh.data = &data;
