@@ -433,61 +433,84 @@ void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, in
 /* ------------------------------------------------------------------ attention */
 
 /* Causal attention is done in row chunks: chunk [r0, r0+ch) only needs key
- * columns [0, r0+ch), which halves the work of a full T x T product. */
+ * columns [0, r0+ch), which halves the work of a full T x T product. No
+ * probability matrix is kept: forward computes each chunk's probabilities in
+ * a per-thread scratch, and backward recomputes them there with the very same
+ * operations (the same GEMM call and softmax), so they are bit-identical to
+ * the forward's and memory is O(threads x chunk x T), not O(B H T^2). */
 #define ATT_CHUNK RED_ATT_CHUNK
 
 typedef struct {
     red_pool *pool;
-    float *out, *probs, *dq, *dk, *dv, *dscratch;
-    const float *q, *k, *v, *dout, *probs_in;
+    float *out, *pscratch, *dq, *dk, *dv, *dscratch;
+    const float *q, *k, *v, *dout;
     int B, T, H, KV, HD;
     float scale;
 } att_ctx;
 
-/* One (b, h): P = softmax(mask(Q Kᵀ * scale)), O = P V. */
+/* Probabilities of rows [r0, r0+rows) of one head into Pc [rows, T]:
+ * softmax(mask(Q Kᵀ * scale)) over the first r0+rows columns. */
+static void attention_probs(const att_ctx *c, void *ws, const float *Q, const float *K, int r0, int rows, float *Pc) {
+    int QD = c->H * c->HD, KD = c->KV * c->HD, T = c->T, cols = r0 + rows, i, j;
+    red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, c->scale, Q + (size_t)r0 * QD, QD, K, KD, 0.0f, Pc, T);
+    for (i = 0; i < rows; i++) {
+        float *p = Pc + (size_t)i * T;
+        int n = r0 + i + 1;
+        red_softmax(p, (size_t)n);
+        for (j = n; j < cols; j++) p[j] = 0.0f;
+    }
+}
+
+/* One (b, h): O = P V chunk by chunk. */
 static void attention_forward_units(void *vc, int ith, int nth) {
     att_ctx *c = vc;
     int64_t lo, hi, u;
     int QD = c->H * c->HD, KD = c->KV * c->HD, G = c->H / c->KV, T = c->T;
     void *ws = red_pool_scratch(c->pool, ith);
+    float *Pc = c->pscratch + (size_t)ith * ATT_CHUNK * T;
     red_split_range((int64_t)c->B * c->H, ith, nth, &lo, &hi);
     for (u = lo; u < hi; u++) {
-        int b = (int)(u / c->H), h = (int)(u % c->H), g = h / G, r0, i, j;
+        int b = (int)(u / c->H), h = (int)(u % c->H), g = h / G, r0;
         const float *Q = c->q + (size_t)b * T * QD + (size_t)h * c->HD;
         const float *K = c->k + (size_t)b * T * KD + (size_t)g * c->HD;
         const float *Vv = c->v + (size_t)b * T * KD + (size_t)g * c->HD;
-        float *P = c->probs + (size_t)u * T * T;
         float *O = c->out + (size_t)b * T * QD + (size_t)h * c->HD;
         for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
-            int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK, cols = r0 + rows;
-            float *Pc = P + (size_t)r0 * T;
-            red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, c->scale, Q + (size_t)r0 * QD, QD, K, KD,
-                             0.0f, Pc, T);
-            for (i = 0; i < rows; i++) {
-                float *p = Pc + (size_t)i * T;
-                int n = r0 + i + 1;
-                red_softmax(p, (size_t)n);
-                for (j = n; j < cols; j++) p[j] = 0.0f;
-            }
-            red_sgemm_serial(ws, RED_NN, rows, c->HD, cols, 1.0f, Pc, T, Vv, KD, 0.0f,
-                             O + (size_t)r0 * QD, QD);
+            int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK;
+            attention_probs(c, ws, Q, K, r0, rows, Pc);
+            red_sgemm_serial(ws, RED_NN, rows, c->HD, r0 + rows, 1.0f, Pc, T, Vv, KD, 0.0f, O + (size_t)r0 * QD, QD);
         }
     }
 }
 
-void red_attention_forward(red_pool *pool, float *out, float *probs, const float *q, const float *k,
-                           const float *v, int B, int T, int H, int KV, int HD) {
-    att_ctx c;
-    int64_t units = (int64_t)B * H, nth;
-    memset(&c, 0, sizeof c);
-    c.pool = pool; c.out = out; c.probs = probs; c.q = q; c.k = k; c.v = v;
-    c.B = B; c.T = T; c.H = H; c.KV = KV; c.HD = HD;
-    c.scale = (float)(1.0 / sqrt((double)HD));
-    nth = (int64_t)(2.0 * T * T * HD * units / 2.0e6);
+static int attention_threads(red_pool *pool, double flops, int64_t units) {
+    int64_t nth = (int64_t)(flops / 2.0e6);
     if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
     if (nth > units) nth = units;
-    if (nth < 1) nth = 1;
-    red_pool_run(pool, (int)nth, attention_forward_units, &c);
+    return nth < 1 ? 1 : (int)nth;
+}
+
+void red_attention_forward(red_pool *pool, float *out, float *pscratch, const float *q, const float *k,
+                           const float *v, int B, int T, int H, int KV, int HD) {
+    att_ctx c;
+    memset(&c, 0, sizeof c);
+    c.pool = pool; c.out = out; c.pscratch = pscratch; c.q = q; c.k = k; c.v = v;
+    c.B = B; c.T = T; c.H = H; c.KV = KV; c.HD = HD;
+    c.scale = (float)(1.0 / sqrt((double)HD));
+    red_pool_run(pool, attention_threads(pool, 2.0 * T * T * HD * B * H, (int64_t)B * H), attention_forward_units, &c);
+}
+
+/* Softmax backward on a chunk: dS = P (dP - rowsum(P dP)) * scale. */
+static void softmax_backward_chunk(const float *Pc, float *dS, int r0, int rows, int T, float scale) {
+    int i, j, cols = r0 + rows;
+    for (i = 0; i < rows; i++) {
+        const float *p = Pc + (size_t)i * T;
+        float *d = dS + (size_t)i * T;
+        int n = r0 + i + 1;
+        float s = red_vec_dot(p, d, (size_t)n);
+        for (j = 0; j < n; j++) d[j] = p[j] * (d[j] - s) * scale;
+        for (; j < cols; j++) d[j] = 0.0f;
+    }
 }
 
 /* One (b, kv head) per unit, so the G query heads sharing K,V accumulate
@@ -497,10 +520,10 @@ static void attention_backward_units(void *vc, int ith, int nth) {
     int64_t lo, hi, u;
     int QD = c->H * c->HD, KD = c->KV * c->HD, G = c->H / c->KV, T = c->T;
     void *ws = red_pool_scratch(c->pool, ith);
-    float *dS = c->dscratch + (size_t)ith * ATT_CHUNK * T;
+    float *dS = c->dscratch + (size_t)ith * ATT_CHUNK * T, *Pc = c->pscratch + (size_t)ith * ATT_CHUNK * T;
     red_split_range((int64_t)c->B * c->KV, ith, nth, &lo, &hi);
     for (u = lo; u < hi; u++) {
-        int b = (int)(u / c->KV), g = (int)(u % c->KV), hh, r0, i, j;
+        int b = (int)(u / c->KV), g = (int)(u % c->KV), hh, r0;
         const float *K = c->k + (size_t)b * T * KD + (size_t)g * c->HD;
         const float *Vv = c->v + (size_t)b * T * KD + (size_t)g * c->HD;
         float *dK = c->dk + (size_t)b * T * KD + (size_t)g * c->HD;
@@ -509,30 +532,17 @@ static void attention_backward_units(void *vc, int ith, int nth) {
             int h = g * G + hh;
             const float *Q = c->q + (size_t)b * T * QD + (size_t)h * c->HD;
             const float *dO = c->dout + (size_t)b * T * QD + (size_t)h * c->HD;
-            const float *P = c->probs_in + ((size_t)b * c->H + h) * T * T;
             float *dQ = c->dq + (size_t)b * T * QD + (size_t)h * c->HD;
             for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
                 int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK, cols = r0 + rows;
-                const float *Pc = P + (size_t)r0 * T;
+                attention_probs(c, ws, Q, K, r0, rows, Pc);  /* recomputed, bit-identical to forward */
                 /* dV += Pᵀ dO ; dP = dO Vᵀ */
-                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, Pc, T, dO + (size_t)r0 * QD, QD,
-                                 1.0f, dV, KD);
-                red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, 1.0f, dO + (size_t)r0 * QD, QD, Vv, KD,
-                                 0.0f, dS, T);
-                /* softmax backward: dS = P (dP - rowsum(P dP)) * scale */
-                for (i = 0; i < rows; i++) {
-                    const float *p = Pc + (size_t)i * T;
-                    float *d = dS + (size_t)i * T;
-                    int n = r0 + i + 1;
-                    float s = red_vec_dot(p, d, (size_t)n);
-                    for (j = 0; j < n; j++) d[j] = p[j] * (d[j] - s) * c->scale;
-                    for (; j < cols; j++) d[j] = 0.0f;
-                }
+                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, Pc, T, dO + (size_t)r0 * QD, QD, 1.0f, dV, KD);
+                red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, 1.0f, dO + (size_t)r0 * QD, QD, Vv, KD, 0.0f, dS, T);
+                softmax_backward_chunk(Pc, dS, r0, rows, T, c->scale);
                 /* dQ = dS K ; dK += dSᵀ Q */
-                red_sgemm_serial(ws, RED_NN, rows, c->HD, cols, 1.0f, dS, T, K, KD, 0.0f,
-                                 dQ + (size_t)r0 * QD, QD);
-                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, dS, T, Q + (size_t)r0 * QD, QD,
-                                 1.0f, dK, KD);
+                red_sgemm_serial(ws, RED_NN, rows, c->HD, cols, 1.0f, dS, T, K, KD, 0.0f, dQ + (size_t)r0 * QD, QD);
+                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, dS, T, Q + (size_t)r0 * QD, QD, 1.0f, dK, KD);
             }
         }
     }
@@ -540,20 +550,15 @@ static void attention_backward_units(void *vc, int ith, int nth) {
 
 /* dq = d/dq (overwritten); dk, dv += (zero them first for a fresh layer). */
 void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,
-                            const float *dout, const float *probs, const float *q, const float *k,
+                            const float *dout, float *pscratch, const float *q, const float *k,
                             const float *v, int B, int T, int H, int KV, int HD) {
     att_ctx c;
-    int64_t units = (int64_t)B * KV, nth;
     memset(&c, 0, sizeof c);
     c.pool = pool; c.dq = dq; c.dk = dk; c.dv = dv; c.dscratch = dscratch; c.dout = dout;
-    c.probs_in = probs; c.q = q; c.k = k; c.v = v;
+    c.pscratch = pscratch; c.q = q; c.k = k; c.v = v;
     c.B = B; c.T = T; c.H = H; c.KV = KV; c.HD = HD;
     c.scale = (float)(1.0 / sqrt((double)HD));
-    nth = (int64_t)(4.0 * T * T * HD * B * H / 2.0e6);
-    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
-    if (nth > units) nth = units;
-    if (nth < 1) nth = 1;
-    red_pool_run(pool, (int)nth, attention_backward_units, &c);
+    red_pool_run(pool, attention_threads(pool, 5.0 * T * T * HD * B * H, (int64_t)B * KV), attention_backward_units, &c);
 }
 
 /* ------------------------------------------------------------------ swiglu */
@@ -647,7 +652,7 @@ struct red_train_acts {
     float *rstd_a;  /* [L, N] */
     float *q;       /* [L, N, QD] after RoPE */
     float *k, *v;   /* [L, N, KD] (k after RoPE) */
-    float *probs;   /* [L, B, H, T, T] attention probabilities */
+    float *pscratch; /* [threads, ATT_CHUNK, T] one chunk of attention probabilities per thread */
     float *att;     /* [L, N, QD] attention output (o_proj input) */
     float *h;       /* [L, N, D] residual after attention */
     float *xn_m;    /* [L, N, D] */
@@ -775,7 +780,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     int backward = (what & RED_RUN_BACKWARD) != 0;
     size_t N = (size_t)B * T, D = (size_t)c->dim, F = (size_t)c->ffn, L = (size_t)c->n_layers,
            QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
-           V = (size_t)c->vocab, H = (size_t)c->n_heads, nth = (size_t)red_pool_size(m->pool), total;
+           V = (size_t)c->vocab, nth = (size_t)red_pool_size(m->pool), total;
     red_status st;
     float *p;
     if (B < 1 || T < 1 || T > c->max_pos)
@@ -793,9 +798,8 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     a->maxB = B;
     a->maxT = T;
     a->backward = backward;
-    total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + (size_t)B * H * T * T + N * QD +
-                                   N * D + N * D + N + 3 * N * F) +
-            N * D + N + N * V + (size_t)T * c->head_dim;
+    total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + N * QD + N * D + N * D + N + 3 * N * F) +
+            N * D + N + N * V + (size_t)T * c->head_dim + nth * ATT_CHUNK * (size_t)T;
     if (backward)  /* dlogits and one layer of backward scratch */
         total += N * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * ATT_CHUNK * (size_t)T;
     a->n_floats = total;
@@ -815,7 +819,6 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     TAKE(q, L * N * QD);
     TAKE(k, L * N * KD);
     TAKE(v, L * N * KD);
-    TAKE(probs, L * (size_t)B * H * T * T);
     TAKE(att, L * N * QD);
     TAKE(h, L * N * D);
     TAKE(xn_m, L * N * D);
@@ -827,6 +830,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     TAKE(rstd_f, N);
     TAKE(logits, N * V);
     TAKE(rope_cs, (size_t)T * c->head_dim);
+    TAKE(pscratch, nth * ATT_CHUNK * (size_t)T);
     if (backward) {
         TAKE(dlogits, N * V);
         TAKE(dres, N * D);
@@ -841,7 +845,6 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
         TAKE(dscratch, nth * ATT_CHUNK * (size_t)T);
     }
 #undef TAKE
-    memset(a->probs, 0, L * (size_t)B * H * T * T * sizeof(float));
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
     m->acts = a;
     return RED_OK;
@@ -863,8 +866,7 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
     red_pool *pool = m->pool;
     int64_t N = (int64_t)B * T, i;
     int D = c->dim, F = c->ffn, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, l;
-    size_t ND = (size_t)N * D, NF = (size_t)N * F, NQ = (size_t)N * QD, NK = (size_t)N * KD,
-           PP = (size_t)B * c->n_heads * T * T;
+    size_t ND = (size_t)N * D, NF = (size_t)N * F, NQ = (size_t)N * QD, NK = (size_t)N * KD;
     if (!a || B < 1 || B > a->maxB || T != a->maxT) return RED_E_ARG;
     for (i = 0; i < N; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab) return RED_E_ARG;
@@ -884,7 +886,7 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         red_linear_forward(pool, v, xn, w->wv, w->bv, N, KD, D, 0.0f);
         red_rope_forward(pool, q, a->rope_cs, N, T, c->n_heads, c->head_dim);
         red_rope_forward(pool, k, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
-        red_attention_forward(pool, att, LAYER(a->probs, l, PP), q, k, v, B, T, c->n_heads, c->n_kv_heads,
+        red_attention_forward(pool, att, a->pscratch, q, k, v, B, T, c->n_heads, c->n_kv_heads,
                           c->head_dim);
         memcpy(h, x, ND * sizeof(float));
         red_linear_forward(pool, h, att, w->wo, NULL, N, D, QD, 1.0f);
@@ -985,13 +987,12 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
     red_pool *pool = m->pool;
     int B, T, l, D = c->dim, F = c->ffn, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
     int64_t N;
-    size_t ND, NF, NQ, NK, PP;
+    size_t ND, NF, NQ, NK;
     if (!a || !a->backward || !m->grads || a->B < 1) return RED_E_ARG;  /* no RED_RUN_BACKWARD run state */
     B = a->B;
     T = a->T;
     N = (int64_t)B * T;
     ND = (size_t)N * D; NF = (size_t)N * F; NQ = (size_t)N * QD; NK = (size_t)N * KD;
-    PP = (size_t)B * c->n_heads * T * T;
     /* head and final norm */
     red_linear_backward(pool, a->dxn, m->gw.lm_head, NULL, a->dlogits, a->xn_f, m->w.lm_head, N, c->vocab, D,
                     0.0f);
@@ -1026,7 +1027,7 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         memset(a->dk, 0, NK * sizeof(float));
         memset(a->dv, 0, NK * sizeof(float));
         if (ex) add_extra(a->datt, ex->datt, l, NQ);
-        red_attention_backward(pool, a->dq, a->dk, a->dv, a->dscratch, a->datt, LAYER(a->probs, l, PP), q, k, v,
+        red_attention_backward(pool, a->dq, a->dk, a->dv, a->dscratch, a->datt, a->pscratch, q, k, v,
                            B, T, c->n_heads, c->n_kv_heads, c->head_dim);
         if (ex) {  /* q, k gradients in the rotated space: RoPE's backward maps them back */
             add_extra(a->dq, ex->dq, l, NQ);
