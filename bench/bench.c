@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #ifdef RED_BENCH_PEER
@@ -74,7 +75,16 @@ typedef struct {
     int m, n, k, threads, reps, scalar, svd_peer_sdd;
     red_trans trans;
     double alpha, beta;
+    const char *teacher_config;  /* distill: a config.json shape instead of a preset */
+    int width, seq, batch;       /* distill: 0 = the preset's / half width */
 } bench_opts;
+
+/* Peak resident set of this process in MB (getrusage reports kilobytes on Linux). */
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1.0;
+    return ru.ru_maxrss / 1024.0;
+}
 
 /* ------------------------------------------------------------------ matmul */
 
@@ -574,27 +584,32 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     red_loss_cfg lc = {10.0f, 0.2f, RED_KL_SEQUENCE};
     red_adamw_cfg opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     red_losses L;
-    int *tok, *tgt, k, ok;
+    int *tok, *tgt, k, ok, seq = o->seq ? o->seq : p->seq, batch = o->batch ? o->batch : p->batch, width;
     double t0, best = 1e30, total = 0.0, first = 0.0, last = 0.0;
     preset_config(p, &c);
+    if (o->teacher_config && red_config_read(&c, o->teacher_config, &err) != RED_OK) {
+        fprintf(stderr, "red bench distill: %s\n", err.msg);
+        return 1;
+    }
+    if (c.max_pos < seq) c.max_pos = seq;
+    width = o->width ? o->width : c.dim / 2;
     if (!pool || red_model_init(&t, &c, pool, &err)) {
         fprintf(stderr, "red bench distill: %s\n", pool ? err.msg : "cannot create threads");
         return 1;
     }
     red_rng_seed(&r, 1);
     red_model_init_random(&t, &r, 0.02f, 0.02f / sqrtf(2.0f * c.n_layers));
-    memset(&io, 0, sizeof io);
+    red_init_opts_default(&io);
     io.kind = RED_INIT_ORTHOGONAL;
-    io.orth_scale = 1.0f;
     io.seed = 1;
-    if (red_student_init(&s, &t, c.dim / 2, &err) || red_student_train_alloc(&s, p->batch, p->seq, &err) ||
+    if (red_student_init(&s, &t, width, &err) || red_student_train_alloc(&s, batch, seq, &err) ||
         red_student_initialize(&s, &io, NULL, 0, &err)) {
         fprintf(stderr, "red bench distill: %s\n", err.msg);
         return 1;
     }
-    tok = bench_alloc(sizeof(int) * (size_t)p->batch * p->seq);
-    tgt = bench_alloc(sizeof(int) * (size_t)p->batch * p->seq);
-    motif_tokens(&r, tok, tgt, p->batch, p->seq, c.vocab);
+    tok = bench_alloc(sizeof(int) * (size_t)batch * seq);
+    tgt = bench_alloc(sizeof(int) * (size_t)batch * seq);
+    motif_tokens(&r, tok, tgt, batch, seq, c.vocab);
     for (k = 0; k <= steps; k++) {  /* step 0 is warm-up, not timed */
         t0 = red_time_seconds();
         red_student_loss(&s, tok, tgt, &lc, 1, &L);
@@ -610,12 +625,13 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
         last = L.total;
     }
     ok = isfinite(last) && last < first;
-    printf("op=distill config=%c teacher_dim=%d student_dim=%d layers=%d heads=%d ffn=%d seq=%d batch=%d vocab=%d "
-           "trainable=%zu threads=%d simd=%s steps=%d ms_per_step=%.2f best_ms=%.2f tok_per_s=%.0f loss_first=%.4f "
-           "loss_last=%.4f pass=%d\n",
-           p->name, c.dim, s.d_s, c.n_layers, c.n_heads, c.ffn, p->seq, p->batch, c.vocab, s.n, red_pool_size(pool),
-           red_simd_name(), steps, 1e3 * total / steps, 1e3 * best, (double)p->batch * p->seq * steps / total, first,
-           last, ok);
+    printf("op=distill config=%s teacher_dim=%d student_dim=%d layers=%d heads=%d kv_heads=%d ffn=%d seq=%d batch=%d "
+           "vocab=%d teacher_params=%zu trainable=%zu threads=%d simd=%s steps=%d ms_per_step=%.2f best_ms=%.2f "
+           "tok_per_s=%.0f peak_rss_mb=%.0f loss_first=%.4f loss_last=%.4f pass=%d\n",
+           o->teacher_config ? o->teacher_config : (p->name == 'a' ? "a" : p->name == 'b' ? "b" : "c"), c.dim, s.d_s,
+           c.n_layers, c.n_heads, c.n_kv_heads, c.ffn, seq, batch, c.vocab, t.n_params, s.n, red_pool_size(pool),
+           red_simd_name(), steps, 1e3 * total / steps, 1e3 * best, (double)batch * seq * steps / total, peak_rss_mb(),
+           first, last, ok);
     free(tok);
     free(tgt);
     red_student_free(&s);
@@ -633,7 +649,8 @@ static const char *usage_bench =
     "       red bench peak [--threads T]\n"
     "       red bench train [--config a|b|c] [--threads T] [--steps S]\n"
     "       red bench infer [--config a|b|c] [--threads T] [--batch B] [--gen N]\n"
-    "       red bench distill [--config a|b|c] [--threads T] [--steps S]\n"
+    "       red bench distill [--config a|b|c | --teacher-config CONFIG.json] [--width D] [--seq T]\n"
+    "                         [--batch B] [--threads T] [--steps S]\n"
     "\n"
     "One line of key=value pairs per measurement: op, impl, m, n, k, threads, simd,\n"
     "reps, seconds (median), gflops, max_err (relative, against a double reference),\n"
@@ -648,7 +665,9 @@ static const char *usage_bench =
     "prompt of seq/2 tokens (default batch 1, 64 new tokens).\n"
     "distill: tokens/s of an LRC distillation step (teacher forward, merged\n"
     "student forward and backward through the projections with CE + KL + clone\n"
-    "losses, clip, AdamW) from the config's teacher to half width (default b);\n"
+    "losses, clip, AdamW) from the config's teacher to half width (default b),\n"
+    "or a random teacher of CONFIG.json's shape (a Hugging Face config) to width\n"
+    "D at T x B; prints peak_rss_mb (getrusage) beside tok_per_s.\n"
     "bench/torch_distill.py is the PyTorch peer.\n"
     "Exit status 1 if any check fails.\n";
 
@@ -689,7 +708,10 @@ int red_bench_main(int argc, char **argv) {
         else if (!strcmp(opt, "--alpha")) o.alpha = atof(argv[++i]);
         else if (!strcmp(opt, "--steps")) steps = parse_int(opt, argv[++i], 1, 100000);
         else if (!strcmp(opt, "--gen")) gen = parse_int(opt, argv[++i], 1, 100000);
-        else if (!strcmp(opt, "--batch")) infer_batch = parse_int(opt, argv[++i], 1, 4096);
+        else if (!strcmp(opt, "--batch")) o.batch = infer_batch = parse_int(opt, argv[++i], 1, 4096);
+        else if (!strcmp(opt, "--seq")) o.seq = parse_int(opt, argv[++i], 2, 1 << 20);
+        else if (!strcmp(opt, "--width")) o.width = parse_int(opt, argv[++i], 1, 1 << 20);
+        else if (!strcmp(opt, "--teacher-config")) o.teacher_config = argv[++i];
         else if (!strcmp(opt, "--config")) {
             const char *cf = argv[++i];
             if (strlen(cf) != 1 || cf[0] < 'a' || cf[0] > 'c') {
