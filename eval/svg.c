@@ -75,45 +75,40 @@ static void data_range(const red_series *s, int ns, int y, int logscale, double 
     if (*hi <= *lo) { *hi = logscale ? *lo * 10.0 : *lo + 1.0; }
 }
 
-red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s, int ns, red_error *err) {
-    red_sbuf b;
-    axis ax, ay;
-    int i, k;
+/* Axis ranges: the data's (or the plot's fixed bounds), widened to whole
+ * ticks (decades on a log axis). */
+static void fit_axes(const red_plot *p, const red_series *s, int ns, axis *ax, axis *ay) {
     double step;
-    red_status st;
-    char t[64];
-    ax.log = p->logx;
-    ay.log = p->logy;
-    data_range(s, ns, 0, ax.log, &ax.lo, &ax.hi);
-    data_range(s, ns, 1, ay.log, &ay.lo, &ay.hi);
-    if (p->have_ymin) ay.lo = p->ymin;
-    if (p->have_ymax) ay.hi = p->ymax;
-    if (p->have_xmin) ax.lo = p->xmin;
-    if (ax.log) { ax.lo = pow(10.0, floor(log10(ax.lo))); ax.hi = pow(10.0, ceil(log10(ax.hi))); }
+    ax->log = p->logx;
+    ay->log = p->logy;
+    data_range(s, ns, 0, ax->log, &ax->lo, &ax->hi);
+    data_range(s, ns, 1, ay->log, &ay->lo, &ay->hi);
+    if (p->have_ymin) ay->lo = p->ymin;
+    if (p->have_ymax) ay->hi = p->ymax;
+    if (p->have_xmin) ax->lo = p->xmin;
+    if (ax->log) { ax->lo = pow(10.0, floor(log10(ax->lo))); ax->hi = pow(10.0, ceil(log10(ax->hi))); }
     else if (!p->have_xmin) {
-        step = nice_step(ax.lo, ax.hi, 6);
+        step = nice_step(ax->lo, ax->hi, 6);
         if (p->integer_x && step < 1.0) step = 1.0;
-        ax.lo = floor(ax.lo / step) * step;
-        ax.hi = ceil(ax.hi / step) * step;
+        ax->lo = floor(ax->lo / step) * step;
+        ax->hi = ceil(ax->hi / step) * step;
     }
-    if (ay.log) { ay.lo = pow(10.0, floor(log10(ay.lo))); ay.hi = pow(10.0, ceil(log10(ay.hi))); }
+    if (ay->log) { ay->lo = pow(10.0, floor(log10(ay->lo))); ay->hi = pow(10.0, ceil(log10(ay->hi))); }
     else if (!p->have_ymin || !p->have_ymax) {
-        step = nice_step(ay.lo, ay.hi, 6);
-        if (!p->have_ymin) ay.lo = floor(ay.lo / step) * step;
-        if (!p->have_ymax) ay.hi = ceil(ay.hi / step) * step;
+        step = nice_step(ay->lo, ay->hi, 6);
+        if (!p->have_ymin) ay->lo = floor(ay->lo / step) * step;
+        if (!p->have_ymax) ay->hi = ceil(ay->hi / step) * step;
     }
-    ax.px0 = ML; ax.px1 = W - MR;
-    ay.px0 = H - MB; ay.px1 = MT;
-    red_sbuf_init(&b);
-    red_sbuf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                        "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n", W, H, W, H);
-    red_sbuf_printf(&b, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
-    red_sbuf_printf(&b, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">", (ML + W - MR) / 2);
-    put_escaped(&b, p->title);
-    red_sbuf_puts(&b, "</text>\n");
-    /* grid and ticks */
+    ax->px0 = ML; ax->px1 = W - MR;
+    ay->px0 = H - MB; ay->px1 = MT;
+}
+
+/* Grid lines and tick labels of both axes. */
+static void put_grid(red_sbuf *b, const red_plot *p, const axis *ax, const axis *ay) {
+    int k;
+    char t[64];
     for (k = 0; k < 2; k++) {
-        const axis *a = k ? &ay : &ax;
+        const axis *a = k ? ay : ax;
         double v, st2 = a->log ? 0.0 : nice_step(a->lo, a->hi, 6);
         if (!k && p->integer_x && st2 < 1.0) st2 = 1.0;
         for (v = a->log ? a->lo : ceil(a->lo / st2 - 1e-9) * st2; v <= a->hi * (1 + 1e-9) + (a->log ? 0 : 1e-12);
@@ -121,65 +116,95 @@ red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s
             double px = to_px(a, v);
             fmt_tick(t, sizeof t, v, st2);
             if (k) {
-                red_sbuf_printf(&b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", ML, px, W - MR, px);
-                red_sbuf_printf(&b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML - 6, px + 4, t);
+                red_sbuf_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n", ML, px, W - MR, px);
+                red_sbuf_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML - 6, px + 4, t);
             } else {
-                red_sbuf_printf(&b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e4e4e4\"/>\n", px, MT, px, H - MB);
-                red_sbuf_printf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", px, H - MB + 16, t);
+                red_sbuf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e4e4e4\"/>\n", px, MT, px, H - MB);
+                red_sbuf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", px, H - MB + 16, t);
             }
             if (a->log && v > 1e300) break;
         }
     }
-    red_sbuf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n", ML, MT,
+}
+
+/* The frame and the axis labels. */
+static void put_frame(red_sbuf *b, const red_plot *p) {
+    red_sbuf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n", ML, MT,
                     W - MR - ML, H - MB - MT);
-    red_sbuf_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">", (ML + W - MR) / 2, H - 16);
-    put_escaped(&b, p->xlabel);
-    red_sbuf_puts(&b, "</text>\n");
-    red_sbuf_printf(&b, "<text x=\"18\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 %d)\">",
+    red_sbuf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">", (ML + W - MR) / 2, H - 16);
+    put_escaped(b, p->xlabel);
+    red_sbuf_puts(b, "</text>\n");
+    red_sbuf_printf(b, "<text x=\"18\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 %d)\">",
                     (MT + H - MB) / 2, (MT + H - MB) / 2);
-    put_escaped(&b, p->ylabel);
-    red_sbuf_puts(&b, "</text>\n");
-    /* series, clipped to the frame */
-    red_sbuf_printf(&b, "<clipPath id=\"frame\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/></clipPath>\n<g clip-path=\"url(#frame)\">\n",
-                    ML, MT, W - MR - ML, H - MB - MT);
-    for (k = 0; k < ns; k++) {
-        const char *col = s[k].color ? s[k].color : palette[k % 10];
-        int started = 0;
-        red_sbuf_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s points=\"", col,
-                        s[k].width > 0 ? (s[k].width > 1.5 ? "2.5" : "1.2") : "1.8",
-                        s[k].dashed ? " stroke-dasharray=\"6 4\"" : "");
-        for (i = 0; i < s[k].n; i++) {
-            if (!isfinite(s[k].x[i]) || !isfinite(s[k].y[i]) || (ax.log && s[k].x[i] <= 0) || (ay.log && s[k].y[i] <= 0)) continue;
-            red_sbuf_printf(&b, "%s%.1f,%.1f", started ? " " : "", to_px(&ax, s[k].x[i]), to_px(&ay, s[k].y[i]));
-            started = 1;
-        }
-        red_sbuf_puts(&b, "\"/>\n");
-        for (i = 0; i < s[k].n; i++) {
-            double px, py;
-            if (!isfinite(s[k].x[i]) || !isfinite(s[k].y[i]) || (ax.log && s[k].x[i] <= 0) || (ay.log && s[k].y[i] <= 0)) continue;
-            px = to_px(&ax, s[k].x[i]);
-            py = to_px(&ay, s[k].y[i]);
-            if (s[k].err && s[k].err[i] > 0) {
-                double lo = s[k].y[i] - s[k].err[i], hi = s[k].y[i] + s[k].err[i];
-                if (ay.log && lo <= 0) lo = ay.lo;
-                red_sbuf_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", px, to_px(&ay, lo),
-                                px, to_px(&ay, hi), col);
-            }
-            if (s[k].markers) red_sbuf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", px, py, col);
-        }
+    put_escaped(b, p->ylabel);
+    red_sbuf_puts(b, "</text>\n");
+}
+
+static int drawable(const red_series *s, int i, const axis *ax, const axis *ay) {
+    return isfinite(s->x[i]) && isfinite(s->y[i]) && !(ax->log && s->x[i] <= 0) && !(ay->log && s->y[i] <= 0);
+}
+
+/* One series: its polyline, then error bars and markers. */
+static void put_series(red_sbuf *b, const red_series *s, const char *col, const axis *ax, const axis *ay) {
+    int i, started = 0;
+    red_sbuf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s points=\"", col,
+                    s->width > 0 ? (s->width > 1.5 ? "2.5" : "1.2") : "1.8", s->dashed ? " stroke-dasharray=\"6 4\"" : "");
+    for (i = 0; i < s->n; i++) {
+        if (!drawable(s, i, ax, ay)) continue;
+        red_sbuf_printf(b, "%s%.1f,%.1f", started ? " " : "", to_px(ax, s->x[i]), to_px(ay, s->y[i]));
+        started = 1;
     }
-    red_sbuf_puts(&b, "</g>\n");
-    /* legend */
+    red_sbuf_puts(b, "\"/>\n");
+    for (i = 0; i < s->n; i++) {
+        double px, py;
+        if (!drawable(s, i, ax, ay)) continue;
+        px = to_px(ax, s->x[i]);
+        py = to_px(ay, s->y[i]);
+        if (s->err && s->err[i] > 0) {
+            double lo = s->y[i] - s->err[i], hi = s->y[i] + s->err[i];
+            if (ay->log && lo <= 0) lo = ay->lo;
+            red_sbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\"/>\n", px, to_px(ay, lo),
+                            px, to_px(ay, hi), col);
+        }
+        if (s->markers) red_sbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", px, py, col);
+    }
+}
+
+static void put_legend(red_sbuf *b, const red_series *s, int ns) {
+    int k;
     for (k = 0; k < ns; k++) {
         const char *col = s[k].color ? s[k].color : palette[k % 10];
         int y = MT + 8 + 18 * k;
         if (!s[k].label) continue;
-        red_sbuf_printf(&b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
+        red_sbuf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
                         W - MR + 12, y, W - MR + 36, y, col, s[k].dashed ? " stroke-dasharray=\"6 4\"" : "");
-        red_sbuf_printf(&b, "<text x=\"%d\" y=\"%d\">", W - MR + 42, y + 4);
-        put_escaped(&b, s[k].label);
-        red_sbuf_puts(&b, "</text>\n");
+        red_sbuf_printf(b, "<text x=\"%d\" y=\"%d\">", W - MR + 42, y + 4);
+        put_escaped(b, s[k].label);
+        red_sbuf_puts(b, "</text>\n");
     }
+}
+
+red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s, int ns, red_error *err) {
+    red_sbuf b;
+    axis ax, ay;
+    int k;
+    red_status st;
+    fit_axes(p, s, ns, &ax, &ay);
+    red_sbuf_init(&b);
+    red_sbuf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+                        "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n", W, H, W, H);
+    red_sbuf_printf(&b, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
+    red_sbuf_printf(&b, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">", (ML + W - MR) / 2);
+    put_escaped(&b, p->title);
+    red_sbuf_puts(&b, "</text>\n");
+    put_grid(&b, p, &ax, &ay);
+    put_frame(&b, p);
+    /* series, clipped to the frame */
+    red_sbuf_printf(&b, "<clipPath id=\"frame\"><rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/></clipPath>\n<g clip-path=\"url(#frame)\">\n",
+                    ML, MT, W - MR - ML, H - MB - MT);
+    for (k = 0; k < ns; k++) put_series(&b, &s[k], s[k].color ? s[k].color : palette[k % 10], &ax, &ay);
+    red_sbuf_puts(&b, "</g>\n");
+    put_legend(&b, s, ns);
     red_sbuf_puts(&b, "</svg>\n");
     if (b.failed) {
         red_sbuf_free(&b);
