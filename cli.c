@@ -774,6 +774,15 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
         if (red_lm_load(t, paths[nt], limit, &sets[nt], &err) != RED_OK) die(1, "%s", err.msg);
         nt++;
     }
+    for (j = 0; list && j < n_data; j++) {  /* every --data TASK=FILE names a task of the list */
+        red_lm_task t;
+        char name[32];
+        const char *eq = strchr(datas[j], '=');
+        int k, used = 0;
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - datas[j]) : 0, datas[j]);
+        for (k = 0; k < nt && red_lm_task_parse(name, &t) == RED_OK; k++) used |= sets[k].task == t;
+        if (!used) die(2, "eval: --data '%s' is not TASK=FILE for a task of --tasks", datas[j]);
+    }
     if ((dump || samples_out) && nt != 1) die(2, "eval: --dump-requests and --samples take a single --task%s", "");
     if (dump) {
         red_sbuf_init(&b);
@@ -872,10 +881,11 @@ static int cmd_eval(int argc, char **argv) {
         return cmd_eval_lm(task_name, tasks, datas, n_data, data_dir, model, dump, limit, batch, bos, threads, json_out,
                            samples_out);
     }
+    if (task_name && strcmp(task_name, "choice") && red_gsm8k_task_parse(task_name, &task) != RED_OK)
+        die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot, choice, arc_easy, arc_challenge, "
+               "hellaswag, piqa, winogrande, sciq, boolq, mmlu)", task_name);
     if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)%s", "");
     if (!strcmp(task_name, "choice")) return cmd_eval_choice(model, data, limit, batch, bos, threads, json_out, samples_out);
-    if (red_gsm8k_task_parse(task_name, &task) != RED_OK)
-        die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot)", task_name);
     if (shots < 0) shots = task == RED_GSM8K && fewshot ? 5 : task == RED_GSM8K_COT ? 8 : 0;
     if (task == RED_GSM8K && shots > 0 && !fewshot) die(2, "eval: gsm8k with --shots > 0 needs --fewshot-from TRAIN.jsonl%s", "");
     if (task == RED_GSM8K_COT && shots != 8) die(2, "eval: gsm8k_cot always uses its 8 fixed exemplars%s", "");
