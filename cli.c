@@ -1555,7 +1555,7 @@ static const char *usage_reproduce =
     "usage: red reproduce [--out DIR] [--teacher DIR] [--quick | --full] [--quarter]\n"
     "                     [--inits lrc,orthogonal,pca,magnitude,red] [--seeds N] [--tokens N]\n"
     "                     [--mix F] [--lr LR] [--batch B] [--evals N] [--per-step N] [--choice N]\n"
-    "                     [--threads N]\n"
+    "                     [--general FILE:TASK] [--threads N]\n"
     "\n"
     "The paper's experiment (../shared/docs/method.md §E) on a teacher (default\n"
     "data/teacher): students at half width (--quarter: a quarter) with every init\n"
@@ -1573,7 +1573,11 @@ static const char *usage_reproduce =
     "(default 3e-3), 1% warm-up then linear decay, clip 1, tau 10, alpha 0.2, KL\n"
     "reduced by sequence (LRC's). --evals N: points on the accuracy curve (default\n"
     "4). Inits: lrc (Gaussian, std 0.02*sqrt(3072/d_t): LRC's column norm),\n"
-    "lrc-literal (std 0.02), orthogonal, pca, magnitude, red.\n";
+    "lrc-literal (std 0.02), orthogonal, pca, magnitude, red.\n"
+    "--general FILE:TASK: the general-ability column scores lm-eval's zero-shot TASK\n"
+    "(arc_easy, arc_challenge, hellaswag, piqa, winogrande, sciq, boolq, mmlu; rows as\n"
+    "red eval reads them) by acc instead of the built-in items; an output directory\n"
+    "keeps the general-ability data it was first run with.\n";
 
 static void say_line(void *ctx, const char *msg) {
     double *t0 = ctx;
@@ -1612,6 +1616,15 @@ static int cmd_reproduce(int argc, char **argv) {
         else if (!strcmp(a, "--mix")) mix = parse_num(a, argv[++i], 0, 0.95);
         else if (!strcmp(a, "--per-step")) per_step = (int)parse_num(a, argv[++i], 1, 100000);
         else if (!strcmp(a, "--choice")) n_choice = (int)parse_num(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--general")) {  /* FILE:TASK, split at the last colon */
+            char *colon = strrchr(argv[++i], ':');
+            red_lm_task t;
+            if (!colon || red_lm_task_parse(colon + 1, &t) != RED_OK)
+                die(2, "reproduce: --general wants FILE:TASK with an lm-eval task (arc_easy, ..., mmlu), got '%s'", argv[i]);
+            *colon = 0;
+            o.general_file = argv[i];
+            o.general_task = (int)t;
+        }
         else if (!strcmp(a, "--lr")) lr = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--batch")) batch = (int)parse_num(a, argv[++i], 1, 1024);
         else if (!strcmp(a, "--evals")) evals = (int)parse_num(a, argv[++i], 1, 64);
