@@ -789,7 +789,10 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
         red_lm_requests_jsonl(&sets[0], &b);
         write_text_file(dump, &b);
         red_sbuf_free(&b);
-        if (!model) return 0;
+        if (!model) {
+            red_lm_set_free(&sets[0]);
+            return 0;
+        }
     }
     if (!model) die(2, "eval: --model is required to score (or give --dump-requests alone)%s", "");
     pool = make_pool(threads);
