@@ -517,7 +517,7 @@ static int cmd_generate(int argc, char **argv) {
 }
 
 static const char *usage_eval =
-    "usage: red eval --task gsm8k|gsm8k_cot|gsm8k_cot_zeroshot|choice --model DIR --data TEST.jsonl\n"
+    "usage: red eval --task gsm8k|gsm8k_cot|gsm8k_cot_zeroshot|choice|LM-EVAL-TASK --model DIR --data TEST.jsonl\n"
     "                [--fewshot-from TRAIN.jsonl] [--shots K] [--limit N] [--json OUT.json]\n"
     "                [--samples OUT.jsonl] [--batch B] [--max-gen N] [--bos] [--calculator] [--threads N]\n"
     "\n"
@@ -540,7 +540,22 @@ static const char *usage_eval =
     "                      {\"contexts\": [...], \"continuation\", \"gold\"} (WinoGrande: acc)\n"
     "The model directory must record its tokenizer (red_tokenizer.json).\n"
     "--json writes a summary, --samples one line per doc (prompt, completion,\n"
-    "extracted answers, gold, correct); both atomically.\n";
+    "extracted answers, gold, correct); both atomically.\n"
+    "\n"
+    "lm-eval's zero-shot general-ability tasks, from the Hugging Face datasets'\n"
+    "rows exported as JSONL (README: General-ability benchmarks):\n"
+    "  red eval --task arc_easy|arc_challenge|hellaswag|piqa|winogrande|sciq|boolq|mmlu\n"
+    "           --data ROWS.jsonl [--model DIR] [--dump-requests OUT.jsonl] [--json OUT.json]\n"
+    "  red eval --tasks arc_easy,piqa,... (--data-dir DIR | --data TASK=ROWS.jsonl ...)\n"
+    "           --model DIR [--json OUT.json]\n"
+    "--tasks reads each task's rows from --data TASK=FILE if given, else DIR/TASK.jsonl,\n"
+    "and writes one summary: {\"results\": {TASK: {\"acc\", \"acc_stderr\", ...}}}.\n"
+    "acc and acc_norm (loglikelihood / the choice's length in characters) where\n"
+    "lm-eval reports them, with lm-eval's standard errors; mmlu adds its four groups\n"
+    "and the subjects (acc = the micro average, stderr pooled as lm-eval pools it).\n"
+    "--dump-requests writes every (context, continuation) request in doc then\n"
+    "choice order; without --model nothing is scored. --limit N takes the first N\n"
+    "rows of each file.\n";
 
 static const char *usage_score =
     "usage: red score-gsm8k --data TEST.jsonl --completions FILE.jsonl [--task gsm8k|gsm8k_cot]\n"
@@ -723,9 +738,108 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     return 0;
 }
 
+/* red eval --task/--tasks over lm-eval's general-ability tasks (eval/lmeval.c). */
+static int cmd_eval_lm(const char *one, const char *list, const char *const *datas, int n_data, const char *dir,
+                       const char *model, const char *dump, int limit, int batch, int bos, int threads,
+                       const char *json_out, const char *samples_out) {
+    red_lm_set sets[RED_LM_N_TASKS];
+    char dir_paths[RED_LM_N_TASKS][4096], names[256], *tok_s;
+    const char *paths[RED_LM_N_TASKS];
+    int nt = 0, i, j;
+    red_error err;
+    red_model m;
+    red_tokenizer tok;
+    red_pool *pool;
+    red_sbuf js, b;
+    if (snprintf(names, sizeof names, "%s", list ? list : one) >= (int)sizeof names) die(2, "eval: task list too long%s", "");
+    for (tok_s = strtok(names, ","); tok_s; tok_s = strtok(NULL, ",")) {
+        red_lm_task t;
+        const char *path = NULL;
+        if (red_lm_task_parse(tok_s, &t) != RED_OK || nt == RED_LM_N_TASKS)
+            die(2, "eval: unknown or repeated task '%s' (arc_easy, arc_challenge, hellaswag, piqa, winogrande, sciq, boolq, mmlu)", tok_s);
+        for (j = 0; j < nt; j++)
+            if (sets[j].task == t) die(2, "eval: task '%s' given twice", tok_s);
+        for (j = 0; j < n_data; j++) {
+            size_t k = strlen(tok_s);
+            if (!list) path = datas[j];
+            else if (!strncmp(datas[j], tok_s, k) && datas[j][k] == '=') path = datas[j] + k + 1;
+        }
+        if (!path && dir) {
+            if (snprintf(dir_paths[nt], sizeof dir_paths[nt], "%s/%s.jsonl", dir, tok_s) >= (int)sizeof dir_paths[nt])
+                die(2, "eval: --data-dir path too long%s", "");
+            path = dir_paths[nt];
+        }
+        if (!path) die(2, "eval: no data for task '%s' (--data TASK=FILE or --data-dir DIR)", tok_s);
+        paths[nt] = path;
+        if (red_lm_load(t, paths[nt], limit, &sets[nt], &err) != RED_OK) die(1, "%s", err.msg);
+        nt++;
+    }
+    for (j = 0; list && j < n_data; j++) {  /* every --data TASK=FILE names a task of the list */
+        red_lm_task t;
+        char name[32];
+        const char *eq = strchr(datas[j], '=');
+        int k, used = 0;
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - datas[j]) : 0, datas[j]);
+        for (k = 0; k < nt && red_lm_task_parse(name, &t) == RED_OK; k++) used |= sets[k].task == t;
+        if (!used) die(2, "eval: --data '%s' is not TASK=FILE for a task of --tasks", datas[j]);
+    }
+    if ((dump || samples_out) && nt != 1) die(2, "eval: --dump-requests and --samples take a single --task%s", "");
+    if (dump) {
+        red_sbuf_init(&b);
+        red_lm_requests_jsonl(&sets[0], &b);
+        write_text_file(dump, &b);
+        red_sbuf_free(&b);
+        if (!model) {
+            red_lm_set_free(&sets[0]);
+            return 0;
+        }
+    }
+    if (!model) die(2, "eval: --model is required to score (or give --dump-requests alone)%s", "");
+    pool = make_pool(threads);
+    load_model(&m, model, pool);
+    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    red_sbuf_init(&js);
+    red_sbuf_puts(&js, "{\"model\": ");
+    red_json_put_string(&js, model, strlen(model));
+    red_sbuf_printf(&js, ", \"num_fewshot\": 0, \"bos\": %s, \"results\": {", bos ? "true" : "false");
+    for (i = 0; i < nt; i++) {
+        const char *name = red_lm_task_name(sets[i].task);
+        red_lm_scores sc;
+        const red_lm_summary *r = &sc.summary;
+        progress_state ps;
+        ps.t0 = red_time_seconds();
+        ps.what = name;
+        if (red_lm_eval(&m, &tok, &sets[i], bos, batch, progress_line, &ps, &sc, &err) != RED_OK) die(1, "%s", err.msg);
+        fprintf(stderr, "eval: %s: %d docs (%d requests) in %.1f s\n", name, r->n, sc.n_req, red_time_seconds() - ps.t0);
+        printf("%s (%d docs, 0-shot, bos %s)\n  acc       %.4f ± %.4f\n", name, r->n, bos ? "yes" : "no", r->acc,
+               r->acc_stderr);
+        if (red_lm_has_acc_norm(sets[i].task)) printf("  acc_norm  %.4f ± %.4f\n", r->acc_norm, r->acc_norm_stderr);
+        for (j = 0; j < RED_MMLU_GROUPS && sets[i].task == RED_LM_MMLU; j++)
+            if (r->group_n[j]) printf("  %-16s acc %.4f ± %.4f (%d docs)\n", red_mmlu_group_name(j), r->group_acc[j], r->group_stderr[j], r->group_n[j]);
+        red_sbuf_printf(&js, "%s\"%s\": ", i ? ", " : "", name);
+        red_lm_result_json(&sets[i], r, paths[i], &js);
+        if (samples_out) {
+            red_sbuf_init(&b);
+            red_lm_samples_jsonl(&sets[i], &sc, &b);
+            write_text_file(samples_out, &b);
+            red_sbuf_free(&b);
+        }
+        red_lm_scores_free(&sc);
+        red_lm_set_free(&sets[i]);
+    }
+    red_sbuf_puts(&js, "}}\n");
+    if (json_out) write_text_file(json_out, &js);
+    red_sbuf_free(&js);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv) {
     const char *task_name = NULL, *model = NULL, *data = NULL, *fewshot = NULL, *json_out = NULL,
-               *samples_out = NULL;
+               *samples_out = NULL, *tasks = NULL, *data_dir = NULL, *dump = NULL, *datas[RED_LM_N_TASKS];
+    int n_data = 0;
+    red_lm_task lm_task;
     int shots = -1, limit = 0, batch = 8, max_gen = 256, bos = 0, threads = 0, i, n_test, n_all, n_train = 0,
         calculator = 0;
     red_gsm8k_task task;
@@ -748,7 +862,12 @@ static int cmd_eval(int argc, char **argv) {
         if (i + 1 >= argc) die(2, "eval: %s needs a value (see red eval --help)", o);
         if (!strcmp(o, "--task")) task_name = argv[++i];
         else if (!strcmp(o, "--model")) model = argv[++i];
-        else if (!strcmp(o, "--data")) data = argv[++i];
+        else if (!strcmp(o, "--data")) {
+            if (n_data == RED_LM_N_TASKS) die(2, "eval: too many --data%s", "");
+            data = datas[n_data++] = argv[++i];
+        } else if (!strcmp(o, "--tasks")) tasks = argv[++i];
+        else if (!strcmp(o, "--data-dir")) data_dir = argv[++i];
+        else if (!strcmp(o, "--dump-requests")) dump = argv[++i];
         else if (!strcmp(o, "--fewshot-from")) fewshot = argv[++i];
         else if (!strcmp(o, "--json")) json_out = argv[++i];
         else if (!strcmp(o, "--samples")) samples_out = argv[++i];
@@ -759,10 +878,17 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "eval: unknown option '%s' (see red eval --help)", o);
     }
+    if (tasks || (task_name && red_lm_task_parse(task_name, &lm_task) == RED_OK)) {
+        if (tasks && task_name) die(2, "eval: give --task or --tasks, not both%s", "");
+        if (!tasks && n_data != 1) die(2, "eval: --task %s needs one --data ROWS.jsonl", task_name);
+        return cmd_eval_lm(task_name, tasks, datas, n_data, data_dir, model, dump, limit, batch, bos, threads, json_out,
+                           samples_out);
+    }
+    if (task_name && strcmp(task_name, "choice") && red_gsm8k_task_parse(task_name, &task) != RED_OK)
+        die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot, choice, arc_easy, arc_challenge, "
+               "hellaswag, piqa, winogrande, sciq, boolq, mmlu)", task_name);
     if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)%s", "");
     if (!strcmp(task_name, "choice")) return cmd_eval_choice(model, data, limit, batch, bos, threads, json_out, samples_out);
-    if (red_gsm8k_task_parse(task_name, &task) != RED_OK)
-        die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot)", task_name);
     if (shots < 0) shots = task == RED_GSM8K && fewshot ? 5 : task == RED_GSM8K_COT ? 8 : 0;
     if (task == RED_GSM8K && shots > 0 && !fewshot) die(2, "eval: gsm8k with --shots > 0 needs --fewshot-from TRAIN.jsonl%s", "");
     if (task == RED_GSM8K_COT && shots != 8) die(2, "eval: gsm8k_cot always uses its 8 fixed exemplars%s", "");
@@ -1432,7 +1558,7 @@ static const char *usage_reproduce =
     "usage: red reproduce [--out DIR] [--teacher DIR] [--quick | --full] [--quarter]\n"
     "                     [--inits lrc,orthogonal,pca,magnitude,red] [--seeds N] [--tokens N]\n"
     "                     [--mix F] [--lr LR] [--batch B] [--evals N] [--per-step N] [--choice N]\n"
-    "                     [--threads N]\n"
+    "                     [--general FILE:TASK] [--threads N]\n"
     "\n"
     "The paper's experiment (../shared/docs/method.md §E) on a teacher (default\n"
     "data/teacher): students at half width (--quarter: a quarter) with every init\n"
@@ -1450,7 +1576,11 @@ static const char *usage_reproduce =
     "(default 3e-3), 1% warm-up then linear decay, clip 1, tau 10, alpha 0.2, KL\n"
     "reduced by sequence (LRC's). --evals N: points on the accuracy curve (default\n"
     "4). Inits: lrc (Gaussian, std 0.02*sqrt(3072/d_t): LRC's column norm),\n"
-    "lrc-literal (std 0.02), orthogonal, pca, magnitude, red.\n";
+    "lrc-literal (std 0.02), orthogonal, pca, magnitude, red.\n"
+    "--general FILE:TASK: the general-ability column scores lm-eval's zero-shot TASK\n"
+    "(arc_easy, arc_challenge, hellaswag, piqa, winogrande, sciq, boolq, mmlu; rows as\n"
+    "red eval reads them) by acc instead of the built-in items; an output directory\n"
+    "keeps the general-ability data it was first run with.\n";
 
 static void say_line(void *ctx, const char *msg) {
     double *t0 = ctx;
@@ -1489,6 +1619,15 @@ static int cmd_reproduce(int argc, char **argv) {
         else if (!strcmp(a, "--mix")) mix = parse_num(a, argv[++i], 0, 0.95);
         else if (!strcmp(a, "--per-step")) per_step = (int)parse_num(a, argv[++i], 1, 100000);
         else if (!strcmp(a, "--choice")) n_choice = (int)parse_num(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--general")) {  /* FILE:TASK, split at the last colon */
+            char *colon = strrchr(argv[++i], ':');
+            red_lm_task t;
+            if (!colon || red_lm_task_parse(colon + 1, &t) != RED_OK)
+                die(2, "reproduce: --general wants FILE:TASK with an lm-eval task (arc_easy, ..., mmlu), got '%s'", argv[i]);
+            *colon = 0;
+            o.general_file = argv[i];
+            o.general_task = (int)t;
+        }
         else if (!strcmp(a, "--lr")) lr = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--batch")) batch = (int)parse_num(a, argv[++i], 1, 1024);
         else if (!strcmp(a, "--evals")) evals = (int)parse_num(a, argv[++i], 1, 64);

@@ -968,6 +968,8 @@ typedef struct {
     float lr, tau, alpha;
     int64_t calib_tokens, erank_tokens;
     int quick, full;          /* for the report's title */
+    const char *general_file; /* rows of an lm-eval task (a red_lm_task, eval/lmeval.c) scored (acc) for the */
+    int general_task;         /* general-ability column instead of the built-in items (NULL: built-in) */
     void (*say)(void *ctx, const char *msg);
     void *say_ctx;
     const volatile sig_atomic_t *stop;  /* see red_loop_opts; checked by every student's training */
@@ -1091,12 +1093,78 @@ red_status red_loglikelihood(red_model *m, const red_tokenizer *tok, const char 
 /* acc prediction (first argmax of ll) and acc_norm prediction (ll divided by
  * the choice's length in code points; = pred for multi-context docs). */
 void red_mc_score(const red_mc_doc *d, const double *ll, int *pred, int *pred_norm);
+/* Request k of d as lm-eval forms it: returns the context; *cont gets the
+ * continuation without the target_delimiter " " that precedes it. */
+const char *red_mc_request(const red_mc_doc *d, int k, const char **cont);
 /* The whole harness on n docs: requests (query, " " + choice) or (context,
  * " " + continuation), loglikelihood, then pred/pred_norm per doc; ll (sum of
  * the docs' option counts, may be NULL) receives every request's score. */
 red_status red_mc_eval(red_model *m, const red_tokenizer *tok, const red_mc_doc *docs, int n, int add_bos, int batch,
                        double *ll, int *pred, int *pred_norm, void (*progress)(void *, int, int), void *pctx,
                        red_error *err);
+
+/* ------------------------------------------------------------------ eval/lmeval.c */
+
+/* lm-evaluation-harness's zero-shot general-ability tasks, read from rows in
+ * the Hugging Face datasets' schemas (README "General-ability benchmarks"). */
+typedef enum {
+    RED_LM_ARC_EASY, RED_LM_ARC_CHALLENGE, RED_LM_HELLASWAG, RED_LM_PIQA, RED_LM_WINOGRANDE, RED_LM_SCIQ,
+    RED_LM_BOOLQ, RED_LM_MMLU, RED_LM_N_TASKS
+} red_lm_task;
+#define RED_MMLU_SUBJECTS 57
+#define RED_MMLU_GROUPS 4  /* stem, other, social_sciences, humanities */
+
+red_status red_lm_task_parse(const char *name, red_lm_task *t);  /* RED_E_ARG if unknown */
+const char *red_lm_task_name(red_lm_task t);
+int red_lm_has_acc_norm(red_lm_task t);  /* lm-eval reports acc_norm for this task */
+const char *red_mmlu_subject_name(int i);
+const char *red_mmlu_group_name(int g);
+
+/* A task's docs: docs[i].text and options are lm-eval's doc_to_text and
+ * doc_to_choice (WinoGrande: the contexts and the shared continuation). */
+typedef struct {
+    red_lm_task task;
+    red_mc_doc *docs;
+    int n;
+    int *subject;  /* MMLU: index of each doc's subject (-1 for other tasks) */
+} red_lm_set;
+
+/* One row (a parsed JSON object) -> one doc; `where` ("FILE: line N") starts
+ * every error, which names the missing or mistyped field. */
+red_status red_lm_doc_from_json(red_lm_task t, const red_json *row, const char *where, red_mc_doc *d,
+                                int *subject, red_error *err);
+/* JSONL text or file, the first `limit` rows (all when limit <= 0). */
+red_status red_lm_parse(red_lm_task t, const char *text, size_t len, const char *name, int limit, red_lm_set *s,
+                        red_error *err);
+red_status red_lm_load(red_lm_task t, const char *path, int limit, red_lm_set *s, red_error *err);
+void red_lm_set_free(red_lm_set *s);
+/* Every request, doc then choice order, one line each:
+ * {"doc": i, "choice": j, "context": "...", "continuation": " ..."}. */
+void red_lm_requests_jsonl(const red_lm_set *s, red_sbuf *out);
+
+typedef struct {
+    int n;
+    double acc, acc_stderr;            /* MMLU: micro average, lm-eval's pooled group stderr */
+    double acc_norm, acc_norm_stderr;  /* NaN where lm-eval does not report acc_norm */
+    int subj_n[RED_MMLU_SUBJECTS], subj_correct[RED_MMLU_SUBJECTS];
+    int group_n[RED_MMLU_GROUPS];
+    double group_acc[RED_MMLU_GROUPS], group_stderr[RED_MMLU_GROUPS];
+} red_lm_summary;
+typedef struct {
+    double *ll;           /* [n_req] summed log-likelihood per request */
+    int *pred, *pred_norm; /* [n] */
+    int n_req;
+    red_lm_summary summary;
+} red_lm_scores;
+
+void red_lm_summarize(const red_lm_set *s, const int *pred, const int *pred_norm, red_lm_summary *r);
+red_status red_lm_eval(red_model *m, const red_tokenizer *tok, const red_lm_set *s, int add_bos, int batch,
+                       void (*progress)(void *, int, int), void *pctx, red_lm_scores *sc, red_error *err);
+void red_lm_scores_free(red_lm_scores *sc);
+/* {"data", "n", "acc", "acc_stderr"[, "acc_norm", "acc_norm_stderr"][, MMLU "groups", "subjects"]} */
+void red_lm_result_json(const red_lm_set *s, const red_lm_summary *r, const char *data, red_sbuf *b);
+/* Per doc: {"doc", "lls", "pred", "gold", "acc"[, "pred_norm", "acc_norm"][, "subject"]}. */
+void red_lm_samples_jsonl(const red_lm_set *s, const red_lm_scores *sc, red_sbuf *b);
 
 /* ------------------------------------------------------------------ eval/tasks.c */
 

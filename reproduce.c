@@ -152,8 +152,23 @@ static red_status load_tests(const red_repro_opts *o, const red_tokenizer *tok, 
             if (len > t->max_gen[k]) t->max_gen[k] = len;
         }
     }
+    if (o->general_file) {  /* a real benchmark for the general-ability column */
+        red_lm_set g;
+        if ((st = red_lm_load((red_lm_task)o->general_task, o->general_file, 0, &g, err))) return st;
+        t->mc = g.docs;
+        t->n_mc = g.n;
+        free(g.subject);
+        return RED_OK;
+    }
     snprintf(path, sizeof path, "%s/data/test_choice.jsonl", o->out);
     return red_mc_load(path, &t->mc, &t->n_mc, err);
+}
+
+/* "TASK:FILE" of --general, "" for the built-in items: teacher.json records
+ * it so that a resumed run cannot mix scores of two test sets. */
+static void general_tag(const red_repro_opts *o, char *tag, size_t n) {
+    if (o->general_file) snprintf(tag, n, "%s:%s", red_lm_task_name((red_lm_task)o->general_task), o->general_file);
+    else tag[0] = 0;
 }
 
 static void free_tests(test_sets *t) {
@@ -828,7 +843,8 @@ static double spearman_erank_reasoning(const init_summary *S, int n_init) {
 static void pct(red_sbuf *b, const double *ms) { red_sbuf_printf(b, "%.1f ± %.1f", 100 * ms[0], 100 * ms[1]); }
 
 static red_status write_report(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L,
-                               int d_t, int ds, double threshold, double seconds, int threads, red_error *err) {
+                               int d_t, int ds, double threshold, double seconds, int threads, int n_general,
+                               red_error *err) {
     red_sbuf b, js;
     char path[2048];
     int k, i, lrc = -1, red = -1;
@@ -844,10 +860,15 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
     for (k = 0; k < n_init; k++) red_sbuf_printf(&b, "%s`%s`", k ? ", " : "", o->inits[k]);
     red_sbuf_printf(&b, "; %d seed(s) each; %llu distillation tokens per student (batch %d x %d); data %.0f%% general corpus, "
                     "%.0f%% reasoning problems (distill split) by tokens; lr %g, tau %g, alpha %g. Tests: %d problems per "
-                    "step count 1-%d (test split, zero-shot GSM8K harness, strict exact match) and %d multiple-choice items "
-                    "(test split). Wall time of this invocation %.0f s on %d threads (one student per thread at a time).\n\n",
+                    "step count 1-%d (test split, zero-shot GSM8K harness, strict exact match) and ",
                     o->n_seeds, (unsigned long long)o->tokens, o->batch, o->seq, 100 * (1 - o->mix), 100 * o->mix,
-                    (double)o->lr, (double)o->tau, (double)o->alpha, o->per_step, MAX_STEPS, o->n_choice, seconds, threads);
+                    (double)o->lr, (double)o->tau, (double)o->alpha, o->per_step, MAX_STEPS);
+    if (o->general_file)  /* --general: a real benchmark in the general-ability column */
+        red_sbuf_printf(&b, "lm-eval's zero-shot `%s` on `%s` (%d docs, acc) for general ability",
+                        red_lm_task_name((red_lm_task)o->general_task), o->general_file, n_general);
+    else red_sbuf_printf(&b, "%d multiple-choice items (test split)", o->n_choice);
+    red_sbuf_printf(&b, ". Wall time of this invocation %.0f s on %d threads (one student per thread at a time).\n\n",
+                    seconds, threads);
     red_sbuf_puts(&b, "## Results (mean ± std over seeds)\n\n| model | reasoning 2-4 steps (%) |");
     for (i = 1; i <= MAX_STEPS; i++) red_sbuf_printf(&b, " %d-step |", i);
     red_sbuf_printf(&b, " general MC (%%) | eRank final norm: init → end | tokens to loss %.3g |\n|---|---|", threshold);
@@ -925,6 +946,12 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
     red_json_put_number(&js, threshold);
     red_sbuf_puts(&js, ", \"erank_init_reasoning_spearman\": ");
     red_json_put_number(&js, spearman_erank_reasoning(S, n_init));
+    if (o->general_file) {  /* what choice_acc measures under --general */
+        const char *task = red_lm_task_name((red_lm_task)o->general_task);
+        red_sbuf_printf(&js, ", \"general\": {\"task\": \"%s\", \"n\": %d, \"data\": ", task, n_general);
+        red_json_put_string(&js, o->general_file, strlen(o->general_file));
+        red_sbuf_puts(&js, "}");
+    }
     red_sbuf_puts(&js, ",\n \"inits\": {");
     for (k = 0; k < n_init; k++) {
         double m[MAX_STEPS], s[MAX_STEPS];
@@ -1009,20 +1036,38 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     snprintf(path, sizeof path, "%s/teacher.json", o->out);
     if (file_exists(path)) {
         red_json *j;
+        const red_json *g;
+        char tag[2100];
         if ((st = read_json_file(path, &j, err))) goto out_data;
+        general_tag(o, tag, sizeof tag);
+        g = red_json_get(j, "general");
+        if (strcmp(g && g->type == RED_JSON_STRING ? g->str : "", tag)) {
+            st = red_error_set(err, RED_E_ARG, "reproduce: %s was run with general-ability data '%s', not '%s': use another --out",
+                               o->out, g && g->type == RED_JSON_STRING ? g->str : "built-in", tag[0] ? tag : "built-in");
+            red_json_free(j);
+            goto out_data;
+        }
         json_doubles(red_json_get(j, "acc_by_steps"), T.acc, MAX_STEPS);
         T.choice = red_json_get(j, "choice_acc")->number;
         json_doubles(red_json_get(j, "erank"), T.erank, L + 1);
         red_json_free(j);
     } else {
         red_sbuf b;
+        char tag[2100];
         say(o, "reproduce: evaluating the teacher");
         if ((st = red_model_run_alloc(&t, o->batch, o->seq, RED_RUN_FORWARD, err)) ||
             (st = red_erank_layers(&t, rows, n_rows, o->seq, 0, T.erank, err)) ||
             (st = eval_reasoning(&t, &tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, &tok, &tests, &T.choice, err)))
             goto out_data;
         red_sbuf_init(&b);
-        red_sbuf_puts(&b, "{\"acc_by_steps\": ");
+        red_sbuf_puts(&b, "{");
+        general_tag(o, tag, sizeof tag);
+        if (tag[0]) {
+            red_sbuf_puts(&b, "\"general\": ");
+            red_json_put_string(&b, tag, strlen(tag));
+            red_sbuf_puts(&b, ", ");
+        }
+        red_sbuf_puts(&b, "\"acc_by_steps\": ");
         red_json_put_numbers(&b, T.acc, MAX_STEPS);
         red_sbuf_puts(&b, ", \"choice_acc\": ");
         red_json_put_number(&b, T.choice);
@@ -1057,7 +1102,8 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         double mp_sd = 0.02 * sqrt(3072.0 / t.cfg.dim);
         if ((st = plots(o, &T, S, n_init, L, ds, mp_sd * (sqrt((double)t.cfg.dim) - sqrt((double)ds)),
                         mp_sd * (sqrt((double)t.cfg.dim) + sqrt((double)ds)), err)) ||
-            (st = write_report(o, &T, S, n_init, L, t.cfg.dim, ds, threshold, seconds, red_pool_size(pool), err)))
+            (st = write_report(o, &T, S, n_init, L, t.cfg.dim, ds, threshold, seconds, red_pool_size(pool), tests.n_mc,
+                              err)))
             goto out_sum;
     }
     say(o, "reproduce: report in %s/report.md", o->out);

@@ -237,6 +237,11 @@ void red_mc_score(const red_mc_doc *d, const double *ll, int *pred, int *pred_no
     }
 }
 
+const char *red_mc_request(const red_mc_doc *d, int k, const char **cont) {
+    *cont = d->multi_context ? d->text : d->options[k];
+    return d->multi_context ? d->options[k] : d->text;
+}
+
 red_status red_mc_eval(red_model *m, const red_tokenizer *tok, const red_mc_doc *docs, int n, int add_bos, int batch,
                        double *ll, int *pred, int *pred_norm, void (*progress)(void *, int, int), void *pctx,
                        red_error *err) {
@@ -258,16 +263,15 @@ red_status red_mc_eval(red_model *m, const red_tokenizer *tok, const red_mc_doc 
     }
     for (i = 0; i < n; i++)
         for (k = 0; k < docs[i].n_options; k++, q++) {
-            /* target_delimiter " " before the continuation */
-            const char *c = docs[i].multi_context ? docs[i].text : docs[i].options[k];
+            const char *c;
+            ctx[q] = red_mc_request(&docs[i], k, &c);
             owned[q] = malloc(strlen(c) + 2);
             if (!owned[q]) {
                 st = red_error_set(err, RED_E_NOMEM, "choice: out of memory");
                 goto out;
             }
-            owned[q][0] = ' ';
+            owned[q][0] = ' ';  /* target_delimiter */
             strcpy(owned[q] + 1, c);
-            ctx[q] = docs[i].multi_context ? docs[i].options[k] : docs[i].text;
             cont[q] = owned[q];
         }
     if ((st = red_loglikelihood(m, tok, ctx, cont, n_req, add_bos, batch, lls, greedy, progress, pctx, err))) goto out;
