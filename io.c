@@ -9,6 +9,7 @@
 #include "red.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,20 +177,27 @@ static red_status npy_shape(npy_cursor *c, int *ndim, int64_t *shape) {
     return RED_OK;
 }
 
-red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name, red_tensor *t,
-                         red_error *err) {
-    static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
-    size_t hstart, hlen, data_off, itemsize = 0;
-    uint64_t numel, need;
-    npy_cursor c;
-    char descr[32] = "", key[32];
-    int fortran = -1, have_shape = 0, ndim = 0, major, i;
+/* The header of an in-memory .npy: dtype string, C order checked, shape, and
+ * where the data starts. */
+typedef struct {
+    char descr[32];
+    int ndim;
     int64_t shape[RED_MAX_DIMS];
+    uint64_t numel;
+    size_t data_off;
+} npy_header;
+
+static red_status npy_read_header(const unsigned char *buf, size_t len, const char *name, npy_header *h,
+                                  red_error *err) {
+    static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+    size_t hstart, hlen, data_off;
+    npy_cursor c;
+    char *descr = h->descr, key[32];
+    int fortran = -1, have_shape = 0, ndim = 0, major, i;
+    int64_t *shape = h->shape;
     red_status st;
 
-    t->data = NULL;
-    t->ndim = 0;
-    for (i = 0; i < RED_MAX_DIMS; i++) t->shape[i] = 1;
+    memset(h, 0, sizeof *h);
     if (len < 10 || memcmp(buf, magic, 6) != 0)
         return red_error_set(err, RED_E_FORMAT, "%s: byte offset 0: expected the .npy magic \\x93NUMPY%s",
                              name, len < 6 ? " (file shorter than 6 bytes)" : "");
@@ -226,7 +234,7 @@ red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name,
         if (!npy_eat(&c, ':')) return npy_fail(&c, "':' after a key");
         if (strcmp(key, "descr") == 0) {
             if (descr[0]) return npy_fail(&c, "each key once ('descr' repeated)");
-            if ((st = npy_string(&c, descr, sizeof descr)) != RED_OK) return st;
+            if ((st = npy_string(&c, descr, sizeof h->descr)) != RED_OK) return st;
             if (!descr[0]) return npy_fail(&c, "a non-empty dtype");
         } else if (strcmp(key, "fortran_order") == 0) {
             if (fortran >= 0) return npy_fail(&c, "each key once ('fortran_order' repeated)");
@@ -260,6 +268,36 @@ red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name,
                              "%s: byte offset %zu: npy header lacks %s", name, hstart,
                              !descr[0] ? "'descr'" : fortran < 0 ? "'fortran_order'" : "'shape'");
 
+    if (fortran)
+        return red_error_set(err, RED_E_UNSUPPORTED,
+                             "%s: Fortran-order arrays are not supported; save with "
+                             "np.ascontiguousarray(a)", name);
+    h->numel = 1;
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] != 0 && h->numel > (UINT64_MAX / 16) / (uint64_t)shape[i])
+            return red_error_set(err, RED_E_FORMAT, "%s: shape too large", name);
+        h->numel *= (uint64_t)shape[i];
+    }
+    h->ndim = ndim;
+    h->data_off = data_off;
+    return RED_OK;
+}
+
+red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name, red_tensor *t,
+                         red_error *err) {
+    npy_header h;
+    size_t data_off, itemsize = 0;
+    uint64_t numel, need;
+    const char *descr = h.descr;
+    int i;
+    red_status st;
+
+    t->data = NULL;
+    t->ndim = 0;
+    for (i = 0; i < RED_MAX_DIMS; i++) t->shape[i] = 1;
+    if ((st = npy_read_header(buf, len, name, &h, err)) != RED_OK) return st;
+    data_off = h.data_off;
+    numel = h.numel;
     if (strcmp(descr, "<f4") == 0) itemsize = 4;
     else if (strcmp(descr, "<f8") == 0) itemsize = 8;
     else if (strcmp(descr, ">f4") == 0 || strcmp(descr, ">f8") == 0)
@@ -270,23 +308,12 @@ red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name,
         return red_error_set(err, RED_E_UNSUPPORTED,
                              "%s: dtype '%s' not supported; expected '<f4' (float32) or '<f8' (float64)",
                              name, descr);
-    if (fortran)
-        return red_error_set(err, RED_E_UNSUPPORTED,
-                             "%s: Fortran-order arrays are not supported; save with "
-                             "np.ascontiguousarray(a)", name);
-
-    numel = 1;
-    for (i = 0; i < ndim; i++) {
-        if (shape[i] != 0 && numel > (UINT64_MAX / 16) / (uint64_t)shape[i])
-            return red_error_set(err, RED_E_FORMAT, "%s: shape too large", name);
-        numel *= (uint64_t)shape[i];
-    }
     need = numel * itemsize;
     if ((uint64_t)(len - data_off) != need)
         return red_error_set(err, RED_E_FORMAT,
                              "%s: byte offset %zu: expected %llu bytes of data for the shape, found %zu",
                              name, data_off, (unsigned long long)need, len - data_off);
-    if ((st = red_tensor_heap(t, ndim, shape)) != RED_OK)
+    if ((st = red_tensor_heap(t, h.ndim, h.shape)) != RED_OK)
         return red_error_set(err, st, "%s: cannot allocate %llu floats", name,
                              (unsigned long long)numel);
     {
@@ -315,6 +342,83 @@ red_status red_npy_load(const char *path, red_tensor *t, red_error *err) {
     t->data = NULL;
     if (st != RED_OK) return st;
     st = red_npy_parse(buf, len, path, t, err);
+    free(buf);
+    return st;
+}
+
+/* Integer labels (token ids) of any shape, flattened: signed/unsigned 1-8
+ * byte integers, or floats holding whole numbers. */
+red_status red_npy_parse_ids(const unsigned char *buf, size_t len, const char *name, int64_t **ids, int64_t *n,
+                             red_error *err) {
+    npy_header h;
+    size_t itemsize;
+    int is_float, is_signed;
+    const unsigned char *p;
+    uint64_t j;
+    red_status st;
+    *ids = NULL;
+    *n = 0;
+    if ((st = npy_read_header(buf, len, name, &h, err)) != RED_OK) return st;
+    if (strlen(h.descr) != 3 || (h.descr[0] != '<' && h.descr[0] != '|') || !strchr("iuf", h.descr[1]) ||
+        !strchr("1248", h.descr[2]) || (h.descr[1] == 'f' && h.descr[2] != '4' && h.descr[2] != '8') ||
+        (h.descr[0] == '|' && h.descr[2] != '1'))
+        return red_error_set(err, RED_E_UNSUPPORTED, "%s: dtype '%s' not supported for ids; expected little-endian "
+                             "integers ('<i4', '<i8', '|u1', ...) or floats ('<f4', '<f8') holding whole numbers",
+                             name, h.descr);
+    itemsize = (size_t)(h.descr[2] - '0');
+    is_float = h.descr[1] == 'f';
+    is_signed = h.descr[1] == 'i';
+    if ((uint64_t)(len - h.data_off) != h.numel * itemsize)
+        return red_error_set(err, RED_E_FORMAT, "%s: byte offset %zu: expected %llu bytes of data for the shape, found %zu",
+                             name, h.data_off, (unsigned long long)(h.numel * itemsize), len - h.data_off);
+    *ids = malloc((size_t)(h.numel ? h.numel : 1) * sizeof **ids);
+    if (!*ids) return red_error_set(err, RED_E_NOMEM, "%s: cannot allocate %llu ids", name, (unsigned long long)h.numel);
+    for (j = 0, p = buf + h.data_off; j < h.numel; j++, p += itemsize) {
+        uint64_t u = 0;
+        size_t b;
+        int64_t v;
+        for (b = 0; b < itemsize; b++) u |= (uint64_t)p[b] << (8 * b);
+        if (is_float) {
+            double d;
+            if (itemsize == 4) {
+                float f;
+                uint32_t w = (uint32_t)u;
+                memcpy(&f, &w, 4);
+                d = f;
+            } else memcpy(&d, &u, 8);
+            if (!(d == floor(d)) || d < -9.2e18 || d > 9.2e18) {
+                free(*ids);
+                *ids = NULL;
+                return red_error_set(err, RED_E_FORMAT, "%s: byte offset %llu: id %llu is %g, not a whole number", name,
+                                     (unsigned long long)(h.data_off + j * itemsize), (unsigned long long)j, d);
+            }
+            v = (int64_t)d;
+        } else if (is_signed) {  /* sign-extend from itemsize bytes */
+            if (itemsize < 8 && (u >> (8 * itemsize - 1)) & 1) u |= ~(uint64_t)0 << (8 * itemsize);
+            v = (int64_t)u;
+        } else {
+            if (u > (uint64_t)INT64_MAX) {
+                free(*ids);
+                *ids = NULL;
+                return red_error_set(err, RED_E_FORMAT, "%s: byte offset %llu: id %llu exceeds 2^63 - 1", name,
+                                     (unsigned long long)(h.data_off + j * itemsize), (unsigned long long)j);
+            }
+            v = (int64_t)u;
+        }
+        (*ids)[j] = v;
+    }
+    *n = (int64_t)h.numel;
+    return RED_OK;
+}
+
+red_status red_npy_load_ids(const char *path, int64_t **ids, int64_t *n, red_error *err) {
+    unsigned char *buf;
+    size_t len;
+    red_status st = red_read_file(path, &buf, &len, err);
+    *ids = NULL;
+    *n = 0;
+    if (st != RED_OK) return st;
+    st = red_npy_parse_ids(buf, len, path, ids, n, err);
     free(buf);
     return st;
 }

@@ -950,3 +950,124 @@ red_status red_erank(red_pool *pool, int m, int n, const float *X, int ldx, int 
     free(s);
     return st;
 }
+
+/* ================================================================== token indistinguishability */
+
+/* Pairwise cosines of the rows through the Gram matrix of the unit rows, one
+ * 64 x 64 tile of it at a time (never N x N). Rows are normalised in double
+ * and packed in panels of 4 rows stored k-major (panel p, column k holds rows
+ * 4p..4p+3), so a 4 x 4 block of dot products is 16 independent double sums,
+ * each added in k order: the same bits on every SIMD path and thread count.
+ * Tiles are numbered (bi <= bj) and each owns one partial sum of cosines and
+ * its counts; the partials are added in tile order at the end. */
+#define INDIST_PANEL 4
+#define INDIST_TILE 64  /* rows per tile side (16 panels) */
+
+const double red_indist_theta[RED_INDIST_N] = {0.95, 0.99};
+
+typedef struct {
+    const double *U;     /* [panels, n, 4] unit rows (zero rows stay zero) */
+    const int64_t *ids;  /* [m] or NULL (every pair distinct) */
+    int m, n, n_tiles;
+    int64_t *tile_ij;    /* [items, 2] the row tiles (bi, bj) of each item */
+    double *sum;         /* [items] sum of cosines over the item's pairs */
+    int64_t *cnt;        /* [items][2 + RED_INDIST_N] pairs, distinct pairs, distinct pairs >= theta */
+} indist_ctx;
+
+/* acc[r][c] = dot(row 4pa + r, row 4pb + c), each a plain k-ordered sum. */
+static void indist_block(const double *A, const double *B, int n, double acc[INDIST_PANEL][INDIST_PANEL]) {
+    int k, r, c;
+    for (r = 0; r < INDIST_PANEL; r++)
+        for (c = 0; c < INDIST_PANEL; c++) acc[r][c] = 0.0;
+    for (k = 0; k < n; k++) {
+        const double *a = A + (size_t)k * INDIST_PANEL, *b = B + (size_t)k * INDIST_PANEL;
+        for (r = 0; r < INDIST_PANEL; r++)
+            for (c = 0; c < INDIST_PANEL; c++) acc[r][c] += a[r] * b[c];
+    }
+}
+
+static void indist_items(void *vc, int64_t lo, int64_t hi) {
+    indist_ctx *c = vc;
+    int64_t it;
+    for (it = lo; it < hi; it++) {
+        int bi = (int)c->tile_ij[2 * it], bj = (int)c->tile_ij[2 * it + 1], pa, pb, r, q, t;
+        int64_t *cnt = c->cnt + (size_t)it * (2 + RED_INDIST_N);
+        double sum = 0.0;
+        for (t = 0; t < 2 + RED_INDIST_N; t++) cnt[t] = 0;
+        for (pa = bi * (INDIST_TILE / INDIST_PANEL); pa < (bi + 1) * (INDIST_TILE / INDIST_PANEL); pa++) {
+            if (pa * INDIST_PANEL >= c->m) break;
+            for (pb = bj == bi ? pa : bj * (INDIST_TILE / INDIST_PANEL); pb < (bj + 1) * (INDIST_TILE / INDIST_PANEL); pb++) {
+                double acc[INDIST_PANEL][INDIST_PANEL];
+                if (pb * INDIST_PANEL >= c->m) break;
+                indist_block(c->U + (size_t)pa * c->n * INDIST_PANEL, c->U + (size_t)pb * c->n * INDIST_PANEL, c->n, acc);
+                for (r = 0; r < INDIST_PANEL; r++) {
+                    int i = pa * INDIST_PANEL + r;
+                    if (i >= c->m) break;
+                    for (q = 0; q < INDIST_PANEL; q++) {
+                        int j = pb * INDIST_PANEL + q;
+                        double cs = acc[r][q];
+                        if (j >= c->m) break;
+                        if (j <= i) continue;  /* pairs i < j only */
+                        sum += cs;
+                        cnt[0]++;
+                        if (!c->ids || c->ids[i] != c->ids[j]) {
+                            cnt[1]++;
+                            for (t = 0; t < RED_INDIST_N; t++) cnt[2 + t] += cs >= red_indist_theta[t];
+                        }
+                    }
+                }
+            }
+        }
+        c->sum[it] = sum;
+    }
+}
+
+red_status red_token_indist(red_pool *pool, int m, int n, const float *X, int ldx, const int64_t *ids,
+                            red_indist *out) {
+    indist_ctx c;
+    int panels, i, k, bi, bj, t;
+    int64_t items, it, tot[2 + RED_INDIST_N] = {0};
+    double *U, sum = 0.0;
+    if (!X || !out || m < 0 || n < 1 || ldx < n) return RED_E_ARG;
+    memset(out, 0, sizeof *out);
+    panels = (m + INDIST_PANEL - 1) / INDIST_PANEL;
+    c.n_tiles = (m + INDIST_TILE - 1) / INDIST_TILE;
+    items = (int64_t)c.n_tiles * (c.n_tiles + 1) / 2;
+    U = calloc((size_t)panels * n * INDIST_PANEL + 1, sizeof *U);
+    c.tile_ij = malloc((size_t)(2 * items + 1) * sizeof *c.tile_ij);
+    c.sum = malloc((size_t)(items + 1) * sizeof *c.sum);
+    c.cnt = malloc((size_t)(items + 1) * (2 + RED_INDIST_N) * sizeof *c.cnt);
+    if (!U || !c.tile_ij || !c.sum || !c.cnt) {
+        free(U); free(c.tile_ij); free(c.sum); free(c.cnt);
+        return RED_E_NOMEM;
+    }
+    for (i = 0; i < m; i++) {  /* unit rows in double; a zero row stays zero (cos 0 with every row) */
+        const float *x = X + (size_t)i * ldx;
+        double nr = 0.0, *u = U + (size_t)(i / INDIST_PANEL) * n * INDIST_PANEL + i % INDIST_PANEL;
+        for (k = 0; k < n; k++) nr += (double)x[k] * x[k];
+        if (!isfinite(nr)) {
+            free(U); free(c.tile_ij); free(c.sum); free(c.cnt);
+            return RED_E_ARG;
+        }
+        nr = sqrt(nr);
+        if (nr > 0.0)
+            for (k = 0; k < n; k++) u[(size_t)k * INDIST_PANEL] = x[k] / nr;
+    }
+    for (bi = 0, it = 0; bi < c.n_tiles; bi++)
+        for (bj = bi; bj < c.n_tiles; bj++, it++) {
+            c.tile_ij[2 * it] = bi;
+            c.tile_ij[2 * it + 1] = bj;
+        }
+    c.U = U; c.ids = ids; c.m = m; c.n = n;
+    red_par_range(pool, items, (double)INDIST_TILE * INDIST_TILE * n, indist_items, &c);
+    for (it = 0; it < items; it++) {  /* in tile order: the same sum for every thread count */
+        sum += c.sum[it];
+        for (t = 0; t < 2 + RED_INDIST_N; t++) tot[t] += c.cnt[(size_t)it * (2 + RED_INDIST_N) + t];
+    }
+    out->pairs = tot[0];
+    out->distinct_pairs = tot[1];
+    out->cos_mean = tot[0] ? sum / (double)tot[0] : NAN;
+    for (t = 0; t < RED_INDIST_N; t++) out->indist[t] = tot[1] ? (double)tot[2 + t] / (double)tot[1] : NAN;
+    free(U); free(c.tile_ij); free(c.sum); free(c.cnt);
+    return RED_OK;
+}

@@ -200,6 +200,25 @@ double red_erank_from_sv(const float *s, int k);
 red_status red_erank(red_pool *pool, int m, int n, const float *X, int ldx, int center,
                      double *erank);
 
+/* Token indistinguishability of hidden states X (m x n, rows = positions):
+ * cos_mean = mean of cos(x_i, x_j) over the pairs i < j; indist[t] = among
+ * the pairs whose token ids differ (every pair when ids is NULL), the
+ * fraction with cos >= red_indist_theta[t] (0.95, 0.99). Exact: rows are
+ * normalised in double and every pair's cosine is a double dot product, taken
+ * tile by tile from the Gram matrix (no m x m buffer); partial sums are
+ * combined in a fixed order, so the result is the same for any thread count.
+ * A zero row has cos 0 with every row. NaN when there is no pair (m < 2) or no
+ * pair of distinct ids; RED_E_ARG for a non-finite row. */
+#define RED_INDIST_N 2
+extern const double red_indist_theta[RED_INDIST_N];
+typedef struct {
+    double cos_mean;
+    double indist[RED_INDIST_N];
+    int64_t pairs, distinct_pairs;
+} red_indist;
+red_status red_token_indist(red_pool *pool, int m, int n, const float *X, int ldx, const int64_t *ids,
+                            red_indist *out);
+
 /* ------------------------------------------------------------------ io.c */
 
 /* .npy: reads versions 1.0-3.0, dtype '<f4' or '<f8' (converted to fp32),
@@ -209,6 +228,12 @@ red_status red_npy_load(const char *path, red_tensor *t, red_error *err);
 /* Parses an in-memory file image (name is used in messages). */
 red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name,
                          red_tensor *t, red_error *err);
+/* Token ids (labels) from a .npy of any shape, flattened: '<i1'..'<i8',
+ * '<u1'..'<u8' ('|' for one byte) or '<f4'/'<f8' holding whole numbers.
+ * *ids is heap memory (free()). */
+red_status red_npy_load_ids(const char *path, int64_t **ids, int64_t *n, red_error *err);
+red_status red_npy_parse_ids(const unsigned char *buf, size_t len, const char *name, int64_t **ids, int64_t *n,
+                             red_error *err);
 /* Writes '<f4' v1.0 atomically (temp file in the same directory, then rename). */
 red_status red_npy_save(const char *path, const red_tensor *t, red_error *err);
 

@@ -185,3 +185,58 @@ Test(npy, atomic_write_leaves_no_temp_file_and_reports_errors) {
     remove(path);
     red_tensor_free(&t);
 }
+
+/* ------------------------------------------------------------------ token ids (red_npy_load_ids) */
+
+static void ids_ok(const char *name, int64_t n, const int64_t *want) {
+    int64_t *ids, got, i;
+    red_error err;
+    cr_assert_eq(red_npy_load_ids(name, &ids, &got, &err), RED_OK, "%s: %s", name, err.msg);
+    cr_assert_eq(got, n, "%s: %lld ids", name, (long long)got);
+    for (i = 0; i < n; i++) cr_expect_eq(ids[i], want[i], "%s: id %lld is %lld", name, (long long)i, (long long)ids[i]);
+    free(ids);
+}
+
+Test(npy, reads_integer_and_whole_float_ids) {
+    ids_ok(FIXTURE("npy_ids_i8_2x3.npy"), 6, (int64_t[]){3, -1, 70000, 3, (int64_t)1 << 40, 0});
+    ids_ok(FIXTURE("npy_ids_i4.npy"), 5, (int64_t[]){5, -7, 5, 2147483647, -2147483647 - 1});
+    ids_ok(FIXTURE("npy_ids_i2.npy"), 2, (int64_t[]){-2, 300});
+    ids_ok(FIXTURE("npy_ids_u1.npy"), 3, (int64_t[]){0, 255, 7});
+    ids_ok(FIXTURE("npy_ids_u4.npy"), 2, (int64_t[]){4000000000LL, 1});
+    ids_ok(FIXTURE("npy_ids_f4.npy"), 4, (int64_t[]){1, 2, -3, 16777216});
+    ids_ok(FIXTURE("npy_ids_f8.npy"), 2, (int64_t[]){9007199254740992LL, -5});
+}
+
+Test(npy, rejects_ids_it_cannot_read_exactly) {
+    int64_t *ids = (int64_t *)1, n = 5;
+    red_error err;
+    unsigned char b[256];
+    size_t len;
+    cr_assert_eq(red_npy_load_ids(FIXTURE("npy_bad_ids_fraction.npy"), &ids, &n, &err), RED_E_FORMAT);
+    cr_assert(strstr(err.msg, "not a whole number") && strstr(err.msg, "npy_bad_ids_fraction.npy"), "%s", err.msg);
+    cr_assert_null(ids);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(red_npy_load_ids(FIXTURE("npy_bad_ids_bigendian.npy"), &ids, &n, &err), RED_E_UNSUPPORTED);
+    cr_assert(strstr(err.msg, ">i4"), "%s", err.msg);
+    cr_assert_eq(red_npy_load_ids(FIXTURE("npy_bad_fortran.npy"), &ids, &n, &err), RED_E_UNSUPPORTED);
+    len = make_npy(b, "{'descr': '<u8', 'fortran_order': False, 'shape': (1,), }\n", 8);
+    memset(b + len - 8, 0xff, 8);  /* 2^64 - 1 does not fit an int64 */
+    cr_assert_eq(red_npy_parse_ids(b, len, "big.npy", &ids, &n, &err), RED_E_FORMAT);
+    cr_assert(strstr(err.msg, "exceeds"), "%s", err.msg);
+    len = make_npy(b, "{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }\n", 11);
+    cr_assert_eq(red_npy_parse_ids(b, len, "short.npy", &ids, &n, &err), RED_E_FORMAT);
+    cr_assert(strstr(err.msg, "expected 12 bytes"), "%s", err.msg);
+    len = make_npy(b, "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }\n", 8);
+    cr_assert_eq(red_npy_parse_ids(b, len, "complex.npy", &ids, &n, &err), RED_E_UNSUPPORTED);
+    /* every truncation of a valid ids file fails cleanly */
+    {
+        unsigned char *buf;
+        size_t flen, cut;
+        cr_assert_eq(red_read_file(FIXTURE("npy_ids_i8_2x3.npy"), &buf, &flen, &err), RED_OK);
+        for (cut = 0; cut < flen; cut++) {
+            cr_assert_neq(red_npy_parse_ids(buf, cut, "cut.npy", &ids, &n, &err), RED_OK, "cut at %zu", cut);
+            cr_assert_null(ids);
+        }
+        free(buf);
+    }
+}
