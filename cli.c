@@ -21,6 +21,7 @@ static const char *usage_main =
     "  tasks    generate the built-in reasoning and general-ability tasks (JSONL/text)\n"
     "  train    train a byte-level model from scratch (checkpoints, exact resume)\n"
     "  distill  LRC/RED distillation of a teacher into a narrower student\n"
+    "  inspect  activation energy a width-D init keeps per norm site (red, magnitude, pca)\n"
     "  reproduce  the paper's experiment end to end: report.md, results.json, SVG plots\n"
     "  tokenizer  learn a BPE tokenizer on data (train), show an encoding (encode)\n"
     "  init     write a randomly initialised model directory (smoke tests)\n"
@@ -43,17 +44,25 @@ static const char *usage_svd =
     "line. A summary (shape, sweeps, seconds) goes to stderr.\n";
 
 static const char *usage_erank =
-    "usage: red erank X.npy [--center] [--threads N]\n"
+    "usage: red erank X.npy [--ids IDS.npy] [--center] [--json OUT] [--threads N]\n"
     "       red erank --model DIR --data FILE [--data FILE ...] [--tokens N] [--seq T]\n"
     "                 [--center] [--json OUT] [--threads N]\n"
     "\n"
     "Prints the effective rank (Roy & Vetterli 2007) of the rows of a 2-D .npy\n"
-    "matrix X (N x d): exp of the entropy of the normalised singular values.\n"
-    "With --model: the eRank of the residual stream after each block and of the\n"
-    "final-norm output, on the first N tokens (default 8192) of the data (text or\n"
-    "JSONL as red train reads it, in rows of T tokens, default 256, taken in a\n"
-    "fixed order, so every model is measured on the same tokens).\n"
-    "--center subtracts the column means first (default: uncentred).\n";
+    "matrix X (N x d): exp of the entropy of the normalised singular values; and\n"
+    "token indistinguishability: cos_mean, the mean cosine over all pairs of rows,\n"
+    "and indist@0.95 / indist@0.99, the share of pairs of rows with different token\n"
+    "ids whose cosine is at least 0.95 / 0.99 (exact, in double; a zero row has\n"
+    "cosine 0). IDS.npy holds the N ids (integers, or floats holding whole\n"
+    "numbers); without it every pair counts as distinct.\n"
+    "With --model: the same per layer, for the residual stream after each block\n"
+    "and the final-norm output, on the first N tokens (default 8192) of the data\n"
+    "(text or JSONL as red train reads it, in rows of T tokens, default 256, taken\n"
+    "in a fixed order, so every model is measured on the same tokens); a\n"
+    "position's id is its input token.\n"
+    "--center subtracts the column means first for eRank (default: uncentred).\n"
+    "--json writes {erank, cos_mean, indist_0.95, indist_0.99} (per-layer arrays\n"
+    "with --model).\n";
 
 static void die(int code, const char *fmt, const char *arg) {
     fprintf(stderr, "red: ");
@@ -190,15 +199,32 @@ static int cmd_svd(int argc, char **argv) {
 }
 
 static int cmd_erank_model(int argc, char **argv);
+static void write_text_file(const char *path, const red_sbuf *b);
+
+/* {"erank": ..., "cos_mean": ..., "indist_0.95": ..., "indist_0.99": ...} members, arrays of n per key. */
+static void put_hidden_metrics(red_sbuf *b, const red_layer_metrics *m, int n, int as_array) {
+    static const char *const keys[] = {"erank", "cos_mean", "indist_0.95", "indist_0.99"};
+    int k, l;
+    for (k = 0; k < 4; k++) {
+        double v[1024];
+        for (l = 0; l < n && l < 1024; l++)
+            v[l] = k == 0 ? m[l].erank : k == 1 ? m[l].ind.cos_mean : m[l].ind.indist[k - 2];
+        red_sbuf_printf(b, "%s\"%s\": ", k ? ", " : "", keys[k]);
+        if (as_array) red_json_put_numbers(b, v, n < 1024 ? n : 1024);
+        else red_json_put_number(b, v[0]);
+    }
+}
 
 static int cmd_erank(int argc, char **argv) {
-    const char *in = NULL;
+    const char *in = NULL, *ids_path = NULL, *json = NULL;
     int threads = 0, center = 0, i;
     for (i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--model")) return cmd_erank_model(argc, argv);
     red_tensor x;
     red_pool *pool;
-    double er;
+    red_layer_metrics met;
+    int64_t *ids = NULL, n_ids = 0;
+    red_error err;
     red_status st;
     for (i = 0; i < argc; i++) {
         const char *o = argv[i];
@@ -207,9 +233,11 @@ static int cmd_erank(int argc, char **argv) {
             return 0;
         } else if (!strcmp(o, "--center")) {
             center = 1;
-        } else if (!strcmp(o, "--threads")) {
+        } else if (!strcmp(o, "--threads") || !strcmp(o, "--ids") || !strcmp(o, "--json")) {
             if (i + 1 >= argc) die(2, "%s needs a value", o);
-            threads = parse_threads(argv[++i]);
+            if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
+            else if (!strcmp(o, "--ids")) ids_path = argv[++i];
+            else json = argv[++i];
         } else if (o[0] == '-' && o[1]) {
             die(2, "erank: unknown option '%s' (see red erank --help)", o);
         } else if (!in) {
@@ -223,13 +251,32 @@ static int cmd_erank(int argc, char **argv) {
         return 2;
     }
     load_matrix(in, &x);
+    if (ids_path) {
+        if (red_npy_load_ids(ids_path, &ids, &n_ids, &err) != RED_OK) die(1, "%s", err.msg);
+        if (n_ids != x.shape[0])
+            die(1, "erank: %s", "--ids holds a different number of ids than X has rows");
+    }
     pool = make_pool(threads);
-    st = red_erank(pool, (int)x.shape[0], (int)x.shape[1], x.data, (int)x.shape[1], center, &er);
-    red_pool_destroy(pool);
-    red_tensor_free(&x);
+    st = red_erank(pool, (int)x.shape[0], (int)x.shape[1], x.data, (int)x.shape[1], center, &met.erank);
     if (st == RED_E_ARG) die(1, "%s: matrix contains NaN or Inf", in);
     if (st != RED_OK) die(1, "erank: SVD failed: %s", red_status_name(st));
-    printf("%.6f\n", er);
+    if (red_token_indist(pool, (int)x.shape[0], (int)x.shape[1], x.data, (int)x.shape[1], ids, &met.ind) != RED_OK)
+        die(1, "%s: cannot measure indistinguishability (NaN, Inf, no columns or out of memory)", in);
+    red_pool_destroy(pool);
+    red_tensor_free(&x);
+    free(ids);
+    printf("erank        %.6f\ncos_mean     %.6f\nindist@0.95  %.6f\nindist@0.99  %.6f\n", met.erank,
+           met.ind.cos_mean, met.ind.indist[0], met.ind.indist[1]);
+    if (json) {
+        red_sbuf b;
+        red_sbuf_init(&b);
+        red_sbuf_puts(&b, "{");
+        put_hidden_metrics(&b, &met, 1, 0);
+        red_sbuf_printf(&b, ", \"center\": %s, \"pairs\": %lld, \"distinct_pairs\": %lld}\n", center ? "true" : "false",
+                        (long long)met.ind.pairs, (long long)met.ind.distinct_pairs);
+        write_text_file(json, &b);
+        red_sbuf_free(&b);
+    }
     return 0;
 }
 
@@ -1313,7 +1360,7 @@ static int cmd_erank_model(int argc, char **argv) {
     red_train_data d;
     red_pool *pool;
     red_error err;
-    double *er;
+    red_layer_metrics *met;
     int *rows;
     for (i = 0; i < argc; i++) {
         const char *o = argv[i];
@@ -1339,25 +1386,155 @@ static int cmd_erank_model(int argc, char **argv) {
     rows = fixed_rows(&d, n_rows, T);
     if (red_model_run_alloc(&m, n_rows < 8 ? n_rows : 8, T, RED_RUN_FORWARD, &err) != RED_OK) die(1, "%s", err.msg);
     L = m.cfg.n_layers;
-    er = malloc((size_t)(L + 1) * sizeof(double));
-    if (red_erank_layers(&m, rows, n_rows, T, center, er, &err) != RED_OK) die(1, "%s", err.msg);
-    printf("# eRank of %s on %d x %d tokens (%s), width %d\n", model, n_rows, T, center ? "centred" : "uncentred", m.cfg.dim);
-    for (i = 0; i < L; i++) printf("block %d\t%.4f\n", i, er[i]);
-    printf("final_norm\t%.4f\n", er[L]);
+    met = xmalloc((size_t)(L + 1) * sizeof *met);
+    if (red_hidden_metrics(&m, rows, n_rows, T, center, 0, met, &err) != RED_OK) die(1, "%s", err.msg);
+    printf("# eRank and token indistinguishability of %s on %d x %d tokens (eRank %s), width %d\n", model, n_rows, T,
+           center ? "centred" : "uncentred", m.cfg.dim);
+    printf("layer\terank\tcos_mean\tindist@0.95\tindist@0.99\n");
+    for (i = 0; i <= L; i++) {
+        if (i < L) printf("block %d", i);
+        else printf("final_norm");
+        printf("\t%.4f\t%.4f\t%.6f\t%.6f\n", met[i].erank, met[i].ind.cos_mean, met[i].ind.indist[0], met[i].ind.indist[1]);
+    }
     if (json) {
         red_sbuf b;
         red_sbuf_init(&b);
         red_sbuf_puts(&b, "{\"model\": ");
         red_json_put_string(&b, model, strlen(model));
-        red_sbuf_printf(&b, ", \"width\": %d, \"tokens\": %d, \"center\": %s, \"erank\": ", m.cfg.dim, n_rows * T,
+        red_sbuf_printf(&b, ", \"width\": %d, \"tokens\": %d, \"center\": %s, ", m.cfg.dim, n_rows * T,
                         center ? "true" : "false");
-        red_json_put_numbers(&b, er, L + 1);
+        put_hidden_metrics(&b, met, L + 1, 1);
         red_sbuf_puts(&b, "}\n");
         write_text_file(json, &b);
         red_sbuf_free(&b);
     }
-    free(er);
+    free(met);
     free(rows);
+    red_train_data_free(&d);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ inspect */
+
+static const char *usage_inspect =
+    "usage: red inspect --model DIR --data FILE [--data FILE ...] --width D [--json OUT]\n"
+    "                   [--calib-tokens N] [--batch B] [--seq T] [--threads N]\n"
+    "\n"
+    "Why a channel selection keeps less than a rotation: one calibration pass of\n"
+    "the model on the data (the pass the inits make: same rows for the same B x T\n"
+    "and N), then per RMSNorm site (each layer's attention and MLP norm, the final\n"
+    "norm; energies of the norm outputs the weights read) the fraction of the\n"
+    "activation energy kept at width D by red's channel selection, by magnitude's\n"
+    "selection, by the shared basis the pca init uses, and by the site's own top-D\n"
+    "principal directions (the most any D-dim projection keeps; a random one keeps\n"
+    "D/d on average), and how concentrated the channel energy is: share of the top\n"
+    "1% and 10% of channels (at least one), max/median channel RMS, kurtosis of\n"
+    "the channel RMS (3 for a Gaussian; outlier channels make it large).\n"
+    "Defaults are red reproduce's: --calib-tokens 131072, --batch 1, --seq 1024\n"
+    "(at most the model's context).\n";
+
+static const char *site_name(int site, int L, char *buf, size_t cap) {
+    if (site == 2 * L) snprintf(buf, cap, "final_norm");
+    else snprintf(buf, cap, "layers.%d.%s", site / 2, site % 2 ? "mlp_norm" : "attn_norm");
+    return buf;
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    const char *model = NULL, *json = NULL, *data[64];
+    int n_data = 0, threads = 0, width = 0, B = 1, T = 1024, i;
+    int64_t calib_tokens = 131072;
+    red_model m;
+    red_tokenizer tok;
+    red_train_data d;
+    red_pool *pool;
+    red_error err;
+    red_inspect_result r;
+    double mean[8] = {0};
+    char name[64];
+    for (i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_inspect, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) die(2, "inspect: %s needs a value (see red inspect --help)", o);
+        if (!strcmp(o, "--model")) model = argv[++i];
+        else if (!strcmp(o, "--data")) {
+            if (n_data == 64) die(2, "inspect: at most 64 --data files%s", "");
+            data[n_data++] = argv[++i];
+        } else if (!strcmp(o, "--width")) width = (int)parse_num(o, argv[++i], 1, 1 << 20);
+        else if (!strcmp(o, "--json")) json = argv[++i];
+        else if (!strcmp(o, "--calib-tokens")) calib_tokens = (int64_t)parse_num(o, argv[++i], 1, 1e12);
+        else if (!strcmp(o, "--batch")) B = (int)parse_num(o, argv[++i], 1, 1 << 16);
+        else if (!strcmp(o, "--seq")) T = (int)parse_num(o, argv[++i], 2, 1 << 16);
+        else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
+        else die(2, "inspect: unknown option '%s' (see red inspect --help)", o);
+    }
+    if (!model || !n_data || !width) die(2, "inspect: --model, --data and --width are required (see red inspect --help)%s", "");
+    pool = make_pool(threads);
+    load_model(&m, model, pool);
+    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    if (T > m.cfg.max_pos) T = m.cfg.max_pos;
+    load_data_files(&d, &tok, data, n_data);
+    if (red_inspect(&m, width, &d, calib_tokens, B, T, &r, &err) != RED_OK) die(1, "%s", err.msg);
+    printf("# red inspect: %s, width %d -> %d, %lld calibration tokens (%d x %d rows); a random projection keeps %.3f\n",
+           model, r.d_t, r.d_s, (long long)r.rows, B, T, (double)r.d_s / r.d_t);
+    printf("%-20s %8s %8s %8s %8s %8s %8s %8s %8s\n", "site", "red", "magn.", "pca-shr", "pca-own", "top1%", "top10%",
+           "max/med", "kurt");
+    for (i = 0; i < r.n_sites; i++) {
+        const red_site_energy *e = &r.site[i];
+        double v[8];
+        int k;
+        v[0] = e->kept_red; v[1] = e->kept_magnitude; v[2] = e->kept_pca_shared; v[3] = e->kept_pca;
+        v[4] = e->top1_share; v[5] = e->top10_share; v[6] = e->rms_max_over_median; v[7] = e->rms_kurtosis;
+        printf("%-20s", site_name(i, m.cfg.n_layers, name, sizeof name));
+        for (k = 0; k < 8; k++) {
+            printf(" %8.3f", v[k]);
+            mean[k] += v[k] / r.n_sites;
+        }
+        printf("\n");
+    }
+    printf("%-20s", "mean");
+    for (i = 0; i < 8; i++) printf(" %8.3f", mean[i]);
+    printf("\n");
+    if (json) {
+        red_sbuf b;
+        double sel[2][4096];
+        int k;
+        red_sbuf_init(&b);
+        red_sbuf_puts(&b, "{\"model\": ");
+        red_json_put_string(&b, model, strlen(model));
+        red_sbuf_printf(&b, ", \"d_t\": %d, \"d_s\": %d, \"calib_tokens\": %lld, \"batch\": %d, \"seq\": %d, "
+                        "\"kept_random_expected\": ", r.d_t, r.d_s, (long long)r.rows, B, T);
+        red_json_put_number(&b, (double)r.d_s / r.d_t);
+        for (k = 0; k < r.d_s && k < 4096; k++) { sel[0][k] = r.sel_red[k]; sel[1][k] = r.sel_magnitude[k]; }
+        red_sbuf_puts(&b, ",\n \"sel_red\": ");
+        red_json_put_numbers(&b, sel[0], k);
+        red_sbuf_puts(&b, ",\n \"sel_magnitude\": ");
+        red_json_put_numbers(&b, sel[1], k);
+        red_sbuf_puts(&b, ",\n \"sites\": [");
+        for (i = 0; i < r.n_sites; i++) {
+            const red_site_energy *e = &r.site[i];
+            static const char *const keys[] = {"kept_red", "kept_magnitude", "kept_pca_shared", "kept_pca", "top1_share",
+                                                "top10_share", "rms_max_over_median", "rms_kurtosis"};
+            double v[8];
+            v[0] = e->kept_red; v[1] = e->kept_magnitude; v[2] = e->kept_pca_shared; v[3] = e->kept_pca;
+            v[4] = e->top1_share; v[5] = e->top10_share; v[6] = e->rms_max_over_median; v[7] = e->rms_kurtosis;
+            red_sbuf_puts(&b, i ? ",\n  {\"site\": " : "\n  {\"site\": ");
+            red_json_put_string(&b, site_name(i, m.cfg.n_layers, name, sizeof name), strlen(name));
+            for (k = 0; k < 8; k++) {
+                red_sbuf_printf(&b, ", \"%s\": ", keys[k]);
+                red_json_put_number(&b, v[k]);
+            }
+            red_sbuf_puts(&b, "}");
+        }
+        red_sbuf_puts(&b, "]}\n");
+        write_text_file(json, &b);
+        red_sbuf_free(&b);
+    }
+    red_inspect_free(&r);
     red_train_data_free(&d);
     red_model_free(&m);
     red_pool_destroy(pool);
@@ -1790,6 +1967,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "distill")) return cmd_distill(argc - 2, argv + 2);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "reproduce")) return cmd_reproduce(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
     if (!strcmp(cmd, "tasks")) return cmd_tasks(argc - 2, argv + 2);

@@ -415,6 +415,8 @@ typedef struct {
     double *resid_sq;  /* [L, d] sum of h² of each block's output */
     double *rms_ratio; /* [sites] sum over tokens of rms(x[I]) / rms(x), x the norm input */
     float *gram;       /* [d, d] sum of x̂ᵀ x̂ over every site (pca), or NULL */
+    double *site_gram; /* [sites, d, d] sum of x̂ᵀ x̂ per site (red inspect), or NULL */
+    float *scratch;    /* [d, d] one batch's product for site_gram */
     int64_t rows;
 } calib_stats;
 
@@ -472,6 +474,11 @@ static red_status calib_pass(red_student *s, red_train_data *calib, int64_t cali
                 }
                 if (want_gram)
                     red_sgemm(t->pool, RED_TN, d, d, (int)N, 1.0f, x, d, x, d, 1.0f, cs->gram, d);
+                if (cs->site_gram) {  /* per batch in float, summed in double */
+                    double *g = cs->site_gram + (size_t)site * d * d;
+                    red_sgemm(t->pool, RED_TN, d, d, (int)N, 1.0f, x, d, x, d, 0.0f, cs->scratch, d);
+                    for (j = 0; j < d * d; j++) g[j] += cs->scratch[j];
+                }
             }
         }
         if (!sel)
@@ -543,11 +550,67 @@ static red_status select_top(const double *score, int d, int ds, int *sel) {
     return RED_OK;
 }
 
+/* The shared index set I of a selection init (B1, B2): the top d_s channels
+ * by the init's score (weight shares for magnitude, calibration statistics
+ * for red), ascending. score and tmp hold d doubles each. */
+static red_status choose_channels(const red_model *t, const red_init_opts *o, const calib_stats *cs, int ds,
+                                  double *score, double *tmp, int *sel) {
+    const red_config *c = &t->cfg;
+    int L = c->n_layers, d = c->dim, n_sites = 2 * L + 1, i, j, k;
+    for (j = 0; j < d; j++) score[j] = 0.0;
+    if (o->kind == RED_INIT_MAGNITUDE) {
+        for (j = 0; j < d; j++) {
+            for (i = 0; i < L; i++)
+                for (k = 0; k < RED_N_SITES; k++) {
+                    int other;
+                    const float *W = site_weight(t, i, k, &other);
+                    score[j] += site_is_output(k) ? weight_channel_share(W, d, other, j, 1)
+                                                  : weight_channel_share(W, other, d, j, 0);
+                }
+            score[j] += weight_channel_share(t->w.embed, c->vocab, d, j, 0);
+            if (!c->tied) score[j] += weight_channel_share(t->w.lm_head, c->vocab, d, j, 0);
+        }
+    } else if (o->score == RED_SCORE_RESID) {
+        for (i = 0; i < L; i++)
+            for (j = 0; j < d; j++) score[j] += sqrt(cs->resid_sq[(size_t)i * d + j]);
+    } else {
+        for (i = 0; i < n_sites; i++) {
+            double sum = 0.0;
+            if (o->score == RED_SCORE_ENERGY) {
+                for (j = 0; j < d; j++) tmp[j] = cs->energy[(size_t)i * d + j];
+            } else if (o->score == RED_SCORE_ABSMEAN) {
+                for (j = 0; j < d; j++) tmp[j] = cs->absum[(size_t)i * d + j];
+            } else {  /* wanda: activation norm x weight-column norm */
+                site_reader_colnorm(t, i, tmp);
+                for (j = 0; j < d; j++) tmp[j] *= sqrt(cs->energy[(size_t)i * d + j]);
+            }
+            for (j = 0; j < d; j++) sum += tmp[j];
+            if (sum > 0.0)
+                for (j = 0; j < d; j++) score[j] += tmp[j] / sum;
+        }
+    }
+    return select_top(score, d, ds, sel);
+}
+
+/* The pca init's shared basis (C): the top d_s eigenvectors of the Gram of
+ * the stacked norm outputs (gram, d x d), as the columns of basis [d, d_s]. */
+static red_status pca_basis(const float *gram, int d, int ds, float *basis) {
+    float *ev = malloc((size_t)d * sizeof(float)), *Q = malloc((size_t)d * d * sizeof(float));
+    red_status st = RED_E_NOMEM;
+    int i, k;
+    if (ev && Q && (st = red_eig_sym(d, gram, d, ev, Q)) == RED_OK)
+        for (i = 0; i < d; i++)
+            for (k = 0; k < ds; k++) basis[(size_t)i * ds + k] = Q[(size_t)i * d + k];
+    free(ev);
+    free(Q);
+    return st;
+}
+
 red_status red_student_initialize(red_student *s, const red_init_opts *o, red_train_data *calib,
                                   int64_t calib_tokens, red_error *err) {
     red_model *t = s->teacher;
     const red_config *c = &t->cfg;
-    int L = c->n_layers, d = s->d_t, ds = s->d_s, n_sites = 2 * L + 1, i, j, k, np = red_student_n_proj(s);
+    int L = c->n_layers, d = s->d_t, ds = s->d_s, n_sites = 2 * L + 1, i, k, np = red_student_n_proj(s);
     int selection = o->kind == RED_INIT_MAGNITUDE || o->kind == RED_INIT_RED;
     red_norm_init norms = o->norms;
     int need_stats = o->kind == RED_INIT_RED || o->kind == RED_INIT_PCA;
@@ -597,59 +660,16 @@ red_status red_student_initialize(red_student *s, const red_init_opts *o, red_tr
     memset(s->adam_v, 0, s->n * sizeof(float));
     s->adam_t = 0;
     if (selection) {  /* channel score -> one shared index set I (B1, B2) */
-        if (o->kind == RED_INIT_MAGNITUDE) {
-            for (j = 0; j < d; j++) {
-                for (i = 0; i < L; i++)
-                    for (k = 0; k < RED_N_SITES; k++) {
-                        int other;
-                        const float *W = site_weight(t, i, k, &other);
-                        score[j] += site_is_output(k) ? weight_channel_share(W, d, other, j, 1)
-                                                      : weight_channel_share(W, other, d, j, 0);
-                    }
-                score[j] += weight_channel_share(t->w.embed, c->vocab, d, j, 0);
-                if (!c->tied) score[j] += weight_channel_share(t->w.lm_head, c->vocab, d, j, 0);
-            }
-        } else if (o->score == RED_SCORE_RESID) {
-            for (i = 0; i < L; i++)
-                for (j = 0; j < d; j++) score[j] += sqrt(cs.resid_sq[(size_t)i * d + j]);
-        } else {
-            for (i = 0; i < n_sites; i++) {
-                double sum = 0.0;
-                if (o->score == RED_SCORE_ENERGY) {
-                    for (j = 0; j < d; j++) tmp[j] = cs.energy[(size_t)i * d + j];
-                } else if (o->score == RED_SCORE_ABSMEAN) {
-                    for (j = 0; j < d; j++) tmp[j] = cs.absum[(size_t)i * d + j];
-                } else {  /* wanda: activation norm x weight-column norm */
-                    site_reader_colnorm(t, i, tmp);
-                    for (j = 0; j < d; j++) tmp[j] *= sqrt(cs.energy[(size_t)i * d + j]);
-                }
-                for (j = 0; j < d; j++) sum += tmp[j];
-                if (sum > 0.0)
-                    for (j = 0; j < d; j++) score[j] += tmp[j] / sum;
-            }
-        }
-        if (select_top(score, d, ds, sel)) {
-            st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+        if ((st = choose_channels(t, o, &cs, ds, score, tmp, sel))) {
+            st = red_error_set(err, st, "distill: out of memory");
             goto out;
         }
         memset(basis, 0, P * sizeof(float));
         for (k = 0; k < ds; k++) basis[(size_t)sel[k] * ds + k] = 1.0f;
-    } else if (o->kind == RED_INIT_PCA) {  /* top principal directions of the stacked norm outputs */
-        float *ev = malloc((size_t)d * sizeof(float)), *Q = malloc((size_t)d * d * sizeof(float));
-        if (!ev || !Q) {
-            free(ev); free(Q);
-            st = red_error_set(err, RED_E_NOMEM, "distill: out of memory for pca");
-            goto out;
-        }
-        st = red_eig_sym(d, cs.gram, d, ev, Q);
-        for (i = 0; i < d; i++)
-            for (k = 0; k < ds; k++) basis[(size_t)i * ds + k] = Q[(size_t)i * d + k];
-        free(ev);
-        free(Q);
-        if (st) {
-            st = red_error_set(err, st, "distill: pca eigendecomposition did not converge");
-            goto out;
-        }
+    } else if (o->kind == RED_INIT_PCA && (st = pca_basis(cs.gram, d, ds, basis))) {
+        st = red_error_set(err, st, st == RED_E_NOMEM ? "distill: out of memory for pca"
+                                                      : "distill: pca eigendecomposition did not converge");
+        goto out;
     }
     for (i = 0; i < np; i++) {
         float *p = (float *)red_student_proj(s, i, NULL, 0);
@@ -679,41 +699,227 @@ out:
     return st;
 }
 
-/* ------------------------------------------------------------------ eRank */
+/* ------------------------------------------------------------------ red inspect: energy kept at init */
 
-red_status red_erank_layers(red_model *m, const int *tokens, int n_rows, int T, int center, double *out,
-                            red_error *err) {
+/* Channel-energy concentration of one site from its per-channel energies. */
+static void site_concentration(const double *e, int d, int64_t rows, red_site_energy *o) {
+    double *v = malloc((size_t)d * sizeof(double)), tot = 0.0, top = 0.0, mean = 0.0, m2 = 0.0, m4 = 0.0, med;
+    int j, k, k1 = (d + 99) / 100, k10 = (d + 9) / 10;
+    if (!v) return;
+    for (j = 0; j < d; j++) { v[j] = e[j]; tot += e[j]; }
+    for (j = 1; j < d; j++) {  /* insertion sort, descending (d is a model width) */
+        double x = v[j];
+        for (k = j; k > 0 && v[k - 1] < x; k--) v[k] = v[k - 1];
+        v[k] = x;
+    }
+    for (j = 0; j < k10; j++) {
+        top += v[j];
+        if (j + 1 == k1) o->top1_share = tot > 0 ? top / tot : 0.0;
+    }
+    o->top10_share = tot > 0 ? top / tot : 0.0;
+    for (j = 0; j < d; j++) v[j] = sqrt(v[j] / (double)(rows > 0 ? rows : 1));  /* channel RMS, descending */
+    med = d % 2 ? v[d / 2] : 0.5 * (v[d / 2 - 1] + v[d / 2]);
+    o->rms_max_over_median = med > 0 ? v[0] / med : INFINITY;
+    for (j = 0; j < d; j++) mean += v[j] / d;
+    for (j = 0; j < d; j++) {
+        double z = v[j] - mean;
+        m2 += z * z / d;
+        m4 += z * z * z * z / d;
+    }
+    o->rms_kurtosis = m2 > 0 ? m4 / (m2 * m2) : NAN;
+    free(v);
+}
+
+/* Fractions of one site's energy kept by a selection, a basis, and its own top d_s directions. */
+static red_status site_kept(const calib_stats *cs, int site, int ds, const int *sel_red, const int *sel_mag,
+                            const float *basis, float *gf, float *w, red_site_energy *o) {
+    int d = cs->d, j, k, q;
+    const double *e = cs->energy + (size_t)site * d, *G = cs->site_gram + (size_t)site * d * d;
+    double tot = cs->total[site], kr = 0.0, km = 0.0, ks = 0.0, tr = 0.0, top = 0.0, all = 0.0;
+    red_status st;
+    for (k = 0; k < ds; k++) { kr += e[sel_red[k]]; km += e[sel_mag[k]]; }
+    for (j = 0; j < d; j++) tr += G[(size_t)j * d + j];
+    for (k = 0; k < ds; k++)  /* q_kᵀ G q_k for each basis column */
+        for (j = 0; j < d; j++) {
+            double gq = 0.0;
+            for (q = 0; q < d; q++) gq += G[(size_t)j * d + q] * basis[(size_t)q * ds + k];
+            ks += basis[(size_t)j * ds + k] * gq;
+        }
+    for (j = 0; j < d * d; j++) gf[j] = (float)G[j];
+    if ((st = red_eig_sym(d, gf, d, w, NULL))) return st;
+    for (j = 0; j < d; j++) {
+        all += w[j];
+        if (j < ds) top += w[j];
+    }
+    o->kept_red = tot > 0 ? kr / tot : 0.0;
+    o->kept_magnitude = tot > 0 ? km / tot : 0.0;
+    o->kept_pca_shared = tr > 0 ? ks / tr : 0.0;
+    o->kept_pca = all > 0 ? top / all : 0.0;
+    return RED_OK;
+}
+
+red_status red_inspect(red_model *t, int d_s, red_train_data *calib, int64_t calib_tokens, int B, int T,
+                       red_inspect_result *r, red_error *err) {
+    const red_config *c = &t->cfg;
+    int L = c->n_layers, d = c->dim, n_sites = 2 * L + 1, i;
+    red_student s;
+    calib_stats cs;
+    red_init_opts io;
+    double *score = NULL, *tmp = NULL;
+    int *in = NULL, *tgt = NULL;
+    float *basis = NULL, *gf = NULL, *w = NULL;
+    red_status st;
+    memset(r, 0, sizeof *r);
+    memset(&cs, 0, sizeof cs);
+    if (!calib || calib_tokens < 1) return red_error_set(err, RED_E_ARG, "inspect: calibration data is needed");
+    if ((st = red_student_init(&s, t, d_s, err))) return st;
+    if ((st = red_student_train_alloc(&s, B, T, err))) goto out;
+    r->n_sites = n_sites; r->d_t = d; r->d_s = d_s;
+    r->site = calloc((size_t)n_sites, sizeof *r->site);
+    r->sel_red = calloc((size_t)d_s, sizeof(int));
+    r->sel_magnitude = calloc((size_t)d_s, sizeof(int));
+    cs.n_sites = n_sites;
+    cs.d = d;
+    cs.energy = calloc((size_t)n_sites * d, sizeof(double));
+    cs.absum = calloc((size_t)n_sites * d, sizeof(double));
+    cs.total = calloc((size_t)n_sites, sizeof(double));
+    cs.resid_sq = calloc((size_t)L * d, sizeof(double));
+    cs.gram = calloc((size_t)d * d, sizeof(float));
+    cs.site_gram = calloc((size_t)n_sites * d * d, sizeof(double));
+    cs.scratch = malloc((size_t)d * d * sizeof(float));
+    score = calloc((size_t)d, sizeof(double));
+    tmp = calloc((size_t)d, sizeof(double));
+    in = malloc((size_t)B * T * sizeof(int));
+    tgt = malloc((size_t)B * T * sizeof(int));
+    basis = malloc((size_t)d * d_s * sizeof(float));
+    gf = malloc((size_t)d * d * sizeof(float));
+    w = malloc((size_t)d * sizeof(float));
+    if (!r->site || !r->sel_red || !r->sel_magnitude || !cs.energy || !cs.absum || !cs.total || !cs.resid_sq ||
+        !cs.gram || !cs.site_gram || !cs.scratch || !score || !tmp || !in || !tgt || !basis || !gf || !w) {
+        st = red_error_set(err, RED_E_NOMEM, "inspect: out of memory (%d sites of %d x %d)", n_sites, d, d);
+        goto out;
+    }
+    /* the calibration pass the inits make, then each init's own choice from it */
+    if ((st = calib_pass(&s, calib, calib_tokens, NULL, 1, &cs, in, tgt, err))) goto out;
+    r->rows = cs.rows;
+    memset(&io, 0, sizeof io);
+    io.kind = RED_INIT_RED;
+    io.score = RED_SCORE_ENERGY;
+    if ((st = choose_channels(t, &io, &cs, d_s, score, tmp, r->sel_red))) goto out_nomem;
+    io.kind = RED_INIT_MAGNITUDE;
+    if ((st = choose_channels(t, &io, &cs, d_s, score, tmp, r->sel_magnitude))) goto out_nomem;
+    if ((st = pca_basis(cs.gram, d, d_s, basis))) {
+        st = red_error_set(err, st, "inspect: pca eigendecomposition did not converge");
+        goto out;
+    }
+    for (i = 0; i < n_sites; i++) {
+        if ((st = site_kept(&cs, i, d_s, r->sel_red, r->sel_magnitude, basis, gf, w, &r->site[i]))) {
+            st = red_error_set(err, st, "inspect: eigendecomposition of site %d did not converge", i);
+            goto out;
+        }
+        site_concentration(cs.energy + (size_t)i * d, d, cs.rows, &r->site[i]);
+    }
+    goto out;
+out_nomem:
+    st = red_error_set(err, st, "inspect: out of memory");
+out:
+    free(cs.energy); free(cs.absum); free(cs.total); free(cs.resid_sq); free(cs.gram); free(cs.site_gram);
+    free(cs.scratch); free(score); free(tmp); free(in); free(tgt); free(basis); free(gf); free(w);
+    red_student_free(&s);
+    if (st) red_inspect_free(r);
+    return st;
+}
+
+void red_inspect_free(red_inspect_result *r) {
+    free(r->site);
+    free(r->sel_red);
+    free(r->sel_magnitude);
+    memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------------ eRank and token indistinguishability */
+
+/* Hidden states on tokens [n_rows, T]: the residual stream after each block
+ * and the final-norm output (layers L+1 blocks of rows*D floats in *H), or
+ * the final-norm output alone (final_only). */
+static red_status hidden_states(red_model *m, const int *tokens, int n_rows, int T, int final_only, float **Hout,
+                                red_error *err) {
     const red_config *c = &m->cfg;
-    int L = c->n_layers, D = c->dim, l, r = 0, maxB;
+    int L = c->n_layers, D = c->dim, l, r = 0, maxB, first = final_only ? L : 0;
     size_t rows = (size_t)n_rows * T, per = rows * D;
     float *H;
-    red_status st = RED_OK;
+    red_status st;
+    *Hout = NULL;
     if (!m->acts) return red_error_set(err, RED_E_ARG, "erank: the model needs activations (train_alloc)");
     maxB = red_model_max_batch(m);
-    H = red_malloc_aligned((size_t)(L + 1) * per * sizeof(float));
+    H = red_malloc_aligned((size_t)(L + 1 - first) * per * sizeof(float));
     if (!H) return red_error_set(err, RED_E_NOMEM, "erank: out of memory for %zu rows", rows);
     while (r < n_rows) {
         int b = n_rows - r < maxB ? n_rows - r : maxB;
         size_t at = (size_t)r * T * D, n = (size_t)b * T * D;
         if ((st = red_model_forward(m, tokens + (size_t)r * T, b, T))) {
-            st = red_error_set(err, st, "erank: forward failed (token out of range or T != the model's)");
-            goto out;
+            red_free_aligned(H);
+            return red_error_set(err, st, "erank: forward failed (token out of range or T != the model's)");
         }
-        for (l = 0; l < L; l++) {
+        for (l = first; l < L; l++) {
             red_layer_acts la;
             red_model_layer_acts(m, l, &la);
             memcpy(H + (size_t)l * per + at, la.out, n * sizeof(float));
         }
-        memcpy(H + (size_t)L * per + at, red_model_final_normed(m), n * sizeof(float));
+        memcpy(H + (size_t)(L - first) * per + at, red_model_final_normed(m), n * sizeof(float));
         r += b;
     }
+    *Hout = H;
+    return RED_OK;
+}
+
+red_status red_erank_layers(red_model *m, const int *tokens, int n_rows, int T, int center, double *out,
+                            red_error *err) {
+    int L = m->cfg.n_layers, D = m->cfg.dim, l;
+    size_t rows = (size_t)n_rows * T, per = rows * D;
+    float *H;
+    red_status st;
+    if ((st = hidden_states(m, tokens, n_rows, T, 0, &H, err))) return st;
     for (l = 0; l <= L; l++)
         if ((st = red_erank(m->pool, (int)rows, D, H + (size_t)l * per, D, center, &out[l]))) {
             st = red_error_set(err, st, "erank: SVD of layer %d did not converge", l);
-            goto out;
+            break;
         }
-out:
     red_free_aligned(H);
+    return st;
+}
+
+red_status red_hidden_metrics(red_model *m, const int *tokens, int n_rows, int T, int center, int final_only,
+                              red_layer_metrics *out, red_error *err) {
+    int L = m->cfg.n_layers, D = m->cfg.dim, l, t, first = final_only ? L : 0;
+    size_t rows = (size_t)n_rows * T, per = rows * D, i;
+    int64_t *ids;
+    float *H;
+    red_status st;
+    for (l = 0; l <= L; l++) {  /* layers not measured read NaN */
+        out[l].erank = out[l].ind.cos_mean = NAN;
+        for (t = 0; t < RED_INDIST_N; t++) out[l].ind.indist[t] = NAN;
+        out[l].ind.pairs = out[l].ind.distinct_pairs = 0;
+    }
+    if (!(ids = malloc((rows ? rows : 1) * sizeof *ids))) return red_error_set(err, RED_E_NOMEM, "erank: out of memory");
+    for (i = 0; i < rows; i++) ids[i] = tokens[i];  /* a position's id is its input token */
+    if ((st = hidden_states(m, tokens, n_rows, T, final_only, &H, err))) {
+        free(ids);
+        return st;
+    }
+    for (l = first; l <= L; l++) {
+        const float *X = H + (size_t)(l - first) * per;
+        if ((st = red_erank(m->pool, (int)rows, D, X, D, center, &out[l].erank))) {
+            st = red_error_set(err, st, "erank: SVD of layer %d did not converge", l);
+            break;
+        }
+        if ((st = red_token_indist(m->pool, (int)rows, D, X, D, ids, &out[l].ind))) {
+            st = red_error_set(err, st, "erank: layer %d has non-finite hidden states", l);
+            break;
+        }
+    }
+    red_free_aligned(H);
+    free(ids);
     return st;
 }
 

@@ -908,6 +908,42 @@ const float *red_student_proj(const red_student *s, int i, char *name, size_t na
 red_status red_erank_layers(red_model *m, const int *tokens, int n_rows, int T, int center, double *out,
                             red_error *err);
 
+/* `red inspect`: why a channel selection keeps less than a rotation. One
+ * calibration pass as the inits make (same rows, same statistics), then per
+ * norm site (site 2l: layer l's attention norm, 2l+1: its MLP norm, 2L: the
+ * final norm; energies of the norm outputs x̂ the weights read) the fraction
+ * of sum ||x̂||² kept by red's selection (default energy score), by
+ * magnitude's, by the pca init's shared basis, and by the site's own top d_s
+ * principal directions (the most any d_s-dim projection keeps), and how
+ * concentrated the channel energy is: share of the top ceil(1%) and ceil(10%)
+ * of channels, max / median channel RMS, kurtosis (m4 / m2², 3 for a
+ * Gaussian) of the channel RMS values. */
+typedef struct {
+    double kept_red, kept_magnitude, kept_pca_shared, kept_pca;
+    double top1_share, top10_share, rms_max_over_median, rms_kurtosis;
+} red_site_energy;
+typedef struct {
+    int n_sites, d_t, d_s;
+    int64_t rows;                 /* calibration tokens seen */
+    red_site_energy *site;        /* [n_sites] */
+    int *sel_red, *sel_magnitude; /* [d_s] the selections, ascending */
+} red_inspect_result;
+/* B x T is the calibration batch shape (the rows depend on it, as for the inits). */
+red_status red_inspect(red_model *teacher, int d_s, red_train_data *calib, int64_t calib_tokens, int B, int T,
+                       red_inspect_result *r, red_error *err);
+void red_inspect_free(red_inspect_result *r);
+
+/* eRank and token indistinguishability (red_token_indist; a position's id is
+ * its input token) of the same hidden states as red_erank_layers, with the
+ * eRank computed exactly as there (the same bits). final_only measures out[L]
+ * alone; layers not measured read NaN. */
+typedef struct {
+    double erank;
+    red_indist ind;
+} red_layer_metrics;
+red_status red_hidden_metrics(red_model *m, const int *tokens, int n_rows, int T, int center, int final_only,
+                              red_layer_metrics *out, red_error *err);
+
 typedef struct {
     uint64_t step, total_steps, epoch;
     float lr;
