@@ -1720,6 +1720,8 @@ static int cmd_distill(int argc, char **argv) {
     if ((st = red_distill_run(&job, &s, &rep, &err)) != RED_OK) die_err(st, &err);
     fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n",
             rep.erank_teacher[L], rep.erank_init[L], rep.erank_final[L], out);
+    fprintf(stderr, "distill: indist@0.95 final norm: teacher %.4f, student at init %.4f, at end %.4f\n",
+            rep.hidden_teacher[L].ind.indist[0], rep.hidden_init[L].ind.indist[0], rep.hidden_final[L].ind.indist[0]);
     red_distill_report_free(&rep);
     free(er_rows);
     red_train_data_free(&d);

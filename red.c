@@ -1178,14 +1178,36 @@ static red_status projection_spectra(const red_student *s, float *sv, red_error 
     return RED_OK;
 }
 
-/* eRank per layer and the projection spectra of the merged student. */
-static red_status student_diagnostics(const red_distill_job *j, red_student *s, double *erank, float *sv, red_error *err) {
+/* eRank and token indistinguishability per layer (hidden) of m on the job's rows; erank[l] = hidden[l].erank. */
+static red_status hidden_diagnostics(const red_distill_job *j, red_model *m, double *erank, red_layer_metrics *hidden,
+                                     red_error *err) {
+    int l;
+    red_status st;
+    if (!j->n_erank_rows) return RED_OK;
+    if ((st = red_hidden_metrics(m, j->erank_rows, j->n_erank_rows, j->opt.loop.seq, 0, 0, hidden, err))) return st;
+    for (l = 0; l <= m->cfg.n_layers; l++) erank[l] = hidden[l].erank;
+    return RED_OK;
+}
+
+/* eRank, indistinguishability and the projection spectra of the merged student. */
+static red_status student_diagnostics(const red_distill_job *j, red_student *s, double *erank, red_layer_metrics *hidden,
+                                      float *sv, red_error *err) {
     red_status st;
     red_student_merge(s);
-    if (j->n_erank_rows &&
-        (st = red_erank_layers(&s->model, j->erank_rows, j->n_erank_rows, j->opt.loop.seq, 0, erank, err)))
-        return st;
+    if ((st = hidden_diagnostics(j, &s->model, erank, hidden, err))) return st;
     return projection_spectra(s, sv, err);
+}
+
+/* distill_log.json members ",\n  \"cos_mean_<who>\": [...]" and indist@0.95/0.99 per layer. */
+static void put_hidden_log(red_sbuf *b, const red_layer_metrics *m, int n, const char *who) {
+    static const char *const keys[] = {"cos_mean", "indist_0.95", "indist_0.99"};
+    double v[256];
+    int k, l;
+    for (k = 0; k < 3; k++) {
+        for (l = 0; l < n && l < 256; l++) v[l] = k ? m[l].ind.indist[k - 1] : m[l].ind.cos_mean;
+        red_sbuf_printf(b, ",\n  \"%s_%s\": ", keys[k], who);
+        red_json_put_numbers(b, v, l);
+    }
 }
 
 static void put_spectra(red_sbuf *b, const red_student *s, const float *sv) {
@@ -1257,10 +1279,12 @@ static red_status write_log(const red_distill_job *j, const red_student *s, cons
     put_options(&js, j);
     red_sbuf_printf(&js, ",\n  \"erank_tokens\": %d,\n  \"erank_teacher\": ", j->n_erank_rows * j->opt.loop.seq);
     red_json_put_numbers(&js, r->erank_teacher, ne);
+    put_hidden_log(&js, r->hidden_teacher, ne, "teacher");
     red_sbuf_puts(&js, ",\n  ");
     red_sbuf_put(&js, init_part->p, init_part->len);
     red_sbuf_puts(&js, ",\n  \"erank_student_final\": ");
     red_json_put_numbers(&js, r->erank_final, ne);
+    put_hidden_log(&js, r->hidden_final, ne, "student_final");
     red_sbuf_puts(&js, ",\n  \"projections_final\": ");
     put_spectra(&js, s, r->sv_final);
     /* a d_t x d_s Gaussian with std sigma has singular values in sigma (sqrt(d_t) -+ sqrt(d_s)) */
@@ -1288,6 +1312,7 @@ static red_status write_init_part(const red_distill_job *j, const red_student *s
     red_json_put_numbers(part, r->erank_init, j->n_erank_rows ? s->cfg.n_layers + 1 : 0);
     red_sbuf_puts(part, ",\n  \"projections_init\": ");
     put_spectra(part, s, r->sv_init);
+    put_hidden_log(part, r->hidden_init, j->n_erank_rows ? s->cfg.n_layers + 1 : 0, "student_init");
     if (part->failed) return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
     snprintf(path, sizeof path, "%s/distill_init.json", j->opt.loop.out);
     return red_write_file_atomic(path, part->p, part->len, err);
@@ -1324,13 +1349,23 @@ static red_status report_alloc(red_distill_report *r, const red_student *s, red_
     memset(r, 0, sizeof *r);
     r->erank_teacher = calloc((size_t)3 * L1, sizeof(double));
     r->sv_init = calloc(2 * nsv, sizeof(float));
-    if (!r->erank_teacher || !r->sv_init) {
+    r->hidden_teacher = calloc((size_t)3 * L1, sizeof(red_layer_metrics));
+    if (!r->erank_teacher || !r->sv_init || !r->hidden_teacher) {
         red_distill_report_free(r);
         return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
     }
     r->erank_init = r->erank_teacher + L1;
     r->erank_final = r->erank_init + L1;
     r->sv_final = r->sv_init + nsv;
+    r->hidden_init = r->hidden_teacher + L1;
+    r->hidden_final = r->hidden_init + L1;
+    {   /* NaN until measured */
+        int i;
+        for (i = 0; i < 3 * L1; i++) {
+            red_indist *d = &r->hidden_teacher[i].ind;
+            r->hidden_teacher[i].erank = d->cos_mean = d->indist[0] = d->indist[1] = NAN;
+        }
+    }
     r->n_layers = s->cfg.n_layers;
     r->n_proj = red_student_n_proj(s);
     r->width = s->d_s;
@@ -1340,6 +1375,7 @@ static red_status report_alloc(red_distill_report *r, const red_student *s, red_
 void red_distill_report_free(red_distill_report *r) {
     free(r->erank_teacher);
     free(r->sv_init);
+    free(r->hidden_teacher);
     memset(r, 0, sizeof *r);
 }
 
@@ -1358,8 +1394,7 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     red_sbuf_puts(&curve, "");
     red_sbuf_init(&init_part);
     red_sbuf_puts(&init_part, "");
-    if (j->measure_teacher && j->n_erank_rows &&
-        (st = red_erank_layers(j->teacher, j->erank_rows, j->n_erank_rows, o->loop.seq, 0, r->erank_teacher, err)))
+    if (j->measure_teacher && (st = hidden_diagnostics(j, j->teacher, r->erank_teacher, r->hidden_teacher, err)))
         goto out;
     if (!o->loop.resume)
         say(j, "distill: init %s, width %d -> %d, calibration %lld tokens", j->init_name, s->d_t, s->d_s,
@@ -1367,12 +1402,12 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     /* initialised even when resuming (deterministic; the state then replaces
      * the projections), so the init diagnostics are the same either way */
     if ((st = red_student_initialize(s, &j->init, j->calib, j->calib_tokens, err)) ||
-        (st = student_diagnostics(j, s, r->erank_init, r->sv_init, err)))
+        (st = student_diagnostics(j, s, r->erank_init, r->hidden_init, r->sv_init, err)))
         goto out;
     if (j->write_log && (st = write_init_part(j, s, r, &init_part, err))) goto out;
     if (j->at_segment && (st = j->at_segment(j->ctx, s, 0, j->n_segments, 0, err))) goto out;
     if ((st = distill_segments(j, s, &curve, err))) goto out;
-    if ((st = student_diagnostics(j, s, r->erank_final, r->sv_final, err))) goto out;
+    if ((st = student_diagnostics(j, s, r->erank_final, r->hidden_final, r->sv_final, err))) goto out;
     if ((st = red_model_save(&s->model, o->loop.out, RED_DT_F32, err)) || (st = red_tokenizer_save(j->tok, o->loop.out, err)))
         goto out;
     r->wall_seconds = red_time_seconds() - t0;

@@ -1004,6 +1004,8 @@ typedef struct {
 typedef struct {
     int n_layers, n_proj, width;
     double *erank_teacher, *erank_init, *erank_final;  /* [L+1] each: blocks, then final norm */
+    red_layer_metrics *hidden_teacher, *hidden_init, *hidden_final;  /* [L+1] each, the same eRank and
+                                                        token indistinguishability (NaN when not measured) */
     float *sv_init, *sv_final;                         /* [n_proj, width] projection spectra */
     double wall_seconds;
 } red_distill_report;

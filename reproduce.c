@@ -231,6 +231,105 @@ static double acc_2_4(const double *acc, const test_sets *t) {
     return n ? s / n : 0.0;
 }
 
+/* ------------------------------------------------------------------ eRank and indistinguishability */
+
+static const char *const hidden_keys[] = {"erank", "cos_mean", "indist_0.95", "indist_0.99"};
+
+static double hidden_value(const red_layer_metrics *m, int key) {
+    return key == 0 ? m->erank : key == 1 ? m->ind.cos_mean : m->ind.indist[key - 2];
+}
+
+static void hidden_nan(red_layer_metrics *m, int n) {
+    int i;
+    memset(m, 0, (size_t)n * sizeof *m);
+    for (i = 0; i < n; i++) m[i].erank = m[i].ind.cos_mean = m[i].ind.indist[0] = m[i].ind.indist[1] = NAN;
+}
+
+/* The curve's points measured by earlier invocations: hidden_curve.txt, "segment erank cos i95 i99" lines. */
+static void read_hidden_curve(const char *dir, red_layer_metrics *hid, int n_seg) {
+    char path[2304];
+    FILE *f;
+    int sg;
+    double v[4];
+    snprintf(path, sizeof path, "%s/hidden_curve.txt", dir);
+    if (!(f = fopen(path, "r"))) return;
+    while (fscanf(f, "%d %lf %lf %lf %lf", &sg, &v[0], &v[1], &v[2], &v[3]) == 5)
+        if (sg >= 1 && sg <= n_seg) {
+            hid[sg].erank = v[0]; hid[sg].ind.cos_mean = v[1]; hid[sg].ind.indist[0] = v[2]; hid[sg].ind.indist[1] = v[3];
+        }
+    fclose(f);
+}
+
+static red_status write_hidden_curve(const char *dir, red_layer_metrics *hid, int seg, const red_layer_metrics *m,
+                                     red_error *err) {
+    char path[2304];
+    red_sbuf b;
+    int q, k;
+    red_status st;
+    hid[seg] = *m;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "");
+    for (q = 1; q <= seg; q++) {
+        red_sbuf_printf(&b, "%d", q);
+        for (k = 0; k < 4; k++) red_sbuf_printf(&b, " %.17g", hidden_value(&hid[q], k));
+        red_sbuf_puts(&b, "\n");
+    }
+    snprintf(path, sizeof path, "%s/hidden_curve.txt", dir);
+    st = write_sbuf(path, &b, err);
+    red_sbuf_free(&b);
+    return st;
+}
+
+/* result.json members: cos_mean / indist per layer at init and end; the final-norm curve. */
+static void put_hidden_result(red_sbuf *b, const red_layer_metrics *m0, const red_layer_metrics *m1, int n_layers,
+                              const red_layer_metrics *hid, int n_curve, int width) {
+    double v[256];
+    int k, i, when;
+    for (when = 0; when < 2; when++)
+        for (k = 1; k < 4; k++) {
+            for (i = 0; i < n_layers && i < 256; i++) v[i] = hidden_value(when ? &m1[i] : &m0[i], k);
+            red_sbuf_printf(b, ",\n \"%s_%s\": ", hidden_keys[k], when ? "final" : "init");
+            red_json_put_numbers(b, v, i);
+        }
+    for (k = 0; k < 5; k++) {
+        for (i = 0; i < n_curve && i < 256; i++) v[i] = k == 4 ? hid[i].erank / width : hidden_value(&hid[i], k);
+        red_sbuf_printf(b, ",\n \"%s_curve\": ", k == 4 ? "erank_norm" : hidden_keys[k]);
+        red_json_put_numbers(b, v, i);
+    }
+}
+
+/* Members ", \"cos_mean<sfx>\": [...], ..." (indistinguishability per layer) of a JSON object. */
+static void put_hidden_json(red_sbuf *b, const char *sfx, const red_layer_metrics *m, int n) {
+    double v[256];
+    int k, i;
+    for (k = 1; k < 4; k++) {
+        for (i = 0; i < n && i < 256; i++) v[i] = hidden_value(&m[i], k);
+        red_sbuf_printf(b, ", \"%s%s\": ", hidden_keys[k], sfx);
+        red_json_put_numbers(b, v, i);
+    }
+}
+
+static int json_doubles(const red_json *a, double *out, int cap);
+
+/* Reads them back (NaN where absent; null reads as NaN); 1 if all were there. */
+static int read_hidden_json(const red_json *j, const char *sfx, red_layer_metrics *m, int n) {
+    char key[64];
+    double v[256];
+    int k, i, all = 1;
+    for (k = 1; k < 4; k++) {
+        int got;
+        for (i = 0; i < 256; i++) v[i] = NAN;
+        snprintf(key, sizeof key, "%s%s", hidden_keys[k], sfx);
+        got = json_doubles(red_json_get(j, key), v, n < 256 ? n : 256);
+        all &= got == n;
+        for (i = 0; i < n && i < 256; i++) {
+            if (k == 1) m[i].ind.cos_mean = v[i];
+            else m[i].ind.indist[k - 2] = v[i];
+        }
+    }
+    return all;
+}
+
 /* ------------------------------------------------------------------ one student */
 
 typedef struct {
@@ -259,6 +358,8 @@ typedef struct {
     int seed, n_seg;
     unsigned char have_seg[65];
     double curve_acc[65], curve_tok[65];
+    red_layer_metrics hid[65];    /* final-norm eRank and indistinguishability at each point */
+    red_layer_metrics *scratch;   /* [L+1] */
 } student_curve;
 
 /* After segment seg (0 = at init): the 2-4-step accuracy, kept in
@@ -277,7 +378,10 @@ static red_status curve_point(void *ctx, red_student *s, int seg, int n_seg, uin
     red_student_merge(s);
     if ((st = eval_reasoning(&s->model, c->sh->tok, c->sh->tests, 2, 4, a, err))) return st;
     c->curve_acc[seg] = acc_2_4(a, c->sh->tests);
-    if (seg == 0) return RED_OK;
+    if (seg == 0) return RED_OK;  /* (the init's come from the job's diagnostics) */
+    if ((st = red_hidden_metrics(&s->model, c->sh->erank_rows, c->sh->n_erank_rows, o->seq, 0, 1, c->scratch, err)) ||
+        (st = write_hidden_curve(c->dir, c->hid, seg, &c->scratch[s->cfg.n_layers], err)))
+        return st;
     c->have_seg[seg] = 1;
     red_sbuf_init(&cb);
     red_sbuf_puts(&cb, "");
@@ -302,6 +406,7 @@ static void read_curve(student_curve *c) {
     while (fscanf(f, "%d %lf", &sg, &v) == 2)
         if (sg >= 1 && sg <= c->n_seg) { c->curve_acc[sg] = v; c->have_seg[sg] = 1; }
     fclose(f);
+    read_hidden_curve(c->dir, c->hid, c->n_seg);
 }
 
 /* The job of one student: the experiment's recipe (method.md §E). */
@@ -381,7 +486,9 @@ static red_status write_result(const red_repro_opts *o, const student_curve *c, 
     red_json_put_numbers(&res, c->curve_acc, c->n_seg + 1);
     red_sbuf_puts(&res, ",\n \"loss_curve\": [");
     if (!(st = put_loss_curve(&res, c->dir, err))) {
-        red_sbuf_puts(&res, "]}\n");
+        red_sbuf_puts(&res, "]");
+        put_hidden_result(&res, r->hidden_init, r->hidden_final, L + 1, c->hid, c->n_seg + 1, w);
+        red_sbuf_puts(&res, "}\n");
         snprintf(path, sizeof path, "%s/result.json", c->dir);
         st = write_sbuf(path, &res, err);
     }
@@ -408,7 +515,11 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     *fresh = !file_exists(path);
     if (!*fresh) return RED_OK;  /* done in an earlier invocation */
     if (width < 1) width = 1;
-    if (!(c = calloc(1, sizeof *c))) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    if (!(c = calloc(1, sizeof *c)) || !(c->scratch = calloc((size_t)sh->teacher->cfg.n_layers + 1, sizeof *c->scratch))) {
+        free(c);
+        return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+    }
+    hidden_nan(c->hid, 65);
     c->o = o; c->sh = sh; c->init = init; c->dir = dir; c->seed = seed;
     c->n_seg = o->n_evals > 64 ? 64 : o->n_evals;
     if (steps < (uint64_t)c->n_seg) c->n_seg = (int)(steps ? steps : 1);
@@ -416,6 +527,8 @@ static red_status run_student(const red_repro_opts *o, shared_state *sh, const c
     if ((st = red_init_by_name(init, sh->teacher->cfg.dim, &job.init, err))) goto out_c;
     if (job.opt.loop.resume) read_curve(c);
     if ((st = red_distill_run(&job, &s, &rep, err))) goto out;
+    c->hid[0] = rep.hidden_init[rep.n_layers];
+    c->hid[c->n_seg] = rep.hidden_final[rep.n_layers];
     if ((st = eval_reasoning(&s.model, sh->tok, sh->tests, 1, MAX_STEPS, acc, err)) ||
         (st = eval_choice(&s.model, sh->tok, sh->tests, &choice, err)))
         goto out;
@@ -427,6 +540,7 @@ out:
     red_distill_report_free(&rep);
     red_student_free(&s);
 out_c:
+    free(c->scratch);
     free(c);
     return st;
 }
@@ -565,6 +679,8 @@ typedef struct {
     double *loss_tok, *loss;   /* mean over seeds */
     double tokens_to_loss;     /* first logged tokens with mean loss <= threshold, or NAN */
     double final_loss;
+    red_layer_metrics *hid_init, *hid_final;  /* [L+1] indistinguishability per layer, means over seeds */
+    double hid_curve[4][64];   /* final-norm eRank, cos_mean, indist@0.95/0.99 at each accuracy point, means */
 } init_summary;
 
 static void mean_sd(const double *x, int n, double *out) {
@@ -580,7 +696,10 @@ static void mean_sd(const double *x, int n, double *out) {
 static int json_doubles(const red_json *a, double *out, int cap) {
     int i;
     if (!a || a->type != RED_JSON_ARRAY) return 0;
-    for (i = 0; i < (int)a->count && i < cap; i++) out[i] = red_json_at(a, (size_t)i)->number;
+    for (i = 0; i < (int)a->count && i < cap; i++) {
+        const red_json *e = red_json_at(a, (size_t)i);
+        out[i] = e->type == RED_JSON_NUMBER ? e->number : NAN;  /* null: not measured */
+    }
     return i;
 }
 
@@ -592,6 +711,29 @@ static red_status read_json_file(const char *path, red_json **j, red_error *err)
     st = red_json_parse((const char *)buf, len, path, j, err);
     free(buf);
     return st;
+}
+
+/* Adds one seed's indistinguishability (init, end, curve) to the summary's sums. */
+static void add_hidden_seed(const red_json *j, int L, init_summary *S) {
+    static const char *const curve_keys[] = {"erank_curve", "cos_mean_curve", "indist_0.95_curve", "indist_0.99_curve"};
+    red_layer_metrics m[256];
+    double v[64];
+    int i, k, when;
+    for (when = 0; when < 2; when++) {
+        red_layer_metrics *sum = when ? S->hid_final : S->hid_init;
+        hidden_nan(m, L + 1 < 256 ? L + 1 : 256);
+        read_hidden_json(j, when ? "_final" : "_init", m, L + 1 < 256 ? L + 1 : 256);
+        for (i = 0; i <= L && i < 256; i++) {
+            sum[i].ind.cos_mean += m[i].ind.cos_mean;
+            sum[i].ind.indist[0] += m[i].ind.indist[0];
+            sum[i].ind.indist[1] += m[i].ind.indist[1];
+        }
+    }
+    for (k = 0; k < 4; k++) {
+        for (i = 0; i < 64; i++) v[i] = NAN;
+        json_doubles(red_json_get(j, curve_keys[k]), v, 64);
+        for (i = 0; i < 64; i++) S->hid_curve[k][i] += v[i];
+    }
 }
 
 static red_status summarize(const red_repro_opts *o, const char *init, int L, int ds, init_summary *S, red_error *err) {
@@ -608,8 +750,10 @@ static red_status summarize(const red_repro_opts *o, const char *init, int L, in
     S->curve_acc_sd = calloc(64, sizeof(double));
     S->loss_tok = calloc(4096, sizeof(double));
     S->loss = calloc(4096, sizeof(double));
+    S->hid_init = calloc((size_t)(2 * (L + 1)), sizeof *S->hid_init);
+    S->hid_final = S->hid_init ? S->hid_init + L + 1 : NULL;
     if (!S->erank_init || !S->erank_final || !S->sv_init || !S->sv_final || !S->curve_tok || !S->curve_acc ||
-        !S->curve_acc_sd || !S->loss_tok || !S->loss)
+        !S->curve_acc_sd || !S->loss_tok || !S->loss || !S->hid_init)
         return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
     {
         double ca[64][64];
@@ -636,6 +780,7 @@ static red_status summarize(const red_repro_opts *o, const char *init, int L, in
                 S->n_curve = json_doubles(red_json_get(j, "acc_curve_tokens"), S->curve_tok, 64);
             }
             json_doubles(red_json_get(j, "acc_curve"), ca[S->n], 64);
+            add_hidden_seed(j, L, S);
             lc = red_json_get(j, "loss_curve");
             if (lc && lc->type == RED_JSON_ARRAY) {
                 int n = (int)lc->count < 4096 ? (int)lc->count : 4096;
@@ -658,6 +803,12 @@ static red_status summarize(const red_repro_opts *o, const char *init, int L, in
         }
     }
     if (!S->n) return RED_OK;
+    for (i = 0; i <= 2 * L + 1; i++) {  /* sums -> means */
+        red_layer_metrics *m = &S->hid_init[i];
+        m->ind.cos_mean /= S->n; m->ind.indist[0] /= S->n; m->ind.indist[1] /= S->n;
+    }
+    for (k = 0; k < 4; k++)
+        for (i = 0; i < 64; i++) S->hid_curve[k][i] /= S->n;
     for (k = 0; k < MAX_STEPS; k++) {
         double x[64];
         for (i = 0; i < S->n; i++) x[i] = v[i][k];
@@ -686,6 +837,7 @@ static red_status summarize(const red_repro_opts *o, const char *init, int L, in
 }
 
 static void free_summary(init_summary *S) {
+    free(S->hid_init);
     free(S->erank_init); free(S->erank_final); free(S->sv_init); free(S->sv_final);
     free(S->curve_tok); free(S->curve_acc); free(S->curve_acc_sd); free(S->loss_tok); free(S->loss);
 }
@@ -694,6 +846,7 @@ static void free_summary(init_summary *S) {
 
 typedef struct {
     double acc[MAX_STEPS], acc24, choice, *erank;
+    red_layer_metrics *hidden;  /* [L+1] eRank and indistinguishability per layer */
 } teacher_result;
 
 #define PLOT_SERIES 32
@@ -799,6 +952,136 @@ static red_status plots(const red_repro_opts *o, const teacher_result *T, init_s
         sr[n].color = init_colour(k); n++;
     }
     snprintf(path, sizeof path, "%s/loss_vs_tokens.svg", o->out);
+    return red_svg_plot(path, &p, sr, n, err);
+}
+
+/* ------------------------------------------------------------------ report: indistinguishability */
+
+/* results.json members of one init: indistinguishability per layer, and the final-norm curve. */
+static void put_hidden_summary(red_sbuf *js, const init_summary *S, int L, int ds) {
+    static const char *const keys[] = {"erank_curve", "cos_mean_curve", "indist_0.95_curve", "indist_0.99_curve"};
+    double v[64];
+    int k, i;
+    put_hidden_json(js, "_init", S->hid_init, L + 1);
+    put_hidden_json(js, "_final", S->hid_final, L + 1);
+    red_sbuf_puts(js, ",\n    \"curve_tokens\": ");
+    red_json_put_numbers(js, S->curve_tok, S->n_curve);
+    for (k = 0; k < 4; k++) {
+        red_sbuf_printf(js, ", \"%s\": ", keys[k]);
+        red_json_put_numbers(js, S->hid_curve[k], S->n_curve);
+        if (k == 0) {
+            for (i = 0; i < S->n_curve; i++) v[i] = S->hid_curve[0][i] / ds;
+            red_sbuf_puts(js, ", \"erank_norm_curve\": ");
+            red_json_put_numbers(js, v, S->n_curve);
+        }
+    }
+}
+
+/* x with a printf format (a percentage when pct), or a dash where not measured (runs of older versions). */
+static void put_num(red_sbuf *b, const char *fmt, double x, int pct) {
+    if (!isfinite(x)) red_sbuf_puts(b, "–");
+    else if (pct) red_sbuf_printf(b, "%.2f%%", 100 * x);
+    else red_sbuf_printf(b, fmt, x);
+}
+
+/* "eRank (eRank / width)" */
+static void put_erank_norm(red_sbuf *b, double er, int width) {
+    put_num(b, "%.1f", er, 0);
+    red_sbuf_puts(b, " (");
+    put_num(b, "%.3f", er / width, 0);
+    red_sbuf_puts(b, ")");
+}
+
+/* report.md: eRank (raw and / width) and token indistinguishability of the final-norm output, at init, along
+ * training and after. */
+static void put_hidden_report(red_sbuf *b, const red_repro_opts *o, const teacher_result *T, const init_summary *S,
+                              int n_init, int L, int d_t, int ds) {
+    int k, i, q;
+    red_sbuf_printf(b, "## Token indistinguishability and eRank through training\n\n"
+                    "On the %lld-token eRank set, final-norm output, mean over seeds: `cos_mean` is the mean cosine "
+                    "between the hidden states of two positions; `indist@θ` the share of pairs of positions holding "
+                    "different tokens whose cosine is at least θ (exact, over every pair). eRank ÷ width is the "
+                    "normalised eRank (a width-%d student cannot exceed %d).\n\n",
+                    (long long)o->erank_tokens / o->seq * o->seq, ds, ds);
+    red_sbuf_puts(b, "| model | eRank (÷ width): init → end | cos_mean: init → end | indist@0.95: init → end | "
+                     "indist@0.99: init → end |\n|---|---|---|---|---|\n| teacher | ");
+    put_erank_norm(b, T->hidden[L].erank, d_t);
+    for (q = 1; q < 4; q++) {
+        red_sbuf_puts(b, " | ");
+        put_num(b, "%.3f", hidden_value(&T->hidden[L], q), q > 1);
+    }
+    red_sbuf_puts(b, " |\n");
+    for (k = 0; k < n_init; k++) {
+        const init_summary *s = &S[k];
+        int e = s->n_curve - 1;
+        if (!s->n || e < 0) continue;
+        red_sbuf_printf(b, "| %s | ", o->inits[k]);
+        for (q = 0; q < 4; q++) {
+            if (q) red_sbuf_puts(b, " | ");
+            for (i = 0; i < 2; i++) {
+                double x = s->hid_curve[q][i ? e : 0];
+                if (i) red_sbuf_puts(b, " → ");
+                if (q == 0) put_erank_norm(b, x, ds);
+                else put_num(b, "%.3f", x, q > 1);
+            }
+        }
+        red_sbuf_puts(b, " |\n");
+    }
+    red_sbuf_puts(b, "\nAt every accuracy point of the curve (2-4-step accuracy as in the reasoning plot):\n\n"
+                     "| model | tokens | reasoning 2-4 (%) | eRank (÷ width) | cos_mean | indist@0.95 | indist@0.99 |\n"
+                     "|---|---|---|---|---|---|---|\n");
+    for (k = 0; k < n_init; k++)
+        for (i = 0; i < S[k].n_curve && S[k].n; i++) {
+            const init_summary *s = &S[k];
+            red_sbuf_printf(b, "| %s | %.0f | %.1f | ", o->inits[k], s->curve_tok[i], 100 * s->curve_acc[i]);
+            put_erank_norm(b, s->hid_curve[0][i], ds);
+            for (q = 1; q < 4; q++) {
+                red_sbuf_puts(b, " | ");
+                put_num(b, "%.3f", s->hid_curve[q][i], q > 1);
+            }
+            red_sbuf_puts(b, " |\n");
+        }
+    red_sbuf_puts(b, "\n![normalised eRank through training](erank_vs_tokens.svg)\n"
+                     "![indistinguishability through training](indist_vs_tokens.svg)\n");
+}
+
+/* erank_vs_tokens.svg (normalised eRank) and indist_vs_tokens.svg (indist@0.95 solid, @0.99 dashed). */
+static red_status hidden_plots(const red_repro_opts *o, const teacher_result *T, const init_summary *S, int n_init, int L,
+                               int d_t, int ds, red_error *err) {
+    red_series sr[PLOT_SERIES];
+    red_plot p;
+    char path[2048];
+    static double y[16][64];
+    double tx[2], ty[2], ty2[2];
+    int k, i, n;
+    red_status st;
+    tx[0] = 0; tx[1] = (double)o->tokens;
+    n = plot_begin(&p, sr, "Normalised eRank of the final-norm output during distillation", "distillation tokens",
+                   "eRank / width (mean over seeds)");
+    p.have_ymin = 1; p.ymin = 0;
+    for (k = 0; k < n_init && k < 16; k++) {
+        if (!S[k].n) continue;
+        for (i = 0; i < S[k].n_curve && i < 64; i++) y[k][i] = S[k].hid_curve[0][i] / ds;
+        sr[n].label = o->inits[k]; sr[n].x = S[k].curve_tok; sr[n].y = y[k]; sr[n].n = S[k].n_curve; sr[n].markers = 1;
+        sr[n].color = init_colour(k); n++;
+    }
+    ty[0] = ty[1] = T->hidden[L].erank / d_t;
+    sr[n].label = "teacher (÷ its width)"; sr[n].x = tx; sr[n].y = ty; sr[n].n = 2; sr[n].dashed = 1; sr[n].color = "#000000"; n++;
+    snprintf(path, sizeof path, "%s/erank_vs_tokens.svg", o->out);
+    if ((st = red_svg_plot(path, &p, sr, n, err))) return st;
+    n = plot_begin(&p, sr, "Token indistinguishability of the final-norm output during distillation", "distillation tokens",
+                   "share of distinct-token pairs with cos >= 0.95 (solid), 0.99 (dashed)");
+    p.have_ymin = 1; p.ymin = 0;
+    for (k = 0; k < n_init && n < PLOT_SERIES - 4; k++) {
+        if (!S[k].n) continue;
+        sr[n].label = o->inits[k]; sr[n].x = S[k].curve_tok; sr[n].y = S[k].hid_curve[2]; sr[n].n = S[k].n_curve;
+        sr[n].markers = 1; sr[n].color = init_colour(k); n++;
+        sr[n].label = NULL; sr[n].x = S[k].curve_tok; sr[n].y = S[k].hid_curve[3]; sr[n].n = S[k].n_curve; sr[n].dashed = 1;
+        sr[n].color = init_colour(k); n++;
+    }
+    ty2[0] = ty2[1] = T->hidden[L].ind.indist[0];
+    sr[n].label = "teacher"; sr[n].x = tx; sr[n].y = ty2; sr[n].n = 2; sr[n].dashed = 1; sr[n].color = "#000000"; n++;
+    snprintf(path, sizeof path, "%s/indist_vs_tokens.svg", o->out);
     return red_svg_plot(path, &p, sr, n, err);
 }
 
@@ -927,6 +1210,7 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
                             tl / tr, tr < tl ? "Shows." : "Does not show here.");
         }
     } else red_sbuf_puts(&b, "Both `lrc` and `red` are needed to read the claims.\n\n");
+    put_hidden_report(&b, o, T, S, n_init, L, d_t, ds);
     snprintf(path, sizeof path, "%s/report.md", o->out);
     st = write_sbuf(path, &b, err);
     red_sbuf_free(&b);
@@ -941,6 +1225,7 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
     red_json_put_number(&js, T->choice);
     red_sbuf_puts(&js, ", \"erank\": ");
     red_json_put_numbers(&js, T->erank, L + 1);
+    put_hidden_json(&js, "", T->hidden, L + 1);
     red_sbuf_printf(&js, "},\n \"d_t\": %d, \"d_s\": %d, \"tokens\": %llu, \"seeds\": %d, \"loss_threshold\": ", d_t, ds,
                     (unsigned long long)o->tokens, o->n_seeds);
     red_json_put_number(&js, threshold);
@@ -972,6 +1257,7 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
         red_json_put_number(&js, S[k].tokens_to_loss);
         red_sbuf_puts(&js, ", \"final_loss\": ");
         red_json_put_number(&js, S[k].final_loss);
+        if (S[k].n) put_hidden_summary(&js, &S[k], L, ds);
         red_sbuf_puts(&js, "}");
     }
     red_sbuf_puts(&js, "}}\n");
@@ -993,7 +1279,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     teacher_result T;
     init_summary S[16];
     shared_state sh;
-    int *rows = NULL, n_rows, L, k, ds, n_init = o->n_inits;
+    int *rows = NULL, n_rows, L, k, ds, n_init = o->n_inits, have_hidden = 0;
     double threshold = -INFINITY, seconds, t0 = red_time_seconds();
     red_status st;
     memset(&data, 0, sizeof data);
@@ -1027,7 +1313,8 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     n_rows = o->erank_tokens / o->seq > 0 ? (int)(o->erank_tokens / o->seq) : 1;
     rows = malloc((size_t)n_rows * o->seq * sizeof(int));
     T.erank = calloc((size_t)(L + 1), sizeof(double));
-    if (!rows || !T.erank) {
+    T.hidden = calloc((size_t)(L + 1), sizeof *T.hidden);
+    if (!rows || !T.erank || !T.hidden) {
         st = red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
         goto out_data;
     }
@@ -1050,15 +1337,22 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         json_doubles(red_json_get(j, "acc_by_steps"), T.acc, MAX_STEPS);
         T.choice = red_json_get(j, "choice_acc")->number;
         json_doubles(red_json_get(j, "erank"), T.erank, L + 1);
+        have_hidden = read_hidden_json(j, "", T.hidden, L + 1);
         red_json_free(j);
-    } else {
+    }
+    if (!file_exists(path) || !have_hidden) {
         red_sbuf b;
         char tag[2100];
+        int fresh = !file_exists(path);
         say(o, "reproduce: evaluating the teacher");
         if ((st = red_model_run_alloc(&t, o->batch, o->seq, RED_RUN_FORWARD, err)) ||
-            (st = red_erank_layers(&t, rows, n_rows, o->seq, 0, T.erank, err)) ||
-            (st = eval_reasoning(&t, &tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, &tok, &tests, &T.choice, err)))
+            (st = red_hidden_metrics(&t, rows, n_rows, o->seq, 0, 0, T.hidden, err)))
             goto out_data;
+        if (fresh) {  /* (a teacher.json of an older run keeps its numbers; only the new ones are added) */
+            for (k = 0; k <= L; k++) T.erank[k] = T.hidden[k].erank;
+            if ((st = eval_reasoning(&t, &tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, &tok, &tests, &T.choice, err)))
+                goto out_data;
+        }
         red_sbuf_init(&b);
         red_sbuf_puts(&b, "{");
         general_tag(o, tag, sizeof tag);
@@ -1073,6 +1367,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         red_json_put_number(&b, T.choice);
         red_sbuf_puts(&b, ", \"erank\": ");
         red_json_put_numbers(&b, T.erank, L + 1);
+        put_hidden_json(&b, "", T.hidden, L + 1);
         red_sbuf_puts(&b, "}\n");
         st = write_sbuf(path, &b, err);
         red_sbuf_free(&b);
@@ -1102,6 +1397,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         double mp_sd = 0.02 * sqrt(3072.0 / t.cfg.dim);
         if ((st = plots(o, &T, S, n_init, L, ds, mp_sd * (sqrt((double)t.cfg.dim) - sqrt((double)ds)),
                         mp_sd * (sqrt((double)t.cfg.dim) + sqrt((double)ds)), err)) ||
+            (st = hidden_plots(o, &T, S, n_init, L, t.cfg.dim, ds, err)) ||
             (st = write_report(o, &T, S, n_init, L, t.cfg.dim, ds, threshold, seconds, red_pool_size(pool), tests.n_mc,
                               err)))
             goto out_sum;
@@ -1112,6 +1408,7 @@ out_sum:
 out_data:
     free(rows);
     free(T.erank);
+    free(T.hidden);
     red_train_data_free(&data);
 out_tests:
     free_tests(&tests);

@@ -1,11 +1,13 @@
-/* tests/test_inspect.c - `red inspect` (red.c: red_inspect) against closed
+/* tests/test_inspect.c - red.c's evidence: `red inspect` (red_inspect) against closed
  * forms. A teacher whose attention and FFN outputs are zero leaves the
  * residual stream equal to the embedding, so every norm site sees
  * x̂ = E[tok] / rms(E[tok]) (norm weights 1). With embedding rows s_v * a
  * (one direction a, planted outlier channels in a) the shares are known
  * exactly; with rows a ⊙ z_v (Gaussian z) they are computed here in double
  * over the same calibration rows. Also: the selection is the one
- * red_student_initialize makes, and PCA >= selection everywhere. */
+ * red_student_initialize makes, and PCA >= selection everywhere. And
+ * red_hidden_metrics: red_erank_layers' eRank bits plus red_token_indist of
+ * each layer's hidden states, ids = input tokens. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <unistd.h>
@@ -225,4 +227,48 @@ Test(inspect, random_teacher_respects_the_bounds_and_threads_agree, .init = setu
     red_pool_destroy(one);
     red_train_data_free(&calib);
     unlink(path);
+}
+
+/* ------------------------------------------------------------------ eRank and indistinguishability per layer */
+
+Test(inspect, hidden_metrics_are_erank_layers_plus_indist_of_each_layer, .init = setup, .fini = teardown) {
+    red_model t;
+    red_error err;
+    red_rng g;
+    int L, l, n_rows = 3, T = 40, tok[120], i;
+    double er[8];
+    red_layer_metrics met[8], fin[8];
+    planted_teacher(&t, 0, 11);
+    /* a random teacher instead of the planted one, so that the layers differ */
+    red_rng_seed(&g, 12);
+    red_model_init_random(&t, &g, 0.3f, 0.0f);
+    L = t.cfg.n_layers;
+    for (i = 0; i < n_rows * T; i++) tok[i] = (int)red_rng_below(&g, 40);  /* repeats: some pairs share an id */
+    cr_assert(red_model_train_alloc(&t, 2, T, &err) == RED_OK);
+    cr_assert(red_erank_layers(&t, tok, n_rows, T, 0, er, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_hidden_metrics(&t, tok, n_rows, T, 0, 0, met, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_hidden_metrics(&t, tok, n_rows, T, 0, 1, fin, &err) == RED_OK, "%s", err.msg);
+    for (l = 0; l <= L; l++) {
+        red_layer_acts la;
+        int64_t ids[120];
+        red_indist ref;
+        float *H = malloc((size_t)n_rows * T * D * sizeof(float));
+        cr_expect(memcmp(&met[l].erank, &er[l], sizeof(double)) == 0, "layer %d: the same eRank bits (%.17g vs %.17g)", l,
+                  met[l].erank, er[l]);
+        red_model_forward(&t, tok, 2, T);  /* rows 0-1, then row 2: the hidden states of layer l by hand */
+        if (l < L) { red_model_layer_acts(&t, l, &la); memcpy(H, la.out, (size_t)2 * T * D * sizeof(float)); }
+        else memcpy(H, red_model_final_normed(&t), (size_t)2 * T * D * sizeof(float));
+        red_model_forward(&t, tok + 2 * T, 1, T);
+        if (l < L) { red_model_layer_acts(&t, l, &la); memcpy(H + 2 * T * D, la.out, (size_t)T * D * sizeof(float)); }
+        else memcpy(H + 2 * T * D, red_model_final_normed(&t), (size_t)T * D * sizeof(float));
+        for (i = 0; i < n_rows * T; i++) ids[i] = tok[i];
+        cr_assert(red_token_indist(NULL, n_rows * T, D, H, D, ids, &ref) == RED_OK);
+        cr_expect(ref.distinct_pairs < ref.pairs, "some positions share a token");
+        cr_expect(met[l].ind.cos_mean == ref.cos_mean && met[l].ind.indist[0] == ref.indist[0] &&
+                  met[l].ind.indist[1] == ref.indist[1], "layer %d: indistinguishability of its hidden states", l);
+        if (l < L) cr_expect(isnan(fin[l].erank) && isnan(fin[l].ind.cos_mean), "final_only leaves layer %d NaN", l);
+        free(H);
+    }
+    cr_expect(memcmp(&fin[L], &met[L], sizeof fin[L]) == 0, "final_only measures the final norm the same way");
+    red_model_free(&t);
 }
