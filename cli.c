@@ -500,7 +500,7 @@ static int cmd_generate(int argc, char **argv) {
     red_sampler sp;
     int n_seq = 0, i, j, **outs, *lens, *olen, **prompts, stop, text_mode = 0;
     char *buf, *part, *save = NULL;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     parse_model_args(argc, argv, &a, usage_generate, "generate");
     if (!a.tokens == !a.prompt) die(2, "generate: give exactly one of --tokens and --prompt (see red generate --help)%s", "");
     pool = make_pool(a.threads);
@@ -515,9 +515,9 @@ static int cmd_generate(int argc, char **argv) {
         (void)q;
         prompts = xmalloc(sizeof(int *));
         lens = xmalloc(sizeof(int));
-        cap = red_tokenize(&tok, buf, k, a.bos, NULL, 0);
+        cap = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), NULL, 0);
         prompts[0] = xmalloc(sizeof(int) * (size_t)(cap ? cap : 1));
-        lens[0] = red_tokenize(&tok, buf, k, a.bos, prompts[0], cap);
+        lens[0] = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), prompts[0], cap);
         if (lens[0] < 1) die(2, "generate: --prompt is empty (add --bos to start from BOS)%s", "");
         check_ids(prompts[0], lens[0], m.cfg.vocab, "--prompt");
         n_seq = 1;
@@ -547,7 +547,7 @@ static int cmd_generate(int argc, char **argv) {
         if (text_mode) {
             red_sbuf t;
             red_sbuf_init(&t);
-            red_detokenize(&tok, outs[i], olen[i], &t);
+            red_detokenize(tok, outs[i], olen[i], &t);
             if (t.len) fwrite(t.p, 1, t.len, stdout);
             red_sbuf_free(&t);
         } else {
@@ -716,7 +716,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     int n, n_all, i, k, n_req = 0, q = 0, any_multi = 0, *preds;
     red_error err;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_pool *pool;
     double *ll, acc = 0, accn = 0;
     red_sbuf js, samples;
@@ -735,7 +735,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     preds = xmalloc(sizeof *preds * 2 * (size_t)(n ? n : 1));
     ps.t0 = red_time_seconds();
     ps.what = "choice";
-    if (red_mc_eval(&m, &tok, docs, n, bos, batch, ll, preds, preds + n, progress_line, &ps, &err) != RED_OK)
+    if (red_mc_eval(&m, tok, docs, n, bos, batch, ll, preds, preds + n, progress_line, &ps, &err) != RED_OK)
         die(1, "%s", err.msg);
     fprintf(stderr, "eval: %d docs (%d requests) in %.1f s\n", n, n_req, red_time_seconds() - ps.t0);
     red_sbuf_init(&samples);
@@ -795,7 +795,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
     int nt = 0, i, j;
     red_error err;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_pool *pool;
     red_sbuf js, b;
     if (snprintf(names, sizeof names, "%s", list ? list : one) >= (int)sizeof names) die(2, "eval: task list too long%s", "");
@@ -856,7 +856,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
         progress_state ps;
         ps.t0 = red_time_seconds();
         ps.what = name;
-        if (red_lm_eval(&m, &tok, &sets[i], bos, batch, progress_line, &ps, &sc, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_lm_eval(&m, tok, &sets[i], bos, batch, progress_line, &ps, &sc, &err) != RED_OK) die(1, "%s", err.msg);
         fprintf(stderr, "eval: %s: %d docs (%d requests) in %.1f s\n", name, r->n, sc.n_req, red_time_seconds() - ps.t0);
         printf("%s (%d docs, 0-shot, bos %s)\n  acc       %.4f ± %.4f\n", name, r->n, bos ? "yes" : "no", r->acc,
                r->acc_stderr);
@@ -878,6 +878,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
     if (json_out) write_text_file(json_out, &js);
     red_sbuf_free(&js);
     red_model_free(&m);
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
     return 0;
 }
@@ -893,7 +894,7 @@ static int cmd_eval(int argc, char **argv) {
     red_gsm8k_doc *test, *train = NULL;
     red_error err;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_pool *pool;
     red_sbuf *prompts, *outs;
     red_gen_opts go;
@@ -961,7 +962,7 @@ static int cmd_eval(int argc, char **argv) {
     ps.what = task_name;
     go.progress = progress_line;
     go.progress_ctx = &ps;
-    if (red_gsm8k_run(&m, &tok, task, train, n_train, shots, test, n_test, &go, prompts, outs, &err) != RED_OK)
+    if (red_gsm8k_run(&m, tok, task, train, n_train, shots, test, n_test, &go, prompts, outs, &err) != RED_OK)
         die(1, "%s", err.msg);
     fprintf(stderr, "eval: %d docs in %.1f s\n", n_test, red_time_seconds() - ps.t0);
     report_gsm8k(task, task_name, test, outs, prompts, n_test, json_out, samples_out, model, shots, max_gen, bos,
@@ -1044,7 +1045,7 @@ static int cmd_init(int argc, char **argv) {
     int bf16 = 0, i;
     red_config c;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_error err;
     red_rng r;
     for (i = 0; i < argc; i++) {
@@ -1062,20 +1063,20 @@ static int cmd_init(int argc, char **argv) {
         else die(2, "init: unknown option '%s' (see red init --help)", o);
     }
     if (!out) die(2, "init: --out DIR is required%s", "");
-    red_tokenizer_byte(&tok);
+    if (red_tokenizer_byte_new(&tok, &err) != RED_OK) die(1, "%s", err.msg);
     if (cfg_path) {
         if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
-        if (c.vocab < tok.vocab) die(1, "init: vocab_size must be >= 259 for the byte tokenizer%s", "");
+        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "init: vocab_size must be >= 259 for the byte tokenizer%s", "");
     } else {
         red_config_default(&c);
-        c.bos_id = tok.bos_id;
-        c.eos_id = tok.eos_id;
+        c.bos_id = red_tokenizer_bos(tok);
+        c.eos_id = red_tokenizer_eos(tok);
     }
     if (red_model_init(&m, &c, NULL, &err) != RED_OK) die(1, "%s", err.msg);
     red_rng_seed(&r, seed);
     red_model_init_random(&m, &r, (float)std, (float)(std / sqrt(2.0 * c.n_layers)));
     if (red_model_save(&m, out, bf16 ? RED_DT_BF16 : RED_DT_F32, &err) != RED_OK) die(1, "%s", err.msg);
-    if (red_tokenizer_save(&tok, out, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_tokenizer_save(tok, out, &err) != RED_OK) die(1, "%s", err.msg);
     fprintf(stderr, "init: %s: %zu parameters (%s)\n", out, m.n_params, red_arch_name(c.arch));
     red_model_free(&m);
     return 0;
@@ -1220,7 +1221,7 @@ static int cmd_train(int argc, char **argv) {
     red_train_opts o;
     red_config c;
     red_model m;
-    static red_tokenizer tok;
+    static red_tokenizer *tok = NULL;
     red_train_data d, ev;
     red_error err;
     red_status st;
@@ -1283,19 +1284,21 @@ static int cmd_train(int argc, char **argv) {
     c.head_dim = c.dim / c.n_heads;
     c.max_pos = o.loop.seq;  /* the context is what training saw: positions beyond it were never trained */
     pool = make_pool(threads);
-    red_tokenizer_byte(&tok);
+    if (red_tokenizer_byte_new(&tok, &err) != RED_OK) die(1, "%s", err.msg);
     if (resume) {
         load_model(&m, o.loop.out, pool);
+        red_tokenizer_free(tok);
         if (red_tokenizer_load(&tok, o.loop.out, &err) != RED_OK) die(1, "%s", err.msg);
     } else {
         if (tok_dir) {
+            red_tokenizer_free(tok);
             if (red_tokenizer_load(&tok, tok_dir, &err) != RED_OK) die(1, "%s", err.msg);
-            c.vocab = tok.vocab;
+            c.vocab = red_tokenizer_vocab(tok);
         }
         if (cfg_path) {
             if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
         }
-        if (c.vocab < tok.vocab) die(1, "train: vocab_size is smaller than the tokenizer's%s", "");
+        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "train: vocab_size is smaller than the tokenizer's%s", "");
         if (red_model_init(&m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);
         red_rng_seed(&r, o.loop.seed);
         red_model_init_random(&m, &r, 0.02f, (float)(0.02 / sqrt(2.0 * c.n_layers)));
@@ -1304,8 +1307,8 @@ static int cmd_train(int argc, char **argv) {
     memset(&ev, 0, sizeof ev);
     d.answer_only = ev.answer_only = answer_only;
     for (i = 0; i < n_data; i++)
-        if (red_train_data_add_file(&d, &tok, data[i], &err) != RED_OK) die(1, "%s", err.msg);
-    if (eval_path && red_train_data_add_file(&ev, &tok, eval_path, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_train_data_add_file(&d, tok, data[i], &err) != RED_OK) die(1, "%s", err.msg);
+    if (eval_path && red_train_data_add_file(&ev, tok, eval_path, &err) != RED_OK) die(1, "%s", err.msg);
     {
         uint64_t steps = o.loop.tokens / ((uint64_t)o.loop.batch * o.loop.seq);
         o.loop.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : (uint64_t)(warm_frac * steps);
@@ -1323,7 +1326,7 @@ static int cmd_train(int argc, char **argv) {
     if (!eval_path) o.eval_every = 0;
     o.loop.stop = &stop_requested;
     catch_stop_signals();
-    if ((st = red_train(&o, &m, &tok, &d, eval_path ? &ev : NULL, &err)) != RED_OK) die_err(st, &err);
+    if ((st = red_train(&o, &m, tok, &d, eval_path ? &ev : NULL, &err)) != RED_OK) die_err(st, &err);
     fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o.loop.out);
     red_train_data_free(&d);
     red_train_data_free(&ev);
@@ -1356,7 +1359,7 @@ static int cmd_erank_model(int argc, char **argv) {
     int n_data = 0, threads = 0, center = 0, T = 256, i, n_rows, L;
     int64_t tokens = 8192;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_train_data d;
     red_pool *pool;
     red_error err;
@@ -1382,7 +1385,7 @@ static int cmd_erank_model(int argc, char **argv) {
     if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
     if (T > m.cfg.max_pos) T = m.cfg.max_pos;
     n_rows = (int)((tokens + T - 1) / T);
-    load_data_files(&d, &tok, data, n_data);
+    load_data_files(&d, tok, data, n_data);
     rows = fixed_rows(&d, n_rows, T);
     if (red_model_run_alloc(&m, n_rows < 8 ? n_rows : 8, T, RED_RUN_FORWARD, &err) != RED_OK) die(1, "%s", err.msg);
     L = m.cfg.n_layers;
@@ -1446,7 +1449,7 @@ static int cmd_inspect(int argc, char **argv) {
     int n_data = 0, threads = 0, width = 0, B = 1, T = 1024, i;
     int64_t calib_tokens = 131072;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_train_data d;
     red_pool *pool;
     red_error err;
@@ -1477,7 +1480,7 @@ static int cmd_inspect(int argc, char **argv) {
     load_model(&m, model, pool);
     if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
     if (T > m.cfg.max_pos) T = m.cfg.max_pos;
-    load_data_files(&d, &tok, data, n_data);
+    load_data_files(&d, tok, data, n_data);
     if (red_inspect(&m, width, &d, calib_tokens, B, T, &r, &err) != RED_OK) die(1, "%s", err.msg);
     printf("# red inspect: %s, width %d -> %d, %lld calibration tokens (%d x %d rows); a random projection keeps %.3f\n",
            model, r.d_t, r.d_s, (long long)r.rows, B, T, (double)r.d_s / r.d_t);
@@ -1537,6 +1540,7 @@ static int cmd_inspect(int argc, char **argv) {
     red_inspect_free(&r);
     red_train_data_free(&d);
     red_model_free(&m);
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
     return 0;
 }
@@ -1619,7 +1623,7 @@ static int cmd_distill(int argc, char **argv) {
     red_init_opts io;
     red_model t;
     red_student s;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_train_data d, cd;
     red_pool *pool;
     red_error err;
@@ -1691,8 +1695,8 @@ static int cmd_distill(int argc, char **argv) {
     if (init_std && !strcmp(init_std, "matched")) io.std = (float)(0.02 * sqrt(3072.0 / t.cfg.dim));
     else if (init_std) io.std = (float)parse_num("--init-std", init_std, 0, 100);
     if (orth_lrc) io.orth_scale = (float)(io.std * sqrt((double)t.cfg.dim));
-    load_data_files(&d, &tok, data, n_data);
-    load_data_files(&cd, &tok, n_calib ? calib_files : data, n_calib ? n_calib : n_data);
+    load_data_files(&d, tok, data, n_data);
+    load_data_files(&cd, tok, n_calib ? calib_files : data, n_calib ? n_calib : n_data);
     L = t.cfg.n_layers;
     if (erank_tokens > 0) {
         er_n = (int)((erank_tokens + o.loop.seq - 1) / o.loop.seq);
@@ -1711,7 +1715,7 @@ static int cmd_distill(int argc, char **argv) {
     o.progress = distill_progress;
     o.progress_ctx = &dl;
     memset(&job, 0, sizeof job);
-    job.teacher = &t; job.tok = &tok; job.teacher_name = teacher_dir; job.init_name = init_name; job.width = width;
+    job.teacher = &t; job.tok = tok; job.teacher_name = teacher_dir; job.init_name = init_name; job.width = width;
     job.init = io; job.opt = o; job.data = &d; job.calib = &cd; job.calib_tokens = calib_tokens;
     job.erank_rows = er_rows; job.n_erank_rows = er_n; job.measure_teacher = 1; job.write_log = 1;
     job.say = say_plain;
@@ -1881,7 +1885,7 @@ static const char *usage_tokenizer =
 static int cmd_tokenizer(int argc, char **argv) {
     const char *files[64], *out = NULL, *model = NULL, *text = NULL;
     int n_files = 0, vocab = 1024, i, escape = 0;
-    static red_tokenizer tok;
+    static red_tokenizer *tok = NULL;
     red_error err;
     if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         fputs(usage_tokenizer, argc < 1 ? stderr : stdout);
@@ -1910,11 +1914,11 @@ static int cmd_tokenizer(int argc, char **argv) {
             if (red_docs_text(files[i], &all, &err) != RED_OK) die(1, "%s", err.msg);
         if (red_tokenizer_train_bpe(&tok, all.p, all.len, vocab, &err) != RED_OK) die(1, "%s", err.msg);
         if (red_make_dir(out, &err) != RED_OK) die(1, "tokenizer: %s", err.msg);
-        if (red_tokenizer_save(&tok, out, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_tokenizer_save(tok, out, &err) != RED_OK) die(1, "%s", err.msg);
         {
-            int n = red_tokenize(&tok, all.p, all.len, 0, NULL, 0);
+            int n = red_tokenize(tok, all.p, all.len, 0, NULL, 0);
             fprintf(stderr, "tokenizer: %d ids (%d merges) from %zu bytes in %.1f s; %.2f bytes per token -> %s\n",
-                    tok.vocab, tok.n_merges, all.len, red_time_seconds() - t0, (double)all.len / (n ? n : 1), out);
+                    red_tokenizer_vocab(tok), red_tokenizer_n_merges(tok), all.len, red_time_seconds() - t0, (double)all.len / (n ? n : 1), out);
         }
         red_sbuf_free(&all);
         return 0;
@@ -1927,12 +1931,12 @@ static int cmd_tokenizer(int argc, char **argv) {
         if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
         if (strlen(text) >= sizeof buf) die(2, "tokenizer encode: --text longer than 4095 bytes%s", "");
         len = unescape_text(text, escape, buf);
-        n = red_tokenize(&tok, buf, len, 0, NULL, 0);
+        n = red_tokenize(tok, buf, len, 0, NULL, 0);
         ids = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
-        red_tokenize(&tok, buf, len, 0, ids, n);
+        red_tokenize(tok, buf, len, 0, ids, n);
         for (k = 0; k < n; k++) {
             char b[RED_TOKEN_MAX_BYTES + 1];
-            int nb = red_token_bytes(&tok, ids[k], b);
+            int nb = red_token_bytes(tok, ids[k], b);
             b[nb] = 0;
             printf("%d\t'%s'\n", ids[k], b);
         }

@@ -49,7 +49,7 @@ static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const cha
     }
     d->doc_start[d->n_docs++] = d->n_tok;
     red_tokenize(tok, text, len, 0, d->tokens + d->n_tok, n - 1);
-    d->tokens[d->n_tok + (size_t)n - 1] = tok->eos_id;
+    d->tokens[d->n_tok + (size_t)n - 1] = red_tokenizer_eos(tok);
     for (i = 0; i < n; i++) d->target[d->n_tok + (size_t)i] = !(d->answer_only && i < n_prefix);
     d->n_tok += (size_t)n;
     d->doc_start[d->n_docs] = d->n_tok;
