@@ -1873,19 +1873,37 @@ static int cmd_reproduce(int argc, char **argv) {
 
 static const char *usage_tokenizer =
     "usage: red tokenizer train --data FILE [--data FILE ...] --vocab N --out DIR\n"
-    "       red tokenizer encode --model DIR --text TEXT [--escape]\n"
+    "       red tokenizer encode --tokenizer PATH (--text TEXT [--escape] | --input FILE.jsonl) [--special]\n"
+    "       red tokenizer decode --tokenizer PATH --ids \"ID ID ...\"\n"
     "\n"
     "train: learns a BPE tokenizer of N ids (259..2048) from the files' documents\n"
     "(text or JSONL, formatted as red train reads them) and writes\n"
     "DIR/red_tokenizer.json; use it with red train --tokenizer DIR. Chunks no merge\n"
     "crosses: a letter run with its leading space, each digit, a newline, a symbol\n"
     "run with its leading space, a run of spaces.\n"
-    "encode: prints the ids and pieces of TEXT under DIR's tokenizer.\n";
+    "encode: prints the ids of TEXT (or of every line of FILE.jsonl: an object with\n"
+    "a \"text\" field, or a JSON string), space separated, one line per input.\n"
+    "PATH: a model directory (red_tokenizer.json or Hugging Face tokenizer.json),\n"
+    "a tokenizer.json, or a llama2.c tokenizer.bin. Added tokens (<|im_start|>,\n"
+    "<s>, ...) in the text are matched; --special also adds BOS/EOS where the\n"
+    "tokenizer's config asks for them (tokenizer_config.json; llama2.c: BOS).\n"
+    "decode: prints the text of the ids.\n";
+
+static void print_ids(const red_tokenizer *tok, const char *text, size_t len, int special) {
+    int n = red_tokenize(tok, text, len, special && red_tokenizer_add_bos(tok), NULL, 0), k, *ids;
+    if (n < 0) die(1, "tokenizer: out of memory%s", "");
+    ids = xmalloc(sizeof(int) * (size_t)(n + 1));
+    red_tokenize(tok, text, len, special && red_tokenizer_add_bos(tok), ids, n);
+    if (special && red_tokenizer_add_eos(tok)) ids[n++] = red_tokenizer_eos(tok);
+    for (k = 0; k < n; k++) printf(k ? " %d" : "%d", ids[k]);
+    putchar('\n');
+    free(ids);
+}
 
 static int cmd_tokenizer(int argc, char **argv) {
-    const char *files[64], *out = NULL, *model = NULL, *text = NULL;
-    int n_files = 0, vocab = 1024, i, escape = 0;
-    static red_tokenizer *tok = NULL;
+    const char *files[64], *out = NULL, *model = NULL, *text = NULL, *input = NULL, *ids_text = NULL;
+    int n_files = 0, vocab = 1024, i, escape = 0, special = 0;
+    red_tokenizer *tok = NULL;
     red_error err;
     if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         fputs(usage_tokenizer, argc < 1 ? stderr : stdout);
@@ -1894,14 +1912,17 @@ static int cmd_tokenizer(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--escape")) { escape = 1; continue; }
+        if (!strcmp(a, "--special")) { special = 1; continue; }
         if (i + 1 >= argc) die(2, "tokenizer: %s needs a value (see red tokenizer --help)", a);
         if (!strcmp(a, "--data")) {
             if (n_files == 64) die(2, "tokenizer: at most 64 --data files%s", "");
             files[n_files++] = argv[++i];
         } else if (!strcmp(a, "--vocab")) vocab = (int)parse_num(a, argv[++i], 259, RED_BPE_MAX_VOCAB);
         else if (!strcmp(a, "--out")) out = argv[++i];
-        else if (!strcmp(a, "--model")) model = argv[++i];
+        else if (!strcmp(a, "--tokenizer") || !strcmp(a, "--model")) model = argv[++i];
         else if (!strcmp(a, "--text")) text = argv[++i];
+        else if (!strcmp(a, "--input")) input = argv[++i];
+        else if (!strcmp(a, "--ids")) ids_text = argv[++i];
         else die(2, "tokenizer: unknown option '%s' (see red tokenizer --help)", a);
     }
     if (!strcmp(argv[0], "train")) {
@@ -1918,32 +1939,69 @@ static int cmd_tokenizer(int argc, char **argv) {
         {
             int n = red_tokenize(tok, all.p, all.len, 0, NULL, 0);
             fprintf(stderr, "tokenizer: %d ids (%d merges) from %zu bytes in %.1f s; %.2f bytes per token -> %s\n",
-                    red_tokenizer_vocab(tok), red_tokenizer_n_merges(tok), all.len, red_time_seconds() - t0, (double)all.len / (n ? n : 1), out);
+                    red_tokenizer_vocab(tok), red_tokenizer_n_merges(tok), all.len, red_time_seconds() - t0,
+                    (double)all.len / (n ? n : 1), out);
         }
         red_sbuf_free(&all);
+        red_tokenizer_free(tok);
         return 0;
     }
     if (!strcmp(argv[0], "encode")) {
-        int *ids, n, k;
-        char buf[4096];
-        size_t len;
-        if (!model || !text) die(2, "tokenizer encode: --model and --text are required%s", "");
+        if (!model || !text == !input)
+            die(2, "tokenizer encode: --tokenizer and one of --text and --input are required (see red tokenizer --help)%s", "");
         if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
-        if (strlen(text) >= sizeof buf) die(2, "tokenizer encode: --text longer than 4095 bytes%s", "");
-        len = unescape_text(text, escape, buf);
-        n = red_tokenize(tok, buf, len, 0, NULL, 0);
-        ids = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
-        red_tokenize(tok, buf, len, 0, ids, n);
-        for (k = 0; k < n; k++) {
-            char b[RED_TOKEN_MAX_BYTES + 1];
-            int nb = red_token_bytes(tok, ids[k], b);
-            b[nb] = 0;
-            printf("%d\t'%s'\n", ids[k], b);
+        if (text) {
+            char *buf = xmalloc(strlen(text) + 1);
+            print_ids(tok, buf, unescape_text(text, escape, buf), special);
+            free(buf);
+        } else {
+            red_json **items;
+            size_t n, k;
+            if (red_jsonl_read(input, &items, &n, &err) != RED_OK) die(1, "%s", err.msg);
+            for (k = 0; k < n; k++) {
+                const red_json *v = items[k]->type == RED_JSON_STRING ? items[k] : red_json_get(items[k], "text");
+                if (!v || v->type != RED_JSON_STRING) {
+                    fprintf(stderr, "red: %s: item %zu: expected a JSON string or an object with a \"text\" string\n", input, k + 1);
+                    exit(1);
+                }
+                print_ids(tok, v->str, v->len, special);
+            }
+            red_jsonl_free(items, n);
         }
-        free(ids);
+        red_tokenizer_free(tok);
         return 0;
     }
-    die(2, "tokenizer: unknown command '%s' (train, encode)", argv[0]);
+    if (!strcmp(argv[0], "decode")) {
+        int *ids, n = 0;
+        const char *p;
+        red_sbuf o;
+        if (!model || !ids_text) die(2, "tokenizer decode: --tokenizer and --ids are required%s", "");
+        if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+        ids = xmalloc(sizeof(int) * (strlen(ids_text) / 2 + 1));
+        for (p = ids_text; *p;) {
+            char *end;
+            long v;
+            while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+            if (!*p) break;
+            v = strtol(p, &end, 10);
+            if (end == p || v < 0 || v >= red_tokenizer_vocab(tok)) {
+                fprintf(stderr, "red: tokenizer decode: --ids: '%.20s' is not an id below %d\n", p, red_tokenizer_vocab(tok));
+                exit(2);
+            }
+            ids[n++] = (int)v;
+            p = end;
+        }
+        red_sbuf_init(&o);
+        red_sbuf_puts(&o, "");
+        red_detokenize(tok, ids, n, &o);
+        fwrite(o.p, 1, o.len, stdout);
+        putchar('\n');
+        red_sbuf_free(&o);
+        free(ids);
+        red_tokenizer_free(tok);
+        return 0;
+    }
+    die(2, "tokenizer: unknown command '%s' (train, encode, decode)", argv[0]);
     return 2;
 }
 

@@ -71,6 +71,13 @@ def main():
     out.write("const uint32_t red_uc_comp[][3] = {  /* sorted by (first, second) */\n")
     for i in range(0, len(comp), 5):
         out.write("    " + ", ".join("{0x%x, 0x%x, 0x%x}" % e for e in comp[i:i + 5]) + ",\n")
+    out.write("};\n\n")
+    # characters that start no decomposition yet combine with a preceding one
+    second = sorted(set(c[1] for c in comp) - set(d[0] for d in dec))
+    out.write("const int red_uc_n_second = %d;\n" % len(second))
+    out.write("const uint32_t red_uc_second[] = {  /* sorted; second characters of primary composites */\n")
+    for i in range(0, len(second), 10):
+        out.write("    " + ", ".join("0x%x" % c for c in second[i:i + 10]) + ",\n")
     out.write("};\n")
 
 
