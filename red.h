@@ -1321,5 +1321,7 @@ red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s
 
 /* `red bench ...`: returns the process exit status. */
 int red_bench_main(int argc, char **argv);
+/* `red bench tokenize` (bench/bench_tokenize.c). */
+int red_bench_tokenize(const char *tok_path, const char *data, int reps);
 
 #endif /* RED_H */

@@ -2308,6 +2308,8 @@ static red_status vocab_build(red_tokenizer *t, const red_vocab_spec *s, red_err
         if (!pat) return red_error_set(err, RED_E_UNSUPPORTED, "tokenizer: pre-tokenizer \"%s\" is not supported (gpt2, llama-bpe, qwen2)", pre);
         t->ignore_merges = pat == LLAMA3_PATTERN;
         if ((st = tok_regex_compile(pat, strlen(pat), &t->re, "tokenizer", err))) return st;
+        /* Qwen's tokenizer.json normalizes to NFC first (Hugging Face does; llama.cpp does not) */
+        if (pat == QWEN2_PATTERN && (st = add_norm(t, NORM_NFC, "", 0, "", 0, "tokenizer", err))) return st;
     } else {
         if ((st = add_norm(t, NORM_PREPEND, "\xE2\x96\x81", 3, "", 0, "tokenizer", err)) ||
             (st = add_norm(t, NORM_REPLACE, " ", 1, "\xE2\x96\x81", 3, "tokenizer", err)))
@@ -2330,7 +2332,7 @@ static red_status vocab_build(red_tokenizer *t, const red_vocab_spec *s, red_err
         if (s->scores) t->score[i] = s->scores[i];
         if (set_token(t, i, x, n)) return nomem(err);
         t->no_text[i] = ty == 3 || ty == 2;  /* control and unknown tokens decode to nothing */
-        if ((ty == 3 || ty == 4) && n && add_added(t, i, x, n, ty == 3, 0, 0)) return nomem(err);
+        if ((ty == 2 || ty == 3 || ty == 4) && n && add_added(t, i, x, n, ty != 4, 0, 0)) return nomem(err);
         if (ty == 2 && t->unk_id < 0) t->unk_id = i;
     }
     if (map_build(t) || !(t->bmp = bmp_categories())) return nomem(err);
