@@ -313,9 +313,11 @@ static const char *usage_generate =
     "                    -n N [--temp T] [--top-k K] [--top-p P] [--seed S] [--stop ID | --no-stop]\n"
     "                    [--threads N]\n"
     "\n"
-    "--prompt TEXT is tokenized with the model's tokenizer (red_tokenizer.json) and\n"
-    "the continuation is printed as text; --escape turns \\n, \\t and \\\\ into\n"
-    "newline, tab and backslash; --bos starts from the BOS token.\n"
+    "--prompt TEXT is tokenized with the model's tokenizer (red_tokenizer.json,\n"
+    "tokenizer.json or tokenizer.bin) and the continuation is printed as text;\n"
+    "--escape turns \\n, \\t and \\\\ into newline, tab and backslash; --bos starts\n"
+    "from the BOS token, as does a tokenizer whose config says add_bos_token\n"
+    "(llama2.c: always).\n"
     "\n"
     "Continues each prompt (several prompts, separated by ';', run as one batch)\n"
     "by up to N tokens with a KV cache and prints the new ids of each prompt on\n"
@@ -544,12 +546,26 @@ static int cmd_generate(int argc, char **argv) {
     if (red_generate(&m, n_seq, (const int *const *)prompts, lens, a.n, &sp, a.seed, stop, outs, olen, &err) != RED_OK)
         die(1, "%s", err.msg);
     for (i = 0; i < n_seq; i++) {
-        if (text_mode) {
-            red_sbuf t;
+        if (text_mode) {  /* the text the continuation adds to the prompt's (decoders may drop a first space) */
+            red_sbuf t, pt;
+            int *all = xmalloc(sizeof(int) * (size_t)(lens[i] + olen[i] + 1));
+            memcpy(all, prompts[i], sizeof(int) * (size_t)lens[i]);
+            memcpy(all + lens[i], outs[i], sizeof(int) * (size_t)olen[i]);
             red_sbuf_init(&t);
-            red_detokenize(tok, outs[i], olen[i], &t);
-            if (t.len) fwrite(t.p, 1, t.len, stdout);
+            red_sbuf_init(&pt);
+            red_detokenize(tok, all, lens[i] + olen[i], &t);
+            red_detokenize(tok, prompts[i], lens[i], &pt);
+            if (t.len >= pt.len && (!pt.len || !memcmp(t.p, pt.p, pt.len))) {
+                if (t.len > pt.len) fwrite(t.p + pt.len, 1, t.len - pt.len, stdout);
+            } else {
+                red_sbuf_free(&t);
+                red_sbuf_init(&t);
+                red_detokenize(tok, outs[i], olen[i], &t);
+                if (t.len) fwrite(t.p, 1, t.len, stdout);
+            }
             red_sbuf_free(&t);
+            red_sbuf_free(&pt);
+            free(all);
         } else {
             for (j = 0; j < olen[i]; j++) printf(j ? " %d" : "%d", outs[i][j]);
         }

@@ -26,6 +26,7 @@ typedef struct {
 
 typedef struct tok_regex tok_regex;
 static void tok_regex_free(tok_regex *re);
+static uint32_t byte_to_char(int b);
 static red_status load_hf(red_tokenizer **out, const char *path, red_error *err);
 static red_status load_llama2c(red_tokenizer **out, const char *path, red_error *err);
 static int hf_encode(const red_tokenizer *t, const char *text, size_t len, int n, int *ids, int cap);
@@ -59,6 +60,7 @@ struct red_tokenizer {
     int split_removed;           /* Split behavior "Removed" instead of "Isolated" */
     int byte_level, bl_prefix_space, byte_fallback, fuse_unk, ignore_merges, strip_first_space;
     unsigned char *bmp;          /* BMP categories for the pattern */
+    int16_t char_byte[324];      /* GPT-2's byte mapping reversed (-1: not a byte's character) */
     char *model_name, *pre_name;
     int n_added;
     added_token *added;
@@ -203,6 +205,8 @@ static red_tokenizer *tok_new(red_tok_kind kind) {
     t->kind = kind;
     t->bos_id = t->eos_id = t->pad_id = t->unk_id = -1;
     for (i = 0; i < 256; i++) t->byte_id[i] = -1;
+    for (i = 0; i < 324; i++) t->char_byte[i] = -1;
+    for (i = 0; i < 256; i++) t->char_byte[byte_to_char(i)] = (int16_t)i;
     return t;
 }
 
@@ -1440,25 +1444,14 @@ static uint32_t byte_to_char(int b) {
     return 256u + (uint32_t)k;
 }
 
-static int char_to_byte(uint32_t c) {
-    static int rev[324], ready;  /* written once with the same values by any thread */
-    if (!ready) {
-        int b;
-        for (b = 0; b < 324; b++) rev[b] = -1;
-        for (b = 0; b < 256; b++) rev[byte_to_char(b)] = b;
-        ready = 1;
-    }
-    return c < 324 ? rev[c] : -1;
-}
-
 /* The raw bytes of a byte-level token text; -1 if a character is outside the map. */
-static int unmap_bytes(const char *s, size_t n, char *out, size_t *out_n) {
+static int unmap_bytes(const red_tokenizer *t, const char *s, size_t n, char *out, size_t *out_n) {
     size_t i = 0, k = 0;
     while (i < n) {
         uint32_t c;
         int b;
         i += (size_t)utf8_next((const unsigned char *)s + i, n - i, &c);
-        if ((b = char_to_byte(c)) < 0) return -1;
+        if (c >= 324 || (b = t->char_byte[c]) < 0) return -1;
         out[k++] = (char)b;
     }
     *out_n = k;
@@ -1741,20 +1734,17 @@ static int hf_encode(const red_tokenizer *t, const char *text, size_t len, int n
 
 /* Sets id's stored text; its decoded bytes and lookup key follow from the kind. */
 static int set_token(red_tokenizer *t, int id, const char *s, size_t n) {
-    char *raw = malloc(n + 1);
+    char raw[RED_TOKEN_MAX_BYTES + 1];
     size_t rn = 0, i;
     unsigned v;
-    if (!raw || arena_put(t, s, n, &t->sto_off[id])) {
-        free(raw);
-        return -1;
-    }
+    if (n > RED_TOKEN_MAX_BYTES || arena_put(t, s, n, &t->sto_off[id])) return -1;
     t->sto_len[id] = (uint32_t)n;
     if (t->byte_level) {
-        if (unmap_bytes(s, n, raw, &rn)) {  /* not byte-mapped (an added token with other text): as it is */
+        if (unmap_bytes(t, s, n, raw, &rn)) {  /* not byte-mapped (an added token with other text): as it is */
             memcpy(raw, s, n);
             rn = n;
         }
-        if (arena_put(t, raw, rn, &t->txt_off[id])) goto fail;
+        if (arena_put(t, raw, rn, &t->txt_off[id])) return -1;
         t->txt_len[id] = (uint32_t)rn;
         t->key_off[id] = t->txt_off[id];
         t->key_len[id] = t->txt_len[id];
@@ -1776,14 +1766,10 @@ static int set_token(red_tokenizer *t, int id, const char *s, size_t n) {
                 } else raw[rn++] = s[i];
             }
         }
-        if (arena_put(t, raw, rn, &t->txt_off[id])) goto fail;
+        if (arena_put(t, raw, rn, &t->txt_off[id])) return -1;
         t->txt_len[id] = (uint32_t)rn;
     }
-    free(raw);
     return 0;
-fail:
-    free(raw);
-    return -1;
 }
 
 /* Allocates the tables of n ids, all empty and without text until set. */
@@ -1800,7 +1786,7 @@ static int vocab_alloc(red_tokenizer *t, int n) {
 /* The lookup key of a stored text (byte-level: its raw bytes) into buf; returns its length or -1. */
 static long key_of(const red_tokenizer *t, const char *s, size_t n, char *buf) {
     size_t k;
-    if (t->byte_level && !unmap_bytes(s, n, buf, &k)) return (long)k;
+    if (t->byte_level && !unmap_bytes(t, s, n, buf, &k)) return (long)k;
     memcpy(buf, s, n);
     return (long)n;
 }
@@ -1808,16 +1794,16 @@ static long key_of(const red_tokenizer *t, const char *s, size_t n, char *buf) {
 /* Merge "a b" (given as two texts): looks both and their concatenation up. */
 static red_status add_merge_texts(red_tokenizer *t, const char *a, size_t an, const char *b, size_t bn, size_t i,
                                   const char *path, red_error *err) {
-    char *buf = malloc(2 * (an + bn) + 2);
+    char buf[2 * RED_TOKEN_MAX_BYTES];
     long ka, kb;
-    int ia, ib, io;
-    if (!buf) return nomem(err);
-    ka = key_of(t, a, an, buf);
-    ia = map_find(t, buf, (size_t)ka);
-    kb = key_of(t, b, bn, buf + ka);
-    ib = map_find(t, buf + ka, (size_t)kb);
-    io = map_find(t, buf, (size_t)(ka + kb));
-    free(buf);
+    int ia = -1, ib = -1, io = -1;
+    if (an <= RED_TOKEN_MAX_BYTES && bn <= RED_TOKEN_MAX_BYTES) {  /* no token is longer */
+        ka = key_of(t, a, an, buf);
+        ia = map_find(t, buf, (size_t)ka);
+        kb = key_of(t, b, bn, buf + ka);
+        ib = map_find(t, buf + ka, (size_t)kb);
+        io = map_find(t, buf, (size_t)(ka + kb));
+    }
     if (ia < 0 || ib < 0 || io < 0)
         return red_error_set(err, RED_E_FORMAT, "%s: merge %zu (\"%.*s\" \"%.*s\") names a token that is not in the vocabulary",
                              path, i, (int)(an > 64 ? 64 : an), a, (int)(bn > 64 ? 64 : bn), b);

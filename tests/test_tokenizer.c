@@ -495,3 +495,47 @@ Test(tokenizer, bad_vocab_spec_is_an_error) {
     }
     red_tokenizer_free(t);
 }
+
+/* Arbitrary bytes (invalid UTF-8, NUL, control characters) never crash, and
+ * come back from decode where the tokenizer changes nothing (no NFC). */
+Test(tokenizer, any_bytes_encode_and_round_trip) {
+    const char *paths[4] = {TOKDATA "llama3/tokenizer.json", TOKDATA "spm-mistral/tokenizer.json", TOKDATA "qwen3/tokenizer.json",
+                            "../shared/data/stories260K/tok512.bin"};
+    int p;
+    if (access(paths[0], R_OK)) cr_skip_test("../shared/data/tokenizers absent");
+    for (p = 0; p < 4; p++) {
+        red_tokenizer *t;
+        red_error err;
+        red_rng r;
+        int trial;
+        cr_assert(red_tokenizer_load(&t, paths[p], &err) == RED_OK, "%s", err.msg);
+        red_rng_seed(&r, 99);
+        for (trial = 0; trial < 300; trial++) {
+            char s[200];
+            int ids[1000], n, i;
+            size_t len = (size_t)red_rng_below(&r, 200), k;
+            red_sbuf out;
+            for (k = 0; k < len; k++) {  /* bytes, ASCII, and pieces of UTF-8 */
+                int c = (int)red_rng_below(&r, 4);
+                s[k] = (char)(c == 0 ? red_rng_below(&r, 256) : c == 1 ? 0x80 + red_rng_below(&r, 64)
+                              : c == 2 ? 0xC0 + red_rng_below(&r, 64) : 32 + red_rng_below(&r, 95));
+                if (p == 3 && !s[k]) s[k] = 'x';  /* llama2.c reads a C string */
+            }
+            n = red_tokenize(t, s, len, 0, ids, 1000);
+            cr_assert(n >= 0 && n <= 1000, "%s trial %d: %d ids", paths[p], trial, n);
+            for (i = 0; i < n; i++) cr_assert(ids[i] >= 0 && ids[i] < red_tokenizer_vocab(t));
+            if (p == 2) continue;
+            red_sbuf_init(&out);
+            red_sbuf_puts(&out, "");
+            if (p == 3) {  /* run.c decodes after BOS */
+                memmove(ids + 1, ids, sizeof(int) * (size_t)n);
+                ids[0] = 1;
+                n++;
+            }
+            red_detokenize(t, ids, n, &out);
+            cr_expect(out.len == len && !memcmp(out.p, s, len), "%s trial %d: decode(encode(x)) != x", paths[p], trial);
+            red_sbuf_free(&out);
+        }
+        red_tokenizer_free(t);
+    }
+}
