@@ -58,6 +58,8 @@ struct red_tokenizer {
     struct { int op; uint32_t a_off, a_len, b_off, b_len; } norm[8];  /* NORM_* with strings in the arena */
     tok_regex *re;               /* Split pattern (NULL: the segment is one piece) */
     int split_removed;           /* Split behavior "Removed" instead of "Isolated" */
+    int metaspace, ms_scheme, ms_split; /* Metaspace pre-tokenizer: prepend never 0 / first 1 / always 2, split at U+2581 */
+    uint32_t ms_off, ms_len;     /* its replacement character */
     int byte_level, bl_prefix_space, byte_fallback, fuse_unk, ignore_merges, strip_first_space;
     unsigned char *bmp;          /* BMP categories for the pattern */
     int16_t char_byte[324];      /* GPT-2's byte mapping reversed (-1: not a byte's character) */
@@ -1668,8 +1670,38 @@ static const char *normalize(const red_tokenizer *t, const char *s, size_t *n, r
 }
 
 /* A segment between added tokens: normalize, split, byte-map, BPE. */
-static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int *ids, int at, int cap, bpe_scratch *w,
-                          int *failed) {
+/* Metaspace: spaces become the replacement, which starts the text (scheme
+ * always, or first for the start of the input) unless it already does; with
+ * split, every replacement starts a new piece. */
+static int metaspace_pieces(const red_tokenizer *t, const char *s, size_t n, int at_start, int *ids, int at, int cap,
+                            bpe_scratch *w, int *failed) {
+    const char *rep = t->arena + t->ms_off;
+    size_t rn = t->ms_len, i, start = 0;
+    red_sbuf b;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "");
+    if ((t->ms_scheme == 2 || (t->ms_scheme == 1 && at_start)) && !(n && s[0] == ' ') && !(n >= rn && !memcmp(s, rep, rn)))
+        red_sbuf_put(&b, rep, rn);
+    for (i = 0; i < n; i++)
+        if (s[i] == ' ') red_sbuf_put(&b, rep, rn);
+        else red_sbuf_put(&b, s + i, 1);
+    if (b.failed || scratch_reserve(w, b.len + 1)) {
+        *failed = 1;
+        red_sbuf_free(&b);
+        return at;
+    }
+    for (i = 1; t->ms_split && rn && i + rn <= b.len; i++)
+        if (!memcmp(b.p + i, rep, rn)) {
+            at = bpe_piece(t, w, b.p + start, i - start, ids, at, cap);
+            start = i;
+        }
+    at = bpe_piece(t, w, b.p + start, b.len - start, ids, at, cap);
+    red_sbuf_free(&b);
+    return at;
+}
+
+static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int at_start, int *ids, int at, int cap,
+                          bpe_scratch *w, int *failed) {
     red_sbuf nb, pb;
     rx_text x;
     size_t pos = 0, gap = 0;
@@ -1688,7 +1720,8 @@ static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int *
         red_sbuf_free(&pb);
         return at;
     }
-    if (!t->re) at = bpe_piece(t, w, s, n, ids, at, cap);
+    if (t->metaspace) at = metaspace_pieces(t, s, n, at_start, ids, at, cap, w, failed);
+    else if (!t->re) at = bpe_piece(t, w, s, n, ids, at, cap);
     else {
         x.s = (const unsigned char *)s;
         x.n = n;
@@ -1719,7 +1752,7 @@ static int hf_encode(const red_tokenizer *t, const char *text, size_t len, int n
     while (pos < len) {
         size_t a = len, b = len;
         int id = t->n_added ? find_added(t, text, len, pos, &a, &b) : -1;
-        if (a > pos) n = encode_segment(t, text + pos, a - pos, ids, n, cap, &w, &failed);
+        if (a > pos) n = encode_segment(t, text + pos, a - pos, pos == 0, ids, n, cap, &w, &failed);
         if (id >= 0) {
             if (n < cap) ids[n] = id;
             n++;
@@ -1938,8 +1971,20 @@ static red_status parse_pretokenizer(red_tokenizer *t, const red_json *p, const 
         if (!ur || ur->type == RED_JSON_TRUE) return set_pattern(t, GPT2_PATTERN, strlen(GPT2_PATTERN), path, err);
         return RED_OK;
     }
-    return red_error_set(err, RED_E_UNSUPPORTED, "%s: pre-tokenizer \"%s\" is not supported (Split, ByteLevel, Sequence)", path,
-                         ty->str);
+    if (!strcmp(ty->str, "Metaspace")) {
+        const red_json *rep = jget(p, "replacement", RED_JSON_STRING), *sch = jget(p, "prepend_scheme", RED_JSON_STRING),
+                       *sp = red_json_get(p, "split");
+        t->metaspace = 1;
+        t->ms_scheme = sch ? (!strcmp(sch->str, "always") ? 2 : !strcmp(sch->str, "first") ? 1 : !strcmp(sch->str, "never") ? 0 : -1)
+                           : red_json_get(p, "add_prefix_space") && !jbool(p, "add_prefix_space") ? 0 : 2;
+        t->ms_split = !sp || sp->type == RED_JSON_TRUE;
+        if (t->ms_scheme < 0) return red_error_set(err, RED_E_UNSUPPORTED, "%s: Metaspace prepend_scheme \"%s\"", path, sch->str);
+        if (arena_put(t, rep ? rep->str : "\xE2\x96\x81", rep ? rep->len : 3, &t->ms_off)) return nomem(err);
+        t->ms_len = rep ? (uint32_t)rep->len : 3;
+        return RED_OK;
+    }
+    return red_error_set(err, RED_E_UNSUPPORTED, "%s: pre-tokenizer \"%s\" is not supported (Split, ByteLevel, Metaspace, Sequence)",
+                         path, ty->str);
 }
 
 /* Does the decoder strip the first space (SentencePiece style)? */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     char **text;
@@ -109,7 +110,8 @@ int red_bench_tokenize(const char *tok_path, const char *data, int reps) {
     red_tokenizer *t;
     red_error err;
     doc_list d;
-    double t0 = red_time_seconds(), load, best = 1e300;
+    double t0 = red_time_seconds(), load, load_cpu, best = 1e300;
+    clock_t c0 = clock();
     int *ids = NULL, cap = 0, r;
     size_t i, ntok = 0;
     if (!tok_path || !data) {
@@ -121,6 +123,7 @@ int red_bench_tokenize(const char *tok_path, const char *data, int reps) {
         return 1;
     }
     load = red_time_seconds() - t0;
+    load_cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
     if (read_docs(data, &d, &err)) {
         fprintf(stderr, "red bench tokenize: %s\n", err.msg);
         red_tokenizer_free(t);
@@ -144,8 +147,8 @@ int red_bench_tokenize(const char *tok_path, const char *data, int reps) {
         s = red_time_seconds() - a;
         if (s < best) best = s;
     }
-    printf("op=tokenize impl=red threads=1 docs=%zu bytes=%zu tokens=%zu load_seconds=%.3f seconds=%.4f mb_per_s=%.2f "
-           "tokens_per_s=%.0f\n", d.n, d.bytes, ntok, load, best, (double)d.bytes / best / 1e6, (double)ntok / best);
+    printf("op=tokenize impl=red threads=1 docs=%zu bytes=%zu tokens=%zu load_seconds=%.3f load_cpu_seconds=%.3f "
+           "seconds=%.4f mb_per_s=%.2f tokens_per_s=%.0f\n", d.n, d.bytes, ntok, load, load_cpu, best, (double)d.bytes / best / 1e6, (double)ntok / best);
     run_peer(tok_path, data, reps);
     free(ids);
     docs_free(&d);

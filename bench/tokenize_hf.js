@@ -33,9 +33,10 @@ function docs(path) {
 async function main() {
   const [tokPath, dataPath, repsArg] = process.argv.slice(2);
   const reps = Number(repsArg || 3);
-  const t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
   const tok = Tokenizer.fromFile(tokPath);
   const loadS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cu = process.cpuUsage(c0), loadCpu = (cu.user + cu.system) / 1e6;
   const d = docs(dataPath);
   const bytes = d.reduce((a, s) => a + Buffer.byteLength(s, 'utf8'), 0);
   let best = Infinity, ntok = 0;
@@ -47,7 +48,7 @@ async function main() {
     if (s < best) best = s;
   }
   console.log(`op=tokenize impl=hf-tokenizers threads=1 docs=${d.length} bytes=${bytes} tokens=${ntok} ` +
-              `load_seconds=${loadS.toFixed(3)} seconds=${best.toFixed(4)} mb_per_s=${(bytes / best / 1e6).toFixed(2)} ` +
+              `load_seconds=${loadS.toFixed(3)} load_cpu_seconds=${loadCpu.toFixed(3)} seconds=${best.toFixed(4)} mb_per_s=${(bytes / best / 1e6).toFixed(2)} ` +
               `tokens_per_s=${(ntok / best).toFixed(0)}`);
 }
 main();

@@ -81,6 +81,10 @@ static void check_hf_fixture(const char *tok_path, const char *ids_file) {
         char *bar = strchr(line, '|'), *dec;
         int *want, nw;
         red_sbuf out;
+        if (line[0] == '\n') {  /* a variant checks every 3rd string */
+            k++;
+            continue;
+        }
         cr_assert(bar && s->type == RED_JSON_STRING, "fixture line %zu", k + 1);
         *bar = 0;
         dec = bar + 1;
@@ -102,7 +106,7 @@ static void check_hf_fixture(const char *tok_path, const char *ids_file) {
         k++;
     }
     fclose(f);
-    cr_expect(k == n_strings && k > 2000, "%zu of %zu strings checked", k, n_strings);
+    cr_expect(k == n_strings && k > 2000, "%zu of %zu strings read", k, n_strings);
     cr_expect(bad == 0, "%s: %zu of %zu strings differ", ids_file, bad, k);
     red_jsonl_free(strings, n_strings);
     red_tokenizer_free(t);
@@ -118,6 +122,44 @@ Test(tokenizer, llama3_matches_hugging_face) {
 
 Test(tokenizer, mistral_spm_matches_hugging_face) {
     check_hf_fixture(TOKDATA "spm-mistral/tokenizer.json", TOK_FIXTURE("spm-mistral.ids"));
+}
+
+/* The Mistral file with a Metaspace pre-tokenizer in place of its normalizers
+ * (as newer Llama-2 exports are written), as the fixture script builds it. */
+static void check_metaspace(const char *scheme, const char *split, const char *ids_file) {
+    unsigned char *buf;
+    size_t len;
+    red_error err;
+    char dir[] = "/tmp/red-test-metaspace-XXXXXX", path[128];
+    const char *a, *b;
+    FILE *f;
+    if (access(TOKDATA "spm-mistral/tokenizer.json", R_OK)) cr_skip_test("../shared/data/tokenizers absent");
+    cr_assert(red_read_file(TOKDATA "spm-mistral/tokenizer.json", &buf, &len, &err) == RED_OK);
+    buf = realloc(buf, len + 1);
+    buf[len] = 0;
+    a = strstr((const char *)buf, "\"normalizer\": {");
+    b = strstr((const char *)buf, "\"post_processor\":");
+    cr_assert(a && b && a < b, "the file's layout");
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    cr_assert((f = fopen(path, "wb")));
+    fwrite(buf, 1, (size_t)(a - (const char *)buf), f);
+    fprintf(f, "\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\\u2581\", "
+               "\"prepend_scheme\": \"%s\", \"split\": %s},\n  ", scheme, split);
+    fwrite(b, 1, len - (size_t)(b - (const char *)buf), f);
+    fclose(f);
+    free(buf);
+    check_hf_fixture(path, ids_file);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(tokenizer, metaspace_first_matches_hugging_face) {
+    check_metaspace("first", "false", TOK_FIXTURE("spm-metaspace-first.ids"));
+}
+
+Test(tokenizer, metaspace_split_matches_hugging_face) {
+    check_metaspace("always", "true", TOK_FIXTURE("spm-metaspace-split.ids"));
 }
 
 /* Model directories: tokenizer_config.json gives BOS/EOS and add_bos_token. */
