@@ -518,6 +518,7 @@ static int cmd_generate(int argc, char **argv) {
         prompts = xmalloc(sizeof(int *));
         lens = xmalloc(sizeof(int));
         cap = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), NULL, 0);
+        if (cap < 0) die(1, "generate: out of memory while tokenizing --prompt%s", "");
         prompts[0] = xmalloc(sizeof(int) * (size_t)(cap ? cap : 1));
         lens[0] = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), prompts[0], cap);
         if (lens[0] < 1) die(2, "generate: --prompt is empty (add --bos to start from BOS)%s", "");
