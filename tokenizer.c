@@ -1708,7 +1708,7 @@ static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int a
     red_sbuf_init(&nb);
     red_sbuf_init(&pb);
     s = normalize(t, s, &n, &nb, failed);
-    if (t->byte_level && t->bl_prefix_space && n && !uc_space((unsigned char)s[0])) {
+    if (t->byte_level && t->bl_prefix_space && n && s[0] != ' ') {  /* ByteLevel's add_prefix_space */
         red_sbuf_puts(&pb, " ");
         red_sbuf_put(&pb, s, n);
         s = pb.p;
