@@ -673,7 +673,9 @@ typedef struct {
     int add_bos, add_eos;
 } red_vocab_spec;
 red_status red_tokenizer_from_vocab(red_tokenizer **out, const red_vocab_spec *s, red_error *err);
-/* and the inverse, for writing a tokenizer into a GGUF: fills s with pointers owned by t */
+/* and the inverse, for writing a tokenizer into a GGUF: fills s with pointers owned by t
+ * (built on the first call and kept in t: not concurrently with itself). Hugging Face and
+ * GGUF kinds; llama2.c gives model "llama" with its scores, U+2581 for spaces, no merges. */
 red_status red_tokenizer_to_vocab(const red_tokenizer *t, red_vocab_spec *s, red_error *err);
 
 /* Encodes text (optionally after BOS) into ids[0..cap); returns the full
