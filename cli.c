@@ -313,9 +313,11 @@ static const char *usage_generate =
     "                    -n N [--temp T] [--top-k K] [--top-p P] [--seed S] [--stop ID | --no-stop]\n"
     "                    [--threads N]\n"
     "\n"
-    "--prompt TEXT is tokenized with the model's tokenizer (red_tokenizer.json) and\n"
-    "the continuation is printed as text; --escape turns \\n, \\t and \\\\ into\n"
-    "newline, tab and backslash; --bos starts from the BOS token.\n"
+    "--prompt TEXT is tokenized with the model's tokenizer (red_tokenizer.json,\n"
+    "tokenizer.json or tokenizer.bin) and the continuation is printed as text;\n"
+    "--escape turns \\n, \\t and \\\\ into newline, tab and backslash; --bos starts\n"
+    "from the BOS token, as does a tokenizer whose config says add_bos_token\n"
+    "(llama2.c: always).\n"
     "\n"
     "Continues each prompt (several prompts, separated by ';', run as one batch)\n"
     "by up to N tokens with a KV cache and prints the new ids of each prompt on\n"
@@ -500,7 +502,7 @@ static int cmd_generate(int argc, char **argv) {
     red_sampler sp;
     int n_seq = 0, i, j, **outs, *lens, *olen, **prompts, stop, text_mode = 0;
     char *buf, *part, *save = NULL;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     parse_model_args(argc, argv, &a, usage_generate, "generate");
     if (!a.tokens == !a.prompt) die(2, "generate: give exactly one of --tokens and --prompt (see red generate --help)%s", "");
     pool = make_pool(a.threads);
@@ -515,9 +517,10 @@ static int cmd_generate(int argc, char **argv) {
         (void)q;
         prompts = xmalloc(sizeof(int *));
         lens = xmalloc(sizeof(int));
-        cap = red_tokenize(&tok, buf, k, a.bos, NULL, 0);
+        cap = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), NULL, 0);
+        if (cap < 0) die(1, "generate: out of memory while tokenizing --prompt%s", "");
         prompts[0] = xmalloc(sizeof(int) * (size_t)(cap ? cap : 1));
-        lens[0] = red_tokenize(&tok, buf, k, a.bos, prompts[0], cap);
+        lens[0] = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), prompts[0], cap);
         if (lens[0] < 1) die(2, "generate: --prompt is empty (add --bos to start from BOS)%s", "");
         check_ids(prompts[0], lens[0], m.cfg.vocab, "--prompt");
         n_seq = 1;
@@ -544,12 +547,26 @@ static int cmd_generate(int argc, char **argv) {
     if (red_generate(&m, n_seq, (const int *const *)prompts, lens, a.n, &sp, a.seed, stop, outs, olen, &err) != RED_OK)
         die(1, "%s", err.msg);
     for (i = 0; i < n_seq; i++) {
-        if (text_mode) {
-            red_sbuf t;
+        if (text_mode) {  /* the text the continuation adds to the prompt's (decoders may drop a first space) */
+            red_sbuf t, pt;
+            int *all = xmalloc(sizeof(int) * (size_t)(lens[i] + olen[i] + 1));
+            memcpy(all, prompts[i], sizeof(int) * (size_t)lens[i]);
+            memcpy(all + lens[i], outs[i], sizeof(int) * (size_t)olen[i]);
             red_sbuf_init(&t);
-            red_detokenize(&tok, outs[i], olen[i], &t);
-            if (t.len) fwrite(t.p, 1, t.len, stdout);
+            red_sbuf_init(&pt);
+            red_detokenize(tok, all, lens[i] + olen[i], &t);
+            red_detokenize(tok, prompts[i], lens[i], &pt);
+            if (t.len >= pt.len && (!pt.len || !memcmp(t.p, pt.p, pt.len))) {
+                if (t.len > pt.len) fwrite(t.p + pt.len, 1, t.len - pt.len, stdout);
+            } else {
+                red_sbuf_free(&t);
+                red_sbuf_init(&t);
+                red_detokenize(tok, outs[i], olen[i], &t);
+                if (t.len) fwrite(t.p, 1, t.len, stdout);
+            }
             red_sbuf_free(&t);
+            red_sbuf_free(&pt);
+            free(all);
         } else {
             for (j = 0; j < olen[i]; j++) printf(j ? " %d" : "%d", outs[i][j]);
         }
@@ -716,7 +733,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     int n, n_all, i, k, n_req = 0, q = 0, any_multi = 0, *preds;
     red_error err;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_pool *pool;
     double *ll, acc = 0, accn = 0;
     red_sbuf js, samples;
@@ -735,7 +752,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     preds = xmalloc(sizeof *preds * 2 * (size_t)(n ? n : 1));
     ps.t0 = red_time_seconds();
     ps.what = "choice";
-    if (red_mc_eval(&m, &tok, docs, n, bos, batch, ll, preds, preds + n, progress_line, &ps, &err) != RED_OK)
+    if (red_mc_eval(&m, tok, docs, n, bos, batch, ll, preds, preds + n, progress_line, &ps, &err) != RED_OK)
         die(1, "%s", err.msg);
     fprintf(stderr, "eval: %d docs (%d requests) in %.1f s\n", n, n_req, red_time_seconds() - ps.t0);
     red_sbuf_init(&samples);
@@ -795,7 +812,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
     int nt = 0, i, j;
     red_error err;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_pool *pool;
     red_sbuf js, b;
     if (snprintf(names, sizeof names, "%s", list ? list : one) >= (int)sizeof names) die(2, "eval: task list too long%s", "");
@@ -856,7 +873,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
         progress_state ps;
         ps.t0 = red_time_seconds();
         ps.what = name;
-        if (red_lm_eval(&m, &tok, &sets[i], bos, batch, progress_line, &ps, &sc, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_lm_eval(&m, tok, &sets[i], bos, batch, progress_line, &ps, &sc, &err) != RED_OK) die(1, "%s", err.msg);
         fprintf(stderr, "eval: %s: %d docs (%d requests) in %.1f s\n", name, r->n, sc.n_req, red_time_seconds() - ps.t0);
         printf("%s (%d docs, 0-shot, bos %s)\n  acc       %.4f ± %.4f\n", name, r->n, bos ? "yes" : "no", r->acc,
                r->acc_stderr);
@@ -878,6 +895,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
     if (json_out) write_text_file(json_out, &js);
     red_sbuf_free(&js);
     red_model_free(&m);
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
     return 0;
 }
@@ -893,7 +911,7 @@ static int cmd_eval(int argc, char **argv) {
     red_gsm8k_doc *test, *train = NULL;
     red_error err;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_pool *pool;
     red_sbuf *prompts, *outs;
     red_gen_opts go;
@@ -961,7 +979,7 @@ static int cmd_eval(int argc, char **argv) {
     ps.what = task_name;
     go.progress = progress_line;
     go.progress_ctx = &ps;
-    if (red_gsm8k_run(&m, &tok, task, train, n_train, shots, test, n_test, &go, prompts, outs, &err) != RED_OK)
+    if (red_gsm8k_run(&m, tok, task, train, n_train, shots, test, n_test, &go, prompts, outs, &err) != RED_OK)
         die(1, "%s", err.msg);
     fprintf(stderr, "eval: %d docs in %.1f s\n", n_test, red_time_seconds() - ps.t0);
     report_gsm8k(task, task_name, test, outs, prompts, n_test, json_out, samples_out, model, shots, max_gen, bos,
@@ -1044,7 +1062,7 @@ static int cmd_init(int argc, char **argv) {
     int bf16 = 0, i;
     red_config c;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_error err;
     red_rng r;
     for (i = 0; i < argc; i++) {
@@ -1062,20 +1080,20 @@ static int cmd_init(int argc, char **argv) {
         else die(2, "init: unknown option '%s' (see red init --help)", o);
     }
     if (!out) die(2, "init: --out DIR is required%s", "");
-    red_tokenizer_byte(&tok);
+    if (red_tokenizer_byte_new(&tok, &err) != RED_OK) die(1, "%s", err.msg);
     if (cfg_path) {
         if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
-        if (c.vocab < tok.vocab) die(1, "init: vocab_size must be >= 259 for the byte tokenizer%s", "");
+        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "init: vocab_size must be >= 259 for the byte tokenizer%s", "");
     } else {
         red_config_default(&c);
-        c.bos_id = tok.bos_id;
-        c.eos_id = tok.eos_id;
+        c.bos_id = red_tokenizer_bos(tok);
+        c.eos_id = red_tokenizer_eos(tok);
     }
     if (red_model_init(&m, &c, NULL, &err) != RED_OK) die(1, "%s", err.msg);
     red_rng_seed(&r, seed);
     red_model_init_random(&m, &r, (float)std, (float)(std / sqrt(2.0 * c.n_layers)));
     if (red_model_save(&m, out, bf16 ? RED_DT_BF16 : RED_DT_F32, &err) != RED_OK) die(1, "%s", err.msg);
-    if (red_tokenizer_save(&tok, out, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_tokenizer_save(tok, out, &err) != RED_OK) die(1, "%s", err.msg);
     fprintf(stderr, "init: %s: %zu parameters (%s)\n", out, m.n_params, red_arch_name(c.arch));
     red_model_free(&m);
     return 0;
@@ -1220,7 +1238,7 @@ static int cmd_train(int argc, char **argv) {
     red_train_opts o;
     red_config c;
     red_model m;
-    static red_tokenizer tok;
+    static red_tokenizer *tok = NULL;
     red_train_data d, ev;
     red_error err;
     red_status st;
@@ -1283,19 +1301,21 @@ static int cmd_train(int argc, char **argv) {
     c.head_dim = c.dim / c.n_heads;
     c.max_pos = o.loop.seq;  /* the context is what training saw: positions beyond it were never trained */
     pool = make_pool(threads);
-    red_tokenizer_byte(&tok);
+    if (red_tokenizer_byte_new(&tok, &err) != RED_OK) die(1, "%s", err.msg);
     if (resume) {
         load_model(&m, o.loop.out, pool);
+        red_tokenizer_free(tok);
         if (red_tokenizer_load(&tok, o.loop.out, &err) != RED_OK) die(1, "%s", err.msg);
     } else {
         if (tok_dir) {
+            red_tokenizer_free(tok);
             if (red_tokenizer_load(&tok, tok_dir, &err) != RED_OK) die(1, "%s", err.msg);
-            c.vocab = tok.vocab;
+            c.vocab = red_tokenizer_vocab(tok);
         }
         if (cfg_path) {
             if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
         }
-        if (c.vocab < tok.vocab) die(1, "train: vocab_size is smaller than the tokenizer's%s", "");
+        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "train: vocab_size is smaller than the tokenizer's%s", "");
         if (red_model_init(&m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);
         red_rng_seed(&r, o.loop.seed);
         red_model_init_random(&m, &r, 0.02f, (float)(0.02 / sqrt(2.0 * c.n_layers)));
@@ -1304,8 +1324,8 @@ static int cmd_train(int argc, char **argv) {
     memset(&ev, 0, sizeof ev);
     d.answer_only = ev.answer_only = answer_only;
     for (i = 0; i < n_data; i++)
-        if (red_train_data_add_file(&d, &tok, data[i], &err) != RED_OK) die(1, "%s", err.msg);
-    if (eval_path && red_train_data_add_file(&ev, &tok, eval_path, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_train_data_add_file(&d, tok, data[i], &err) != RED_OK) die(1, "%s", err.msg);
+    if (eval_path && red_train_data_add_file(&ev, tok, eval_path, &err) != RED_OK) die(1, "%s", err.msg);
     {
         uint64_t steps = o.loop.tokens / ((uint64_t)o.loop.batch * o.loop.seq);
         o.loop.warmup_steps = warm_steps >= 0 ? (uint64_t)warm_steps : (uint64_t)(warm_frac * steps);
@@ -1323,7 +1343,7 @@ static int cmd_train(int argc, char **argv) {
     if (!eval_path) o.eval_every = 0;
     o.loop.stop = &stop_requested;
     catch_stop_signals();
-    if ((st = red_train(&o, &m, &tok, &d, eval_path ? &ev : NULL, &err)) != RED_OK) die_err(st, &err);
+    if ((st = red_train(&o, &m, tok, &d, eval_path ? &ev : NULL, &err)) != RED_OK) die_err(st, &err);
     fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o.loop.out);
     red_train_data_free(&d);
     red_train_data_free(&ev);
@@ -1356,7 +1376,7 @@ static int cmd_erank_model(int argc, char **argv) {
     int n_data = 0, threads = 0, center = 0, T = 256, i, n_rows, L;
     int64_t tokens = 8192;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_train_data d;
     red_pool *pool;
     red_error err;
@@ -1382,7 +1402,7 @@ static int cmd_erank_model(int argc, char **argv) {
     if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
     if (T > m.cfg.max_pos) T = m.cfg.max_pos;
     n_rows = (int)((tokens + T - 1) / T);
-    load_data_files(&d, &tok, data, n_data);
+    load_data_files(&d, tok, data, n_data);
     rows = fixed_rows(&d, n_rows, T);
     if (red_model_run_alloc(&m, n_rows < 8 ? n_rows : 8, T, RED_RUN_FORWARD, &err) != RED_OK) die(1, "%s", err.msg);
     L = m.cfg.n_layers;
@@ -1446,7 +1466,7 @@ static int cmd_inspect(int argc, char **argv) {
     int n_data = 0, threads = 0, width = 0, B = 1, T = 1024, i;
     int64_t calib_tokens = 131072;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_train_data d;
     red_pool *pool;
     red_error err;
@@ -1477,7 +1497,7 @@ static int cmd_inspect(int argc, char **argv) {
     load_model(&m, model, pool);
     if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
     if (T > m.cfg.max_pos) T = m.cfg.max_pos;
-    load_data_files(&d, &tok, data, n_data);
+    load_data_files(&d, tok, data, n_data);
     if (red_inspect(&m, width, &d, calib_tokens, B, T, &r, &err) != RED_OK) die(1, "%s", err.msg);
     printf("# red inspect: %s, width %d -> %d, %lld calibration tokens (%d x %d rows); a random projection keeps %.3f\n",
            model, r.d_t, r.d_s, (long long)r.rows, B, T, (double)r.d_s / r.d_t);
@@ -1537,6 +1557,7 @@ static int cmd_inspect(int argc, char **argv) {
     red_inspect_free(&r);
     red_train_data_free(&d);
     red_model_free(&m);
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
     return 0;
 }
@@ -1619,7 +1640,7 @@ static int cmd_distill(int argc, char **argv) {
     red_init_opts io;
     red_model t;
     red_student s;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     red_train_data d, cd;
     red_pool *pool;
     red_error err;
@@ -1691,8 +1712,8 @@ static int cmd_distill(int argc, char **argv) {
     if (init_std && !strcmp(init_std, "matched")) io.std = (float)(0.02 * sqrt(3072.0 / t.cfg.dim));
     else if (init_std) io.std = (float)parse_num("--init-std", init_std, 0, 100);
     if (orth_lrc) io.orth_scale = (float)(io.std * sqrt((double)t.cfg.dim));
-    load_data_files(&d, &tok, data, n_data);
-    load_data_files(&cd, &tok, n_calib ? calib_files : data, n_calib ? n_calib : n_data);
+    load_data_files(&d, tok, data, n_data);
+    load_data_files(&cd, tok, n_calib ? calib_files : data, n_calib ? n_calib : n_data);
     L = t.cfg.n_layers;
     if (erank_tokens > 0) {
         er_n = (int)((erank_tokens + o.loop.seq - 1) / o.loop.seq);
@@ -1711,7 +1732,7 @@ static int cmd_distill(int argc, char **argv) {
     o.progress = distill_progress;
     o.progress_ctx = &dl;
     memset(&job, 0, sizeof job);
-    job.teacher = &t; job.tok = &tok; job.teacher_name = teacher_dir; job.init_name = init_name; job.width = width;
+    job.teacher = &t; job.tok = tok; job.teacher_name = teacher_dir; job.init_name = init_name; job.width = width;
     job.init = io; job.opt = o; job.data = &d; job.calib = &cd; job.calib_tokens = calib_tokens;
     job.erank_rows = er_rows; job.n_erank_rows = er_n; job.measure_teacher = 1; job.write_log = 1;
     job.say = say_plain;
@@ -1869,19 +1890,37 @@ static int cmd_reproduce(int argc, char **argv) {
 
 static const char *usage_tokenizer =
     "usage: red tokenizer train --data FILE [--data FILE ...] --vocab N --out DIR\n"
-    "       red tokenizer encode --model DIR --text TEXT [--escape]\n"
+    "       red tokenizer encode --tokenizer PATH (--text TEXT [--escape] | --input FILE.jsonl) [--special]\n"
+    "       red tokenizer decode --tokenizer PATH --ids \"ID ID ...\"\n"
     "\n"
     "train: learns a BPE tokenizer of N ids (259..2048) from the files' documents\n"
     "(text or JSONL, formatted as red train reads them) and writes\n"
     "DIR/red_tokenizer.json; use it with red train --tokenizer DIR. Chunks no merge\n"
     "crosses: a letter run with its leading space, each digit, a newline, a symbol\n"
     "run with its leading space, a run of spaces.\n"
-    "encode: prints the ids and pieces of TEXT under DIR's tokenizer.\n";
+    "encode: prints the ids of TEXT (or of every line of FILE.jsonl: an object with\n"
+    "a \"text\" field, or a JSON string), space separated, one line per input.\n"
+    "PATH: a model directory (red_tokenizer.json or Hugging Face tokenizer.json),\n"
+    "a tokenizer.json, or a llama2.c tokenizer.bin. Added tokens (<|im_start|>,\n"
+    "<s>, ...) in the text are matched; --special also adds BOS/EOS where the\n"
+    "tokenizer's config asks for them (tokenizer_config.json; llama2.c: BOS).\n"
+    "decode: prints the text of the ids.\n";
+
+static void print_ids(const red_tokenizer *tok, const char *text, size_t len, int special) {
+    int n = red_tokenize(tok, text, len, special && red_tokenizer_add_bos(tok), NULL, 0), k, *ids;
+    if (n < 0) die(1, "tokenizer: out of memory%s", "");
+    ids = xmalloc(sizeof(int) * (size_t)(n + 1));
+    red_tokenize(tok, text, len, special && red_tokenizer_add_bos(tok), ids, n);
+    if (special && red_tokenizer_add_eos(tok)) ids[n++] = red_tokenizer_eos(tok);
+    for (k = 0; k < n; k++) printf(k ? " %d" : "%d", ids[k]);
+    putchar('\n');
+    free(ids);
+}
 
 static int cmd_tokenizer(int argc, char **argv) {
-    const char *files[64], *out = NULL, *model = NULL, *text = NULL;
-    int n_files = 0, vocab = 1024, i, escape = 0;
-    static red_tokenizer tok;
+    const char *files[64], *out = NULL, *model = NULL, *text = NULL, *input = NULL, *ids_text = NULL;
+    int n_files = 0, vocab = 1024, i, escape = 0, special = 0;
+    red_tokenizer *tok = NULL;
     red_error err;
     if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         fputs(usage_tokenizer, argc < 1 ? stderr : stdout);
@@ -1890,14 +1929,17 @@ static int cmd_tokenizer(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--escape")) { escape = 1; continue; }
+        if (!strcmp(a, "--special")) { special = 1; continue; }
         if (i + 1 >= argc) die(2, "tokenizer: %s needs a value (see red tokenizer --help)", a);
         if (!strcmp(a, "--data")) {
             if (n_files == 64) die(2, "tokenizer: at most 64 --data files%s", "");
             files[n_files++] = argv[++i];
         } else if (!strcmp(a, "--vocab")) vocab = (int)parse_num(a, argv[++i], 259, RED_BPE_MAX_VOCAB);
         else if (!strcmp(a, "--out")) out = argv[++i];
-        else if (!strcmp(a, "--model")) model = argv[++i];
+        else if (!strcmp(a, "--tokenizer") || !strcmp(a, "--model")) model = argv[++i];
         else if (!strcmp(a, "--text")) text = argv[++i];
+        else if (!strcmp(a, "--input")) input = argv[++i];
+        else if (!strcmp(a, "--ids")) ids_text = argv[++i];
         else die(2, "tokenizer: unknown option '%s' (see red tokenizer --help)", a);
     }
     if (!strcmp(argv[0], "train")) {
@@ -1910,36 +1952,73 @@ static int cmd_tokenizer(int argc, char **argv) {
             if (red_docs_text(files[i], &all, &err) != RED_OK) die(1, "%s", err.msg);
         if (red_tokenizer_train_bpe(&tok, all.p, all.len, vocab, &err) != RED_OK) die(1, "%s", err.msg);
         if (red_make_dir(out, &err) != RED_OK) die(1, "tokenizer: %s", err.msg);
-        if (red_tokenizer_save(&tok, out, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_tokenizer_save(tok, out, &err) != RED_OK) die(1, "%s", err.msg);
         {
-            int n = red_tokenize(&tok, all.p, all.len, 0, NULL, 0);
+            int n = red_tokenize(tok, all.p, all.len, 0, NULL, 0);
             fprintf(stderr, "tokenizer: %d ids (%d merges) from %zu bytes in %.1f s; %.2f bytes per token -> %s\n",
-                    tok.vocab, tok.n_merges, all.len, red_time_seconds() - t0, (double)all.len / (n ? n : 1), out);
+                    red_tokenizer_vocab(tok), red_tokenizer_n_merges(tok), all.len, red_time_seconds() - t0,
+                    (double)all.len / (n ? n : 1), out);
         }
         red_sbuf_free(&all);
+        red_tokenizer_free(tok);
         return 0;
     }
     if (!strcmp(argv[0], "encode")) {
-        int *ids, n, k;
-        char buf[4096];
-        size_t len;
-        if (!model || !text) die(2, "tokenizer encode: --model and --text are required%s", "");
+        if (!model || !text == !input)
+            die(2, "tokenizer encode: --tokenizer and one of --text and --input are required (see red tokenizer --help)%s", "");
         if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
-        if (strlen(text) >= sizeof buf) die(2, "tokenizer encode: --text longer than 4095 bytes%s", "");
-        len = unescape_text(text, escape, buf);
-        n = red_tokenize(&tok, buf, len, 0, NULL, 0);
-        ids = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
-        red_tokenize(&tok, buf, len, 0, ids, n);
-        for (k = 0; k < n; k++) {
-            char b[RED_TOKEN_MAX_BYTES + 1];
-            int nb = red_token_bytes(&tok, ids[k], b);
-            b[nb] = 0;
-            printf("%d\t'%s'\n", ids[k], b);
+        if (text) {
+            char *buf = xmalloc(strlen(text) + 1);
+            print_ids(tok, buf, unescape_text(text, escape, buf), special);
+            free(buf);
+        } else {
+            red_json **items;
+            size_t n, k;
+            if (red_jsonl_read(input, &items, &n, &err) != RED_OK) die(1, "%s", err.msg);
+            for (k = 0; k < n; k++) {
+                const red_json *v = items[k]->type == RED_JSON_STRING ? items[k] : red_json_get(items[k], "text");
+                if (!v || v->type != RED_JSON_STRING) {
+                    fprintf(stderr, "red: %s: item %zu: expected a JSON string or an object with a \"text\" string\n", input, k + 1);
+                    exit(1);
+                }
+                print_ids(tok, v->str, v->len, special);
+            }
+            red_jsonl_free(items, n);
         }
-        free(ids);
+        red_tokenizer_free(tok);
         return 0;
     }
-    die(2, "tokenizer: unknown command '%s' (train, encode)", argv[0]);
+    if (!strcmp(argv[0], "decode")) {
+        int *ids, n = 0;
+        const char *p;
+        red_sbuf o;
+        if (!model || !ids_text) die(2, "tokenizer decode: --tokenizer and --ids are required%s", "");
+        if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+        ids = xmalloc(sizeof(int) * (strlen(ids_text) / 2 + 1));
+        for (p = ids_text; *p;) {
+            char *end;
+            long v;
+            while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+            if (!*p) break;
+            v = strtol(p, &end, 10);
+            if (end == p || v < 0 || v >= red_tokenizer_vocab(tok)) {
+                fprintf(stderr, "red: tokenizer decode: --ids: '%.20s' is not an id below %d\n", p, red_tokenizer_vocab(tok));
+                exit(2);
+            }
+            ids[n++] = (int)v;
+            p = end;
+        }
+        red_sbuf_init(&o);
+        red_sbuf_puts(&o, "");
+        red_detokenize(tok, ids, n, &o);
+        fwrite(o.p, 1, o.len, stdout);
+        putchar('\n');
+        red_sbuf_free(&o);
+        free(ids);
+        red_tokenizer_free(tok);
+        return 0;
+    }
+    die(2, "tokenizer: unknown command '%s' (train, encode, decode)", argv[0]);
     return 2;
 }
 

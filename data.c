@@ -27,6 +27,7 @@
 static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const char *text, size_t len, size_t prefix,
                           red_error *err) {
     int n = red_tokenize(tok, text, len, 0, NULL, 0) + 1, n_prefix = red_tokenize(tok, text, prefix, 0, NULL, 0), i;
+    if (n < 1 || n_prefix < 0) return red_error_set(err, RED_E_NOMEM, "train: out of memory while tokenizing");
     if (d->n_tok + (size_t)n > d->cap_tok) {
         size_t nc = d->cap_tok ? d->cap_tok : 1 << 20;
         int *g;
@@ -49,7 +50,7 @@ static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const cha
     }
     d->doc_start[d->n_docs++] = d->n_tok;
     red_tokenize(tok, text, len, 0, d->tokens + d->n_tok, n - 1);
-    d->tokens[d->n_tok + (size_t)n - 1] = tok->eos_id;
+    d->tokens[d->n_tok + (size_t)n - 1] = red_tokenizer_eos(tok);
     for (i = 0; i < n; i++) d->target[d->n_tok + (size_t)i] = !(d->answer_only && i < n_prefix);
     d->n_tok += (size_t)n;
     d->doc_start[d->n_docs] = d->n_tok;

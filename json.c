@@ -253,7 +253,60 @@ static int json_lit(json_parser *p, const char *w) {
     return 0;
 }
 
+/* Member keys of a large object (a 150k-entry vocabulary), hashed so the
+ * duplicate check stays linear; small objects scan their members. */
+typedef struct {
+    const red_json **slot;
+    size_t mask, n;
+} key_set;
+
+static size_t key_hash(const char *k, size_t n) {
+    size_t h = 1469598103934665603ull, i;
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+    return h;
+}
+
+static int key_set_has(const key_set *ks, const char *key, size_t n) {
+    size_t h;
+    for (h = key_hash(key, n) & ks->mask; ks->slot[h]; h = (h + 1) & ks->mask)
+        if (ks->slot[h]->key_len == n && !memcmp(ks->slot[h]->key, key, n)) return 1;
+    return 0;
+}
+
+/* Adds a member (its key is known to be new); -1 out of memory. */
+static int key_set_add(key_set *ks, const red_json *item) {
+    size_t h;
+    if ((ks->n + 1) * 2 > ks->mask + 1 || !ks->slot) {  /* grow and rehash */
+        size_t cap = ks->slot ? 2 * (ks->mask + 1) : 64, i, old_cap = ks->slot ? ks->mask + 1 : 0;
+        const red_json **old = ks->slot, **g = calloc(cap, sizeof *g);
+        if (!g) return -1;
+        ks->slot = g;
+        ks->mask = cap - 1;
+        for (i = 0; i < old_cap; i++)
+            if (old[i]) {
+                for (h = key_hash(old[i]->key, old[i]->key_len) & ks->mask; ks->slot[h]; h = (h + 1) & ks->mask) {}
+                ks->slot[h] = old[i];
+            }
+        free(old);
+    }
+    for (h = key_hash(item->key, item->key_len) & ks->mask; ks->slot[h]; h = (h + 1) & ks->mask) {}
+    ks->slot[h] = item;
+    ks->n++;
+    return 0;
+}
+
+static red_status json_members(json_parser *p, red_json *node, int is_obj, key_set *ks);
+
 static red_status json_container(json_parser *p, red_json *node, int is_obj) {
+    key_set ks;
+    red_status st;
+    memset(&ks, 0, sizeof ks);
+    st = json_members(p, node, is_obj, &ks);
+    free(ks.slot);
+    return st;
+}
+
+static red_status json_members(json_parser *p, red_json *node, int is_obj, key_set *ks) {
     red_json **tail = &node->child;
     char close = is_obj ? '}' : ']';
     red_status st;
@@ -275,12 +328,20 @@ static red_status json_container(json_parser *p, red_json *node, int is_obj) {
             koff = p->pos;
             if (p->pos >= p->len || p->s[p->pos] != '"') return json_fail(p, "expected a string key");
             if ((st = json_string(p, &key, &klen))) return st;
-            for (q = node->child; q; q = q->next)
-                if (q->key_len == klen && memcmp(q->key, key, klen) == 0) {
-                    free(key);
-                    p->pos = koff;
-                    return json_fail(p, "duplicate key in object");
-                }
+            if (node->count < 16) {
+                for (q = node->child; q; q = q->next)
+                    if (q->key_len == klen && memcmp(q->key, key, klen) == 0) break;
+            } else {
+                if (!ks->slot)  /* from now on the keys are hashed */
+                    for (q = node->child; q; q = q->next)
+                        if (key_set_add(ks, q)) { free(key); return red_error_set(p->err, RED_E_NOMEM, "%s: out of memory", p->name); }
+                q = key_set_has(ks, key, klen) ? node->child : NULL;
+            }
+            if (q) {
+                free(key);
+                p->pos = koff;
+                return json_fail(p, "duplicate key in object");
+            }
             json_skip_ws(p);
             if (p->pos >= p->len || p->s[p->pos] != ':') { free(key); return json_fail(p, "expected ':'"); }
             p->pos++;
@@ -288,6 +349,10 @@ static red_status json_container(json_parser *p, red_json *node, int is_obj) {
         if ((st = json_value(p, &item))) { free(key); return st; }
         item->key = key;
         item->key_len = klen;
+        if (ks->slot && key_set_add(ks, item)) {
+            red_json_free(item);
+            return red_error_set(p->err, RED_E_NOMEM, "%s: out of memory", p->name);
+        }
         *tail = item;
         tail = &item->next;
         node->count++;

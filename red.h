@@ -621,43 +621,77 @@ red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, 
 
 /* ------------------------------------------------------------------ tokenizer.c */
 
-/* Text <-> ids behind one interface; `kind` selects the implementation.
+/* Text <-> ids behind one interface: an opaque heap handle (tables sized by
+ * the vocabulary, 150k+ ids). Kinds:
  * RED_TOK_BYTE: ids 0-255 are UTF-8 bytes, then BOS 256, EOS 257, PAD 258.
  * RED_TOK_BPE: the same 259 ids, then merged tokens 259.. (merge i makes id
  * 259 + i from a pair of earlier ids), learned on a corpus; text is first
  * split into chunks no merge crosses: a letter run with its leading space,
  * every digit alone (numbers stay digit by digit, as in Llama), a newline,
- * a run of other symbols with its leading space, a run of spaces. */
-#define RED_TOKEN_MAX_BYTES 32   /* longest token text */
-#define RED_BPE_MAX_VOCAB 2048
-typedef enum { RED_TOK_BYTE = 0, RED_TOK_BPE = 1 } red_tok_kind;
-typedef struct {
-    red_tok_kind kind;
-    int vocab;              /* ids 0..vocab-1 can occur */
-    int bos_id, eos_id, pad_id;
-    int n_merges;                                       /* BPE */
-    int16_t merge[RED_BPE_MAX_VOCAB][2];                /* merge i: the pair it joins */
-    unsigned char tok_len[RED_BPE_MAX_VOCAB];           /* bytes of each id's text */
-    char tok_text[RED_BPE_MAX_VOCAB][RED_TOKEN_MAX_BYTES];
-    uint32_t pair_key[2 * RED_BPE_MAX_VOCAB];           /* open-addressing map pair -> merge rank */
-    int16_t pair_rank[2 * RED_BPE_MAX_VOCAB];
-} red_tokenizer;
+ * a run of other symbols with its leading space, a run of spaces.
+ * RED_TOK_BYTE_BPE: byte-level BPE as Hugging Face's tokenizers (GPT-2,
+ * Llama-3, Qwen2/2.5/3): normalizer, Split regex, ByteLevel, merges by rank.
+ * RED_TOK_SPM_BPE: SentencePiece-style BPE (Llama-2, Mistral): U+2581 for
+ * spaces, byte fallback <0xXX>; merges by rank (tokenizer.json) or by score
+ * (GGUF "llama").
+ * RED_TOK_LLAMA2C: llama2.c's tokenizer.bin, encoded as its run.c does. */
+#define RED_TOKEN_MAX_BYTES 1024   /* longest token text (red_token_bytes' buffer) */
+#define RED_BPE_MAX_VOCAB 2048     /* red's own BPE */
+typedef enum { RED_TOK_BYTE = 0, RED_TOK_BPE = 1, RED_TOK_BYTE_BPE, RED_TOK_SPM_BPE, RED_TOK_LLAMA2C } red_tok_kind;
+typedef struct red_tokenizer red_tokenizer;
 
-void red_tokenizer_byte(red_tokenizer *t);
-/* Reads DIR/red_tokenizer.json; writes it (atomically). */
-red_status red_tokenizer_load(red_tokenizer *t, const char *dir, red_error *err);
+/* The byte tokenizer. */
+red_status red_tokenizer_byte_new(red_tokenizer **out, red_error *err);
+/* PATH: a directory (red_tokenizer.json, else tokenizer.json with
+ * tokenizer_config.json), a tokenizer.json, or a llama2.c tokenizer.bin. */
+red_status red_tokenizer_load(red_tokenizer **out, const char *path, red_error *err);
+/* Writes DIR/red_tokenizer.json (atomically); red's own kinds only. */
 red_status red_tokenizer_save(const red_tokenizer *t, const char *dir, red_error *err);
+void red_tokenizer_free(red_tokenizer *t);
+red_tok_kind red_tokenizer_kind(const red_tokenizer *t);
+int red_tokenizer_vocab(const red_tokenizer *t);   /* ids 0..vocab-1 can occur */
+int red_tokenizer_bos(const red_tokenizer *t);     /* -1 = none */
+int red_tokenizer_eos(const red_tokenizer *t);
+int red_tokenizer_pad(const red_tokenizer *t);
+int red_tokenizer_add_bos(const red_tokenizer *t); /* the tokenizer's config asks for BOS first */
+int red_tokenizer_add_eos(const red_tokenizer *t);
+int red_tokenizer_n_merges(const red_tokenizer *t);
+/* Merge i: the pair of ids it joins (0 if i is out of range). */
+int red_tokenizer_merge(const red_tokenizer *t, int i, int *a, int *b);
+
+/* A vocabulary given as arrays (GGUF's tokenizer.ggml.* keys carry exactly these). */
+typedef struct {
+    const char *model;          /* "gpt2" = byte-level BPE, "llama" = SentencePiece BPE */
+    const char *pre;            /* pre-tokenizer name (GGUF tokenizer.ggml.pre: "default"/"gpt2", "llama3"/"llama-bpe", "qwen2"); NULL = model default */
+    int n_tokens;
+    const char *const *tokens;  /* token texts as stored (byte-level: GPT-2 unicode-mapped; SPM: with U+2581) */
+    const float *scores;        /* may be NULL */
+    const int32_t *types;       /* llama.cpp token types (1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte); may be NULL */
+    int n_merges;
+    const char *const *merges;  /* "left right" */
+    int bos_id, eos_id, unk_id, pad_id;  /* -1 = none */
+    int add_bos, add_eos;
+} red_vocab_spec;
+red_status red_tokenizer_from_vocab(red_tokenizer **out, const red_vocab_spec *s, red_error *err);
+/* and the inverse, for writing a tokenizer into a GGUF: fills s with pointers owned by t
+ * (built on the first call and kept in t: not concurrently with itself). Hugging Face and
+ * GGUF kinds; llama2.c gives model "llama" with its scores, U+2581 for spaces, no merges. */
+red_status red_tokenizer_to_vocab(const red_tokenizer *t, red_vocab_spec *s, red_error *err);
+
 /* Encodes text (optionally after BOS) into ids[0..cap); returns the full
- * count, which may exceed cap (then call again with a bigger buffer). */
+ * count, which may exceed cap (then call again with a bigger buffer), or -1
+ * when out of memory. Added tokens (<|im_start|>, <s>, ...) in the text are
+ * matched as Hugging Face does; no BOS/EOS is added unless add_bos. */
 int red_tokenize(const red_tokenizer *t, const char *text, size_t len, int add_bos, int *ids, int cap);
 /* The bytes of one token (0 for specials); out holds RED_TOKEN_MAX_BYTES. */
 int red_token_bytes(const red_tokenizer *t, int id, char *out);
-/* Appends the text of ids to out; returns the bytes appended. */
+/* Appends the text of ids to out, as the tokenizer's decoder does (SPM: the
+ * first space is dropped; llama2.c: the space after BOS); returns the bytes appended. */
 size_t red_detokenize(const red_tokenizer *t, const int *ids, int n, red_sbuf *out);
 /* Learns a BPE tokenizer of `vocab` ids (259..RED_BPE_MAX_VOCAB) from text:
  * the most frequent adjacent pair within chunks is merged first (ties to the
  * lower pair of ids); stops early when no pair occurs twice. Deterministic. */
-red_status red_tokenizer_train_bpe(red_tokenizer *t, const char *text, size_t len, int vocab, red_error *err);
+red_status red_tokenizer_train_bpe(red_tokenizer **out, const char *text, size_t len, int vocab, red_error *err);
 
 /* ------------------------------------------------------------------ data.c */
 
@@ -1289,5 +1323,7 @@ red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s
 
 /* `red bench ...`: returns the process exit status. */
 int red_bench_main(int argc, char **argv);
+/* `red bench tokenize` (bench/bench_tokenize.c). */
+int red_bench_tokenize(const char *tok_path, const char *data, int reps);
 
 #endif /* RED_H */

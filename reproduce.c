@@ -1272,7 +1272,7 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
 red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err) {
     char path[2048];
     red_model t;
-    red_tokenizer tok;
+    red_tokenizer *tok = NULL;
     task_format fmt;
     test_sets tests;
     red_train_data data;
@@ -1306,8 +1306,8 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         goto out_model;
     }
     say(o, "reproduce: generating data in %s/data", o->out);
-    if ((st = make_data(o, &fmt, err)) || (st = load_tests(o, &tok, &tests, err))) goto out_model;
-    if ((st = load_distill_data(o, &tok, &data, err))) goto out_tests;
+    if ((st = make_data(o, &fmt, err)) || (st = load_tests(o, tok, &tests, err))) goto out_model;
+    if ((st = load_distill_data(o, tok, &data, err))) goto out_tests;
     L = t.cfg.n_layers;
     ds = (int)(t.cfg.dim * o->width_ratio + 0.5);
     n_rows = o->erank_tokens / o->seq > 0 ? (int)(o->erank_tokens / o->seq) : 1;
@@ -1350,7 +1350,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
             goto out_data;
         if (fresh) {  /* (a teacher.json of an older run keeps its numbers; only the new ones are added) */
             for (k = 0; k <= L; k++) T.erank[k] = T.hidden[k].erank;
-            if ((st = eval_reasoning(&t, &tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, &tok, &tests, &T.choice, err)))
+            if ((st = eval_reasoning(&t, tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, tok, &tests, &T.choice, err)))
                 goto out_data;
         }
         red_sbuf_init(&b);
@@ -1375,7 +1375,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     }
     T.acc24 = acc_2_4(T.acc, &tests);
     say(o, "reproduce: teacher 2-4-step accuracy %.1f%%", 100 * T.acc24);
-    sh.teacher = &t; sh.tok = &tok; sh.data = &data; sh.tests = &tests; sh.erank_rows = rows; sh.n_erank_rows = n_rows;
+    sh.teacher = &t; sh.tok = tok; sh.data = &data; sh.tests = &tests; sh.erank_rows = rows; sh.n_erank_rows = n_rows;
     sh.pool = pool;
     if ((st = run_students(o, &sh, red_pool_size(pool), err))) goto out_data;
     for (k = 0; k < n_init; k++)
@@ -1414,5 +1414,6 @@ out_tests:
     free_tests(&tests);
 out_model:
     red_model_free(&t);
+    red_tokenizer_free(tok);
     return st;
 }

@@ -651,6 +651,7 @@ static const char *usage_bench =
     "       red bench infer [--config a|b|c] [--threads T] [--batch B] [--gen N]\n"
     "       red bench distill [--config a|b|c | --teacher-config CONFIG.json] [--width D] [--seq T]\n"
     "                         [--batch B] [--threads T] [--steps S]\n"
+    "       red bench tokenize --tokenizer PATH --data FILE [--reps R]\n"
     "\n"
     "One line of key=value pairs per measurement: op, impl, m, n, k, threads, simd,\n"
     "reps, seconds (median), gflops, max_err (relative, against a double reference),\n"
@@ -669,6 +670,10 @@ static const char *usage_bench =
     "or a random teacher of CONFIG.json's shape (a Hugging Face config) to width\n"
     "D at T x B; prints peak_rss_mb (getrusage) beside tok_per_s.\n"
     "bench/torch_distill.py is the PyTorch peer.\n"
+    "tokenize: encode MB/s and tokens/s over FILE's documents (one per line: JSON\n"
+    "string, \"text\", or GSM8K question + answer), best of R (3), one thread; then\n"
+    "Hugging Face's tokenizers on the same text (bench/tokenize_hf.js; needs node and\n"
+    "the npm package tokenizers, e.g. through NODE_PATH).\n"
     "Exit status 1 if any check fails.\n";
 
 int red_bench_main(int argc, char **argv) {
@@ -677,6 +682,7 @@ int red_bench_main(int argc, char **argv) {
     int i, steps = 5, gen = 64, infer_batch = 1;
     const model_preset *preset = &model_presets[0];
     int preset_given = 0;
+    const char *tok_path = NULL, *tok_data = NULL;
     memset(&o, 0, sizeof o);
     o.alpha = 1.0;
     o.beta = 0.0;
@@ -722,6 +728,8 @@ int red_bench_main(int argc, char **argv) {
             preset_given = 1;
         }
         else if (!strcmp(opt, "--beta")) o.beta = atof(argv[++i]);
+        else if (!strcmp(opt, "--tokenizer")) tok_path = argv[++i];
+        else if (!strcmp(opt, "--data")) tok_data = argv[++i];
         else if (!strcmp(opt, "--trans")) {
             const char *t = argv[++i];
             if (!strcmp(t, "nn")) o.trans = RED_NN;
@@ -737,6 +745,7 @@ int red_bench_main(int argc, char **argv) {
         }
     }
     if (!strcmp(what, "peak")) return bench_peak(&o);
+    if (!strcmp(what, "tokenize")) return red_bench_tokenize(tok_path, tok_data, o.reps);
     if (!strcmp(what, "train") || !strcmp(what, "infer")) return bench_model(what, &o, preset, steps, gen, infer_batch);
     if (!strcmp(what, "distill")) return bench_distill(&o, preset_given ? preset : &model_presets[1], steps);
     if (!strcmp(what, "matmul") || !strcmp(what, "svd")) {
@@ -747,7 +756,7 @@ int red_bench_main(int argc, char **argv) {
         }
         return !strcmp(what, "matmul") ? bench_matmul(&o) : bench_svd(&o);
     }
-    fprintf(stderr, "red bench: unknown benchmark '%s' (matmul, svd, peak, train, infer, distill)\n", what);
+    fprintf(stderr, "red bench: unknown benchmark '%s' (matmul, svd, peak, train, infer, distill, tokenize)\n", what);
     return 2;
 }
 

@@ -114,7 +114,7 @@ static int encode_pair(const red_tokenizer *tok, const char *ctx, const char *co
     n_c = red_tokenize(tok, scratch->p, k, add_bos, NULL, 0);
     if (n_c == 0) {  /* empty context: lm-eval uses the prefix token (BOS, else EOS) */
         memmove(*buf + 1, *buf, sizeof(int) * (size_t)n_whole);
-        (*buf)[0] = tok->bos_id >= 0 ? tok->bos_id : tok->eos_id;
+        (*buf)[0] = red_tokenizer_bos(tok) >= 0 ? red_tokenizer_bos(tok) : red_tokenizer_eos(tok);
         n_whole++;
         n_c = 1;
     }

@@ -111,8 +111,8 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
     if (max_prompt < 1)
         return red_error_set(err, RED_E_ARG, "generate: max_gen %d leaves no room for a prompt in %d positions",
                              max_gen, m->cfg.max_pos);
-    if (tok->vocab > V)
-        return red_error_set(err, RED_E_ARG, "generate: the tokenizer has %d ids but the model only %d", tok->vocab, V);
+    if (red_tokenizer_vocab(tok) > V)
+        return red_error_set(err, RED_E_ARG, "generate: the tokenizer has %d ids but the model only %d", red_tokenizer_vocab(tok), V);
     if ((st = red_kv_alloc(&kv, m, B, m->cfg.max_pos, max_prompt > B ? max_prompt : B, err))) return st;
     cap = B;  /* the decode loop feeds one token per live sequence through ids */
     ids = malloc(sizeof(int) * (size_t)cap);
@@ -170,7 +170,7 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
                 char b[RED_TOKEN_MAX_BYTES];
                 int nbytes;
                 if (!alive[i]) continue;
-                if (cur[i] == tok->eos_id) { alive[i] = 0; continue; }
+                if (cur[i] == red_tokenizer_eos(tok)) { alive[i] = 0; continue; }
                 nbytes = red_token_bytes(tok, cur[i], b);
                 red_sbuf_put(&outs[g + i], b, (size_t)nbytes);
                 if (step + 1 >= max_gen || hit_stop(&outs[g + i], (size_t)nbytes, o->stops, o->n_stops)) {

@@ -194,28 +194,31 @@ Test(gsm8k, cot_prompt_layout) {
 }
 
 Test(tokenizer, byte_round_trip_and_directory_record) {
-    red_tokenizer t, back;
+    red_tokenizer *t, *back;
     red_error err;
     const char text[] = "Caf\xC3\xA9 #### 5\n";
     int ids[64], n, i;
     red_sbuf s;
     char dir[] = "/tmp/red-test-tok-XXXXXX", path[128];
-    red_tokenizer_byte(&t);
-    cr_expect(t.vocab == 259 && t.bos_id == 256 && t.eos_id == 257 && t.pad_id == 258);
-    n = red_tokenize(&t, text, sizeof text - 1, 1, ids, 64);
+    cr_assert(red_tokenizer_byte_new(&t, &err) == RED_OK);
+    cr_expect(red_tokenizer_vocab(t) == 259 && red_tokenizer_bos(t) == 256 && red_tokenizer_eos(t) == 257 &&
+              red_tokenizer_pad(t) == 258 && !red_tokenizer_add_bos(t));
+    n = red_tokenize(t, text, sizeof text - 1, 1, ids, 64);
     cr_assert(n == (int)sizeof text);
     cr_expect(ids[0] == 256 && ids[4] == 0xC3 && ids[5] == 0xA9);
-    cr_expect(red_tokenize(&t, text, sizeof text - 1, 0, ids, 2) == (int)sizeof text - 1, "count beyond cap");
+    cr_expect(red_tokenize(t, text, sizeof text - 1, 0, ids, 2) == (int)sizeof text - 1, "count beyond cap");
     red_sbuf_init(&s);
-    n = red_tokenize(&t, text, sizeof text - 1, 1, ids, 64);
-    ids[n++] = t.eos_id;
-    red_detokenize(&t, ids, n, &s);
+    n = red_tokenize(t, text, sizeof text - 1, 1, ids, 64);
+    ids[n++] = red_tokenizer_eos(t);
+    red_detokenize(t, ids, n, &s);
     cr_expect(s.len == sizeof text - 1 && memcmp(s.p, text, s.len) == 0, "specials have no text");
     red_sbuf_free(&s);
     cr_assert(mkdtemp(dir));
-    cr_assert(red_tokenizer_save(&t, dir, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_tokenizer_save(t, dir, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
-    cr_expect(memcmp(&back, &t, sizeof t) == 0);
+    cr_expect(red_tokenizer_kind(back) == RED_TOK_BYTE && red_tokenizer_vocab(back) == 259 && red_tokenizer_bos(back) == 256 &&
+              red_tokenizer_eos(back) == 257 && red_tokenizer_pad(back) == 258);
+    red_tokenizer_free(back);
     snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
     unlink(path);
     cr_expect(red_tokenizer_load(&back, dir, &err) == RED_E_IO);
@@ -223,8 +226,9 @@ Test(tokenizer, byte_round_trip_and_directory_record) {
     rmdir(dir);
     for (i = 0; i < 256; i++) {
         char b[RED_TOKEN_MAX_BYTES];
-        cr_assert(red_token_bytes(&t, i, b) == 1 && (unsigned char)b[0] == i);
+        cr_assert(red_token_bytes(t, i, b) == 1 && (unsigned char)b[0] == i);
     }
+    red_tokenizer_free(t);
 }
 
 /* generate_until on a random byte-level model equals a hand-rolled greedy
@@ -234,7 +238,7 @@ Test(generate, until_matches_full_forward_greedy) {
     red_pool *pool = red_pool_create(2);
     red_config c;
     red_model m, ref;
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_error err;
     red_rng r;
     const char *prompts[3] = {"Question: 2+2?\nAnswer:", "abc", "Q: x\nA:"};
@@ -242,7 +246,7 @@ Test(generate, until_matches_full_forward_greedy) {
     red_gen_opts o;
     const char *stops[1] = {"</s>"};
     int i;
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     red_config_default(&c);
     c.vocab = 259; c.max_pos = 48; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 1;
     cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
@@ -251,9 +255,9 @@ Test(generate, until_matches_full_forward_greedy) {
     memset(&o, 0, sizeof o);
     o.max_gen = 12; o.batch = 2; o.stops = stops; o.n_stops = 1;
     for (i = 0; i < 3; i++) red_sbuf_init(&outs[i]);
-    cr_assert(red_generate_until(&m, &tok, prompts, 3, &o, outs, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_generate_until(&m, tok, prompts, 3, &o, outs, &err) == RED_OK, "%s", err.msg);
     for (i = 0; i < 3; i++) {
-        int ids[64], n = red_tokenize(&tok, prompts[i], strlen(prompts[i]), 0, ids, 64), g, j;
+        int ids[64], n = red_tokenize(tok, prompts[i], strlen(prompts[i]), 0, ids, 64), g, j;
         red_sbuf want;
         red_sbuf_init(&want);
         red_sbuf_puts(&want, "");
@@ -269,8 +273,8 @@ Test(generate, until_matches_full_forward_greedy) {
             for (j = 1; j < c.vocab; j++)
                 if (lg[j] > lg[best]) best = j;
             red_model_free(&ref);
-            if (best == tok.eos_id) break;
-            red_sbuf_put(&want, b, (size_t)red_token_bytes(&tok, best, b));
+            if (best == red_tokenizer_eos(tok)) break;
+            red_sbuf_put(&want, b, (size_t)red_token_bytes(tok, best, b));
             ids[n++] = best;
         }
         want.len = red_cut_at_stops(want.p, want.len, stops, 1);
@@ -284,7 +288,7 @@ Test(generate, until_matches_full_forward_greedy) {
             const char *pr1[1] = {prompts[i]};
             o.stops = st1;
             red_sbuf_init(&one);
-            cr_assert(red_generate_until(&m, &tok, pr1, 1, &o, &one, &err) == RED_OK);
+            cr_assert(red_generate_until(&m, tok, pr1, 1, &o, &one, &err) == RED_OK);
             cr_expect(one.len == 0, "stop on the first character leaves nothing, got \"%s\"", one.p);
             red_sbuf_free(&one);
             o.stops = stops;
@@ -293,6 +297,7 @@ Test(generate, until_matches_full_forward_greedy) {
         red_sbuf_free(&outs[i]);
     }
     red_model_free(&m);
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
 }
 
@@ -336,21 +341,21 @@ Test(choice, loglikelihood_matches_brute_force_and_metrics) {
     red_pool *pool = red_pool_create(2);
     red_config c;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_error err;
     red_rng r;
     const char *ctx[5] = {"Question: is ice cold?\nAnswer:", "Question: is ice cold?\nAnswer:", "abc ", "", "x"};
     const char *cont[5] = {" yes", " no", " d", " start", " caf\xC3\xA9"};
     double ll[5];
     int greedy[5], i, bos;
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     red_config_default(&c);
     c.vocab = 259; c.max_pos = 64; c.dim = 32; c.ffn = 48; c.n_heads = 2; c.n_kv_heads = 1;
     cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
     red_rng_seed(&r, 5);
     red_model_init_random(&m, &r, 0.3f, 0.0f);
     for (bos = 0; bos <= 1; bos++) {
-        cr_assert(red_loglikelihood(&m, &tok, ctx, cont, 5, bos, 2, ll, greedy, NULL, NULL, &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_loglikelihood(&m, tok, ctx, cont, 5, bos, 2, ll, greedy, NULL, NULL, &err) == RED_OK, "%s", err.msg);
         for (i = 0; i < 5; i++) {
             double want = brute_ll(&m, pool, ctx[i], cont[i], bos);
             /* fp32 logits, double log-softmax: |diff| ~ 1e-6 per token */
@@ -377,6 +382,7 @@ Test(choice, loglikelihood_matches_brute_force_and_metrics) {
         cr_expect(pred_norm == 0, "code points, not bytes");
     }
     red_model_free(&m);
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
 }
 
@@ -607,7 +613,7 @@ static size_t unhex(const char *h, char *out) {
 /* Merges and encodings against an independent Python implementation
  * (tests/fixtures/make_bpe_fixture.py). */
 Test(tokenizer, bpe_matches_independent_reference) {
-    static red_tokenizer t, back;
+    red_tokenizer *t, *back;
     red_sbuf text;
     red_error err;
     FILE *f = fopen(FIXTURE("bpe_reference.txt"), "r");
@@ -621,7 +627,8 @@ Test(tokenizer, bpe_matches_independent_reference) {
     while (fgets(line, sizeof line, f)) {
         int a, b;
         if (sscanf(line, "merge %d %d", &a, &b) == 2) {
-            cr_expect(n_merges < t.n_merges && t.merge[n_merges][0] == a && t.merge[n_merges][1] == b,
+            int ga = -1, gb = -1;
+            cr_expect(red_tokenizer_merge(t, n_merges, &ga, &gb) && ga == a && gb == b,
                       "merge %d: reference (%d, %d)", n_merges, a, b);
             n_merges++;
         } else if (!strncmp(line, "encode ", 7)) {
@@ -630,19 +637,28 @@ Test(tokenizer, bpe_matches_independent_reference) {
         } else if (!strncmp(line, "ids", 3)) {
             int want[512], nw = 0, n, k, off = 0, used;
             while (sscanf(line + 3 + off, "%d%n", &want[nw], &used) == 1) { nw++; off += used; }
-            n = red_tokenize(&t, probe, plen, 0, ids, 512);
+            n = red_tokenize(t, probe, plen, 0, ids, 512);
             cr_expect(n == nw, "%.*s: %d ids, reference %d", (int)plen, probe, n, nw);
             for (k = 0; k < n && k < nw; k++) cr_expect(ids[k] == want[k], "id %d: %d, reference %d", k, ids[k], want[k]);
         }
     }
     fclose(f);
-    cr_expect(n_merges == t.n_merges && t.vocab == 259 + n_merges, "%d merges, reference %d", t.n_merges, n_merges);
+    cr_expect(n_merges == red_tokenizer_n_merges(t) && red_tokenizer_vocab(t) == 259 + n_merges, "%d merges, reference %d",
+              red_tokenizer_n_merges(t), n_merges);
     /* save and load give the same tokenizer */
     cr_assert(mkdtemp(dir));
-    cr_assert(red_tokenizer_save(&t, dir, &err) == RED_OK);
+    cr_assert(red_tokenizer_save(t, dir, &err) == RED_OK);
     cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
-    cr_expect(back.kind == RED_TOK_BPE && back.vocab == t.vocab && !memcmp(back.merge, t.merge, sizeof t.merge) &&
-              !memcmp(back.tok_text, t.tok_text, sizeof t.tok_text), "round trip");
+    cr_expect(red_tokenizer_kind(back) == RED_TOK_BPE && red_tokenizer_vocab(back) == red_tokenizer_vocab(t) &&
+              red_tokenizer_n_merges(back) == red_tokenizer_n_merges(t), "round trip");
+    for (n_merges = 0; n_merges < red_tokenizer_vocab(t); n_merges++) {
+        char x[RED_TOKEN_MAX_BYTES], y[RED_TOKEN_MAX_BYTES];
+        int nx = red_token_bytes(t, n_merges, x), ny = red_token_bytes(back, n_merges, y), a = 0, b = 0, c = 0, d = 0;
+        red_tokenizer_merge(t, n_merges, &a, &b);
+        red_tokenizer_merge(back, n_merges, &c, &d);
+        cr_expect(nx == ny && !memcmp(x, y, (size_t)nx) && a == c && b == d, "round trip: id %d", n_merges);
+    }
+    red_tokenizer_free(back);
     {
         char path[256];
         snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
@@ -650,10 +666,11 @@ Test(tokenizer, bpe_matches_independent_reference) {
         rmdir(dir);
     }
     red_sbuf_free(&text);
+    red_tokenizer_free(t);
 }
 
 Test(tokenizer, bpe_round_trips_any_bytes_and_keeps_digits_single) {
-    static red_tokenizer t;
+    red_tokenizer *t;
     red_sbuf text, out;
     red_error err;
     red_rng r;
@@ -666,26 +683,27 @@ Test(tokenizer, bpe_round_trips_any_bytes_and_keeps_digits_single) {
         size_t len = (size_t)red_rng_below(&r, 300), i;
         for (i = 0; i < len; i++)  /* mostly corpus-like text, some arbitrary bytes */
             s[i] = red_rng_below(&r, 4) ? text.p[red_rng_below(&r, text.len)] : (char)red_rng_below(&r, 256);
-        n = red_tokenize(&t, s, len, 0, ids, 700);
+        n = red_tokenize(t, s, len, 0, ids, 700);
         red_sbuf_init(&out);
         red_sbuf_puts(&out, "");
-        red_detokenize(&t, ids, n, &out);
+        red_detokenize(t, ids, n, &out);
         cr_assert(out.len == len && !memcmp(out.p, s, len), "decode(encode(x)) == x (trial %d)", trial);
         for (k = 0; k < n; k++) {
             char b[RED_TOKEN_MAX_BYTES];
-            int nb = red_token_bytes(&t, ids[k], b), j, digits = 0;
+            int nb = red_token_bytes(t, ids[k], b), j, digits = 0;
             for (j = 0; j < nb; j++) digits += b[j] >= '0' && b[j] <= '9';
             cr_assert(digits == 0 || nb == 1, "a digit is always a token of its own");
         }
         red_sbuf_free(&out);
     }
-    n = red_tokenize(&t, " apples", 7, 0, ids, 700);
+    n = red_tokenize(t, " apples", 7, 0, ids, 700);
     cr_expect(n == 1, "a frequent word with its space is one token (%d)", n);
     red_sbuf_free(&text);
+    red_tokenizer_free(t);
 }
 
 Test(tokenizer, bpe_rejects_malformed_merges) {
-    static red_tokenizer t;
+    red_tokenizer *t;
     red_error err;
     char dir[] = "/tmp/red_test_bpe_XXXXXX", path[256];
     const char *bad[] = {"{\"type\": \"bpe\", \"merges\": [[97, 400]]}", "{\"type\": \"bpe\", \"merges\": [[256, 97]]}",

@@ -28,7 +28,7 @@ static void calib_file(red_train_data *d, char *path) {
     static const char *lines[] = {"The cat is red. The dog lives in the barn.", "Mia has 3 more stickers than Zoe: 5 + 3 = 8.",
                                   "A small grey owl weighs 2 kilograms.", "Question: what is 7 + 6?\nAnswer: 13"};
     FILE *f;
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_error err;
     int i, fd = mkstemp(path);
     cr_assert(fd >= 0);
@@ -37,9 +37,10 @@ static void calib_file(red_train_data *d, char *path) {
     cr_assert(f);
     for (i = 0; i < 40; i++) fprintf(f, "%s %d\n", lines[i % 4], i);
     fclose(f);
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     memset(d, 0, sizeof *d);
-    cr_assert(red_train_data_add_file(d, &tok, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_train_data_add_file(d, tok, path, &err) == RED_OK, "%s", err.msg);
+    red_tokenizer_free(tok);
 }
 
 /* Llama dim 16, 2 layers; o and down projections zero, norms 1; embedding rows

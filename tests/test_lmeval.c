@@ -234,11 +234,11 @@ Test(lmeval, scores_match_brute_force_loglikelihoods) {
     red_pool *pool = red_pool_create(2);
     red_config c;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_error err;
     red_rng r;
     size_t t;
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     red_config_default(&c);
     c.vocab = 259; c.max_pos = 512; c.dim = 32; c.ffn = 48; c.n_heads = 2; c.n_kv_heads = 1;
     cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
@@ -260,7 +260,7 @@ Test(lmeval, scores_match_brute_force_loglikelihoods) {
         g = fopen(path, "r");
         (void)gl;
         cr_assert(g && s.n <= 16);
-        cr_assert(red_lm_eval(&m, &tok, &s, 0, 3, NULL, NULL, &sc, &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_lm_eval(&m, tok, &s, 0, 3, NULL, NULL, &sc, &err) == RED_OK, "%s", err.msg);
         cr_assert(sc.n_req == (int)n_req);
         for (i = 0; i < s.n; i++) {
             double ll[8], best = -1e300, best_norm = -1e300, second = -1e300, second_norm = -1e300;
@@ -306,6 +306,7 @@ Test(lmeval, scores_match_brute_force_loglikelihoods) {
         red_lm_set_free(&s);
     }
     red_model_free(&m);
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
 }
 

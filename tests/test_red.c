@@ -44,15 +44,16 @@ static void make_calib(red_train_data *d, const char *path) {
                                   "A small grey owl weighs 2 kilograms.", "Question: what is 7 + 6?\nAnswer: 13",
                                   "Tom picks 12 apples and gives away 5.", "All foxes are orange; the fox lives in the forest."};
     FILE *f = fopen(path, "w");
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_error err;
     int i;
     cr_assert(f);
     for (i = 0; i < 60; i++) fprintf(f, "%s %d\n", lines[i % 6], i);
     fclose(f);
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     memset(d, 0, sizeof *d);
-    cr_assert(red_train_data_add_file(d, &tok, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_train_data_add_file(d, tok, path, &err) == RED_OK, "%s", err.msg);
+    red_tokenizer_free(tok);
 }
 
 static red_init_opts init_opts(red_init_kind k) {

@@ -27,15 +27,15 @@ static const volatile sig_atomic_t *run_stop;
 static float *run(const char *dir, const char *data_path, red_pool *pool, uint64_t stop_after, int resume) {
     red_config c;
     red_model m;
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_train_data d;
     red_train_opts o;
     red_error err;
     red_rng r;
     float *snap;
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     memset(&d, 0, sizeof d);
-    cr_assert(red_train_data_add_file(&d, &tok, data_path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_train_data_add_file(&d, tok, data_path, &err) == RED_OK, "%s", err.msg);
     if (resume) {
         cr_assert(red_model_load(&m, dir, pool, &err) == RED_OK, "%s", err.msg);
     } else {
@@ -51,13 +51,14 @@ static float *run(const char *dir, const char *data_path, red_pool *pool, uint64
     o.loop.schedule = RED_SCHED_COSINE; o.loop.save_every = 4; o.loop.resume = resume; o.loop.stop_after = stop_after;
     o.loop.stop = run_stop;
     {
-        red_status st = red_train(&o, &m, &tok, &d, NULL, &err);
+        red_status st = red_train(&o, &m, tok, &d, NULL, &err);
         cr_assert(st == (run_stop && *run_stop ? RED_E_INTERRUPTED : RED_OK), "%s", err.msg);
     }
     snap = malloc(m.n_params * 4);
     memcpy(snap, m.params, m.n_params * 4);
     red_train_data_free(&d);
     red_model_free(&m);
+    red_tokenizer_free(tok);
     return snap;
 }
 
@@ -131,7 +132,7 @@ static float loss_of(red_model *m, const int *in, const int *tgt) {
 
 Test(train, loss_falls_and_documents_are_formatted) {
     red_pool *pool = red_pool_create(2);
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_train_data d;
     red_error err;
     const char *path = "/tmp/red-test-train-fmt.jsonl";
@@ -140,22 +141,22 @@ Test(train, loss_falls_and_documents_are_formatted) {
                         "{\"contexts\": [\"The a\", \"The b\"], \"continuation\": \"ends.\", \"gold\": 0}\n";
     const char *want[4] = {"Question: Q1\nAnswer: A1", "plain", "Is it? yes", "The a ends."};
     size_t k;
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     memset(&d, 0, sizeof d);
     cr_assert(red_write_file_atomic(path, lines, strlen(lines), &err) == RED_OK);
-    cr_assert(red_train_data_add_file(&d, &tok, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_train_data_add_file(&d, tok, path, &err) == RED_OK, "%s", err.msg);
     cr_assert(d.n_docs == 4);
     for (k = 0; k < 4; k++) {
         size_t a = d.doc_start[k], b = d.doc_start[k + 1], i;
         cr_assert(b - a == strlen(want[k]) + 1, "doc %zu length", k);
         for (i = 0; i < b - a - 1; i++) cr_assert(d.tokens[a + i] == (unsigned char)want[k][i], "doc %zu byte %zu", k, i);
-        cr_expect(d.tokens[b - 1] == tok.eos_id, "doc %zu ends with EOS", k);
+        cr_expect(d.tokens[b - 1] == red_tokenizer_eos(tok), "doc %zu ends with EOS", k);
     }
     red_train_data_free(&d);
     /* --answer-loss: the context part is never a target */
     memset(&d, 0, sizeof d);
     d.answer_only = 1;
-    cr_assert(red_train_data_add_file(&d, &tok, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_train_data_add_file(&d, tok, path, &err) == RED_OK, "%s", err.msg);
     {
         size_t ctx_len[4] = {strlen("Question: Q1\nAnswer:"), 0, strlen("Is it?"), strlen("The a")};
         for (k = 0; k < 4; k++) {
@@ -175,7 +176,7 @@ Test(train, loss_falls_and_documents_are_formatted) {
         cr_assert(mkdtemp(dir));
         write_data(data);
         memset(&d, 0, sizeof d);
-        cr_assert(red_train_data_add_file(&d, &tok, data, &err) == RED_OK);
+        cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK);
         for (i = 0; i < 128; i++) {  /* a fixed probe batch from the stream's first documents */
             in[i] = d.tokens[i];
             tgt[i] = d.tokens[i + 1];
@@ -197,6 +198,7 @@ Test(train, loss_falls_and_documents_are_formatted) {
         rm_dir(dir);
         unlink(data);
     }
+    red_tokenizer_free(tok);
     red_pool_destroy(pool);
 }
 
@@ -205,17 +207,17 @@ Test(train, loss_falls_and_documents_are_formatted) {
  * another seed holds (it once reused the calibration order for epoch 0). */
 Test(train, batch_depends_on_its_seed_not_on_earlier_reads) {
     const char *path = "/tmp/red-test-train-seed.jsonl";
-    red_tokenizer tok;
+    red_tokenizer *tok;
     red_train_data a, b;
     red_error err;
     int rows[2 * 32], in_a[2 * 32], tg_a[2 * 32], in_b[2 * 32], tg_b[2 * 32], in_c[2 * 32], tg_c[2 * 32], i, differ = 0;
     uint64_t ea = 0, oa = 0, eb = 0, ob = 0, ec = 0, oc = 0;
     write_data(path);
-    red_tokenizer_byte(&tok);
+    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
-    cr_assert(red_train_data_add_file(&a, &tok, path, &err) == RED_OK, "%s", err.msg);
-    cr_assert(red_train_data_add_file(&b, &tok, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_train_data_add_file(&a, tok, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_train_data_add_file(&b, tok, path, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_train_data_rows(&a, 2, 32, rows, &err) == RED_OK);             /* a: calibration first */
     cr_assert(red_train_data_batch(&a, 7, &ea, &oa, 2, 32, in_a, tg_a, &err) == RED_OK);
     cr_assert(red_train_data_batch(&b, 7, &eb, &ob, 2, 32, in_b, tg_b, &err) == RED_OK);  /* b: fresh */
@@ -229,6 +231,7 @@ Test(train, batch_depends_on_its_seed_not_on_earlier_reads) {
     ea = oa = 0;
     cr_assert(red_train_data_batch(&b, 7, &ea, &oa, 2, 32, in_a, tg_a, &err) == RED_OK);
     for (i = 0; i < 2 * 32; i++) cr_assert(in_a[i] == in_b[i], "seed 7 order not restored at %d", i);
+    red_tokenizer_free(tok);
     red_train_data_free(&a);
     red_train_data_free(&b);
     unlink(path);
