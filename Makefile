@@ -70,6 +70,7 @@ CFLAGS_ALL := $(CFLAGS_BASE) $(SIMD_FLAGS) $(CFLAGS)
 LDLIBS_ALL := $(LDFLAGS_SAN) $(LDFLAGS) -pthread -lm
 
 LIB_SRC   := tensor.c linalg.c io.c json.c model.c optim.c checkpoint.c tokenizer.c unicode.c data.c train.c red.c reproduce.c eval/pyrandom.c eval/gsm8k.c eval/generate.c eval/choice.c eval/lmeval.c eval/tasks.c eval/svg.c bench/bench.c bench/bench_tokenize.c
+LIB_SRC   += gguf.c llama2c.c
 CLI_SRC   := cli.c
 TEST_SRC  := $(wildcard tests/test_*.c)
 HEADERS   := red.h simd.h

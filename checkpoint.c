@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #define ST_MAX_HEADER 100000000ull  /* the reference reader's limit */
 
@@ -623,4 +625,49 @@ red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, 
     rc = red_write_file_atomic(path, b.p, b.len, err);
     red_sbuf_free(&b);
     return rc;
+}
+
+/* ------------------------------------------------------------------ any model file */
+
+red_status red_model_format_of(const char *path, red_model_format *fmt, red_error *err) {
+    unsigned char magic[4] = {0};
+    FILE *f;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return red_error_set(err, RED_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        *fmt = RED_FMT_DIR;
+        return RED_OK;
+    }
+    if (!(f = fopen(path, "rb"))) return red_error_set(err, RED_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    *fmt = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0 ? RED_FMT_GGUF : RED_FMT_LLAMA2C;
+    fclose(f);
+    return RED_OK;
+}
+
+red_status red_model_open(red_model *m, const char *path, red_pool *pool, red_error *err) {
+    red_model_format fmt = RED_FMT_DIR;
+    red_status st;
+    red_gguf g;
+    if ((st = red_model_format_of(path, &fmt, err))) return st;
+    if (fmt == RED_FMT_DIR) return red_model_load(m, path, pool, err);
+    if (fmt == RED_FMT_LLAMA2C) return red_llama2c_load(m, path, pool, err);
+    if ((st = red_gguf_open(&g, path, err))) return st;
+    st = red_gguf_model_load(m, &g, pool, err);
+    red_gguf_close(&g);
+    return st;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+red_status red_model_write(const red_model *m, const char *path, red_dtype dtype, red_error *err) {
+    if (ends_with(path, ".gguf")) return red_gguf_model_save(m, path, dtype, err);
+    if (ends_with(path, ".bin")) {
+        if (dtype != RED_DT_F32)
+            return red_error_set(err, RED_E_ARG, "%s: llama2.c checkpoints are written as f32 only", path);
+        return red_llama2c_save(m, path, 0, err);
+    }
+    return red_model_save(m, path, dtype, err);
 }

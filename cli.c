@@ -356,7 +356,7 @@ static int parse_ids(const char *s, int **out) {
 static void load_model(red_model *m, const char *dir, red_pool *pool) {
     red_error err;
     if (!dir) die(2, "--model DIR is required%s", "");
-    if (red_model_load(m, dir, pool, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_open(m, dir, pool, &err) != RED_OK) die(1, "%s", err.msg);
 }
 
 static void check_ids(const int *ids, int n, int vocab, const char *what) {

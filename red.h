@@ -619,6 +619,117 @@ red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_err
 /* Writes config.json and model.safetensors (F32 or BF16) atomically; creates dir. */
 red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, red_error *err);
 
+/* ------------------------------------------------------------------ model files: gguf.c, llama2c.c */
+
+/* One entry point for every command that takes --model: path is a Hugging
+ * Face directory (config.json + model.safetensors or a sharded index), a
+ * GGUF file (magic "GGUF") or a llama2.c checkpoint (.bin, v0/v1/v2). */
+typedef enum { RED_FMT_DIR = 0, RED_FMT_GGUF = 1, RED_FMT_LLAMA2C = 2 } red_model_format;
+red_status red_model_format_of(const char *path, red_model_format *fmt, red_error *err);
+red_status red_model_open(red_model *m, const char *path, red_pool *pool, red_error *err);
+/* Writes m as a directory, FILE.gguf (F32/F16/BF16 matrices) or FILE.bin
+ * (llama2.c v0, fp32), chosen by the path's ending, atomically. */
+red_status red_model_write(const red_model *m, const char *path, red_dtype dtype, red_error *err);
+
+/* llama2.c: parse an in-memory file (name for messages); Q/K rows are
+ * converted from interleaved RoPE pairs to red's rotate-half order. */
+red_status red_llama2c_parse(red_model *m, const unsigned char *buf, size_t len, const char *name, red_pool *pool,
+                             red_error *err);
+red_status red_llama2c_load(red_model *m, const char *path, red_pool *pool, red_error *err);
+/* version 0 (legacy, what run.c reads) or 1 ("ak42" header). */
+red_status red_llama2c_save(const red_model *m, const char *path, int version, red_error *err);
+/* Rows of w [heads*hd, cols], per head: interleaved row 2i+t <-> rotate-half
+ * row t*hd/2+i; to_half 1 goes interleaved -> rotate-half, 0 back. */
+red_status red_rope_permute_rows(float *w, int heads, int hd, int64_t cols, int to_half);
+
+/* GGUF v3 (v2 read too). Value types and ggml tensor types by their ids. */
+enum {
+    RED_GGUF_U8 = 0, RED_GGUF_I8, RED_GGUF_U16, RED_GGUF_I16, RED_GGUF_U32, RED_GGUF_I32, RED_GGUF_F32,
+    RED_GGUF_BOOL, RED_GGUF_STRING, RED_GGUF_ARRAY, RED_GGUF_U64, RED_GGUF_I64, RED_GGUF_F64
+};
+enum { RED_GGML_F32 = 0, RED_GGML_F16 = 1, RED_GGML_Q8_0 = 8, RED_GGML_BF16 = 30 };
+
+typedef struct {
+    char *key;
+    uint32_t type;       /* RED_GGUF_* */
+    uint32_t elem_type;  /* ARRAY: element type */
+    uint64_t n;          /* ARRAY: element count; STRING: byte length */
+    uint64_t at;         /* file offset of the value (ARRAY: of its first element) */
+    union { uint64_t u; int64_t i; double f; } v;  /* scalars; BOOL in u */
+    char *str;           /* STRING: NUL-terminated copy */
+    uint64_t *elem_at;   /* ARRAY of STRING: file offset of each element's length field */
+} red_gguf_kv;
+
+typedef struct {
+    char *name;
+    int n_dims;
+    uint64_t ne[4];      /* ggml order: ne[0] is the contiguous axis (reversed PyTorch shape) */
+    uint32_t type;       /* ggml type id */
+    uint64_t offset;     /* from data_start */
+    uint64_t nbytes;
+} red_gguf_tensor;
+
+typedef struct {
+    unsigned char *file;
+    size_t len;
+    char path[1024];
+    uint32_t version;
+    uint64_t n_kv, n_tensors, alignment, data_start;
+    red_gguf_kv *kv;
+    red_gguf_tensor *t;
+} red_gguf;
+
+/* Validates everything a reader relies on (counts against the file size,
+ * strings, types, dims, alignment, offsets in order, inside the file);
+ * errors name the file, the byte offset and the expectation. parse takes
+ * ownership of file. */
+red_status red_gguf_parse(red_gguf *g, unsigned char *file, size_t len, const char *name, red_error *err);
+red_status red_gguf_open(red_gguf *g, const char *path, red_error *err);
+void red_gguf_close(red_gguf *g);
+const red_gguf_kv *red_gguf_find(const red_gguf *g, const char *key);
+const red_gguf_tensor *red_gguf_find_tensor(const red_gguf *g, const char *name);
+/* Integer (any integer type or bool) / number / string value of a key:
+ * 1 found with that kind, 0 absent, -1 present with another type. */
+int red_gguf_get_int(const red_gguf *g, const char *key, int64_t *out);
+int red_gguf_get_float(const red_gguf *g, const char *key, double *out);
+const char *red_gguf_get_str(const red_gguf *g, const char *key);
+/* Element i of an ARRAY kv: strings (pointer into the file, not
+ * NUL-terminated), numbers as double. */
+const char *red_gguf_arr_str(const red_gguf *g, const red_gguf_kv *kv, uint64_t i, uint64_t *len);
+double red_gguf_arr_num(const red_gguf *g, const red_gguf_kv *kv, uint64_t i);
+/* A tensor's values as floats (F32, F16, BF16, Q8_0 dequantised). */
+red_status red_gguf_tensor_f32(const red_gguf *g, const red_gguf_tensor *t, float *out, red_error *err);
+
+/* Writer: metadata and tensors in the order added, data aligned to 32. */
+typedef struct {
+    red_sbuf kv, info;   /* encoded metadata / tensor infos */
+    uint64_t n_kv, n_tensors, data_bytes;
+    struct red_gguf_wtensor *t;
+    size_t cap;
+} red_gguf_writer;
+void red_gguf_w_init(red_gguf_writer *w);
+void red_gguf_w_free(red_gguf_writer *w);
+void red_gguf_w_u32(red_gguf_writer *w, const char *key, uint32_t v);
+void red_gguf_w_i32(red_gguf_writer *w, const char *key, int32_t v);
+void red_gguf_w_f32(red_gguf_writer *w, const char *key, float v);
+void red_gguf_w_bool(red_gguf_writer *w, const char *key, int v);
+void red_gguf_w_str(red_gguf_writer *w, const char *key, const char *s);
+/* Arrays: strings (lens may be NULL: NUL-terminated), f32, i32. */
+void red_gguf_w_arr_str(red_gguf_writer *w, const char *key, const char *const *s, const size_t *lens, uint64_t n);
+void red_gguf_w_arr_f32(red_gguf_writer *w, const char *key, const float *x, uint64_t n);
+void red_gguf_w_arr_i32(red_gguf_writer *w, const char *key, const int32_t *x, uint64_t n);
+/* A tensor of type F32/F16/BF16/Q8_0 from floats (ne in ggml order); data
+ * is copied when copy != 0, else it must live until red_gguf_w_write. */
+red_status red_gguf_w_tensor(red_gguf_writer *w, const char *name, int n_dims, const uint64_t *ne, uint32_t type,
+                             const float *data, int copy, red_error *err);
+red_status red_gguf_w_write(red_gguf_writer *w, const char *path, red_error *err);
+
+/* A red model in llama.cpp's layout and names (llama: Q/K rows permuted to
+ * interleaved pairs; qwen2: as is). dtype applies to matrices; norms and
+ * biases are F32, as llama.cpp's converter writes them. */
+red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, red_error *err);
+red_status red_gguf_model_save(const red_model *m, const char *path, red_dtype dtype, red_error *err);
+
 /* ------------------------------------------------------------------ tokenizer.c */
 
 /* Text <-> ids behind one interface: an opaque heap handle (tables sized by
