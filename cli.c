@@ -25,7 +25,8 @@ static const char *usage_main =
     "  reproduce  the paper's experiment end to end: report.md, results.json, SVG plots\n"
     "  tokenizer  learn a BPE tokenizer on data (train), show an encoding (encode)\n"
     "  init     write a randomly initialised model directory (smoke tests)\n"
-    "  info     describe a model directory (config.json + model.safetensors)\n"
+    "  info     describe a model (directory, .gguf or llama2.c .bin)\n"
+    "  convert  convert a model between a directory, GGUF and llama2.c\n"
     "  forward  logits of a token sequence, written as a .npy [T, V]\n"
     "  generate continue token prompts with a KV cache (greedy or sampled)\n"
     "  eval     lm-eval-compatible harnesses: gsm8k (3 variants), multiple choice\n"
@@ -450,13 +451,13 @@ static int cmd_info(int argc, char **argv) {
     printf("parameters: %zu (%.2f M, %.1f MB as float32)\ntensors: %d\n", m.n_params, m.n_params / 1e6,
            m.n_params * 4.0 / 1e6, m.n_tensors);
     snprintf(path, sizeof path, "%s/model.safetensors", a.model);
-    if (red_st_open(&st, path, &err) != RED_OK) die(1, "%s", err.msg);
-    {
+    if (access(path, R_OK) == 0) {
+        if (red_st_open(&st, path, &err) != RED_OK) die(1, "%s", err.msg);
         int counts[4] = {0};
         for (i = 0; i < st.n; i++) counts[st.e[i].dtype]++;
         printf("file dtypes: F32 %d, F16 %d, BF16 %d\n", counts[RED_DT_F32], counts[RED_DT_F16], counts[RED_DT_BF16]);
+        red_st_close(&st);
     }
-    red_st_close(&st);
     red_model_free(&m);
     return 0;
 }
@@ -1043,6 +1044,49 @@ static int cmd_score_gsm8k(int argc, char **argv) {
     free(outs);
     red_jsonl_free(items, n_items);
     red_gsm8k_free(test, n_test);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ convert */
+
+static const char *usage_convert =
+    "usage: red convert --from PATH --to DIR|FILE.gguf|FILE.bin [--dtype f32|f16|bf16]\n"
+    "\n"
+    "Converts a model between a Hugging Face directory (config.json +\n"
+    "model.safetensors), GGUF (llama.cpp's names; llama Q/K rows in its order)\n"
+    "and llama2.c (.bin, legacy v0 as run.c reads it, f32 only). --from may be any\n"
+    "of them (GGUF F32/F16/BF16/Q8_0, llama2.c v0/v1/v2, sharded safetensors);\n"
+    "the output kind follows --to's ending. --dtype applies to the matrices\n"
+    "(default f32). Logits are unchanged up to the chosen dtype's rounding.\n";
+
+static int cmd_convert(int argc, char **argv) {
+    const char *from = NULL, *to = NULL, *dt = "f32";
+    red_dtype dtype;
+    red_model m;
+    red_error err;
+    int i;
+    for (i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_convert, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) die(2, "convert: %s needs a value (see red convert --help)", argv[i]);
+        if (!strcmp(argv[i], "--from")) from = argv[++i];
+        else if (!strcmp(argv[i], "--to")) to = argv[++i];
+        else if (!strcmp(argv[i], "--dtype")) dt = argv[++i];
+        else die(2, "convert: unknown option '%s' (see red convert --help)", argv[i]);
+    }
+    if (!from || !to) die(2, "convert: --from and --to are required (see red convert --help)%s", "");
+    if (!strcmp(dt, "f32")) dtype = RED_DT_F32;
+    else if (!strcmp(dt, "f16")) dtype = RED_DT_F16;
+    else if (!strcmp(dt, "bf16")) dtype = RED_DT_BF16;
+    else die(2, "convert: --dtype must be f32, f16 or bf16, not '%s'", dt);
+    if (red_model_open(&m, from, NULL, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_write(&m, to, dtype, &err) != RED_OK) die(1, "%s", err.msg);
+    fprintf(stderr, "convert: %s -> %s (%s %s, %d layers, dim %d, vocab %d, %zu parameters, %s)\n", from, to,
+            red_arch_name(m.cfg.arch), m.cfg.tied ? "tied" : "untied", m.cfg.n_layers, m.cfg.dim, m.cfg.vocab,
+            m.n_params, dt);
+    red_model_free(&m);
     return 0;
 }
 
@@ -2053,6 +2097,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenizer")) return cmd_tokenizer(argc - 2, argv + 2);
     if (!strcmp(cmd, "tasks")) return cmd_tasks(argc - 2, argv + 2);
     if (!strcmp(cmd, "init")) return cmd_init(argc - 2, argv + 2);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "score-gsm8k")) return cmd_score_gsm8k(argc - 2, argv + 2);
     if (!strcmp(cmd, "forward")) return cmd_forward(argc - 2, argv + 2);

@@ -330,7 +330,7 @@ red_status red_llama2c_save(const red_model *m, const char *path, int version, r
                 for (part = 0; part < 2; part++)
                     for (t = 0; t < h.seq_len; t++)
                         for (i = 0; i < half; i++) {
-                            float f = (float)(1.0 / pow(10000.0, 2.0 * i / c->head_dim)), ang = (float)t * f;
+                            float f = 1.0f / powf(10000.0f, (float)(2 * i) / (float)c->head_dim), ang = (float)t * f;
                             float v = part ? sinf(ang) : cosf(ang);
                             red_put_f32le(p + 4 * ((size_t)part * h.seq_len * half + (size_t)t * half + i), &v, 1);
                         }

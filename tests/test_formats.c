@@ -1,0 +1,757 @@
+/* tests/test_formats.c - model files other than HF directories: llama2.c
+ * checkpoints (stories260K against llama2.c's own run.c, fixtures from
+ * tests/fixtures/make_llama2c_fixture.sh; v0/v1 round trips; v2 Q8),
+ * GGUF (round trips in F32/F16/BF16 with identical weights and logits, Q8_0,
+ * llama3 rope_freqs, llama.cpp's vocab-only GPT-2 file, the independent
+ * Python reader tests/fixtures/gguf_check.py), red_model_open's dispatch,
+ * and hostile files: truncations at every length, lying counts and offsets,
+ * unknown types, overflowing dims, absurd llama2.c headers. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define STORIES "../shared/data/stories260K/stories260K.bin"
+#define VOCAB_GPT2 "../shared/data/tokenizers/llamacpp/ggml-vocab-gpt-2.gguf"
+
+static red_pool *pool;
+static void setup(void) { pool = red_pool_create(2); }
+static void teardown(void) { red_pool_destroy(pool); }
+
+static int have_file(const char *path) { return access(path, R_OK) == 0; }
+
+/* Logits [n, V] of one sequence through the KV-cache path. */
+static float *run_logits(red_model *m, const int *ids, int n) {
+    red_kv_state kv;
+    red_error err;
+    int seq[64], pos[64], i;
+    float *out;
+    cr_assert(n <= 64);
+    for (i = 0; i < n; i++) { seq[i] = 0; pos[i] = i; }
+    cr_assert(red_kv_alloc(&kv, m, 1, n, n, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_kv_forward(m, &kv, n, ids, seq, pos) == RED_OK);
+    out = malloc(sizeof(float) * (size_t)n * m->cfg.vocab);
+    memcpy(out, kv.logits, sizeof(float) * (size_t)n * m->cfg.vocab);
+    red_kv_free(&kv);
+    return out;
+}
+
+static void tmp_path(char *out, size_t cap, const char *dir, const char *name) { snprintf(out, cap, "%s/%s", dir, name); }
+
+static void rm_tree(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert(system(cmd) == 0);
+}
+
+/* A small random model: qwen2 (biases, GQA, untied) or llama (tied, llama3 rope). */
+static void random_model(red_model *m, red_arch arch, uint64_t seed) {
+    red_config c;
+    red_error err;
+    red_rng r;
+    red_config_default(&c);
+    c.arch = arch;
+    c.dim = 32; c.ffn = 48; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2; c.head_dim = 8; c.vocab = 67;
+    c.max_pos = 64; c.bos_id = 1; c.eos_id = 2;
+    if (arch == RED_ARCH_QWEN2) {
+        c.qkv_bias = 1; c.tied = 0; c.rope_theta = 1e6f; c.norm_eps = 1e-6f; c.head_dim = 16;  /* head_dim != dim/heads */
+    } else {
+        c.rope_llama3 = 1; c.rope_factor = 32.0f; c.rope_low_freq = 1.0f; c.rope_high_freq = 4.0f;
+        c.rope_orig_ctx = 8192; c.rope_theta = 500000.0f;
+    }
+    cr_assert(red_model_init(m, &c, pool, &err) == RED_OK, "%s", err.msg);
+    red_rng_seed(&r, seed);
+    red_model_init_random(m, &r, 0.3f, 0.0f);
+}
+
+/* ================================================================== llama2.c */
+
+static int read_ints(const char *path, const char *tag, int *out, int cap) {
+    FILE *f = fopen(path, "r");
+    char word[64];
+    int n = 0, on = 0;
+    cr_assert(f, "%s missing", path);
+    while (fscanf(f, "%63s", word) == 1) {
+        if (!strcmp(word, tag)) { on = 1; continue; }
+        if (on && n < cap) out[n++] = atoi(word);
+    }
+    fclose(f);
+    return n;
+}
+
+Test(llama2c, stories260K_greedy_and_logits_match_run_c, .init = setup, .fini = teardown) {
+    red_model m;
+    red_error err;
+    int prompt[5] = {1, 403, 407, 261, 378}, ref[64], n_ref, *out, olen, i, j;
+    const int *pp = prompt;
+    int len = 5;
+    red_sampler greedy = {0.0f, 0, 1.0f};
+    float *logits, ref_logit;
+    FILE *f;
+    double worst = 0.0;
+    if (!have_file(STORIES)) cr_skip_test(STORIES " absent");
+    cr_assert(red_model_open(&m, STORIES, pool, &err) == RED_OK, "%s", err.msg);
+    cr_expect(m.cfg.dim == 64 && m.cfg.ffn == 172 && m.cfg.n_layers == 5 && m.cfg.n_heads == 8 &&
+              m.cfg.n_kv_heads == 4 && m.cfg.vocab == 512 && m.cfg.max_pos == 512 && m.cfg.tied);
+    /* run.c's ids: positions 0..63, the first 4 are the prompt's own tokens */
+    n_ref = read_ints(FIXTURE("llama2c_stories260K_ids.txt"), "ids", ref, 64);
+    cr_assert_eq(n_ref, 64);
+    out = malloc(sizeof(int) * 60);
+    cr_assert(red_generate(&m, 1, &pp, &len, 60, &greedy, 0, -1, &out, &olen, &err) == RED_OK, "%s", err.msg);
+    cr_assert_eq(olen, 60);
+    for (i = 0; i < 60; i++) cr_expect_eq(out[i], ref[4 + i], "generated token %d: red %d, run.c %d", i, out[i], ref[4 + i]);
+    /* logits of positions 0..7 on run.c's token stream: fp32 with different
+     * summation orders over |logit| <= ~20: agree to 1e-4 absolute */
+    {
+        int ids[8] = {1};
+        for (i = 1; i < 8; i++) ids[i] = ref[i - 1];
+        logits = run_logits(&m, ids, 8);
+    }
+    f = fopen(FIXTURE("llama2c_stories260K_logits.txt"), "r");
+    cr_assert(f);
+    for (i = 0; i < 8; i++)
+        for (j = 0; j < 512; j++) {
+            double d;
+            cr_assert(fscanf(f, "%f", &ref_logit) == 1, "fixture short at %d,%d", i, j);
+            d = fabs(logits[i * 512 + j] - ref_logit);
+            worst = d > worst ? d : worst;
+            cr_expect(d <= 1e-4 + 1e-5 * fabs(ref_logit), "logit pos %d id %d: red %.7g run.c %.7g", i, j,
+                      logits[i * 512 + j], ref_logit);
+        }
+    fclose(f);
+    cr_log_info("stories260K: max |logit - run.c| = %.3g", worst);
+    free(logits);
+    free(out);
+    red_model_free(&m);
+}
+
+Test(llama2c, v0_v1_round_trip_and_bytes, .init = setup, .fini = teardown) {
+    red_model m, back;
+    red_error err;
+    char dir[] = "/tmp/red-l2c-XXXXXX", p0[300], p1[300];
+    unsigned char *orig, *mine;
+    size_t lo, lm;
+    int v;
+    if (!have_file(STORIES)) cr_skip_test(STORIES " absent");
+    cr_assert(mkdtemp(dir));
+    cr_assert(red_model_open(&m, STORIES, pool, &err) == RED_OK, "%s", err.msg);
+    tmp_path(p0, sizeof p0, dir, "v0.bin");
+    tmp_path(p1, sizeof p1, dir, "v1.bin");
+    cr_assert(red_llama2c_save(&m, p0, 0, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_llama2c_save(&m, p1, 1, &err) == RED_OK, "%s", err.msg);
+    for (v = 0; v < 2; v++) {
+        cr_assert(red_model_open(&back, v ? p1 : p0, pool, &err) == RED_OK, "%s", err.msg);
+        cr_expect(memcmp(&back.cfg, &m.cfg, sizeof m.cfg) == 0, "v%d config", v);
+        cr_expect(memcmp(back.params, m.params, m.n_params * 4) == 0, "v%d weights bit-identical", v);
+        red_model_free(&back);
+    }
+    /* v0 as written equals the original file in header and every weight
+     * byte; only freq_cis (unused by run.c) may differ in the last bits */
+    cr_assert(red_read_file(STORIES, &orig, &lo, &err) == RED_OK);
+    cr_assert(red_read_file(p0, &mine, &lm, &err) == RED_OK);
+    cr_assert_eq(lo, lm);
+    cr_expect(memcmp(orig, mine, 28 + m.n_params * 4) == 0, "header and weights byte-identical");
+    {
+        float a, b;
+        size_t i;
+        for (i = 28 + m.n_params * 4; i < lo; i += 4) {
+            red_get_f32le(&a, orig + i, 1);
+            red_get_f32le(&b, mine + i, 1);
+            cr_assert(fabsf(a - b) <= 1e-6f, "freq_cis at byte %zu: %g vs %g", i, a, b);
+        }
+    }
+    free(orig);
+    free(mine);
+    red_model_free(&m);
+    rm_tree(dir);
+}
+
+/* v2 file from a model, quantized in the test with export.py's rule. */
+static unsigned char *make_v2(const red_model *m, int gs, size_t *len) {
+    const red_config *c = &m->cfg;
+    size_t D = (size_t)c->dim, F = (size_t)c->ffn, KD = (size_t)c->n_kv_heads * c->head_dim, cap, pos = 256;
+    unsigned char *b;
+    int l, a;
+    float *tmp = malloc(D * D * 4);
+    cap = 256 + 4 * ((2 * (size_t)c->n_layers + 1) * D) + 2 * red_param_floats(c) + 4096;
+    b = calloc(cap, 1);
+    {
+        int32_t h[10] = {0x616b3432, 2, c->dim, c->ffn, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab, c->max_pos, 0};
+        int k;
+        for (k = 0; k < 9; k++) {
+            uint32_t u = (uint32_t)h[k];
+            b[4 * k] = (unsigned char)u; b[4 * k + 1] = (unsigned char)(u >> 8);
+            b[4 * k + 2] = (unsigned char)(u >> 16); b[4 * k + 3] = (unsigned char)(u >> 24);
+        }
+        b[36] = (unsigned char)c->tied;
+        b[37] = (unsigned char)gs;
+    }
+#define PUTF(src, n) do { red_put_f32le(b + pos, src, n); pos += (n) * 4; } while (0)
+    for (l = 0; l < c->n_layers; l++) PUTF(m->w.layers[l].attn_norm, D);
+    for (l = 0; l < c->n_layers; l++) PUTF(m->w.layers[l].mlp_norm, D);
+    PUTF(m->w.norm, D);
+    for (a = 0; a < 8; a++) {
+        int reps = a == 0 ? 1 : c->n_layers;
+        for (l = 0; l < reps; l++) {
+            const red_layer_weights *lw = &m->w.layers[l];
+            const float *src[8] = {m->w.embed, lw->wq, lw->wk, lw->wv, lw->wo, lw->wg, lw->wd, lw->wu};
+            size_t n[8] = {(size_t)c->vocab * D, D * D, KD * D, KD * D, D * D, F * D, D * F, F * D}, g, j;
+            const float *x = src[a];
+            if (a == 1 || a == 2) {  /* back to llama2.c's interleaved rows */
+                memcpy(tmp, x, n[a] * 4);
+                red_rope_permute_rows(tmp, a == 1 ? c->n_heads : c->n_kv_heads, c->head_dim, c->dim, 0);
+                x = tmp;
+            }
+            for (g = 0; g < n[a] / (size_t)gs; g++) {
+                float wmax = 0.0f, s;
+                for (j = 0; j < (size_t)gs; j++) wmax = fabsf(x[g * gs + j]) > wmax ? fabsf(x[g * gs + j]) : wmax;
+                s = wmax / 127.0f;
+                for (j = 0; j < (size_t)gs; j++) b[pos + g * gs + j] = (unsigned char)(int8_t)roundf(x[g * gs + j] / s);
+                red_put_f32le(b + pos + n[a] + 4 * g, &s, 1);
+            }
+            pos += n[a] + n[a] / (size_t)gs * 4;
+        }
+    }
+#undef PUTF
+    cr_assert(pos <= cap);
+    free(tmp);
+    *len = pos;
+    return b;
+}
+
+Test(llama2c, v2_q8_reads_within_the_quantization_step, .init = setup, .fini = teardown) {
+    red_model m, back;
+    red_error err;
+    size_t len, i;
+    unsigned char *b;
+    if (!have_file(STORIES)) cr_skip_test(STORIES " absent");
+    cr_assert(red_model_open(&m, STORIES, pool, &err) == RED_OK, "%s", err.msg);
+    b = make_v2(&m, 4, &len);  /* 4 divides 172 (hidden) and 64 */
+    cr_assert(red_llama2c_parse(&back, b, len, "v2", pool, &err) == RED_OK, "%s", err.msg);
+    for (i = 0; i < m.n_params; i++) {
+        /* |x - q*s| <= s/2 with s = max|group|/127 <= max|x|/127 */
+        cr_assert(fabsf(back.params[i] - m.params[i]) <= 0.5f / 127.0f * 4.0f + 1e-6f, "param %zu: %g vs %g", i,
+                  back.params[i], m.params[i]);
+    }
+    for (i = 0; i < (size_t)m.cfg.dim; i++) cr_assert(back.w.norm[i] == m.w.norm[i], "norms stay f32");
+    {
+        int ids[6] = {1, 403, 407, 261, 378, 432};
+        float *a = run_logits(&m, ids, 6), *q = run_logits(&back, ids, 6);
+        int arg_a = 0, arg_q = 0, j;
+        for (j = 1; j < 512; j++) {
+            if (a[5 * 512 + j] > a[5 * 512 + arg_a]) arg_a = j;
+            if (q[5 * 512 + j] > q[5 * 512 + arg_q]) arg_q = j;
+        }
+        cr_expect_eq(arg_a, arg_q, "Q8 keeps the greedy next token");
+        free(a);
+        free(q);
+    }
+    free(b);
+    red_model_free(&back);
+    red_model_free(&m);
+}
+
+static void put_i32(unsigned char *p, int32_t v) {
+    uint32_t u = (uint32_t)v;
+    p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
+}
+
+static void l2c_bad(const unsigned char *b, size_t len, red_status want, const char *needle) {
+    red_model m;
+    red_error err;
+    red_status st = red_llama2c_parse(&m, b, len, "bad.bin", NULL, &err);
+    cr_expect(st == want, "status %s, expected %s (%s)", red_status_name(st), red_status_name(want), err.msg);
+    if (st == RED_OK) red_model_free(&m);
+    else cr_expect(strstr(err.msg, "bad.bin") && strstr(err.msg, needle), "message '%s' should name '%s'", err.msg, needle);
+}
+
+Test(llama2c, absurd_headers_are_clear_errors) {
+    unsigned char b[512];
+    int32_t good[7] = {8, 16, 1, 2, 2, 4, 4};
+    int k;
+    memset(b, 0, sizeof b);
+    for (k = 0; k < 7; k++) put_i32(b + 4 * k, good[k]);
+    l2c_bad(b, 20, RED_E_FORMAT, "too short");
+    /* every field negative, zero or huge */
+    for (k = 0; k < 7; k++) {
+        char want[32];
+        int32_t vals[3] = {0, -7, 0x7FFFFFFF};
+        int v;
+        for (v = 0; v < 3; v++) {
+            if (k == 5 && v == 1) continue;  /* negative vocab means an unshared classifier */
+            put_i32(b + 4 * k, vals[v]);
+            snprintf(want, sizeof want, "byte %d", 4 * k);
+            l2c_bad(b, sizeof b, RED_E_FORMAT, want);
+        }
+        put_i32(b + 4 * k, good[k]);
+    }
+    put_i32(b + 20, INT32_MIN);
+    l2c_bad(b, sizeof b, RED_E_FORMAT, "vocab_size");
+    put_i32(b + 20, 4);
+    /* valid header, wrong size: says what it implies */
+    l2c_bad(b, sizeof b, RED_E_FORMAT, "implies");
+    put_i32(b + 12, 3);  /* n_heads 3 does not divide dim 8 */
+    l2c_bad(b, sizeof b, RED_E_FORMAT, "n_heads");
+    put_i32(b + 12, 2);
+    /* v1/v2 headers: version, flag, group size */
+    put_i32(b, 0x616b3432);
+    put_i32(b + 4, 7);
+    l2c_bad(b, sizeof b, RED_E_UNSUPPORTED, "version 7");
+    put_i32(b + 4, 1);
+    l2c_bad(b, 100, RED_E_FORMAT, "256-byte");
+    for (k = 0; k < 7; k++) put_i32(b + 8 + 4 * k, good[k]);
+    b[36] = 5;
+    l2c_bad(b, sizeof b, RED_E_FORMAT, "byte 36");
+    b[36] = 1;
+    put_i32(b + 4, 2);
+    put_i32(b + 37, 0);
+    l2c_bad(b, sizeof b, RED_E_FORMAT, "byte 37");
+    put_i32(b + 37, 3);  /* does not divide 8*4 */
+    l2c_bad(b, sizeof b, RED_E_FORMAT, "does not divide");
+}
+
+Test(llama2c, truncated_stories_at_many_lengths, .init = setup, .fini = teardown) {
+    unsigned char *buf;
+    size_t len, cut;
+    red_error err;
+    if (!have_file(STORIES)) cr_skip_test(STORIES " absent");
+    cr_assert(red_read_file(STORIES, &buf, &len, &err) == RED_OK);
+    for (cut = 0; cut < len; cut += 997) l2c_bad(buf, cut, RED_E_FORMAT, "");
+    l2c_bad(buf, len - 1, RED_E_FORMAT, "implies");
+    free(buf);
+}
+
+Test(llama2c, writer_refuses_what_llama2c_cannot_hold, .init = setup, .fini = teardown) {
+    red_model m;
+    red_error err;
+    random_model(&m, RED_ARCH_QWEN2, 1);
+    cr_expect(red_llama2c_save(&m, "/nonexistent/x.bin", 0, &err) == RED_E_UNSUPPORTED);
+    cr_expect(strstr(err.msg, "GGUF") != NULL, "%s", err.msg);
+    red_model_free(&m);
+}
+
+/* ================================================================== GGUF */
+
+static void gguf_round_trip(red_arch arch) {
+    red_model m, back;
+    red_error err;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300];
+    int ids[7] = {1, 5, 60, 3, 3, 17, 42}, d;
+    const red_dtype dts[3] = {RED_DT_F32, RED_DT_F16, RED_DT_BF16};
+    float *want;
+    size_t i;
+    cr_assert(mkdtemp(dir));
+    random_model(&m, arch, 7 + arch);
+    want = run_logits(&m, ids, 7);
+    for (d = 0; d < 3; d++) {
+        float *got;
+        tmp_path(path, sizeof path, dir, "m.gguf");
+        cr_assert(red_model_write(&m, path, dts[d], &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_model_open(&back, path, pool, &err) == RED_OK, "%s", err.msg);
+        cr_expect(memcmp(&back.cfg, &m.cfg, sizeof m.cfg) == 0, "%s config round trip (dtype %d)",
+                  red_arch_name(arch), d);
+        cr_assert_eq(back.n_params, m.n_params);
+        for (i = 0; i < (size_t)m.n_tensors; i++) {
+            const red_param *p = &m.table[i];
+            size_t j;
+            for (j = 0; j < p->numel; j++) {
+                float x = m.params[p->offset + j], y = back.params[p->offset + j];
+                float e = p->ndim == 1 || d == 0 ? x : d == 1 ? red_f16_to_f32(red_f32_to_f16(x))
+                                                             : red_bf16_to_f32(red_f32_to_bf16(x));
+                cr_assert(y == e, "%s[%zu] dtype %d: %g, expected %g", p->name, j, d, y, e);
+            }
+        }
+        got = run_logits(&back, ids, 7);
+        if (d == 0) cr_expect(memcmp(got, want, sizeof(float) * 7 * m.cfg.vocab) == 0, "F32: identical logits");
+        else  /* 16-bit weights of O(0.3) through 2 layers: logits O(1) move by ~1e-2 at most */
+            expect_close("16-bit logits", got, want, 7 * (size_t)m.cfg.vocab, 5e-2, 5e-2);
+        free(got);
+        red_model_free(&back);
+    }
+    free(want);
+    red_model_free(&m);
+    rm_tree(dir);
+}
+
+Test(gguf, round_trip_llama_tied_llama3_rope, .init = setup, .fini = teardown) { gguf_round_trip(RED_ARCH_LLAMA); }
+Test(gguf, round_trip_qwen2_bias_gqa_untied, .init = setup, .fini = teardown) { gguf_round_trip(RED_ARCH_QWEN2); }
+
+Test(gguf, metadata_and_layout_as_llama_cpp_names_them, .init = setup, .fini = teardown) {
+    red_model m;
+    red_gguf g;
+    red_error err;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300];
+    int64_t v;
+    double f;
+    const red_gguf_tensor *t;
+    cr_assert(mkdtemp(dir));
+    random_model(&m, RED_ARCH_QWEN2, 3);
+    tmp_path(path, sizeof path, dir, "q.gguf");
+    cr_assert(red_model_write(&m, path, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
+    cr_expect(g.version == 3 && g.alignment == 32 && g.data_start % 32 == 0);
+    cr_expect_str_eq(red_gguf_get_str(&g, "general.architecture"), "qwen2");
+    cr_expect(red_gguf_get_int(&g, "qwen2.block_count", &v) == 1 && v == 2);
+    cr_expect(red_gguf_get_int(&g, "qwen2.attention.head_count_kv", &v) == 1 && v == 2);
+    cr_expect(red_gguf_get_int(&g, "qwen2.attention.key_length", &v) == 1 && v == 16);
+    cr_expect(red_gguf_get_int(&g, "general.file_type", &v) == 1 && v == 32);
+    cr_expect(red_gguf_get_float(&g, "qwen2.rope.freq_base", &f) == 1 && f == 1e6);
+    cr_expect(red_gguf_get_float(&g, "qwen2.attention.layer_norm_rms_epsilon", &f) == 1 && (float)f == 1e-6f);
+    cr_expect(red_gguf_get_str(&g, "qwen2.block_count") == NULL, "a u32 is not a string");
+    t = red_gguf_find_tensor(&g, "blk.1.attn_k.weight");
+    cr_assert(t);
+    cr_expect(t->n_dims == 2 && t->ne[0] == 32 && t->ne[1] == 32 && t->type == RED_GGML_BF16, "ne innermost first");
+    t = red_gguf_find_tensor(&g, "blk.0.attn_q.bias");
+    cr_expect(t && t->type == RED_GGML_F32 && t->ne[0] == 64, "biases stay F32");
+    cr_expect(red_gguf_find_tensor(&g, "output.weight") != NULL, "untied head");
+    cr_expect(red_gguf_find_tensor(&g, "output_norm.weight")->type == RED_GGML_F32);
+    red_gguf_close(&g);
+    red_model_free(&m);
+    rm_tree(dir);
+}
+
+Test(gguf, q8_0_dequantises_on_load, .init = setup, .fini = teardown) {
+    red_gguf_writer w;
+    red_gguf g;
+    red_error err;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300];
+    float x[64], y[64];
+    uint64_t ne[2] = {32, 2};
+    int i;
+    cr_assert(mkdtemp(dir));
+    for (i = 0; i < 64; i++) x[i] = (float)cos(i) * (i < 32 ? 1.0f : 0.01f);
+    x[40] = 0.0f;
+    red_gguf_w_init(&w);
+    red_gguf_w_str(&w, "general.architecture", "test");
+    cr_assert(red_gguf_w_tensor(&w, "q", 2, ne, RED_GGML_Q8_0, x, 0, &err) == RED_OK);
+    tmp_path(path, sizeof path, dir, "q.gguf");
+    cr_assert(red_gguf_w_write(&w, path, &err) == RED_OK, "%s", err.msg);
+    red_gguf_w_free(&w);
+    cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(g.t[0].nbytes == 68 && g.t[0].type == RED_GGML_Q8_0);
+    cr_assert(red_gguf_tensor_f32(&g, &g.t[0], y, &err) == RED_OK);
+    for (i = 0; i < 64; i++) {
+        /* per block: |x - q d| <= d/2 (+ the f16 rounding of d, <= 2^-11 relative, times 127) */
+        float amax = i < 32 ? 1.0f : 0.01f, d = amax / 127.0f;
+        cr_expect(fabsf(y[i] - x[i]) <= d * (0.5f + 127.0f / 2048.0f), "element %d: %g vs %g", i, y[i], x[i]);
+    }
+    red_gguf_close(&g);
+    rm_tree(dir);
+}
+
+Test(gguf, reads_llama_cpp_vocab_only_gpt2_file) {
+    red_gguf g;
+    red_error err;
+    const red_gguf_kv *tokens, *merges, *types;
+    uint64_t len;
+    const char *s;
+    int64_t v;
+    if (!have_file(VOCAB_GPT2)) cr_skip_test(VOCAB_GPT2 " absent");
+    cr_assert(red_gguf_open(&g, VOCAB_GPT2, &err) == RED_OK, "%s", err.msg);
+    cr_expect(g.version == 3 && g.n_tensors == 0 && g.n_kv == 16);
+    cr_expect_str_eq(red_gguf_get_str(&g, "general.architecture"), "gpt2");
+    cr_expect_str_eq(red_gguf_get_str(&g, "tokenizer.ggml.model"), "gpt2");
+    tokens = red_gguf_find(&g, "tokenizer.ggml.tokens");
+    merges = red_gguf_find(&g, "tokenizer.ggml.merges");
+    types = red_gguf_find(&g, "tokenizer.ggml.token_type");
+    cr_assert(tokens && merges && types);
+    cr_expect(tokens->elem_type == RED_GGUF_STRING && tokens->n == 50257, "%llu tokens", (unsigned long long)tokens->n);
+    cr_expect(merges->elem_type == RED_GGUF_STRING && merges->n == 50000, "%llu merges", (unsigned long long)merges->n);
+    cr_expect(types->elem_type == RED_GGUF_I32 && types->n == 50257);
+    s = red_gguf_arr_str(&g, tokens, 0, &len);
+    cr_expect(len == 1 && s[0] == '!', "token 0 is '!'");
+    s = red_gguf_arr_str(&g, tokens, 50256, &len);
+    cr_expect(len == 13 && !memcmp(s, "<|endoftext|>", 13));
+    s = red_gguf_arr_str(&g, merges, 0, &len);
+    cr_expect(len == 4 && !memcmp(s, "\xC4\xA0 t", 4), "first merge 'Ġ t' (U+0120 is 2 bytes)");
+    cr_expect_str_eq(red_gguf_get_str(&g, "tokenizer.ggml.pre"), "gpt-2");
+    cr_expect(red_gguf_get_int(&g, "gpt2.context_length", &v) == 1 && v == 1024);
+    cr_expect(red_gguf_arr_num(&g, types, 0) == 1.0 && red_gguf_arr_num(&g, types, 50256) == 3.0,
+              "normal and control token types");
+    cr_expect(red_gguf_get_int(&g, "tokenizer.ggml.eos_token_id", &v) == 1 && v == 50256);
+    /* a vocab-only file is not a model */
+    {
+        red_model m;
+        cr_expect(red_model_open(&m, VOCAB_GPT2, NULL, &err) == RED_E_UNSUPPORTED);
+        cr_expect(strstr(err.msg, "gpt2") != NULL, "%s", err.msg);
+    }
+    red_gguf_close(&g);
+}
+
+/* ------------------------------------------------------------------ independent reader */
+
+static int python_numpy(char *py, size_t cap) {
+    const char *cands[2] = {"python3", "/usr/bin/python3"};
+    int i;
+    for (i = 0; i < 2; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) {
+            snprintf(py, cap, "%s", cands[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int run_check(const char *py, const char *gguf, const char *ref_opt, const char *ref) {
+    char cmd[1200];
+    int rc;
+    snprintf(cmd, sizeof cmd, "%s " FIXTURE("gguf_check.py") " '%s' %s '%s' >&2", py, gguf, ref_opt, ref);
+    rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+Test(gguf, independent_python_reader_agrees, .init = setup, .fini = teardown) {
+    char py[64], dir[] = "/tmp/red-gguf-XXXXXX", path[300], hf[300];
+    red_model m;
+    red_error err;
+    int a, d;
+    const char *dts[3] = {"f32", "f16", "bf16"};
+    if (!python_numpy(py, sizeof py)) cr_skip_test("python3 with numpy absent (apt-get install python3-numpy)");
+    cr_assert(mkdtemp(dir));
+    for (a = 0; a < 2; a++) {
+        random_model(&m, a ? RED_ARCH_QWEN2 : RED_ARCH_LLAMA, 11 + a);
+        m.cfg.rope_llama3 = 0;  /* the script compares tensors with an HF directory, which has no rope_freqs */
+        tmp_path(hf, sizeof hf, dir, a ? "qwen2" : "llama");
+        cr_assert(red_model_write(&m, hf, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+        for (d = 0; d < 3; d++) {
+            char name[32];
+            snprintf(name, sizeof name, "%d_%s.gguf", a, dts[d]);
+            tmp_path(path, sizeof path, dir, name);
+            cr_assert(red_model_write(&m, path, (red_dtype)d, &err) == RED_OK, "%s", err.msg);
+            cr_expect(run_check(py, path, "--hf", hf) == 0, "gguf_check.py rejects %s (see stderr)", path);
+        }
+        red_model_free(&m);
+    }
+    /* the checker can fail: one weight byte changed */
+    {
+        unsigned char *b;
+        size_t len;
+        cr_assert(red_read_file(path, &b, &len, &err) == RED_OK);
+        b[len - 40] ^= 0x40;
+        cr_assert(red_write_file_atomic(path, b, len, &err) == RED_OK);
+        free(b);
+        cr_expect(run_check(py, path, "--hf", hf) == 1, "gguf_check.py must notice a changed weight");
+    }
+    if (have_file(STORIES)) {
+        tmp_path(path, sizeof path, dir, "stories.gguf");
+        cr_assert(red_model_open(&m, STORIES, pool, &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_model_write(&m, path, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+        cr_expect(run_check(py, path, "--llama2c", STORIES) == 0, "llama2.c rows = GGUF llama rows (no permutation)");
+        red_model_free(&m);
+    }
+    rm_tree(dir);
+}
+
+/* ------------------------------------------------------------------ hostile GGUF files */
+
+/* A hand-built file: 1 kv general.alignment u32 32, then 1 tensor "w" F32
+ * ne [4, 2] at offset 0. Byte map: 0 magic, 4 version, 8 n_tensors, 16 n_kv,
+ * 24 key len, 32 key (17 bytes), 49 type, 53 value, 57 name len, 65 "w",
+ * 66 n_dims, 70 ne0, 78 ne1, 86 type, 90 offset, 98..127 pad, 128 data. */
+static size_t tiny_gguf(unsigned char *b) {
+    size_t p = 0;
+    int i;
+    memset(b, 0, 160);
+    memcpy(b, "GGUF", 4);
+    b[4] = 3;
+    b[8] = 1;
+    b[16] = 1;
+    p = 24;
+    b[p] = 17; p += 8;
+    memcpy(b + p, "general.alignment", 17); p += 17;
+    b[p] = RED_GGUF_U32; p += 4;
+    b[p] = 32; p += 4;
+    b[p] = 1; p += 8;
+    b[p++] = 'w';
+    b[p] = 2; p += 4;
+    b[p] = 4; p += 8;
+    b[p] = 2; p += 8;
+    b[p] = RED_GGML_F32; p += 4;
+    p += 8;  /* offset 0 */
+    cr_assert_eq(p, 98);
+    for (i = 0; i < 8; i++) {
+        float v = (float)i;
+        red_put_f32le(b + 128 + 4 * i, &v, 1);
+    }
+    return 160;
+}
+
+static void gguf_bad(const unsigned char *src, size_t len, red_status want, const char *needle) {
+    red_gguf g;
+    red_error err;
+    unsigned char *copy = malloc(len ? len : 1);
+    red_status st;
+    memcpy(copy, src, len);
+    st = red_gguf_parse(&g, copy, len, "bad.gguf", &err);
+    cr_expect(st == want, "status %s, expected %s (%s)", red_status_name(st), red_status_name(want),
+              st ? err.msg : "accepted");
+    if (st == RED_OK) red_gguf_close(&g);
+    else cr_expect(strstr(err.msg, "bad.gguf") && strstr(err.msg, needle), "message '%s' should say '%s'", err.msg, needle);
+}
+
+static void set_u64(unsigned char *p, uint64_t v) { red_put_u64le(p, v); }
+
+Test(gguf, hostile_files_are_clear_errors) {
+    unsigned char good[160], b[160];
+    size_t len = tiny_gguf(good), cut;
+    red_gguf g;
+    red_error err;
+    float x[8];
+    unsigned char *copy = malloc(len);
+    memcpy(copy, good, len);
+    cr_assert(red_gguf_parse(&g, copy, len, "tiny", &err) == RED_OK, "%s", err.msg);
+    cr_assert(g.data_start == 128 && g.t[0].nbytes == 32);
+    cr_assert(red_gguf_tensor_f32(&g, &g.t[0], x, &err) == RED_OK);
+    cr_expect(x[7] == 7.0f);
+    red_gguf_close(&g);
+    /* every truncation of the header and data */
+    for (cut = 0; cut < 160; cut++)
+        if (cut < 128 + 32) gguf_bad(good, cut, RED_E_FORMAT, "");
+#define BAD(stmt, want, needle) do { memcpy(b, good, len); stmt; gguf_bad(b, len, want, needle); } while (0)
+    BAD(b[0] = 'X', RED_E_FORMAT, "magic");
+    BAD(b[4] = 1, RED_E_UNSUPPORTED, "version 1");
+    BAD((b[4] = 0, b[7] = 3), RED_E_UNSUPPORTED, "big-endian");
+    BAD(set_u64(b + 8, (uint64_t)1 << 60), RED_E_FORMAT, "tensor infos cannot fit");
+    BAD(set_u64(b + 16, UINT64_MAX), RED_E_FORMAT, "metadata entries cannot fit");
+    BAD(set_u64(b + 24, 1000), RED_E_FORMAT, "byte 24");                 /* key length past EOF */
+    BAD(set_u64(b + 24, 0), RED_E_FORMAT, "metadata key");
+    BAD(b[49] = 13, RED_E_FORMAT, "value type 13");
+    BAD(b[53] = 48, RED_E_FORMAT, "power of two");                       /* alignment 48 */
+    BAD(b[49] = RED_GGUF_I32, RED_E_FORMAT, "general.alignment");         /* must be u32 */
+    BAD(set_u64(b + 57, (uint64_t)1 << 63), RED_E_FORMAT, "byte 57");     /* name length past EOF */
+    BAD(b[66] = 5, RED_E_FORMAT, "5 dims");
+    BAD(b[66] = 0, RED_E_FORMAT, "0 dims");
+    BAD((set_u64(b + 70, (uint64_t)1 << 40), set_u64(b + 78, (uint64_t)1 << 40)), RED_E_FORMAT, "overflow");
+    BAD(set_u64(b + 78, 100), RED_E_FORMAT, "past the end");              /* data runs past EOF */
+    BAD(b[86] = 12, RED_E_UNSUPPORTED, "Q4_K");                           /* unknown to red */
+    BAD(b[86] = 200, RED_E_UNSUPPORTED, "type 200");
+    BAD(b[86] = RED_GGML_Q8_0, RED_E_FORMAT, "block size");               /* ne0 4 % 32 */
+    BAD(b[90] = 8, RED_E_FORMAT, "not a multiple of the alignment");
+    BAD(b[90] = 64, RED_E_FORMAT, "past the end");
+    BAD(set_u64(b + 90, UINT64_MAX - 31), RED_E_FORMAT, "past the end");
+#undef BAD
+    /* arrays: nested, lying count, bad bool, lying string count */
+    {
+        unsigned char a[96];
+        size_t p;
+        memset(a, 0, sizeof a);
+        memcpy(a, "GGUF", 4);
+        a[4] = 3;
+        a[16] = 1;
+        p = 24;
+        a[p] = 1; p += 8;
+        a[p++] = 'k';
+        a[p] = RED_GGUF_ARRAY; p += 4;
+        a[p] = RED_GGUF_ARRAY;  /* element type at byte 37 */
+        gguf_bad(a, 60, RED_E_FORMAT, "nested");
+        a[37] = RED_GGUF_U32;
+        set_u64(a + 41, 1000);
+        gguf_bad(a, 60, RED_E_FORMAT, "array of 1000 u32");
+        a[37] = RED_GGUF_BOOL;
+        set_u64(a + 41, 2);
+        a[50] = 2;
+        gguf_bad(a, 51, RED_E_FORMAT, "bool value 2");
+        a[37] = RED_GGUF_STRING;
+        set_u64(a + 41, (uint64_t)1 << 61);
+        gguf_bad(a, 60, RED_E_FORMAT, "strings cannot fit");
+        set_u64(a + 41, 1);
+        set_u64(a + 49, 100);
+        gguf_bad(a, 60, RED_E_FORMAT, "length 100");
+        /* a duplicate key: kv "k" u8 at 24..37, again at 38..51 */
+        memset(a + 8, 0, sizeof a - 8);
+        a[16] = 2;
+        a[24] = 1; a[32] = 'k'; a[33] = RED_GGUF_U8; a[37] = 1;
+        a[38] = 1; a[46] = 'k'; a[47] = RED_GGUF_U8; a[51] = 1;
+        gguf_bad(a, 60, RED_E_FORMAT, "duplicate metadata key");
+    }
+}
+
+Test(gguf, truncated_model_file_at_every_length_in_header, .init = setup, .fini = teardown) {
+    red_model m;
+    red_error err;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300];
+    unsigned char *b;
+    size_t len, cut;
+    red_gguf g;
+    cr_assert(mkdtemp(dir));
+    random_model(&m, RED_ARCH_QWEN2, 5);
+    tmp_path(path, sizeof path, dir, "m.gguf");
+    cr_assert(red_model_write(&m, path, RED_DT_F16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_read_file(path, &b, &len, &err) == RED_OK);
+    for (cut = 0; cut < len; cut += cut < g.data_start + 64 ? 1 : 509) gguf_bad(b, cut, RED_E_FORMAT, "");
+    red_gguf_close(&g);
+    free(b);
+    red_model_free(&m);
+    rm_tree(dir);
+}
+
+Test(gguf, model_metadata_errors_name_the_key, .init = setup, .fini = teardown) {
+    red_gguf_writer w;
+    red_gguf g;
+    red_model m;
+    red_error err;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300];
+    float e[8 * 3] = {0};
+    uint64_t ne[2] = {8, 3};
+    cr_assert(mkdtemp(dir));
+    tmp_path(path, sizeof path, dir, "x.gguf");
+    red_gguf_w_init(&w);
+    red_gguf_w_str(&w, "general.architecture", "llama");
+    red_gguf_w_u32(&w, "llama.embedding_length", 8);
+    red_gguf_w_u32(&w, "llama.feed_forward_length", 8);
+    red_gguf_w_u32(&w, "llama.block_count", 1);
+    red_gguf_w_str(&w, "llama.attention.head_count", "two");
+    cr_assert(red_gguf_w_tensor(&w, "token_embd.weight", 2, ne, RED_GGML_F32, e, 0, &err) == RED_OK);
+    cr_assert(red_gguf_w_write(&w, path, &err) == RED_OK);
+    red_gguf_w_free(&w);
+    cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_gguf_model_load(&m, &g, NULL, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "llama.attention.head_count must be an integer") != NULL, "%s", err.msg);
+    red_gguf_close(&g);
+    /* all keys right, but the layer tensors are missing */
+    red_gguf_w_init(&w);
+    red_gguf_w_str(&w, "general.architecture", "llama");
+    red_gguf_w_u32(&w, "llama.embedding_length", 8);
+    red_gguf_w_u32(&w, "llama.feed_forward_length", 8);
+    red_gguf_w_u32(&w, "llama.block_count", 1);
+    red_gguf_w_u32(&w, "llama.attention.head_count", 2);
+    cr_assert(red_gguf_w_tensor(&w, "token_embd.weight", 2, ne, RED_GGML_F32, e, 0, &err) == RED_OK);
+    cr_assert(red_gguf_w_write(&w, path, &err) == RED_OK);
+    red_gguf_w_free(&w);
+    cr_expect(red_model_open(&m, path, NULL, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "blk.0.attn_norm.weight") != NULL, "%s", err.msg);
+    rm_tree(dir);
+}
+
+Test(formats, model_open_dispatch, .init = setup, .fini = teardown) {
+    red_model m, back;
+    red_error err;
+    red_model_format f;
+    char dir[] = "/tmp/red-any-XXXXXX", path[300];
+    const char *names[3] = {"hf", "m.gguf", "m.bin"};
+    int k;
+    cr_assert(mkdtemp(dir));
+    random_model(&m, RED_ARCH_LLAMA, 9);
+    m.cfg.rope_llama3 = 0;  /* llama2.c holds only theta 10000, eps 1e-5, head_dim = dim/heads */
+    m.cfg.rope_theta = 10000.0f;
+    for (k = 0; k < 3; k++) {
+        tmp_path(path, sizeof path, dir, names[k]);
+        cr_assert(red_model_write(&m, path, RED_DT_F32, &err) == RED_OK, "%s: %s", names[k], err.msg);
+        cr_assert(red_model_format_of(path, &f, &err) == RED_OK);
+        cr_expect_eq((int)f, k, "%s detected as %d", names[k], (int)f);
+        cr_assert(red_model_open(&back, path, pool, &err) == RED_OK, "%s: %s", names[k], err.msg);
+        cr_expect(memcmp(back.params, m.params, m.n_params * 4) == 0, "%s: weights bit-identical", names[k]);
+        red_model_free(&back);
+    }
+    tmp_path(path, sizeof path, dir, "missing");
+    cr_expect(red_model_open(&back, path, pool, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "missing") != NULL);
+    red_model_free(&m);
+    rm_tree(dir);
+}
