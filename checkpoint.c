@@ -18,6 +18,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define ST_MAX_HEADER 100000000ull  /* the reference reader's limit */
 
@@ -545,51 +546,128 @@ red_status red_config_load(red_config *c, const char *dir, red_error *err) {
 
 /* ------------------------------------------------------------------ model directory */
 
+/* Reads every parameter of m found in st (marking it in `done`); every
+ * tensor of the file must be one (a tied model may still carry lm_head, HF
+ * may keep rotary inv_freq buffers) and appear in one file only. */
+static red_status st_fill(red_model *m, const red_safetensors *st, unsigned char *done, red_error *err) {
+    const red_config *c = &m->cfg;
+    red_status rc;
+    int i, j;
+    for (i = 0; i < st->n; i++) {
+        const red_st_entry *e = &st->e[i];
+        const red_param *p = NULL;
+        for (j = 0; j < m->n_tensors && !p; j++)
+            if (strcmp(e->name, m->table[j].name) == 0) p = &m->table[j];
+        if (!p) {
+            if ((c->tied && strcmp(e->name, "lm_head.weight") == 0) || strstr(e->name, "rotary_emb.inv_freq")) continue;
+            return red_error_set(err, RED_E_FORMAT, "%s: unexpected tensor \"%s\" for this config.json", st->path, e->name);
+        }
+        if (done[j - 1])
+            return red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" is also in an earlier shard", st->path, e->name);
+        if (e->ndim != p->ndim || e->shape[0] != p->shape[0] || (p->ndim == 2 && e->shape[1] != p->shape[1]))
+            return red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" has shape [%lld%s%lld] (%d-D), config.json implies [%lld, %lld]",
+                                 st->path, p->name, (long long)e->shape[0], e->ndim > 1 ? ", " : "", e->ndim > 1 ? (long long)e->shape[1] : 0LL,
+                                 e->ndim, (long long)p->shape[0], (long long)(p->ndim == 2 ? p->shape[1] : 1));
+        if ((rc = red_st_read_f32(st, e, m->params + p->offset, err))) return rc;
+        done[j - 1] = 1;
+    }
+    return RED_OK;
+}
+
+/* The shard files of model.safetensors.index.json in order of first mention
+ * (names must stay inside the directory); *files is one NUL-separated list. */
+static red_status shard_list(const char *index, char **files, int *n_files, red_error *err) {
+    unsigned char *buf;
+    size_t len, used = 0;
+    red_json *j = NULL;
+    const red_json *map, *e;
+    red_status rc;
+    char *out;
+    *files = NULL;
+    *n_files = 0;
+    if ((rc = red_read_file(index, &buf, &len, err))) return rc;
+    rc = red_json_parse((const char *)buf, len, index, &j, err);
+    free(buf);
+    if (rc) return rc;
+    map = red_json_get(j, "weight_map");
+    if (j->type != RED_JSON_OBJECT || !map || map->type != RED_JSON_OBJECT || !map->count) {
+        red_json_free(j);
+        return red_error_set(err, RED_E_FORMAT, "%s: expected an object with a non-empty \"weight_map\" object", index);
+    }
+    for (len = 0, e = map->child; e; e = e->next) len += e->type == RED_JSON_STRING ? e->len + 1 : 0;
+    if (!(out = malloc(len + 1))) {
+        red_json_free(j);
+        return red_error_set(err, RED_E_NOMEM, "%s: out of memory", index);
+    }
+    for (e = map->child; e; e = e->next) {
+        size_t k;
+        int seen = 0;
+        if (e->type != RED_JSON_STRING || !e->len || memchr(e->str, '/', e->len) || memchr(e->str, '\\', e->len) ||
+            memchr(e->str, 0, e->len) || !strcmp(e->str, "..") || !strcmp(e->str, ".")) {
+            rc = red_error_set(err, RED_E_FORMAT, "%s: byte %zu: the file of \"%s\" must be a plain file name in the "
+                               "same directory", index, e->offset, e->key);
+            free(out);
+            red_json_free(j);
+            return rc;
+        }
+        for (k = 0; k < used && !seen; k += strlen(out + k) + 1) seen = strcmp(out + k, e->str) == 0;
+        if (!seen) {
+            memcpy(out + used, e->str, e->len + 1);
+            used += e->len + 1;
+            (*n_files)++;
+        }
+    }
+    red_json_free(j);
+    *files = out;
+    return RED_OK;
+}
+
+/* Loads DIR/model.safetensors, or every shard of
+ * DIR/model.safetensors.index.json (one open at a time). */
 red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err) {
     red_config c;
     red_safetensors st;
     red_status rc;
-    char path[2048];
-    int i, found = 0;
+    char path[2048], *files = NULL;
+    const char *f;
+    unsigned char *done;
+    int i, n_files = 1, k;
     if ((rc = red_config_load(&c, dir, err))) return rc;
-    if ((rc = red_model_init(m, &c, pool, err))) return rc;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((rc = red_st_open(&st, path, err))) {
-        red_model_free(m);
+    if (access(path, F_OK) != 0) {
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        if (access(path, F_OK) != 0)
+            return red_error_set(err, RED_E_IO, "%s: neither model.safetensors nor model.safetensors.index.json", dir);
+        if ((rc = shard_list(path, &files, &n_files, err))) return rc;
+    }
+    if ((rc = red_model_init(m, &c, pool, err))) {
+        free(files);
         return rc;
     }
-    for (i = 0; i < m->n_tensors; i++) {
-        const red_param *p = &m->table[i];
-        const red_st_entry *e = red_st_find(&st, p->name);
-        if (!e) {
+    if (!(done = calloc((size_t)m->n_tensors, 1))) {
+        rc = red_error_set(err, RED_E_NOMEM, "%s: out of memory", dir);
+        goto fail;
+    }
+    for (k = 0, f = files; k < n_files; k++, f += f ? strlen(f) + 1 : 0) {
+        if (f) snprintf(path, sizeof path, "%s/%s", dir, f);
+        if ((rc = red_st_open(&st, path, err))) goto fail;
+        rc = st_fill(m, &st, done, err);
+        red_st_close(&st);
+        if (rc) goto fail;
+    }
+    for (i = 0; i < m->n_tensors; i++)
+        if (!done[i]) {
             rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" is missing (config.json says %d layers, %s)",
-                               path, p->name, c.n_layers, c.qkv_bias ? "with q/k/v biases" : "no biases");
+                               files ? "model.safetensors.index.json's shards" : path, m->table[i].name, c.n_layers,
+                               c.qkv_bias ? "with q/k/v biases" : "no biases");
             goto fail;
         }
-        if (e->ndim != p->ndim || e->shape[0] != p->shape[0] || (p->ndim == 2 && e->shape[1] != p->shape[1])) {
-            rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" has shape [%lld%s%lld] (%d-D), config.json implies [%lld, %lld]",
-                               path, p->name, (long long)e->shape[0], e->ndim > 1 ? ", " : "", e->ndim > 1 ? (long long)e->shape[1] : 0LL,
-                               e->ndim, (long long)p->shape[0], (long long)(p->ndim == 2 ? p->shape[1] : 1));
-            goto fail;
-        }
-        if ((rc = red_st_read_f32(&st, e, m->params + p->offset, err))) goto fail;
-        found++;
-    }
-    /* every file tensor must be used; a tied model may still carry lm_head (= embed) */
-    for (i = 0; i < st.n; i++) {
-        int j, known = 0;
-        for (j = 0; j < m->n_tensors && !known; j++) known = strcmp(st.e[i].name, m->table[j].name) == 0;
-        if (!known && !(c.tied && strcmp(st.e[i].name, "lm_head.weight") == 0) &&
-            strstr(st.e[i].name, "rotary_emb.inv_freq") == NULL) {
-            rc = red_error_set(err, RED_E_FORMAT, "%s: unexpected tensor \"%s\" for this config.json", path, st.e[i].name);
-            goto fail;
-        }
-    }
-    (void)found;
-    red_st_close(&st);
+    free(done);
+    free(files);
     return RED_OK;
 fail:
-    red_st_close(&st);
+    free(done);
+    free(files);
     red_model_free(m);
     return rc;
 }

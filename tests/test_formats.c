@@ -755,3 +755,79 @@ Test(formats, model_open_dispatch, .init = setup, .fini = teardown) {
     red_model_free(&m);
     rm_tree(dir);
 }
+
+/* ------------------------------------------------------------------ sharded safetensors */
+
+/* Writes m's tensors [lo, hi) as one shard. */
+static void write_shard(const red_model *m, const char *path, int lo, int hi) {
+    red_st_tensor t[64];
+    red_error err;
+    int i;
+    cr_assert(hi - lo <= 64);
+    for (i = lo; i < hi; i++) {
+        const red_param *p = &m->table[i];
+        t[i - lo].name = p->name;
+        t[i - lo].data = m->params + p->offset;
+        t[i - lo].ndim = p->ndim;
+        t[i - lo].shape[0] = p->shape[0];
+        t[i - lo].shape[1] = p->shape[1];
+    }
+    cr_assert(red_st_save(path, t, hi - lo, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+}
+
+static void write_index(const red_model *m, const char *dir, int split, const char *second) {
+    red_sbuf b;
+    red_error err;
+    char path[300];
+    int i;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (i = 0; i < m->n_tensors; i++)
+        red_sbuf_printf(&b, "%s\"%s\": \"%s\"", i ? ", " : "", m->table[i].name,
+                        i < split ? "model-00001-of-00002.safetensors" : second);
+    red_sbuf_puts(&b, "}}");
+    tmp_path(path, sizeof path, dir, "model.safetensors.index.json");
+    cr_assert(red_write_file_atomic(path, b.p, b.len, &err) == RED_OK);
+    red_sbuf_free(&b);
+}
+
+Test(safetensors, sharded_index_loads_and_rejects_lies, .init = setup, .fini = teardown) {
+    red_model m, back;
+    red_error err;
+    char dir[] = "/tmp/red-shard-XXXXXX", path[300];
+    int split;
+    cr_assert(mkdtemp(dir));
+    random_model(&m, RED_ARCH_QWEN2, 21);
+    cr_assert(red_model_write(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    tmp_path(path, sizeof path, dir, "model.safetensors");
+    cr_assert(unlink(path) == 0);
+    split = m.n_tensors / 2;
+    tmp_path(path, sizeof path, dir, "model-00001-of-00002.safetensors");
+    write_shard(&m, path, 0, split);
+    tmp_path(path, sizeof path, dir, "model-00002-of-00002.safetensors");
+    write_shard(&m, path, split, m.n_tensors);
+    write_index(&m, dir, split, "model-00002-of-00002.safetensors");
+    cr_assert(red_model_open(&back, dir, pool, &err) == RED_OK, "%s", err.msg);
+    cr_expect(memcmp(back.params, m.params, m.n_params * 4) == 0, "sharded weights bit-identical");
+    red_model_free(&back);
+    /* a shard outside the directory */
+    write_index(&m, dir, split, "../model-00002-of-00002.safetensors");
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "plain file name") != NULL, "%s", err.msg);
+    /* a missing shard file */
+    write_index(&m, dir, split, "model-00003-of-00002.safetensors");
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "model-00003-of-00002.safetensors") != NULL, "%s", err.msg);
+    /* a tensor in two shards */
+    tmp_path(path, sizeof path, dir, "model-00002-of-00002.safetensors");
+    write_shard(&m, path, split - 1, m.n_tensors);
+    write_index(&m, dir, split, "model-00002-of-00002.safetensors");
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "earlier shard") != NULL, "%s", err.msg);
+    /* a tensor in none */
+    write_shard(&m, path, split, m.n_tensors - 1);
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, m.table[m.n_tensors - 1].name) != NULL, "%s", err.msg);
+    red_model_free(&m);
+    rm_tree(dir);
+}
