@@ -810,7 +810,14 @@ red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, 
     uint64_t k;
     int i, used = 0;
     char nm[96];
-    if ((st = gguf_config(g, &c, err)) || (st = red_model_init(m, &c, pool, err))) return st;
+    uint64_t file_numel = 0;
+    if ((st = gguf_config(g, &c, err))) return st;
+    /* no allocation beyond what the file's tensors can fill */
+    for (k = 0; k < g->n_tensors; k++) file_numel += g->t[k].ne[0] * g->t[k].ne[1] * g->t[k].ne[2] * g->t[k].ne[3];
+    if ((uint64_t)red_param_floats(&c) > file_numel)
+        return red_error_set(err, RED_E_FORMAT, "%s: the metadata implies %llu parameters, the file's tensors hold %llu",
+                             g->path, (unsigned long long)red_param_floats(&c), (unsigned long long)file_numel);
+    if ((st = red_model_init(m, &c, pool, err))) return st;
     for (i = 0; i < m->n_tensors; i++) {
         const red_param *p = &m->table[i];
         const red_gguf_tensor *t;
