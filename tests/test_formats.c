@@ -919,3 +919,34 @@ Test(llama2c, random_header_mutations_never_crash, .init = setup, .fini = teardo
     free(b);
     red_model_free(&m);
 }
+
+Test(llama2c, untied_classifier_v0_v1_round_trip, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model m, back;
+    red_error err;
+    red_rng r;
+    char dir[] = "/tmp/red-l2c-XXXXXX", path[300];
+    int v, ids[5] = {1, 2, 3, 4, 5};
+    float *a, *b;
+    cr_assert(mkdtemp(dir));
+    red_config_default(&c);  /* llama, head_dim = dim / heads, theta 1e4, eps 1e-5 */
+    c.tied = 0; c.n_kv_heads = 2; c.vocab = 40; c.max_pos = 16; c.bos_id = 1; c.eos_id = 2;
+    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
+    red_rng_seed(&r, 5);
+    red_model_init_random(&m, &r, 0.2f, 0.0f);
+    a = run_logits(&m, ids, 5);
+    for (v = 0; v < 2; v++) {
+        tmp_path(path, sizeof path, dir, v ? "v1.bin" : "v0.bin");
+        cr_assert(red_llama2c_save(&m, path, v, &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_model_open(&back, path, pool, &err) == RED_OK, "%s", err.msg);
+        cr_expect(!back.cfg.tied && back.cfg.vocab == 40 && back.cfg.n_kv_heads == 2);
+        cr_expect(memcmp(back.params, m.params, m.n_params * 4) == 0, "v%d untied weights bit-identical", v);
+        b = run_logits(&back, ids, 5);
+        cr_expect(memcmp(a, b, sizeof(float) * 5 * 40) == 0, "v%d identical logits", v);
+        free(b);
+        red_model_free(&back);
+    }
+    free(a);
+    red_model_free(&m);
+    rm_tree(dir);
+}
