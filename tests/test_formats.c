@@ -1,6 +1,6 @@
 /* tests/test_formats.c - model files other than HF directories: llama2.c
  * checkpoints (stories260K against llama2.c's own run.c, fixtures from
- * tests/fixtures/make_llama2c_fixture.sh; v0/v1 round trips; v2 Q8),
+ * tests/fixtures/make_llama2c_model_fixture.sh; v0/v1 round trips; v2 Q8),
  * GGUF (round trips in F32/F16/BF16 with identical weights and logits, Q8_0,
  * llama3 rope_freqs, llama.cpp's vocab-only GPT-2 file, the independent
  * Python reader tests/fixtures/gguf_check.py), red_model_open's dispatch,
