@@ -740,12 +740,36 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-red_status red_model_write(const red_model *m, const char *path, red_dtype dtype, red_error *err) {
-    if (ends_with(path, ".gguf")) return red_gguf_model_save(m, path, dtype, err);
+red_status red_model_write(const red_model *m, const red_tokenizer *tok, const char *path, red_dtype dtype,
+                           red_error *err) {
+    red_status st;
+    red_tok_kind k;
+    if (ends_with(path, ".gguf")) return red_gguf_model_save(m, tok, path, dtype, err);
     if (ends_with(path, ".bin")) {
         if (dtype != RED_DT_F32)
             return red_error_set(err, RED_E_ARG, "%s: llama2.c checkpoints are written as f32 only", path);
         return red_llama2c_save(m, path, 0, err);
     }
-    return red_model_save(m, path, dtype, err);
+    if ((st = red_model_save(m, path, dtype, err)) || !tok) return st;
+    k = red_tokenizer_kind(tok);
+    return k == RED_TOK_BYTE || k == RED_TOK_BPE ? red_tokenizer_save(tok, path, err) : RED_OK;
+}
+
+red_status red_model_tokenizer(red_tokenizer **out, const char *model_path, const char *tok_path, red_error *err) {
+    const char *path = tok_path ? tok_path : model_path;
+    red_model_format fmt = RED_FMT_DIR;
+    red_status st;
+    red_gguf g;
+    *out = NULL;
+    if ((st = red_model_format_of(path, &fmt, err))) return st;
+    if (fmt == RED_FMT_GGUF) {
+        if ((st = red_gguf_open(&g, path, err))) return st;
+        st = red_gguf_tokenizer(out, &g, err);
+        red_gguf_close(&g);
+        return st;
+    }
+    if (fmt == RED_FMT_LLAMA2C && !tok_path)
+        return red_error_set(err, RED_E_ARG, "%s: a llama2.c checkpoint carries no tokenizer; give its tokenizer.bin "
+                             "with --tokenizer (stories260K: tok512.bin)", path);
+    return red_tokenizer_load(out, path, err);
 }

@@ -372,7 +372,7 @@ static void check_ids(const int *ids, int n, int vocab, const char *what) {
 
 /* Options shared by the model commands. */
 typedef struct {
-    const char *model, *tokens, *out, *prompt;
+    const char *model, *tokens, *out, *prompt, *tokenizer;
     int escape, bos;
     int threads, n, top_k, stop, no_stop;
     float temp, top_p;
@@ -410,6 +410,7 @@ static void parse_model_args(int argc, char **argv, model_args *a, const char *u
             exit(2);
         }
         if (!strcmp(o, "--model")) a->model = argv[++i];
+        else if (!strcmp(o, "--tokenizer")) a->tokenizer = argv[++i];
         else if (!strcmp(o, "--tokens")) a->tokens = argv[++i];
         else if (!strcmp(o, "--prompt")) a->prompt = argv[++i];
         else if (!strcmp(o, "--out")) a->out = argv[++i];
@@ -512,7 +513,7 @@ static int cmd_generate(int argc, char **argv) {
         size_t len = strlen(a.prompt), k = 0, q;
         int cap;
         text_mode = 1;
-        if (red_tokenizer_load(&tok, a.model, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_model_tokenizer(&tok, a.model, a.tokenizer, &err) != RED_OK) die(1, "%s", err.msg);
         buf = xmalloc(len + 1);
         k = unescape_text(a.prompt, a.escape, buf);
         (void)q;
@@ -728,7 +729,7 @@ static void report_gsm8k(red_gsm8k_task task, const char *task_name, const red_g
 }
 
 /* red eval --task choice: lm-eval multiple_choice scoring of a JSONL file. */
-static int cmd_eval_choice(const char *model, const char *data, int limit, int batch, int bos, int threads,
+static int cmd_eval_choice(const char *model, const char *tok_path, const char *data, int limit, int batch, int bos, int threads,
                            const char *json_out, const char *samples_out) {
     red_mc_doc *docs;
     int n, n_all, i, k, n_req = 0, q = 0, any_multi = 0, *preds;
@@ -744,7 +745,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
     if (limit && limit < n) n = limit;
     pool = make_pool(threads);
     load_model(&m, model, pool);
-    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_tokenizer(&tok, model, tok_path, &err) != RED_OK) die(1, "%s", err.msg);
     for (i = 0; i < n; i++) {
         n_req += docs[i].n_options;
         any_multi |= docs[i].multi_context;
@@ -805,7 +806,7 @@ static int cmd_eval_choice(const char *model, const char *data, int limit, int b
 
 /* red eval --task/--tasks over lm-eval's general-ability tasks (eval/lmeval.c). */
 static int cmd_eval_lm(const char *one, const char *list, const char *const *datas, int n_data, const char *dir,
-                       const char *model, const char *dump, int limit, int batch, int bos, int threads,
+                       const char *model, const char *tok_path, const char *dump, int limit, int batch, int bos, int threads,
                        const char *json_out, const char *samples_out) {
     red_lm_set sets[RED_LM_N_TASKS];
     char dir_paths[RED_LM_N_TASKS][4096], names[256], *tok_s;
@@ -862,7 +863,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
     if (!model) die(2, "eval: --model is required to score (or give --dump-requests alone)%s", "");
     pool = make_pool(threads);
     load_model(&m, model, pool);
-    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_tokenizer(&tok, model, tok_path, &err) != RED_OK) die(1, "%s", err.msg);
     red_sbuf_init(&js);
     red_sbuf_puts(&js, "{\"model\": ");
     red_json_put_string(&js, model, strlen(model));
@@ -902,6 +903,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
 }
 
 static int cmd_eval(int argc, char **argv) {
+    const char *tok_path = NULL;
     const char *task_name = NULL, *model = NULL, *data = NULL, *fewshot = NULL, *json_out = NULL,
                *samples_out = NULL, *tasks = NULL, *data_dir = NULL, *dump = NULL, *datas[RED_LM_N_TASKS];
     int n_data = 0;
@@ -927,6 +929,7 @@ static int cmd_eval(int argc, char **argv) {
         if (!strcmp(o, "--calculator")) { calculator = 1; continue; }
         if (i + 1 >= argc) die(2, "eval: %s needs a value (see red eval --help)", o);
         if (!strcmp(o, "--task")) task_name = argv[++i];
+        else if (!strcmp(o, "--tokenizer")) tok_path = argv[++i];
         else if (!strcmp(o, "--model")) model = argv[++i];
         else if (!strcmp(o, "--data")) {
             if (n_data == RED_LM_N_TASKS) die(2, "eval: too many --data%s", "");
@@ -947,14 +950,14 @@ static int cmd_eval(int argc, char **argv) {
     if (tasks || (task_name && red_lm_task_parse(task_name, &lm_task) == RED_OK)) {
         if (tasks && task_name) die(2, "eval: give --task or --tasks, not both%s", "");
         if (!tasks && n_data != 1) die(2, "eval: --task %s needs one --data ROWS.jsonl", task_name);
-        return cmd_eval_lm(task_name, tasks, datas, n_data, data_dir, model, dump, limit, batch, bos, threads, json_out,
+        return cmd_eval_lm(task_name, tasks, datas, n_data, data_dir, model, tok_path, dump, limit, batch, bos, threads, json_out,
                            samples_out);
     }
     if (task_name && strcmp(task_name, "choice") && red_gsm8k_task_parse(task_name, &task) != RED_OK)
         die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot, choice, arc_easy, arc_challenge, "
                "hellaswag, piqa, winogrande, sciq, boolq, mmlu)", task_name);
     if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)%s", "");
-    if (!strcmp(task_name, "choice")) return cmd_eval_choice(model, data, limit, batch, bos, threads, json_out, samples_out);
+    if (!strcmp(task_name, "choice")) return cmd_eval_choice(model, tok_path, data, limit, batch, bos, threads, json_out, samples_out);
     if (shots < 0) shots = task == RED_GSM8K && fewshot ? 5 : task == RED_GSM8K_COT ? 8 : 0;
     if (task == RED_GSM8K && shots > 0 && !fewshot) die(2, "eval: gsm8k with --shots > 0 needs --fewshot-from TRAIN.jsonl%s", "");
     if (task == RED_GSM8K_COT && shots != 8) die(2, "eval: gsm8k_cot always uses its 8 fixed exemplars%s", "");
@@ -968,7 +971,7 @@ static int cmd_eval(int argc, char **argv) {
     if (limit && limit < n_test) n_test = limit;
     pool = make_pool(threads);
     load_model(&m, model, pool);
-    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_tokenizer(&tok, model, tok_path, &err) != RED_OK) die(1, "%s", err.msg);
     prompts = xmalloc(sizeof *prompts * (size_t)(n_test ? n_test : 1));
     outs = xmalloc(sizeof *outs * (size_t)(n_test ? n_test : 1));
     memset(&go, 0, sizeof go);
@@ -1050,21 +1053,51 @@ static int cmd_score_gsm8k(int argc, char **argv) {
 /* ------------------------------------------------------------------ convert */
 
 static const char *usage_convert =
-    "usage: red convert --from PATH --to DIR|FILE.gguf|FILE.bin [--dtype f32|f16|bf16]\n"
+    "usage: red convert --from PATH --to DIR|FILE.gguf|FILE.bin [--dtype f32|f16|bf16] [--tokenizer PATH]\n"
     "\n"
     "Converts a model between a Hugging Face directory (config.json +\n"
     "model.safetensors), GGUF (llama.cpp's names; llama Q/K rows in its order)\n"
     "and llama2.c (.bin, legacy v0 as run.c reads it, f32 only). --from may be any\n"
     "of them (GGUF F32/F16/BF16/Q8_0, llama2.c v0/v1/v2, sharded safetensors);\n"
     "the output kind follows --to's ending. --dtype applies to the matrices\n"
-    "(default f32). Logits are unchanged up to the chosen dtype's rounding.\n";
+    "(default f32). Logits are unchanged up to the chosen dtype's rounding.\n"
+    "The tokenizer (the model's own, or --tokenizer PATH, e.g. a llama2.c\n"
+    "tokenizer.bin) is embedded in a GGUF and copied into a directory.\n";
+
+/* A directory output gets the tokenizer's files (red's own kinds are
+ * written by red_model_write). */
+static void copy_tokenizer_files(const char *src, const char *dir) {
+    static const char *const names[3] = {"tokenizer.json", "tokenizer_config.json", "tokenizer.bin"};
+    red_model_format f;
+    red_error err;
+    char from[2048], to[2048];
+    int k, n = 0, json = strlen(src) > 5 && !strcmp(src + strlen(src) - 5, ".json");
+    if (red_model_format_of(src, &f, &err) != RED_OK) die(1, "%s", err.msg);
+    for (k = 0; k < 3; k++) {
+        unsigned char *buf;
+        size_t len;
+        if (f == RED_FMT_DIR) snprintf(from, sizeof from, "%s/%s", src, names[k]);
+        else if (f == RED_FMT_GGUF || k != (json ? 0 : 2)) continue;  /* a file: tokenizer.json or llama2.c's .bin */
+        else snprintf(from, sizeof from, "%s", src);
+        if (access(from, R_OK) != 0) continue;
+        if (red_read_file(from, &buf, &len, &err) != RED_OK) die(1, "%s", err.msg);
+        snprintf(to, sizeof to, "%s/%s", dir, names[k]);
+        if (red_write_file_atomic(to, buf, len, &err) != RED_OK) die(1, "%s", err.msg);
+        free(buf);
+        n++;
+    }
+    if (!n) fprintf(stderr, "convert: %s: this tokenizer is not written into a directory; pass --tokenizer %s when "
+                    "using it\n", dir, src);
+}
 
 static int cmd_convert(int argc, char **argv) {
-    const char *from = NULL, *to = NULL, *dt = "f32";
+    const char *from = NULL, *to = NULL, *dt = "f32", *tok_path = NULL;
+    red_tokenizer *tok = NULL;
+    red_vocab_spec vs;
     red_dtype dtype;
     red_model m;
     red_error err;
-    int i;
+    int i, gguf_out;
     for (i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_convert, stdout);
@@ -1074,6 +1107,7 @@ static int cmd_convert(int argc, char **argv) {
         if (!strcmp(argv[i], "--from")) from = argv[++i];
         else if (!strcmp(argv[i], "--to")) to = argv[++i];
         else if (!strcmp(argv[i], "--dtype")) dt = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer")) tok_path = argv[++i];
         else die(2, "convert: unknown option '%s' (see red convert --help)", argv[i]);
     }
     if (!from || !to) die(2, "convert: --from and --to are required (see red convert --help)%s", "");
@@ -1082,10 +1116,24 @@ static int cmd_convert(int argc, char **argv) {
     else if (!strcmp(dt, "bf16")) dtype = RED_DT_BF16;
     else die(2, "convert: --dtype must be f32, f16 or bf16, not '%s'", dt);
     if (red_model_open(&m, from, NULL, &err) != RED_OK) die(1, "%s", err.msg);
-    if (red_model_write(&m, to, dtype, &err) != RED_OK) die(1, "%s", err.msg);
-    fprintf(stderr, "convert: %s -> %s (%s %s, %d layers, dim %d, vocab %d, %zu parameters, %s)\n", from, to,
+    gguf_out = strlen(to) > 5 && !strcmp(to + strlen(to) - 5, ".gguf");
+    if (red_model_tokenizer(&tok, from, tok_path, &err) != RED_OK) {
+        if (tok_path) die(1, "%s", err.msg);
+        fprintf(stderr, "convert: no tokenizer is written (%s)\n", err.msg);
+    } else if (gguf_out && red_tokenizer_to_vocab(tok, &vs, &err) != RED_OK) {
+        fprintf(stderr, "convert: the GGUF gets no tokenizer (%s)\n", err.msg);
+        red_tokenizer_free(tok);
+        tok = NULL;
+    }
+    if (tok && red_tokenizer_vocab(tok) > m.cfg.vocab) die(1, "convert: the tokenizer has more ids than the model%s", "");
+    if (red_model_write(&m, tok, to, dtype, &err) != RED_OK) die(1, "%s", err.msg);
+    if (tok && !gguf_out && (strlen(to) < 4 || strcmp(to + strlen(to) - 4, ".bin")) &&
+        red_tokenizer_kind(tok) != RED_TOK_BYTE && red_tokenizer_kind(tok) != RED_TOK_BPE)
+        copy_tokenizer_files(tok_path ? tok_path : from, to);
+    fprintf(stderr, "convert: %s -> %s (%s %s, %d layers, dim %d, vocab %d, %zu parameters, %s%s)\n", from, to,
             red_arch_name(m.cfg.arch), m.cfg.tied ? "tied" : "untied", m.cfg.n_layers, m.cfg.dim, m.cfg.vocab,
-            m.n_params, dt);
+            m.n_params, dt, tok && gguf_out ? ", tokenizer embedded" : "");
+    red_tokenizer_free(tok);
     red_model_free(&m);
     return 0;
 }
@@ -1416,6 +1464,7 @@ static void load_data_files(red_train_data *d, const red_tokenizer *tok, const c
 }
 
 static int cmd_erank_model(int argc, char **argv) {
+    const char *tok_path = NULL;
     const char *model = NULL, *json = NULL, *data[64];
     int n_data = 0, threads = 0, center = 0, T = 256, i, n_rows, L;
     int64_t tokens = 8192;
@@ -1430,7 +1479,8 @@ static int cmd_erank_model(int argc, char **argv) {
         const char *o = argv[i];
         if (!strcmp(o, "--center")) { center = 1; continue; }
         if (i + 1 >= argc) die(2, "erank: %s needs a value (see red erank --help)", o);
-        if (!strcmp(o, "--model")) model = argv[++i];
+        if (!strcmp(o, "--tokenizer")) tok_path = argv[++i];
+        else if (!strcmp(o, "--model")) model = argv[++i];
         else if (!strcmp(o, "--data")) {
             if (n_data == 64) die(2, "erank: at most 64 --data files%s", "");
             data[n_data++] = argv[++i];
@@ -1443,7 +1493,7 @@ static int cmd_erank_model(int argc, char **argv) {
     if (!model || !n_data) die(2, "erank: --model and --data are required (see red erank --help)%s", "");
     pool = make_pool(threads);
     load_model(&m, model, pool);
-    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_tokenizer(&tok, model, tok_path, &err) != RED_OK) die(1, "%s", err.msg);
     if (T > m.cfg.max_pos) T = m.cfg.max_pos;
     n_rows = (int)((tokens + T - 1) / T);
     load_data_files(&d, tok, data, n_data);
@@ -1672,6 +1722,7 @@ static int parse_name(const char *cmd, const char *opt, const red_name *t, const
 }
 
 static int cmd_distill(int argc, char **argv) {
+    const char *tok_path = NULL;
     const char *teacher_dir = NULL, *out = NULL, *data[64], *calib_files[64], *init_name = NULL, *init_std = NULL;
     int n_data = 0, n_calib = 0, width = 0, threads = 0, log_every = 10, i, orth_lrc = 0;
     int64_t calib_tokens = 262144, erank_tokens = 8192, warm_steps = -1;
@@ -1700,7 +1751,8 @@ static int cmd_distill(int argc, char **argv) {
         }
         if (!strcmp(a, "--resume")) { o.loop.resume = 1; continue; }
         if (i + 1 >= argc) die(2, "distill: %s needs a value (see red distill --help)", a);
-        if (!strcmp(a, "--teacher")) teacher_dir = argv[++i];
+        if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
+        else if (!strcmp(a, "--teacher")) teacher_dir = argv[++i];
         else if (!strcmp(a, "--out")) out = argv[++i];
         else if (!strcmp(a, "--width")) width = (int)parse_num(a, argv[++i], 1, 1 << 20);
         else if (!strcmp(a, "--init")) init_name = argv[++i];
@@ -1750,7 +1802,7 @@ static int cmd_distill(int argc, char **argv) {
     o.loop.out = out;
     pool = make_pool(threads);
     load_model(&t, teacher_dir, pool);
-    if (red_tokenizer_load(&tok, teacher_dir, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_tokenizer(&tok, teacher_dir, tok_path, &err) != RED_OK) die(1, "%s", err.msg);
     if (o.loop.seq > t.cfg.max_pos) die(2, "distill: --seq exceeds the teacher's max_position_embeddings (%s)", "see red info");
     red_init_by_name(init_name, t.cfg.dim, &io, &err);
     if (init_std && !strcmp(init_std, "matched")) io.std = (float)(0.02 * sqrt(3072.0 / t.cfg.dim));
@@ -2010,7 +2062,7 @@ static int cmd_tokenizer(int argc, char **argv) {
     if (!strcmp(argv[0], "encode")) {
         if (!model || !text == !input)
             die(2, "tokenizer encode: --tokenizer and one of --text and --input are required (see red tokenizer --help)%s", "");
-        if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_model_tokenizer(&tok, model, NULL, &err) != RED_OK) die(1, "%s", err.msg);
         if (text) {
             char *buf = xmalloc(strlen(text) + 1);
             print_ids(tok, buf, unescape_text(text, escape, buf), special);
@@ -2037,7 +2089,7 @@ static int cmd_tokenizer(int argc, char **argv) {
         const char *p;
         red_sbuf o;
         if (!model || !ids_text) die(2, "tokenizer decode: --tokenizer and --ids are required%s", "");
-        if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_model_tokenizer(&tok, model, NULL, &err) != RED_OK) die(1, "%s", err.msg);
         ids = xmalloc(sizeof(int) * (strlen(ids_text) / 2 + 1));
         for (p = ids_text; *p;) {
             char *end;

@@ -646,6 +646,126 @@ red_status red_gguf_w_write(red_gguf_writer *w, const char *path, red_error *err
     return st;
 }
 
+/* ------------------------------------------------------------------ tokenizers */
+
+/* An optional integer key; absent or negative gives def. */
+static int tok_id(const red_gguf *g, const char *key, int def) {
+    int64_t v;
+    return red_gguf_get_int(g, key, &v) == 1 && v >= 0 && v <= INT32_MAX ? (int)v : def;
+}
+
+/* The strings of an array kv as NUL-terminated copies in one block. */
+static red_status arr_strings(const red_gguf *g, const red_gguf_kv *kv, char ***out, red_error *err) {
+    uint64_t i, len = 0, total = 0;
+    char **p, *s;
+    for (i = 0; i < kv->n; i++) {
+        red_gguf_arr_str(g, kv, i, &len);
+        total += len + 1;
+    }
+    p = malloc((size_t)kv->n * sizeof *p + (size_t)total + 1);
+    if (!p) return red_error_set(err, RED_E_NOMEM, "%s: out of memory for %s", g->path, kv->key);
+    s = (char *)(p + kv->n);
+    for (i = 0; i < kv->n; i++) {
+        const char *src = red_gguf_arr_str(g, kv, i, &len);
+        p[i] = s;
+        memcpy(s, src, (size_t)len);
+        s[len] = 0;
+        s += len + 1;
+    }
+    *out = p;
+    return RED_OK;
+}
+
+static red_status tok_array(const red_gguf *g, const char *key, int strings, uint64_t want_n, const red_gguf_kv **out,
+                            red_error *err) {
+    const red_gguf_kv *kv = red_gguf_find(g, key);
+    *out = NULL;
+    if (!kv) return RED_OK;
+    if (kv->type != RED_GGUF_ARRAY || (strings != (kv->elem_type == RED_GGUF_STRING)) ||
+        kv->elem_type == RED_GGUF_BOOL || kv->n > INT32_MAX || (want_n && kv->n != want_n))
+        return red_error_set(err, RED_E_FORMAT, "%s: byte %llu: %s must be an array of %s%s", g->path,
+                             (unsigned long long)kv->at, key, strings ? "strings" : "numbers",
+                             want_n ? " with one entry per token" : "");
+    *out = kv;
+    return RED_OK;
+}
+
+red_status red_gguf_tokenizer(red_tokenizer **out, const red_gguf *g, red_error *err) {
+    red_vocab_spec s;
+    const red_gguf_kv *tokens, *merges, *scores, *types;
+    char **tok_str = NULL, **merge_str = NULL;
+    float *sc = NULL;
+    int32_t *ty = NULL;
+    int64_t flag;
+    red_status st;
+    uint64_t i;
+    *out = NULL;
+    memset(&s, 0, sizeof s);
+    s.model = red_gguf_get_str(g, "tokenizer.ggml.model");
+    if (!s.model) return red_error_set(err, RED_E_FORMAT, "%s: no tokenizer (tokenizer.ggml.model); pass --tokenizer", g->path);
+    if ((st = tok_array(g, "tokenizer.ggml.tokens", 1, 0, &tokens, err))) return st;
+    if (!tokens) return red_error_set(err, RED_E_FORMAT, "%s: tokenizer.ggml.tokens is missing", g->path);
+    if ((st = tok_array(g, "tokenizer.ggml.merges", 1, 0, &merges, err)) ||
+        (st = tok_array(g, "tokenizer.ggml.scores", 0, tokens->n, &scores, err)) ||
+        (st = tok_array(g, "tokenizer.ggml.token_type", 0, tokens->n, &types, err)))
+        return st;
+    if ((st = arr_strings(g, tokens, &tok_str, err)) || (merges && (st = arr_strings(g, merges, &merge_str, err))))
+        goto done;
+    if ((scores && !(sc = malloc(sizeof *sc * (size_t)(tokens->n + 1)))) ||
+        (types && !(ty = malloc(sizeof *ty * (size_t)(tokens->n + 1))))) {
+        st = red_error_set(err, RED_E_NOMEM, "%s: out of memory", g->path);
+        goto done;
+    }
+    for (i = 0; i < tokens->n; i++) {
+        if (sc) sc[i] = (float)red_gguf_arr_num(g, scores, i);
+        if (ty) ty[i] = (int32_t)red_gguf_arr_num(g, types, i);
+    }
+    s.pre = red_gguf_get_str(g, "tokenizer.ggml.pre");
+    s.n_tokens = (int)tokens->n;
+    s.tokens = (const char *const *)tok_str;
+    s.scores = sc;
+    s.types = ty;
+    s.n_merges = merges ? (int)merges->n : 0;
+    s.merges = (const char *const *)merge_str;
+    s.bos_id = tok_id(g, "tokenizer.ggml.bos_token_id", -1);
+    s.eos_id = tok_id(g, "tokenizer.ggml.eos_token_id", -1);
+    s.unk_id = tok_id(g, "tokenizer.ggml.unknown_token_id", -1);
+    s.pad_id = tok_id(g, "tokenizer.ggml.padding_token_id", -1);
+    /* llama.cpp's defaults: SentencePiece vocabularies add BOS, byte-level ones do not */
+    s.add_bos = red_gguf_get_int(g, "tokenizer.ggml.add_bos_token", &flag) == 1 ? flag != 0 : !strcmp(s.model, "llama");
+    s.add_eos = red_gguf_get_int(g, "tokenizer.ggml.add_eos_token", &flag) == 1 ? flag != 0 : 0;
+    {
+        red_error e2;
+        if ((st = red_tokenizer_from_vocab(out, &s, &e2))) st = red_error_set(err, st, "%s: %s", g->path, e2.msg);
+    }
+done:
+    free(tok_str);
+    free(merge_str);
+    free(sc);
+    free(ty);
+    return st;
+}
+
+/* tokenizer.ggml.* from a tokenizer. */
+static red_status put_tokenizer(red_gguf_writer *w, const red_tokenizer *tok, red_error *err) {
+    red_vocab_spec s;
+    red_status st = red_tokenizer_to_vocab(tok, &s, err);
+    if (st) return st;
+    red_gguf_w_str(w, "tokenizer.ggml.model", s.model);
+    if (s.pre) red_gguf_w_str(w, "tokenizer.ggml.pre", s.pre);
+    red_gguf_w_arr_str(w, "tokenizer.ggml.tokens", s.tokens, NULL, (uint64_t)s.n_tokens);
+    if (s.scores) red_gguf_w_arr_f32(w, "tokenizer.ggml.scores", s.scores, (uint64_t)s.n_tokens);
+    if (s.types) red_gguf_w_arr_i32(w, "tokenizer.ggml.token_type", s.types, (uint64_t)s.n_tokens);
+    if (s.n_merges) red_gguf_w_arr_str(w, "tokenizer.ggml.merges", s.merges, NULL, (uint64_t)s.n_merges);
+    if (s.bos_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)s.bos_id);
+    if (s.eos_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)s.eos_id);
+    if (s.unk_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)s.unk_id);
+    if (s.pad_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)s.pad_id);
+    red_gguf_w_bool(w, "tokenizer.ggml.add_bos_token", s.add_bos);
+    red_gguf_w_bool(w, "tokenizer.ggml.add_eos_token", s.add_eos);
+    return RED_OK;
+}
+
 /* ------------------------------------------------------------------ models */
 
 /* HF name suffix -> llama.cpp name suffix (formats.md 2.5). */
@@ -863,7 +983,7 @@ fail:
     return st;
 }
 
-static void put_config(red_gguf_writer *w, const red_config *c, red_dtype dtype) {
+static void put_config(red_gguf_writer *w, const red_config *c, red_dtype dtype, int ids) {
     const char *a = red_arch_name(c->arch);
     char k[128];
 #define KEY(s) (snprintf(k, sizeof k, "%s.%s", a, s), k)
@@ -887,8 +1007,8 @@ static void put_config(red_gguf_writer *w, const red_config *c, red_dtype dtype)
         red_gguf_w_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
     }
 #undef KEY
-    if (c->bos_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id);
-    if (c->eos_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id);
+    if (ids && c->bos_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos_id);
+    if (ids && c->eos_id >= 0) red_gguf_w_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos_id);
 }
 
 /* Tensors of m in slab order under llama.cpp's names (llama: Q/K rows in
@@ -930,16 +1050,21 @@ static red_status put_tensors(red_gguf_writer *w, const red_model *m, uint32_t m
     return st;
 }
 
-red_status red_gguf_model_save(const red_model *m, const char *path, red_dtype dtype, red_error *err) {
+red_status red_gguf_model_save(const red_model *m, const red_tokenizer *tok, const char *path, red_dtype dtype,
+                               red_error *err) {
     red_gguf_writer w;
-    red_status st;
+    red_status st = RED_OK;
     uint32_t mtype = dtype == RED_DT_F32 ? RED_GGML_F32 : dtype == RED_DT_F16 ? RED_GGML_F16 : RED_GGML_BF16;
     if (dtype != RED_DT_F32 && dtype != RED_DT_F16 && dtype != RED_DT_BF16)
         return red_error_set(err, RED_E_ARG, "%s: GGUF is written as F32, F16 or BF16", path);
     if (m->cfg.head_dim > 4096) return red_error_set(err, RED_E_ARG, "%s: head_dim too large", path);
     red_gguf_w_init(&w);
-    put_config(&w, &m->cfg, dtype);
-    st = put_tensors(&w, m, mtype, err);
+    put_config(&w, &m->cfg, dtype, tok == NULL);
+    if (tok) {
+        red_error e2;
+        if ((st = put_tokenizer(&w, tok, &e2))) st = red_error_set(err, st, "%s: %s", path, e2.msg);
+    }
+    if (!st) st = put_tensors(&w, m, mtype, err);
     if (!st) st = red_gguf_w_write(&w, path, err);
     red_gguf_w_free(&w);
     return st;

@@ -627,9 +627,18 @@ red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, 
 typedef enum { RED_FMT_DIR = 0, RED_FMT_GGUF = 1, RED_FMT_LLAMA2C = 2 } red_model_format;
 red_status red_model_format_of(const char *path, red_model_format *fmt, red_error *err);
 red_status red_model_open(red_model *m, const char *path, red_pool *pool, red_error *err);
+/* The tokenizer of a model: tok_path when given (anything red_tokenizer_load
+ * reads, or a .gguf carrying one), else the model's own (a directory's files,
+ * a GGUF's tokenizer.ggml.*); a llama2.c checkpoint carries none. */
+struct red_tokenizer;
+red_status red_model_tokenizer(struct red_tokenizer **out, const char *model_path, const char *tok_path,
+                               red_error *err);
 /* Writes m as a directory, FILE.gguf (F32/F16/BF16 matrices) or FILE.bin
- * (llama2.c v0, fp32), chosen by the path's ending, atomically. */
-red_status red_model_write(const red_model *m, const char *path, red_dtype dtype, red_error *err);
+ * (llama2.c v0, fp32), chosen by the path's ending, atomically. tok (may be
+ * NULL) goes into a GGUF, or into a directory as red_tokenizer.json (red's own
+ * kinds); a llama2.c file holds none. */
+red_status red_model_write(const red_model *m, const struct red_tokenizer *tok, const char *path, red_dtype dtype,
+                           red_error *err);
 
 /* llama2.c: parse an in-memory file (name for messages); Q/K rows are
  * converted from interleaved RoPE pairs to red's rotate-half order. */
@@ -728,7 +737,12 @@ red_status red_gguf_w_write(red_gguf_writer *w, const char *path, red_error *err
  * interleaved pairs; qwen2: as is). dtype applies to matrices; norms and
  * biases are F32, as llama.cpp's converter writes them. */
 red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, red_error *err);
-red_status red_gguf_model_save(const red_model *m, const char *path, red_dtype dtype, red_error *err);
+/* tok (may be NULL) is embedded as tokenizer.ggml.* (red_tokenizer_to_vocab). */
+struct red_tokenizer;
+red_status red_gguf_model_save(const red_model *m, const struct red_tokenizer *tok, const char *path,
+                               red_dtype dtype, red_error *err);
+/* The tokenizer a GGUF carries (tokenizer.ggml.*, via red_tokenizer_from_vocab). */
+red_status red_gguf_tokenizer(struct red_tokenizer **out, const red_gguf *g, red_error *err);
 
 /* ------------------------------------------------------------------ tokenizer.c */
 

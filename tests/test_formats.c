@@ -349,7 +349,7 @@ static void gguf_round_trip(red_arch arch) {
     for (d = 0; d < 3; d++) {
         float *got;
         tmp_path(path, sizeof path, dir, "m.gguf");
-        cr_assert(red_model_write(&m, path, dts[d], &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_model_write(&m, NULL, path, dts[d], &err) == RED_OK, "%s", err.msg);
         cr_assert(red_model_open(&back, path, pool, &err) == RED_OK, "%s", err.msg);
         cr_expect(memcmp(&back.cfg, &m.cfg, sizeof m.cfg) == 0, "%s config round trip (dtype %d)",
                   red_arch_name(arch), d);
@@ -390,7 +390,7 @@ Test(gguf, metadata_and_layout_as_llama_cpp_names_them, .init = setup, .fini = t
     cr_assert(mkdtemp(dir));
     random_model(&m, RED_ARCH_QWEN2, 3);
     tmp_path(path, sizeof path, dir, "q.gguf");
-    cr_assert(red_model_write(&m, path, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_write(&m, NULL, path, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
     cr_expect(g.version == 3 && g.alignment == 32 && g.data_start % 32 == 0);
     cr_expect_str_eq(red_gguf_get_str(&g, "general.architecture"), "qwen2");
@@ -517,12 +517,12 @@ Test(gguf, independent_python_reader_agrees, .init = setup, .fini = teardown) {
         random_model(&m, a ? RED_ARCH_QWEN2 : RED_ARCH_LLAMA, 11 + a);
         m.cfg.rope_llama3 = 0;  /* the script compares tensors with an HF directory, which has no rope_freqs */
         tmp_path(hf, sizeof hf, dir, a ? "qwen2" : "llama");
-        cr_assert(red_model_write(&m, hf, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_model_write(&m, NULL, hf, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
         for (d = 0; d < 3; d++) {
             char name[32];
             snprintf(name, sizeof name, "%d_%s.gguf", a, dts[d]);
             tmp_path(path, sizeof path, dir, name);
-            cr_assert(red_model_write(&m, path, (red_dtype)d, &err) == RED_OK, "%s", err.msg);
+            cr_assert(red_model_write(&m, NULL, path, (red_dtype)d, &err) == RED_OK, "%s", err.msg);
             cr_expect(run_check(py, path, "--hf", hf) == 0, "gguf_check.py rejects %s (see stderr)", path);
         }
         red_model_free(&m);
@@ -540,7 +540,7 @@ Test(gguf, independent_python_reader_agrees, .init = setup, .fini = teardown) {
     if (have_file(STORIES)) {
         tmp_path(path, sizeof path, dir, "stories.gguf");
         cr_assert(red_model_open(&m, STORIES, pool, &err) == RED_OK, "%s", err.msg);
-        cr_assert(red_model_write(&m, path, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+        cr_assert(red_model_write(&m, NULL, path, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
         cr_expect(run_check(py, path, "--llama2c", STORIES) == 0, "llama2.c rows = GGUF llama rows (no permutation)");
         red_model_free(&m);
     }
@@ -681,7 +681,7 @@ Test(gguf, truncated_model_file_at_every_length_in_header, .init = setup, .fini 
     cr_assert(mkdtemp(dir));
     random_model(&m, RED_ARCH_QWEN2, 5);
     tmp_path(path, sizeof path, dir, "m.gguf");
-    cr_assert(red_model_write(&m, path, RED_DT_F16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_write(&m, NULL, path, RED_DT_F16, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_read_file(path, &b, &len, &err) == RED_OK);
     for (cut = 0; cut < len; cut += cut < g.data_start + 64 ? 1 : 509) gguf_bad(b, cut, RED_E_FORMAT, "");
@@ -760,7 +760,7 @@ Test(formats, model_open_dispatch, .init = setup, .fini = teardown) {
     m.cfg.rope_theta = 10000.0f;
     for (k = 0; k < 3; k++) {
         tmp_path(path, sizeof path, dir, names[k]);
-        cr_assert(red_model_write(&m, path, RED_DT_F32, &err) == RED_OK, "%s: %s", names[k], err.msg);
+        cr_assert(red_model_write(&m, NULL, path, RED_DT_F32, &err) == RED_OK, "%s: %s", names[k], err.msg);
         cr_assert(red_model_format_of(path, &f, &err) == RED_OK);
         cr_expect_eq((int)f, k, "%s detected as %d", names[k], (int)f);
         cr_assert(red_model_open(&back, path, pool, &err) == RED_OK, "%s: %s", names[k], err.msg);
@@ -816,7 +816,7 @@ Test(safetensors, sharded_index_loads_and_rejects_lies, .init = setup, .fini = t
     int split;
     cr_assert(mkdtemp(dir));
     random_model(&m, RED_ARCH_QWEN2, 21);
-    cr_assert(red_model_write(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_write(&m, NULL, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
     tmp_path(path, sizeof path, dir, "model.safetensors");
     cr_assert(unlink(path) == 0);
     split = m.n_tensors / 2;
@@ -867,7 +867,7 @@ Test(gguf, random_mutations_never_crash, .init = setup, .fini = teardown) {
     cr_assert(mkdtemp(dir));
     random_model(&m, RED_ARCH_LLAMA, 31);
     tmp_path(path, sizeof path, dir, "m.gguf");
-    cr_assert(red_model_write(&m, path, RED_DT_F16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_write(&m, NULL, path, RED_DT_F16, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_read_file(path, &good, &len, &err) == RED_OK);
     red_rng_seed(&r, 1234);
     for (it = 0; it < 3000; it++) {
@@ -949,4 +949,130 @@ Test(llama2c, untied_classifier_v0_v1_round_trip, .init = setup, .fini = teardow
     free(a);
     red_model_free(&m);
     rm_tree(dir);
+}
+
+/* ================================================================== tokenizers in model files */
+
+#define TOK512 "../shared/data/stories260K/tok512.bin"
+
+/* llama2.c's README output for `run stories260K.bin -z tok512.bin -t 0 -n 64 -i "Once upon a time"` */
+static const char *const stories_text =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
+    "big, red ball. She wanted to play with it, but it was too high.\nLily";
+
+static void stories_text_equal(red_model *m, red_tokenizer *tok) {
+    int ids[70], n, *out, olen, all[70], i;
+    const int *pp = ids;
+    red_sampler greedy = {0.0f, 0, 1.0f};
+    red_error err;
+    red_sbuf text;
+    n = red_tokenize(tok, "Once upon a time", 16, 1, ids, 70);
+    cr_assert_eq(n, 5);
+    cr_expect(ids[0] == 1 && ids[1] == 403 && ids[2] == 407 && ids[3] == 261 && ids[4] == 378,
+              "prompt ids as run.c: 1 403 407 261 378");
+    out = malloc(sizeof(int) * 60);  /* run.c -n 64: positions 0..63 after BOS, 60 of them new */
+    cr_assert(red_generate(m, 1, &pp, &n, 60, &greedy, 0, -1, &out, &olen, &err) == RED_OK, "%s", err.msg);
+    for (i = 0; i < 5; i++) all[i] = ids[i];
+    for (i = 0; i < olen; i++) all[5 + i] = out[i];
+    red_sbuf_init(&text);
+    red_detokenize(tok, all, 5 + olen, &text);
+    cr_expect(text.len == strlen(stories_text) && !memcmp(text.p, stories_text, text.len),
+              "red's greedy text:\n%s\nllama2.c's:\n%s", text.p ? text.p : "", stories_text);
+    red_sbuf_free(&text);
+    free(out);
+}
+
+Test(llama2c, stories260K_greedy_text_equals_llama2c, .init = setup, .fini = teardown) {
+    red_model m;
+    red_tokenizer *tok = NULL;
+    red_error err;
+    if (!have_file(STORIES) || !have_file(TOK512)) cr_skip_test(STORIES " or tok512.bin absent");
+    cr_assert(red_model_open(&m, STORIES, pool, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_model_tokenizer(&tok, STORIES, NULL, &err) == RED_E_ARG, "a .bin has no tokenizer");
+    cr_expect(strstr(err.msg, "--tokenizer") != NULL, "%s", err.msg);
+    cr_assert(red_model_tokenizer(&tok, STORIES, TOK512, &err) == RED_OK, "%s", err.msg);
+    stories_text_equal(&m, tok);
+    red_tokenizer_free(tok);
+    red_model_free(&m);
+}
+
+Test(gguf, tokenizer_embedded_and_read_back, .init = setup, .fini = teardown) {
+    red_model m, back;
+    red_tokenizer *tok = NULL, *tok2 = NULL;
+    red_error err;
+    red_gguf g;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300], py[64];
+    const char *texts[4] = {"Once upon a time", "The cat sat on the mat. \"Hi!\" 123", "  leading\nnewline\t",
+                            "caf\xC3\xA9 \xE4\xB8\xAD"};
+    int k, a[256], b[256], na, nb;
+    if (!have_file(STORIES) || !have_file(TOK512)) cr_skip_test(STORIES " or tok512.bin absent");
+    cr_assert(mkdtemp(dir));
+    cr_assert(red_model_open(&m, STORIES, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_tokenizer(&tok, STORIES, TOK512, &err) == RED_OK, "%s", err.msg);
+    tmp_path(path, sizeof path, dir, "s.gguf");
+    cr_assert(red_model_write(&m, tok, path, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
+    cr_expect_str_eq(red_gguf_get_str(&g, "tokenizer.ggml.model"), "llama");
+    cr_expect(red_gguf_find(&g, "tokenizer.ggml.tokens")->n == 512);
+    cr_expect(red_gguf_find(&g, "tokenizer.ggml.scores")->elem_type == RED_GGUF_F32);
+    red_gguf_close(&g);
+    cr_assert(red_model_open(&back, path, pool, &err) == RED_OK, "%s", err.msg);
+    cr_expect(back.cfg.bos_id == 1 && back.cfg.eos_id == 2);
+    cr_assert(red_model_tokenizer(&tok2, path, NULL, &err) == RED_OK, "%s", err.msg);
+    for (k = 0; k < 4; k++) {
+        na = red_tokenize(tok, texts[k], strlen(texts[k]), 1, a, 256);
+        nb = red_tokenize(tok2, texts[k], strlen(texts[k]), 1, b, 256);
+        cr_expect(na == nb && !memcmp(a, b, sizeof(int) * (size_t)na), "'%s': same ids from tok512.bin and the GGUF",
+                  texts[k]);
+    }
+    stories_text_equal(&back, tok2);
+    if (python_numpy(py, sizeof py)) cr_expect(run_check(py, path, "--llama2c", STORIES) == 0, "gguf_check.py");
+    red_tokenizer_free(tok);
+    red_tokenizer_free(tok2);
+    red_model_free(&back);
+    red_model_free(&m);
+    rm_tree(dir);
+}
+
+/* llama.cpp's own test vectors for its GPT-2 vocabulary, through red's GGUF
+ * reader: .inp strings split on "\n__ggml_vocab_test__\n", .out ids per line. */
+Test(gguf, llama_cpp_gpt2_vectors_through_the_gguf_reader) {
+    red_gguf g;
+    red_tokenizer *tok = NULL;
+    red_error err;
+    unsigned char *inp, *outf;
+    size_t li, lo, pos = 0, opos = 0;
+    const char *sep = "\n__ggml_vocab_test__\n";
+    int cases = 0;
+    if (!have_file(VOCAB_GPT2)) cr_skip_test(VOCAB_GPT2 " absent");
+    cr_assert(red_gguf_open(&g, VOCAB_GPT2, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_gguf_tokenizer(&tok, &g, &err) == RED_OK, "%s", err.msg);
+    red_gguf_close(&g);
+    cr_assert(red_read_file(VOCAB_GPT2 ".inp", &inp, &li, &err) == RED_OK);
+    cr_assert(red_read_file(VOCAB_GPT2 ".out", &outf, &lo, &err) == RED_OK);
+    while (pos < li) {
+        const char *end = strstr((const char *)inp + pos, sep);
+        size_t n = end ? (size_t)(end - (const char *)inp) - pos : li - pos;
+        int ids[512], want[512], nw = 0, got, i;
+        char *line_end = memchr(outf + opos, '\n', lo - opos), *p = (char *)outf + opos;
+        cr_assert(end && line_end, "case %d: files out of step", cases);
+        while (p < line_end) {
+            char *q;
+            long v = strtol(p, &q, 10);
+            if (q == p) break;
+            want[nw++] = (int)v;
+            p = q;
+        }
+        got = red_tokenize(tok, (const char *)inp + pos, n, 0, ids, 512);
+        cr_expect(got == nw && !memcmp(ids, want, sizeof(int) * (size_t)nw), "case %d ('%.*s'): %d ids, llama.cpp %d",
+                  cases, (int)n, (const char *)inp + pos, got, nw);
+        (void)i;
+        pos += n + strlen(sep);
+        opos = (size_t)(line_end - (char *)outf) + 1;
+        cases++;
+    }
+    cr_expect(cases > 30, "%d cases", cases);
+    free(inp);
+    free(outf);
+    red_tokenizer_free(tok);
 }
