@@ -297,10 +297,12 @@ static size_t unescape_text(const char *text, int escape, char *out) {
 }
 
 static const char *usage_info =
-    "usage: red info --model DIR\n"
+    "usage: red info --model PATH\n"
     "\n"
     "Prints the model's configuration (Hugging Face config.json keys), its\n"
-    "parameter count and the tensors and dtypes of model.safetensors.\n";
+    "parameter count and, for a directory, the dtypes of model.safetensors.\n"
+    "PATH (for every --model and --teacher): a Hugging Face directory, a .gguf or\n"
+    "a llama2.c .bin; --tokenizer PATH gives the tokenizer when the model has none.\n";
 
 static const char *usage_forward =
     "usage: red forward --model DIR --tokens \"ID ID ...\" --out LOGITS.npy [--threads N]\n"
@@ -310,7 +312,7 @@ static const char *usage_forward =
     "atomically. Prints the argmax of the last position to stdout.\n";
 
 static const char *usage_generate =
-    "usage: red generate --model DIR (--tokens \"ID ...[; ID ...]\" | --prompt TEXT [--escape] [--bos])\n"
+    "usage: red generate --model PATH [--tokenizer PATH] (--tokens \"ID ...[; ID ...]\" | --prompt TEXT [--escape] [--bos])\n"
     "                    -n N [--temp T] [--top-k K] [--top-p P] [--seed S] [--stop ID | --no-stop]\n"
     "                    [--threads N]\n"
     "\n"
@@ -604,7 +606,7 @@ static const char *usage_eval =
     "                      loglikelihood of (query, \" \" + choice): acc and acc_norm\n"
     "                      (divided by the choice's length in characters); or\n"
     "                      {\"contexts\": [...], \"continuation\", \"gold\"} (WinoGrande: acc)\n"
-    "The model directory must record its tokenizer (red_tokenizer.json).\n"
+    "The model must carry its tokenizer (directory files or GGUF), or give --tokenizer PATH.\n"
     "--json writes a summary, --samples one line per doc (prompt, completion,\n"
     "extracted answers, gold, correct); both atomically.\n"
     "\n"
@@ -1835,6 +1837,7 @@ static int cmd_distill(int argc, char **argv) {
     job.opt.loop.stop = &stop_requested;
     catch_stop_signals();
     if ((st = red_distill_run(&job, &s, &rep, &err)) != RED_OK) die_err(st, &err);
+    if (red_tokenizer_kind(tok) > RED_TOK_BPE) copy_tokenizer_files(tok_path ? tok_path : teacher_dir, out);
     fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n",
             rep.erank_teacher[L], rep.erank_init[L], rep.erank_final[L], out);
     fprintf(stderr, "distill: indist@0.95 final norm: teacher %.4f, student at init %.4f, at end %.4f\n",

@@ -1408,7 +1408,9 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     if (j->at_segment && (st = j->at_segment(j->ctx, s, 0, j->n_segments, 0, err))) goto out;
     if ((st = distill_segments(j, s, &curve, err))) goto out;
     if ((st = student_diagnostics(j, s, r->erank_final, r->hidden_final, r->sv_final, err))) goto out;
-    if ((st = red_model_save(&s->model, o->loop.out, RED_DT_F32, err)) || (st = red_tokenizer_save(j->tok, o->loop.out, err)))
+    /* red's own tokenizers are written here; others keep their files (the CLI copies them) */
+    if ((st = red_model_save(&s->model, o->loop.out, RED_DT_F32, err)) ||
+        (red_tokenizer_kind(j->tok) <= RED_TOK_BPE && (st = red_tokenizer_save(j->tok, o->loop.out, err))))
         goto out;
     r->wall_seconds = red_time_seconds() - t0;
     if (j->write_log) st = write_log(j, s, r, &init_part, &curve, err);
