@@ -1076,3 +1076,41 @@ Test(gguf, llama_cpp_gpt2_vectors_through_the_gguf_reader) {
     free(outf);
     red_tokenizer_free(tok);
 }
+
+/* A byte-level BPE with added tokens (Qwen3's tokenizer.json) embedded in a
+ * qwen2 GGUF: tokens, merges and types survive, so encoding is unchanged. */
+Test(gguf, qwen3_tokenizer_embedded_encodes_the_same, .init = setup, .fini = teardown) {
+    const char *qwen = "../shared/data/tokenizers/qwen3";
+    const char *texts[4] = {"Hello world, 1234 apples.\n\n  def f(x):\n\treturn x",
+                            "<|im_start|>user\nWhat is 7*8?<|im_end|>", "caf\xC3\xA9 \xE4\xBD\xA0\xE5\xA5\xBD \xF0\x9F\x98\x80",
+                            "Ame\xCC\x81lie's  'S   "};
+    red_tokenizer *tok = NULL, *back = NULL;
+    red_config c;
+    red_model m;
+    red_error err;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300], py[64];
+    int k, a[256], b[256], na, nb;
+    if (!have_file("../shared/data/tokenizers/qwen3/tokenizer.json")) cr_skip_test("qwen3 tokenizer absent");
+    cr_assert(mkdtemp(dir));
+    cr_assert(red_model_tokenizer(&tok, qwen, NULL, &err) == RED_OK, "%s", err.msg);
+    red_config_default(&c);
+    c.arch = RED_ARCH_QWEN2; c.qkv_bias = 1; c.dim = 8; c.ffn = 8; c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1;
+    c.head_dim = 4; c.vocab = red_tokenizer_vocab(tok);
+    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
+    tmp_path(path, sizeof path, dir, "q.gguf");
+    cr_assert(red_model_write(&m, tok, path, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_tokenizer(&back, path, NULL, &err) == RED_OK, "%s", err.msg);
+    cr_expect_eq(red_tokenizer_vocab(back), red_tokenizer_vocab(tok));
+    cr_expect_eq(red_tokenizer_n_merges(back), red_tokenizer_n_merges(tok));
+    for (k = 0; k < 4; k++) {
+        na = red_tokenize(tok, texts[k], strlen(texts[k]), 0, a, 256);
+        nb = red_tokenize(back, texts[k], strlen(texts[k]), 0, b, 256);
+        cr_expect(na == nb && na > 0 && !memcmp(a, b, sizeof(int) * (size_t)na), "'%s': %d ids from tokenizer.json, %d "
+                  "from the GGUF", texts[k], na, nb);
+    }
+    if (python_numpy(py, sizeof py)) cr_expect(run_check(py, path, "", "") == 0, "gguf_check.py");
+    red_tokenizer_free(tok);
+    red_tokenizer_free(back);
+    red_model_free(&m);
+    rm_tree(dir);
+}
