@@ -1114,3 +1114,50 @@ Test(gguf, qwen3_tokenizer_embedded_encodes_the_same, .init = setup, .fini = tea
     red_model_free(&m);
     rm_tree(dir);
 }
+
+/* Hugging Face's GGUF parser (npm @huggingface/gguf, tests/fixtures/gguf_check_hf.js)
+ * reads red's file as red's own reader does: version, counts, data offset,
+ * every tensor's name, dims, type and offset. Skipped without node and the package. */
+Test(gguf, huggingface_parser_agrees, .init = setup, .fini = teardown) {
+    red_model m;
+    red_gguf g;
+    red_error err;
+    char dir[] = "/tmp/red-gguf-XXXXXX", path[300], cmd[700], line[512], want[512];
+    FILE *p;
+    uint64_t i = 0;
+    int n_lines = 0;
+    if (system("node -e \"require('@huggingface/gguf')\" >/dev/null 2>&1") != 0)
+        cr_skip_test("node with the npm package @huggingface/gguf absent (NODE_PATH)");
+    cr_assert(mkdtemp(dir));
+    random_model(&m, RED_ARCH_QWEN2, 41);
+    tmp_path(path, sizeof path, dir, "q.gguf");
+    cr_assert(red_model_write(&m, NULL, path, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
+    snprintf(cmd, sizeof cmd, "node " FIXTURE("gguf_check_hf.js") " '%s'", path);
+    p = popen(cmd, "r");
+    cr_assert(p);
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = 0;
+        if (n_lines == 0)
+            snprintf(want, sizeof want, "version=3 tensor_count=%llu kv_count=%llu", (unsigned long long)g.n_tensors,
+                     (unsigned long long)g.n_kv);
+        else if (n_lines == 1)
+            snprintf(want, sizeof want, "architecture=qwen2 tensor_data_offset=%llu", (unsigned long long)g.data_start);
+        else {
+            const red_gguf_tensor *t = &g.t[i++];
+            int k, o;
+            o = snprintf(want, sizeof want, "tensor=%s dims=", t->name);
+            for (k = 0; k < t->n_dims; k++) o += snprintf(want + o, sizeof want - (size_t)o, "%s%llu", k ? "," : "",
+                                                            (unsigned long long)t->ne[k]);
+            snprintf(want + o, sizeof want - (size_t)o, " type=%u offset=%llu", t->type, (unsigned long long)t->offset);
+        }
+        cr_expect_str_eq(line, want, "line %d", n_lines);
+        n_lines++;
+        if (i > g.n_tensors) break;
+    }
+    cr_expect_eq(pclose(p), 0, "the parser accepted the file");
+    cr_expect_eq((uint64_t)n_lines, 2 + g.n_tensors);
+    red_gguf_close(&g);
+    red_model_free(&m);
+    rm_tree(dir);
+}
