@@ -579,6 +579,7 @@ static int cmd_generate(int argc, char **argv) {
         free(prompts[i]);
     }
     free(outs); free(olen); free(prompts); free(lens); free(buf);
+    red_tokenizer_free(tok);
     red_model_free(&m);
     red_pool_destroy(pool);
     return 0;
