@@ -621,6 +621,8 @@ red_status red_model_save(const red_model *m, const char *dir, red_dtype dtype, 
 
 /* ------------------------------------------------------------------ model files: gguf.c, llama2c.c */
 
+struct red_tokenizer;  /* tokenizer.c, below */
+
 /* One entry point for every command that takes --model: path is a Hugging
  * Face directory (config.json + model.safetensors or a sharded index), a
  * GGUF file (magic "GGUF") or a llama2.c checkpoint (.bin, v0/v1/v2). */
@@ -630,7 +632,6 @@ red_status red_model_open(red_model *m, const char *path, red_pool *pool, red_er
 /* The tokenizer of a model: tok_path when given (anything red_tokenizer_load
  * reads, or a .gguf carrying one), else the model's own (a directory's files,
  * a GGUF's tokenizer.ggml.*); a llama2.c checkpoint carries none. */
-struct red_tokenizer;
 red_status red_model_tokenizer(struct red_tokenizer **out, const char *model_path, const char *tok_path,
                                red_error *err);
 /* Writes m as a directory, FILE.gguf (F32/F16/BF16 matrices) or FILE.bin
@@ -738,7 +739,6 @@ red_status red_gguf_w_write(red_gguf_writer *w, const char *path, red_error *err
  * biases are F32, as llama.cpp's converter writes them. */
 red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, red_error *err);
 /* tok (may be NULL) is embedded as tokenizer.ggml.* (red_tokenizer_to_vocab). */
-struct red_tokenizer;
 red_status red_gguf_model_save(const red_model *m, const struct red_tokenizer *tok, const char *path,
                                red_dtype dtype, red_error *err);
 /* The tokenizer a GGUF carries (tokenizer.ggml.*, via red_tokenizer_from_vocab). */
