@@ -290,8 +290,9 @@ red_status red_llama2c_save(const red_model *m, const char *path, int version, r
     int n, k, l;
     if (version != 0 && version != 1)
         return red_error_set(err, RED_E_ARG, "%s: llama2.c version %d cannot be written (0 or 1)", path, version);
+    /* (float) casts: FLT_EVAL_METHOD 1 hosts (s390x) would compare 1e-5f as a double */
     if (c->arch != RED_ARCH_LLAMA || c->qkv_bias || c->head_dim * c->n_heads != c->dim || c->rope_llama3 ||
-        c->rope_theta != 10000.0f || c->norm_eps != 1e-5f)
+        c->rope_theta != (float)10000.0f || c->norm_eps != (float)1e-5f)
         return red_error_set(err, RED_E_UNSUPPORTED, "%s: llama2.c files hold only llama models with head_dim = "
                              "dim / heads, no biases, rope_theta 10000, rms_norm_eps 1e-5 and no rope scaling "
                              "(this model: %s, head_dim %d, theta %g, eps %g); write a GGUF or a directory instead",
