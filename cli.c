@@ -804,6 +804,7 @@ static int cmd_eval_choice(const char *model, const char *tok_path, const char *
     red_mc_free(docs, n_all);
     red_model_free(&m);
     red_pool_destroy(pool);
+    red_tokenizer_free(tok);
     return 0;
 }
 
@@ -1000,6 +1001,7 @@ static int cmd_eval(int argc, char **argv) {
     red_gsm8k_free(train, n_train);
     red_model_free(&m);
     red_pool_destroy(pool);
+    red_tokenizer_free(tok);
     return 0;
 }
 
@@ -1191,6 +1193,7 @@ static int cmd_init(int argc, char **argv) {
     if (red_tokenizer_save(tok, out, &err) != RED_OK) die(1, "%s", err.msg);
     fprintf(stderr, "init: %s: %zu parameters (%s)\n", out, m.n_params, red_arch_name(c.arch));
     red_model_free(&m);
+    red_tokenizer_free(tok);
     return 0;
 }
 
@@ -1444,6 +1447,7 @@ static int cmd_train(int argc, char **argv) {
     red_train_data_free(&ev);
     red_model_free(&m);
     red_pool_destroy(pool);
+    red_tokenizer_free(tok);
     return 0;
 }
 
@@ -1530,6 +1534,7 @@ static int cmd_erank_model(int argc, char **argv) {
     red_train_data_free(&d);
     red_model_free(&m);
     red_pool_destroy(pool);
+    red_tokenizer_free(tok);
     return 0;
 }
 
@@ -1850,6 +1855,7 @@ static int cmd_distill(int argc, char **argv) {
     red_student_free(&s);
     red_model_free(&t);
     red_pool_destroy(pool);
+    red_tokenizer_free(tok);
     return 0;
 }
 
@@ -2066,7 +2072,7 @@ static int cmd_tokenizer(int argc, char **argv) {
     if (!strcmp(argv[0], "encode")) {
         if (!model || !text == !input)
             die(2, "tokenizer encode: --tokenizer and one of --text and --input are required (see red tokenizer --help)%s", "");
-        if (red_model_tokenizer(&tok, model, NULL, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_model_tokenizer(&tok, model, model, &err) != RED_OK) die(1, "%s", err.msg);
         if (text) {
             char *buf = xmalloc(strlen(text) + 1);
             print_ids(tok, buf, unescape_text(text, escape, buf), special);
@@ -2093,7 +2099,7 @@ static int cmd_tokenizer(int argc, char **argv) {
         const char *p;
         red_sbuf o;
         if (!model || !ids_text) die(2, "tokenizer decode: --tokenizer and --ids are required%s", "");
-        if (red_model_tokenizer(&tok, model, NULL, &err) != RED_OK) die(1, "%s", err.msg);
+        if (red_model_tokenizer(&tok, model, model, &err) != RED_OK) die(1, "%s", err.msg);
         ids = xmalloc(sizeof(int) * (strlen(ids_text) / 2 + 1));
         for (p = ids_text; *p;) {
             char *end;

@@ -631,7 +631,8 @@ red_status red_model_format_of(const char *path, red_model_format *fmt, red_erro
 red_status red_model_open(red_model *m, const char *path, red_pool *pool, red_error *err);
 /* The tokenizer of a model: tok_path when given (anything red_tokenizer_load
  * reads, or a .gguf carrying one), else the model's own (a directory's files,
- * a GGUF's tokenizer.ggml.*); a llama2.c checkpoint carries none. */
+ * a GGUF's tokenizer.ggml.*); a llama2.c checkpoint carries none. A path that
+ * is itself a tokenizer is passed as both. */
 red_status red_model_tokenizer(struct red_tokenizer **out, const char *model_path, const char *tok_path,
                                red_error *err);
 /* Writes m as a directory, FILE.gguf (F32/F16/BF16 matrices) or FILE.bin
