@@ -1597,7 +1597,7 @@ static int cmd_inspect(int argc, char **argv) {
     if (!model || !n_data || !width) die(2, "inspect: --model, --data and --width are required (see red inspect --help)%s", "");
     pool = make_pool(threads);
     load_model(&m, model, pool);
-    if (red_tokenizer_load(&tok, model, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_tokenizer(&tok, model, NULL, &err) != RED_OK) die(1, "%s", err.msg);
     if (T > m.cfg.max_pos) T = m.cfg.max_pos;
     load_data_files(&d, tok, data, n_data);
     if (red_inspect(&m, width, &d, calib_tokens, B, T, &r, &err) != RED_OK) die(1, "%s", err.msg);
