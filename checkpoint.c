@@ -22,62 +22,6 @@
 
 #define ST_MAX_HEADER 100000000ull  /* the reference reader's limit */
 
-/* ------------------------------------------------------------------ half floats */
-
-float red_bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* Round to nearest even; NaN stays a (quiet) NaN, as ggml and PyTorch do. */
-uint16_t red_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 64);
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-
-float red_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu, u;
-    float f;
-    if (exp == 0x1F) u = sign | 0x7F800000u | (man << 13);           /* inf / nan */
-    else if (exp) u = sign | ((exp + 112u) << 23) | (man << 13);       /* normal */
-    else if (!man) u = sign;                                           /* zero */
-    else {                                                             /* subnormal: m * 2^-24 */
-        f = (float)man * (1.0f / 16777216.0f);
-        return sign ? -f : f;
-    }
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* IEEE binary16, round to nearest even, overflow to inf, subnormals kept. */
-uint16_t red_f32_to_f16(float f) {
-    uint32_t u, sign, absu;
-    memcpy(&u, &f, 4);
-    sign = (u >> 16) & 0x8000u;
-    absu = u & 0x7FFFFFFFu;
-    if (absu > 0x7F800000u) return (uint16_t)(sign | 0x7E00u | ((absu >> 13) & 0x3FFu));  /* NaN */
-    if (absu >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u);  /* >= 65520 rounds to inf */
-    if (absu < 0x38800000u) {  /* below 2^-14: subnormal half, value = m * 2^-24 */
-        float a;
-        double scaled;
-        uint32_t m;
-        memcpy(&a, &absu, 4);
-        scaled = (double)a * 16777216.0;  /* exact */
-        m = (uint32_t)scaled;
-        if (scaled - m > 0.5 || (scaled - m == 0.5 && (m & 1u))) m++;
-        return (uint16_t)(sign | m);
-    } else {
-        uint32_t mant = absu & 0x7FFFFFu, exp = (absu >> 23) - 112u;
-        uint32_t h = (exp << 10) | (mant >> 13), rest = mant & 0x1FFFu;
-        if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;  /* carry may bump the exponent: fine */
-        return (uint16_t)(sign | h);
-    }
-}
-
 /* ------------------------------------------------------------------ safetensors read */
 
 static const struct { const char *name; red_dtype dt; int bits; } st_dtypes[] = {

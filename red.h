@@ -248,6 +248,11 @@ void red_put_u64le(unsigned char *p, uint64_t v);
 uint64_t red_get_u64le(const unsigned char *p);
 void red_put_f32le(unsigned char *p, const float *x, size_t n);
 void red_get_f32le(float *x, const unsigned char *p, size_t n);
+/* Half floats at the file boundary: IEEE binary16 and bfloat16, round to nearest even. */
+float red_f16_to_f32(uint16_t h);
+uint16_t red_f32_to_f16(float f);
+float red_bf16_to_f32(uint16_t h);
+uint16_t red_f32_to_bf16(float f);
 
 /* ------------------------------------------------------------------ json.c */
 
@@ -602,10 +607,6 @@ typedef struct {
  * header padded to 8 bytes, tensors in the given order, {"format":"pt"}. */
 red_status red_st_save(const char *path, const red_st_tensor *t, int n, red_dtype dtype,
                        red_error *err);
-float red_f16_to_f32(uint16_t h);
-uint16_t red_f32_to_f16(float f);
-float red_bf16_to_f32(uint16_t h);
-uint16_t red_f32_to_bf16(float f);
 
 /* HF model directory: config.json + model.safetensors. */
 red_status red_config_from_json(red_config *c, const red_json *j, const char *name, red_error *err);
