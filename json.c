@@ -253,9 +253,52 @@ static int json_lit(json_parser *p, const char *w) {
     return 0;
 }
 
+/* Duplicate keys: small objects (config.json) are checked member by member
+ * as they are read; past JSON_LINEAR_KEYS members the whole object is checked
+ * once it closes by sorting its keys, O(n log n) instead of O(n^2) (a
+ * safetensors header may hold 10^5 tensors). Both report the first member, in
+ * document order, whose key repeats an earlier one, at its key's offset. */
+#define JSON_LINEAR_KEYS 16
+
+typedef struct {
+    const red_json *item;
+    size_t index;  /* member order */
+} json_key_ref;
+
+static int json_key_cmp(const void *a, const void *b) {
+    const json_key_ref *x = a, *y = b;
+    size_t n = x->item->key_len < y->item->key_len ? x->item->key_len : y->item->key_len;
+    int c = memcmp(x->item->key, y->item->key, n);
+    if (c) return c;
+    if (x->item->key_len != y->item->key_len) return x->item->key_len < y->item->key_len ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* *first = member index of the first repeated key, node->count if none;
+ * returns 0 when out of memory. */
+static int json_first_duplicate(const red_json *node, size_t *first) {
+    json_key_ref *refs = malloc(node->count * sizeof *refs);
+    const red_json *c;
+    size_t i;
+    *first = node->count;
+    if (!refs) return 0;
+    for (c = node->child, i = 0; c; c = c->next, i++) {
+        refs[i].item = c;
+        refs[i].index = i;
+    }
+    qsort(refs, node->count, sizeof *refs, json_key_cmp);
+    for (i = 1; i < node->count; i++)  /* equal keys are adjacent, in member order */
+        if (refs[i].item->key_len == refs[i - 1].item->key_len &&
+            memcmp(refs[i].item->key, refs[i - 1].item->key, refs[i].item->key_len) == 0 && refs[i].index < *first)
+            *first = refs[i].index;
+    free(refs);
+    return 1;
+}
+
 static red_status json_container(json_parser *p, red_json *node, int is_obj) {
     red_json **tail = &node->child;
     char close = is_obj ? '}' : ']';
+    size_t *key_offs = NULL, offs_cap = 0;  /* key offsets of large objects, for the error */
     red_status st;
     if (++p->depth > JSON_MAX_DEPTH) return json_fail(p, "nesting deeper than 512");
     p->pos++;
@@ -273,19 +316,37 @@ static red_status json_container(json_parser *p, red_json *node, int is_obj) {
         if (is_obj) {
             red_json *q;
             koff = p->pos;
-            if (p->pos >= p->len || p->s[p->pos] != '"') return json_fail(p, "expected a string key");
-            if ((st = json_string(p, &key, &klen))) return st;
-            for (q = node->child; q; q = q->next)
-                if (q->key_len == klen && memcmp(q->key, key, klen) == 0) {
+            if (p->pos >= p->len || p->s[p->pos] != '"') { free(key_offs); return json_fail(p, "expected a string key"); }
+            if ((st = json_string(p, &key, &klen))) { free(key_offs); return st; }
+            if (node->count < JSON_LINEAR_KEYS)
+                for (q = node->child; q; q = q->next)
+                    if (q->key_len == klen && memcmp(q->key, key, klen) == 0) {
+                        free(key);
+                        free(key_offs);
+                        p->pos = koff;
+                        return json_fail(p, "duplicate key in object");
+                    }
+            if (node->count == offs_cap) {
+                size_t ncap = offs_cap ? 2 * offs_cap : 2 * JSON_LINEAR_KEYS;
+                size_t *g = realloc(key_offs, ncap * sizeof *g);
+                if (!g) {
                     free(key);
-                    p->pos = koff;
-                    return json_fail(p, "duplicate key in object");
+                    free(key_offs);
+                    return red_error_set(p->err, RED_E_NOMEM, "%s: out of memory", p->name);
                 }
+                key_offs = g;
+                offs_cap = ncap;
+            }
+            key_offs[node->count] = koff;
             json_skip_ws(p);
-            if (p->pos >= p->len || p->s[p->pos] != ':') { free(key); return json_fail(p, "expected ':'"); }
+            if (p->pos >= p->len || p->s[p->pos] != ':') {
+                free(key);
+                free(key_offs);
+                return json_fail(p, "expected ':'");
+            }
             p->pos++;
         }
-        if ((st = json_value(p, &item))) { free(key); return st; }
+        if ((st = json_value(p, &item))) { free(key); free(key_offs); return st; }
         item->key = key;
         item->key_len = klen;
         *tail = item;
@@ -294,8 +355,22 @@ static red_status json_container(json_parser *p, red_json *node, int is_obj) {
         json_skip_ws(p);
         if (p->pos < p->len && p->s[p->pos] == ',') { p->pos++; continue; }
         if (p->pos < p->len && p->s[p->pos] == close) { p->pos++; break; }
+        free(key_offs);
         return json_fail(p, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
     }
+    if (is_obj && node->count > JSON_LINEAR_KEYS) {
+        size_t dup;
+        if (!json_first_duplicate(node, &dup)) {
+            free(key_offs);
+            return red_error_set(p->err, RED_E_NOMEM, "%s: out of memory", p->name);
+        }
+        if (dup < node->count) {
+            p->pos = key_offs[dup];
+            free(key_offs);
+            return json_fail(p, "duplicate key in object");
+        }
+    }
+    free(key_offs);
     p->depth--;
     return RED_OK;
 }

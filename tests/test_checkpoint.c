@@ -352,3 +352,45 @@ Test(model_dir, save_load_round_trip_f32_and_bf16) {
     rmdir(dir);
     red_model_free(&m);
 }
+
+/* ------------------------------------------------------------------ hostile inputs */
+
+/* {"k0000000":0,...} with n distinct keys; key dup_of (if >= 0) is repeated as
+ * an extra last member. *dup_at gets the offset of that last key. */
+static char *many_keys(int n, int dup_of, size_t *len, size_t *dup_at) {
+    char *s = malloc((size_t)n * 24 + 32);
+    size_t k = 0;
+    int i;
+    s[k++] = '{';
+    for (i = 0; i < n; i++) k += (size_t)sprintf(s + k, "%s\"k%07d\":%d", i ? "," : "", i, i);
+    if (dup_of >= 0) {
+        s[k++] = ',';
+        *dup_at = k;
+        k += (size_t)sprintf(s + k, "\"k%07d\":0", dup_of);
+    }
+    s[k++] = '}';
+    *len = k;
+    return s;
+}
+
+/* 200,000 keys: the old member-by-member check took O(n^2) (~10 min here);
+ * the timeout turns such a hang into a failure. */
+Test(json, many_keys_parse_and_duplicates_are_found, .timeout = 20) {
+    size_t len, at = 0;
+    red_json *j = NULL;
+    red_error err;
+    char *s = many_keys(200000, -1, &len, &at), want[48];
+    cr_assert(red_json_parse(s, len, "t", &j, &err) == RED_OK, "%s", err.msg);
+    cr_expect(j->count == 200000);
+    cr_expect(red_json_get(j, "k0199999")->ival == 199999);
+    red_json_free(j);
+    free(s);
+    s = many_keys(200000, 123456, &len, &at);
+    cr_assert(red_json_parse(s, len, "t", &j, &err) == RED_E_FORMAT, "duplicate key accepted");
+    snprintf(want, sizeof want, "byte %zu: duplicate key", at);
+    cr_expect(strstr(err.msg, want) != NULL, "message '%s' should name %s", err.msg, want);
+    free(s);
+    /* two repeats: the first in document order is reported */
+    parse_bad("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"j\":1,\"k\":1,\"l\":1,"
+              "\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"q\":1,\"r\":1,\"x\":1,\"b\":2,\"a\":2}", 127, 115);
+}
