@@ -37,7 +37,8 @@ typedef struct {
 
 const char *red_status_name(red_status s);
 /* Sets err->code and formats err->msg (printf-style); returns the code.
- * err may be NULL (then only the code is returned). */
+ * err may be NULL (then only the code is returned); arguments may point into
+ * err->msg. */
 red_status red_error_set(red_error *err, red_status code, const char *fmt, ...);
 
 /* ------------------------------------------------------------------ tensor.c */

@@ -34,11 +34,15 @@ const char *red_status_name(red_status s) {
 
 red_status red_error_set(red_error *err, red_status code, const char *fmt, ...) {
     if (err) {
+        /* formatted aside first: an argument may be err->msg itself (a
+         * caller adding context to the error it got back) */
+        char msg[sizeof err->msg];
         va_list ap;
         err->code = code;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        memcpy(err->msg, msg, sizeof msg);
     }
     return code;
 }

@@ -153,7 +153,8 @@ int red_token_bytes(const red_tokenizer *t, int id, char *out) {
         out[0] = (char)id;
         return 1;
     }
-    if (t->kind == RED_TOK_BPE && id >= 259 && id < t->vocab) {
+    /* merged ids only: special ids may lie past the merge tables */
+    if (t->kind == RED_TOK_BPE && id >= 259 && id < 259 + t->n_merges) {
         memcpy(out, t->tok_text[id], t->tok_len[id]);
         return t->tok_len[id];
     }
@@ -360,9 +361,10 @@ red_status red_tokenizer_load(red_tokenizer *t, const char *dir, red_error *err)
     v = red_json_get(j, key);                                                                          \
     if (v) {                                                                                           \
         if (v->type != RED_JSON_NUMBER || !v->is_int || v->ival < 256 || v->ival > 65535) {            \
+            size_t off = v->offset;  /* v is freed with j */                                           \
             red_json_free(j);                                                                          \
             return red_error_set(err, RED_E_FORMAT, "%s: byte %zu: \"%s\" must be an id >= 256", path, \
-                                 v->offset, key);                                                      \
+                                 off, key);                                                            \
         }                                                                                              \
         t->field = (int)v->ival;                                                                       \
     }

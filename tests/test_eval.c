@@ -704,6 +704,36 @@ Test(tokenizer, bpe_rejects_malformed_merges) {
     rmdir(dir);
 }
 
+/* The error names the offending id's byte offset, read before the JSON tree
+ * is freed (ASan reported a use-after-free here), and keeps the I/O reason
+ * when the file is missing. */
+Test(tokenizer, load_errors_name_the_byte_and_the_reason) {
+    static red_tokenizer t;
+    red_error err;
+    char dir[] = "/tmp/red_test_tokerr_XXXXXX", path[256];
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "cannot open") && strstr(err.msg, "red_tokenizer.json"), "%s", err.msg);
+    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+    f = fopen(path, "w");
+    fputs("{\"type\": \"byte\", \"eos_token_id\": 12}", f);
+    fclose(f);
+    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "byte 33:") && strstr(err.msg, "eos_token_id"), "%s", err.msg);
+    /* a special id past the merge tables has no text (was read out of bounds) */
+    f = fopen(path, "w");
+    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 60000}", f);
+    fclose(f);
+    cr_assert(red_tokenizer_load(&t, dir, &err) == RED_OK, "%s", err.msg);
+    {
+        char b[RED_TOKEN_MAX_BYTES];
+        cr_expect(t.vocab == 60001 && red_token_bytes(&t, 259, b) == 2 && red_token_bytes(&t, 5000, b) == 0);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(gsm8k, calculator_fills_open_annotations_only) {
     struct { const char *text, *want; } cases[] = {
         {"Mia has 16 - 9 = <<16-9=", "7>>"},
