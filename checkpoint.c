@@ -543,52 +543,108 @@ red_status red_config_load(red_config *c, const char *dir, red_error *err) {
 
 /* ------------------------------------------------------------------ model directory */
 
+static int st_cmp_name(const void *a, const void *b) {
+    return strcmp((*(const red_st_entry *const *)a)->name, (*(const red_st_entry *const *)b)->name);
+}
+
+/* Matches the file's tensors to the parameter table of config c, before any
+ * parameter memory exists: every tensor the config implies is present once,
+ * with its shape and a float dtype, and the file holds nothing else (a tied
+ * model may still carry lm_head, and old checkpoints rotary inv_freq).
+ * found[i] gets the entry of tab[i]. Lookups go through a name-sorted index,
+ * so a header of 10^5 tensors costs O(n log n). */
+static red_status model_match_file(const red_config *c, const red_param *tab, int n_tab, const red_safetensors *st,
+                                   const red_st_entry **found, red_error *err) {
+    const red_st_entry **by_name = malloc((size_t)(st->n ? st->n : 1) * sizeof *by_name);
+    unsigned char *used = calloc((size_t)(st->n ? st->n : 1), 1);
+    red_status rc = RED_OK;
+    int i;
+    if (!by_name || !used) {
+        rc = red_error_set(err, RED_E_NOMEM, "%s: out of memory", st->path);
+        goto done;
+    }
+    for (i = 0; i < st->n; i++) by_name[i] = &st->e[i];
+    qsort(by_name, (size_t)st->n, sizeof *by_name, st_cmp_name);
+    for (i = 0; i < n_tab && !rc; i++) {
+        const red_param *p = &tab[i];
+        red_st_entry key, *kp = &key;
+        const red_st_entry **hit, *e;
+        key.name = (char *)p->name;
+        hit = bsearch(&kp, by_name, (size_t)st->n, sizeof *by_name, st_cmp_name);
+        if (!hit) {
+            rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" is missing (config.json says %d layers, %s)",
+                               st->path, p->name, c->n_layers, c->qkv_bias ? "with q/k/v biases" : "no biases");
+            break;
+        }
+        e = found[i] = *hit;
+        used[e - st->e] = 1;
+        if (e->ndim != p->ndim || e->shape[0] != p->shape[0] || (p->ndim == 2 && e->shape[1] != p->shape[1]))
+            rc = red_error_set(err, RED_E_FORMAT,
+                               "%s: tensor \"%s\" has shape [%lld%s%lld] (%d-D), config.json implies [%lld, %lld]",
+                               st->path, p->name, (long long)(e->ndim ? e->shape[0] : 0), e->ndim > 1 ? ", " : "",
+                               e->ndim > 1 ? (long long)e->shape[1] : 0LL, e->ndim, (long long)p->shape[0],
+                               (long long)(p->ndim == 2 ? p->shape[1] : 1));
+        else if (e->dtype == RED_DT_OTHER)
+            rc = red_error_set(err, RED_E_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; red reads F32, F16 and BF16",
+                               st->path, e->name, e->dtype_name);
+    }
+    for (i = 0; i < st->n && !rc; i++)
+        if (!used[i] && !(c->tied && strcmp(st->e[i].name, "lm_head.weight") == 0) &&
+            strstr(st->e[i].name, "rotary_emb.inv_freq") == NULL)
+            rc = red_error_set(err, RED_E_FORMAT, "%s: unexpected tensor \"%s\" for this config.json", st->path,
+                               st->e[i].name);
+done:
+    free(by_name);
+    free(used);
+    return rc;
+}
+
+/* NaN or Inf weights would only show later as NaN logits, a NaN loss, or a
+ * multiple-choice score computed from NaN comparisons: refuse them here. */
+static red_status check_finite(const float *x, size_t n, const red_st_entry *e, const char *path, red_error *err) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" element %zu is %s (weights must be finite)",
+                                 path, e->name, i, isnan(x[i]) ? "NaN" : "infinite");
+    return RED_OK;
+}
+
+/* config.json, then model.safetensors checked against it, and only then the
+ * parameter memory: a 0.5 MB file can no longer make red allocate (and zero)
+ * what a lying config asks for. */
 red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err) {
     red_config c;
     red_safetensors st;
+    red_param *tab = NULL;
+    const red_st_entry **found = NULL;
     red_status rc;
     char path[2048];
-    int i, found = 0;
+    int i, n_tab;
+    memset(m, 0, sizeof *m);
     if ((rc = red_config_load(&c, dir, err))) return rc;
-    if ((rc = red_model_init(m, &c, pool, err))) return rc;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((rc = red_st_open(&st, path, err))) {
-        red_model_free(m);
-        return rc;
+    if ((rc = red_st_open(&st, path, err))) return rc;
+    n_tab = red_param_tensors(&c);  /* bounded by red_config_check: at most ~12,000 */
+    tab = calloc((size_t)n_tab, sizeof *tab);
+    found = calloc((size_t)n_tab, sizeof *found);
+    if (!tab || !found) {
+        rc = red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
+        goto done;
     }
-    for (i = 0; i < m->n_tensors; i++) {
-        const red_param *p = &m->table[i];
-        const red_st_entry *e = red_st_find(&st, p->name);
-        if (!e) {
-            rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" is missing (config.json says %d layers, %s)",
-                               path, p->name, c.n_layers, c.qkv_bias ? "with q/k/v biases" : "no biases");
-            goto fail;
-        }
-        if (e->ndim != p->ndim || e->shape[0] != p->shape[0] || (p->ndim == 2 && e->shape[1] != p->shape[1])) {
-            rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" has shape [%lld%s%lld] (%d-D), config.json implies [%lld, %lld]",
-                               path, p->name, (long long)e->shape[0], e->ndim > 1 ? ", " : "", e->ndim > 1 ? (long long)e->shape[1] : 0LL,
-                               e->ndim, (long long)p->shape[0], (long long)(p->ndim == 2 ? p->shape[1] : 1));
-            goto fail;
-        }
-        if ((rc = red_st_read_f32(&st, e, m->params + p->offset, err))) goto fail;
-        found++;
+    red_param_table(&c, tab);
+    if ((rc = model_match_file(&c, tab, n_tab, &st, found, err))) goto done;
+    if ((rc = red_model_init(m, &c, pool, err))) goto done;
+    for (i = 0; i < m->n_tensors && !rc; i++) {
+        float *dst = m->params + m->table[i].offset;
+        if (!(rc = red_st_read_f32(&st, found[i], dst, err)))
+            rc = check_finite(dst, m->table[i].numel, found[i], path, err);
     }
-    /* every file tensor must be used; a tied model may still carry lm_head (= embed) */
-    for (i = 0; i < st.n; i++) {
-        int j, known = 0;
-        for (j = 0; j < m->n_tensors && !known; j++) known = strcmp(st.e[i].name, m->table[j].name) == 0;
-        if (!known && !(c.tied && strcmp(st.e[i].name, "lm_head.weight") == 0) &&
-            strstr(st.e[i].name, "rotary_emb.inv_freq") == NULL) {
-            rc = red_error_set(err, RED_E_FORMAT, "%s: unexpected tensor \"%s\" for this config.json", path, st.e[i].name);
-            goto fail;
-        }
-    }
-    (void)found;
+    if (rc) red_model_free(m);
+done:
+    free(tab);
+    free(found);
     red_st_close(&st);
-    return RED_OK;
-fail:
-    red_st_close(&st);
-    red_model_free(m);
     return rc;
 }
 

@@ -478,7 +478,10 @@ static int cmd_forward(int argc, char **argv) {
     seq = xmalloc(sizeof(int) * (size_t)n);
     pos = xmalloc(sizeof(int) * (size_t)n);
     for (i = 0; i < n; i++) { seq[i] = 0; pos[i] = i; }
-    if (red_kv_forward(&m, &kv, n, ids, seq, pos) != RED_OK) die(1, "forward failed%s", "");
+    {
+        red_status st = red_kv_forward(&m, &kv, n, ids, seq, pos);
+        if (st != RED_OK) die(1, "forward: %s", red_kv_failure(st));
+    }
     save_matrix(a.out, kv.logits, 2, n, m.cfg.vocab);
     last = kv.logits + (size_t)(n - 1) * m.cfg.vocab;
     for (i = 1; i < m.cfg.vocab; i++)

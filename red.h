@@ -536,7 +536,10 @@ void red_kv_free(red_kv_state *s);
 /* Runs n tokens; token r belongs to sequence seq[r] at position pos[r]. Its K/V
  * go to the cache, and it attends to that sequence's cache [0, pos[r]]. Rows
  * of one sequence must come in increasing position and every earlier
- * position must already be cached (or be in this call). Logits -> s->logits. */
+ * position must already be cached (or be in this call). Logits -> s->logits.
+ * RED_E_ARG for bad rows, RED_E_FORMAT when a logit is NaN or Inf;
+ * red_kv_failure(status) says which, for messages. */
+const char *red_kv_failure(red_status st);
 red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *tokens, const int *seq,
                           const int *pos);
 
