@@ -242,6 +242,15 @@ red_status red_npy_save(const char *path, const red_tensor *t, red_error *err);
 red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err);
 /* Creates a directory (0777 before umask); an existing one is fine. */
 red_status red_make_dir(const char *path, red_error *err);
+/* 1 if a and b are the same file or directory (device and inode, so links
+ * and other spellings count); two paths that do not exist yet are the same
+ * when their directories are and their last components are equal (two
+ * outputs that would overwrite each other). */
+int red_same_file(const char *a, const char *b);
+/* Checks, before any work, that an output can be written: a file path's
+ * directory exists and is writable (it is not a directory itself); a
+ * directory exists writable or can be created in a writable parent. */
+red_status red_check_output(const char *path, int is_dir, red_error *err);
 /* Writes a buffer atomically: path.tmp.<pid> then rename over path. */
 red_status red_write_file_atomic(const char *path, const void *buf, size_t len, red_error *err);
 /* Little-endian fields of the binary state files, whatever the host order. */
