@@ -103,7 +103,12 @@ static int parse_threads(const char *s) {
 
 static red_pool *make_pool(int threads) {
     red_pool *p = red_pool_create(threads);
-    if (!p) die(1, "cannot start the thread pool (%s)", "out of memory or thread limit");
+    if (!p) {
+        fprintf(stderr, "red: cannot start a pool of %d threads: each reserves %d MB of matrix-multiply scratch, so at "
+                "most %d (and the system must allow that many threads and that memory)\n",
+                threads > 0 ? threads : red_default_threads(), (int)(RED_POOL_SCRATCH_BYTES >> 20), RED_POOL_MAX_THREADS);
+        exit(1);
+    }
     return p;
 }
 

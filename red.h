@@ -84,7 +84,11 @@ typedef struct red_pool red_pool;
 typedef void (*red_task_fn)(void *arg, int ith, int nth);
 
 #define RED_POOL_SCRATCH_BYTES ((size_t)8 << 20) /* per thread */
-/* nthreads <= 0: red_default_threads(). NULL on failure. */
+/* The scratch is reserved for every thread up front (--threads 1024 asked
+ * for 8 GB), so pools are capped: 256 threads = 2 GB of address space. */
+#define RED_POOL_MAX_THREADS 256
+/* nthreads <= 0: red_default_threads(). NULL on failure, or when nthreads
+ * exceeds RED_POOL_MAX_THREADS or a quarter of the address space. */
 red_pool *red_pool_create(int nthreads);
 void red_pool_destroy(red_pool *p);
 int red_pool_size(const red_pool *p);
