@@ -46,7 +46,7 @@ else ifeq ($(SIMD_PATH),scalar)
 else
   $(error SIMD must be auto, avx512, avx2, neon or scalar (got '$(SIMD)'))
 endif
-ifeq ($(filter clean print-bench-bin,$(MAKECMDGOALS)),)
+ifeq ($(filter clean print-bench-bin print-build,$(MAKECMDGOALS)),)
   $(info red: SIMD=$(SIMD_PATH) ($(SIMD_HOW)), CC=$(CC))
 endif
 
@@ -61,7 +61,9 @@ ifeq ($(WERROR),1)
 endif
 # one build directory per configuration, so switching SIMD, compiler or
 # sanitizers never mixes objects: build/<simd>-<compiler>[-san]/
-BUILD := build/$(SIMD_PATH)-$(notdir $(firstword $(CC)))
+# (CC="gcc -m32" builds in build/<simd>-gcc-m32/)
+EMPTY :=
+BUILD := build/$(SIMD_PATH)-$(subst $(EMPTY) $(EMPTY),,$(notdir $(CC)))
 ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
   LDFLAGS_SAN := -fsanitize=address,undefined
@@ -133,10 +135,12 @@ else
 BENCH_BIN := $(BUILD)/red
 endif
 
-.PHONY: peer print-bench-bin
+.PHONY: peer print-bench-bin print-build
 peer: $(BENCH_BIN)
 print-bench-bin:
 	@echo $(BENCH_BIN)
+print-build:
+	@echo $(BUILD)
 
 bench: red $(BENCH_BIN)
 	BENCH_BIN=$(BENCH_BIN) SIMD_PATH=$(SIMD_PATH) sh bench/sweep.sh

@@ -191,11 +191,12 @@ red_status red_tokenizer_train_bpe(red_tokenizer *t, const char *text, size_t le
     cs.start[0] = 0;
     /* unique chunks (longer than one byte: single bytes cannot merge) */
     for (i = 0; i < len;) {
-        size_t c = chunk_len(text, len, i), h = 1469598103934665603ull, k;
+        size_t c = chunk_len(text, len, i), h, k;
+        uint64_t fnv = 1469598103934665603ull;  /* 64-bit FNV-1a, also where size_t is 32 bits */
         if (c > 256) c = 256;
         if (c >= 2) {
-            for (k = 0; k < c; k++) h = (h ^ (unsigned char)text[i + k]) * 1099511628211ull;
-            for (h &= slots - 1;; h = (h + 1) & (slots - 1)) {
+            for (k = 0; k < c; k++) fnv = (fnv ^ (unsigned char)text[i + k]) * 1099511628211ull;
+            for (h = (size_t)fnv & (slots - 1);; h = (h + 1) & (slots - 1)) {
                 size_t e = slot_of[h];
                 if (!e) {
                     if (cs.n == cap || cs.start[cs.n] + c > cap * 16 || cs.n * 2 >= slots) {
