@@ -580,7 +580,7 @@ static const char *const bpe_corpus[] = {
     "Question: On Monday, Liam picks 16 apples. On Tuesday, Omar picks 9 fewer apples than Liam.",
     "Answer: On Tuesday, Omar picks 9 fewer apples than Liam: 16 - 9 = <<16-9=7>>7 apples.\n#### 7",
     "The red fox lives in the forest. All foxes are orange. The fox weighs 12 kilograms.",
-    "Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.   Spaces   and tabs\tand \xc3\xbcmlauts \xc3\xbc" "ber."};
+    "Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.   Spaces   and tabs\tand \xc3\xbcmlauts \303\274ber."};  /* octal: a hex escape would swallow the b */
 
 static void bpe_corpus_text(red_sbuf *s) {
     int r, k;
