@@ -62,3 +62,17 @@ printf '{"text": "Once upon a time"}\n{"text": "a\\u00e9b"}\n' > $C/jsonl/text.j
 cp $T/tok/red_tokenizer.json $C/tokenizer/bpe.json
 for f in $C/config/*.json $C/tokenizer/*.json; do cp $f $C/json/$(basename $(dirname $f))_$(basename $f); done
 head -1 $C/jsonl/choice.jsonl > $C/json/choice_line.json
+# state files: one that matches fuzz_state.c's record and arrays, and a real train_state.bin
+mkdir -p $C/state
+python3 - $C <<'PY'
+import struct, sys
+rec = b"tokens=4096\nbatch=4\nseq=64\ndata=15071 tokens, 40 documents\n"
+b = b"REDTRAIN" + bytes([2, 0, 0, 0]) + struct.pack('<4Q', 12, 12, 1, 640) + struct.pack('<Q', len(rec)) + rec
+b += struct.pack('<Q', 2) + struct.pack('<Q', 5) + struct.pack('<5f', 0.5, -1, 2, 0, 3)
+b += struct.pack('<Q', 3) + struct.pack('<3f', 1e-3, 2e-3, 0)
+open(sys.argv[1] + '/state/matching.bin', 'wb').write(b)
+PY
+./red tasks reasoning --split train -n 40 --seed 1 --out $T/train.jsonl
+./red train --data $T/train.jsonl --out $T/t --tokens 512 --dim 8 --layers 1 --heads 2 --ffn 8 --seq 16 --batch 2 \
+    --threads 1 2> /dev/null
+cp $T/t/train_state.bin $C/state/train_state.bin
