@@ -361,11 +361,13 @@ red_status red_tokenizer_load(red_tokenizer *t, const char *dir, red_error *err)
 #define TOKID(key, field)                                                                              \
     v = red_json_get(j, key);                                                                          \
     if (v) {                                                                                           \
-        if (v->type != RED_JSON_NUMBER || !v->is_int || v->ival < 256 || v->ival > 65535) {            \
+        /* a special id equal to a merged id would decode as that token's text */                   \
+        if (v->type != RED_JSON_NUMBER || !v->is_int || v->ival < 256 || v->ival > 65535 ||            \
+            (v->ival >= 259 && v->ival < 259 + t->n_merges)) {                                         \
             size_t off = v->offset;  /* v is freed with j */                                           \
             red_json_free(j);                                                                          \
-            return red_error_set(err, RED_E_FORMAT, "%s: byte %zu: \"%s\" must be an id >= 256", path, \
-                                 off, key);                                                            \
+            return red_error_set(err, RED_E_FORMAT, "%s: byte %zu: \"%s\" must be an id >= 256 and not " \
+                                 "a merged token's", path, off, key);                                  \
         }                                                                                              \
         t->field = (int)v->ival;                                                                       \
     }

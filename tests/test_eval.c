@@ -721,6 +721,11 @@ Test(tokenizer, load_errors_name_the_byte_and_the_reason) {
     fclose(f);
     cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT);
     cr_expect(strstr(err.msg, "byte 33:") && strstr(err.msg, "eos_token_id"), "%s", err.msg);
+    /* a special id may not be a merged token's id (BOS decoded as "ab", and "ab" encoded as BOS) */
+    f = fopen(path, "w");
+    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 259}", f);
+    fclose(f);
+    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT, "a special id equal to a merged id was accepted");
     /* a special id past the merge tables has no text (was read out of bounds) */
     f = fopen(path, "w");
     fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 60000}", f);
