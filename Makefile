@@ -86,8 +86,10 @@ all: red
 # the binary of this configuration without replacing ./red (cross builds, CI)
 binary: $(BUILD)/red
 
-# ./red is the binary of the last configuration built (default: auto).
+# ./red is the binary of the last configuration built (default: auto); always
+# copied (phony), since an older configuration's binary has an older mtime.
 # Copied then renamed, so a long run of the old ./red (training) is not disturbed.
+.PHONY: red
 red: $(BUILD)/red
 	cp $< $@.tmp && mv -f $@.tmp $@
 
