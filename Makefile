@@ -4,6 +4,7 @@
 #   make bench           standard matmul/svd sweep, against OpenBLAS/LAPACK when installed
 #   make reproduce       the paper's experiment on the embedded teacher (red reproduce; ARGS=--quick ...)
 #   make teacher         regenerate data/teacher from nothing (data/make_teacher.sh)
+#   make fuzz            each libFuzzer harness of tests/fuzz/ (FUZZ_SECONDS=N each, clang)
 #   make clean
 # Variables:
 #   SIMD=auto|avx512|avx2|neon|scalar   force a path (auto picks the best the host supports)
@@ -45,7 +46,7 @@ else ifeq ($(SIMD_PATH),scalar)
 else
   $(error SIMD must be auto, avx512, avx2, neon or scalar (got '$(SIMD)'))
 endif
-ifeq ($(filter clean print-bench-bin,$(MAKECMDGOALS)),)
+ifeq ($(filter clean print-bench-bin print-build,$(MAKECMDGOALS)),)
   $(info red: SIMD=$(SIMD_PATH) ($(SIMD_HOW)), CC=$(CC))
 endif
 
@@ -60,7 +61,9 @@ ifeq ($(WERROR),1)
 endif
 # one build directory per configuration, so switching SIMD, compiler or
 # sanitizers never mixes objects: build/<simd>-<compiler>[-san]/
-BUILD := build/$(SIMD_PATH)-$(notdir $(firstword $(CC)))
+# (CC="gcc -m32" builds in build/<simd>-gcc-m32/)
+EMPTY :=
+BUILD := build/$(SIMD_PATH)-$(subst $(EMPTY) $(EMPTY),,$(notdir $(CC)))
 ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
   LDFLAGS_SAN := -fsanitize=address,undefined
@@ -84,8 +87,10 @@ all: red
 # the binary of this configuration without replacing ./red (cross builds, CI)
 binary: $(BUILD)/red
 
-# ./red is the binary of the last configuration built (default: auto).
+# ./red is the binary of the last configuration built (default: auto); always
+# copied (phony), since an older configuration's binary has an older mtime.
 # Copied then renamed, so a long run of the old ./red (training) is not disturbed.
+.PHONY: red
 red: $(BUILD)/red
 	cp $< $@.tmp && mv -f $@.tmp $@
 
@@ -133,13 +138,53 @@ else
 BENCH_BIN := $(BUILD)/red
 endif
 
-.PHONY: peer print-bench-bin
+.PHONY: peer print-bench-bin print-build
 peer: $(BENCH_BIN)
 print-bench-bin:
 	@echo $(BENCH_BIN)
+print-build:
+	@echo $(BUILD)
 
 bench: red $(BENCH_BIN)
 	BENCH_BIN=$(BENCH_BIN) SIMD_PATH=$(SIMD_PATH) sh bench/sweep.sh
+
+# ---- fuzzing ----------------------------------------------------------------
+# make fuzz [FUZZ_SECONDS=N] [FUZZ="json npy"]: every libFuzzer harness
+# tests/fuzz/fuzz_<name>.c (or those named) for N seconds each, from the seeds
+# in tests/fuzz/corpus/<name>/ (+ tests/fuzz/<name>.dict when present). clang
+# builds the library with coverage and ASan+UBSan in build/fuzz/; inputs found
+# go to build/fuzz/corpus/<name>/, crashes to build/fuzz/crash-<name>-*.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ         ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BUILD   := build/fuzz
+FUZZ_FLAGS   := -std=c99 -Wall -Wextra -O1 -g -ffp-contract=off -fno-math-errno -pthread -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all $(if $(filter 1,$(WERROR)),-Werror)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+.PHONY: fuzz fuzz-build
+$(FUZZ_BUILD)/.dirs:
+	mkdir -p $(FUZZ_BUILD)/bench $(FUZZ_BUILD)/eval $(FUZZ_BUILD)/corpus
+	touch $@
+
+$(FUZZ_BUILD)/%.o: %.c $(HEADERS) | $(FUZZ_BUILD)/.dirs
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) -lm
+
+fuzz-build: $(FUZZ:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: fuzz-build
+	@for h in $(FUZZ); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$h; \
+	  dict=; [ -f tests/fuzz/$$h.dict ] && dict=-dict=tests/fuzz/$$h.dict; \
+	  echo "== fuzz $$h: $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	      $$dict -artifact_prefix=$(FUZZ_BUILD)/crash-$$h- $(FUZZ_BUILD)/corpus/$$h tests/fuzz/corpus/$$h \
+	      > $(FUZZ_BUILD)/$$h.log 2>&1 || { tail -40 $(FUZZ_BUILD)/$$h.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/$$h.log; \
+	done
 
 # ---- the experiment --------------------------------------------------------
 reproduce: red

@@ -490,6 +490,17 @@ red_status red_config_load(red_config *c, const char *dir, red_error *err) {
 
 /* ------------------------------------------------------------------ model directory */
 
+/* NaN or Inf weights would only show later as NaN logits, a NaN loss, or a
+ * multiple-choice score computed from NaN comparisons: refuse them here. */
+static red_status check_finite(const float *x, size_t n, const red_st_entry *e, const char *path, red_error *err) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" element %zu is %s (weights must be finite)",
+                                 path, e->name, i, isnan(x[i]) ? "NaN" : "infinite");
+    return RED_OK;
+}
+
 /* Reads every parameter of m found in st (marking it in `done`); every
  * tensor of the file must be one (a tied model may still carry lm_head, HF
  * may keep rotary inv_freq buffers) and appear in one file only. */
@@ -512,7 +523,9 @@ static red_status st_fill(red_model *m, const red_safetensors *st, unsigned char
             return red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" has shape [%lld%s%lld] (%d-D), config.json implies [%lld, %lld]",
                                  st->path, p->name, (long long)e->shape[0], e->ndim > 1 ? ", " : "", e->ndim > 1 ? (long long)e->shape[1] : 0LL,
                                  e->ndim, (long long)p->shape[0], (long long)(p->ndim == 2 ? p->shape[1] : 1));
-        if ((rc = red_st_read_f32(st, e, m->params + p->offset, err))) return rc;
+        if ((rc = red_st_read_f32(st, e, m->params + p->offset, err)) ||
+            (rc = check_finite(m->params + p->offset, p->numel, e, st->path, err)))
+            return rc;
         done[j - 1] = 1;
     }
     return RED_OK;
@@ -568,23 +581,74 @@ static red_status shard_list(const char *index, char **files, int *n_files, red_
 
 /* Loads DIR/model.safetensors, or every shard of
  * DIR/model.safetensors.index.json (one open at a time). */
-red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err) {
-    red_config c;
+static int st_cmp_name(const void *a, const void *b) {
+    return strcmp((*(const red_st_entry *const *)a)->name, (*(const red_st_entry *const *)b)->name);
+}
+
+/* Matches the file's tensors to the parameter table of config c, before any
+ * parameter memory exists: every tensor the config implies is present once,
+ * with its shape and a float dtype, and the file holds nothing else (a tied
+ * model may still carry lm_head, and old checkpoints rotary inv_freq).
+ * found[i] gets the entry of tab[i]. Lookups go through a name-sorted index,
+ * so a header of 10^5 tensors costs O(n log n). */
+static red_status model_match_file(const red_config *c, const red_param *tab, int n_tab, const red_safetensors *st,
+                                   const red_st_entry **found, red_error *err) {
+    const red_st_entry **by_name = malloc((size_t)(st->n ? st->n : 1) * sizeof *by_name);
+    unsigned char *used = calloc((size_t)(st->n ? st->n : 1), 1);
+    red_status rc = RED_OK;
+    int i;
+    if (!by_name || !used) {
+        rc = red_error_set(err, RED_E_NOMEM, "%s: out of memory", st->path);
+        goto done;
+    }
+    for (i = 0; i < st->n; i++) by_name[i] = &st->e[i];
+    qsort(by_name, (size_t)st->n, sizeof *by_name, st_cmp_name);
+    for (i = 0; i < n_tab && !rc; i++) {
+        const red_param *p = &tab[i];
+        red_st_entry key, *kp = &key;
+        const red_st_entry **hit, *e;
+        key.name = (char *)p->name;
+        hit = bsearch(&kp, by_name, (size_t)st->n, sizeof *by_name, st_cmp_name);
+        if (!hit) {
+            rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" is missing (config.json says %d layers, %s)",
+                               st->path, p->name, c->n_layers, c->qkv_bias ? "with q/k/v biases" : "no biases");
+            break;
+        }
+        e = found[i] = *hit;
+        used[e - st->e] = 1;
+        if (e->ndim != p->ndim || e->shape[0] != p->shape[0] || (p->ndim == 2 && e->shape[1] != p->shape[1]))
+            rc = red_error_set(err, RED_E_FORMAT,
+                               "%s: tensor \"%s\" has shape [%lld%s%lld] (%d-D), config.json implies [%lld, %lld]",
+                               st->path, p->name, (long long)(e->ndim ? e->shape[0] : 0), e->ndim > 1 ? ", " : "",
+                               e->ndim > 1 ? (long long)e->shape[1] : 0LL, e->ndim, (long long)p->shape[0],
+                               (long long)(p->ndim == 2 ? p->shape[1] : 1));
+        else if (e->dtype == RED_DT_OTHER)
+            rc = red_error_set(err, RED_E_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; red reads F32, F16 and BF16",
+                               st->path, e->name, e->dtype_name);
+    }
+    for (i = 0; i < st->n && !rc; i++)
+        if (!used[i] && !(c->tied && strcmp(st->e[i].name, "lm_head.weight") == 0) &&
+            strstr(st->e[i].name, "rotary_emb.inv_freq") == NULL)
+            rc = red_error_set(err, RED_E_FORMAT, "%s: unexpected tensor \"%s\" for this config.json", st->path,
+                               st->e[i].name);
+done:
+    free(by_name);
+    free(used);
+    return rc;
+}
+
+/* A sharded model (model.safetensors.index.json): the parameter memory
+ * first, then each shard read and checked in turn. */
+static red_status model_load_shards(red_model *m, const red_config *c, const char *dir, const char *index,
+                                    red_pool *pool, red_error *err) {
     red_safetensors st;
-    red_status rc;
     char path[2048], *files = NULL;
     const char *f;
-    unsigned char *done;
+    unsigned char *done = NULL;
     int i, n_files = 1, k;
-    if ((rc = red_config_load(&c, dir, err))) return rc;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (access(path, F_OK) != 0) {
-        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-        if (access(path, F_OK) != 0)
-            return red_error_set(err, RED_E_IO, "%s: neither model.safetensors nor model.safetensors.index.json", dir);
-        if ((rc = shard_list(path, &files, &n_files, err))) return rc;
-    }
-    if ((rc = red_model_init(m, &c, pool, err))) {
+    red_status rc;
+    if ((rc = shard_list(index, &files, &n_files, err))) return rc;
+    if ((rc = red_model_init(m, c, pool, err))) {
         free(files);
         return rc;
     }
@@ -592,8 +656,8 @@ red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_err
         rc = red_error_set(err, RED_E_NOMEM, "%s: out of memory", dir);
         goto fail;
     }
-    for (k = 0, f = files; k < n_files; k++, f += f ? strlen(f) + 1 : 0) {
-        if (f) snprintf(path, sizeof path, "%s/%s", dir, f);
+    for (k = 0, f = files; k < n_files; k++, f += strlen(f) + 1) {
+        snprintf(path, sizeof path, "%s/%s", dir, f);
         if ((rc = red_st_open(&st, path, err))) goto fail;
         rc = st_fill(m, &st, done, err);
         red_st_close(&st);
@@ -601,9 +665,8 @@ red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_err
     }
     for (i = 0; i < m->n_tensors; i++)
         if (!done[i]) {
-            rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" is missing (config.json says %d layers, %s)",
-                               files ? "model.safetensors.index.json's shards" : path, m->table[i].name, c.n_layers,
-                               c.qkv_bias ? "with q/k/v biases" : "no biases");
+            rc = red_error_set(err, RED_E_FORMAT, "%s: tensor \"%s\" is missing (config.json says %d layers, %s)", index,
+                               m->table[i].name, c->n_layers, c->qkv_bias ? "with q/k/v biases" : "no biases");
             goto fail;
         }
     free(done);
@@ -613,6 +676,50 @@ fail:
     free(done);
     free(files);
     red_model_free(m);
+    return rc;
+}
+
+/* config.json, then model.safetensors checked against it, and only then the
+ * parameter memory: a 0.5 MB file can no longer make red allocate (and zero)
+ * what a lying config asks for. */
+red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err) {
+    red_config c;
+    red_safetensors st;
+    red_param *tab = NULL;
+    const red_st_entry **found = NULL;
+    red_status rc;
+    char path[2048];
+    int i, n_tab;
+    memset(m, 0, sizeof *m);
+    if ((rc = red_config_load(&c, dir, err))) return rc;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (access(path, F_OK) != 0) {
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        if (access(path, F_OK) != 0)
+            return red_error_set(err, RED_E_IO, "%s: neither model.safetensors nor model.safetensors.index.json", dir);
+        return model_load_shards(m, &c, dir, path, pool, err);
+    }
+    if ((rc = red_st_open(&st, path, err))) return rc;
+    n_tab = red_param_tensors(&c);  /* bounded by red_config_check: at most ~12,000 */
+    tab = calloc((size_t)n_tab, sizeof *tab);
+    found = calloc((size_t)n_tab, sizeof *found);
+    if (!tab || !found) {
+        rc = red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    red_param_table(&c, tab);
+    if ((rc = model_match_file(&c, tab, n_tab, &st, found, err))) goto done;
+    if ((rc = red_model_init(m, &c, pool, err))) goto done;
+    for (i = 0; i < m->n_tensors && !rc; i++) {
+        float *dst = m->params + m->table[i].offset;
+        if (!(rc = red_st_read_f32(&st, found[i], dst, err)))
+            rc = check_finite(dst, m->table[i].numel, found[i], path, err);
+    }
+    if (rc) red_model_free(m);
+done:
+    free(tab);
+    free(found);
+    red_st_close(&st);
     return rc;
 }
 

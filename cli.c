@@ -104,8 +104,31 @@ static int parse_threads(const char *s) {
 
 static red_pool *make_pool(int threads) {
     red_pool *p = red_pool_create(threads);
-    if (!p) die(1, "cannot start the thread pool (%s)", "out of memory or thread limit");
+    if (!p) {
+        fprintf(stderr, "red: cannot start a pool of %d threads: each reserves %d MB of matrix-multiply scratch, so at "
+                "most %d (and the system must allow that many threads and that memory)\n",
+                threads > 0 ? threads : red_default_threads(), (int)(RED_POOL_SCRATCH_BYTES >> 20), RED_POOL_MAX_THREADS);
+        exit(1);
+    }
     return p;
+}
+
+/* Outputs are checked before any work starts: writable (a directory
+ * creatable), and never one of the inputs, which writing would destroy. */
+static void check_output(const char *cmd, const char *opt, const char *path, int is_dir) {
+    red_error err;
+    if (path && red_check_output(path, is_dir, &err) != RED_OK) {
+        fprintf(stderr, "red: %s: %s: %s\n", cmd, opt, err.msg);
+        exit(1);
+    }
+}
+
+static void check_distinct(const char *cmd, const char *out_opt, const char *out, const char *in_opt, const char *in) {
+    if (out && in && red_same_file(out, in)) {
+        fprintf(stderr, "red: %s: %s %s is the same file as %s %s; refusing to overwrite an input\n", cmd, out_opt, out,
+                in_opt, in);
+        exit(2);
+    }
 }
 
 static void load_matrix(const char *path, red_tensor *t) {
@@ -475,6 +498,7 @@ static int cmd_forward(int argc, char **argv) {
     float *last;
     parse_model_args(argc, argv, &a, usage_forward, "forward");
     if (!a.tokens || !a.out) die(2, "forward: --tokens and --out are required (see red forward --help)%s", "");
+    check_output("forward", "--out", a.out, 0);
     n = parse_ids(a.tokens, &ids);
     if (n < 1) die(2, "forward: --tokens is empty%s", "");
     pool = make_pool(a.threads);
@@ -484,7 +508,10 @@ static int cmd_forward(int argc, char **argv) {
     seq = xmalloc(sizeof(int) * (size_t)n);
     pos = xmalloc(sizeof(int) * (size_t)n);
     for (i = 0; i < n; i++) { seq[i] = 0; pos[i] = i; }
-    if (red_kv_forward(&m, &kv, n, ids, seq, pos) != RED_OK) die(1, "forward failed%s", "");
+    {
+        red_status st = red_kv_forward(&m, &kv, n, ids, seq, pos);
+        if (st != RED_OK) die(1, "forward: %s", red_kv_failure(st));
+    }
     save_matrix(a.out, kv.logits, 2, n, m.cfg.vocab);
     last = kv.logits + (size_t)(n - 1) * m.cfg.vocab;
     for (i = 1; i < m.cfg.vocab; i++)
@@ -961,6 +988,13 @@ static int cmd_eval(int argc, char **argv) {
         die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot, choice, arc_easy, arc_challenge, "
                "hellaswag, piqa, winogrande, sciq, boolq, mmlu)", task_name);
     if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)%s", "");
+    check_distinct("eval", "--json", json_out, "--samples", samples_out);
+    check_distinct("eval", "--json", json_out, "--data", data);
+    check_distinct("eval", "--samples", samples_out, "--data", data);
+    check_distinct("eval", "--json", json_out, "--fewshot-from", fewshot);
+    check_distinct("eval", "--samples", samples_out, "--fewshot-from", fewshot);
+    check_output("eval", "--json", json_out, 0);
+    check_output("eval", "--samples", samples_out, 0);
     if (!strcmp(task_name, "choice")) return cmd_eval_choice(model, tok_path, data, limit, batch, bos, threads, json_out, samples_out);
     if (shots < 0) shots = task == RED_GSM8K && fewshot ? 5 : task == RED_GSM8K_COT ? 8 : 0;
     if (task == RED_GSM8K && shots > 0 && !fewshot) die(2, "eval: gsm8k with --shots > 0 needs --fewshot-from TRAIN.jsonl%s", "");
@@ -1029,6 +1063,13 @@ static int cmd_score_gsm8k(int argc, char **argv) {
         else die(2, "score-gsm8k: unknown option '%s' (see red score-gsm8k --help)", o);
     }
     if (!data || !comp) die(2, "score-gsm8k: --data and --completions are required%s", "");
+    check_distinct("score-gsm8k", "--json", json_out, "--samples", samples_out);
+    check_distinct("score-gsm8k", "--json", json_out, "--data", data);
+    check_distinct("score-gsm8k", "--samples", samples_out, "--data", data);
+    check_distinct("score-gsm8k", "--json", json_out, "--completions", comp);
+    check_distinct("score-gsm8k", "--samples", samples_out, "--completions", comp);
+    check_output("score-gsm8k", "--json", json_out, 0);
+    check_output("score-gsm8k", "--samples", samples_out, 0);
     if (red_gsm8k_task_parse(task_name, &task) != RED_OK) die(2, "score-gsm8k: unknown task '%s'", task_name);
     if (red_gsm8k_load(data, &test, &n_test, &err) != RED_OK) die(1, "%s", err.msg);
     if (red_jsonl_read(comp, &items, &n_items, &err) != RED_OK) die(1, "%s", err.msg);
@@ -1177,6 +1218,7 @@ static int cmd_init(int argc, char **argv) {
         else die(2, "init: unknown option '%s' (see red init --help)", o);
     }
     if (!out) die(2, "init: --out DIR is required%s", "");
+    check_output("init", "--out", out, 1);
     if (red_tokenizer_byte_new(&tok, &err) != RED_OK) die(1, "%s", err.msg);
     if (cfg_path) {
         if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
@@ -1395,6 +1437,8 @@ static int cmd_train(int argc, char **argv) {
         } else die(2, "train: unknown option '%s' (see red train --help)", a);
     }
     if (!n_data || !o.loop.out) die(2, "train: --data and --out are required (see red train --help)%s", "");
+    for (i = 0; i < n_data; i++) check_distinct("train", "--out", o.loop.out, "--data", data[i]);
+    check_output("train", "--out", o.loop.out, 1);
     if (o.loop.min_lr < 0) o.loop.min_lr = o.loop.lr / 10;
     c.head_dim = c.dim / c.n_heads;
     c.max_pos = o.loop.seq;  /* the context is what training saw: positions beyond it were never trained */
@@ -1806,6 +1850,9 @@ static int cmd_distill(int argc, char **argv) {
     }
     if (!teacher_dir || !out || !n_data || !width || !init_name || !have_tokens)
         die(2, "distill: --teacher, --width, --init, --data, --tokens and --out are required (see red distill --help)%s", "");
+    check_distinct("distill", "--out", out, "--teacher", teacher_dir);
+    for (i = 0; i < n_data; i++) check_distinct("distill", "--out", out, "--data", data[i]);
+    check_output("distill", "--out", out, 1);
     if (red_init_by_name(init_name, 128, &io, &err) != RED_OK) die(2, "distill: %s", err.msg);
     o.loop.out = out;
     pool = make_pool(threads);
@@ -1941,6 +1988,8 @@ static int cmd_reproduce(int argc, char **argv) {
         else die(2, "reproduce: unknown option '%s' (see red reproduce --help)", a);
     }
     if (quick && full) die(2, "reproduce: --quick and --full exclude each other%s", "");
+    check_distinct("reproduce", "--out", o.out, "--teacher", o.teacher);
+    check_output("reproduce", "--out", o.out, 1);
     if (inits) {
         char *p = inits, *tok;
         while ((tok = strtok(p, ",")) != NULL) {
@@ -2052,6 +2101,8 @@ static int cmd_tokenizer(int argc, char **argv) {
         red_sbuf all;
         double t0 = red_time_seconds();
         if (!n_files || !out) die(2, "tokenizer train: --data and --out are required%s", "");
+        for (i = 0; i < n_files; i++) check_distinct("tokenizer", "--out", out, "--data", files[i]);
+        check_output("tokenizer", "--out", out, 1);
         red_sbuf_init(&all);
         red_sbuf_puts(&all, "");
         for (i = 0; i < n_files; i++)

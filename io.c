@@ -24,6 +24,69 @@ red_status red_make_dir(const char *path, red_error *err) {
     return RED_OK;
 }
 
+/* The directory part of path ("." when there is none), trailing slashes
+ * ignored; 0 if it does not fit. */
+static int parent_dir(const char *path, char *out, size_t cap) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    while (n > 0 && path[n - 1] != '/') n--;
+    while (n > 1 && path[n - 1] == '/') n--;
+    if (n == 0) return snprintf(out, cap, ".") < (int)cap;
+    if (n >= cap) return 0;
+    memcpy(out, path, n);
+    out[n] = 0;
+    return 1;
+}
+
+/* The last component of path, trailing slashes ignored (length in *len). */
+static const char *base_name(const char *path, size_t *len) {
+    size_t n = strlen(path), b;
+    while (n > 1 && path[n - 1] == '/') n--;
+    b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    *len = n - b;
+    return path + b;
+}
+
+int red_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    char pa[4096], pb[4096];
+    const char *na, *nb;
+    size_t la, lb;
+    int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea != eb) return 0;  /* one exists, the other does not yet */
+    /* neither exists yet (two outputs): same directory and same name */
+    na = base_name(a, &la);
+    nb = base_name(b, &lb);
+    if (la != lb || memcmp(na, nb, la) != 0) return 0;
+    if (!parent_dir(a, pa, sizeof pa) || !parent_dir(b, pb, sizeof pb)) return strcmp(a, b) == 0;
+    if (stat(pa, &sa) != 0 || stat(pb, &sb) != 0) return strcmp(pa, pb) == 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+red_status red_check_output(const char *path, int is_dir, red_error *err) {
+    struct stat st;
+    char parent[4096];
+    if (stat(path, &st) == 0) {
+        if (is_dir && !S_ISDIR(st.st_mode))
+            return red_error_set(err, RED_E_IO, "%s: exists and is not a directory", path);
+        if (!is_dir && S_ISDIR(st.st_mode))
+            return red_error_set(err, RED_E_IO, "%s: is a directory, expected a file name", path);
+        /* files are replaced by rename: what matters is the directory they are in */
+        if (is_dir && access(path, W_OK | X_OK) != 0)
+            return red_error_set(err, RED_E_IO, "%s: directory is not writable: %s", path, strerror(errno));
+        if (is_dir) return RED_OK;
+    }
+    if (!parent_dir(path, parent, sizeof parent)) return red_error_set(err, RED_E_ARG, "%s: path too long", path);
+    if (stat(parent, &st) != 0)
+        return red_error_set(err, RED_E_IO, "%s: cannot create it: directory %s: %s", path, parent, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return red_error_set(err, RED_E_IO, "%s: cannot create it: %s is not a directory", path, parent);
+    if (access(parent, W_OK | X_OK) != 0)
+        return red_error_set(err, RED_E_IO, "%s: cannot create it in %s: %s", path, parent, strerror(errno));
+    return RED_OK;
+}
+
 red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err) {
     FILE *f = fopen(path, "rb");
     unsigned char *data = NULL;

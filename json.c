@@ -261,9 +261,10 @@ typedef struct {
 } key_set;
 
 static size_t key_hash(const char *k, size_t n) {
-    size_t h = 1469598103934665603ull, i;
+    uint64_t h = 1469598103934665603ull;  /* FNV-1a, 64-bit on every host */
+    size_t i;
     for (i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
-    return h;
+    return (size_t)h;
 }
 
 static int key_set_has(const key_set *ks, const char *key, size_t n) {

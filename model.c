@@ -681,6 +681,15 @@ static void acts_free(red_train_acts *a) {
     free(a);
 }
 
+/* The slab size in 64-bit arithmetic (red_config_check bounds keep it below
+ * 2^50): on a 32-bit host the size_t layout would wrap around. */
+static uint64_t param_floats_u64(const red_config *c) {
+    uint64_t D = (uint64_t)c->dim, F = (uint64_t)c->ffn, V = (uint64_t)c->vocab,
+             QD = (uint64_t)c->n_heads * (uint64_t)c->head_dim, KD = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim;
+    uint64_t layer = 2 * D + 2 * QD * D + 2 * KD * D + 3 * F * D + (c->qkv_bias ? QD + 2 * KD : 0);
+    return V * D * (c->tied ? 1 : 2) + (uint64_t)c->n_layers * layer + D;
+}
+
 /* Config, tables and named pointers around a parameter slab: a new zeroed
  * one (slab NULL) or a shared one. */
 static red_status model_setup(red_model *m, const red_config *c, red_pool *pool, float *slab, red_error *err) {
@@ -688,6 +697,9 @@ static red_status model_setup(red_model *m, const red_config *c, red_pool *pool,
     int i;
     memset(m, 0, sizeof *m);
     if ((st = red_config_check(c, err))) return st;
+    if (param_floats_u64(c) > SIZE_MAX / sizeof(float))
+        return red_error_set(err, RED_E_NOMEM, "model: %llu parameters do not fit in this host's address space",
+                             (unsigned long long)param_floats_u64(c));
     m->cfg = *c;
     m->pool = pool;
     m->n_params = red_param_floats(c);
@@ -699,8 +711,9 @@ static red_status model_setup(red_model *m, const red_config *c, red_pool *pool,
     m->own_params = !slab;
     m->params = slab ? slab : red_malloc_aligned(m->n_params * sizeof(float));
     if (!m->table || !m->layer_buf || !m->decay_mask || !m->rope_inv_freq || !m->params) {
+        size_t n = m->n_params;  /* red_model_free clears m */
         red_model_free(m);
-        return red_error_set(err, RED_E_NOMEM, "model: out of memory for %zu parameters", m->n_params);
+        return red_error_set(err, RED_E_NOMEM, "model: out of memory for %zu parameters", n);
     }
     if (!slab) memset(m->params, 0, m->n_params * sizeof(float));
     red_param_table(c, m->table);
@@ -1132,6 +1145,10 @@ static void kv_rope_rows(void *vp, int64_t lo, int64_t hi) {
     }
 }
 
+const char *red_kv_failure(red_status st) {
+    return st == RED_E_FORMAT ? "the model's logits are not finite (NaN or Inf)" : "invalid rows, positions or tokens";
+}
+
 red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *tokens, const int *seq,
                           const int *pos) {
     const red_config *c = &m->cfg;
@@ -1189,6 +1206,11 @@ red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *token
     }
     red_rmsnorm_forward(pool, xn, scores, x, m->w.norm, n, D, c->norm_eps);
     red_linear_forward(pool, s->logits, xn, m->w.lm_head, NULL, n, c->vocab, D, 0.0f);
+    {  /* NaN/Inf logits would be decoded or scored as if they were valid */
+        size_t i, nv = (size_t)n * (size_t)c->vocab;
+        for (i = 0; i < nv; i++)
+            if (!isfinite(s->logits[i])) return RED_E_FORMAT;
+    }
     return RED_OK;
 }
 
@@ -1289,7 +1311,7 @@ red_status red_generate(red_model *m, int n_seq, const int *const *prompts, cons
             pos[j] = j;
         }
         if ((st = red_kv_forward(m, &s, lens[i], tok, seq, pos))) {
-            red_error_set(err, st, "generate: forward failed");
+            red_error_set(err, st, "generate: forward failed: %s", red_kv_failure(st));
             goto out;
         }
         cur[i] = red_sample(s.logits + (size_t)(lens[i] - 1) * V, V, sp, &rng, idx);
@@ -1307,7 +1329,7 @@ red_status red_generate(red_model *m, int n_seq, const int *const *prompts, cons
             }
         if (!n) break;
         if ((st = red_kv_forward(m, &s, n, tok, seq, pos))) {
-            red_error_set(err, st, "generate: forward failed");
+            red_error_set(err, st, "generate: forward failed: %s", red_kv_failure(st));
             goto out;
         }
         for (j = 0; j < n; j++) {

@@ -1386,6 +1386,13 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     red_status st;
     memset(s, 0, sizeof *s);
     memset(r, 0, sizeof *r);
+    /* checks that need no memory come before the student's activations */
+    if (o->loop.batch < 1 || o->loop.seq < 2 || o->loop.tokens / ((uint64_t)o->loop.batch * o->loop.seq) < 1)
+        return red_error_set(err, RED_E_ARG, "distill: --tokens is less than one batch (%d x %d)", o->loop.batch,
+                             o->loop.seq);
+    if (j->data && j->data->n_tok < (size_t)o->loop.seq + 1)
+        return red_error_set(err, RED_E_ARG, "distill: the data has %zu tokens, fewer than one sequence of %d",
+                             j->data->n_tok, o->loop.seq + 1);
     if ((st = red_student_init(s, j->teacher, j->width, err))) return st;
     if ((st = red_student_train_alloc(s, o->loop.batch, o->loop.seq, err)) || (st = report_alloc(r, s, err)) ||
         (st = red_make_dir(o->loop.out, err)))

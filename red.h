@@ -37,7 +37,8 @@ typedef struct {
 
 const char *red_status_name(red_status s);
 /* Sets err->code and formats err->msg (printf-style); returns the code.
- * err may be NULL (then only the code is returned). */
+ * err may be NULL (then only the code is returned); arguments may point into
+ * err->msg. */
 red_status red_error_set(red_error *err, red_status code, const char *fmt, ...);
 
 /* ------------------------------------------------------------------ tensor.c */
@@ -83,7 +84,11 @@ typedef struct red_pool red_pool;
 typedef void (*red_task_fn)(void *arg, int ith, int nth);
 
 #define RED_POOL_SCRATCH_BYTES ((size_t)8 << 20) /* per thread */
-/* nthreads <= 0: red_default_threads(). NULL on failure. */
+/* The scratch is reserved for every thread up front (--threads 1024 asked
+ * for 8 GB), so pools are capped: 256 threads = 2 GB of address space. */
+#define RED_POOL_MAX_THREADS 256
+/* nthreads <= 0: red_default_threads(). NULL on failure, or when nthreads
+ * exceeds RED_POOL_MAX_THREADS or a quarter of the address space. */
 red_pool *red_pool_create(int nthreads);
 void red_pool_destroy(red_pool *p);
 int red_pool_size(const red_pool *p);
@@ -241,6 +246,15 @@ red_status red_npy_save(const char *path, const red_tensor *t, red_error *err);
 red_status red_read_file(const char *path, unsigned char **buf, size_t *len, red_error *err);
 /* Creates a directory (0777 before umask); an existing one is fine. */
 red_status red_make_dir(const char *path, red_error *err);
+/* 1 if a and b are the same file or directory (device and inode, so links
+ * and other spellings count); two paths that do not exist yet are the same
+ * when their directories are and their last components are equal (two
+ * outputs that would overwrite each other). */
+int red_same_file(const char *a, const char *b);
+/* Checks, before any work, that an output can be written: a file path's
+ * directory exists and is writable (it is not a directory itself); a
+ * directory exists writable or can be created in a writable parent. */
+red_status red_check_output(const char *path, int is_dir, red_error *err);
 /* Writes a buffer atomically: path.tmp.<pid> then rename over path. */
 red_status red_write_file_atomic(const char *path, const void *buf, size_t len, red_error *err);
 /* Little-endian fields of the binary state files, whatever the host order. */
@@ -540,7 +554,10 @@ void red_kv_free(red_kv_state *s);
 /* Runs n tokens; token r belongs to sequence seq[r] at position pos[r]. Its K/V
  * go to the cache, and it attends to that sequence's cache [0, pos[r]]. Rows
  * of one sequence must come in increasing position and every earlier
- * position must already be cached (or be in this call). Logits -> s->logits. */
+ * position must already be cached (or be in this call). Logits -> s->logits.
+ * RED_E_ARG for bad rows, RED_E_FORMAT when a logit is NaN or Inf;
+ * red_kv_failure(status) says which, for messages. */
+const char *red_kv_failure(red_status st);
 red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *tokens, const int *seq,
                           const int *pos);
 

@@ -34,11 +34,15 @@ const char *red_status_name(red_status s) {
 
 red_status red_error_set(red_error *err, red_status code, const char *fmt, ...) {
     if (err) {
+        /* formatted aside first: an argument may be err->msg itself (a
+         * caller adding context to the error it got back) */
+        char msg[sizeof err->msg];
         va_list ap;
         err->code = code;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        memcpy(err->msg, msg, sizeof msg);
     }
     return code;
 }
@@ -223,13 +227,14 @@ int red_default_threads(void) {
         if (errno == 0 && *end == '\0' && n >= 1 && n <= 1024) return (int)n;
     }
     n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n >= 1 ? (int)(n > 1024 ? 1024 : n) : 1;
+    return n >= 1 ? (int)(n > RED_POOL_MAX_THREADS ? RED_POOL_MAX_THREADS : n) : 1;
 }
 
 red_pool *red_pool_create(int nthreads) {
     red_pool *p;
     int i;
     if (nthreads <= 0) nthreads = red_default_threads();
+    if (nthreads > RED_POOL_MAX_THREADS || (uint64_t)nthreads * RED_POOL_SCRATCH_BYTES > SIZE_MAX / 4) return NULL;
     p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->nthreads = nthreads;

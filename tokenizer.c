@@ -406,11 +406,12 @@ static red_status count_chunks(chunk_set *cs, const char *text, size_t len, red_
     }
     cs->start[0] = 0;
     for (i = 0; i < len;) {
-        size_t c = chunk_len(text, len, i), h = 1469598103934665603ull, k;
+        size_t c = chunk_len(text, len, i), h, k;
+        uint64_t fnv = 1469598103934665603ull;  /* 64-bit FNV-1a, also where size_t is 32 bits */
         if (c > 256) c = 256;
         if (c >= 2) {
-            for (k = 0; k < c; k++) h = (h ^ (unsigned char)text[i + k]) * 1099511628211ull;
-            for (h &= slots - 1;; h = (h + 1) & (slots - 1)) {
+            for (k = 0; k < c; k++) fnv = (fnv ^ (unsigned char)text[i + k]) * 1099511628211ull;
+            for (h = (size_t)fnv & (slots - 1);; h = (h + 1) & (slots - 1)) {
                 size_t e = slot_of[h];
                 if (!e) {
                     if (cs->n == cap || cs->start[cs->n] + c > cap * 16 || cs->n * 2 >= slots) {
@@ -564,10 +565,13 @@ static red_status load_red_json(red_tokenizer **out, const red_json *j, const ch
 #define TOKID(key, field)                                                                              \
     v = red_json_get(j, key);                                                                          \
     if (v) {                                                                                           \
-        if (v->type != RED_JSON_NUMBER || !v->is_int || v->ival < 256 || v->ival > 65535) {            \
+        /* a special id equal to a merged id would decode as that token's text */                   \
+        if (v->type != RED_JSON_NUMBER || !v->is_int || v->ival < 256 || v->ival > 65535 ||            \
+            (v->ival >= 259 && v->ival < 259 + t->n_merges)) {                                         \
+            size_t off = v->offset;                                                                    \
             red_tokenizer_free(t);                                                                     \
-            return red_error_set(err, RED_E_FORMAT, "%s: byte %zu: \"%s\" must be an id >= 256", path, \
-                                 v->offset, key);                                                      \
+            return red_error_set(err, RED_E_FORMAT, "%s: byte %zu: \"%s\" must be an id >= 256 and not " \
+                                 "a merged token's", path, off, key);                                  \
         }                                                                                              \
         t->field = (int)v->ival;                                                                       \
     }

@@ -123,8 +123,17 @@ red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer 
     red_status st;
     if (lo->batch < 1 || lo->seq < 2 || lo->seq > m->cfg.max_pos)
         return red_error_set(err, RED_E_ARG, "train: batch >= 1 and 2 <= seq <= max_position_embeddings (%d)", m->cfg.max_pos);
+    if (red_tokenizer_vocab(tok) > m->cfg.vocab)  /* ids past the logits would be read and written as targets */
+        return red_error_set(err, RED_E_ARG, "train: the tokenizer has %d ids, the model's vocabulary only %d",
+                             red_tokenizer_vocab(tok), m->cfg.vocab);
+    /* every check that needs no memory comes before the activations (B x T
+     * rows and B x H x T x T attention probabilities: 276 GB at B 4, T 65536) */
     if (lo->tokens / ((uint64_t)lo->batch * lo->seq) < 1)
         return red_error_set(err, RED_E_ARG, "train: --tokens is less than one batch (%d x %d)", lo->batch, lo->seq);
+    if (data->n_tok < (size_t)lo->seq + 1 || (eval_data && eval_data->n_tok < (size_t)lo->seq + 1))
+        return red_error_set(err, RED_E_ARG, "train: the %sdata has %zu tokens, fewer than one sequence of %d",
+                             data->n_tok < (size_t)lo->seq + 1 ? "" : "eval ",
+                             data->n_tok < (size_t)lo->seq + 1 ? data->n_tok : eval_data->n_tok, lo->seq + 1);
     if ((st = red_model_train_alloc(m, lo->batch, lo->seq, err))) return st;
     memset(&t, 0, sizeof t);
     t.o = o;

@@ -42,7 +42,11 @@ red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *e
     *docs = NULL;
     *n = 0;
     if ((st = red_jsonl_read(path, &items, &count, err))) return st;
-    *docs = calloc(count ? count : 1, sizeof **docs);
+    if (!count) {  /* scoring nothing would print a score of 0 */
+        red_jsonl_free(items, count);
+        return red_error_set(err, RED_E_FORMAT, "%s: no documents (the file is empty or has only blank lines)", path);
+    }
+    *docs = calloc(count, sizeof **docs);
     if (!*docs) {
         red_jsonl_free(items, count);
         return red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
@@ -180,7 +184,7 @@ red_status red_loglikelihood(red_model *m, const red_tokenizer *tok, const char 
             last[i] = ids[first + ntot[i] - 1];  /* the final target is not fed */
         }
         if ((st = red_kv_forward(m, &kv, rows, all, seq, pos))) {
-            red_error_set(err, st, "loglikelihood: forward failed");
+            red_error_set(err, st, "loglikelihood: forward failed: %s", red_kv_failure(st));
             goto out;
         }
         for (i = 0; i < nb; i++) {
@@ -198,6 +202,11 @@ red_status red_loglikelihood(red_model *m, const red_tokenizer *tok, const char 
                 for (k = 0; k < V; k++) se += exp((double)z[k] - mx);
                 sum += (double)z[target] - mx - log(se);
                 if (best != target) all_greedy = 0;
+            }
+            if (!isfinite(sum)) {  /* NaN compares false: it would be scored as a valid choice */
+                st = red_error_set(err, RED_E_FORMAT, "loglikelihood: request %d: the log-likelihood is %s (the model's "
+                                   "logits are not finite)", r + i, isnan(sum) ? "NaN" : "infinite");
+                goto out;
             }
             ll[r + i] = sum;
             greedy[r + i] = all_greedy;

@@ -153,7 +153,7 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
                 pos[j] = j;
             }
             if ((st = red_kv_forward(m, &kv, k - start, ids + start, seq, pos))) {
-                red_error_set(err, st, "generate: forward failed on prompt %d", g + i);
+                red_error_set(err, st, "generate: forward failed on prompt %d: %s", g + i, red_kv_failure(st));
                 goto out;
             }
             len[i] = k - start;
@@ -196,7 +196,7 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
                     rows++;
                 }
             if ((st = red_kv_forward(m, &kv, rows, ids, seq, pos))) {
-                red_error_set(err, st, "generate: forward failed");
+                red_error_set(err, st, "generate: forward failed: %s", red_kv_failure(st));
                 goto out;
             }
             for (i = 0; i < rows; i++) {

@@ -258,7 +258,11 @@ red_status red_gsm8k_load(const char *path, red_gsm8k_doc **docs, int *n, red_er
     *docs = NULL;
     *n = 0;
     if ((st = red_jsonl_read(path, &items, &count, err))) return st;
-    *docs = calloc(count ? count : 1, sizeof **docs);
+    if (!count) {  /* scoring nothing would print a score of 0 */
+        red_jsonl_free(items, count);
+        return red_error_set(err, RED_E_FORMAT, "%s: no documents (the file is empty or has only blank lines)", path);
+    }
+    *docs = calloc(count, sizeof **docs);
     if (!*docs) {
         red_jsonl_free(items, count);
         return red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -351,4 +352,140 @@ Test(model_dir, save_load_round_trip_f32_and_bf16) {
     snprintf(path, sizeof path, "%s/model.safetensors", dir); unlink(path);
     rmdir(dir);
     red_model_free(&m);
+}
+
+/* ------------------------------------------------------------------ hostile inputs */
+
+/* {"k0000000":0,...} with n distinct keys; key dup_of (if >= 0) is repeated as
+ * an extra last member. *dup_at gets the offset of that last key. */
+static char *many_keys(int n, int dup_of, size_t *len, size_t *dup_at) {
+    char *s = malloc((size_t)n * 24 + 32);
+    size_t k = 0;
+    int i;
+    s[k++] = '{';
+    for (i = 0; i < n; i++) k += (size_t)sprintf(s + k, "%s\"k%07d\":%d", i ? "," : "", i, i);
+    if (dup_of >= 0) {
+        s[k++] = ',';
+        *dup_at = k;
+        k += (size_t)sprintf(s + k, "\"k%07d\":0", dup_of);
+    }
+    s[k++] = '}';
+    *len = k;
+    return s;
+}
+
+/* 200,000 keys: the old member-by-member check took O(n^2) (~10 min here);
+ * the timeout turns such a hang into a failure. */
+Test(json, many_keys_parse_and_duplicates_are_found, .timeout = 20) {
+    size_t len, at = 0;
+    red_json *j = NULL;
+    red_error err;
+    char *s = many_keys(200000, -1, &len, &at), want[48];
+    cr_assert(red_json_parse(s, len, "t", &j, &err) == RED_OK, "%s", err.msg);
+    cr_expect(j->count == 200000);
+    cr_expect(red_json_get(j, "k0199999")->ival == 199999);
+    red_json_free(j);
+    free(s);
+    s = many_keys(200000, 123456, &len, &at);
+    cr_assert(red_json_parse(s, len, "t", &j, &err) == RED_E_FORMAT, "duplicate key accepted");
+    snprintf(want, sizeof want, "byte %zu: duplicate key", at);
+    cr_expect(strstr(err.msg, want) != NULL, "message '%s' should name %s", err.msg, want);
+    free(s);
+    /* two repeats: the first in document order is reported */
+    parse_bad("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"j\":1,\"k\":1,\"l\":1,"
+              "\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"q\":1,\"r\":1,\"x\":1,\"b\":2,\"a\":2}", 127, 115);
+}
+
+static void write_config(const char *dir, const red_config *c) {
+    char path[256];
+    red_sbuf b;
+    red_error err;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    red_sbuf_init(&b);
+    red_config_to_json(c, &b);
+    cr_assert(red_write_file_atomic(path, b.p, b.len, &err) == RED_OK, "%s", err.msg);
+    red_sbuf_free(&b);
+}
+
+static void remove_model_dir(const char *dir) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/config.json", dir); unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir); unlink(path);
+    rmdir(dir);
+}
+
+/* NaN or Inf weights are refused at load, naming the tensor (a NaN model
+ * used to score acc 1.0 on multiple choice and write NaN logits). */
+Test(model_dir, non_finite_weights_are_rejected_with_the_tensor_name) {
+    red_config c;
+    red_model m, back;
+    red_error err;
+    red_rng r;
+    char dir[] = "/tmp/red-test-nan-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    red_config_default(&c);
+    c.dim = 16; c.ffn = 32; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 8;
+    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    red_rng_seed(&r, 4);
+    red_model_init_random(&m, &r, 0.1f, 0.0f);
+    m.w.layers[1].wu[37] = NAN;
+    cr_assert(red_model_save(&m, dir, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_model_load(&back, dir, NULL, &err) == RED_E_FORMAT, "NaN weights accepted");
+    cr_expect(strstr(err.msg, "model.layers.1.mlp.up_proj.weight") && strstr(err.msg, "element 37 is NaN"), "%s",
+              err.msg);
+    m.w.layers[1].wu[37] = 0.5f;
+    m.w.norm[2] = -INFINITY;
+    cr_assert(red_model_save(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_model_load(&back, dir, NULL, &err) == RED_E_FORMAT, "infinite weights accepted");
+    cr_expect(strstr(err.msg, "model.norm.weight") && strstr(err.msg, "infinite"), "%s", err.msg);
+    red_model_free(&m);
+    remove_model_dir(dir);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RED_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RED_TEST_ASAN 1
+#endif
+#endif
+
+/* config.json asks for 256M parameters (1 GB) next to a 13 KB
+ * model.safetensors: the file is checked against the config before any
+ * parameter memory exists. The address space is capped at what the process
+ * uses plus 256 MB, so allocating first fails with RED_E_NOMEM instead of
+ * the format error (ASan reserves terabytes of shadow: no cap there). */
+Test(model_dir, file_is_checked_against_config_before_allocating) {
+    red_config c, big;
+    red_model m, back;
+    red_error err;
+    char dir[] = "/tmp/red-test-big-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    red_config_default(&c);
+    c.dim = 16; c.ffn = 32; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 8; c.n_layers = 1;
+    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    cr_assert(red_model_save(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    red_model_free(&m);
+    big = c;
+    big.vocab = 262144; big.dim = 1024; big.head_dim = 512; big.ffn = 16;
+    write_config(dir, &big);
+#ifndef RED_TEST_ASAN
+    {
+        FILE *f = fopen("/proc/self/statm", "r");
+        unsigned long pages = 0;
+        struct rlimit lim;
+        if (f) {
+            if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+            fclose(f);
+        }
+        if (pages) {
+            lim.rlim_cur = lim.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+            cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+        }
+    }
+#endif
+    cr_expect(red_model_load(&back, dir, NULL, &err) == RED_E_FORMAT, "expected a format error, got: %s", err.msg);
+    cr_expect(strstr(err.msg, "model.embed_tokens.weight") && strstr(err.msg, "[259, 16]") &&
+              strstr(err.msg, "262144, 1024"), "%s", err.msg);
+    remove_model_dir(dir);
 }

@@ -586,7 +586,7 @@ static const char *const bpe_corpus[] = {
     "Question: On Monday, Liam picks 16 apples. On Tuesday, Omar picks 9 fewer apples than Liam.",
     "Answer: On Tuesday, Omar picks 9 fewer apples than Liam: 16 - 9 = <<16-9=7>>7 apples.\n#### 7",
     "The red fox lives in the forest. All foxes are orange. The fox weighs 12 kilograms.",
-    "Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.   Spaces   and tabs\tand \xc3\xbcmlauts \xc3\xbc" "ber."};
+    "Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.   Spaces   and tabs\tand \xc3\xbcmlauts \303\274ber."};  /* octal: a hex escape would swallow the b */
 
 static void bpe_corpus_text(red_sbuf *s) {
     int r, k;
@@ -722,6 +722,40 @@ Test(tokenizer, bpe_rejects_malformed_merges) {
     rmdir(dir);
 }
 
+/* The error names the offending id's byte offset, read before the JSON tree
+ * is freed (ASan reported a use-after-free here), and keeps the I/O reason
+ * when the file is missing. */
+Test(tokenizer, load_errors_name_the_byte_and_the_reason) {
+    red_tokenizer *t = NULL;
+    red_error err;
+    char dir[] = "/tmp/red_test_tokerr_XXXXXX", path[256];
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+    f = fopen(path, "w");
+    fputs("{\"type\": \"byte\", \"eos_token_id\": 12}", f);
+    fclose(f);
+    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "byte 33:") && strstr(err.msg, "eos_token_id"), "%s", err.msg);
+    /* a special id may not be a merged token's id (BOS decoded as "ab", and "ab" encoded as BOS) */
+    f = fopen(path, "w");
+    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 259}", f);
+    fclose(f);
+    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT, "a special id equal to a merged id was accepted");
+    /* a special id past the merge tables has no text (was read out of bounds) */
+    f = fopen(path, "w");
+    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 60000}", f);
+    fclose(f);
+    cr_assert(red_tokenizer_load(&t, dir, &err) == RED_OK, "%s", err.msg);
+    {
+        static char b[RED_TOKEN_MAX_BYTES];
+        cr_expect(red_tokenizer_vocab(t) == 60001 && red_token_bytes(t, 259, b) == 2 && red_token_bytes(t, 5000, b) == 0);
+    }
+    red_tokenizer_free(t);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(gsm8k, calculator_fills_open_annotations_only) {
     struct { const char *text, *want; } cases[] = {
         {"Mia has 16 - 9 = <<16-9=", "7>>"},
@@ -744,4 +778,67 @@ Test(gsm8k, calculator_fills_open_annotations_only) {
         if (cases[k].want) cr_expect(got && !strcmp(out, cases[k].want), "'%s' -> '%s', want '%s'", cases[k].text, got ? out : "(none)", cases[k].want);
         else cr_expect(!got, "'%s' must not trigger the calculator", cases[k].text);
     }
+}
+
+/* ------------------------------------------------------------------ hostile inputs */
+
+/* A model whose logits are NaN (one NaN in the final norm, put there in
+ * memory: the loader refuses such files) must make every harness fail: NaN
+ * log-likelihoods compared false and scored as a valid choice, and greedy
+ * decoding of NaN logits returned token 0. */
+Test(choice, non_finite_logits_fail_the_harnesses) {
+    red_pool *pool = red_pool_create(2);
+    red_config c;
+    red_model m;
+    red_tokenizer *tok;
+    red_error err;
+    red_rng r;
+    red_mc_doc d;
+    char *opts[2] = {"yes", "no"};
+    int pred[2], prompt[3] = {5, 6, 7}, *outs[1], olen[1], buf[8];
+    const int *prompts[1] = {prompt};
+    int lens[1] = {3};
+    red_sampler sp;
+    cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
+    red_config_default(&c);
+    c.vocab = 259; c.max_pos = 64; c.dim = 32; c.ffn = 48; c.n_heads = 2; c.n_kv_heads = 1;
+    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+    red_rng_seed(&r, 5);
+    red_model_init_random(&m, &r, 0.3f, 0.0f);
+    m.w.norm[3] = NAN;
+    d.text = "Question: is ice cold?\nAnswer:"; d.options = opts; d.n_options = 2; d.gold = 0; d.multi_context = 0;
+    cr_expect(red_mc_eval(&m, tok, &d, 1, 0, 2, NULL, pred, pred + 1, NULL, NULL, &err) == RED_E_FORMAT,
+              "a NaN model was scored");
+    cr_expect(strstr(err.msg, "not finite") != NULL, "%s", err.msg);
+    memset(&sp, 0, sizeof sp);
+    sp.top_p = 1.0f;
+    outs[0] = buf;
+    cr_expect(red_generate(&m, 1, prompts, lens, 4, &sp, 1, -1, outs, olen, &err) == RED_E_FORMAT, "NaN logits decoded");
+    cr_expect(strstr(err.msg, "not finite") != NULL, "%s", err.msg);
+    red_tokenizer_free(tok);
+    red_model_free(&m);
+    red_pool_destroy(pool);
+}
+
+/* An empty or blank test set is an error, not a score of 0 +- 0. */
+Test(choice, empty_document_files_are_rejected) {
+    char dir[] = "/tmp/red_test_empty_XXXXXX", path[256];
+    red_mc_doc *mc;
+    red_gsm8k_doc *g;
+    red_error err;
+    int n, k;
+    const char *bodies[2] = {"", "\n  \n"};
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/test.jsonl", dir);
+    for (k = 0; k < 2; k++) {
+        FILE *f = fopen(path, "w");
+        fputs(bodies[k], f);
+        fclose(f);
+        cr_expect(red_mc_load(path, &mc, &n, &err) == RED_E_FORMAT, "empty multiple-choice file accepted");
+        cr_expect(strstr(err.msg, "no documents") && strstr(err.msg, path), "%s", err.msg);
+        cr_expect(red_gsm8k_load(path, &g, &n, &err) == RED_E_FORMAT, "empty gsm8k file accepted");
+        cr_expect(strstr(err.msg, "no documents") && strstr(err.msg, path), "%s", err.msg);
+    }
+    unlink(path);
+    rmdir(dir);
 }

@@ -1,8 +1,10 @@
 /* tests/test_npy.c - .npy: files written by numpy itself (all header
  * versions, f4/f8, 0-D..4-D), our own round trips, and rejection of malformed
  * or unsupported files with a message naming the file and the problem. */
+#define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -239,4 +241,75 @@ Test(npy, rejects_ids_it_cannot_read_exactly) {
         }
         free(buf);
     }
+}
+
+/* ------------------------------------------------------------------ same file, writable outputs */
+
+/* Inputs and outputs may never be the same file (distill --out = --teacher
+ * overwrote the teacher; eval --samples = --data the test set), whatever
+ * the spelling; two outputs that do not exist yet collide by directory and
+ * name. */
+Test(io, same_file_by_device_and_inode) {
+    char dir[] = "/tmp/red-test-same-XXXXXX", a[256], b[256], link[256], sub[128], x[256], y[256];
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(a, sizeof a, "%s/data.jsonl", dir);
+    snprintf(b, sizeof b, "%s/./sub/../data.jsonl", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(link, sizeof link, "%s/alias.jsonl", dir);
+    cr_assert(mkdir(sub, 0777) == 0);
+    f = fopen(a, "w");
+    fputs("{}\n", f);
+    fclose(f);
+    cr_assert(symlink(a, link) == 0);
+    cr_expect(red_same_file(a, a) && red_same_file(a, b) && red_same_file(link, a), "spellings and links of one file");
+    cr_expect(red_same_file(dir, sub) == 0 && red_same_file(a, sub) == 0);
+    snprintf(x, sizeof x, "%s/out.json", sub);
+    snprintf(y, sizeof y, "%s/../sub/out.json", sub);
+    cr_expect(red_same_file(x, a) == 0, "an output that does not exist yet is not an existing input");
+    cr_expect(red_same_file(x, y) == 1, "two outputs to be created at the same place");
+    snprintf(y, sizeof y, "%s/out2.json", sub);
+    cr_expect(red_same_file(x, y) == 0);
+    {   /* a directory given with a trailing slash */
+        char d2[300];
+        snprintf(d2, sizeof d2, "%s/", sub);
+        cr_expect(red_same_file(d2, sub) == 1);
+    }
+    unlink(link);
+    unlink(a);
+    rmdir(sub);
+    rmdir(dir);
+}
+
+/* Outputs are checked before the work: a file's directory must exist, a
+ * directory must be creatable, and neither may be the other kind. */
+Test(io, outputs_checked_before_work) {
+    char dir[] = "/tmp/red-test-out-XXXXXX", p[300];
+    red_error err;
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/new.json", dir);
+    cr_expect(red_check_output(p, 0, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_check_output(dir, 0, &err) == RED_E_IO, "a directory is not a file output");
+    cr_expect(red_check_output(dir, 1, &err) == RED_OK, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/missing/new.json", dir);
+    cr_expect(red_check_output(p, 0, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "missing") != NULL, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/newdir", dir);
+    cr_expect(red_check_output(p, 1, &err) == RED_OK, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/file", dir);
+    f = fopen(p, "w");
+    fclose(f);
+    cr_expect(red_check_output(p, 1, &err) == RED_E_IO, "a file is not a directory output");
+    snprintf(p, sizeof p, "%s/file/x.json", dir);
+    cr_expect(red_check_output(p, 0, &err) == RED_E_IO, "a file cannot hold an output");
+    snprintf(p, sizeof p, "%s/file", dir);
+    unlink(p);
+    if (geteuid() != 0) {  /* root writes anywhere */
+        cr_assert(chmod(dir, 0500) == 0);
+        snprintf(p, sizeof p, "%s/new.json", dir);
+        cr_expect(red_check_output(p, 0, &err) == RED_E_IO, "read-only directory");
+        chmod(dir, 0700);
+    }
+    rmdir(dir);
 }

@@ -230,3 +230,19 @@ Test(vec, softmax_is_normalised_and_shift_safe) {
     cr_assert(fabs(x[1] / x[2] - exp(-1.0)) <= 4 * FLT_EPSILON);
     cr_assert_eq(x[3], 0.0f);
 }
+
+/* Every thread reserves RED_POOL_SCRATCH_BYTES up front: --threads 1024 took
+ * 8 GB of address space (and wrapped size_t past 512 threads on 32-bit
+ * hosts). Pools beyond the cap are refused before anything is allocated. */
+Test(pool, thread_count_is_capped_before_allocating) {
+    red_pool *p = red_pool_create(RED_POOL_MAX_THREADS + 1);
+    cr_expect(p == NULL, "a pool of %d threads was created", RED_POOL_MAX_THREADS + 1);
+    red_pool_destroy(p);
+    p = red_pool_create(1024);
+    cr_expect(p == NULL, "a pool of 1024 threads was created");
+    red_pool_destroy(p);
+    p = red_pool_create(3);
+    cr_assert(p != NULL);
+    cr_expect(red_pool_size(p) == 3);
+    red_pool_destroy(p);
+}

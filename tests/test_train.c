@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -235,4 +236,103 @@ Test(train, batch_depends_on_its_seed_not_on_earlier_reads) {
     red_train_data_free(&a);
     red_train_data_free(&b);
     unlink(path);
+}
+
+/* ------------------------------------------------------------------ hostile inputs */
+
+/* Token ids the model cannot take (a 259-id tokenizer, a 200-id model, as
+ * after --resume with another tokenizer) stop the run before any step: the
+ * forward's failure used to be ignored, training on stale logits with loss 0
+ * and saving that as a checkpoint, and targets past the vocabulary were
+ * read and written outside the logits. */
+Test(train, ids_outside_the_vocabulary_stop_the_run_without_a_checkpoint) {
+    red_pool *pool = red_pool_create(2);
+    char dir[] = "/tmp/red-test-train-f-XXXXXX", data[64], p[128];
+    red_config c;
+    red_model m;
+    red_tokenizer *tok;
+    red_train_data d;
+    red_train_opts o;
+    red_error err;
+    cr_assert(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/d.jsonl", dir);
+    write_data(data);
+    cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
+    memset(&d, 0, sizeof d);
+    cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK, "%s", err.msg);
+    red_config_default(&c);
+    c.vocab = 200; c.bos_id = c.eos_id = -1; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16;
+    c.max_pos = 64;
+    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
+    memset(&o, 0, sizeof o);
+    o.loop.out = dir; o.loop.tokens = 4 * 4 * 32; o.loop.batch = 4; o.loop.seq = 32; o.loop.seed = 5; o.loop.lr = 3e-3f;
+    o.loop.beta1 = 0.9f; o.loop.beta2 = 0.95f; o.loop.clip = 1.0; o.loop.schedule = RED_SCHED_CONSTANT;
+    o.loop.save_every = 1;
+    cr_expect(red_train(&o, &m, tok, &d, NULL, &err) == RED_E_ARG, "a failed forward was trained on");
+    cr_expect(strstr(err.msg, "259 ids") && strstr(err.msg, "only 200"), "%s", err.msg);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    cr_expect(access(p, F_OK) != 0, "a checkpoint was written from a failed forward");
+    red_train_data_free(&d);
+    red_tokenizer_free(tok);
+    red_model_free(&m);
+    unlink(data);
+    rm_dir(dir);
+    red_pool_destroy(pool);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RED_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RED_TEST_ASAN 1
+#endif
+#endif
+
+/* --seq 65536 on a few thousand tokens: the data check comes before the
+ * activations are allocated (69 GB for this shape). The address space is
+ * capped at what the process uses plus 256 MB, so allocating first fails
+ * with RED_E_NOMEM instead of the data error (not under ASan: its shadow
+ * needs terabytes of address space). */
+Test(train, data_checked_before_activations) {
+    char dir[] = "/tmp/red-test-train-s-XXXXXX", data[64];
+    red_config c;
+    red_model m;
+    red_tokenizer *tok;
+    red_train_data d;
+    red_train_opts o;
+    red_error err;
+    cr_assert(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/d.jsonl", dir);
+    write_data(data);
+    cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
+    memset(&d, 0, sizeof d);
+    cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK, "%s", err.msg);
+    red_config_default(&c);
+    c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_pos = 65536;
+    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
+#ifndef RED_TEST_ASAN
+    {
+        FILE *f = fopen("/proc/self/statm", "r");
+        unsigned long pages = 0;
+        struct rlimit lim;
+        if (f) {
+            if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+            fclose(f);
+        }
+        if (pages) {
+            lim.rlim_cur = lim.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+            cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+        }
+    }
+#endif
+    memset(&o, 0, sizeof o);
+    o.loop.out = dir; o.loop.tokens = (uint64_t)1 << 20; o.loop.batch = 4; o.loop.seq = 65536; o.loop.lr = 1e-3f;
+    o.loop.schedule = RED_SCHED_CONSTANT;
+    cr_expect(red_train(&o, &m, tok, &d, NULL, &err) == RED_E_ARG, "expected the data error, got: %s", err.msg);
+    cr_expect(strstr(err.msg, "fewer than one sequence of 65537") != NULL, "%s", err.msg);
+    red_train_data_free(&d);
+    red_tokenizer_free(tok);
+    red_model_free(&m);
+    unlink(data);
+    rmdir(dir);
 }

@@ -1,0 +1,78 @@
+#!/bin/sh
+# tests/fuzz/make_corpus.sh - regenerates the seed corpora of tests/fuzz/corpus/
+# from real files: the repository's fixtures, files red itself writes, the
+# first lines of ../shared/data/gsm8k, and a hand-made safetensors with every
+# float dtype (written by Python's struct, independently of red).
+# Run from the repository root after `make`.
+set -eu
+C=tests/fuzz/corpus
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+mkdir -p $C/json $C/config $C/safetensors $C/model $C/npy $C/jsonl $C/tokenizer
+cp tests/fixtures/model_llama_tied/config.json $C/config/llama_tied.json
+cp tests/fixtures/model_qwen2_gqa/config.json $C/config/qwen2_gqa.json
+echo '{"model_type": "qwen2", "hidden_size": 4, "intermediate_size": 4, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 260, "tie_word_embeddings": false}' > $T/tiny.json
+./red init --config $T/tiny.json --out $T/q --seed 1
+./red init --config $T/tiny.json --out $T/qb --seed 2 --bf16
+cp $T/q/model.safetensors $C/safetensors/red_qwen2_f32.safetensors
+cp $T/qb/model.safetensors $C/safetensors/red_qwen2_bf16.safetensors
+cp $T/q/config.json $C/config/red_written.json
+cp $T/q/red_tokenizer.json $C/tokenizer/byte.json
+python3 - $C tests/fixtures/model_llama_tied/model.safetensors <<'PY'
+import json, struct, sys
+C, src = sys.argv[1], sys.argv[2]
+def save(path, tensors, meta=None):
+    h, data = {}, b''
+    if meta: h['__metadata__'] = meta
+    for name, dt, shape, raw in tensors:
+        h[name] = {'dtype': dt, 'shape': shape, 'data_offsets': [len(data), len(data) + len(raw)]}
+        data += raw
+    hj = json.dumps(h).encode()
+    hj += b' ' * ((8 - len(hj) % 8) % 8)
+    open(path, 'wb').write(struct.pack('<Q', len(hj)) + hj + data)
+    return hj
+hj = save(C + '/safetensors/mixed.safetensors', [
+    ('a', 'F32', [2, 2], struct.pack('<4f', 1, -2, 3.5, 0)),
+    ('b', 'F16', [3], struct.pack('<3H', 0x3c00, 0x7bff, 0x0001)),
+    ('c', 'BF16', [1, 2], struct.pack('<2H', 0x3f80, 0xc000)),
+    ('e', 'F32', [0], b''),
+    ('i', 'I64', [1], struct.pack('<q', 7))], {'format': 'pt'})
+open(C + '/json/st_header.json', 'wb').write(hj)
+# the tied Llama fixture as it is (F32) and truncated to BF16
+b = open(src, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
+open(C + '/model/llama_tied.safetensors', 'wb').write(b)
+ts = []
+for k, v in h.items():
+    if k == '__metadata__': continue
+    raw = d[v['data_offsets'][0]:v['data_offsets'][1]]
+    f = struct.unpack('<%dI' % (len(raw) // 4), raw)
+    ts.append((k, 'BF16', v['shape'], b''.join(struct.pack('<H', x >> 16) for x in f)))
+save(C + '/model/llama_tied_bf16.safetensors', ts)
+PY
+for f in v1_f4_3x5 v2_f4_3x5 v3_f4_3x5 v1_f8_2x3x4 v1_f4_0d v1_f4_empty bad_bigendian bad_fortran; do
+    cp tests/fixtures/npy_$f.npy $C/npy/
+done
+head -2 ../shared/data/gsm8k/train.jsonl > $C/jsonl/gsm8k.jsonl
+./red tasks choice --split test -n 2 --out $C/jsonl/choice.jsonl
+./red tasks reasoning --split test -n 2 --out $C/jsonl/reasoning.jsonl
+head -3 tests/fixtures/gsm8k_filters.jsonl > $C/jsonl/filters.jsonl
+printf '{"text": "Once upon a time"}\n{"text": "a\\u00e9b"}\n' > $C/jsonl/text.jsonl
+./red tasks corpus -n 2 --out $T/corpus.txt
+./red tokenizer train --data $T/corpus.txt --data $C/jsonl/gsm8k.jsonl --vocab 300 --out $T/tok 2> /dev/null
+cp $T/tok/red_tokenizer.json $C/tokenizer/bpe.json
+for f in $C/config/*.json $C/tokenizer/*.json; do cp $f $C/json/$(basename $(dirname $f))_$(basename $f); done
+head -1 $C/jsonl/choice.jsonl > $C/json/choice_line.json
+# state files: one that matches fuzz_state.c's record and arrays, and a real train_state.bin
+mkdir -p $C/state
+python3 - $C <<'PY'
+import struct, sys
+rec = b"tokens=4096\nbatch=4\nseq=64\ndata=15071 tokens, 40 documents\n"
+b = b"REDTRAIN" + bytes([2, 0, 0, 0]) + struct.pack('<4Q', 12, 12, 1, 640) + struct.pack('<Q', len(rec)) + rec
+b += struct.pack('<Q', 2) + struct.pack('<Q', 5) + struct.pack('<5f', 0.5, -1, 2, 0, 3)
+b += struct.pack('<Q', 3) + struct.pack('<3f', 1e-3, 2e-3, 0)
+open(sys.argv[1] + '/state/matching.bin', 'wb').write(b)
+PY
+./red tasks reasoning --split train -n 40 --seed 1 --out $T/train.jsonl
+./red train --data $T/train.jsonl --out $T/t --tokens 512 --dim 8 --layers 1 --heads 2 --ffn 8 --seq 16 --batch 2 \
+    --threads 1 2> /dev/null
+cp $T/t/train_state.bin $C/state/train_state.bin
