@@ -1140,7 +1140,7 @@ static int cmd_convert(int argc, char **argv) {
     const char *from = NULL, *to = NULL, *dt = "f32", *tok_path = NULL;
     red_tokenizer *tok = NULL;
     red_vocab_spec vs;
-    red_dtype dtype;
+    red_dtype dtype = RED_DT_F32;
     red_model m;
     red_error err;
     int i, gguf_out;
@@ -1974,7 +1974,7 @@ static int cmd_reproduce(int argc, char **argv) {
         else if (!strcmp(a, "--choice")) n_choice = (int)parse_num(a, argv[++i], 1, 100000);
         else if (!strcmp(a, "--general")) {  /* FILE:TASK, split at the last colon */
             char *colon = strrchr(argv[++i], ':');
-            red_lm_task t;
+            red_lm_task t = (red_lm_task)0;
             if (!colon || red_lm_task_parse(colon + 1, &t) != RED_OK)
                 die(2, "reproduce: --general wants FILE:TASK with an lm-eval task (arc_easy, ..., mmlu), got '%s'", argv[i]);
             *colon = 0;
