@@ -416,6 +416,16 @@ static double parse_num(const char *opt, const char *s, double lo, double hi) {
     return v;
 }
 
+/* An integer option: a whole number in [lo, hi] ("2.5" is refused, "1e6" is 1000000). */
+static double parse_whole(const char *opt, const char *s, double lo, double hi) {
+    double v = parse_num(opt, s, lo, hi);
+    if (v != floor(v)) {
+        fprintf(stderr, "red: %s: expected an integer in [%g, %g], got '%s'\n", opt, lo, hi, s);
+        exit(2);
+    }
+    return v;
+}
+
 static void parse_model_args(int argc, char **argv, model_args *a, const char *usage, const char *cmd) {
     int i;
     memset(a, 0, sizeof *a);
@@ -440,12 +450,12 @@ static void parse_model_args(int argc, char **argv, model_args *a, const char *u
         else if (!strcmp(o, "--prompt")) a->prompt = argv[++i];
         else if (!strcmp(o, "--out")) a->out = argv[++i];
         else if (!strcmp(o, "--threads")) a->threads = parse_threads(argv[++i]);
-        else if (!strcmp(o, "-n")) a->n = (int)parse_num(o, argv[++i], 0, 1 << 24);
+        else if (!strcmp(o, "-n")) a->n = (int)parse_whole(o, argv[++i], 0, 1 << 24);
         else if (!strcmp(o, "--temp")) a->temp = (float)parse_num(o, argv[++i], 0, 1e6);
-        else if (!strcmp(o, "--top-k")) a->top_k = (int)parse_num(o, argv[++i], 0, 1 << 30);
+        else if (!strcmp(o, "--top-k")) a->top_k = (int)parse_whole(o, argv[++i], 0, 1 << 30);
         else if (!strcmp(o, "--top-p")) a->top_p = (float)parse_num(o, argv[++i], 1e-9, 1);
-        else if (!strcmp(o, "--seed")) a->seed = (uint64_t)parse_num(o, argv[++i], 0, 9007199254740992.0);
-        else if (!strcmp(o, "--stop")) a->stop = (int)parse_num(o, argv[++i], 0, 1 << 30);
+        else if (!strcmp(o, "--seed")) a->seed = (uint64_t)parse_whole(o, argv[++i], 0, 9007199254740992.0);
+        else if (!strcmp(o, "--stop")) a->stop = (int)parse_whole(o, argv[++i], 0, 1 << 30);
         else {
             fprintf(stderr, "red %s: unknown option '%s' (see red %s --help)\n", cmd, o, cmd);
             exit(2);
@@ -971,10 +981,10 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(o, "--fewshot-from")) fewshot = argv[++i];
         else if (!strcmp(o, "--json")) json_out = argv[++i];
         else if (!strcmp(o, "--samples")) samples_out = argv[++i];
-        else if (!strcmp(o, "--shots")) shots = (int)parse_num(o, argv[++i], 0, 64);
-        else if (!strcmp(o, "--limit")) limit = (int)parse_num(o, argv[++i], 1, 1e9);
-        else if (!strcmp(o, "--batch")) batch = (int)parse_num(o, argv[++i], 1, 1024);
-        else if (!strcmp(o, "--max-gen")) max_gen = (int)parse_num(o, argv[++i], 1, 1 << 20);
+        else if (!strcmp(o, "--shots")) shots = (int)parse_whole(o, argv[++i], 0, 64);
+        else if (!strcmp(o, "--limit")) limit = (int)parse_whole(o, argv[++i], 1, 1e9);
+        else if (!strcmp(o, "--batch")) batch = (int)parse_whole(o, argv[++i], 1, 1024);
+        else if (!strcmp(o, "--max-gen")) max_gen = (int)parse_whole(o, argv[++i], 1, 1 << 20);
         else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "eval: unknown option '%s' (see red eval --help)", o);
     }
@@ -1060,6 +1070,7 @@ static int cmd_score_gsm8k(int argc, char **argv) {
         else if (!strcmp(o, "--json")) json_out = argv[++i];
         else if (!strcmp(o, "--samples")) samples_out = argv[++i];
         else if (!strcmp(o, "--task")) task_name = argv[++i];
+        else if (!strcmp(o, "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "score-gsm8k: unknown option '%s' (see red score-gsm8k --help)", o);
     }
     if (!data || !comp) die(2, "score-gsm8k: --data and --completions are required%s", "");
@@ -1154,6 +1165,7 @@ static int cmd_convert(int argc, char **argv) {
         else if (!strcmp(argv[i], "--to")) to = argv[++i];
         else if (!strcmp(argv[i], "--dtype")) dt = argv[++i];
         else if (!strcmp(argv[i], "--tokenizer")) tok_path = argv[++i];
+        else if (!strcmp(argv[i], "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "convert: unknown option '%s' (see red convert --help)", argv[i]);
     }
     if (!from || !to) die(2, "convert: --from and --to are required (see red convert --help)%s", "");
@@ -1213,8 +1225,9 @@ static int cmd_init(int argc, char **argv) {
         if (i + 1 >= argc) die(2, "init: %s needs a value", o);
         if (!strcmp(o, "--out")) out = argv[++i];
         else if (!strcmp(o, "--config")) cfg_path = argv[++i];
-        else if (!strcmp(o, "--seed")) seed = (uint64_t)parse_num(o, argv[++i], 0, 9007199254740992.0);
+        else if (!strcmp(o, "--seed")) seed = (uint64_t)parse_whole(o, argv[++i], 0, 9007199254740992.0);
         else if (!strcmp(o, "--std")) std = parse_num(o, argv[++i], 0, 10);
+        else if (!strcmp(o, "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "init: unknown option '%s' (see red init --help)", o);
     }
     if (!out) die(2, "init: --out DIR is required%s", "");
@@ -1285,11 +1298,11 @@ static int cmd_tasks(int argc, char **argv) {
         if (i + 1 >= argc) die(2, "tasks: %s needs a value", o);
         if (!strcmp(o, "--out")) out = argv[++i];
         else if (!strcmp(o, "--split")) split_name = argv[++i];
-        else if (!strcmp(o, "-n")) n = (int64_t)parse_num(o, argv[++i], 0, 1e9);
-        else if (!strcmp(o, "--seed")) seed = (uint64_t)parse_num(o, argv[++i], 0, 1e15);
-        else if (!strcmp(o, "--world-seed")) world_seed = (uint64_t)parse_num(o, argv[++i], 0, 1e15);
-        else if (!strcmp(o, "--entities")) entities = (int)parse_num(o, argv[++i], 4, 256);
-        else if (!strcmp(o, "--max-number")) max_number = (int64_t)parse_num(o, argv[++i], 10, 1e9);
+        else if (!strcmp(o, "-n")) n = (int64_t)parse_whole(o, argv[++i], 0, 1e9);
+        else if (!strcmp(o, "--seed")) seed = (uint64_t)parse_whole(o, argv[++i], 0, 1e15);
+        else if (!strcmp(o, "--world-seed")) world_seed = (uint64_t)parse_whole(o, argv[++i], 0, 1e15);
+        else if (!strcmp(o, "--entities")) entities = (int)parse_whole(o, argv[++i], 4, 256);
+        else if (!strcmp(o, "--max-number")) max_number = (int64_t)parse_whole(o, argv[++i], 10, 1e9);
         else if (!strcmp(o, "--ops")) ops = argv[++i];
         else if (!strcmp(o, "--solution")) {
             const char *v = argv[++i];
@@ -1300,7 +1313,8 @@ static int cmd_tasks(int argc, char **argv) {
             const char *s = argv[++i];
             if (sscanf(s, "%d-%d", &a, &b) != 2 && sscanf(s, "%d", &a) == 1) b = a;
             if (a < 1 || b > 6 || a > b) die(2, "tasks: --steps expects A-B with 1 <= A <= B <= 6, got '%s'", s);
-        } else die(2, "tasks: unknown option '%s' (see red tasks --help)", o);
+        } else if (!strcmp(o, "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
+        else die(2, "tasks: unknown option '%s' (see red tasks --help)", o);
     }
     if (n < 0) die(2, "tasks: -n N is required%s", "");
     if (strcmp(what, "corpus")) {
@@ -1410,23 +1424,23 @@ static int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--out")) o.loop.out = argv[++i];
         else if (!strcmp(a, "--config")) cfg_path = argv[++i];
         else if (!strcmp(a, "--tokenizer")) tok_dir = argv[++i];
-        else if (!strcmp(a, "--dim")) c.dim = (int)parse_num(a, argv[++i], 8, 65536);
-        else if (!strcmp(a, "--layers")) c.n_layers = (int)parse_num(a, argv[++i], 1, 1024);
-        else if (!strcmp(a, "--heads")) c.n_heads = c.n_kv_heads = (int)parse_num(a, argv[++i], 1, 1024);
-        else if (!strcmp(a, "--kv-heads")) c.n_kv_heads = (int)parse_num(a, argv[++i], 1, 1024);
-        else if (!strcmp(a, "--ffn")) c.ffn = (int)parse_num(a, argv[++i], 1, 1 << 20);
-        else if (!strcmp(a, "--seq")) o.loop.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
-        else if (!strcmp(a, "--batch")) o.loop.batch = (int)parse_num(a, argv[++i], 1, 1 << 16);
-        else if (!strcmp(a, "--tokens")) o.loop.tokens = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
+        else if (!strcmp(a, "--dim")) c.dim = (int)parse_whole(a, argv[++i], 8, 65536);
+        else if (!strcmp(a, "--layers")) c.n_layers = (int)parse_whole(a, argv[++i], 1, 1024);
+        else if (!strcmp(a, "--heads")) c.n_heads = c.n_kv_heads = (int)parse_whole(a, argv[++i], 1, 1024);
+        else if (!strcmp(a, "--kv-heads")) c.n_kv_heads = (int)parse_whole(a, argv[++i], 1, 1024);
+        else if (!strcmp(a, "--ffn")) c.ffn = (int)parse_whole(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--seq")) o.loop.seq = (int)parse_whole(a, argv[++i], 2, 1 << 16);
+        else if (!strcmp(a, "--batch")) o.loop.batch = (int)parse_whole(a, argv[++i], 1, 1 << 16);
+        else if (!strcmp(a, "--tokens")) o.loop.tokens = (uint64_t)parse_whole(a, argv[++i], 1, 1e15);
         else if (!strcmp(a, "--lr")) o.loop.lr = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--min-lr")) o.loop.min_lr = (float)parse_num(a, argv[++i], 0, 10);
-        else if (!strcmp(a, "--warmup")) warm_steps = (int64_t)parse_num(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--warmup")) warm_steps = (int64_t)parse_whole(a, argv[++i], 0, 1e12);
         else if (!strcmp(a, "--wd")) o.loop.weight_decay = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--clip")) o.loop.clip = parse_num(a, argv[++i], 0, 1e9);
-        else if (!strcmp(a, "--seed")) o.loop.seed = (uint64_t)parse_num(a, argv[++i], 0, 1e15);
-        else if (!strcmp(a, "--save-every")) o.loop.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
-        else if (!strcmp(a, "--eval-every")) o.eval_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
-        else if (!strcmp(a, "--log-every")) log_every = (int)parse_num(a, argv[++i], 1, 1e9);
+        else if (!strcmp(a, "--seed")) o.loop.seed = (uint64_t)parse_whole(a, argv[++i], 0, 1e15);
+        else if (!strcmp(a, "--save-every")) o.loop.save_every = (uint64_t)parse_whole(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--eval-every")) o.eval_every = (uint64_t)parse_whole(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--log-every")) log_every = (int)parse_whole(a, argv[++i], 1, 1e9);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else if (!strcmp(a, "--schedule")) {
             const char *k = argv[++i];
@@ -1535,8 +1549,8 @@ static int cmd_erank_model(int argc, char **argv) {
         else if (!strcmp(o, "--data")) {
             if (n_data == 64) die(2, "erank: at most 64 --data files%s", "");
             data[n_data++] = argv[++i];
-        } else if (!strcmp(o, "--tokens")) tokens = (int64_t)parse_num(o, argv[++i], 1, 1e9);
-        else if (!strcmp(o, "--seq")) T = (int)parse_num(o, argv[++i], 2, 1 << 16);
+        } else if (!strcmp(o, "--tokens")) tokens = (int64_t)parse_whole(o, argv[++i], 1, 1e9);
+        else if (!strcmp(o, "--seq")) T = (int)parse_whole(o, argv[++i], 2, 1 << 16);
         else if (!strcmp(o, "--json")) json = argv[++i];
         else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "erank: unknown option '%s' (see red erank --help)", o);
@@ -1630,11 +1644,11 @@ static int cmd_inspect(int argc, char **argv) {
         else if (!strcmp(o, "--data")) {
             if (n_data == 64) die(2, "inspect: at most 64 --data files%s", "");
             data[n_data++] = argv[++i];
-        } else if (!strcmp(o, "--width")) width = (int)parse_num(o, argv[++i], 1, 1 << 20);
+        } else if (!strcmp(o, "--width")) width = (int)parse_whole(o, argv[++i], 1, 1 << 20);
         else if (!strcmp(o, "--json")) json = argv[++i];
-        else if (!strcmp(o, "--calib-tokens")) calib_tokens = (int64_t)parse_num(o, argv[++i], 1, 1e12);
-        else if (!strcmp(o, "--batch")) B = (int)parse_num(o, argv[++i], 1, 1 << 16);
-        else if (!strcmp(o, "--seq")) T = (int)parse_num(o, argv[++i], 2, 1 << 16);
+        else if (!strcmp(o, "--calib-tokens")) calib_tokens = (int64_t)parse_whole(o, argv[++i], 1, 1e12);
+        else if (!strcmp(o, "--batch")) B = (int)parse_whole(o, argv[++i], 1, 1 << 16);
+        else if (!strcmp(o, "--seq")) T = (int)parse_whole(o, argv[++i], 2, 1 << 16);
         else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "inspect: unknown option '%s' (see red inspect --help)", o);
     }
@@ -1806,7 +1820,7 @@ static int cmd_distill(int argc, char **argv) {
         if (!strcmp(a, "--tokenizer")) tok_path = argv[++i];
         else if (!strcmp(a, "--teacher")) teacher_dir = argv[++i];
         else if (!strcmp(a, "--out")) out = argv[++i];
-        else if (!strcmp(a, "--width")) width = (int)parse_num(a, argv[++i], 1, 1 << 20);
+        else if (!strcmp(a, "--width")) width = (int)parse_whole(a, argv[++i], 1, 1 << 20);
         else if (!strcmp(a, "--init")) init_name = argv[++i];
         else if (!strcmp(a, "--data")) {
             if (n_data == 64) die(2, "distill: at most 64 --data files%s", "");
@@ -1814,22 +1828,22 @@ static int cmd_distill(int argc, char **argv) {
         } else if (!strcmp(a, "--calib")) {
             if (n_calib == 64) die(2, "distill: at most 64 --calib files%s", "");
             calib_files[n_calib++] = argv[++i];
-        } else if (!strcmp(a, "--calib-tokens")) calib_tokens = (int64_t)parse_num(a, argv[++i], 1, 1e12);
-        else if (!strcmp(a, "--erank-tokens")) erank_tokens = (int64_t)parse_num(a, argv[++i], 0, 1e9);
-        else if (!strcmp(a, "--tokens")) { tokens = (uint64_t)parse_num(a, argv[++i], 0, 1e15); have_tokens = 1; }
-        else if (!strcmp(a, "--seed")) o.loop.seed = io.seed = (uint64_t)parse_num(a, argv[++i], 0, 1e15);
+        } else if (!strcmp(a, "--calib-tokens")) calib_tokens = (int64_t)parse_whole(a, argv[++i], 1, 1e12);
+        else if (!strcmp(a, "--erank-tokens")) erank_tokens = (int64_t)parse_whole(a, argv[++i], 0, 1e9);
+        else if (!strcmp(a, "--tokens")) { tokens = (uint64_t)parse_whole(a, argv[++i], 0, 1e15); have_tokens = 1; }
+        else if (!strcmp(a, "--seed")) o.loop.seed = io.seed = (uint64_t)parse_whole(a, argv[++i], 0, 1e15);
         else if (!strcmp(a, "--tau")) o.loss.tau = (float)parse_num(a, argv[++i], 1e-3, 1e6);
         else if (!strcmp(a, "--alpha")) o.loss.alpha = (float)parse_num(a, argv[++i], 0, 1e6);
         else if (!strcmp(a, "--lr")) o.loop.lr = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--min-lr")) o.loop.min_lr = (float)parse_num(a, argv[++i], 0, 10);
-        else if (!strcmp(a, "--warmup")) warm_steps = (int64_t)parse_num(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--warmup")) warm_steps = (int64_t)parse_whole(a, argv[++i], 0, 1e12);
         else if (!strcmp(a, "--wd")) o.loop.weight_decay = (float)parse_num(a, argv[++i], 0, 10);
         else if (!strcmp(a, "--clip")) o.loop.clip = parse_num(a, argv[++i], 0, 1e9);
-        else if (!strcmp(a, "--batch")) o.loop.batch = (int)parse_num(a, argv[++i], 1, 1 << 16);
-        else if (!strcmp(a, "--seq")) o.loop.seq = (int)parse_num(a, argv[++i], 2, 1 << 16);
-        else if (!strcmp(a, "--save-every")) o.loop.save_every = (uint64_t)parse_num(a, argv[++i], 0, 1e12);
-        else if (!strcmp(a, "--log-every")) log_every = (int)parse_num(a, argv[++i], 1, 1e9);
-        else if (!strcmp(a, "--stop-after")) o.loop.stop_after = (uint64_t)parse_num(a, argv[++i], 1, 1e15);
+        else if (!strcmp(a, "--batch")) o.loop.batch = (int)parse_whole(a, argv[++i], 1, 1 << 16);
+        else if (!strcmp(a, "--seq")) o.loop.seq = (int)parse_whole(a, argv[++i], 2, 1 << 16);
+        else if (!strcmp(a, "--save-every")) o.loop.save_every = (uint64_t)parse_whole(a, argv[++i], 0, 1e12);
+        else if (!strcmp(a, "--log-every")) log_every = (int)parse_whole(a, argv[++i], 1, 1e9);
+        else if (!strcmp(a, "--stop-after")) o.loop.stop_after = (uint64_t)parse_whole(a, argv[++i], 1, 1e15);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else if (!strcmp(a, "--init-std")) init_std = argv[++i];
         else if (!strcmp(a, "--orth-scale")) {
@@ -1967,11 +1981,11 @@ static int cmd_reproduce(int argc, char **argv) {
         if (!strcmp(a, "--out")) o.out = argv[++i];
         else if (!strcmp(a, "--teacher")) o.teacher = argv[++i];
         else if (!strcmp(a, "--inits")) inits = argv[++i];
-        else if (!strcmp(a, "--seeds")) seeds = (int)parse_num(a, argv[++i], 1, 64);
-        else if (!strcmp(a, "--tokens")) tokens = (int64_t)parse_num(a, argv[++i], 1, 1e12);
+        else if (!strcmp(a, "--seeds")) seeds = (int)parse_whole(a, argv[++i], 1, 64);
+        else if (!strcmp(a, "--tokens")) tokens = (int64_t)parse_whole(a, argv[++i], 1, 1e12);
         else if (!strcmp(a, "--mix")) mix = parse_num(a, argv[++i], 0, 0.95);
-        else if (!strcmp(a, "--per-step")) per_step = (int)parse_num(a, argv[++i], 1, 100000);
-        else if (!strcmp(a, "--choice")) n_choice = (int)parse_num(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--per-step")) per_step = (int)parse_whole(a, argv[++i], 1, 100000);
+        else if (!strcmp(a, "--choice")) n_choice = (int)parse_whole(a, argv[++i], 1, 100000);
         else if (!strcmp(a, "--general")) {  /* FILE:TASK, split at the last colon */
             char *colon = strrchr(argv[++i], ':');
             red_lm_task t = (red_lm_task)0;
@@ -1982,8 +1996,8 @@ static int cmd_reproduce(int argc, char **argv) {
             o.general_task = (int)t;
         }
         else if (!strcmp(a, "--lr")) lr = (float)parse_num(a, argv[++i], 0, 10);
-        else if (!strcmp(a, "--batch")) batch = (int)parse_num(a, argv[++i], 1, 1024);
-        else if (!strcmp(a, "--evals")) evals = (int)parse_num(a, argv[++i], 1, 64);
+        else if (!strcmp(a, "--batch")) batch = (int)parse_whole(a, argv[++i], 1, 1024);
+        else if (!strcmp(a, "--evals")) evals = (int)parse_whole(a, argv[++i], 1, 64);
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "reproduce: unknown option '%s' (see red reproduce --help)", a);
     }
@@ -2089,12 +2103,13 @@ static int cmd_tokenizer(int argc, char **argv) {
         if (!strcmp(a, "--data")) {
             if (n_files == 64) die(2, "tokenizer: at most 64 --data files%s", "");
             files[n_files++] = argv[++i];
-        } else if (!strcmp(a, "--vocab")) vocab = (int)parse_num(a, argv[++i], 259, RED_BPE_MAX_VOCAB);
+        } else if (!strcmp(a, "--vocab")) vocab = (int)parse_whole(a, argv[++i], 259, RED_BPE_MAX_VOCAB);
         else if (!strcmp(a, "--out")) out = argv[++i];
         else if (!strcmp(a, "--tokenizer") || !strcmp(a, "--model")) model = argv[++i];
         else if (!strcmp(a, "--text")) text = argv[++i];
         else if (!strcmp(a, "--input")) input = argv[++i];
         else if (!strcmp(a, "--ids")) ids_text = argv[++i];
+        else if (!strcmp(a, "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "tokenizer: unknown option '%s' (see red tokenizer --help)", a);
     }
     if (!strcmp(argv[0], "train")) {
