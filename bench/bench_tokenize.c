@@ -84,8 +84,12 @@ static void run_peer(const char *tok_path, const char *data, int reps) {
     FILE *p;
     int got = 0;
     size_t n = strlen(tok_path);
-    if (n > 5 && !strcmp(tok_path + n - 5, ".json")) snprintf(json, sizeof json, "%s", tok_path);
-    else snprintf(json, sizeof json, "%s/tokenizer.json", tok_path);
+    if (n + sizeof "/tokenizer.json" > sizeof json) return;  /* no peer for a path this long */
+    if (n > 5 && !strcmp(tok_path + n - 5, ".json")) memcpy(json, tok_path, n + 1);
+    else {
+        memcpy(json, tok_path, n);
+        memcpy(json + n, "/tokenizer.json", sizeof "/tokenizer.json");
+    }
     if (strchr(json, '\'') || strchr(data, '\'')) return;
     {
         FILE *f = fopen(json, "r");
