@@ -2,8 +2,7 @@
  * (fixtures from tests/fixtures/make_eval_fixtures.py): the few-shot sampler
  * (random.Random(1234).sample) and the gsm8k filters and exact_match
  * normalisation on tricky strings; gold parsing of the real GSM8K train
- * split (../shared/data, skipped when absent); prompt layout; the byte
- * tokenizer. */
+ * split (../shared/data, skipped when absent); prompt layout. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -13,7 +12,7 @@
 
 #define GSM8K_TRAIN "../shared/data/gsm8k/train.jsonl"
 
-Test(pyrandom, cpython_streams) {
+Test(eval, pyrandom_cpython_streams) {
     red_pyrandom r;
     int64_t s[10];
     red_pyrandom_seed(&r, 1234);
@@ -30,7 +29,7 @@ Test(pyrandom, cpython_streams) {
 /* Every draw in the fixture: lm-eval's 1319 gsm8k draws (the first is train
  * lines 6374, 3610, 957, 61, 742, as eval.md records) and both of CPython's
  * sample methods (pool for small n, set otherwise). */
-Test(pyrandom, sample_matches_cpython_fixture) {
+Test(eval, pyrandom_sample_matches_cpython_fixture) {
     FILE *f = fopen(FIXTURE("pyrandom_draws.txt"), "r");
     char line[4096];
     red_pyrandom r;
@@ -79,7 +78,7 @@ static void expect_filter(void (*fn)(const char *, red_sbuf *), const char *in, 
     red_sbuf_free(&b);
 }
 
-Test(gsm8k, filters_match_python_re) {
+Test(eval, gsm8k_filters_match_python_re) {
     red_json **items;
     size_t n, i;
     red_error err;
@@ -96,7 +95,7 @@ Test(gsm8k, filters_match_python_re) {
     red_jsonl_free(items, n);
 }
 
-Test(gsm8k, quirks_of_eval_md_2_4) {
+Test(eval, gsm8k_quirks_of_eval_md_2_4) {
     /* an ellipsis is a "number" for flexible-extract and scores wrong */
     expect_filter(red_gsm8k_extract_flexible, "so the answer is 5...", "5...", "flexible");
     cr_expect(!red_gsm8k_exact_match("...", "#### 5"));
@@ -124,7 +123,7 @@ Test(gsm8k, quirks_of_eval_md_2_4) {
     cr_expect(fabs(red_mean_stderr(3, 3, 4) - sqrt(0.75 * 0.25 / 3)) < 1e-15, "ddof=1 standard error");
 }
 
-Test(gsm8k, gold_parsing_of_the_real_train_split) {
+Test(eval, gsm8k_gold_parsing_of_the_real_train_split) {
     red_gsm8k_doc *docs;
     int n, i;
     red_error err;
@@ -179,7 +178,7 @@ Test(gsm8k, gold_parsing_of_the_real_train_split) {
     red_gsm8k_free(docs, n);
 }
 
-Test(gsm8k, cot_prompt_layout) {
+Test(eval, gsm8k_cot_prompt_layout) {
     red_sbuf p;
     red_sbuf_init(&p);
     red_gsm8k_prompt(RED_GSM8K_COT, NULL, NULL, 0, "How many?", &p);
@@ -193,48 +192,10 @@ Test(gsm8k, cot_prompt_layout) {
     red_sbuf_free(&p);
 }
 
-Test(tokenizer, byte_round_trip_and_directory_record) {
-    red_tokenizer *t, *back;
-    red_error err;
-    const char text[] = "Caf\xC3\xA9 #### 5\n";
-    int ids[64], n, i;
-    red_sbuf s;
-    char dir[] = "/tmp/red-test-tok-XXXXXX", path[128];
-    cr_assert(red_tokenizer_byte_new(&t, &err) == RED_OK);
-    cr_expect(red_tokenizer_vocab(t) == 259 && red_tokenizer_bos(t) == 256 && red_tokenizer_eos(t) == 257 &&
-              red_tokenizer_pad(t) == 258 && !red_tokenizer_add_bos(t));
-    n = red_tokenize(t, text, sizeof text - 1, 1, ids, 64);
-    cr_assert(n == (int)sizeof text);
-    cr_expect(ids[0] == 256 && ids[4] == 0xC3 && ids[5] == 0xA9);
-    cr_expect(red_tokenize(t, text, sizeof text - 1, 0, ids, 2) == (int)sizeof text - 1, "count beyond cap");
-    red_sbuf_init(&s);
-    n = red_tokenize(t, text, sizeof text - 1, 1, ids, 64);
-    ids[n++] = red_tokenizer_eos(t);
-    red_detokenize(t, ids, n, &s);
-    cr_expect(s.len == sizeof text - 1 && memcmp(s.p, text, s.len) == 0, "specials have no text");
-    red_sbuf_free(&s);
-    cr_assert(mkdtemp(dir));
-    cr_assert(red_tokenizer_save(t, dir, &err) == RED_OK, "%s", err.msg);
-    cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
-    cr_expect(red_tokenizer_kind(back) == RED_TOK_BYTE && red_tokenizer_vocab(back) == 259 && red_tokenizer_bos(back) == 256 &&
-              red_tokenizer_eos(back) == 257 && red_tokenizer_pad(back) == 258);
-    red_tokenizer_free(back);
-    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
-    unlink(path);
-    cr_expect(red_tokenizer_load(&back, dir, &err) == RED_E_IO);
-    cr_expect(strstr(err.msg, "red_tokenizer.json") != NULL, "%s", err.msg);
-    rmdir(dir);
-    for (i = 0; i < 256; i++) {
-        char b[RED_TOKEN_MAX_BYTES];
-        cr_assert(red_token_bytes(t, i, b) == 1 && (unsigned char)b[0] == i);
-    }
-    red_tokenizer_free(t);
-}
-
 /* generate_until on a random byte-level model equals a hand-rolled greedy
  * loop over the full training forward, cut at the stop strings; a stop
  * string equal to the first generated character yields an empty completion. */
-Test(generate, until_matches_full_forward_greedy) {
+Test(eval, generate_until_matches_full_forward_greedy) {
     red_pool *pool = red_pool_create(2);
     red_config c;
     red_model m, ref;
@@ -337,7 +298,7 @@ static double brute_ll(red_model *m, red_pool *pool, const char *ctx, const char
     return sum;
 }
 
-Test(choice, loglikelihood_matches_brute_force_and_metrics) {
+Test(eval, choice_loglikelihood_matches_brute_force_and_metrics) {
     red_pool *pool = red_pool_create(2);
     red_config c;
     red_model m;
@@ -402,13 +363,15 @@ static red_sbuf gen_reasoning(red_split split, int64_t n, uint64_t seed, int a, 
 /* Every annotation <<a op b=r>> re-evaluated exactly; results in [1, M];
  * the step count within [a, b]; "#### N" equals the last result; the answer
  * scores itself under strict-match. */
-Test(tasks, reasoning_annotations_are_correct) {
-    const char *path = "/tmp/red-test-reasoning.jsonl";
+Test(eval, tasks_reasoning_annotations_are_correct) {
+    char dir[] = "/tmp/red-test-reasoning-XXXXXX", path[64];
     red_sbuf s = gen_reasoning(RED_SPLIT_TRAIN, 3000, 7, 1, 6, 100, "+-*/");
     red_error err;
     red_json **items;
     size_t n, i;
     int step_hist[7] = {0};
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/r.jsonl", dir);
     cr_assert(red_write_file_atomic(path, s.p, s.len, &err) == RED_OK);
     cr_assert(red_jsonl_read(path, &items, &n, &err) == RED_OK, "%s", err.msg);
     cr_assert(n == 3000);
@@ -439,10 +402,11 @@ Test(tasks, reasoning_annotations_are_correct) {
     for (i = 1; i <= 6; i++) cr_expect(step_hist[i] > 300, "steps %zu: only %d problems", i, step_hist[i]);
     red_jsonl_free(items, n);
     unlink(path);
+    rmdir(dir);
     red_sbuf_free(&s);
 }
 
-Test(tasks, deterministic_and_options_respected) {
+Test(eval, tasks_deterministic_and_options_respected) {
     red_sbuf a = gen_reasoning(RED_SPLIT_TEST, 200, 3, 2, 4, 50, "+-"), b = gen_reasoning(RED_SPLIT_TEST, 200, 3, 2, 4, 50, "+-"),
              c = gen_reasoning(RED_SPLIT_TEST, 200, 4, 2, 4, 50, "+-");
     cr_expect(a.len == b.len && memcmp(a.p, b.p, a.len) == 0, "same seed, same bytes");
@@ -481,7 +445,7 @@ static size_t qset_scan(uint64_t *set, const char *buf, int insert, size_t *line
 }
 
 /* No test question occurs in train (the split is a function of the problem). */
-Test(tasks, splits_are_disjoint) {
+Test(eval, tasks_splits_are_disjoint) {
     /* small numbers and 1-3 steps make collisions likely if splits leaked */
     red_sbuf tr = gen_reasoning(RED_SPLIT_TRAIN, 20000, 1, 1, 3, 30, "+-*/"), te = gen_reasoning(RED_SPLIT_TEST, 2000, 1, 1, 3, 30, "+-*/"),
              tr2 = gen_reasoning(RED_SPLIT_TRAIN, 2000, 99, 1, 3, 30, "+-*/");
@@ -501,7 +465,7 @@ Test(tasks, splits_are_disjoint) {
 }
 
 /* Every colour/home/kind item's gold is the fact the corpus states. */
-Test(tasks, choice_items_are_answerable_from_the_corpus) {
+Test(eval, tasks_choice_items_are_answerable_from_the_corpus) {
     red_world_opts o;
     red_sbuf corpus, items;
     red_error err;
@@ -541,7 +505,7 @@ Test(tasks, choice_items_are_answerable_from_the_corpus) {
 
 /* ------------------------------------------------------------------ SVG plots */
 
-Test(svg, line_plot_has_title_axes_legend_and_escapes) {
+Test(eval, svg_line_plot_has_title_axes_legend_and_escapes) {
     double x[3] = {1, 2, 3}, y[3] = {0.5, 0.25, 1.0}, e[3] = {0.1, 0, 0.2};
     red_series s[2];
     red_plot p;
@@ -580,183 +544,7 @@ Test(svg, line_plot_has_title_axes_legend_and_escapes) {
     unlink(path);
 }
 
-/* ------------------------------------------------------------------ BPE tokenizer */
-
-static const char *const bpe_corpus[] = {
-    "Question: On Monday, Liam picks 16 apples. On Tuesday, Omar picks 9 fewer apples than Liam.",
-    "Answer: On Tuesday, Omar picks 9 fewer apples than Liam: 16 - 9 = <<16-9=7>>7 apples.\n#### 7",
-    "The red fox lives in the forest. All foxes are orange. The fox weighs 12 kilograms.",
-    "Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.   Spaces   and tabs\tand \xc3\xbcmlauts \303\274ber."};  /* octal: a hex escape would swallow the b */
-
-static void bpe_corpus_text(red_sbuf *s) {
-    int r, k;
-    red_sbuf_init(s);
-    red_sbuf_puts(s, "");
-    for (r = 0; r < 3; r++)
-        for (k = 0; k < 4; k++) {
-            if (s->len) red_sbuf_puts(s, "\n");
-            red_sbuf_puts(s, bpe_corpus[k]);
-        }
-    red_sbuf_puts(s, "\napples apples apples; bananas!! <<>> ==== 1234567890");
-}
-
-static size_t unhex(const char *h, char *out) {
-    size_t n = 0;
-    unsigned v;
-    while (h[0] && h[1] && sscanf(h, "%2x", &v) == 1) {
-        out[n++] = (char)v;
-        h += 2;
-    }
-    return n;
-}
-
-/* Merges and encodings against an independent Python implementation
- * (tests/fixtures/make_bpe_fixture.py). */
-Test(tokenizer, bpe_matches_independent_reference) {
-    red_tokenizer *t, *back;
-    red_sbuf text;
-    red_error err;
-    FILE *f = fopen(FIXTURE("bpe_reference.txt"), "r");
-    char line[4096], probe[2048];
-    size_t plen = 0;
-    int n_merges = 0, ids[512];
-    char dir[] = "/tmp/red_test_bpe_XXXXXX";
-    cr_assert(f, "fixture missing");
-    bpe_corpus_text(&text);
-    cr_assert(red_tokenizer_train_bpe(&t, text.p, text.len, 300, &err) == RED_OK, "%s", err.msg);
-    while (fgets(line, sizeof line, f)) {
-        int a, b;
-        if (sscanf(line, "merge %d %d", &a, &b) == 2) {
-            int ga = -1, gb = -1;
-            cr_expect(red_tokenizer_merge(t, n_merges, &ga, &gb) && ga == a && gb == b,
-                      "merge %d: reference (%d, %d)", n_merges, a, b);
-            n_merges++;
-        } else if (!strncmp(line, "encode ", 7)) {
-            line[strcspn(line, "\n")] = 0;
-            plen = unhex(line + 7, probe);
-        } else if (!strncmp(line, "ids", 3)) {
-            int want[512], nw = 0, n, k, off = 0, used;
-            while (sscanf(line + 3 + off, "%d%n", &want[nw], &used) == 1) { nw++; off += used; }
-            n = red_tokenize(t, probe, plen, 0, ids, 512);
-            cr_expect(n == nw, "%.*s: %d ids, reference %d", (int)plen, probe, n, nw);
-            for (k = 0; k < n && k < nw; k++) cr_expect(ids[k] == want[k], "id %d: %d, reference %d", k, ids[k], want[k]);
-        }
-    }
-    fclose(f);
-    cr_expect(n_merges == red_tokenizer_n_merges(t) && red_tokenizer_vocab(t) == 259 + n_merges, "%d merges, reference %d",
-              red_tokenizer_n_merges(t), n_merges);
-    /* save and load give the same tokenizer */
-    cr_assert(mkdtemp(dir));
-    cr_assert(red_tokenizer_save(t, dir, &err) == RED_OK);
-    cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
-    cr_expect(red_tokenizer_kind(back) == RED_TOK_BPE && red_tokenizer_vocab(back) == red_tokenizer_vocab(t) &&
-              red_tokenizer_n_merges(back) == red_tokenizer_n_merges(t), "round trip");
-    for (n_merges = 0; n_merges < red_tokenizer_vocab(t); n_merges++) {
-        char x[RED_TOKEN_MAX_BYTES], y[RED_TOKEN_MAX_BYTES];
-        int nx = red_token_bytes(t, n_merges, x), ny = red_token_bytes(back, n_merges, y), a = 0, b = 0, c = 0, d = 0;
-        red_tokenizer_merge(t, n_merges, &a, &b);
-        red_tokenizer_merge(back, n_merges, &c, &d);
-        cr_expect(nx == ny && !memcmp(x, y, (size_t)nx) && a == c && b == d, "round trip: id %d", n_merges);
-    }
-    red_tokenizer_free(back);
-    {
-        char path[256];
-        snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
-        unlink(path);
-        rmdir(dir);
-    }
-    red_sbuf_free(&text);
-    red_tokenizer_free(t);
-}
-
-Test(tokenizer, bpe_round_trips_any_bytes_and_keeps_digits_single) {
-    red_tokenizer *t;
-    red_sbuf text, out;
-    red_error err;
-    red_rng r;
-    int trial, ids[700], n, k;
-    bpe_corpus_text(&text);
-    cr_assert(red_tokenizer_train_bpe(&t, text.p, text.len, 320, &err) == RED_OK);
-    red_rng_seed(&r, 17);
-    for (trial = 0; trial < 200; trial++) {
-        char s[300];
-        size_t len = (size_t)red_rng_below(&r, 300), i;
-        for (i = 0; i < len; i++)  /* mostly corpus-like text, some arbitrary bytes */
-            s[i] = red_rng_below(&r, 4) ? text.p[red_rng_below(&r, text.len)] : (char)red_rng_below(&r, 256);
-        n = red_tokenize(t, s, len, 0, ids, 700);
-        red_sbuf_init(&out);
-        red_sbuf_puts(&out, "");
-        red_detokenize(t, ids, n, &out);
-        cr_assert(out.len == len && !memcmp(out.p, s, len), "decode(encode(x)) == x (trial %d)", trial);
-        for (k = 0; k < n; k++) {
-            char b[RED_TOKEN_MAX_BYTES];
-            int nb = red_token_bytes(t, ids[k], b), j, digits = 0;
-            for (j = 0; j < nb; j++) digits += b[j] >= '0' && b[j] <= '9';
-            cr_assert(digits == 0 || nb == 1, "a digit is always a token of its own");
-        }
-        red_sbuf_free(&out);
-    }
-    n = red_tokenize(t, " apples", 7, 0, ids, 700);
-    cr_expect(n == 1, "a frequent word with its space is one token (%d)", n);
-    red_sbuf_free(&text);
-    red_tokenizer_free(t);
-}
-
-Test(tokenizer, bpe_rejects_malformed_merges) {
-    red_tokenizer *t;
-    red_error err;
-    char dir[] = "/tmp/red_test_bpe_XXXXXX", path[256];
-    const char *bad[] = {"{\"type\": \"bpe\", \"merges\": [[97, 400]]}", "{\"type\": \"bpe\", \"merges\": [[256, 97]]}",
-                         "{\"type\": \"bpe\", \"merges\": [[97]]}", "{\"type\": \"bpe\", \"merges\": 3}",
-                         "{\"type\": \"wordpiece\"}"};
-    int k;
-    cr_assert(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
-    for (k = 0; k < 5; k++) {
-        FILE *f = fopen(path, "w");
-        fputs(bad[k], f);
-        fclose(f);
-        cr_expect(red_tokenizer_load(&t, dir, &err) != RED_OK, "rejects %s", bad[k]);
-    }
-    unlink(path);
-    rmdir(dir);
-}
-
-/* The error names the offending id's byte offset, read before the JSON tree
- * is freed (ASan reported a use-after-free here), and keeps the I/O reason
- * when the file is missing. */
-Test(tokenizer, load_errors_name_the_byte_and_the_reason) {
-    red_tokenizer *t = NULL;
-    red_error err;
-    char dir[] = "/tmp/red_test_tokerr_XXXXXX", path[256];
-    FILE *f;
-    cr_assert(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
-    f = fopen(path, "w");
-    fputs("{\"type\": \"byte\", \"eos_token_id\": 12}", f);
-    fclose(f);
-    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT);
-    cr_expect(strstr(err.msg, "byte 33:") && strstr(err.msg, "eos_token_id"), "%s", err.msg);
-    /* a special id may not be a merged token's id (BOS decoded as "ab", and "ab" encoded as BOS) */
-    f = fopen(path, "w");
-    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 259}", f);
-    fclose(f);
-    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT, "a special id equal to a merged id was accepted");
-    /* a special id past the merge tables has no text (was read out of bounds) */
-    f = fopen(path, "w");
-    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 60000}", f);
-    fclose(f);
-    cr_assert(red_tokenizer_load(&t, dir, &err) == RED_OK, "%s", err.msg);
-    {
-        static char b[RED_TOKEN_MAX_BYTES];
-        cr_expect(red_tokenizer_vocab(t) == 60001 && red_token_bytes(t, 259, b) == 2 && red_token_bytes(t, 5000, b) == 0);
-    }
-    red_tokenizer_free(t);
-    unlink(path);
-    rmdir(dir);
-}
-
-Test(gsm8k, calculator_fills_open_annotations_only) {
+Test(eval, gsm8k_calculator_fills_open_annotations_only) {
     struct { const char *text, *want; } cases[] = {
         {"Mia has 16 - 9 = <<16-9=", "7>>"},
         {"x <<3*4+2=", "14>>"},
@@ -786,7 +574,7 @@ Test(gsm8k, calculator_fills_open_annotations_only) {
  * memory: the loader refuses such files) must make every harness fail: NaN
  * log-likelihoods compared false and scored as a valid choice, and greedy
  * decoding of NaN logits returned token 0. */
-Test(choice, non_finite_logits_fail_the_harnesses) {
+Test(eval, choice_non_finite_logits_fail_the_harnesses) {
     red_pool *pool = red_pool_create(2);
     red_config c;
     red_model m;
@@ -821,7 +609,7 @@ Test(choice, non_finite_logits_fail_the_harnesses) {
 }
 
 /* An empty or blank test set is an error, not a score of 0 +- 0. */
-Test(choice, empty_document_files_are_rejected) {
+Test(eval, choice_empty_document_files_are_rejected) {
     char dir[] = "/tmp/red_test_empty_XXXXXX", path[256];
     red_mc_doc *mc;
     red_gsm8k_doc *g;

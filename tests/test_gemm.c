@@ -52,7 +52,7 @@ static double check_gemm(gemm_fn fn, red_trans t, int m, int n, int k, float alp
 
 static const red_trans all_trans[3] = {RED_NN, RED_NT, RED_TN};
 
-Test(gemm, edge_shapes_1_to_70, .init = setup, .fini = teardown) {
+Test(linalg, gemm_edge_shapes_1_to_70, .init = setup, .fini = teardown) {
     int ti, d, v;
     for (ti = 0; ti < 3; ti++)
         for (d = 1; d <= 70; d++) {
@@ -66,7 +66,7 @@ Test(gemm, edge_shapes_1_to_70, .init = setup, .fini = teardown) {
         }
 }
 
-Test(gemm, alpha_beta_and_strides, .init = setup, .fini = teardown) {
+Test(linalg, gemm_alpha_beta_and_strides, .init = setup, .fini = teardown) {
     const float ab[6][2] = {{1, 0}, {1, 1}, {-0.5f, 2}, {2, -1}, {0.25f, 0.5f}, {-1, 0}};
     int ti, c, pad;
     for (ti = 0; ti < 3; ti++)
@@ -78,7 +78,7 @@ Test(gemm, alpha_beta_and_strides, .init = setup, .fini = teardown) {
             }
 }
 
-Test(gemm, large_and_odd_shapes, .init = setup, .fini = teardown) {
+Test(linalg, gemm_large_and_odd_shapes, .init = setup, .fini = teardown) {
     /* k > KC (several k blocks), n > NC (several column blocks), thin shapes */
     const int shapes[][3] = {{257, 263, 301}, {1000, 3, 517}, {3, 1000, 517}, {129, 131, 1025},
                              {70, 2100, 40}, {401, 50, 800}, {1, 1, 3000}, {500, 1, 1}};
@@ -92,7 +92,7 @@ Test(gemm, large_and_odd_shapes, .init = setup, .fini = teardown) {
         }
 }
 
-Test(gemm, scalar_path_meets_the_same_bound, .init = setup, .fini = teardown) {
+Test(linalg, gemm_scalar_path_meets_the_same_bound, .init = setup, .fini = teardown) {
     int ti, d;
     for (ti = 0; ti < 3; ti++)
         for (d = 1; d <= 70; d += 3) {
@@ -103,7 +103,7 @@ Test(gemm, scalar_path_meets_the_same_bound, .init = setup, .fini = teardown) {
 
 /* The SIMD path against the scalar path: both within (k+2) eps of the exact
  * value, so they differ by at most twice that bound. */
-Test(gemm, simd_matches_scalar, .init = setup, .fini = teardown) {
+Test(linalg, gemm_simd_matches_scalar, .init = setup, .fini = teardown) {
     const int shapes[][3] = {{67, 45, 33}, {128, 96, 256}, {13, 300, 129}, {300, 13, 700}};
     int ti, s, i;
     for (ti = 0; ti < 3; ti++)
@@ -128,7 +128,7 @@ Test(gemm, simd_matches_scalar, .init = setup, .fini = teardown) {
 }
 
 /* Same inputs on pools of 1, 2 and 3 threads: results must be bitwise equal. */
-Test(gemm, bit_identical_across_thread_counts) {
+Test(linalg, gemm_bit_identical_across_thread_counts) {
     const int shapes[][3] = {{300, 200, 150}, {64, 700, 90}, {1000, 40, 600}, {37, 2500, 70}};
     red_pool *pools[3];
     int ti, s, p;
@@ -158,7 +158,7 @@ Test(gemm, bit_identical_across_thread_counts) {
     for (p = 0; p < 3; p++) red_pool_destroy(pools[p]);
 }
 
-Test(gemm, degenerate_sizes_and_bad_arguments, .init = setup, .fini = teardown) {
+Test(linalg, gemm_degenerate_sizes_and_bad_arguments, .init = setup, .fini = teardown) {
     float A[6] = {1, 2, 3, 4, 5, 6}, C[4] = {1, 2, 3, 4};
     /* k = 0: C = beta C without touching A or B */
     cr_assert_eq(red_sgemm(pool, RED_NN, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 2.0f, C, 2), RED_OK);

@@ -68,7 +68,7 @@ static float *planted_rows(red_rng *r, int m, int n, int64_t *ids) {
     return X;
 }
 
-Test(indist, matches_direct_pairs_on_random_rows) {
+Test(linalg, indist_matches_direct_pairs_on_random_rows) {
     red_rng r;
     red_pool *pool = red_pool_create(2);
     int sizes[][2] = {{1, 3}, {2, 5}, {5, 1}, {63, 7}, {64, 16}, {65, 9}, {130, 33}, {201, 4}};
@@ -98,7 +98,7 @@ Test(indist, matches_direct_pairs_on_random_rows) {
     red_pool_destroy(pool);
 }
 
-Test(indist, counts_planted_near_duplicates_exactly) {
+Test(linalg, indist_counts_planted_near_duplicates_exactly) {
     red_rng r;
     red_pool *pool = red_pool_create(2);
     int m = 150, n = 24, i;
@@ -130,7 +130,7 @@ Test(indist, counts_planted_near_duplicates_exactly) {
     red_pool_destroy(pool);
 }
 
-Test(indist, zero_rows_have_cosine_zero) {
+Test(linalg, indist_zero_rows_have_cosine_zero) {
     float X[4 * 3] = {1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0};  /* rows 1 and 3 are zero */
     red_indist a;
     cr_assert_eq(red_token_indist(NULL, 4, 3, X, 3, NULL, &a), RED_OK);
@@ -142,7 +142,7 @@ Test(indist, zero_rows_have_cosine_zero) {
     cr_expect_eq(red_token_indist(NULL, 4, 0, X, 3, NULL, &a), RED_E_ARG);
 }
 
-Test(indist, invariant_to_row_order_and_thread_count) {
+Test(linalg, indist_invariant_to_row_order_and_thread_count) {
     red_rng r;
     int m = 333, n = 40, i, th;
     int64_t ids[333], pids[333];

@@ -85,7 +85,7 @@ static void check_bounds(const red_inspect_result *r) {
     }
 }
 
-Test(inspect, rank_one_planted_outliers_match_closed_forms, .init = setup, .fini = teardown) {
+Test(red, inspect_rank_one_planted_outliers_match_closed_forms, .init = setup, .fini = teardown) {
     red_model t;
     red_train_data calib;
     red_inspect_result r;
@@ -128,7 +128,7 @@ Test(inspect, rank_one_planted_outliers_match_closed_forms, .init = setup, .fini
     unlink(path);
 }
 
-Test(inspect, gaussian_planted_outliers_match_direct_energies_and_the_init, .init = setup, .fini = teardown) {
+Test(red, inspect_gaussian_planted_outliers_match_direct_energies_and_the_init, .init = setup, .fini = teardown) {
     red_model t;
     red_train_data calib;
     red_inspect_result r;
@@ -196,7 +196,7 @@ Test(inspect, gaussian_planted_outliers_match_direct_energies_and_the_init, .ini
     unlink(path);
 }
 
-Test(inspect, random_teacher_respects_the_bounds_and_threads_agree, .init = setup, .fini = teardown) {
+Test(red, inspect_random_teacher_respects_the_bounds_and_threads_agree, .init = setup, .fini = teardown) {
     red_model t;
     red_train_data calib;
     red_inspect_result r, r1;
@@ -232,7 +232,7 @@ Test(inspect, random_teacher_respects_the_bounds_and_threads_agree, .init = setu
 
 /* ------------------------------------------------------------------ eRank and indistinguishability per layer */
 
-Test(inspect, hidden_metrics_are_erank_layers_plus_indist_of_each_layer, .init = setup, .fini = teardown) {
+Test(red, inspect_hidden_metrics_are_erank_layers_plus_indist_of_each_layer, .init = setup, .fini = teardown) {
     red_model t;
     red_error err;
     red_rng g;

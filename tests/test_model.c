@@ -112,7 +112,7 @@ static double rmsnorm_loss(void *v) {
     return weighted(o->out, o->c, (size_t)o->N * o->D);
 }
 
-Test(ops, rmsnorm_backward_fd, .init = setup, .fini = teardown) {
+Test(model, ops_rmsnorm_backward_fd, .init = setup, .fini = teardown) {
     red_rng r;
     op_ctx o;
     float *dx, *dw;
@@ -137,7 +137,7 @@ static double linear_loss(void *v) {
     return weighted(o->out, o->c, (size_t)o->N * o->O);
 }
 
-Test(ops, linear_backward_fd, .init = setup, .fini = teardown) {
+Test(model, ops_linear_backward_fd, .init = setup, .fini = teardown) {
     red_rng r;
     op_ctx o;
     float *dx, *dw, *db;
@@ -163,7 +163,7 @@ static double swiglu_loss(void *v) {
     return weighted(o->out, o->c, (size_t)o->N);
 }
 
-Test(ops, swiglu_backward_fd, .init = setup, .fini = teardown) {
+Test(model, ops_swiglu_backward_fd, .init = setup, .fini = teardown) {
     red_rng r;
     op_ctx o;
     float *dg, *du;
@@ -244,10 +244,10 @@ static void attention_fd(int rope) {
     free(dq); free(dk); free(dv); free(dscr);
 }
 
-Test(ops, attention_backward_fd_gqa, .init = setup, .fini = teardown) { attention_fd(0); }
-Test(ops, rope_attention_backward_fd, .init = setup, .fini = teardown) { attention_fd(1); }
+Test(model, ops_attention_backward_fd_gqa, .init = setup, .fini = teardown) { attention_fd(0); }
+Test(model, ops_rope_attention_backward_fd, .init = setup, .fini = teardown) { attention_fd(1); }
 
-Test(ops, embed_backward_accumulates_repeated_tokens, .init = setup, .fini = teardown) {
+Test(model, ops_embed_backward_accumulates_repeated_tokens, .init = setup, .fini = teardown) {
     int tok[5] = {3, 1, 3, 0, 3};
     float E[4 * 2], dE[4 * 2] = {0}, dout[5 * 2], out[10];
     int i;
@@ -423,7 +423,7 @@ Test(model, bit_identical_across_runs_and_thread_counts) {
 /* ------------------------------------------------------------------ sampler */
 
 
-Test(sampler, greedy_topk_topp_and_frequencies) {
+Test(model, sampler_greedy_topk_topp_and_frequencies) {
     float z[5], base[5] = {1.0f, 3.0f, 3.0f, 0.5f, 2.0f};
     int idx[10], counts[5] = {0}, i;
     red_rng r;

@@ -1,6 +1,7 @@
-/* tests/test_npy.c - .npy: files written by numpy itself (all header
+/* tests/test_npy.c - io.c: .npy files written by numpy itself (all header
  * versions, f4/f8, 0-D..4-D), our own round trips, and rejection of malformed
- * or unsupported files with a message naming the file and the problem. */
+ * or unsupported files with a message naming the file and the problem; same-file
+ * and output checks; half-float conversions. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@ static void load_ok(const char *name, int ndim, const int64_t *shape, red_tensor
     for (i = 0; i < ndim; i++) cr_assert_eq(t->shape[i], shape[i], "%s: dim %d", name, i);
 }
 
-Test(npy, reads_numpy_files_of_every_version) {
+Test(io, npy_reads_numpy_files_of_every_version) {
     red_tensor v1, v2, v3, t;
     int64_t s35[2] = {3, 5}, s234[3] = {2, 3, 4}, s7[1] = {7}, s4d[4] = {2, 3, 4, 5}, s04[2] = {0, 4};
     int i;
@@ -42,13 +43,14 @@ Test(npy, reads_numpy_files_of_every_version) {
 }
 
 /* Our own writer matches numpy's bytes exactly for the same array. */
-Test(npy, writer_is_byte_identical_to_numpy) {
+Test(io, npy_writer_is_byte_identical_to_numpy) {
     red_tensor t;
     red_error err;
     unsigned char *a, *b;
     size_t la, lb;
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/red_npy_test_%ld.npy", (long)getpid());
+    char dir[] = "/tmp/red-test-npy-XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.npy", dir);
     load_ok(FIXTURE("npy_v1_f4_3x5.npy"), 2, (int64_t[]){3, 5}, &t);
     cr_assert_eq(red_npy_save(path, &t, &err), RED_OK, "%s", err.msg);
     cr_assert_eq(red_read_file(path, &a, &la, &err), RED_OK);
@@ -65,13 +67,15 @@ Test(npy, writer_is_byte_identical_to_numpy) {
     free(a); free(b);
     red_tensor_free(&t);
     remove(path);
+    rmdir(dir);
 }
 
-Test(npy, round_trips) {
+Test(io, npy_round_trips) {
     int64_t shapes[5][4] = {{1}, {0}, {4, 6}, {2, 3, 5}, {2, 2, 3, 2}};
     int nd[5] = {0, 1, 2, 3, 4}, s, i;
-    char path[64];
-    snprintf(path, sizeof path, "/tmp/red_npy_rt_%ld.npy", (long)getpid());
+    char dir[] = "/tmp/red-test-npy-XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.npy", dir);
     for (s = 0; s < 5; s++) {
         red_tensor t, u;
         red_error err;
@@ -91,6 +95,7 @@ Test(npy, round_trips) {
         red_tensor_free(&u);
     }
     remove(path);
+    rmdir(dir);
 }
 
 /* A malformed image must fail with the given status and a message containing
@@ -116,7 +121,7 @@ static size_t make_npy(unsigned char *out, const char *header, size_t ndata) {
     return 10 + h + ndata;
 }
 
-Test(npy, rejects_malformed_files) {
+Test(io, npy_rejects_malformed_files) {
     unsigned char b[512];
     size_t n;
     red_tensor t;
@@ -157,7 +162,7 @@ Test(npy, rejects_malformed_files) {
 }
 
 /* Every truncation of a valid file is rejected cleanly (never a crash). */
-Test(npy, every_truncation_is_rejected) {
+Test(io, npy_every_truncation_is_rejected) {
     unsigned char *buf;
     size_t len, cut;
     red_error err;
@@ -170,14 +175,15 @@ Test(npy, every_truncation_is_rejected) {
     free(buf);
 }
 
-Test(npy, atomic_write_leaves_no_temp_file_and_reports_errors) {
+Test(io, npy_atomic_write_leaves_no_temp_file_and_reports_errors) {
     red_tensor t;
     red_error err;
     int64_t s[1] = {3};
-    char path[64], tmp[96];
+    char dir[] = "/tmp/red-test-npy-XXXXXX", path[64], tmp[96];
     red_tensor_heap(&t, 1, s);
     t.data[0] = t.data[1] = t.data[2] = 1.0f;
-    snprintf(path, sizeof path, "/tmp/red_atomic_%ld.npy", (long)getpid());
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.npy", dir);
     cr_assert_eq(red_npy_save(path, &t, &err), RED_OK);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     cr_assert_neq(access(path, F_OK), -1);
@@ -185,6 +191,7 @@ Test(npy, atomic_write_leaves_no_temp_file_and_reports_errors) {
     cr_assert_eq(red_npy_save("/nonexistent-dir/x.npy", &t, &err), RED_E_IO);
     cr_assert(strstr(err.msg, "/nonexistent-dir/x.npy"), "%s", err.msg);
     remove(path);
+    rmdir(dir);
     red_tensor_free(&t);
 }
 
@@ -199,7 +206,7 @@ static void ids_ok(const char *name, int64_t n, const int64_t *want) {
     free(ids);
 }
 
-Test(npy, reads_integer_and_whole_float_ids) {
+Test(io, npy_reads_integer_and_whole_float_ids) {
     ids_ok(FIXTURE("npy_ids_i8_2x3.npy"), 6, (int64_t[]){3, -1, 70000, 3, (int64_t)1 << 40, 0});
     ids_ok(FIXTURE("npy_ids_i4.npy"), 5, (int64_t[]){5, -7, 5, 2147483647, -2147483647 - 1});
     ids_ok(FIXTURE("npy_ids_i2.npy"), 2, (int64_t[]){-2, 300});
@@ -209,7 +216,7 @@ Test(npy, reads_integer_and_whole_float_ids) {
     ids_ok(FIXTURE("npy_ids_f8.npy"), 2, (int64_t[]){9007199254740992LL, -5});
 }
 
-Test(npy, rejects_ids_it_cannot_read_exactly) {
+Test(io, npy_rejects_ids_it_cannot_read_exactly) {
     int64_t *ids = (int64_t *)1, n = 5;
     red_error err;
     unsigned char b[256];
@@ -313,3 +320,36 @@ Test(io, outputs_checked_before_work) {
     }
     rmdir(dir);
 }
+
+/* ------------------------------------------------------------------ half floats */
+
+Test(io, half_f16_known_values_and_exhaustive_round_trip) {
+    uint32_t h;
+    cr_expect(red_f32_to_f16(1.0f) == 0x3C00);
+    cr_expect(red_f32_to_f16(-2.0f) == 0xC000);
+    cr_expect(red_f32_to_f16(65504.0f) == 0x7BFF);
+    cr_expect(red_f32_to_f16(65520.0f) == 0x7C00, "65520 rounds to inf");
+    cr_expect(red_f32_to_f16(65519.0f) == 0x7BFF);
+    cr_expect(red_f32_to_f16(5.9604645e-08f) == 0x0001, "smallest subnormal");
+    cr_expect(red_f32_to_f16(2.9802322e-08f) == 0x0000, "half of it ties to even (0)");
+    cr_expect(red_f32_to_f16(6.1035156e-05f) == 0x0400, "smallest normal");
+    cr_expect(red_f32_to_f16(1.0f + 1.0f / 2048) == 0x3C00, "tie to even");
+    cr_expect(red_f32_to_f16(1.0f + 3.0f / 2048) == 0x3C02, "tie to even (up)");
+    for (h = 0; h < 65536; h++) {
+        float f = red_f16_to_f32((uint16_t)h);
+        if (f != f) continue;  /* NaN payloads */
+        cr_assert(red_f32_to_f16(f) == h, "f16 0x%04x -> %g -> 0x%04x", h, f, red_f32_to_f16(f));
+    }
+    cr_expect(red_f16_to_f32(0x0001) == 5.9604645e-08f);
+    cr_expect(red_f16_to_f32(0x7C00) == INFINITY);
+}
+
+Test(io, half_bf16_rounding) {
+    cr_expect(red_f32_to_bf16(1.0f) == 0x3F80);
+    cr_expect(red_f32_to_bf16(1.0f + 1.0f / 256) == 0x3F80, "tie to even");
+    cr_expect(red_f32_to_bf16(1.0f + 3.0f / 256) == 0x3F82, "tie to even (up)");
+    cr_expect(red_f32_to_bf16(-3.0f) == 0xC040);
+    cr_expect(red_bf16_to_f32(0x4049) == 3.140625f);
+    cr_expect(red_bf16_to_f32(red_f32_to_bf16(NAN)) != red_bf16_to_f32(red_f32_to_bf16(NAN)), "NaN stays NaN");
+}
+

@@ -42,7 +42,7 @@ static svd_check run_svd(int m, int n, const float *A, float *S_out, const char 
     return c;
 }
 
-Test(svd, random_square_tall_wide, .init = setup, .fini = teardown) {
+Test(linalg, svd_random_square_tall_wide, .init = setup, .fini = teardown) {
     const int shapes[][2] = {{1, 1}, {2, 2}, {3, 3}, {5, 5}, {8, 8}, {17, 17}, {64, 64}, {100, 100},
                              {100, 7}, {64, 33}, {7, 100}, {33, 64}, {1, 9}, {9, 1}, {130, 129}};
     int s;
@@ -59,7 +59,7 @@ Test(svd, random_square_tall_wide, .init = setup, .fini = teardown) {
     }
 }
 
-Test(svd, one_by_one_and_zero, .init = setup, .fini = teardown) {
+Test(linalg, svd_one_by_one_and_zero, .init = setup, .fini = teardown) {
     float a = -3.0f, U, S, V, Z[12] = {0}, S4[4];
     cr_assert_eq(red_svd(pool, 1, 1, &a, 1, &U, &S, &V, NULL), RED_OK);
     cr_assert_eq(S, 3.0f);
@@ -70,7 +70,7 @@ Test(svd, one_by_one_and_zero, .init = setup, .fini = teardown) {
     run_svd(3, 4, Z, S4, "zero 3x4");
 }
 
-Test(svd, diagonal_gives_sorted_absolute_values, .init = setup, .fini = teardown) {
+Test(linalg, svd_diagonal_gives_sorted_absolute_values, .init = setup, .fini = teardown) {
     float A[25] = {0}, S[5];
     const float d[5] = {0.5f, -4.0f, 2.0f, 0.0f, -1.0f}, want[5] = {4.0f, 2.0f, 1.0f, 0.5f, 0.0f};
     int i;
@@ -79,7 +79,7 @@ Test(svd, diagonal_gives_sorted_absolute_values, .init = setup, .fini = teardown
     for (i = 0; i < 5; i++) cr_assert_eq(S[i], want[i], "S[%d] = %g, want %g", i, S[i], want[i]);
 }
 
-Test(svd, rank_one_and_rank_deficient, .init = setup, .fini = teardown) {
+Test(linalg, svd_rank_one_and_rank_deficient, .init = setup, .fini = teardown) {
     int m = 40, n = 30, r = 5, i, j, p;
     float *A = calloc((size_t)m * n, 4), *X, *Y, S[30];
     double nu = 0, nv = 0;
@@ -116,7 +116,7 @@ Test(svd, rank_one_and_rank_deficient, .init = setup, .fini = teardown) {
 
 /* Every 2x2 matrix with entries in {-2..2}: sigma^2 = (f ± sqrt(f^2 - 4 det^2)) / 2
  * with f = ‖A‖_F^2; |sigma - exact| <= 4 eps_f ‖A‖_F. */
-Test(svd, all_2x2_integer_matrices, .init = setup, .fini = teardown) {
+Test(linalg, svd_all_2x2_integer_matrices, .init = setup, .fini = teardown) {
     int a, b, c, d;
     for (a = -2; a <= 2; a++)
         for (b = -2; b <= 2; b++)
@@ -165,7 +165,7 @@ static void check_fixture(const char *name, int relative) {
     red_tensor_free(&Sref);
 }
 
-Test(svd, matches_lapack_fixtures, .init = setup, .fini = teardown) {
+Test(linalg, svd_matches_lapack_fixtures, .init = setup, .fini = teardown) {
     check_fixture("random_20x13", 0);
     check_fixture("random_13x20", 0);
     check_fixture("hilbert_12", 0);   /* cond ~ 1e16: absolute accuracy only */
@@ -173,7 +173,7 @@ Test(svd, matches_lapack_fixtures, .init = setup, .fini = teardown) {
     check_fixture("graded_10", 1);    /* sigma over ~10 decades: relative accuracy */
 }
 
-Test(svd, values_only_and_threads_agree, .init = setup, .fini = teardown) {
+Test(linalg, svd_values_only_and_threads_agree, .init = setup, .fini = teardown) {
     int m = 90, n = 70, j;
     float *A = malloc((size_t)m * n * 4), S1[70], S2[70], S3[70], *U = malloc((size_t)m * n * 4), *V = malloc((size_t)n * n * 4);
     red_pool *p1 = red_pool_create(1), *p3 = red_pool_create(3);
@@ -190,7 +190,7 @@ Test(svd, values_only_and_threads_agree, .init = setup, .fini = teardown) {
     red_pool_destroy(p3);
 }
 
-Test(svd, rejects_bad_input, .init = setup, .fini = teardown) {
+Test(linalg, svd_rejects_bad_input, .init = setup, .fini = teardown) {
     float A[4] = {1, 2, NAN, 4}, S[2];
     cr_assert_eq(red_svd(pool, 2, 2, A, 2, NULL, S, NULL, NULL), RED_E_ARG);
     A[2] = INFINITY;
@@ -199,7 +199,7 @@ Test(svd, rejects_bad_input, .init = setup, .fini = teardown) {
 }
 
 /* tiny and huge scales: the double internals must neither underflow nor overflow */
-Test(svd, extreme_scales, .init = setup, .fini = teardown) {
+Test(linalg, svd_extreme_scales, .init = setup, .fini = teardown) {
     const float scale[3] = {1e-40f, 1e-30f, 1e30f};
     int s, i;
     for (s = 0; s < 3; s++) {
@@ -216,7 +216,7 @@ Test(svd, extreme_scales, .init = setup, .fini = teardown) {
 
 /* ------------------------------------------------------------------ eigen */
 
-Test(eig, symmetric_random_and_closed_forms, .init = setup, .fini = teardown) {
+Test(linalg, eig_symmetric_random_and_closed_forms, .init = setup, .fini = teardown) {
     int n = 30, i, j, p;
     float *A = malloc((size_t)n * n * 4), *Q = malloc((size_t)n * n * 4), w[30], B[4] = {2, 1, 1, 2}, w2[2], Q2[4];
     red_rng r;
@@ -247,7 +247,7 @@ Test(eig, symmetric_random_and_closed_forms, .init = setup, .fini = teardown) {
 }
 
 /* The eigenvalues of a Gram matrix XᵀX are the squared singular values of X. */
-Test(eig, gram_matches_svd, .init = setup, .fini = teardown) {
+Test(linalg, eig_gram_matches_svd, .init = setup, .fini = teardown) {
     int m = 50, n = 12, i, j, p;
     float *X = malloc((size_t)m * n * 4), G[144], w[12], S[12];
     red_rng r;
@@ -268,7 +268,7 @@ Test(eig, gram_matches_svd, .init = setup, .fini = teardown) {
 
 /* ------------------------------------------------------------------ orthonormal */
 
-Test(orthonormal, columns_orthonormal_and_seeded) {
+Test(linalg, orthonormal_columns_orthonormal_and_seeded) {
     int n = 64, k = 20, i;
     float *Q = malloc((size_t)n * k * 4), *Q2 = malloc((size_t)n * k * 4);
     double mean = 0, sq = 0;
@@ -296,7 +296,7 @@ Test(orthonormal, columns_orthonormal_and_seeded) {
 
 /* ------------------------------------------------------------------ eRank */
 
-Test(erank, closed_forms, .init = setup, .fini = teardown) {
+Test(linalg, erank_closed_forms, .init = setup, .fini = teardown) {
     int n = 16, i, j;
     float *I = calloc((size_t)n * n, 4), *R1 = malloc(40 * 8 * 4), sv[6] = {2, 2, 2, 0, 0, 0}, *Q;
     double e;

@@ -5,7 +5,7 @@
 
 #include "testutil.h"
 
-Test(arena, aligned_bounded_and_resettable) {
+Test(tensor, arena_aligned_bounded_and_resettable) {
     red_arena a;
     void *p, *q;
     size_t mark;
@@ -53,7 +53,7 @@ static void probe_task(void *arg, int ith, int nth) {
     p->nth_seen[ith] = nth;
 }
 
-Test(pool, every_thread_runs_each_task_once) {
+Test(tensor, pool_every_thread_runs_each_task_once) {
     int sizes[3] = {1, 2, 5}, s, run, i;
     for (s = 0; s < 3; s++) {
         red_pool *p = red_pool_create(sizes[s]);
@@ -75,7 +75,7 @@ Test(pool, every_thread_runs_each_task_once) {
     }
 }
 
-Test(pool, split_range_partitions_exactly) {
+Test(tensor, pool_split_range_partitions_exactly) {
     int64_t n, lo, hi, prev;
     int nth, ith;
     for (n = 0; n < 50; n++)
@@ -95,7 +95,7 @@ Test(pool, split_range_partitions_exactly) {
 
 /* Golden values from tests/fixtures/make_fixtures.py, a Python implementation
  * of splitmix64 + xoshiro256** + the polar method written from the papers. */
-Test(rng, matches_independent_python_implementation) {
+Test(tensor, rng_matches_independent_python_implementation) {
     FILE *f = fopen(FIXTURE("rng_golden.txt"), "r");
     char kind[16];
     char val[64];
@@ -124,7 +124,7 @@ Test(rng, matches_independent_python_implementation) {
 }
 
 /* red_log against libm: within 2 ulp over 30 decades, subnormals and powers of 2. */
-Test(rng, log_is_accurate) {
+Test(tensor, rng_log_is_accurate) {
     double x, worst = 0;
     int i;
     for (x = 1e-310; x < 1e300; x *= 1.37) {
@@ -139,7 +139,7 @@ Test(rng, log_is_accurate) {
     cr_assert(isnan(red_log(-1.0)));
 }
 
-Test(rng, moments_and_ranges) {
+Test(tensor, rng_moments_and_ranges) {
     red_rng r;
     int i, n = 200000, below[10] = {0};
     double s = 0, s2 = 0;
@@ -160,7 +160,7 @@ Test(rng, moments_and_ranges) {
     for (i = 0; i < 10; i++) cr_assert(abs(below[i] - n / 10) < 670, "bucket %d: %d", i, below[i]);
 }
 
-Test(rng, same_seed_same_stream_different_seed_differs) {
+Test(tensor, rng_same_seed_same_stream_different_seed_differs) {
     red_rng a, b, c;
     int i, differ = 0;
     red_rng_seed(&a, 123);
@@ -179,7 +179,7 @@ Test(rng, same_seed_same_stream_different_seed_differs) {
 /* SIMD vs the always-built scalar versions, on every length 0..100 (all
  * remainders of every vector width). Elementwise ops are exact; reductions
  * differ only by summation order: |a - b| <= 2 n eps_f sum|x_i y_i|. */
-Test(vec, simd_matches_scalar_all_lengths) {
+Test(tensor, vec_simd_matches_scalar_all_lengths) {
     red_rng r;
     size_t n, i;
     red_rng_seed(&r, 5);
@@ -216,7 +216,7 @@ Test(vec, simd_matches_scalar_all_lengths) {
     cr_assert(isinf(red_vec_max(NULL, 0)));
 }
 
-Test(vec, softmax_is_normalised_and_shift_safe) {
+Test(tensor, vec_softmax_is_normalised_and_shift_safe) {
     float x[5] = {1000.0f, 1001.0f, 1002.0f, -1e30f, 1000.5f};
     double s = 0;
     int i;
@@ -234,7 +234,7 @@ Test(vec, softmax_is_normalised_and_shift_safe) {
 /* Every thread reserves RED_POOL_SCRATCH_BYTES up front: --threads 1024 took
  * 8 GB of address space (and wrapped size_t past 512 threads on 32-bit
  * hosts). Pools beyond the cap are refused before anything is allocated. */
-Test(pool, thread_count_is_capped_before_allocating) {
+Test(tensor, pool_thread_count_is_capped_before_allocating) {
     red_pool *p = red_pool_create(RED_POOL_MAX_THREADS + 1);
     cr_expect(p == NULL, "a pool of %d threads was created", RED_POOL_MAX_THREADS + 1);
     red_pool_destroy(p);

@@ -5,7 +5,8 @@
  * vectors for its GPT-2 vocabulary GGUF, and llama2.c's run.c for
  * stories260K's tok512.bin (tests/fixtures/make_llama2c_fixture.sh). Every id
  * is compared; a mismatch names the string and the position. Bad files get an
- * error, never a crash. */
+ * error, never a crash. Also the byte tokenizer and red's own BPE (against
+ * tests/fixtures/make_bpe_fixture.py). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <unistd.h>
@@ -583,4 +584,220 @@ Test(tokenizer, any_bytes_encode_and_round_trip) {
         }
         red_tokenizer_free(t);
     }
+}
+
+/* ------------------------------------------------------------------ byte tokenizer */
+
+Test(tokenizer, byte_round_trip_and_directory_record) {
+    red_tokenizer *t, *back;
+    red_error err;
+    const char text[] = "Caf\xC3\xA9 #### 5\n";
+    int ids[64], n, i;
+    red_sbuf s;
+    char dir[] = "/tmp/red-test-tok-XXXXXX", path[128];
+    cr_assert(red_tokenizer_byte_new(&t, &err) == RED_OK);
+    cr_expect(red_tokenizer_vocab(t) == 259 && red_tokenizer_bos(t) == 256 && red_tokenizer_eos(t) == 257 &&
+              red_tokenizer_pad(t) == 258 && !red_tokenizer_add_bos(t));
+    n = red_tokenize(t, text, sizeof text - 1, 1, ids, 64);
+    cr_assert(n == (int)sizeof text);
+    cr_expect(ids[0] == 256 && ids[4] == 0xC3 && ids[5] == 0xA9);
+    cr_expect(red_tokenize(t, text, sizeof text - 1, 0, ids, 2) == (int)sizeof text - 1, "count beyond cap");
+    red_sbuf_init(&s);
+    n = red_tokenize(t, text, sizeof text - 1, 1, ids, 64);
+    ids[n++] = red_tokenizer_eos(t);
+    red_detokenize(t, ids, n, &s);
+    cr_expect(s.len == sizeof text - 1 && memcmp(s.p, text, s.len) == 0, "specials have no text");
+    red_sbuf_free(&s);
+    cr_assert(mkdtemp(dir));
+    cr_assert(red_tokenizer_save(t, dir, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_tokenizer_kind(back) == RED_TOK_BYTE && red_tokenizer_vocab(back) == 259 && red_tokenizer_bos(back) == 256 &&
+              red_tokenizer_eos(back) == 257 && red_tokenizer_pad(back) == 258);
+    red_tokenizer_free(back);
+    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+    unlink(path);
+    cr_expect(red_tokenizer_load(&back, dir, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "red_tokenizer.json") != NULL, "%s", err.msg);
+    rmdir(dir);
+    for (i = 0; i < 256; i++) {
+        char b[RED_TOKEN_MAX_BYTES];
+        cr_assert(red_token_bytes(t, i, b) == 1 && (unsigned char)b[0] == i);
+    }
+    red_tokenizer_free(t);
+}
+
+/* ------------------------------------------------------------------ BPE tokenizer */
+
+static const char *const bpe_corpus[] = {
+    "Question: On Monday, Liam picks 16 apples. On Tuesday, Omar picks 9 fewer apples than Liam.",
+    "Answer: On Tuesday, Omar picks 9 fewer apples than Liam: 16 - 9 = <<16-9=7>>7 apples.\n#### 7",
+    "The red fox lives in the forest. All foxes are orange. The fox weighs 12 kilograms.",
+    "Mia has 3 more stickers than Zoe: 5 + 3 = <<5+3=8>>8 stickers.   Spaces   and tabs\tand \xc3\xbcmlauts \303\274ber."};  /* octal: a hex escape would swallow the b */
+
+static void bpe_corpus_text(red_sbuf *s) {
+    int r, k;
+    red_sbuf_init(s);
+    red_sbuf_puts(s, "");
+    for (r = 0; r < 3; r++)
+        for (k = 0; k < 4; k++) {
+            if (s->len) red_sbuf_puts(s, "\n");
+            red_sbuf_puts(s, bpe_corpus[k]);
+        }
+    red_sbuf_puts(s, "\napples apples apples; bananas!! <<>> ==== 1234567890");
+}
+
+static size_t unhex(const char *h, char *out) {
+    size_t n = 0;
+    unsigned v;
+    while (h[0] && h[1] && sscanf(h, "%2x", &v) == 1) {
+        out[n++] = (char)v;
+        h += 2;
+    }
+    return n;
+}
+
+/* Merges and encodings against an independent Python implementation
+ * (tests/fixtures/make_bpe_fixture.py). */
+Test(tokenizer, bpe_matches_independent_reference) {
+    red_tokenizer *t, *back;
+    red_sbuf text;
+    red_error err;
+    FILE *f = fopen(FIXTURE("bpe_reference.txt"), "r");
+    char line[4096], probe[2048];
+    size_t plen = 0;
+    int n_merges = 0, ids[512];
+    char dir[] = "/tmp/red_test_bpe_XXXXXX";
+    cr_assert(f, "fixture missing");
+    bpe_corpus_text(&text);
+    cr_assert(red_tokenizer_train_bpe(&t, text.p, text.len, 300, &err) == RED_OK, "%s", err.msg);
+    while (fgets(line, sizeof line, f)) {
+        int a, b;
+        if (sscanf(line, "merge %d %d", &a, &b) == 2) {
+            int ga = -1, gb = -1;
+            cr_expect(red_tokenizer_merge(t, n_merges, &ga, &gb) && ga == a && gb == b,
+                      "merge %d: reference (%d, %d)", n_merges, a, b);
+            n_merges++;
+        } else if (!strncmp(line, "encode ", 7)) {
+            line[strcspn(line, "\n")] = 0;
+            plen = unhex(line + 7, probe);
+        } else if (!strncmp(line, "ids", 3)) {
+            int want[512], nw = 0, n, k, off = 0, used;
+            while (sscanf(line + 3 + off, "%d%n", &want[nw], &used) == 1) { nw++; off += used; }
+            n = red_tokenize(t, probe, plen, 0, ids, 512);
+            cr_expect(n == nw, "%.*s: %d ids, reference %d", (int)plen, probe, n, nw);
+            for (k = 0; k < n && k < nw; k++) cr_expect(ids[k] == want[k], "id %d: %d, reference %d", k, ids[k], want[k]);
+        }
+    }
+    fclose(f);
+    cr_expect(n_merges == red_tokenizer_n_merges(t) && red_tokenizer_vocab(t) == 259 + n_merges, "%d merges, reference %d",
+              red_tokenizer_n_merges(t), n_merges);
+    /* save and load give the same tokenizer */
+    cr_assert(mkdtemp(dir));
+    cr_assert(red_tokenizer_save(t, dir, &err) == RED_OK);
+    cr_assert(red_tokenizer_load(&back, dir, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_tokenizer_kind(back) == RED_TOK_BPE && red_tokenizer_vocab(back) == red_tokenizer_vocab(t) &&
+              red_tokenizer_n_merges(back) == red_tokenizer_n_merges(t), "round trip");
+    for (n_merges = 0; n_merges < red_tokenizer_vocab(t); n_merges++) {
+        char x[RED_TOKEN_MAX_BYTES], y[RED_TOKEN_MAX_BYTES];
+        int nx = red_token_bytes(t, n_merges, x), ny = red_token_bytes(back, n_merges, y), a = 0, b = 0, c = 0, d = 0;
+        red_tokenizer_merge(t, n_merges, &a, &b);
+        red_tokenizer_merge(back, n_merges, &c, &d);
+        cr_expect(nx == ny && !memcmp(x, y, (size_t)nx) && a == c && b == d, "round trip: id %d", n_merges);
+    }
+    red_tokenizer_free(back);
+    {
+        char path[256];
+        snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+        unlink(path);
+        rmdir(dir);
+    }
+    red_sbuf_free(&text);
+    red_tokenizer_free(t);
+}
+
+Test(tokenizer, bpe_round_trips_any_bytes_and_keeps_digits_single) {
+    red_tokenizer *t;
+    red_sbuf text, out;
+    red_error err;
+    red_rng r;
+    int trial, ids[700], n, k;
+    bpe_corpus_text(&text);
+    cr_assert(red_tokenizer_train_bpe(&t, text.p, text.len, 320, &err) == RED_OK);
+    red_rng_seed(&r, 17);
+    for (trial = 0; trial < 200; trial++) {
+        char s[300];
+        size_t len = (size_t)red_rng_below(&r, 300), i;
+        for (i = 0; i < len; i++)  /* mostly corpus-like text, some arbitrary bytes */
+            s[i] = red_rng_below(&r, 4) ? text.p[red_rng_below(&r, text.len)] : (char)red_rng_below(&r, 256);
+        n = red_tokenize(t, s, len, 0, ids, 700);
+        red_sbuf_init(&out);
+        red_sbuf_puts(&out, "");
+        red_detokenize(t, ids, n, &out);
+        cr_assert(out.len == len && !memcmp(out.p, s, len), "decode(encode(x)) == x (trial %d)", trial);
+        for (k = 0; k < n; k++) {
+            char b[RED_TOKEN_MAX_BYTES];
+            int nb = red_token_bytes(t, ids[k], b), j, digits = 0;
+            for (j = 0; j < nb; j++) digits += b[j] >= '0' && b[j] <= '9';
+            cr_assert(digits == 0 || nb == 1, "a digit is always a token of its own");
+        }
+        red_sbuf_free(&out);
+    }
+    n = red_tokenize(t, " apples", 7, 0, ids, 700);
+    cr_expect(n == 1, "a frequent word with its space is one token (%d)", n);
+    red_sbuf_free(&text);
+    red_tokenizer_free(t);
+}
+
+Test(tokenizer, bpe_rejects_malformed_merges) {
+    red_tokenizer *t;
+    red_error err;
+    char dir[] = "/tmp/red_test_bpe_XXXXXX", path[256];
+    const char *bad[] = {"{\"type\": \"bpe\", \"merges\": [[97, 400]]}", "{\"type\": \"bpe\", \"merges\": [[256, 97]]}",
+                         "{\"type\": \"bpe\", \"merges\": [[97]]}", "{\"type\": \"bpe\", \"merges\": 3}",
+                         "{\"type\": \"wordpiece\"}"};
+    int k;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+    for (k = 0; k < 5; k++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[k], f);
+        fclose(f);
+        cr_expect(red_tokenizer_load(&t, dir, &err) != RED_OK, "rejects %s", bad[k]);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The error names the offending id's byte offset, read before the JSON tree
+ * is freed (ASan reported a use-after-free here), and keeps the I/O reason
+ * when the file is missing. */
+Test(tokenizer, load_errors_name_the_byte_and_the_reason) {
+    red_tokenizer *t = NULL;
+    red_error err;
+    char dir[] = "/tmp/red_test_tokerr_XXXXXX", path[256];
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/red_tokenizer.json", dir);
+    f = fopen(path, "w");
+    fputs("{\"type\": \"byte\", \"eos_token_id\": 12}", f);
+    fclose(f);
+    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "byte 33:") && strstr(err.msg, "eos_token_id"), "%s", err.msg);
+    /* a special id may not be a merged token's id (BOS decoded as "ab", and "ab" encoded as BOS) */
+    f = fopen(path, "w");
+    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 259}", f);
+    fclose(f);
+    cr_expect(red_tokenizer_load(&t, dir, &err) == RED_E_FORMAT, "a special id equal to a merged id was accepted");
+    /* a special id past the merge tables has no text (was read out of bounds) */
+    f = fopen(path, "w");
+    fputs("{\"type\": \"bpe\", \"merges\": [[97, 98]], \"bos_token_id\": 60000}", f);
+    fclose(f);
+    cr_assert(red_tokenizer_load(&t, dir, &err) == RED_OK, "%s", err.msg);
+    {
+        static char b[RED_TOKEN_MAX_BYTES];
+        cr_expect(red_tokenizer_vocab(t) == 60001 && red_token_bytes(t, 259, b) == 2 && red_token_bytes(t, 5000, b) == 0);
+    }
+    red_tokenizer_free(t);
+    unlink(path);
+    rmdir(dir);
 }

@@ -76,10 +76,11 @@ static void rm_dir(const char *dir) {
 
 Test(train, interrupted_and_resumed_equals_uninterrupted) {
     red_pool *pool = red_pool_create(2);
-    char a[] = "/tmp/red-test-train-a-XXXXXX", b[] = "/tmp/red-test-train-b-XXXXXX", data[] = "/tmp/red-test-train-d.jsonl";
+    char a[] = "/tmp/red-test-train-a-XXXXXX", b[] = "/tmp/red-test-train-b-XXXXXX", data[64];
     float *full, *resumed;
     size_t n;
     cr_assert(mkdtemp(a) && mkdtemp(b));
+    snprintf(data, sizeof data, "%s/d.jsonl", a);
     write_data(data);
     full = run(a, data, pool, 0, 0);
     free(run(b, data, pool, 6, 0));  /* "killed" after step 6; the last checkpoint is step 4 */
@@ -95,9 +96,9 @@ Test(train, interrupted_and_resumed_equals_uninterrupted) {
     cr_expect(memcmp(full, resumed, n * 4) == 0, "resumed run differs from the uninterrupted one");
     free(full);
     free(resumed);
+    unlink(data);
     rm_dir(a);
     rm_dir(b);
-    unlink(data);
     red_pool_destroy(pool);
 }
 
@@ -136,12 +137,14 @@ Test(train, loss_falls_and_documents_are_formatted) {
     red_tokenizer *tok;
     red_train_data d;
     red_error err;
-    const char *path = "/tmp/red-test-train-fmt.jsonl";
+    char tmp[] = "/tmp/red-test-train-fmt-XXXXXX", path[64];
     const char *lines = "{\"question\": \"Q1\", \"answer\": \"A1\"}\n{\"text\": \"plain\"}\n"
                         "{\"query\": \"Is it?\", \"choices\": [\"no\", \"yes\"], \"gold\": 1}\n"
                         "{\"contexts\": [\"The a\", \"The b\"], \"continuation\": \"ends.\", \"gold\": 0}\n";
     const char *want[4] = {"Question: Q1\nAnswer: A1", "plain", "Is it? yes", "The a ends."};
     size_t k;
+    cr_assert(mkdtemp(tmp));
+    snprintf(path, sizeof path, "%s/fmt.jsonl", tmp);
     cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     memset(&d, 0, sizeof d);
     cr_assert(red_write_file_atomic(path, lines, strlen(lines), &err) == RED_OK);
@@ -168,13 +171,15 @@ Test(train, loss_falls_and_documents_are_formatted) {
     }
     red_train_data_free(&d);
     unlink(path);
+    rmdir(tmp);
     {   /* a short run lowers the loss on its own data */
-        char dir[] = "/tmp/red-test-train-l-XXXXXX", data[] = "/tmp/red-test-train-l.jsonl";
+        char dir[] = "/tmp/red-test-train-l-XXXXXX", data[64];
         red_model m;
         int in[128], tgt[128], i;
         float before, after;
         float *w;
         cr_assert(mkdtemp(dir));
+        snprintf(data, sizeof data, "%s/d.jsonl", dir);
         write_data(data);
         memset(&d, 0, sizeof d);
         cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK);
@@ -196,8 +201,8 @@ Test(train, loss_falls_and_documents_are_formatted) {
         red_model_free(&m);
         free(w);
         red_train_data_free(&d);
-        rm_dir(dir);
         unlink(data);
+        rm_dir(dir);
     }
     red_tokenizer_free(tok);
     red_pool_destroy(pool);
@@ -207,12 +212,14 @@ Test(train, loss_falls_and_documents_are_formatted) {
  * (RED_CALIB_SEED) from the same data must not change what a later batch of
  * another seed holds (it once reused the calibration order for epoch 0). */
 Test(train, batch_depends_on_its_seed_not_on_earlier_reads) {
-    const char *path = "/tmp/red-test-train-seed.jsonl";
+    char dir[] = "/tmp/red-test-train-seed-XXXXXX", path[64];
     red_tokenizer *tok;
     red_train_data a, b;
     red_error err;
     int rows[2 * 32], in_a[2 * 32], tg_a[2 * 32], in_b[2 * 32], tg_b[2 * 32], in_c[2 * 32], tg_c[2 * 32], i, differ = 0;
     uint64_t ea = 0, oa = 0, eb = 0, ob = 0, ec = 0, oc = 0;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/d.jsonl", dir);
     write_data(path);
     cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     memset(&a, 0, sizeof a);
@@ -236,6 +243,7 @@ Test(train, batch_depends_on_its_seed_not_on_earlier_reads) {
     red_train_data_free(&a);
     red_train_data_free(&b);
     unlink(path);
+    rmdir(dir);
 }
 
 /* ------------------------------------------------------------------ hostile inputs */
