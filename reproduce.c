@@ -736,10 +736,7 @@ static void add_hidden_seed(const red_json *j, int L, init_summary *S) {
     }
 }
 
-static red_status summarize(const red_repro_opts *o, const char *init, int L, int ds, init_summary *S, red_error *err) {
-    double v[64][MAX_STEPS + 8], a24[64], ch[64], erf0[64], erf1[64];
-    int seed, k, i;
-    red_status st = RED_OK;
+static red_status alloc_summary(init_summary *S, int L, int ds, red_error *err) {
     memset(S, 0, sizeof *S);
     S->erank_init = calloc((size_t)(L + 1), sizeof(double));
     S->erank_final = calloc((size_t)(L + 1), sizeof(double));
@@ -755,54 +752,50 @@ static red_status summarize(const red_repro_opts *o, const char *init, int L, in
     if (!S->erank_init || !S->erank_final || !S->sv_init || !S->sv_final || !S->curve_tok || !S->curve_acc ||
         !S->curve_acc_sd || !S->loss_tok || !S->loss || !S->hid_init)
         return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
-    {
-        double ca[64][64];
-        for (seed = 1; seed <= o->n_seeds && seed <= 64; seed++) {
-            char path[2304];
-            red_json *j;
-            const red_json *lc;
-            double tmp[4096];
-            snprintf(path, sizeof path, "%s/runs/%s-s%d/result.json", o->out, init, seed);
-            if (!file_exists(path)) continue;
-            if ((st = read_json_file(path, &j, err))) return st;
-            json_doubles(red_json_get(j, "acc_by_steps"), v[S->n], MAX_STEPS);
-            a24[S->n] = red_json_get(j, "acc_2_4")->number;
-            ch[S->n] = red_json_get(j, "choice_acc")->number;
-            json_doubles(red_json_get(j, "erank_init"), tmp, L + 1);
-            for (i = 0; i <= L; i++) S->erank_init[i] += tmp[i];
-            erf0[S->n] = tmp[L];
-            json_doubles(red_json_get(j, "erank_final"), tmp, L + 1);
-            for (i = 0; i <= L; i++) S->erank_final[i] += tmp[i];
-            erf1[S->n] = tmp[L];
-            if (S->n == 0) {
-                json_doubles(red_json_get(j, "sv_init"), S->sv_init, ds);
-                json_doubles(red_json_get(j, "sv_final"), S->sv_final, ds);
-                S->n_curve = json_doubles(red_json_get(j, "acc_curve_tokens"), S->curve_tok, 64);
-            }
-            json_doubles(red_json_get(j, "acc_curve"), ca[S->n], 64);
-            add_hidden_seed(j, L, S);
-            lc = red_json_get(j, "loss_curve");
-            if (lc && lc->type == RED_JSON_ARRAY) {
-                int n = (int)lc->count < 4096 ? (int)lc->count : 4096;
-                if (S->n == 0) S->n_loss = n;
-                for (i = 0; i < n && i < S->n_loss; i++) {
-                    const red_json *e = red_json_at(lc, (size_t)i);
-                    S->loss_tok[i] = red_json_get(e, "tokens")->number;
-                    S->loss[i] += red_json_get(e, "loss")->number;
-                }
-            }
-            red_json_free(j);
-            S->n++;
-        }
-        for (k = 0; k < S->n_curve; k++) {
-            double x[64], ms[2];
-            for (i = 0; i < S->n; i++) x[i] = ca[i][k];
-            mean_sd(x, S->n, ms);
-            S->curve_acc[k] = ms[0];
-            S->curve_acc_sd[k] = ms[1];
+    return RED_OK;
+}
+
+/* Per-seed numbers kept apart until every seed is read: their mean and std need them all. */
+typedef struct {
+    double acc[64][MAX_STEPS + 8], a24[64], choice[64], erf_init[64], erf_final[64], curve[64][64];
+} seed_values;
+
+/* Adds seed number S->n's result.json to the sums in S and its own numbers to sv. */
+static void add_seed_result(const red_json *j, int L, int ds, init_summary *S, seed_values *sv) {
+    const red_json *lc;
+    double tmp[4096];
+    int i;
+    json_doubles(red_json_get(j, "acc_by_steps"), sv->acc[S->n], MAX_STEPS);
+    sv->a24[S->n] = red_json_get(j, "acc_2_4")->number;
+    sv->choice[S->n] = red_json_get(j, "choice_acc")->number;
+    json_doubles(red_json_get(j, "erank_init"), tmp, L + 1);
+    for (i = 0; i <= L; i++) S->erank_init[i] += tmp[i];
+    sv->erf_init[S->n] = tmp[L];
+    json_doubles(red_json_get(j, "erank_final"), tmp, L + 1);
+    for (i = 0; i <= L; i++) S->erank_final[i] += tmp[i];
+    sv->erf_final[S->n] = tmp[L];
+    if (S->n == 0) {  /* spectra and curve positions: the first seed's (the same for every seed) */
+        json_doubles(red_json_get(j, "sv_init"), S->sv_init, ds);
+        json_doubles(red_json_get(j, "sv_final"), S->sv_final, ds);
+        S->n_curve = json_doubles(red_json_get(j, "acc_curve_tokens"), S->curve_tok, 64);
+    }
+    json_doubles(red_json_get(j, "acc_curve"), sv->curve[S->n], 64);
+    add_hidden_seed(j, L, S);
+    lc = red_json_get(j, "loss_curve");
+    if (lc && lc->type == RED_JSON_ARRAY) {
+        int n = (int)lc->count < 4096 ? (int)lc->count : 4096;
+        if (S->n == 0) S->n_loss = n;
+        for (i = 0; i < n && i < S->n_loss; i++) {
+            const red_json *e = red_json_at(lc, (size_t)i);
+            S->loss_tok[i] = red_json_get(e, "tokens")->number;
+            S->loss[i] += red_json_get(e, "loss")->number;
         }
     }
-    if (!S->n) return RED_OK;
+}
+
+/* Turns the sums over S->n > 0 seeds into means, and the per-seed numbers into mean ± std. */
+static void seeds_to_means(init_summary *S, seed_values *sv, int L) {
+    int k, i;
     for (i = 0; i <= 2 * L + 1; i++) {  /* sums -> means */
         red_layer_metrics *m = &S->hid_init[i];
         m->ind.cos_mean /= S->n; m->ind.indist[0] /= S->n; m->ind.indist[1] /= S->n;
@@ -811,27 +804,58 @@ static red_status summarize(const red_repro_opts *o, const char *init, int L, in
         for (i = 0; i < 64; i++) S->hid_curve[k][i] /= S->n;
     for (k = 0; k < MAX_STEPS; k++) {
         double x[64];
-        for (i = 0; i < S->n; i++) x[i] = v[i][k];
+        for (i = 0; i < S->n; i++) x[i] = sv->acc[i][k];
         mean_sd(x, S->n, S->acc[k]);
     }
-    mean_sd(a24, S->n, S->acc24);
-    mean_sd(ch, S->n, S->choice);
-    mean_sd(erf0, S->n, S->er_f_init);
-    mean_sd(erf1, S->n, S->er_f_final);
+    mean_sd(sv->a24, S->n, S->acc24);
+    mean_sd(sv->choice, S->n, S->choice);
+    mean_sd(sv->erf_init, S->n, S->er_f_init);
+    mean_sd(sv->erf_final, S->n, S->er_f_final);
     for (i = 0; i <= L; i++) {
         S->erank_init[i] /= S->n;
         S->erank_final[i] /= S->n;
     }
     for (i = 0; i < S->n_loss; i++) S->loss[i] /= S->n;
-    /* each logged loss is one batch's: smooth with a trailing mean over LOSS_SMOOTH points so that
-     * "tokens to reach a loss" does not hinge on one lucky batch (a trailing window, so a level is
-     * "reached" only once the batches up to that point average below it) */
+}
+
+/* each logged loss is one batch's: smooth with a trailing mean over LOSS_SMOOTH points so that
+ * "tokens to reach a loss" does not hinge on one lucky batch (a trailing window, so a level is
+ * "reached" only once the batches up to that point average below it) */
+static void smooth_loss(init_summary *S) {
+    int i;
     for (i = S->n_loss - 1; i >= 1; i--) {  /* point 0 is step 1: kept as is, out of every window */
         int j, lo = i - LOSS_SMOOTH + 1 < 1 ? 1 : i - LOSS_SMOOTH + 1;
         double sum = 0.0;
         for (j = lo; j <= i; j++) sum += S->loss[j];
         S->loss[i] = sum / (i - lo + 1);
     }
+}
+
+static red_status summarize(const red_repro_opts *o, const char *init, int L, int ds, init_summary *S, red_error *err) {
+    seed_values sv;
+    int seed, k, i;
+    red_status st;
+    if ((st = alloc_summary(S, L, ds, err))) return st;
+    for (seed = 1; seed <= o->n_seeds && seed <= 64; seed++) {
+        char path[2304];
+        red_json *j;
+        snprintf(path, sizeof path, "%s/runs/%s-s%d/result.json", o->out, init, seed);
+        if (!file_exists(path)) continue;
+        if ((st = read_json_file(path, &j, err))) return st;
+        add_seed_result(j, L, ds, S, &sv);
+        red_json_free(j);
+        S->n++;
+    }
+    for (k = 0; k < S->n_curve; k++) {
+        double x[64], ms[2];
+        for (i = 0; i < S->n; i++) x[i] = sv.curve[i][k];
+        mean_sd(x, S->n, ms);
+        S->curve_acc[k] = ms[0];
+        S->curve_acc_sd[k] = ms[1];
+    }
+    if (!S->n) return RED_OK;
+    seeds_to_means(S, &sv, L);
+    smooth_loss(S);
     S->final_loss = S->n_loss ? S->loss[S->n_loss - 1] : NAN;
     return RED_OK;
 }
@@ -1125,97 +1149,97 @@ static double spearman_erank_reasoning(const init_summary *S, int n_init) {
 
 static void pct(red_sbuf *b, const double *ms) { red_sbuf_printf(b, "%.1f ± %.1f", 100 * ms[0], 100 * ms[1]); }
 
-static red_status write_report(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L,
-                               int d_t, int ds, double threshold, double seconds, int threads, int n_general,
-                               red_error *err) {
-    red_sbuf b, js;
-    char path[2048];
-    int k, i, lrc = -1, red = -1;
-    red_status st;
-    for (k = 0; k < n_init; k++) {
-        if (!strcmp(o->inits[k], "lrc")) lrc = k;
-        if (!strcmp(o->inits[k], "red")) red = k;
-    }
-    red_sbuf_init(&b);
-    red_sbuf_printf(&b, "# red reproduce: %s\n\n", o->quick ? "quick smoke run" : o->full ? "full run" : "default run");
-    red_sbuf_printf(&b, "Teacher `%s` (width %d, %d layers) distilled to width %d (%.0f%%), inits: ", o->teacher, d_t, L, ds,
+/* The report's opening paragraph: what was run, on what budget, how it was tested. */
+static void put_report_intro(red_sbuf *b, const red_repro_opts *o, int n_init, int L, int d_t, int ds, double seconds,
+                             int threads, int n_general) {
+    int k;
+    red_sbuf_printf(b, "# red reproduce: %s\n\n", o->quick ? "quick smoke run" : o->full ? "full run" : "default run");
+    red_sbuf_printf(b, "Teacher `%s` (width %d, %d layers) distilled to width %d (%.0f%%), inits: ", o->teacher, d_t, L, ds,
                     100.0 * o->width_ratio);
-    for (k = 0; k < n_init; k++) red_sbuf_printf(&b, "%s`%s`", k ? ", " : "", o->inits[k]);
-    red_sbuf_printf(&b, "; %d seed(s) each; %llu distillation tokens per student (batch %d x %d); data %.0f%% general corpus, "
+    for (k = 0; k < n_init; k++) red_sbuf_printf(b, "%s`%s`", k ? ", " : "", o->inits[k]);
+    red_sbuf_printf(b, "; %d seed(s) each; %llu distillation tokens per student (batch %d x %d); data %.0f%% general corpus, "
                     "%.0f%% reasoning problems (distill split) by tokens; lr %g, tau %g, alpha %g. Tests: %d problems per "
                     "step count 1-%d (test split, zero-shot GSM8K harness, strict exact match) and ",
                     o->n_seeds, (unsigned long long)o->tokens, o->batch, o->seq, 100 * (1 - o->mix), 100 * o->mix,
                     (double)o->lr, (double)o->tau, (double)o->alpha, o->per_step, MAX_STEPS);
     if (o->general_file)  /* --general: a real benchmark in the general-ability column */
-        red_sbuf_printf(&b, "lm-eval's zero-shot `%s` on `%s` (%d docs, acc) for general ability",
+        red_sbuf_printf(b, "lm-eval's zero-shot `%s` on `%s` (%d docs, acc) for general ability",
                         red_lm_task_name((red_lm_task)o->general_task), o->general_file, n_general);
-    else red_sbuf_printf(&b, "%d multiple-choice items (test split)", o->n_choice);
-    red_sbuf_printf(&b, ". Wall time of this invocation %.0f s on %d threads (one student per thread at a time).\n\n",
+    else red_sbuf_printf(b, "%d multiple-choice items (test split)", o->n_choice);
+    red_sbuf_printf(b, ". Wall time of this invocation %.0f s on %d threads (one student per thread at a time).\n\n",
                     seconds, threads);
-    red_sbuf_puts(&b, "## Results (mean ± std over seeds)\n\n| model | reasoning 2-4 steps (%) |");
-    for (i = 1; i <= MAX_STEPS; i++) red_sbuf_printf(&b, " %d-step |", i);
-    red_sbuf_printf(&b, " general MC (%%) | eRank final norm: init → end | tokens to loss %.3g |\n|---|---|", threshold);
-    for (i = 0; i < MAX_STEPS; i++) red_sbuf_puts(&b, "---|");
-    red_sbuf_puts(&b, "---|---|---|\n");
-    red_sbuf_printf(&b, "| teacher | %.1f |", 100 * T->acc24);
-    for (i = 0; i < MAX_STEPS; i++) red_sbuf_printf(&b, " %.0f |", 100 * T->acc[i]);
-    red_sbuf_printf(&b, " %.1f | %.1f | |\n", 100 * T->choice, T->erank[L]);
+}
+
+/* The results table: the teacher, then one row per init that has results. */
+static void put_results_table(red_sbuf *b, const red_repro_opts *o, const teacher_result *T, const init_summary *S,
+                              int n_init, int L, double threshold) {
+    int k, i;
+    red_sbuf_puts(b, "## Results (mean ± std over seeds)\n\n| model | reasoning 2-4 steps (%) |");
+    for (i = 1; i <= MAX_STEPS; i++) red_sbuf_printf(b, " %d-step |", i);
+    red_sbuf_printf(b, " general MC (%%) | eRank final norm: init → end | tokens to loss %.3g |\n|---|---|", threshold);
+    for (i = 0; i < MAX_STEPS; i++) red_sbuf_puts(b, "---|");
+    red_sbuf_puts(b, "---|---|---|\n");
+    red_sbuf_printf(b, "| teacher | %.1f |", 100 * T->acc24);
+    for (i = 0; i < MAX_STEPS; i++) red_sbuf_printf(b, " %.0f |", 100 * T->acc[i]);
+    red_sbuf_printf(b, " %.1f | %.1f | |\n", 100 * T->choice, T->erank[L]);
     for (k = 0; k < n_init; k++) {
         if (!S[k].n) continue;
-        red_sbuf_printf(&b, "| %s | ", o->inits[k]);
-        pct(&b, S[k].acc24);
-        red_sbuf_puts(&b, " |");
-        for (i = 0; i < MAX_STEPS; i++) red_sbuf_printf(&b, " %.0f |", 100 * S[k].acc[i][0]);
-        red_sbuf_puts(&b, " ");
-        pct(&b, S[k].choice);
-        red_sbuf_printf(&b, " | %.1f → %.1f | ", S[k].er_f_init[0], S[k].er_f_final[0]);
-        if (isfinite(S[k].tokens_to_loss)) red_sbuf_printf(&b, "%.0f |\n", S[k].tokens_to_loss);
-        else red_sbuf_puts(&b, "not reached |\n");
+        red_sbuf_printf(b, "| %s | ", o->inits[k]);
+        pct(b, S[k].acc24);
+        red_sbuf_puts(b, " |");
+        for (i = 0; i < MAX_STEPS; i++) red_sbuf_printf(b, " %.0f |", 100 * S[k].acc[i][0]);
+        red_sbuf_puts(b, " ");
+        pct(b, S[k].choice);
+        red_sbuf_printf(b, " | %.1f → %.1f | ", S[k].er_f_init[0], S[k].er_f_final[0]);
+        if (isfinite(S[k].tokens_to_loss)) red_sbuf_printf(b, "%.0f |\n", S[k].tokens_to_loss);
+        else red_sbuf_puts(b, "not reached |\n");
     }
-    red_sbuf_puts(&b, "\n![eRank per layer](erank_layers.svg)\n![projection spectra](singular_values.svg)\n"
-                      "![reasoning vs tokens](reasoning_vs_tokens.svg)\n![accuracy by steps](accuracy_by_steps.svg)\n"
-                      "![loss vs tokens](loss_vs_tokens.svg)\n\n");
-    red_sbuf_puts(&b, "## The four claims (method.md §E), read from this run\n\n");
-    if (lrc >= 0 && red >= 0 && S[lrc].n && S[red].n) {
-        double d_er = S[red].er_f_final[0] - S[lrc].er_f_final[0], d_acc = S[red].acc24[0] - S[lrc].acc24[0],
-               d_mc = S[red].choice[0] - S[lrc].choice[0];
-        double se_acc = sqrt(S[red].acc24[1] * S[red].acc24[1] / S[red].n + S[lrc].acc24[1] * S[lrc].acc24[1] / S[lrc].n);
-        double keep_l = S[lrc].er_f_final[0] / T->erank[L], keep_r = S[red].er_f_final[0] / T->erank[L];
-        red_sbuf_printf(&b, "1. **eRank.** Final-norm eRank: teacher %.1f; lrc %.1f at init, %.1f after; red %.1f at init, "
-                        "%.1f after (red − lrc after: %+.1f; after distillation lrc keeps %.0f%% of the teacher's, red %.0f%%). %s\n",
-                        T->erank[L], S[lrc].er_f_init[0], S[lrc].er_f_final[0], S[red].er_f_init[0], S[red].er_f_final[0], d_er,
-                        100 * keep_l, 100 * keep_r,
-                        d_er <= 0 ? "Does not show here."
-                        : keep_r >= 0.9 ? "Shows: the random init loses eRank, red keeps the teacher's."
-                        : "Shows in part: the random init has the lower eRank, but red does not keep the teacher's either.");
-        {   /* does eRank at init order the inits as reasoning does? Spearman's rho over the inits run */
-            double rho = spearman_erank_reasoning(S, n_init);
-            if (isfinite(rho))
-                red_sbuf_printf(&b, "   Over all %d inits, the rank correlation between final-norm eRank at init and 2-4-step "
-                                "accuracy after distillation is %.2f (Spearman).\n", count_inits(S, n_init), rho);
-        }
-        red_sbuf_printf(&b, "2. **Reasoning.** 2-4-step accuracy red − lrc: %+.1f points (standard error of the difference over "
-                        "seeds %.1f). %s\n", 100 * d_acc, 100 * se_acc,
-                        d_acc > 2 * se_acc && d_acc > 0.02 ? "Shows." : "Does not show clearly at this budget.");
-        red_sbuf_printf(&b, "3. **General ability.** MC accuracy red − lrc: %+.1f points (teacher %.1f%%, lrc %.1f%%, red %.1f%%). %s\n",
-                        100 * d_mc, 100 * T->choice, 100 * S[lrc].choice[0], 100 * S[red].choice[0],
-                        fabs(d_mc) < 0.03 ? "The two stay close, as claimed."
-                        : d_mc > 0 ? "Does not show at this budget: the random init loses general ability too."
-                        : "Does not show: red trails on general ability.");
-        {   /* the threshold is the highest final loss, so every init reaches it by the end */
-            double tl = S[lrc].tokens_to_loss, tr = S[red].tokens_to_loss;
-            red_sbuf_printf(&b, "4. **Efficiency.** Loss %.3g (the highest final loss of any init; losses averaged over seeds "
-                            "and a trailing window of %d logged points) first reached at "
-                            "%.0f tokens by lrc, %.0f by red (lrc needs %.2fx red's tokens). %s\n\n", threshold, LOSS_SMOOTH, tl, tr,
-                            tl / tr, tr < tl ? "Shows." : "Does not show here.");
-        }
-    } else red_sbuf_puts(&b, "Both `lrc` and `red` are needed to read the claims.\n\n");
-    put_hidden_report(&b, o, T, S, n_init, L, d_t, ds);
-    snprintf(path, sizeof path, "%s/report.md", o->out);
-    st = write_sbuf(path, &b, err);
-    red_sbuf_free(&b);
-    if (st) return st;
-    /* results.json: every number of the report */
+}
+
+/* The four claims of method.md §E, each read from the lrc and red rows (both must have results). */
+static void put_claims(red_sbuf *b, const teacher_result *T, const init_summary *S, int n_init, int L, int lrc, int red,
+                       double threshold) {
+    double d_er = S[red].er_f_final[0] - S[lrc].er_f_final[0], d_acc = S[red].acc24[0] - S[lrc].acc24[0],
+           d_mc = S[red].choice[0] - S[lrc].choice[0];
+    double se_acc = sqrt(S[red].acc24[1] * S[red].acc24[1] / S[red].n + S[lrc].acc24[1] * S[lrc].acc24[1] / S[lrc].n);
+    double keep_l = S[lrc].er_f_final[0] / T->erank[L], keep_r = S[red].er_f_final[0] / T->erank[L];
+    red_sbuf_printf(b, "1. **eRank.** Final-norm eRank: teacher %.1f; lrc %.1f at init, %.1f after; red %.1f at init, "
+                    "%.1f after (red − lrc after: %+.1f; after distillation lrc keeps %.0f%% of the teacher's, red %.0f%%). %s\n",
+                    T->erank[L], S[lrc].er_f_init[0], S[lrc].er_f_final[0], S[red].er_f_init[0], S[red].er_f_final[0], d_er,
+                    100 * keep_l, 100 * keep_r,
+                    d_er <= 0 ? "Does not show here."
+                    : keep_r >= 0.9 ? "Shows: the random init loses eRank, red keeps the teacher's."
+                    : "Shows in part: the random init has the lower eRank, but red does not keep the teacher's either.");
+    {   /* does eRank at init order the inits as reasoning does? Spearman's rho over the inits run */
+        double rho = spearman_erank_reasoning(S, n_init);
+        if (isfinite(rho))
+            red_sbuf_printf(b, "   Over all %d inits, the rank correlation between final-norm eRank at init and 2-4-step "
+                            "accuracy after distillation is %.2f (Spearman).\n", count_inits(S, n_init), rho);
+    }
+    red_sbuf_printf(b, "2. **Reasoning.** 2-4-step accuracy red − lrc: %+.1f points (standard error of the difference over "
+                    "seeds %.1f). %s\n", 100 * d_acc, 100 * se_acc,
+                    d_acc > 2 * se_acc && d_acc > 0.02 ? "Shows." : "Does not show clearly at this budget.");
+    red_sbuf_printf(b, "3. **General ability.** MC accuracy red − lrc: %+.1f points (teacher %.1f%%, lrc %.1f%%, red %.1f%%). %s\n",
+                    100 * d_mc, 100 * T->choice, 100 * S[lrc].choice[0], 100 * S[red].choice[0],
+                    fabs(d_mc) < 0.03 ? "The two stay close, as claimed."
+                    : d_mc > 0 ? "Does not show at this budget: the random init loses general ability too."
+                    : "Does not show: red trails on general ability.");
+    {   /* the threshold is the highest final loss, so every init reaches it by the end */
+        double tl = S[lrc].tokens_to_loss, tr = S[red].tokens_to_loss;
+        red_sbuf_printf(b, "4. **Efficiency.** Loss %.3g (the highest final loss of any init; losses averaged over seeds "
+                        "and a trailing window of %d logged points) first reached at "
+                        "%.0f tokens by lrc, %.0f by red (lrc needs %.2fx red's tokens). %s\n\n", threshold, LOSS_SMOOTH, tl, tr,
+                        tl / tr, tr < tl ? "Shows." : "Does not show here.");
+    }
+}
+
+/* results.json: every number of the report */
+static red_status write_results_json(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init,
+                                     int L, int d_t, int ds, double threshold, int n_general, red_error *err) {
+    red_sbuf js;
+    char path[2048];
+    int k, i;
+    red_status st;
     red_sbuf_init(&js);
     red_sbuf_puts(&js, "{\"teacher\": {\"acc_by_steps\": ");
     red_json_put_numbers(&js, T->acc, MAX_STEPS);
@@ -1267,10 +1291,140 @@ static red_status write_report(const red_repro_opts *o, const teacher_result *T,
     return st;
 }
 
+static red_status write_report(const red_repro_opts *o, const teacher_result *T, init_summary *S, int n_init, int L,
+                               int d_t, int ds, double threshold, double seconds, int threads, int n_general,
+                               red_error *err) {
+    red_sbuf b;
+    char path[2048];
+    int k, lrc = -1, red = -1;
+    red_status st;
+    for (k = 0; k < n_init; k++) {
+        if (!strcmp(o->inits[k], "lrc")) lrc = k;
+        if (!strcmp(o->inits[k], "red")) red = k;
+    }
+    red_sbuf_init(&b);
+    put_report_intro(&b, o, n_init, L, d_t, ds, seconds, threads, n_general);
+    put_results_table(&b, o, T, S, n_init, L, threshold);
+    red_sbuf_puts(&b, "\n![eRank per layer](erank_layers.svg)\n![projection spectra](singular_values.svg)\n"
+                      "![reasoning vs tokens](reasoning_vs_tokens.svg)\n![accuracy by steps](accuracy_by_steps.svg)\n"
+                      "![loss vs tokens](loss_vs_tokens.svg)\n\n");
+    red_sbuf_puts(&b, "## The four claims (method.md §E), read from this run\n\n");
+    if (lrc >= 0 && red >= 0 && S[lrc].n && S[red].n) put_claims(&b, T, S, n_init, L, lrc, red, threshold);
+    else red_sbuf_puts(&b, "Both `lrc` and `red` are needed to read the claims.\n\n");
+    put_hidden_report(&b, o, T, S, n_init, L, d_t, ds);
+    snprintf(path, sizeof path, "%s/report.md", o->out);
+    st = write_sbuf(path, &b, err);
+    red_sbuf_free(&b);
+    if (st) return st;
+    return write_results_json(o, T, S, n_init, L, d_t, ds, threshold, n_general, err);
+}
+
 /* ------------------------------------------------------------------ the experiment */
 
-red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err) {
+/* Every init name known and none twice: checked before any work. */
+static red_status check_inits(const red_repro_opts *o, red_error *err) {
+    int k, j;
+    red_status st;
+    if (o->n_inits < 1 || o->n_inits > 16) return red_error_set(err, RED_E_ARG, "reproduce: 1 to 16 inits");
+    for (k = 0; k < o->n_inits; k++) {
+        red_init_opts io;
+        red_init_opts_default(&io);
+        if ((st = red_init_by_name(o->inits[k], 128, &io, err))) return st;
+        for (j = 0; j < k; j++)
+            if (!strcmp(o->inits[j], o->inits[k]))
+                return red_error_set(err, RED_E_ARG, "reproduce: init '%s' given twice", o->inits[k]);
+    }
+    return RED_OK;
+}
+
+static red_status make_out_dirs(const red_repro_opts *o, red_error *err) {
     char path[2048];
+    red_status st;
+    if ((st = red_make_dir(o->out, err))) return st;
+    snprintf(path, sizeof path, "%s/data", o->out);
+    if ((st = red_make_dir(path, err))) return st;
+    snprintf(path, sizeof path, "%s/runs", o->out);
+    return red_make_dir(path, err);
+}
+
+/* The teacher's accuracy, eRank and hidden-state metrics, measured once and cached in teacher.json
+ * (a rerun into the same --out reads them back; it must use the same general-ability data). */
+static red_status measure_teacher(const red_repro_opts *o, red_model *t, const red_tokenizer *tok, const test_sets *tests,
+                                  const int *rows, int n_rows, teacher_result *T, red_error *err) {
+    char path[2048], tag[2100];
+    int k, L = t->cfg.n_layers, have_hidden = 0, fresh;
+    red_sbuf b;
+    red_status st;
+    snprintf(path, sizeof path, "%s/teacher.json", o->out);
+    if (file_exists(path)) {
+        red_json *j;
+        const red_json *g;
+        if ((st = read_json_file(path, &j, err))) return st;
+        general_tag(o, tag, sizeof tag);
+        g = red_json_get(j, "general");
+        if (strcmp(g && g->type == RED_JSON_STRING ? g->str : "", tag)) {
+            st = red_error_set(err, RED_E_ARG, "reproduce: %s was run with general-ability data '%s', not '%s': use another --out",
+                               o->out, g && g->type == RED_JSON_STRING ? g->str : "built-in", tag[0] ? tag : "built-in");
+            red_json_free(j);
+            return st;
+        }
+        json_doubles(red_json_get(j, "acc_by_steps"), T->acc, MAX_STEPS);
+        T->choice = red_json_get(j, "choice_acc")->number;
+        json_doubles(red_json_get(j, "erank"), T->erank, L + 1);
+        have_hidden = read_hidden_json(j, "", T->hidden, L + 1);
+        red_json_free(j);
+    }
+    if (file_exists(path) && have_hidden) return RED_OK;
+    fresh = !file_exists(path);
+    say(o, "reproduce: evaluating the teacher");
+    if ((st = red_model_run_alloc(t, o->batch, o->seq, RED_RUN_FORWARD, err)) ||
+        (st = red_hidden_metrics(t, rows, n_rows, o->seq, 0, 0, T->hidden, err)))
+        return st;
+    if (fresh) {  /* (a teacher.json of an older run keeps its numbers; only the new ones are added) */
+        for (k = 0; k <= L; k++) T->erank[k] = T->hidden[k].erank;
+        if ((st = eval_reasoning(t, tok, tests, 1, MAX_STEPS, T->acc, err)) || (st = eval_choice(t, tok, tests, &T->choice, err)))
+            return st;
+    }
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "{");
+    general_tag(o, tag, sizeof tag);
+    if (tag[0]) {
+        red_sbuf_puts(&b, "\"general\": ");
+        red_json_put_string(&b, tag, strlen(tag));
+        red_sbuf_puts(&b, ", ");
+    }
+    red_sbuf_puts(&b, "\"acc_by_steps\": ");
+    red_json_put_numbers(&b, T->acc, MAX_STEPS);
+    red_sbuf_puts(&b, ", \"choice_acc\": ");
+    red_json_put_number(&b, T->choice);
+    red_sbuf_puts(&b, ", \"erank\": ");
+    red_json_put_numbers(&b, T->erank, L + 1);
+    put_hidden_json(&b, "", T->hidden, L + 1);
+    red_sbuf_puts(&b, "}\n");
+    st = write_sbuf(path, &b, err);
+    red_sbuf_free(&b);
+    return st;
+}
+
+/* The loss threshold is the highest final mean loss among the inits (the level every init reaches);
+ * sets each init's tokens to first reach it and returns it. */
+static double set_tokens_to_loss(init_summary *S, int n_init) {
+    double threshold = -INFINITY;
+    int k, i;
+    for (k = 0; k < n_init; k++)
+        if (S[k].n && S[k].final_loss > threshold) threshold = S[k].final_loss;
+    for (k = 0; k < n_init; k++) {
+        S[k].tokens_to_loss = NAN;
+        for (i = 0; i < S[k].n_loss; i++)
+            if (S[k].loss[i] <= threshold) {
+                S[k].tokens_to_loss = S[k].loss_tok[i];
+                break;
+            }
+    }
+    return threshold;
+}
+
+red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err) {
     red_model t;
     red_tokenizer *tok = NULL;
     task_format fmt;
@@ -1279,26 +1433,12 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     teacher_result T;
     init_summary S[16];
     shared_state sh;
-    int *rows = NULL, n_rows, L, k, ds, n_init = o->n_inits, have_hidden = 0;
-    double threshold = -INFINITY, seconds, t0 = red_time_seconds();
+    int *rows = NULL, n_rows, L, k, ds, n_init = o->n_inits;
+    double threshold, seconds, t0 = red_time_seconds();
     red_status st;
     memset(&data, 0, sizeof data);
     memset(S, 0, sizeof S);
-    if (n_init < 1 || n_init > 16) return red_error_set(err, RED_E_ARG, "reproduce: 1 to 16 inits");
-    for (k = 0; k < n_init; k++) {  /* before any work */
-        red_init_opts io;
-        int j;
-        red_init_opts_default(&io);
-        if ((st = red_init_by_name(o->inits[k], 128, &io, err))) return st;
-        for (j = 0; j < k; j++)
-            if (!strcmp(o->inits[j], o->inits[k]))
-                return red_error_set(err, RED_E_ARG, "reproduce: init '%s' given twice", o->inits[k]);
-    }
-    if ((st = red_make_dir(o->out, err))) return st;
-    snprintf(path, sizeof path, "%s/data", o->out);
-    if ((st = red_make_dir(path, err))) return st;
-    snprintf(path, sizeof path, "%s/runs", o->out);
-    if ((st = red_make_dir(path, err))) return st;
+    if ((st = check_inits(o, err)) || (st = make_out_dirs(o, err))) return st;
     if ((st = red_model_load(&t, o->teacher, pool, err))) return st;
     if ((st = red_tokenizer_load(&tok, o->teacher, err)) || (st = read_format(o->teacher, &fmt, err))) goto out_model;
     if (o->seq > t.cfg.max_pos) {
@@ -1319,60 +1459,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
         goto out_data;
     }
     if ((st = red_train_data_rows(&data, n_rows, o->seq, rows, err))) goto out_data;
-    /* the teacher, measured once (cached in teacher.json) */
-    snprintf(path, sizeof path, "%s/teacher.json", o->out);
-    if (file_exists(path)) {
-        red_json *j;
-        const red_json *g;
-        char tag[2100];
-        if ((st = read_json_file(path, &j, err))) goto out_data;
-        general_tag(o, tag, sizeof tag);
-        g = red_json_get(j, "general");
-        if (strcmp(g && g->type == RED_JSON_STRING ? g->str : "", tag)) {
-            st = red_error_set(err, RED_E_ARG, "reproduce: %s was run with general-ability data '%s', not '%s': use another --out",
-                               o->out, g && g->type == RED_JSON_STRING ? g->str : "built-in", tag[0] ? tag : "built-in");
-            red_json_free(j);
-            goto out_data;
-        }
-        json_doubles(red_json_get(j, "acc_by_steps"), T.acc, MAX_STEPS);
-        T.choice = red_json_get(j, "choice_acc")->number;
-        json_doubles(red_json_get(j, "erank"), T.erank, L + 1);
-        have_hidden = read_hidden_json(j, "", T.hidden, L + 1);
-        red_json_free(j);
-    }
-    if (!file_exists(path) || !have_hidden) {
-        red_sbuf b;
-        char tag[2100];
-        int fresh = !file_exists(path);
-        say(o, "reproduce: evaluating the teacher");
-        if ((st = red_model_run_alloc(&t, o->batch, o->seq, RED_RUN_FORWARD, err)) ||
-            (st = red_hidden_metrics(&t, rows, n_rows, o->seq, 0, 0, T.hidden, err)))
-            goto out_data;
-        if (fresh) {  /* (a teacher.json of an older run keeps its numbers; only the new ones are added) */
-            for (k = 0; k <= L; k++) T.erank[k] = T.hidden[k].erank;
-            if ((st = eval_reasoning(&t, tok, &tests, 1, MAX_STEPS, T.acc, err)) || (st = eval_choice(&t, tok, &tests, &T.choice, err)))
-                goto out_data;
-        }
-        red_sbuf_init(&b);
-        red_sbuf_puts(&b, "{");
-        general_tag(o, tag, sizeof tag);
-        if (tag[0]) {
-            red_sbuf_puts(&b, "\"general\": ");
-            red_json_put_string(&b, tag, strlen(tag));
-            red_sbuf_puts(&b, ", ");
-        }
-        red_sbuf_puts(&b, "\"acc_by_steps\": ");
-        red_json_put_numbers(&b, T.acc, MAX_STEPS);
-        red_sbuf_puts(&b, ", \"choice_acc\": ");
-        red_json_put_number(&b, T.choice);
-        red_sbuf_puts(&b, ", \"erank\": ");
-        red_json_put_numbers(&b, T.erank, L + 1);
-        put_hidden_json(&b, "", T.hidden, L + 1);
-        red_sbuf_puts(&b, "}\n");
-        st = write_sbuf(path, &b, err);
-        red_sbuf_free(&b);
-        if (st) goto out_data;
-    }
+    if ((st = measure_teacher(o, &t, tok, &tests, rows, n_rows, &T, err))) goto out_data;
     T.acc24 = acc_2_4(T.acc, &tests);
     say(o, "reproduce: teacher 2-4-step accuracy %.1f%%", 100 * T.acc24);
     sh.teacher = &t; sh.tok = tok; sh.data = &data; sh.tests = &tests; sh.erank_rows = rows; sh.n_erank_rows = n_rows;
@@ -1380,18 +1467,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     if ((st = run_students(o, &sh, red_pool_size(pool), err))) goto out_data;
     for (k = 0; k < n_init; k++)
         if ((st = summarize(o, o->inits[k], L, ds, &S[k], err))) goto out_sum;
-    /* loss threshold: the highest final mean loss among the inits (the level every init reaches) */
-    for (k = 0; k < n_init; k++)
-        if (S[k].n && S[k].final_loss > threshold) threshold = S[k].final_loss;
-    for (k = 0; k < n_init; k++) {
-        int i;
-        S[k].tokens_to_loss = NAN;
-        for (i = 0; i < S[k].n_loss; i++)
-            if (S[k].loss[i] <= threshold) {
-                S[k].tokens_to_loss = S[k].loss_tok[i];
-                break;
-            }
-    }
+    threshold = set_tokens_to_loss(S, n_init);
     seconds = red_time_seconds() - t0;
     {
         double mp_sd = 0.02 * sqrt(3072.0 / t.cfg.dim);

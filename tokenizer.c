@@ -464,6 +464,43 @@ static void apply_merge(chunk_set *cs, int ba, int bb, int V) {
     cs->start[cs->n] = w;
 }
 
+/* Pair counts over all chunks in an open-addressing table (key a << 16 | b), rebuilt per merge. */
+#define PC_SLOTS ((size_t)1 << 18)
+static red_status count_pairs(const chunk_set *cs, int64_t *pc, uint32_t *pk, red_error *err) {
+    size_t c, k, used = 0;
+    memset(pc, 0, PC_SLOTS * sizeof(int64_t));
+    for (c = 0; c < cs->n; c++)
+        for (k = cs->start[c]; k + 1 < cs->start[c + 1]; k++) {
+            uint32_t key = (uint32_t)cs->ids[k] << 16 | (uint32_t)cs->ids[k + 1];
+            size_t h = (size_t)(key * 2654435761u) & (PC_SLOTS - 1);
+            while (pc[h] && pk[h] != key) h = (h + 1) & (PC_SLOTS - 1);
+            if (!pc[h]) {
+                if (++used * 2 > PC_SLOTS) return red_error_set(err, RED_E_NOMEM, "tokenizer: too many distinct pairs");
+                pk[h] = key;
+            }
+            pc[h] += cs->count[c];
+        }
+    return RED_OK;
+}
+
+/* The pair to merge next: the most frequent one occurring at least twice whose text fits a token,
+ * ties to the lower (a, b); *ba < 0 when there is none. */
+static void best_pair(const red_tokenizer *t, const int64_t *pc, const uint32_t *pk, int *ba, int *bb) {
+    int64_t best = 1;
+    size_t k;
+    *ba = *bb = -1;
+    for (k = 0; k < PC_SLOTS; k++)
+        if (pc[k] > 1) {
+            int a = (int)(pk[k] >> 16), b = (int)(pk[k] & 0xffff);
+            if ((pc[k] > best || (pc[k] == best && *ba >= 0 && (a < *ba || (a == *ba && b < *bb)))) &&
+                t->txt_len[a] + t->txt_len[b] <= RED_BPE_TOKEN_BYTES) {
+                best = pc[k];
+                *ba = a;
+                *bb = b;
+            }
+        }
+}
+
 red_status red_tokenizer_train_bpe(red_tokenizer **out, const char *text, size_t len, int vocab, red_error *err) {
     chunk_set cs;
     int64_t *pc = NULL;
@@ -477,8 +514,6 @@ red_status red_tokenizer_train_bpe(red_tokenizer **out, const char *text, size_t
     t->kind = RED_TOK_BPE;
     memset(&cs, 0, sizeof cs);
     if ((st = count_chunks(&cs, text, len, err))) goto out;
-    /* pair counts in an open-addressing table (key a << 16 | b), rebuilt per merge */
-#define PC_SLOTS ((size_t)1 << 18)
     pc = malloc(PC_SLOTS * sizeof(int64_t));
     pk = malloc(PC_SLOTS * sizeof(uint32_t));
     if (!pc || !pk) {
@@ -486,35 +521,9 @@ red_status red_tokenizer_train_bpe(red_tokenizer **out, const char *text, size_t
         goto out;
     }
     while (259 + t->n_merges < vocab) {
-        int V = 259 + t->n_merges, ba = -1, bb = -1;
-        int64_t best = 1;
-        size_t c, k, used = 0;
-        memset(pc, 0, PC_SLOTS * sizeof(int64_t));
-        for (c = 0; c < cs.n; c++)
-            for (k = cs.start[c]; k + 1 < cs.start[c + 1]; k++) {
-                uint32_t key = (uint32_t)cs.ids[k] << 16 | (uint32_t)cs.ids[k + 1];
-                size_t h = (size_t)(key * 2654435761u) & (PC_SLOTS - 1);
-                while (pc[h] && pk[h] != key) h = (h + 1) & (PC_SLOTS - 1);
-                if (!pc[h]) {
-                    if (++used * 2 > PC_SLOTS) {
-                        st = red_error_set(err, RED_E_NOMEM, "tokenizer: too many distinct pairs");
-                        goto out;
-                    }
-                    pk[h] = key;
-                }
-                pc[h] += cs.count[c];
-            }
-        for (k = 0; k < PC_SLOTS; k++)
-            if (pc[k] > 1) {
-                int a = (int)(pk[k] >> 16), b = (int)(pk[k] & 0xffff);
-                /* most frequent; ties to the lower (a, b) */
-                if ((pc[k] > best || (pc[k] == best && ba >= 0 && (a < ba || (a == ba && b < bb)))) &&
-                    t->txt_len[a] + t->txt_len[b] <= RED_BPE_TOKEN_BYTES) {
-                    best = pc[k];
-                    ba = a;
-                    bb = b;
-                }
-            }
+        int V = 259 + t->n_merges, ba, bb;
+        if ((st = count_pairs(&cs, pc, pk, err))) goto out;
+        best_pair(t, pc, pk, &ba, &bb);
         if (ba < 0) break;  /* no pair occurs twice */
         if (red_bpe_add(t, ba, bb)) {
             st = nomem(err);
@@ -532,6 +541,7 @@ out:
     else *out = t;
     return st;
 }
+#undef PC_SLOTS
 
 /* DIR/red_tokenizer.json (the file is already parsed into j). */
 static red_status load_red_json(red_tokenizer **out, const red_json *j, const char *path, red_error *err) {

@@ -100,112 +100,142 @@ int red_gsm8k_calculator(const char *text, size_t len, char *out, size_t cap) {
     return 1;
 }
 
+/* The decoding state of one batch of up to B sequences (sequence i is prompt g + i). */
+typedef struct {
+    red_kv_state kv;
+    int *ids, cap;        /* token ids fed to the model: a prompt's, or one per live sequence */
+    int *seq, *pos;       /* per fed row: its sequence and position */
+    int *cur, *len, *alive;
+    int *forced, *n_forced, *at_forced;  /* calculator: up to 64 tokens per sequence to feed instead of the model's */
+} gen_state;
+
+static void gen_free(gen_state *G) {
+    red_kv_free(&G->kv);
+    free(G->ids); free(G->seq); free(G->pos); free(G->cur); free(G->len); free(G->alive);
+    free(G->forced); free(G->n_forced); free(G->at_forced);
+}
+
+static red_status gen_alloc(gen_state *G, red_model *m, int B, int max_prompt, red_error *err) {
+    red_status st;
+    memset(G, 0, sizeof *G);
+    if ((st = red_kv_alloc(&G->kv, m, B, m->cfg.max_pos, max_prompt > B ? max_prompt : B, err))) return st;
+    G->cap = B;  /* the decode loop feeds one token per live sequence through ids */
+    G->ids = malloc(sizeof(int) * (size_t)G->cap);
+    G->seq = malloc(sizeof(int) * (size_t)(max_prompt > B ? max_prompt : B));
+    G->pos = malloc(sizeof(int) * (size_t)(max_prompt > B ? max_prompt : B));
+    G->cur = malloc(sizeof(int) * (size_t)B);
+    G->len = malloc(sizeof(int) * (size_t)B);
+    G->alive = malloc(sizeof(int) * (size_t)B);
+    G->forced = malloc(sizeof(int) * 64 * (size_t)B);
+    G->n_forced = calloc((size_t)B, sizeof(int));
+    G->at_forced = calloc((size_t)B, sizeof(int));
+    if (!G->ids || !G->seq || !G->pos || !G->cur || !G->len || !G->alive || !G->forced || !G->n_forced || !G->at_forced) {
+        gen_free(G);
+        return red_error_set(err, RED_E_NOMEM, "generate: out of memory");
+    }
+    return RED_OK;
+}
+
+/* Prefills prompt g + i as sequence i, its first generated token from its last row. */
+static red_status gen_prefill(red_model *m, const red_tokenizer *tok, const red_gen_opts *o, gen_state *G, int max_prompt,
+                              const char *p, int g, int i, red_sbuf *out, red_error *err) {
+    int k = red_tokenize(tok, p, strlen(p), o->add_bos, G->ids, G->cap), start, j;
+    red_status st;
+    if (k > G->cap) {
+        int *bigger = realloc(G->ids, sizeof(int) * (size_t)k);
+        if (!bigger) return red_error_set(err, RED_E_NOMEM, "generate: out of memory");
+        G->ids = bigger;
+        G->cap = k;
+        red_tokenize(tok, p, strlen(p), o->add_bos, G->ids, G->cap);
+    }
+    if (k < 1) return red_error_set(err, RED_E_ARG, "generate: prompt %d is empty (use a BOS token)", g + i);
+    start = k > max_prompt ? k - max_prompt : 0;  /* left truncation */
+    for (j = 0; j < k - start; j++) {
+        G->seq[j] = i;
+        G->pos[j] = j;
+    }
+    if ((st = red_kv_forward(m, &G->kv, k - start, G->ids + start, G->seq, G->pos)))
+        return red_error_set(err, st, "generate: forward failed on prompt %d: %s", g + i, red_kv_failure(st));
+    G->len[i] = k - start;
+    G->cur[i] = argmax_first(G->kv.logits + (size_t)(k - start - 1) * m->cfg.vocab, m->cfg.vocab);
+    G->alive[i] = 1;
+    G->n_forced[i] = G->at_forced[i] = 0;
+    out->len = 0;
+    red_sbuf_puts(out, "");
+    return RED_OK;
+}
+
+/* Appends each live sequence's chosen token to its text, ends the sequences that hit EOS, a stop
+ * string or max_gen, and queues the calculator's result; returns how many sequences live on. */
+static int gen_take_tokens(const red_tokenizer *tok, const red_gen_opts *o, gen_state *G, int nb, int step, int max_gen,
+                           red_sbuf *outs) {
+    int i, live = 0;
+    for (i = 0; i < nb; i++) {
+        char b[RED_TOKEN_MAX_BYTES];
+        int nbytes;
+        if (!G->alive[i]) continue;
+        if (G->cur[i] == red_tokenizer_eos(tok)) { G->alive[i] = 0; continue; }
+        nbytes = red_token_bytes(tok, G->cur[i], b);
+        red_sbuf_put(&outs[i], b, (size_t)nbytes);
+        if (step + 1 >= max_gen || hit_stop(&outs[i], (size_t)nbytes, o->stops, o->n_stops)) {
+            G->alive[i] = 0;
+            continue;
+        }
+        if (o->calculator && G->at_forced[i] == G->n_forced[i]) {
+            char r[64];
+            if (red_gsm8k_calculator(outs[i].p, outs[i].len, r, sizeof r)) {
+                G->n_forced[i] = red_tokenize(tok, r, strlen(r), 0, G->forced + 64 * i, 64);
+                if (G->n_forced[i] > 64) G->n_forced[i] = 64;
+                G->at_forced[i] = 0;
+            }
+        }
+        live++;
+    }
+    return live;
+}
+
+/* Feeds every live sequence's token in one forward and picks each one's next (forced or greedy). */
+static red_status gen_decode_step(red_model *m, gen_state *G, int nb, red_error *err) {
+    const int V = m->cfg.vocab;
+    int i, rows = 0;
+    red_status st;
+    for (i = 0; i < nb; i++)
+        if (G->alive[i]) {
+            G->seq[rows] = i;
+            G->pos[rows] = G->len[i]++;
+            G->ids[rows] = G->cur[i];
+            rows++;
+        }
+    if ((st = red_kv_forward(m, &G->kv, rows, G->ids, G->seq, G->pos)))
+        return red_error_set(err, st, "generate: forward failed: %s", red_kv_failure(st));
+    for (i = 0; i < rows; i++) {
+        int q = G->seq[i];
+        G->cur[q] = G->at_forced[q] < G->n_forced[q] ? G->forced[64 * q + G->at_forced[q]++]
+                                                     : argmax_first(G->kv.logits + (size_t)i * V, V);
+    }
+    return RED_OK;
+}
+
 red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
                               const red_gen_opts *o, red_sbuf *outs, red_error *err) {
     const int V = m->cfg.vocab, B = o->batch > 0 ? o->batch : 8;
     int max_gen = o->max_gen > 0 ? o->max_gen : 256, max_prompt = m->cfg.max_pos - max_gen;
-    int g, i, done_total = 0, *ids = NULL, *seq = NULL, *pos = NULL, *cur = NULL, *len = NULL, *alive = NULL,
-              cap = 0, *forced = NULL, *n_forced = NULL, *at_forced = NULL;
-    red_kv_state kv;
+    int g, i, done_total = 0;
+    gen_state G;
     red_status st = RED_OK;
     if (max_prompt < 1)
         return red_error_set(err, RED_E_ARG, "generate: max_gen %d leaves no room for a prompt in %d positions",
                              max_gen, m->cfg.max_pos);
     if (red_tokenizer_vocab(tok) > V)
         return red_error_set(err, RED_E_ARG, "generate: the tokenizer has %d ids but the model only %d", red_tokenizer_vocab(tok), V);
-    if ((st = red_kv_alloc(&kv, m, B, m->cfg.max_pos, max_prompt > B ? max_prompt : B, err))) return st;
-    cap = B;  /* the decode loop feeds one token per live sequence through ids */
-    ids = malloc(sizeof(int) * (size_t)cap);
-    seq = malloc(sizeof(int) * (size_t)(max_prompt > B ? max_prompt : B));
-    pos = malloc(sizeof(int) * (size_t)(max_prompt > B ? max_prompt : B));
-    cur = malloc(sizeof(int) * (size_t)B);
-    len = malloc(sizeof(int) * (size_t)B);
-    alive = malloc(sizeof(int) * (size_t)B);
-    forced = malloc(sizeof(int) * 64 * (size_t)B);  /* calculator: tokens to feed instead of the model's */
-    n_forced = calloc((size_t)B, sizeof(int));
-    at_forced = calloc((size_t)B, sizeof(int));
-    if (!ids || !seq || !pos || !cur || !len || !alive || !forced || !n_forced || !at_forced) {
-        st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
-        goto out;
-    }
+    if ((st = gen_alloc(&G, m, B, max_prompt, err))) return st;
     for (g = 0; g < n; g += B) {
-        int nb = n - g < B ? n - g : B, step, live = 0;
-        for (i = 0; i < nb; i++) {  /* prefill each prompt, first token from its last row */
-            const char *p = prompts[g + i];
-            int k = red_tokenize(tok, p, strlen(p), o->add_bos, ids, cap), start, j;
-            if (k > cap) {
-                int *bigger = realloc(ids, sizeof(int) * (size_t)k);
-                if (!bigger) {
-                    st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
-                    goto out;
-                }
-                ids = bigger;
-                cap = k;
-                red_tokenize(tok, p, strlen(p), o->add_bos, ids, cap);
-            }
-            if (k < 1) {
-                st = red_error_set(err, RED_E_ARG, "generate: prompt %d is empty (use a BOS token)", g + i);
-                goto out;
-            }
-            start = k > max_prompt ? k - max_prompt : 0;  /* left truncation */
-            for (j = 0; j < k - start; j++) {
-                seq[j] = i;
-                pos[j] = j;
-            }
-            if ((st = red_kv_forward(m, &kv, k - start, ids + start, seq, pos))) {
-                red_error_set(err, st, "generate: forward failed on prompt %d: %s", g + i, red_kv_failure(st));
-                goto out;
-            }
-            len[i] = k - start;
-            cur[i] = argmax_first(kv.logits + (size_t)(k - start - 1) * V, V);
-            alive[i] = 1;
-            n_forced[i] = at_forced[i] = 0;
-            outs[g + i].len = 0;
-            red_sbuf_puts(&outs[g + i], "");
-        }
-        for (step = 0;; step++) {
-            int rows = 0;
-            live = 0;
-            for (i = 0; i < nb; i++) {  /* take the token just chosen */
-                char b[RED_TOKEN_MAX_BYTES];
-                int nbytes;
-                if (!alive[i]) continue;
-                if (cur[i] == red_tokenizer_eos(tok)) { alive[i] = 0; continue; }
-                nbytes = red_token_bytes(tok, cur[i], b);
-                red_sbuf_put(&outs[g + i], b, (size_t)nbytes);
-                if (step + 1 >= max_gen || hit_stop(&outs[g + i], (size_t)nbytes, o->stops, o->n_stops)) {
-                    alive[i] = 0;
-                    continue;
-                }
-                if (o->calculator && at_forced[i] == n_forced[i]) {
-                    char r[64];
-                    if (red_gsm8k_calculator(outs[g + i].p, outs[g + i].len, r, sizeof r)) {
-                        n_forced[i] = red_tokenize(tok, r, strlen(r), 0, forced + 64 * i, 64);
-                        if (n_forced[i] > 64) n_forced[i] = 64;
-                        at_forced[i] = 0;
-                    }
-                }
-                live++;
-            }
-            if (!live) break;
-            for (i = 0; i < nb; i++)
-                if (alive[i]) {
-                    seq[rows] = i;
-                    pos[rows] = len[i]++;
-                    ids[rows] = cur[i];
-                    rows++;
-                }
-            if ((st = red_kv_forward(m, &kv, rows, ids, seq, pos))) {
-                red_error_set(err, st, "generate: forward failed: %s", red_kv_failure(st));
-                goto out;
-            }
-            for (i = 0; i < rows; i++) {
-                int q = seq[i];
-                cur[q] = at_forced[q] < n_forced[q] ? forced[64 * q + at_forced[q]++]
-                                                    : argmax_first(kv.logits + (size_t)i * V, V);
-            }
-        }
-        for (i = 0; i < nb; i++) {
+        int nb = n - g < B ? n - g : B, step;
+        for (i = 0; i < nb; i++)
+            if ((st = gen_prefill(m, tok, o, &G, max_prompt, prompts[g + i], g, i, &outs[g + i], err))) goto out;
+        for (step = 0; gen_take_tokens(tok, o, &G, nb, step, max_gen, outs + g); step++)
+            if ((st = gen_decode_step(m, &G, nb, err))) goto out;
+        for (i = 0; i < nb; i++) {  /* cut at the stop strings */
             red_sbuf *s = &outs[g + i];
             if (s->failed) {
                 st = red_error_set(err, RED_E_NOMEM, "generate: out of memory");
@@ -218,9 +248,7 @@ red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char
         if (o->progress) o->progress(o->progress_ctx, done_total, n);
     }
 out:
-    red_kv_free(&kv);
-    free(ids); free(seq); free(pos); free(cur); free(len); free(alive);
-    free(forced); free(n_forced); free(at_forced);
+    gen_free(&G);
     return st;
 }
 
