@@ -76,7 +76,7 @@ LIB_SRC   := tensor.c linalg.c io.c json.c model.c optim.c checkpoint.c tokenize
 LIB_SRC   += gguf.c llama2c.c
 CLI_SRC   := cli.c
 TEST_SRC  := $(wildcard tests/test_*.c)
-HEADERS   := red.h simd.h
+HEADERS   := red.h red_internal.h simd.h
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)

@@ -10,7 +10,7 @@
  * code is the same on big-endian hosts. Writes are atomic.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "red.h"
+#include "red_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* cli.c - `red` subcommands and argument parsing; the only place that exits. */
 #define _POSIX_C_SOURCE 200809L
-#include "red.h"
+#include "red_internal.h"
 
 #include <errno.h>
 #include <math.h>

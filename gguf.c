@@ -14,7 +14,7 @@
  * Model mapping (llama.cpp's names, its Q/K permutation for llama) at the end.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "red.h"
+#include "red_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -521,9 +521,8 @@ static uint32_t f32_bits(float f) {
 }
 
 void red_gguf_w_u32(red_gguf_writer *w, const char *key, uint32_t v) { put_key(w, key, RED_GGUF_U32); put_le(&w->kv, v, 4); }
-void red_gguf_w_i32(red_gguf_writer *w, const char *key, int32_t v) { put_key(w, key, RED_GGUF_I32); put_le(&w->kv, (uint32_t)v, 4); }
-void red_gguf_w_f32(red_gguf_writer *w, const char *key, float v) { put_key(w, key, RED_GGUF_F32); put_le(&w->kv, f32_bits(v), 4); }
-void red_gguf_w_bool(red_gguf_writer *w, const char *key, int v) { put_key(w, key, RED_GGUF_BOOL); put_le(&w->kv, v != 0, 1); }
+static void red_gguf_w_f32(red_gguf_writer *w, const char *key, float v) { put_key(w, key, RED_GGUF_F32); put_le(&w->kv, f32_bits(v), 4); }
+static void red_gguf_w_bool(red_gguf_writer *w, const char *key, int v) { put_key(w, key, RED_GGUF_BOOL); put_le(&w->kv, v != 0, 1); }
 void red_gguf_w_str(red_gguf_writer *w, const char *key, const char *s) { put_key(w, key, RED_GGUF_STRING); put_str(&w->kv, s, strlen(s)); }
 
 static void put_arr_head(red_gguf_writer *w, const char *key, uint32_t elem, uint64_t n) {
@@ -532,19 +531,19 @@ static void put_arr_head(red_gguf_writer *w, const char *key, uint32_t elem, uin
     put_le(&w->kv, n, 8);
 }
 
-void red_gguf_w_arr_str(red_gguf_writer *w, const char *key, const char *const *s, const size_t *lens, uint64_t n) {
+static void red_gguf_w_arr_str(red_gguf_writer *w, const char *key, const char *const *s, const size_t *lens, uint64_t n) {
     uint64_t i;
     put_arr_head(w, key, RED_GGUF_STRING, n);
     for (i = 0; i < n; i++) put_str(&w->kv, s[i], lens ? lens[i] : strlen(s[i]));
 }
 
-void red_gguf_w_arr_f32(red_gguf_writer *w, const char *key, const float *x, uint64_t n) {
+static void red_gguf_w_arr_f32(red_gguf_writer *w, const char *key, const float *x, uint64_t n) {
     uint64_t i;
     put_arr_head(w, key, RED_GGUF_F32, n);
     for (i = 0; i < n; i++) put_le(&w->kv, f32_bits(x[i]), 4);
 }
 
-void red_gguf_w_arr_i32(red_gguf_writer *w, const char *key, const int32_t *x, uint64_t n) {
+static void red_gguf_w_arr_i32(red_gguf_writer *w, const char *key, const int32_t *x, uint64_t n) {
     uint64_t i;
     put_arr_head(w, key, RED_GGUF_I32, n);
     for (i = 0; i < n; i++) put_le(&w->kv, (uint32_t)x[i], 4);

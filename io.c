@@ -6,7 +6,7 @@
  * in '\n' so the data starts 64-byte aligned, then the raw data.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "red.h"
+#include "red_internal.h"
 
 #include <errno.h>
 #include <math.h>

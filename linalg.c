@@ -7,7 +7,7 @@
  * the micro-kernel is branch-free.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "red.h"
+#include "red_internal.h"
 #include "simd.h"
 
 #include <float.h>

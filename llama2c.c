@@ -17,7 +17,7 @@
  * rows of wq and wk within each head, the writer permutes them back, so
  * logits are the same. run.c fixes RMSNorm eps 1e-5 and RoPE theta 10000.
  */
-#include "red.h"
+#include "red_internal.h"
 
 #include <math.h>
 #include <stdio.h>

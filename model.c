@@ -16,7 +16,7 @@
  * results are bit-identical for a given thread count and, except for GEMM
  * tiling (also fixed), across thread counts.
  */
-#include "red.h"
+#include "red_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -141,7 +141,8 @@ static size_t param_layout(const red_config *c, red_param *tab) {
 size_t red_param_floats(const red_config *c) { return param_layout(c, NULL); }
 void red_param_table(const red_config *c, red_param *tab) { param_layout(c, tab); }
 
-void red_weights_point(red_weights *w, const red_config *c, float *slab, red_layer_weights *layers) {
+/* Points w (layers array of n_layers entries, caller-owned) into slab. */
+static void red_weights_point(red_weights *w, const red_config *c, float *slab, red_layer_weights *layers) {
     size_t D = (size_t)c->dim, F = (size_t)c->ffn, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim;
     float *p = slab;
@@ -742,13 +743,6 @@ void red_model_free(red_model *m) {
     free(m->decay_mask);
     free(m->rope_inv_freq);
     memset(m, 0, sizeof *m);
-}
-
-void red_model_bind_params(red_model *m, float *slab) {
-    if (m->own_params) red_free_aligned(m->params);
-    m->own_params = 0;
-    m->params = slab;
-    red_weights_point(&m->w, &m->cfg, m->params, m->layer_buf);
 }
 
 void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std) {

@@ -11,7 +11,7 @@
  * array u64 n and n f32 values. Resuming compares the record line by line
  * and names the first key that differs.
  */
-#include "red.h"
+#include "red_internal.h"
 
 #include <math.h>
 #include <stdio.h>

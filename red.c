@@ -20,7 +20,7 @@
  * State file (distill_state.bin, optim.c's layout, magic "REDDSTIL"): the
  * loop position, the resume record, then params, Adam m, Adam v.
  */
-#include "red.h"
+#include "red_internal.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,4 +1,5 @@
-/* red.h - the one public header of red, grouped by module.
+/* red.h - the public header of red, grouped by module. What modules share
+ * beyond it, and the hooks tests reach, is in red_internal.h.
  *
  * red: Reasoning-preserved Efficient Distillation in freestanding C99.
  * Conventions: row-major storage; a matrix "m x n" has m rows of n floats,
@@ -47,20 +48,6 @@ red_status red_error_set(red_error *err, red_status code, const char *fmt, ...);
 void *red_malloc_aligned(size_t bytes);
 void red_free_aligned(void *p);
 
-/* Arena: one block, bump allocation, 64-byte aligned; reset to a mark.
- * Size it before the hot loop; red_arena_alloc never calls malloc. */
-typedef struct {
-    unsigned char *base;
-    size_t cap;   /* bytes */
-    size_t used;  /* bytes */
-} red_arena;
-
-red_status red_arena_init(red_arena *a, size_t cap_bytes);
-void *red_arena_alloc(red_arena *a, size_t bytes);  /* NULL when exhausted */
-size_t red_arena_mark(const red_arena *a);
-void red_arena_reset(red_arena *a, size_t mark);
-void red_arena_free(red_arena *a);
-
 /* fp32 tensor, up to 4-D, contiguous row-major. */
 #define RED_MAX_DIMS 4
 typedef struct {
@@ -70,8 +57,6 @@ typedef struct {
 } red_tensor;
 
 int64_t red_tensor_numel(const red_tensor *t);
-/* Shape check + allocation from an arena (data NULL and RED_E_NOMEM if full). */
-red_status red_tensor_arena(red_tensor *t, red_arena *a, int ndim, const int64_t *shape);
 /* Heap-backed tensor (aligned); free with red_tensor_free. */
 red_status red_tensor_heap(red_tensor *t, int ndim, const int64_t *shape);
 void red_tensor_free(red_tensor *t);
@@ -116,36 +101,22 @@ typedef struct {
 } red_rng;
 
 void red_rng_seed(red_rng *r, uint64_t seed);
-uint64_t red_rng_u64(red_rng *r);
 double red_rng_uniform(red_rng *r);            /* [0, 1), 53 bits */
-float red_rng_uniformf(red_rng *r);            /* [0, 1), 24 bits */
 double red_rng_normal(red_rng *r);             /* N(0, 1) */
 uint64_t red_rng_below(red_rng *r, uint64_t n);/* uniform in [0, n), unbiased */
 void red_rng_fill_uniform(red_rng *r, float *x, size_t n, float lo, float hi);
 void red_rng_fill_normal(red_rng *r, float *x, size_t n, float mean, float std);
-/* Natural log from IEEE basic operations only (correctly rounded +,-,*,/), so
- * it is the same on every platform; error < 2 ulp. x <= 0 gives -inf/NaN. */
-double red_log(double x);
 
 /* Elementwise and reduction kernels (SIMD where built, scalar otherwise).
  * Reductions use a fixed order, so a given build is deterministic. */
 void red_vec_fill(float *y, float v, size_t n);
-void red_vec_copy(float *y, const float *x, size_t n);
 void red_vec_add(float *y, const float *a, const float *b, size_t n); /* y = a + b  */
-void red_vec_mul(float *y, const float *a, const float *b, size_t n); /* y = a * b  */
 void red_vec_scale(float *y, float s, size_t n);                      /* y *= s     */
 void red_vec_axpy(float *y, float a, const float *x, size_t n);       /* y += a * x */
 float red_vec_dot(const float *a, const float *b, size_t n);
-float red_vec_sum(const float *x, size_t n);
 float red_vec_max(const float *x, size_t n);                          /* -inf if n=0 */
-float red_vec_sumsq(const float *x, size_t n);
 /* Numerically safe in-place softmax of one row (max-subtracted). */
 void red_softmax(float *x, size_t n);
-/* The scalar versions, always built: the reference the SIMD paths are tested against. */
-float red_vec_dot_scalar(const float *a, const float *b, size_t n);
-float red_vec_sum_scalar(const float *x, size_t n);
-float red_vec_sumsq_scalar(const float *x, size_t n);
-void red_vec_axpy_scalar(float *y, float a, const float *x, size_t n);
 
 /* The SIMD path this build was compiled for: "avx512", "avx2", "neon", "scalar". */
 const char *red_simd_name(void);
@@ -164,16 +135,6 @@ typedef enum { RED_NN = 0, RED_NT = 1, RED_TN = 2 } red_trans;
 red_status red_sgemm(red_pool *pool, red_trans trans, int m, int n, int k,
                      float alpha, const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc);
-/* Same contract, portable scalar micro-kernel (always built; tests/bench). */
-red_status red_sgemm_scalar(red_pool *pool, red_trans trans, int m, int n, int k,
-                            float alpha, const float *A, int lda, const float *B, int ldb,
-                            float beta, float *C, int ldc);
-/* Same contract on the calling thread only, packing into `scratch`
- * (RED_POOL_SCRATCH_BYTES, e.g. red_pool_scratch(pool, ith) inside a pool
- * task): for many small independent products run in parallel. */
-red_status red_sgemm_serial(void *scratch, red_trans trans, int m, int n, int k, float alpha,
-                            const float *A, int lda, const float *B, int ldb, float beta,
-                            float *C, int ldc);
 const char *red_trans_name(red_trans t);  /* "nn", "nt", "tn" */
 
 /* Thin SVD by one-sided Jacobi (double internally): A (m x n, lda) = U S Vᵀ,
@@ -198,9 +159,6 @@ red_status red_eig_sym(int n, const float *A, int lda, float *w, float *Q);
  * with R's diagonal made positive), from the given RNG. */
 red_status red_random_orthonormal(red_rng *rng, int n, int k, float *Q);
 
-/* Effective rank (Roy & Vetterli 2007): p_j = s_j / sum s, exp(-sum p ln p).
- * Zero singular values contribute nothing; all-zero gives 0. */
-double red_erank_from_sv(const float *s, int k);
 /* eRank of the rows of X (m x n); center != 0 subtracts column means first. */
 red_status red_erank(red_pool *pool, int m, int n, const float *X, int ldx, int center,
                      double *erank);
@@ -230,15 +188,10 @@ red_status red_token_indist(red_pool *pool, int m, int n, const float *X, int ld
  * C order, up to 4 dims; anything else is a clear RED_E_FORMAT/UNSUPPORTED.
  * t->data is heap memory: release with red_tensor_free. */
 red_status red_npy_load(const char *path, red_tensor *t, red_error *err);
-/* Parses an in-memory file image (name is used in messages). */
-red_status red_npy_parse(const unsigned char *buf, size_t len, const char *name,
-                         red_tensor *t, red_error *err);
 /* Token ids (labels) from a .npy of any shape, flattened: '<i1'..'<i8',
  * '<u1'..'<u8' ('|' for one byte) or '<f4'/'<f8' holding whole numbers.
  * *ids is heap memory (free()). */
 red_status red_npy_load_ids(const char *path, int64_t **ids, int64_t *n, red_error *err);
-red_status red_npy_parse_ids(const unsigned char *buf, size_t len, const char *name, int64_t **ids, int64_t *n,
-                             red_error *err);
 /* Writes '<f4' v1.0 atomically (temp file in the same directory, then rename). */
 red_status red_npy_save(const char *path, const red_tensor *t, red_error *err);
 
@@ -397,51 +350,9 @@ typedef struct {
  * down), then final norm, then lm_head when untied. */
 int red_param_tensors(const red_config *c);
 size_t red_param_floats(const red_config *c);
-/* Fills tab[0..red_param_tensors-1]. */
-void red_param_table(const red_config *c, red_param *tab);
-/* Points w (layers array of n_layers entries, caller-owned) into slab. */
-void red_weights_point(red_weights *w, const red_config *c, float *slab, red_layer_weights *layers);
-
-/* The ops, as <op>_forward / <op>_backward pairs (model.c). Backward adds
- * into parameter gradients; input gradients are added (rmsnorm, embed) or
- * written (linear with din_beta 0, rope in place, attention dq, swiglu), as
- * each comment says. pool is required by linear and attention (GEMM); the
- * elementwise ops accept NULL and then run on the calling thread. */
-void red_embed_forward(red_pool *pool, float *out, const int *tok, const float *E, int64_t N, int D);
-void red_embed_backward(red_pool *pool, float *dE, const float *dout, const int *tok, int64_t N, int D,
-                        int V);
-/* out = x * rstd * w; rstd[N] saved for backward. dx += ..., dw += ... */
-void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x, const float *w,
-                         int64_t N, int D, float eps);
-void red_rmsnorm_backward(red_pool *pool, float *dx, float *dw, const float *dout, const float *x,
-                          const float *w, const float *rstd, int64_t N, int D);
-/* out[N,O] = beta*out + in[N,I] Wᵀ (+ b);  din = din_beta*din + dout W (din
- * may be NULL), dW += doutᵀ in, db += colsum(dout). */
-void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
-                        int64_t N, int O, int I, float beta);
-void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const float *dout,
-                         const float *in, const float *W, int64_t N, int O, int I, float din_beta);
-/* RoPE, rotate_half convention. inv[HD/2] effective inverse frequencies
- * (llama3 scaling applied); table cs[rows, HD] = cos | sin of pos*inv. Row n
- * of x uses table row n % T. Backward rotates the gradient back, in place. */
+/* RoPE inverse frequencies inv[HD/2], rotate_half convention, llama3 scaling
+ * applied (the op pairs themselves are in red_internal.h). */
 void red_rope_inv_freq(const red_config *c, float *inv);
-void red_rope_table(float *cs, const float *inv, int half, int rows, const int *pos);
-void red_rope_forward(red_pool *pool, float *x, const float *cs, int64_t N, int T, int heads, int HD);
-void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, int T, int heads, int HD);
-/* Causal GQA attention over B sequences of T: q [B*T, H*HD], k, v [B*T, KV*HD],
- * out [B*T, H*HD]. No probabilities are kept: backward recomputes them chunk
- * by chunk, bit-identical to forward's. Backward writes dq, adds into dk, dv.
- * pscratch and dscratch each hold red_pool_size(pool) * RED_ATT_CHUNK * T floats. */
-#define RED_ATT_CHUNK 64
-void red_attention_forward(red_pool *pool, float *out, float *pscratch, const float *q, const float *k,
-                           const float *v, int B, int T, int H, int KV, int HD);
-void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,
-                            const float *dout, float *pscratch, const float *q, const float *k,
-                            const float *v, int B, int T, int H, int KV, int HD);
-/* act = silu(g) * u; backward writes dg, du. */
-void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float *u, int64_t n);
-void red_swiglu_backward(red_pool *pool, float *dg, float *du, const float *dact, const float *g,
-                         const float *u, int64_t n);
 
 /* The model: config, parameter slab (own or bound), and, once training is
  * enabled, gradient and AdamW slabs plus the activation slab for B x T.
@@ -475,9 +386,6 @@ red_status red_model_share(red_model *m, const red_model *src, red_pool *pool, r
 /* Initialises weights: matrices N(0, std^2) (embed too), norms 1, biases 0;
  * with out_std > 0 the o and down projections use out_std instead. */
 void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std);
-/* Use an external slab of red_param_floats(cfg) floats (not owned) as the
- * weights, e.g. a distillation student's merged weights. */
-void red_model_bind_params(red_model *m, float *slab);
 /* Run state for batches up to B x T, apart from the weights: the forward
  * activations always (what backward and the clone targets read); with
  * RED_RUN_BACKWARD the gradient slab, dlogits and backward scratch; with
@@ -501,10 +409,6 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
 void red_model_zero_grad(red_model *m);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
 red_status red_model_backward(red_model *m);
-/* After backward: d(loss)/d(input embeddings) [N, D], the gradient that
- * flows into the embedding table (the distiller chains it into its own
- * embedding projection). */
-const float *red_model_dinput(const red_model *m);
 /* Views of the activations the last forward saved for layer l (rows N = B*T). */
 typedef struct {
     const float *x;        /* [N, D]  block input (residual stream) */
@@ -536,7 +440,6 @@ typedef struct {
     const float *dffn;  /* [L, N, D] */
 } red_act_grads;
 red_status red_model_backward_ex(red_model *m, const red_act_grads *extra);
-
 
 /* Inference with a KV cache for up to n_seq sequences of max_len tokens,
  * processing up to max_rows tokens per call. */
@@ -605,33 +508,10 @@ typedef struct {
 /* Reads and validates a file (header JSON, dtypes, shapes, offsets that tile
  * the buffer exactly, as the reference reader demands). */
 red_status red_st_open(red_safetensors *st, const char *path, red_error *err);
-red_status red_st_parse(red_safetensors *st, unsigned char *file, size_t len, const char *name,
-                        red_error *err);  /* takes ownership of file */
 void red_st_close(red_safetensors *st);
-const red_st_entry *red_st_find(const red_safetensors *st, const char *name);
-/* Converts F32/F16/BF16 data of e to floats (numel of them). */
-red_status red_st_read_f32(const red_safetensors *st, const red_st_entry *e, float *out,
-                           red_error *err);
 
-/* One tensor to write. */
-typedef struct {
-    const char *name;
-    const float *data;
-    int ndim;
-    int64_t shape[4];
-} red_st_tensor;
-/* Writes atomically with dtype F32, F16 or BF16 (round to nearest even),
- * header padded to 8 bytes, tensors in the given order, {"format":"pt"}. */
-red_status red_st_save(const char *path, const red_st_tensor *t, int n, red_dtype dtype,
-                       red_error *err);
-
-/* HF model directory: config.json + model.safetensors. */
-red_status red_config_from_json(red_config *c, const red_json *j, const char *name, red_error *err);
-/* Appends config.json text for c. */
-void red_config_to_json(const red_config *c, red_sbuf *b);
-/* A config.json at `path`; red_config_load reads DIR/config.json. */
+/* A config.json at `path`. */
 red_status red_config_read(red_config *c, const char *path, red_error *err);
-red_status red_config_load(red_config *c, const char *dir, red_error *err);
 /* Loads dir into an initialised-by-this-call model. */
 red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_error *err);
 /* Writes config.json and model.safetensors (F32 or BF16) atomically; creates dir. */
@@ -660,108 +540,14 @@ red_status red_model_tokenizer(struct red_tokenizer **out, const char *model_pat
 red_status red_model_write(const red_model *m, const struct red_tokenizer *tok, const char *path, red_dtype dtype,
                            red_error *err);
 
-/* llama2.c: parse an in-memory file (name for messages); Q/K rows are
- * converted from interleaved RoPE pairs to red's rotate-half order. */
-red_status red_llama2c_parse(red_model *m, const unsigned char *buf, size_t len, const char *name, red_pool *pool,
-                             red_error *err);
+/* llama2.c checkpoint; Q/K rows are converted from interleaved RoPE pairs to
+ * red's rotate-half order. */
 red_status red_llama2c_load(red_model *m, const char *path, red_pool *pool, red_error *err);
 /* version 0 (legacy, what run.c reads) or 1 ("ak42" header). */
 red_status red_llama2c_save(const red_model *m, const char *path, int version, red_error *err);
 /* Rows of w [heads*hd, cols], per head: interleaved row 2i+t <-> rotate-half
  * row t*hd/2+i; to_half 1 goes interleaved -> rotate-half, 0 back. */
 red_status red_rope_permute_rows(float *w, int heads, int hd, int64_t cols, int to_half);
-
-/* GGUF v3 (v2 read too). Value types and ggml tensor types by their ids. */
-enum {
-    RED_GGUF_U8 = 0, RED_GGUF_I8, RED_GGUF_U16, RED_GGUF_I16, RED_GGUF_U32, RED_GGUF_I32, RED_GGUF_F32,
-    RED_GGUF_BOOL, RED_GGUF_STRING, RED_GGUF_ARRAY, RED_GGUF_U64, RED_GGUF_I64, RED_GGUF_F64
-};
-enum { RED_GGML_F32 = 0, RED_GGML_F16 = 1, RED_GGML_Q8_0 = 8, RED_GGML_BF16 = 30 };
-
-typedef struct {
-    char *key;
-    uint32_t type;       /* RED_GGUF_* */
-    uint32_t elem_type;  /* ARRAY: element type */
-    uint64_t n;          /* ARRAY: element count; STRING: byte length */
-    uint64_t at;         /* file offset of the value (ARRAY: of its first element) */
-    union { uint64_t u; int64_t i; double f; } v;  /* scalars; BOOL in u */
-    char *str;           /* STRING: NUL-terminated copy */
-    uint64_t *elem_at;   /* ARRAY of STRING: file offset of each element's length field */
-} red_gguf_kv;
-
-typedef struct {
-    char *name;
-    int n_dims;
-    uint64_t ne[4];      /* ggml order: ne[0] is the contiguous axis (reversed PyTorch shape) */
-    uint32_t type;       /* ggml type id */
-    uint64_t offset;     /* from data_start */
-    uint64_t nbytes;
-} red_gguf_tensor;
-
-typedef struct {
-    unsigned char *file;
-    size_t len;
-    char path[1024];
-    uint32_t version;
-    uint64_t n_kv, n_tensors, alignment, data_start;
-    red_gguf_kv *kv;
-    red_gguf_tensor *t;
-} red_gguf;
-
-/* Validates everything a reader relies on (counts against the file size,
- * strings, types, dims, alignment, offsets in order, inside the file);
- * errors name the file, the byte offset and the expectation. parse takes
- * ownership of file. */
-red_status red_gguf_parse(red_gguf *g, unsigned char *file, size_t len, const char *name, red_error *err);
-red_status red_gguf_open(red_gguf *g, const char *path, red_error *err);
-void red_gguf_close(red_gguf *g);
-const red_gguf_kv *red_gguf_find(const red_gguf *g, const char *key);
-const red_gguf_tensor *red_gguf_find_tensor(const red_gguf *g, const char *name);
-/* Integer (any integer type or bool) / number / string value of a key:
- * 1 found with that kind, 0 absent, -1 present with another type. */
-int red_gguf_get_int(const red_gguf *g, const char *key, int64_t *out);
-int red_gguf_get_float(const red_gguf *g, const char *key, double *out);
-const char *red_gguf_get_str(const red_gguf *g, const char *key);
-/* Element i of an ARRAY kv: strings (pointer into the file, not
- * NUL-terminated), numbers as double. */
-const char *red_gguf_arr_str(const red_gguf *g, const red_gguf_kv *kv, uint64_t i, uint64_t *len);
-double red_gguf_arr_num(const red_gguf *g, const red_gguf_kv *kv, uint64_t i);
-/* A tensor's values as floats (F32, F16, BF16, Q8_0 dequantised). */
-red_status red_gguf_tensor_f32(const red_gguf *g, const red_gguf_tensor *t, float *out, red_error *err);
-
-/* Writer: metadata and tensors in the order added, data aligned to 32. */
-typedef struct {
-    red_sbuf kv, info;   /* encoded metadata / tensor infos */
-    uint64_t n_kv, n_tensors, data_bytes;
-    struct red_gguf_wtensor *t;
-    size_t cap;
-} red_gguf_writer;
-void red_gguf_w_init(red_gguf_writer *w);
-void red_gguf_w_free(red_gguf_writer *w);
-void red_gguf_w_u32(red_gguf_writer *w, const char *key, uint32_t v);
-void red_gguf_w_i32(red_gguf_writer *w, const char *key, int32_t v);
-void red_gguf_w_f32(red_gguf_writer *w, const char *key, float v);
-void red_gguf_w_bool(red_gguf_writer *w, const char *key, int v);
-void red_gguf_w_str(red_gguf_writer *w, const char *key, const char *s);
-/* Arrays: strings (lens may be NULL: NUL-terminated), f32, i32. */
-void red_gguf_w_arr_str(red_gguf_writer *w, const char *key, const char *const *s, const size_t *lens, uint64_t n);
-void red_gguf_w_arr_f32(red_gguf_writer *w, const char *key, const float *x, uint64_t n);
-void red_gguf_w_arr_i32(red_gguf_writer *w, const char *key, const int32_t *x, uint64_t n);
-/* A tensor of type F32/F16/BF16/Q8_0 from floats (ne in ggml order); data
- * is copied when copy != 0, else it must live until red_gguf_w_write. */
-red_status red_gguf_w_tensor(red_gguf_writer *w, const char *name, int n_dims, const uint64_t *ne, uint32_t type,
-                             const float *data, int copy, red_error *err);
-red_status red_gguf_w_write(red_gguf_writer *w, const char *path, red_error *err);
-
-/* A red model in llama.cpp's layout and names (llama: Q/K rows permuted to
- * interleaved pairs; qwen2: as is). dtype applies to matrices; norms and
- * biases are F32, as llama.cpp's converter writes them. */
-red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, red_error *err);
-/* tok (may be NULL) is embedded as tokenizer.ggml.* (red_tokenizer_to_vocab). */
-red_status red_gguf_model_save(const red_model *m, const struct red_tokenizer *tok, const char *path,
-                               red_dtype dtype, red_error *err);
-/* The tokenizer a GGUF carries (tokenizer.ggml.*, via red_tokenizer_from_vocab). */
-red_status red_gguf_tokenizer(struct red_tokenizer **out, const red_gguf *g, red_error *err);
 
 /* ------------------------------------------------------------------ tokenizer.c */
 
@@ -800,8 +586,6 @@ int red_tokenizer_pad(const red_tokenizer *t);
 int red_tokenizer_add_bos(const red_tokenizer *t); /* the tokenizer's config asks for BOS first */
 int red_tokenizer_add_eos(const red_tokenizer *t);
 int red_tokenizer_n_merges(const red_tokenizer *t);
-/* Merge i: the pair of ids it joins (0 if i is out of range). */
-int red_tokenizer_merge(const red_tokenizer *t, int i, int *a, int *b);
 
 /* A vocabulary given as arrays (GGUF's tokenizer.ggml.* keys carry exactly these). */
 typedef struct {
@@ -893,15 +677,6 @@ void red_adamw_update(float *p, const float *g, float *m, float *v, size_t n,
 double red_clip_grad_norm(red_pool *pool, float *g, size_t n, double max_norm);
 
 typedef enum { RED_SCHED_CONSTANT = 0, RED_SCHED_LINEAR = 1, RED_SCHED_COSINE = 2 } red_sched_kind;
-typedef struct {
-    red_sched_kind kind;
-    float lr;             /* peak learning rate */
-    int64_t warmup;       /* linear warm-up steps (from lr/warmup to lr) */
-    int64_t total;        /* total steps: decay reaches min_lr at total */
-    float min_lr;
-} red_lr_sched;
-/* Learning rate for 0-based step. */
-float red_lr_at(const red_lr_sched *s, int64_t step);
 
 /* One AdamW step over every parameter; weight decay only on matrices. */
 void red_model_adamw(red_model *m, const red_adamw_cfg *c);
@@ -1076,15 +851,6 @@ void red_student_merge(red_student *s);
  * gradient of the total. */
 red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *c,
                             int want_grad, red_losses *out);
-/* The n_proj projections in order (per layer q,k,v,o,gate,up,down; embed; head). */
-int red_student_n_proj(const red_student *s);
-const float *red_student_proj(const red_student *s, int i, char *name, size_t name_cap);
-
-/* eRank (method.md D) of the residual stream after each block (out[0..L-1])
- * and of the final-norm output (out[L]) over n_rows rows of tokens [n_rows,
- * T] (m needs red_model_train_alloc for B x T with B >= 1). */
-red_status red_erank_layers(red_model *m, const int *tokens, int n_rows, int T, int center, double *out,
-                            red_error *err);
 
 /* `red inspect`: why a channel selection keeps less than a rotation. One
  * calibration pass as the inits make (same rows, same statistics), then per
@@ -1137,15 +903,6 @@ typedef struct {
     void (*progress)(void *ctx, const red_distill_progress *p);
     void *progress_ctx;
 } red_distill_opts;
-
-/* Distils s on data; checkpoints (distill_state.bin: projections, norms,
- * AdamW state, data position) every save_every steps and at the end. log (if
- * non-NULL) gets one JSON object per line for step 1, every log_every steps
- * and the last, each with every loss term; it is kept beside the state as
- * distill_curve.jsonl and reloaded on resume. Same seed, data and threads
- * give bit-identical results, resumed or not. */
-red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data *data, red_sbuf *log,
-                       red_error *err);
 
 /* The one source of init names and defaults. lrc: Gaussian with std
  * 0.02*sqrt(3072/d_t) (LRC's column norm at any width); lrc-literal: std 0.02. */
@@ -1230,10 +987,6 @@ typedef struct {
 } red_pyrandom;
 
 void red_pyrandom_seed(red_pyrandom *r, uint64_t seed);      /* random.Random(seed), seed >= 0 */
-uint32_t red_pyrandom_u32(red_pyrandom *r);
-uint64_t red_pyrandom_getrandbits(red_pyrandom *r, int k);   /* 1 <= k <= 64 */
-double red_pyrandom_random(red_pyrandom *r);
-int64_t red_pyrandom_randbelow(red_pyrandom *r, int64_t n);
 /* out[0..k) = random.sample(range(n), k) */
 red_status red_pyrandom_sample(red_pyrandom *r, int64_t n, int k, int64_t *out);
 
@@ -1256,15 +1009,6 @@ void red_gsm8k_prompt(red_gsm8k_task t, const red_gsm8k_doc *train, const int64_
 /* The reference string exact_match compares against (whole answer, or for
  * gsm8k_cot the text after the last '####', stripped). */
 void red_gsm8k_gold(red_gsm8k_task t, const char *answer, red_sbuf *out);
-/* Filters (append the extracted answer or "[invalid]"):
- * strict `#### (\-?[0-9\.\,]+)` first match; cot strict
- * `The answer is (\-?[0-9\.\,]+).`; flexible `(-?[$0-9.,]{2,})|(-?[0-9]+)` last match. */
-void red_gsm8k_extract_strict(const char *s, red_sbuf *out);
-void red_gsm8k_extract_cot_strict(const char *s, red_sbuf *out);
-void red_gsm8k_extract_flexible(const char *s, red_sbuf *out);
-/* regexes_to_ignore (`,` `\$` `(?s).*#### ` `\.$`) then lower-casing. */
-void red_gsm8k_normalize(const char *s, red_sbuf *out);
-int red_gsm8k_exact_match(const char *pred, const char *gold);
 /* Length of gen after cutting at the first occurrence of each stop in turn. */
 size_t red_cut_at_stops(const char *gen, size_t len, const char *const *stops, int n_stops);
 
@@ -1291,15 +1035,6 @@ typedef struct {
     void *progress_ctx;
 } red_gen_opts;
 
-/* Greedy generate_until for n prompts; outs[i] (initialised sbufs) get the
- * completions, cut at the stop strings. Deterministic. */
-red_status red_generate_until(red_model *m, const red_tokenizer *tok, const char *const *prompts, int n,
-                              const red_gen_opts *o, red_sbuf *outs, red_error *err);
-/* GSM8K's calculator (openai/grade-school-math): when text ends inside an
- * annotation as "<<expr=", writes the value of expr (numbers, + - * /,
- * parentheses, usual precedence; integers without a decimal point) and ">>"
- * to out and returns 1; 0 when no annotation is open or expr does not parse. */
-int red_gsm8k_calculator(const char *text, size_t len, char *out, size_t cap);
 /* lm-eval's GSM8K generate task on n docs: prompts (K exemplars drawn per
  * doc as random.Random(1234).sample does, for gsm8k; cot's fixed 8), the
  * task's stop strings (o's are ignored), greedy generation. prompts (may be
@@ -1323,17 +1058,6 @@ typedef struct {
 
 red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *err);
 void red_mc_free(red_mc_doc *docs, int n);
-/* lm-eval loglikelihood of n (context, continuation) requests: trailing
- * context whitespace moves to the continuation, the continuation is the
- * joint encoding after the context's own token count, an empty context
- * becomes BOS, the window is the last max_position_embeddings tokens; ll =
- * summed log-probabilities (double), greedy = every token was the argmax. */
-red_status red_loglikelihood(red_model *m, const red_tokenizer *tok, const char *const *ctx,
-                             const char *const *cont, int n, int add_bos, int batch, double *ll, int *greedy,
-                             void (*progress)(void *, int, int), void *pctx, red_error *err);
-/* acc prediction (first argmax of ll) and acc_norm prediction (ll divided by
- * the choice's length in code points; = pred for multi-context docs). */
-void red_mc_score(const red_mc_doc *d, const double *ll, int *pred, int *pred_norm);
 /* Request k of d as lm-eval forms it: returns the context; *cont gets the
  * continuation without the target_delimiter " " that precedes it. */
 const char *red_mc_request(const red_mc_doc *d, int k, const char **cont);
@@ -1358,7 +1082,6 @@ typedef enum {
 red_status red_lm_task_parse(const char *name, red_lm_task *t);  /* RED_E_ARG if unknown */
 const char *red_lm_task_name(red_lm_task t);
 int red_lm_has_acc_norm(red_lm_task t);  /* lm-eval reports acc_norm for this task */
-const char *red_mmlu_subject_name(int i);
 const char *red_mmlu_group_name(int g);
 
 /* A task's docs: docs[i].text and options are lm-eval's doc_to_text and
@@ -1370,13 +1093,7 @@ typedef struct {
     int *subject;  /* MMLU: index of each doc's subject (-1 for other tasks) */
 } red_lm_set;
 
-/* One row (a parsed JSON object) -> one doc; `where` ("FILE: line N") starts
- * every error, which names the missing or mistyped field. */
-red_status red_lm_doc_from_json(red_lm_task t, const red_json *row, const char *where, red_mc_doc *d,
-                                int *subject, red_error *err);
-/* JSONL text or file, the first `limit` rows (all when limit <= 0). */
-red_status red_lm_parse(red_lm_task t, const char *text, size_t len, const char *name, int limit, red_lm_set *s,
-                        red_error *err);
+/* A JSONL file, the first `limit` rows (all when limit <= 0). */
 red_status red_lm_load(red_lm_task t, const char *path, int limit, red_lm_set *s, red_error *err);
 void red_lm_set_free(red_lm_set *s);
 /* Every request, doc then choice order, one line each:
@@ -1398,7 +1115,6 @@ typedef struct {
     red_lm_summary summary;
 } red_lm_scores;
 
-void red_lm_summarize(const red_lm_set *s, const int *pred, const int *pred_norm, red_lm_summary *r);
 red_status red_lm_eval(red_model *m, const red_tokenizer *tok, const red_lm_set *s, int add_bos, int batch,
                        void (*progress)(void *, int, int), void *pctx, red_lm_scores *sc, red_error *err);
 void red_lm_scores_free(red_lm_scores *sc);
@@ -1413,7 +1129,6 @@ void red_lm_samples_jsonl(const red_lm_set *s, const red_lm_scores *sc, red_sbuf
  * by construction: train 70%, distill 15%, calib 5%, test 10% of the space. */
 typedef enum { RED_SPLIT_TRAIN = 0, RED_SPLIT_DISTILL = 1, RED_SPLIT_CALIB = 2, RED_SPLIT_TEST = 3 } red_split;
 red_status red_split_parse(const char *name, red_split *s);
-red_split red_split_of_hash(uint64_t h);
 
 typedef struct {
     red_split split;
@@ -1462,12 +1177,5 @@ typedef struct {
 
 /* A standalone SVG line plot (title, labelled axes, grid, legend), atomically. */
 red_status red_svg_plot(const char *path, const red_plot *p, const red_series *s, int ns, red_error *err);
-
-/* ------------------------------------------------------------------ bench/ */
-
-/* `red bench ...`: returns the process exit status. */
-int red_bench_main(int argc, char **argv);
-/* `red bench tokenize` (bench/bench_tokenize.c). */
-int red_bench_tokenize(const char *tok_path, const char *data, int reps);
 
 #endif /* RED_H */

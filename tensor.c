@@ -3,7 +3,7 @@
  * Legend: n = element count, ith/nth = this thread / number of threads.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "red.h"
+#include "red_internal.h"
 #include "simd.h"
 
 #include <errno.h>
@@ -433,10 +433,6 @@ void red_rng_fill_normal(red_rng *r, float *x, size_t n, float mean, float std) 
 void red_vec_fill(float *y, float v, size_t n) {
     size_t i;
     for (i = 0; i < n; i++) y[i] = v;
-}
-
-void red_vec_copy(float *y, const float *x, size_t n) {
-    if (n) memmove(y, x, n * sizeof *y);
 }
 
 void red_vec_add(float *y, const float *a, const float *b, size_t n) {

@@ -10,7 +10,7 @@
  * returns) and its stored text (the vocabulary's key, looked up when
  * merging); merges live in a hash map (left id, right id) -> rank.
  */
-#include "red.h"
+#include "red_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,7 +15,7 @@
  * ./red itself never links a peer library.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "../red.h"
+#include "../red_internal.h"
 #include "../simd.h"
 
 #include <errno.h>

@@ -3,7 +3,7 @@
  * on the same documents when node and the package are installed
  * (bench/tokenize_hf.js). */
 #define _POSIX_C_SOURCE 200809L
-#include "../red.h"
+#include "../red_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  *   {"query": "...", "choices": ["...", ...], "gold": k}
  *   {"contexts": ["...", ...], "continuation": "...", "gold": k}
  */
-#include "../red.h"
+#include "../red_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

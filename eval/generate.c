@@ -3,7 +3,7 @@
  * decoded text or EOS is produced or max_gen tokens are reached, then cutting
  * at the first occurrence of each stop string in turn (eval.md 1.6). Prompts
  * are left-truncated to max_position_embeddings - max_gen tokens. */
-#include "../red.h"
+#include "../red_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  * semantics (leftmost match, greedy quantifiers with backtracking, findall
  * scanning on from the end of each match).
  */
-#include "../red.h"
+#include "../red_internal.h"
 
 #include <ctype.h>
 #include <math.h>

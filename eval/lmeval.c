@@ -20,7 +20,7 @@
  * Python string semantics the templates rely on (str.strip, str.capitalize,
  * re.sub with `.` not matching newlines) are reproduced on UTF-8 below.
  */
-#include "../red.h"
+#include "../red_internal.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -90,7 +90,6 @@ int red_lm_has_acc_norm(red_lm_task t) {
            t == RED_LM_SCIQ;
 }
 
-const char *red_mmlu_subject_name(int i) { return mmlu_subjects[i].name; }
 const char *red_mmlu_group_name(int g) { return mmlu_groups[g]; }
 
 /* ------------------------------------------------------------------ Python string semantics */
@@ -588,8 +587,10 @@ static void doc_free(red_mc_doc *d) {
     memset(d, 0, sizeof *d);
 }
 
-red_status red_lm_doc_from_json(red_lm_task t, const red_json *row, const char *where, red_mc_doc *d,
-                                int *subject, red_error *err) {
+/* One row (a parsed JSON object) -> one doc; `where` ("FILE: line N") starts
+ * every error, which names the missing or mistyped field. */
+static red_status red_lm_doc_from_json(red_lm_task t, const red_json *row, const char *where, red_mc_doc *d,
+                                       int *subject, red_error *err) {
     row_ctx r;
     red_status st;
     int subj = -1;

@@ -6,7 +6,7 @@
  * init_genrand, init_by_array, random_seed, getrandbits) and Lib/random.py
  * (_randbelow_with_getrandbits, sample); MT19937 by Matsumoto & Nishimura.
  */
-#include "../red.h"
+#include "../red_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -50,7 +50,7 @@ void red_pyrandom_seed(red_pyrandom *r, uint64_t seed) {
     init_by_array(r, key, len);
 }
 
-uint32_t red_pyrandom_u32(red_pyrandom *r) {
+static uint32_t red_pyrandom_u32(red_pyrandom *r) {
     static const uint32_t mag01[2] = {0u, 0x9908b0dfu};
     uint32_t y;
     if (r->mti >= MT_N) {

@@ -53,7 +53,7 @@ red_status red_split_parse(const char *name, red_split *s) {
 
 /* The split a skeleton hash belongs to: [0,70) train, [70,85) distill,
  * [85,90) calib, [90,100) test. */
-red_split red_split_of_hash(uint64_t h) {
+static red_split red_split_of_hash(uint64_t h) {
     unsigned b = (unsigned)((h >> 11) % 100);
     return b < 70 ? RED_SPLIT_TRAIN : b < 85 ? RED_SPLIT_DISTILL : b < 90 ? RED_SPLIT_CALIB : RED_SPLIT_TEST;
 }

@@ -4,7 +4,7 @@
 #ifndef RED_TESTUTIL_H
 #define RED_TESTUTIL_H
 
-#include "../red.h"
+#include "../red_internal.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

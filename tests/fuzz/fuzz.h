@@ -13,7 +13,7 @@
 #define RED_FUZZ_H
 
 #define _POSIX_C_SOURCE 200809L
-#include "../../red.h"
+#include "../../red_internal.h"
 
 #include <stdint.h>
 #include <stdio.h>
