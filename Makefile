@@ -72,9 +72,10 @@ endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(SIMD_FLAGS) $(CFLAGS)
 LDLIBS_ALL := $(LDFLAGS_SAN) $(LDFLAGS) -pthread -lm
 
-LIB_SRC   := tensor.c linalg.c io.c json.c model.c optim.c checkpoint.c tokenizer.c unicode.c data.c train.c red.c reproduce.c eval/pyrandom.c eval/gsm8k.c eval/generate.c eval/choice.c eval/lmeval.c eval/tasks.c eval/svg.c bench/bench.c bench/bench_tokenize.c
+LIB_SRC   := tensor.c linalg.c io.c json.c model.c optim.c checkpoint.c tokenizer.c unicode.c data.c train.c red.c reproduce.c eval/pyrandom.c eval/gsm8k.c eval/generate.c eval/choice.c eval/lmeval.c eval/tasks.c eval/svg.c
 LIB_SRC   += gguf.c llama2c.c
-CLI_SRC   := cli.c
+# the benchmarks are part of the binary only, never of the library the tests link
+CLI_SRC   := cli.c bench/bench.c bench/bench_tokenize.c
 TEST_SRC  := $(wildcard tests/test_*.c)
 HEADERS   := red.h red_internal.h simd.h
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -129,8 +130,8 @@ test: criterion red $(BUILD)/red-tests
 HASH := \#
 HAVE_OPENBLAS := $(shell printf '$(HASH)include <cblas.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lopenblas 2>/dev/null && echo 1)
 
-$(BUILD)/red-bench-peer: bench/bench.c $(filter-out $(BUILD)/bench/bench.o,$(LIB_OBJ)) $(HEADERS)
-	$(CC) $(CFLAGS_ALL) -DRED_BENCH_PEER -o $@ bench/bench.c $(filter-out $(BUILD)/bench/bench.o,$(LIB_OBJ)) -lopenblas $(LDLIBS_ALL)
+$(BUILD)/red-bench-peer: bench/bench.c $(LIB_OBJ) $(BUILD)/bench/bench_tokenize.o $(HEADERS)
+	$(CC) $(CFLAGS_ALL) -DRED_BENCH_PEER -o $@ bench/bench.c $(LIB_OBJ) $(BUILD)/bench/bench_tokenize.o -lopenblas $(LDLIBS_ALL)
 
 ifeq ($(HAVE_OPENBLAS),1)
 BENCH_BIN := $(BUILD)/red-bench-peer
