@@ -3,6 +3,7 @@
 #include "red_internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,10 +66,17 @@ static const char *usage_erank =
     "--json writes {erank, cos_mean, indist_0.95, indist_0.99} (per-layer arrays\n"
     "with --model).\n";
 
-static void die(int code, const char *fmt, const char *arg) {
-    fprintf(stderr, "red: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
+/* Prints "red: " and the formatted message, then exits with code. */
+#if defined(__GNUC__)
+__attribute__((noreturn, format(printf, 2, 3)))
+#endif
+static void die(int code, const char *fmt, ...) {
+    va_list ap;
+    fputs("red: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
     exit(code);
 }
 
@@ -369,7 +377,7 @@ static int parse_ids(const char *s, int **out) {
         }
         if (n == cap) {
             int *g = realloc(ids, sizeof(int) * (size_t)(cap *= 2));
-            if (!g) die(1, "out of memory%s", "");
+            if (!g) die(1, "out of memory");
             ids = g;
         }
         ids[n++] = (int)v;
@@ -381,7 +389,7 @@ static int parse_ids(const char *s, int **out) {
 
 static void load_model(red_model *m, const char *dir, red_pool *pool) {
     red_error err;
-    if (!dir) die(2, "--model DIR is required%s", "");
+    if (!dir) die(2, "--model DIR is required");
     if (red_model_open(m, dir, pool, &err) != RED_OK) die(1, "%s", err.msg);
 }
 
@@ -507,10 +515,10 @@ static int cmd_forward(int argc, char **argv) {
     int *ids, n, *seq, *pos, i, best = 0;
     float *last;
     parse_model_args(argc, argv, &a, usage_forward, "forward");
-    if (!a.tokens || !a.out) die(2, "forward: --tokens and --out are required (see red forward --help)%s", "");
+    if (!a.tokens || !a.out) die(2, "forward: --tokens and --out are required (see red forward --help)");
     check_output("forward", "--out", a.out, 0);
     n = parse_ids(a.tokens, &ids);
-    if (n < 1) die(2, "forward: --tokens is empty%s", "");
+    if (n < 1) die(2, "forward: --tokens is empty");
     pool = make_pool(a.threads);
     load_model(&m, a.model, pool);
     check_ids(ids, n, m.cfg.vocab, "--tokens");
@@ -545,7 +553,7 @@ static int cmd_generate(int argc, char **argv) {
     char *buf, *part, *save = NULL;
     red_tokenizer *tok = NULL;
     parse_model_args(argc, argv, &a, usage_generate, "generate");
-    if (!a.tokens == !a.prompt) die(2, "generate: give exactly one of --tokens and --prompt (see red generate --help)%s", "");
+    if (!a.tokens == !a.prompt) die(2, "generate: give exactly one of --tokens and --prompt (see red generate --help)");
     pool = make_pool(a.threads);
     load_model(&m, a.model, pool);
     if (a.prompt) {  /* text: tokenize with the model's own tokenizer, print text back */
@@ -559,10 +567,10 @@ static int cmd_generate(int argc, char **argv) {
         prompts = xmalloc(sizeof(int *));
         lens = xmalloc(sizeof(int));
         cap = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), NULL, 0);
-        if (cap < 0) die(1, "generate: out of memory while tokenizing --prompt%s", "");
+        if (cap < 0) die(1, "generate: out of memory while tokenizing --prompt");
         prompts[0] = xmalloc(sizeof(int) * (size_t)(cap ? cap : 1));
         lens[0] = red_tokenize(tok, buf, k, a.bos || red_tokenizer_add_bos(tok), prompts[0], cap);
-        if (lens[0] < 1) die(2, "generate: --prompt is empty (add --bos to start from BOS)%s", "");
+        if (lens[0] < 1) die(2, "generate: --prompt is empty (add --bos to start from BOS)");
         check_ids(prompts[0], lens[0], m.cfg.vocab, "--prompt");
         n_seq = 1;
     } else {
@@ -577,7 +585,7 @@ static int cmd_generate(int argc, char **argv) {
             n_seq++;
         }
     }
-    if (!n_seq) die(2, "generate: --tokens is empty%s", "");
+    if (!n_seq) die(2, "generate: --tokens is empty");
     outs = xmalloc(sizeof(int *) * (size_t)n_seq);
     olen = xmalloc(sizeof(int) * (size_t)n_seq);
     for (i = 0; i < n_seq; i++) outs[i] = xmalloc(sizeof(int) * (size_t)(a.n + 1));
@@ -858,7 +866,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
     red_tokenizer *tok = NULL;
     red_pool *pool;
     red_sbuf js, b;
-    if (snprintf(names, sizeof names, "%s", list ? list : one) >= (int)sizeof names) die(2, "eval: task list too long%s", "");
+    if (snprintf(names, sizeof names, "%s", list ? list : one) >= (int)sizeof names) die(2, "eval: task list too long");
     for (tok_s = strtok(names, ","); tok_s; tok_s = strtok(NULL, ",")) {
         red_lm_task t;
         const char *path = NULL;
@@ -873,7 +881,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
         }
         if (!path && dir) {
             if (snprintf(dir_paths[nt], sizeof dir_paths[nt], "%s/%s.jsonl", dir, tok_s) >= (int)sizeof dir_paths[nt])
-                die(2, "eval: --data-dir path too long%s", "");
+                die(2, "eval: --data-dir path too long");
             path = dir_paths[nt];
         }
         if (!path) die(2, "eval: no data for task '%s' (--data TASK=FILE or --data-dir DIR)", tok_s);
@@ -890,7 +898,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
         for (k = 0; k < nt && red_lm_task_parse(name, &t) == RED_OK; k++) used |= sets[k].task == t;
         if (!used) die(2, "eval: --data '%s' is not TASK=FILE for a task of --tasks", datas[j]);
     }
-    if ((dump || samples_out) && nt != 1) die(2, "eval: --dump-requests and --samples take a single --task%s", "");
+    if ((dump || samples_out) && nt != 1) die(2, "eval: --dump-requests and --samples take a single --task");
     if (dump) {
         red_sbuf_init(&b);
         red_lm_requests_jsonl(&sets[0], &b);
@@ -901,7 +909,7 @@ static int cmd_eval_lm(const char *one, const char *list, const char *const *dat
             return 0;
         }
     }
-    if (!model) die(2, "eval: --model is required to score (or give --dump-requests alone)%s", "");
+    if (!model) die(2, "eval: --model is required to score (or give --dump-requests alone)");
     pool = make_pool(threads);
     load_model(&m, model, pool);
     if (red_model_tokenizer(&tok, model, tok_path, &err) != RED_OK) die(1, "%s", err.msg);
@@ -973,7 +981,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(o, "--tokenizer")) tok_path = argv[++i];
         else if (!strcmp(o, "--model")) model = argv[++i];
         else if (!strcmp(o, "--data")) {
-            if (n_data == RED_LM_N_TASKS) die(2, "eval: too many --data%s", "");
+            if (n_data == RED_LM_N_TASKS) die(2, "eval: too many --data");
             data = datas[n_data++] = argv[++i];
         } else if (!strcmp(o, "--tasks")) tasks = argv[++i];
         else if (!strcmp(o, "--data-dir")) data_dir = argv[++i];
@@ -989,7 +997,7 @@ static int cmd_eval(int argc, char **argv) {
         else die(2, "eval: unknown option '%s' (see red eval --help)", o);
     }
     if (tasks || (task_name && red_lm_task_parse(task_name, &lm_task) == RED_OK)) {
-        if (tasks && task_name) die(2, "eval: give --task or --tasks, not both%s", "");
+        if (tasks && task_name) die(2, "eval: give --task or --tasks, not both");
         if (!tasks && n_data != 1) die(2, "eval: --task %s needs one --data ROWS.jsonl", task_name);
         return cmd_eval_lm(task_name, tasks, datas, n_data, data_dir, model, tok_path, dump, limit, batch, bos, threads, json_out,
                            samples_out);
@@ -997,7 +1005,7 @@ static int cmd_eval(int argc, char **argv) {
     if (task_name && strcmp(task_name, "choice") && red_gsm8k_task_parse(task_name, &task) != RED_OK)
         die(2, "eval: unknown task '%s' (gsm8k, gsm8k_cot, gsm8k_cot_zeroshot, choice, arc_easy, arc_challenge, "
                "hellaswag, piqa, winogrande, sciq, boolq, mmlu)", task_name);
-    if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)%s", "");
+    if (!task_name || !model || !data) die(2, "eval: --task, --model and --data are required (see red eval --help)");
     check_distinct("eval", "--json", json_out, "--samples", samples_out);
     check_distinct("eval", "--json", json_out, "--data", data);
     check_distinct("eval", "--samples", samples_out, "--data", data);
@@ -1007,13 +1015,13 @@ static int cmd_eval(int argc, char **argv) {
     check_output("eval", "--samples", samples_out, 0);
     if (!strcmp(task_name, "choice")) return cmd_eval_choice(model, tok_path, data, limit, batch, bos, threads, json_out, samples_out);
     if (shots < 0) shots = task == RED_GSM8K && fewshot ? 5 : task == RED_GSM8K_COT ? 8 : 0;
-    if (task == RED_GSM8K && shots > 0 && !fewshot) die(2, "eval: gsm8k with --shots > 0 needs --fewshot-from TRAIN.jsonl%s", "");
-    if (task == RED_GSM8K_COT && shots != 8) die(2, "eval: gsm8k_cot always uses its 8 fixed exemplars%s", "");
-    if (task == RED_GSM8K_COT_ZEROSHOT && shots != 0) die(2, "eval: gsm8k_cot_zeroshot is zero-shot%s", "");
+    if (task == RED_GSM8K && shots > 0 && !fewshot) die(2, "eval: gsm8k with --shots > 0 needs --fewshot-from TRAIN.jsonl");
+    if (task == RED_GSM8K_COT && shots != 8) die(2, "eval: gsm8k_cot always uses its 8 fixed exemplars");
+    if (task == RED_GSM8K_COT_ZEROSHOT && shots != 0) die(2, "eval: gsm8k_cot_zeroshot is zero-shot");
     if (red_gsm8k_load(data, &test, &n_test, &err) != RED_OK) die(1, "%s", err.msg);
     if (task == RED_GSM8K && shots > 0) {
         if (red_gsm8k_load(fewshot, &train, &n_train, &err) != RED_OK) die(1, "%s", err.msg);
-        if (n_train < shots) die(1, "eval: the few-shot file has fewer docs than --shots%s", "");
+        if (n_train < shots) die(1, "eval: the few-shot file has fewer docs than --shots");
     }
     n_all = n_test;
     if (limit && limit < n_test) n_test = limit;
@@ -1073,7 +1081,7 @@ static int cmd_score_gsm8k(int argc, char **argv) {
         else if (!strcmp(o, "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "score-gsm8k: unknown option '%s' (see red score-gsm8k --help)", o);
     }
-    if (!data || !comp) die(2, "score-gsm8k: --data and --completions are required%s", "");
+    if (!data || !comp) die(2, "score-gsm8k: --data and --completions are required");
     check_distinct("score-gsm8k", "--json", json_out, "--samples", samples_out);
     check_distinct("score-gsm8k", "--json", json_out, "--data", data);
     check_distinct("score-gsm8k", "--samples", samples_out, "--data", data);
@@ -1168,7 +1176,7 @@ static int cmd_convert(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "convert: unknown option '%s' (see red convert --help)", argv[i]);
     }
-    if (!from || !to) die(2, "convert: --from and --to are required (see red convert --help)%s", "");
+    if (!from || !to) die(2, "convert: --from and --to are required (see red convert --help)");
     if (!strcmp(dt, "f32")) dtype = RED_DT_F32;
     else if (!strcmp(dt, "f16")) dtype = RED_DT_F16;
     else if (!strcmp(dt, "bf16")) dtype = RED_DT_BF16;
@@ -1183,7 +1191,7 @@ static int cmd_convert(int argc, char **argv) {
         red_tokenizer_free(tok);
         tok = NULL;
     }
-    if (tok && red_tokenizer_vocab(tok) > m.cfg.vocab) die(1, "convert: the tokenizer has more ids than the model%s", "");
+    if (tok && red_tokenizer_vocab(tok) > m.cfg.vocab) die(1, "convert: the tokenizer has more ids than the model");
     if (red_model_write(&m, tok, to, dtype, &err) != RED_OK) die(1, "%s", err.msg);
     if (tok && !gguf_out && (strlen(to) < 4 || strcmp(to + strlen(to) - 4, ".bin")) &&
         red_tokenizer_kind(tok) != RED_TOK_BYTE && red_tokenizer_kind(tok) != RED_TOK_BPE)
@@ -1230,12 +1238,12 @@ static int cmd_init(int argc, char **argv) {
         else if (!strcmp(o, "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "init: unknown option '%s' (see red init --help)", o);
     }
-    if (!out) die(2, "init: --out DIR is required%s", "");
+    if (!out) die(2, "init: --out DIR is required");
     check_output("init", "--out", out, 1);
     if (red_tokenizer_byte_new(&tok, &err) != RED_OK) die(1, "%s", err.msg);
     if (cfg_path) {
         if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
-        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "init: vocab_size must be >= 259 for the byte tokenizer%s", "");
+        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "init: vocab_size must be >= 259 for the byte tokenizer");
     } else {
         red_config_default(&c);
         c.bos_id = red_tokenizer_bos(tok);
@@ -1316,9 +1324,9 @@ static int cmd_tasks(int argc, char **argv) {
         } else if (!strcmp(o, "--threads")) (void)parse_threads(argv[++i]);  /* accepted by every command */
         else die(2, "tasks: unknown option '%s' (see red tasks --help)", o);
     }
-    if (n < 0) die(2, "tasks: -n N is required%s", "");
+    if (n < 0) die(2, "tasks: -n N is required");
     if (strcmp(what, "corpus")) {
-        if (!split_name) die(2, "tasks: --split train|distill|calib|test is required%s", "");
+        if (!split_name) die(2, "tasks: --split train|distill|calib|test is required");
         if (red_split_parse(split_name, &split) != RED_OK) die(2, "tasks: unknown split '%s' (train, distill, calib, test)", split_name);
     }
     red_sbuf_init(&buf);
@@ -1340,7 +1348,7 @@ static int cmd_tasks(int argc, char **argv) {
     }
     if (st != RED_OK) die(1, "%s", err.msg);
     if (out) write_text_file(out, &buf);
-    else if (fwrite(buf.p, 1, buf.len, stdout) != buf.len) die(1, "tasks: write error on standard output%s", "");
+    else if (fwrite(buf.p, 1, buf.len, stdout) != buf.len) die(1, "tasks: write error on standard output");
     red_sbuf_free(&buf);
     return 0;
 }
@@ -1418,7 +1426,7 @@ static int cmd_train(int argc, char **argv) {
         if (!strcmp(a, "--answer-loss")) { answer_only = 1; continue; }
         if (i + 1 >= argc) die(2, "train: %s needs a value (see red train --help)", a);
         if (!strcmp(a, "--data")) {
-            if (n_data == 64) die(2, "train: at most 64 --data files%s", "");
+            if (n_data == 64) die(2, "train: at most 64 --data files");
             data[n_data++] = argv[++i];
         } else if (!strcmp(a, "--eval-data")) eval_path = argv[++i];
         else if (!strcmp(a, "--out")) o.loop.out = argv[++i];
@@ -1450,7 +1458,7 @@ static int cmd_train(int argc, char **argv) {
             else die(2, "train: --schedule expects cosine, linear or constant, got '%s'", k);
         } else die(2, "train: unknown option '%s' (see red train --help)", a);
     }
-    if (!n_data || !o.loop.out) die(2, "train: --data and --out are required (see red train --help)%s", "");
+    if (!n_data || !o.loop.out) die(2, "train: --data and --out are required (see red train --help)");
     for (i = 0; i < n_data; i++) check_distinct("train", "--out", o.loop.out, "--data", data[i]);
     check_output("train", "--out", o.loop.out, 1);
     if (o.loop.min_lr < 0) o.loop.min_lr = o.loop.lr / 10;
@@ -1471,7 +1479,7 @@ static int cmd_train(int argc, char **argv) {
         if (cfg_path) {
             if (red_config_read(&c, cfg_path, &err) != RED_OK) die(1, "%s", err.msg);
         }
-        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "train: vocab_size is smaller than the tokenizer's%s", "");
+        if (c.vocab < red_tokenizer_vocab(tok)) die(1, "train: vocab_size is smaller than the tokenizer's");
         if (red_model_init(&m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);
         red_rng_seed(&r, o.loop.seed);
         red_model_init_random(&m, &r, 0.02f, (float)(0.02 / sqrt(2.0 * c.n_layers)));
@@ -1547,7 +1555,7 @@ static int cmd_erank_model(int argc, char **argv) {
         if (!strcmp(o, "--tokenizer")) tok_path = argv[++i];
         else if (!strcmp(o, "--model")) model = argv[++i];
         else if (!strcmp(o, "--data")) {
-            if (n_data == 64) die(2, "erank: at most 64 --data files%s", "");
+            if (n_data == 64) die(2, "erank: at most 64 --data files");
             data[n_data++] = argv[++i];
         } else if (!strcmp(o, "--tokens")) tokens = (int64_t)parse_whole(o, argv[++i], 1, 1e9);
         else if (!strcmp(o, "--seq")) T = (int)parse_whole(o, argv[++i], 2, 1 << 16);
@@ -1555,7 +1563,7 @@ static int cmd_erank_model(int argc, char **argv) {
         else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "erank: unknown option '%s' (see red erank --help)", o);
     }
-    if (!model || !n_data) die(2, "erank: --model and --data are required (see red erank --help)%s", "");
+    if (!model || !n_data) die(2, "erank: --model and --data are required (see red erank --help)");
     pool = make_pool(threads);
     load_model(&m, model, pool);
     if (red_model_tokenizer(&tok, model, tok_path, &err) != RED_OK) die(1, "%s", err.msg);
@@ -1642,7 +1650,7 @@ static int cmd_inspect(int argc, char **argv) {
         if (i + 1 >= argc) die(2, "inspect: %s needs a value (see red inspect --help)", o);
         if (!strcmp(o, "--model")) model = argv[++i];
         else if (!strcmp(o, "--data")) {
-            if (n_data == 64) die(2, "inspect: at most 64 --data files%s", "");
+            if (n_data == 64) die(2, "inspect: at most 64 --data files");
             data[n_data++] = argv[++i];
         } else if (!strcmp(o, "--width")) width = (int)parse_whole(o, argv[++i], 1, 1 << 20);
         else if (!strcmp(o, "--json")) json = argv[++i];
@@ -1652,7 +1660,7 @@ static int cmd_inspect(int argc, char **argv) {
         else if (!strcmp(o, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "inspect: unknown option '%s' (see red inspect --help)", o);
     }
-    if (!model || !n_data || !width) die(2, "inspect: --model, --data and --width are required (see red inspect --help)%s", "");
+    if (!model || !n_data || !width) die(2, "inspect: --model, --data and --width are required (see red inspect --help)");
     pool = make_pool(threads);
     load_model(&m, model, pool);
     if (red_model_tokenizer(&tok, model, NULL, &err) != RED_OK) die(1, "%s", err.msg);
@@ -1823,10 +1831,10 @@ static int cmd_distill(int argc, char **argv) {
         else if (!strcmp(a, "--width")) width = (int)parse_whole(a, argv[++i], 1, 1 << 20);
         else if (!strcmp(a, "--init")) init_name = argv[++i];
         else if (!strcmp(a, "--data")) {
-            if (n_data == 64) die(2, "distill: at most 64 --data files%s", "");
+            if (n_data == 64) die(2, "distill: at most 64 --data files");
             data[n_data++] = argv[++i];
         } else if (!strcmp(a, "--calib")) {
-            if (n_calib == 64) die(2, "distill: at most 64 --calib files%s", "");
+            if (n_calib == 64) die(2, "distill: at most 64 --calib files");
             calib_files[n_calib++] = argv[++i];
         } else if (!strcmp(a, "--calib-tokens")) calib_tokens = (int64_t)parse_whole(a, argv[++i], 1, 1e12);
         else if (!strcmp(a, "--erank-tokens")) erank_tokens = (int64_t)parse_whole(a, argv[++i], 0, 1e9);
@@ -1863,7 +1871,7 @@ static int cmd_distill(int argc, char **argv) {
         } else die(2, "distill: unknown option '%s' (see red distill --help)", a);
     }
     if (!teacher_dir || !out || !n_data || !width || !init_name || !have_tokens)
-        die(2, "distill: --teacher, --width, --init, --data, --tokens and --out are required (see red distill --help)%s", "");
+        die(2, "distill: --teacher, --width, --init, --data, --tokens and --out are required (see red distill --help)");
     check_distinct("distill", "--out", out, "--teacher", teacher_dir);
     for (i = 0; i < n_data; i++) check_distinct("distill", "--out", out, "--data", data[i]);
     check_output("distill", "--out", out, 1);
@@ -2001,13 +2009,13 @@ static int cmd_reproduce(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "reproduce: unknown option '%s' (see red reproduce --help)", a);
     }
-    if (quick && full) die(2, "reproduce: --quick and --full exclude each other%s", "");
+    if (quick && full) die(2, "reproduce: --quick and --full exclude each other");
     check_distinct("reproduce", "--out", o.out, "--teacher", o.teacher);
     check_output("reproduce", "--out", o.out, 1);
     if (inits) {
         char *p = inits, *tok;
         while ((tok = strtok(p, ",")) != NULL) {
-            if (o.n_inits == 16) die(2, "reproduce: at most 16 inits%s", "");
+            if (o.n_inits == 16) die(2, "reproduce: at most 16 inits");
             o.inits[o.n_inits++] = tok;
             p = NULL;
         }
@@ -2077,7 +2085,7 @@ static const char *usage_tokenizer =
 
 static void print_ids(const red_tokenizer *tok, const char *text, size_t len, int special) {
     int n = red_tokenize(tok, text, len, special && red_tokenizer_add_bos(tok), NULL, 0), k, *ids;
-    if (n < 0) die(1, "tokenizer: out of memory%s", "");
+    if (n < 0) die(1, "tokenizer: out of memory");
     ids = xmalloc(sizeof(int) * (size_t)(n + 1));
     red_tokenize(tok, text, len, special && red_tokenizer_add_bos(tok), ids, n);
     if (special && red_tokenizer_add_eos(tok)) ids[n++] = red_tokenizer_eos(tok);
@@ -2101,7 +2109,7 @@ static int cmd_tokenizer(int argc, char **argv) {
         if (!strcmp(a, "--special")) { special = 1; continue; }
         if (i + 1 >= argc) die(2, "tokenizer: %s needs a value (see red tokenizer --help)", a);
         if (!strcmp(a, "--data")) {
-            if (n_files == 64) die(2, "tokenizer: at most 64 --data files%s", "");
+            if (n_files == 64) die(2, "tokenizer: at most 64 --data files");
             files[n_files++] = argv[++i];
         } else if (!strcmp(a, "--vocab")) vocab = (int)parse_whole(a, argv[++i], 259, RED_BPE_MAX_VOCAB);
         else if (!strcmp(a, "--out")) out = argv[++i];
@@ -2115,7 +2123,7 @@ static int cmd_tokenizer(int argc, char **argv) {
     if (!strcmp(argv[0], "train")) {
         red_sbuf all;
         double t0 = red_time_seconds();
-        if (!n_files || !out) die(2, "tokenizer train: --data and --out are required%s", "");
+        if (!n_files || !out) die(2, "tokenizer train: --data and --out are required");
         for (i = 0; i < n_files; i++) check_distinct("tokenizer", "--out", out, "--data", files[i]);
         check_output("tokenizer", "--out", out, 1);
         red_sbuf_init(&all);
@@ -2137,7 +2145,7 @@ static int cmd_tokenizer(int argc, char **argv) {
     }
     if (!strcmp(argv[0], "encode")) {
         if (!model || !text == !input)
-            die(2, "tokenizer encode: --tokenizer and one of --text and --input are required (see red tokenizer --help)%s", "");
+            die(2, "tokenizer encode: --tokenizer and one of --text and --input are required (see red tokenizer --help)");
         if (red_model_tokenizer(&tok, model, model, &err) != RED_OK) die(1, "%s", err.msg);
         if (text) {
             char *buf = xmalloc(strlen(text) + 1);
@@ -2164,7 +2172,7 @@ static int cmd_tokenizer(int argc, char **argv) {
         int *ids, n = 0;
         const char *p;
         red_sbuf o;
-        if (!model || !ids_text) die(2, "tokenizer decode: --tokenizer and --ids are required%s", "");
+        if (!model || !ids_text) die(2, "tokenizer decode: --tokenizer and --ids are required");
         if (red_model_tokenizer(&tok, model, model, &err) != RED_OK) die(1, "%s", err.msg);
         ids = xmalloc(sizeof(int) * (strlen(ids_text) / 2 + 1));
         for (p = ids_text; *p;) {
