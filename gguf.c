@@ -103,15 +103,6 @@ static red_status take_str(cursor *c, const char **s, uint64_t *n, const char *w
     return RED_OK;
 }
 
-static char *dup_n(const char *s, uint64_t n) {
-    char *d = malloc((size_t)n + 1);
-    if (d) {
-        memcpy(d, s, (size_t)n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static double num_at(const unsigned char *p, uint32_t type) {
     uint64_t u = le(p, value_size[type]);
     switch (type) {
@@ -161,7 +152,7 @@ static red_status parse_value(cursor *c, red_gguf_kv *kv) {
         const char *s;
         if ((st = take_str(c, &s, &kv->n, "string value"))) return st;
         kv->at = c->pos - kv->n;
-        if (!(kv->str = dup_n(s, kv->n))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
+        if (!(kv->str = red_strndup(s, (size_t)kv->n))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
         return RED_OK;
     }
     if (kv->type != RED_GGUF_ARRAY) {
@@ -230,7 +221,7 @@ static red_status parse_kvs(cursor *c, red_gguf *g) {
         if (klen == 0 || klen > 65535 || memchr(key, 0, (size_t)klen))
             return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: metadata key of %llu bytes, expected 1..65535 "
                                  "without NUL", c->name, at, (unsigned long long)klen);
-        if (!(kv->key = dup_n(key, klen))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
+        if (!(kv->key = red_strndup(key, (size_t)klen))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
         for (j = 0; j < i; j++)
             if (strcmp(g->kv[j].key, kv->key) == 0)
                 return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: duplicate metadata key \"%s\"", c->name,
@@ -264,7 +255,7 @@ static red_status parse_tensor_infos(cursor *c, red_gguf *g) {
         if (nlen == 0 || nlen >= GGUF_MAX_NAME || memchr(nm, 0, (size_t)nlen))
             return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: tensor name of %llu bytes, expected 1..63",
                                  c->name, at, (unsigned long long)nlen);
-        if (!(t->name = dup_n(nm, nlen))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
+        if (!(t->name = red_strndup(nm, (size_t)nlen))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
         for (j = 0; j < i; j++)
             if (strcmp(g->t[j].name, t->name) == 0)
                 return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: duplicate tensor name \"%s\"", c->name, at,

@@ -654,3 +654,12 @@ void red_name_list(const red_name *t, red_sbuf *out) {
         red_sbuf_puts(out, t->name);
     }
 }
+
+char *red_strndup(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}

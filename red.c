@@ -1327,9 +1327,8 @@ static red_status distill_segments(red_distill_job *j, red_student *s, red_sbuf 
     red_status st;
     if (o.loop.tokens == 0) return RED_OK;
     if (steps < (uint64_t)n_seg) n_seg = (int)(steps ? steps : 1);
-    if (j->say)
-        say(j, "distill: %zu documents, %zu tokens; %zu trainable parameters; %llu steps of %d x %d", j->data->n_docs,
-            j->data->n_tok, s->n, (unsigned long long)steps, o.loop.batch, o.loop.seq);
+    say(j, "distill: %zu documents, %zu tokens; %zu trainable parameters; %llu steps of %d x %d", j->data->n_docs,
+        j->data->n_tok, s->n, (unsigned long long)steps, o.loop.batch, o.loop.seq);
     for (seg = 1; seg <= n_seg; seg++) {
         if (segmented) {
             o.loop.stop_after = steps * (uint64_t)seg / (uint64_t)n_seg;
@@ -1382,12 +1381,13 @@ void red_distill_report_free(red_distill_report *r) {
 red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_report *r, red_error *err) {
     red_distill_opts *o = &j->opt;
     double t0 = red_time_seconds();
-    red_sbuf curve, init_part;
+    red_sbuf curve, init_part, init_rec;
     red_status st;
     memset(s, 0, sizeof *s);
     memset(r, 0, sizeof *r);
     /* checks that need no memory come before the student's activations */
-    if (o->loop.batch < 1 || o->loop.seq < 2 || o->loop.tokens / ((uint64_t)o->loop.batch * o->loop.seq) < 1)
+    if (o->loop.batch < 1 || o->loop.seq < 2 ||  /* tokens 0: the initialised student, untrained */
+        (o->loop.tokens && o->loop.tokens / ((uint64_t)o->loop.batch * o->loop.seq) < 1))
         return red_error_set(err, RED_E_ARG, "distill: --tokens is less than one batch (%d x %d)", o->loop.batch,
                              o->loop.seq);
     if (j->data && j->data->n_tok < (size_t)o->loop.seq + 1)
@@ -1401,6 +1401,7 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     red_sbuf_puts(&curve, "");
     red_sbuf_init(&init_part);
     red_sbuf_puts(&init_part, "");
+    red_sbuf_init(&init_rec);
     if (j->measure_teacher && (st = hidden_diagnostics(j, j->teacher, r->erank_teacher, r->hidden_teacher, err)))
         goto out;
     if (!o->loop.resume)
@@ -1413,7 +1414,18 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
         goto out;
     if (j->write_log && (st = write_init_part(j, s, r, &init_part, err))) goto out;
     if (j->at_segment && (st = j->at_segment(j->ctx, s, 0, j->n_segments, 0, err))) goto out;
-    if ((st = distill_segments(j, s, &curve, err))) goto out;
+    /* the init joins the resume record: a run may not resume as another init */
+    red_sbuf_printf(&init_rec, "init=%s\ninit_std=%.9g\north_scale=%.9g\nscore=%d\nnorms=%d\ninit_seed=%llu\n",
+                    j->init_name, j->init.std, j->init.orth_scale, (int)j->init.score, (int)j->init.norms,
+                    (unsigned long long)j->init.seed);
+    if (init_rec.failed) {
+        st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+        goto out;
+    }
+    o->record = init_rec.p;
+    st = distill_segments(j, s, &curve, err);
+    o->record = NULL;
+    if (st) goto out;
     if ((st = student_diagnostics(j, s, r->erank_final, r->hidden_final, r->sv_final, err))) goto out;
     /* red's own tokenizers are written here; others keep their files (the CLI copies them) */
     if ((st = red_model_save(&s->model, o->loop.out, RED_DT_F32, err)) ||
@@ -1424,5 +1436,6 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
 out:
     red_sbuf_free(&curve);
     red_sbuf_free(&init_part);
+    red_sbuf_free(&init_rec);
     return st;
 }

@@ -60,6 +60,11 @@ red_status red_sgemm_serial(void *scratch, red_trans trans, int m, int n, int k,
  * Zero singular values contribute nothing; all-zero gives 0. */
 double red_erank_from_sv(const float *s, int k);
 
+/* ------------------------------------------------------------------ json.c */
+
+/* A NUL-terminated copy of the first n bytes of s; NULL when out of memory. */
+char *red_strndup(const char *s, size_t n);
+
 /* ------------------------------------------------------------------ io.c */
 
 /* Parses an in-memory file image (name is used in messages). */

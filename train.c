@@ -140,10 +140,12 @@ red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer 
     t.m = m;
     t.tok = tok;
     t.eval_data = eval_data;
-    t.ev_in = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
-    t.ev_tgt = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
+    if (eval_data) {  /* held-out batches get their own rows, so a step's batch is never overwritten */
+        t.ev_in = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
+        t.ev_tgt = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
+    }
     train_record(&t, data);
-    if (!t.ev_in || !t.ev_tgt || t.record.failed)
+    if ((eval_data && (!t.ev_in || !t.ev_tgt)) || t.record.failed)
         st = red_error_set(err, RED_E_NOMEM, "train: out of memory");
     else
         st = red_loop_run(lo, data, &hooks, &t, err);

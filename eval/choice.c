@@ -14,15 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *dup_str(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 void red_mc_free(red_mc_doc *docs, int n) {
     int i, k;
     if (!docs) return;
@@ -69,7 +60,7 @@ red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *e
             goto fail;
         }
         d->gold = (int)g->ival;
-        d->text = dup_str(q->str, q->len);
+        d->text = red_strndup(q->str, q->len);
         d->options = calloc(opts->count, sizeof(char *));
         d->n_options = (int)opts->count;
         if (!d->text || !d->options) goto oom;
@@ -78,7 +69,7 @@ red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *e
                 st = red_error_set(err, RED_E_FORMAT, "%s: line %zu: option %d is not a string", path, i + 1, k);
                 goto fail;
             }
-            if (!(d->options[k] = dup_str(o->str, o->len))) goto oom;
+            if (!(d->options[k] = red_strndup(o->str, o->len))) goto oom;
         }
     }
     red_jsonl_free(items, count);

@@ -302,15 +302,6 @@ static char *sbuf_take(red_sbuf *b) {
     return p;
 }
 
-static char *dup_n(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 /* Fills d->options from an array of strings (each passed through `pre` when
  * given). Returns 0 on allocation failure. */
 static int set_options(red_mc_doc *d, const red_json *arr, void (*pre)(const char *, size_t, red_sbuf *)) {
@@ -325,7 +316,7 @@ static int set_options(red_mc_doc *d, const red_json *arr, void (*pre)(const cha
             red_sbuf_init(&b);
             pre(e->str, e->len, &b);
             d->options[k] = sbuf_take(&b);
-        } else d->options[k] = dup_n(e->str, e->len);
+        } else d->options[k] = red_strndup(e->str, e->len);
         if (!d->options[k]) return 0;
     }
     return 1;
@@ -337,7 +328,7 @@ static int set_fixed_options(red_mc_doc *d, const char *const *opts, int n) {
     if (!d->options) return 0;
     d->n_options = n;
     for (k = 0; k < n; k++)
-        if (!(d->options[k] = dup_n(opts[k], strlen(opts[k])))) return 0;
+        if (!(d->options[k] = red_strndup(opts[k], strlen(opts[k])))) return 0;
     return 1;
 }
 
@@ -464,7 +455,7 @@ static red_status winogrande_from_row(const row_ctx *r, red_mc_doc *d) {
     d->gold = ans->str[0] - '1';
     d->multi_context = 1;
     py_strip(s->str + idx + 1, s->len - idx - 1, 1, 1, &a, &b);
-    d->text = dup_n(s->str + idx + 1 + a, b - a);
+    d->text = red_strndup(s->str + idx + 1 + a, b - a);
     red_sbuf_init(&c0);
     red_sbuf_init(&c1);
     red_sbuf_put(&c0, s->str, idx);

@@ -4,7 +4,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -279,14 +278,6 @@ Test(checkpoint, model_dir_non_finite_weights_are_rejected_with_the_tensor_name)
     remove_model_dir(dir);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RED_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RED_TEST_ASAN 1
-#endif
-#endif
-
 /* config.json asks for 256M parameters (1 GB) next to a 13 KB
  * model.safetensors: the file is checked against the config before any
  * parameter memory exists. The address space is capped at what the process
@@ -306,21 +297,7 @@ Test(checkpoint, model_dir_file_is_checked_against_config_before_allocating) {
     big = c;
     big.vocab = 262144; big.dim = 1024; big.head_dim = 512; big.ffn = 16;
     write_config(dir, &big);
-#ifndef RED_TEST_ASAN
-    {
-        FILE *f = fopen("/proc/self/statm", "r");
-        unsigned long pages = 0;
-        struct rlimit lim;
-        if (f) {
-            if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-            fclose(f);
-        }
-        if (pages) {
-            lim.rlim_cur = lim.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
-            cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
-        }
-    }
-#endif
+    tu_cap_address_space();
     cr_expect(red_model_load(&back, dir, NULL, &err) == RED_E_FORMAT, "expected a format error, got: %s", err.msg);
     cr_expect(strstr(err.msg, "model.embed_tokens.weight") && strstr(err.msg, "[259, 16]") &&
               strstr(err.msg, "262144, 1024"), "%s", err.msg);

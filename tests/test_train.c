@@ -4,7 +4,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -288,14 +287,6 @@ Test(train, ids_outside_the_vocabulary_stop_the_run_without_a_checkpoint) {
     red_pool_destroy(pool);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RED_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RED_TEST_ASAN 1
-#endif
-#endif
-
 /* --seq 65536 on a few thousand tokens: the data check comes before the
  * activations are allocated (69 GB for this shape). The address space is
  * capped at what the process uses plus 256 MB, so allocating first fails
@@ -318,21 +309,7 @@ Test(train, data_checked_before_activations) {
     red_config_default(&c);
     c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_pos = 65536;
     cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
-#ifndef RED_TEST_ASAN
-    {
-        FILE *f = fopen("/proc/self/statm", "r");
-        unsigned long pages = 0;
-        struct rlimit lim;
-        if (f) {
-            if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-            fclose(f);
-        }
-        if (pages) {
-            lim.rlim_cur = lim.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
-            cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
-        }
-    }
-#endif
+    tu_cap_address_space();
     memset(&o, 0, sizeof o);
     o.loop.out = dir; o.loop.tokens = (uint64_t)1 << 20; o.loop.batch = 4; o.loop.seq = 65536; o.loop.lr = 1e-3f;
     o.loop.schedule = RED_SCHED_CONSTANT;

@@ -13,6 +13,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+
+#if defined(_POSIX_C_SOURCE)
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* Caps the address space at what the process maps now plus 256 MB, so code
+ * that allocates before it validates fails the test instead of succeeding on
+ * a large machine. Not under AddressSanitizer, which reserves terabytes. */
+static inline void tu_cap_address_space(void) {
+#ifndef TU_ASAN
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    struct rlimit lim;
+    if (f) {
+        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    if (pages) {
+        lim.rlim_cur = lim.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+        cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+    }
+#endif
+}
+#endif
+
 #define FIXTURE(name) "tests/fixtures/" name
 
 static inline float *tu_rand(red_rng *r, size_t n, float lo, float hi) {
