@@ -1930,7 +1930,7 @@ static int cmd_distill(int argc, char **argv) {
 
 
 static const char *usage_reproduce =
-    "usage: red reproduce [--out DIR] [--teacher DIR] [--quick | --full] [--quarter]\n"
+    "usage: red reproduce [--out DIR] [--teacher DIR] [--quick | --long | --full] [--quarter]\n"
     "                     [--inits lrc,orthogonal,pca,magnitude,red] [--seeds N] [--tokens N]\n"
     "                     [--mix F] [--lr LR] [--batch B] [--evals N] [--per-step N] [--choice N]\n"
     "                     [--general FILE:TASK] [--threads N]\n"
@@ -1945,7 +1945,9 @@ static const char *usage_reproduce =
     "results.json and SVG plots. Interrupted runs resume: finished students are\n"
     "kept, an unfinished one continues from its last checkpoint.\n"
     "Budgets: default 3 seeds, 655360 tokens per student (about 20 minutes on 2\n"
-    "cores); --quick 1 seed, 16384 tokens, small test sets (a smoke run); --full 5\n"
+    "cores); --quick 1 seed, 16384 tokens, small test sets (a smoke run); --long 3\n"
+    "seeds at 4x the tokens with 100 problems per step count and 400 multiple-choice\n"
+    "items (the firm run; about 100 minutes); --full 5\n"
     "seeds, 4x the tokens, larger test sets and lrc-literal too (hours).\n"
     "Recipe: batch B (default 1) x min(1024, teacher context) tokens, AdamW lr LR\n"
     "(default 3e-3), 1% warm-up then linear decay, clip 1, tau 10, alpha 0.2, KL\n"
@@ -1967,7 +1969,7 @@ static int cmd_reproduce(int argc, char **argv) {
     red_status st;
     red_pool *pool;
     red_error err;
-    int i, threads = 0, quick = 0, full = 0, seeds = -1, per_step = -1, n_choice = -1, batch = -1, evals = -1;
+    int i, threads = 0, quick = 0, full = 0, lng = 0, seeds = -1, per_step = -1, n_choice = -1, batch = -1, evals = -1;
     double t0 = red_time_seconds(), mix = 0.3;
     int64_t tokens = -1;
     float lr = 3e-3f;
@@ -1984,6 +1986,7 @@ static int cmd_reproduce(int argc, char **argv) {
         }
         if (!strcmp(a, "--quick")) { quick = 1; continue; }
         if (!strcmp(a, "--full")) { full = 1; continue; }
+        if (!strcmp(a, "--long")) { lng = 1; continue; }
         if (!strcmp(a, "--quarter")) { o.width_ratio = 0.25; continue; }
         if (i + 1 >= argc) die(2, "reproduce: %s needs a value (see red reproduce --help)", a);
         if (!strcmp(a, "--out")) o.out = argv[++i];
@@ -2009,7 +2012,7 @@ static int cmd_reproduce(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = parse_threads(argv[++i]);
         else die(2, "reproduce: unknown option '%s' (see red reproduce --help)", a);
     }
-    if (quick && full) die(2, "reproduce: --quick and --full exclude each other");
+    if (quick + full + lng > 1) die(2, "reproduce: --quick, --long and --full exclude each other");
     check_distinct("reproduce", "--out", o.out, "--teacher", o.teacher);
     check_output("reproduce", "--out", o.out, 1);
     if (inits) {
@@ -2024,12 +2027,11 @@ static int cmd_reproduce(int argc, char **argv) {
         static const char *const def[] = {"lrc", "orthogonal", "pca", "magnitude", "red", "lrc-literal"};
         for (i = 0; i < (full ? 6 : 5); i++) o.inits[o.n_inits++] = def[i];
     }
-    o.quick = quick;
-    o.full = full;
+    o.preset = quick ? "quick smoke run" : full ? "full run" : lng ? "long run" : "default run";
     o.n_seeds = quick ? 1 : full ? 5 : 3;
-    o.tokens = quick ? 16384 : full ? 4 * 655360 : 655360;
-    o.per_step = quick ? 6 : full ? 100 : 40;
-    o.n_choice = quick ? 40 : full ? 400 : 200;
+    o.tokens = quick ? 16384 : full || lng ? 4 * 655360 : 655360;
+    o.per_step = quick ? 6 : full || lng ? 100 : 40;
+    o.n_choice = quick ? 40 : full || lng ? 400 : 200;
     o.n_evals = quick ? 1 : full ? 8 : 4;
     o.corpus_lines = quick ? 4000 : 40000;
     o.calib_tokens = quick ? 16384 : 131072;

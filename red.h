@@ -965,7 +965,7 @@ typedef struct {
     int batch, seq;
     float lr, tau, alpha;
     int64_t calib_tokens, erank_tokens;
-    int quick, full;          /* for the report's title */
+    const char *preset;       /* the report's title: "default run", "long run", ... */
     const char *general_file; /* rows of an lm-eval task (a red_lm_task, eval/lmeval.c) scored (acc) for the */
     int general_task;         /* general-ability column instead of the built-in items (NULL: built-in) */
     void (*say)(void *ctx, const char *msg);

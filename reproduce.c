@@ -1153,7 +1153,7 @@ static void pct(red_sbuf *b, const double *ms) { red_sbuf_printf(b, "%.1f ± %.1
 static void put_report_intro(red_sbuf *b, const red_repro_opts *o, int n_init, int L, int d_t, int ds, double seconds,
                              int threads, int n_general) {
     int k;
-    red_sbuf_printf(b, "# red reproduce: %s\n\n", o->quick ? "quick smoke run" : o->full ? "full run" : "default run");
+    red_sbuf_printf(b, "# red reproduce: %s\n\n", o->preset ? o->preset : "default run");
     red_sbuf_printf(b, "Teacher `%s` (width %d, %d layers) distilled to width %d (%.0f%%), inits: ", o->teacher, d_t, L, ds,
                     100.0 * o->width_ratio);
     for (k = 0; k < n_init; k++) red_sbuf_printf(b, "%s`%s`", k ? ", " : "", o->inits[k]);
