@@ -1123,6 +1123,32 @@ void red_lm_result_json(const red_lm_set *s, const red_lm_summary *r, const char
 /* Per doc: {"doc", "lls", "pred", "gold", "acc"[, "pred_norm", "acc_norm"][, "subject"]}. */
 void red_lm_samples_jsonl(const red_lm_set *s, const red_lm_scores *sc, red_sbuf *b);
 
+/* ------------------------------------------------------------------ eval/report.c */
+
+/* What red eval and red score-gsm8k report: summary lines for people go to
+ * summary, the JSON summary to json, one JSON line per doc to samples (json
+ * and samples may be NULL). Nothing is printed or written to a file here;
+ * RED_E_NOMEM when a buffer failed. */
+typedef struct {
+    const char *task_name;    /* gsm8k, gsm8k_cot, gsm8k_cot_zeroshot */
+    const char *model;        /* NULL: completions from elsewhere */
+    int shots;                /* -1: completions scored as given (no generation settings) */
+    int max_gen, bos, calculator;
+} red_gsm8k_report_opts;
+/* Scores completions[0..n) against docs; prompts may be NULL. */
+red_status red_gsm8k_report(const red_gsm8k_report_opts *o, red_gsm8k_task task, const red_gsm8k_doc *docs,
+                            const red_sbuf *completions, const red_sbuf *prompts, int n, red_sbuf *summary,
+                            red_sbuf *json, red_sbuf *samples, red_error *err);
+/* Multiple choice (red_mc_eval's ll, pred and pred_norm of n docs): acc, and acc_norm unless a doc is WinoGrande's form. */
+red_status red_mc_report(const char *model, const char *data, const red_mc_doc *docs, int n, const double *ll,
+                         const int *pred, const int *pred_norm, int bos, red_sbuf *summary, red_sbuf *json,
+                         red_sbuf *samples, red_error *err);
+/* lm-eval tasks: {"model", "num_fewshot", "bos", "results": {TASK: red_lm_result_json, ...}}, one task at a time. */
+void red_lm_report_begin(const char *model, int bos, red_sbuf *json);
+red_status red_lm_report_task(const red_lm_set *s, const red_lm_summary *r, const char *data, int bos,
+                              red_sbuf *summary, red_sbuf *json, red_error *err);
+red_status red_lm_report_end(red_sbuf *json, red_error *err);
+
 /* ------------------------------------------------------------------ eval/tasks.c */
 
 /* Splits are decided by a hash of each item's skeleton, so they are disjoint
