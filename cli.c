@@ -909,7 +909,7 @@ static const opt eval_opts[] = {
     LIST("--data", eval_args, data, "FILE", "the test docs (JSONL); with --tasks TASK=ROWS.jsonl", 0),
     STR("--data-dir", eval_args, data_dir, "DIR", "with --tasks: DIR/TASK.jsonl", 0),
     STR("--fewshot-from", eval_args, fewshot, "TRAIN.jsonl", "gsm8k: the exemplars' docs", 0),
-    NUM("--shots", O_INT, eval_args, shots, 0, 64, "K", "exemplars (default: 5 with --fewshot-from, else 0)", NODEF),
+    NUM("--shots", O_INT, eval_args, shots, 0, 64, "K", "exemplars (default: 5 with --fewshot-from, 8 for gsm8k_cot, else 0)", NODEF),
     NUM("--limit", O_INT, eval_args, limit, 1, 1e9, "N", "the first N docs only (default: all)", NODEF),
     NUM("--batch", O_INT, eval_args, batch, 1, 1024, "B", "sequences per forward pass", 0),
     NUM("--max-gen", O_INT, eval_args, max_gen, 1, 1 << 20, "N", "gsm8k: new tokens at most", 0),
