@@ -1681,7 +1681,7 @@ static int run_train(void *args) {
 
 typedef struct {
     cli_common c;
-    const char *model, *json;
+    const char *model, *tokenizer, *json;
     str_list data;
     int width, batch, seq;
     int64_t calib_tokens;
@@ -1689,6 +1689,7 @@ typedef struct {
 
 static const opt inspect_opts[] = {
     STR("--model", inspect_args, model, "DIR", "the teacher", REQ),
+    STR("--tokenizer", inspect_args, tokenizer, "PATH", "the tokenizer when the model has none", 0),
     LIST("--data", inspect_args, data, "FILE", "calibration documents", REQ),
     NUM("--width", O_INT, inspect_args, width, 1, 1 << 20, "D", "the student's width", REQ),
     STR("--json", inspect_args, json, "OUT", "write the energies and selections as JSON", 0),
@@ -1798,7 +1799,7 @@ static int run_inspect(void *args) {
     red_inspect_result r;
     pool = make_pool(a->c.threads);
     load_model(&m, a->model, pool);
-    load_tokenizer(&tok, a->model, NULL);
+    load_tokenizer(&tok, a->model, a->tokenizer);
     if (T > m.cfg.max_pos) T = m.cfg.max_pos;
     load_data_files(&d, tok, a->data.v, a->data.n);
     if (red_inspect(&m, a->width, &d, a->calib_tokens, a->batch, T, &r, &err) != RED_OK) die(1, "%s", err.msg);
