@@ -621,6 +621,8 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
         red_adamw_update(s.params, s.grads, s.adam_m, s.adam_v, s.n, &opt, 0.0f, s.adam_t);
         t1 = red_time_seconds() - t1;
         t0 = red_time_seconds() - t0;
+        fprintf(stderr, "red bench distill: step %d of %d (%s) %.0f ms, peak_rss_mb=%.0f so far\n", k, steps,
+                k ? "timed" : "warm-up", 1e3 * t0, peak_rss_mb());
         if (k == 0) first = L.total;
         else {
             total += t0;
