@@ -973,7 +973,7 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
     int64_t N = (int64_t)a->B * a->T, n, count = 0;
     double sum = 0.0;
     if (want_grad && !a->dlogits) return NAN;  /* no backward run state */
-    if (a->head_rows < N) return NAN;          /* logits in row chunks: the caller's loss runs them */
+    if (a->chunked) return NAN;                /* the forward left the logits to the caller's loss */
     for (n = 0; n < N; n++) count += targets[n] >= 0;
     red_cross_entropy_rows(m->pool, a->row_loss, want_grad ? a->dlogits : NULL, a->logits, targets, N,
                            m->cfg.vocab, count ? 1.0f / (float)count : 0.0f);
