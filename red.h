@@ -875,7 +875,9 @@ red_status red_student_initialize(red_student *s, const red_init_opts *o, red_tr
 void red_student_merge(red_student *s);
 /* Teacher and student forward on tokens [B*T]; CE on targets (< 0 ignored),
  * KL and clone terms (A6). With want_grad, s->grads is overwritten with the
- * gradient of the total. */
+ * gradient of the total. CE and KL run over the vocabulary in chunks of
+ * red_model_head_rows rows, so the logits left in the teacher's and the
+ * merged model's run states are the last chunk's (all rows when B*T fits). */
 red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *c,
                             int want_grad, red_losses *out);
 
