@@ -404,6 +404,8 @@ red_status red_sgemm_serial(void *scratch, red_trans trans, int m, int n, int k,
     return gemm_run(&arch_simd, NULL, scratch, trans, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+int red_sgemm_k_block(void) { return arch_simd.kc; }
+
 const char *red_trans_name(red_trans t) {
     return t == RED_NN ? "nn" : t == RED_NT ? "nt" : t == RED_TN ? "tn" : "??";
 }

@@ -645,6 +645,9 @@ static void cross_entropy_rows(void *vc, int64_t lo, int64_t hi) {
 struct red_train_acts {
     int maxB, maxT, B, T;
     int backward;   /* the backward scratch and dlogits exist */
+    int chunked;    /* RED_RUN_HEAD_CHUNKS: logits are the caller's, head_rows at a time */
+    int64_t head_rows;  /* rows of logits (and dlogits) held: N, or a multiple of the GEMM's k block */
+    int64_t head_done;  /* rows red_model_head_backward has run since the last forward */
     float *slab;
     size_t n_floats;
     /* saved by forward (L = layers) */
@@ -659,10 +662,10 @@ struct red_train_acts {
     float *xn_m;    /* [L, N, D] */
     float *rstd_m;  /* [L, N] */
     float *g, *u;   /* [L, N, F] gate/up before SiLU */
-    float *act;     /* [L, N, F] silu(g)*u */
+    float *act;     /* [N, F] silu(g)*u of one layer: recomputed from g, u where needed */
     float *xn_f;    /* [N, D] */
     float *rstd_f;  /* [N] */
-    float *logits, *dlogits; /* [N, V] */
+    float *logits, *dlogits; /* [head_rows, V] */
     float *rope_cs; /* [T, HD] cos | sin */
     /* backward scratch, one layer at a time */
     float *dres, *dxn;        /* [N, D] */
@@ -781,20 +784,29 @@ static red_status alloc_param_slabs(red_model *m, int what, red_error *err) {
     return RED_OK;
 }
 
+/* Rows of logits a chunked run state holds: one k block of the GEMM, so the
+ * head's weight gradient, summed over rows chunk by chunk, adds the same
+ * k blocks in the same order as one GEMM over all rows (bit for bit). */
+static int64_t head_chunk_rows(int64_t N) {
+    int64_t kb = red_sgemm_k_block();
+    return N < kb ? N : kb;
+}
+
 red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err) {
     const red_config *c = &m->cfg;
     red_train_acts *a;
-    int backward = (what & RED_RUN_BACKWARD) != 0;
+    int backward = (what & RED_RUN_BACKWARD) != 0, chunked = (what & RED_RUN_HEAD_CHUNKS) != 0;
     size_t N = (size_t)B * T, D = (size_t)c->dim, F = (size_t)c->ffn, L = (size_t)c->n_layers,
            QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
-           V = (size_t)c->vocab, nth = (size_t)red_pool_size(m->pool), total;
+           V = (size_t)c->vocab, nth = (size_t)red_pool_size(m->pool), R, total;
     red_status st;
     float *p;
     if (B < 1 || T < 1 || T > c->max_pos)
         return red_error_set(err, RED_E_ARG, "model: batch %d x %d outside 1..max_position_embeddings %d",
                              B, T, c->max_pos);
     if (m->acts) {
-        if (B <= m->acts->maxB && T == m->acts->maxT && (!backward || m->acts->backward))
+        if (B <= m->acts->maxB && T == m->acts->maxT && (!backward || m->acts->backward) &&
+            chunked == m->acts->chunked)
             return alloc_param_slabs(m, what, err);
         acts_free(m->acts);
         m->acts = NULL;
@@ -805,10 +817,13 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     a->maxB = B;
     a->maxT = T;
     a->backward = backward;
-    total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + N * QD + N * D + N * D + N + 3 * N * F) +
-            N * D + N + N * V + (size_t)T * c->head_dim + nth * ATT_CHUNK * (size_t)T;
+    a->chunked = chunked;
+    a->head_rows = (int64_t)(R = chunked ? (size_t)head_chunk_rows((int64_t)N) : N);
+    /* per layer: everything backward reads except silu(g)*u, recomputed from g and u */
+    total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + N * QD + N * D + N * D + N + 2 * N * F) +
+            N * F + N * D + N + R * V + (size_t)T * c->head_dim + nth * ATT_CHUNK * (size_t)T;
     if (backward)  /* dlogits and one layer of backward scratch */
-        total += N * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * ATT_CHUNK * (size_t)T;
+        total += R * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * ATT_CHUNK * (size_t)T;
     a->n_floats = total;
     a->slab = red_malloc_aligned(total * sizeof(float));
     a->row_loss = malloc(N * sizeof(double));
@@ -832,14 +847,14 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     TAKE(rstd_m, L * N);
     TAKE(g, L * N * F);
     TAKE(u, L * N * F);
-    TAKE(act, L * N * F);
+    TAKE(act, N * F);
     TAKE(xn_f, N * D);
     TAKE(rstd_f, N);
-    TAKE(logits, N * V);
+    TAKE(logits, R * V);
     TAKE(rope_cs, (size_t)T * c->head_dim);
     TAKE(pscratch, nth * ATT_CHUNK * (size_t)T);
     if (backward) {
-        TAKE(dlogits, N * V);
+        TAKE(dlogits, R * V);
         TAKE(dres, N * D);
         TAKE(dxn, N * D);
         TAKE(dq, N * QD);
@@ -886,7 +901,7 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         float *x = LAYER(a->resid, l, ND), *xn = LAYER(a->xn_a, l, ND), *q = LAYER(a->q, l, NQ),
               *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
               *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
-              *u = LAYER(a->u, l, NF), *act = LAYER(a->act, l, NF), *y = LAYER(a->resid, l + 1, ND);
+              *u = LAYER(a->u, l, NF), *y = LAYER(a->resid, l + 1, ND);
         red_rmsnorm_forward(pool, xn, LAYER(a->rstd_a, l, N), x, w->attn_norm, N, D, c->norm_eps);
         red_linear_forward(pool, q, xn, w->wq, w->bq, N, QD, D, 0.0f);
         red_linear_forward(pool, k, xn, w->wk, w->bk, N, KD, D, 0.0f);
@@ -900,30 +915,68 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
         red_linear_forward(pool, g, xm, w->wg, NULL, N, F, D, 0.0f);
         red_linear_forward(pool, u, xm, w->wu, NULL, N, F, D, 0.0f);
-        red_swiglu_forward(pool, act, g, u, (int64_t)NF);
+        red_swiglu_forward(pool, a->act, g, u, (int64_t)NF);
         memcpy(y, h, ND * sizeof(float));
-        red_linear_forward(pool, y, act, w->wd, NULL, N, D, F, 1.0f);
+        red_linear_forward(pool, y, a->act, w->wd, NULL, N, D, F, 1.0f);
     }
     red_rmsnorm_forward(pool, a->xn_f, a->rstd_f, LAYER(a->resid, c->n_layers, ND), m->w.norm, N, D,
                     c->norm_eps);
-    red_linear_forward(pool, a->logits, a->xn_f, m->w.lm_head, NULL, N, c->vocab, D, 0.0f);
+    a->head_done = 0;
+    if (!a->chunked) red_linear_forward(pool, a->logits, a->xn_f, m->w.lm_head, NULL, N, c->vocab, D, 0.0f);
     return RED_OK;
+}
+
+/* A chunk of rows [r0, r0 + rows) must start on a chunk edge and fit the buffer. */
+static int head_chunk_ok(const red_train_acts *a, int64_t r0, int64_t rows) {
+    int64_t N = (int64_t)a->B * a->T;
+    return a->chunked && r0 >= 0 && rows >= 1 && rows <= a->head_rows && r0 + rows <= N && r0 % a->head_rows == 0;
+}
+
+red_status red_model_head_forward(red_model *m, int64_t r0, int64_t rows) {
+    red_train_acts *a = m->acts;
+    int D = m->cfg.dim, V = m->cfg.vocab;
+    if (!a || !head_chunk_ok(a, r0, rows)) return RED_E_ARG;
+    if (rows == (int64_t)a->B * a->T)  /* all rows: the unchunked call itself (which may take the GEMV path) */
+        red_linear_forward(m->pool, a->logits, a->xn_f, m->w.lm_head, NULL, rows, V, D, 0.0f);
+    else  /* more rows than LINEAR_GEMV_ROWS in all, so the unchunked call is this GEMM; rows are independent */
+        red_sgemm(m->pool, RED_NT, (int)rows, V, D, 1.0f, a->xn_f + (size_t)r0 * D, D, m->w.lm_head, D, 0.0f,
+                  a->logits, V);
+    return RED_OK;
+}
+
+red_status red_model_head_backward(red_model *m, int64_t r0, int64_t rows) {
+    red_train_acts *a = m->acts;
+    int D = m->cfg.dim;
+    if (!a || !a->backward || !m->grads || !head_chunk_ok(a, r0, rows)) return RED_E_ARG;
+    red_linear_backward(m->pool, a->dxn + (size_t)r0 * D, m->gw.lm_head, NULL, a->dlogits, a->xn_f + (size_t)r0 * D,
+                        m->w.lm_head, rows, m->cfg.vocab, D, 0.0f);
+    a->head_done += rows;
+    return RED_OK;
+}
+
+int64_t red_model_head_rows(const red_model *m) { return m->acts ? m->acts->head_rows : 0; }
+
+void red_cross_entropy_rows(red_pool *pool, double *row_loss, float *dlogits, const float *logits,
+                            const int *targets, int64_t rows, int V, float inv_count) {
+    ce_ctx c;
+    c.logits = logits;
+    c.dlogits = dlogits;
+    c.targets = targets;
+    c.V = V;
+    c.partial = row_loss;
+    c.inv_count = inv_count;
+    red_par_range(pool, rows, 40.0 * V, cross_entropy_rows, &c);  /* exp dominates */
 }
 
 float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, int64_t *n_counted) {
     red_train_acts *a = m->acts;
     int64_t N = (int64_t)a->B * a->T, n, count = 0;
     double sum = 0.0;
-    ce_ctx c;
     if (want_grad && !a->dlogits) return NAN;  /* no backward run state */
+    if (a->chunked) return NAN;                /* the forward left the logits to the caller's loss */
     for (n = 0; n < N; n++) count += targets[n] >= 0;
-    c.logits = a->logits;
-    c.dlogits = want_grad ? a->dlogits : NULL;
-    c.targets = targets;
-    c.V = m->cfg.vocab;
-    c.partial = a->row_loss;
-    c.inv_count = count ? 1.0f / (float)count : 0.0f;
-    red_par_range(m->pool, N, 40.0 * c.V, cross_entropy_rows, &c);  /* exp dominates */
+    red_cross_entropy_rows(m->pool, a->row_loss, want_grad ? a->dlogits : NULL, a->logits, targets, N,
+                           m->cfg.vocab, count ? 1.0f / (float)count : 0.0f);
     for (n = 0; n < N; n++) sum += a->row_loss[n];  /* fixed order */
     if (n_counted) *n_counted = count;
     return count ? (float)(sum / count) : 0.0f;
@@ -973,7 +1026,6 @@ void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out) {
     out->xn_m = LAYER(a->xn_m, l, ND);
     out->g = LAYER(a->g, l, NF);
     out->u = LAYER(a->u, l, NF);
-    out->act = LAYER(a->act, l, NF);
     out->out = LAYER(a->resid, l + 1, ND);
 }
 
@@ -981,9 +1033,9 @@ int red_model_max_batch(const red_model *m) { return m->acts ? m->acts->maxB : 0
 
 const float *red_model_final_normed(const red_model *m) { return m->acts ? m->acts->xn_f : NULL; }
 
-/* Adds extra[l * per ..] (when given) into an activation gradient. */
-static void add_extra(float *d, const float *extra, int l, size_t per) {
-    if (extra) red_vec_add(d, d, LAYER(extra, l, per), per);
+/* Adds an extra activation gradient (when given) into d. */
+static void add_extra(float *d, const float *extra, size_t per) {
+    if (extra) red_vec_add(d, d, extra, per);
 }
 
 red_status red_model_backward(red_model *m) { return red_model_backward_ex(m, NULL); }
@@ -1000,9 +1052,13 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
     T = a->T;
     N = (int64_t)B * T;
     ND = (size_t)N * D; NF = (size_t)N * F; NQ = (size_t)N * QD; NK = (size_t)N * KD;
-    /* head and final norm */
-    red_linear_backward(pool, a->dxn, m->gw.lm_head, NULL, a->dlogits, a->xn_f, m->w.lm_head, N, c->vocab, D,
-                    0.0f);
+    if (ex && !ex->fill) return RED_E_ARG;
+    /* head (unless the caller ran it chunk by chunk) and final norm */
+    if (a->chunked) {
+        if (a->head_done != N) return RED_E_ARG;
+    } else
+        red_linear_backward(pool, a->dxn, m->gw.lm_head, NULL, a->dlogits, a->xn_f, m->w.lm_head, N, c->vocab, D,
+                            0.0f);
     memset(a->dres, 0, ND * sizeof(float));
     red_rmsnorm_backward(pool, a->dres, m->gw.norm, a->dxn, LAYER(a->resid, c->n_layers, ND), m->w.norm,
                      a->rstd_f, N, D);
@@ -1012,19 +1068,21 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         float *x = LAYER(a->resid, l, ND), *xn = LAYER(a->xn_a, l, ND), *q = LAYER(a->q, l, NQ),
               *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
               *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
-              *u = LAYER(a->u, l, NF), *act = LAYER(a->act, l, NF), *dffn;
+              *u = LAYER(a->u, l, NF), *dffn;
+        if (ex) ex->fill(ex->ctx, l);
         /* MLP: dres is d(loss)/d(block output) and passes straight to h; an
            extra FFN-output gradient reaches only the MLP branch */
         dffn = a->dres;
         if (ex && ex->dffn) {  /* dxn is free until the gate/up backward overwrites it */
-            red_vec_add(a->dxn, a->dres, LAYER(ex->dffn, l, ND), ND);
+            red_vec_add(a->dxn, a->dres, ex->dffn, ND);
             dffn = a->dxn;
         }
-        red_linear_backward(pool, a->dact, gw->wd, NULL, dffn, act, w->wd, N, D, F, 0.0f);
+        red_swiglu_forward(pool, a->act, g, u, (int64_t)NF);  /* the same op as forward's: the same bits */
+        red_linear_backward(pool, a->dact, gw->wd, NULL, dffn, a->act, w->wd, N, D, F, 0.0f);
         red_swiglu_backward(pool, a->dg, a->du, a->dact, g, u, (int64_t)NF);
         if (ex) {
-            add_extra(a->dg, ex->dg, l, NF);
-            add_extra(a->du, ex->du, l, NF);
+            add_extra(a->dg, ex->dg, NF);
+            add_extra(a->du, ex->du, NF);
         }
         red_linear_backward(pool, a->dxn, gw->wg, NULL, a->dg, xm, w->wg, N, F, D, 0.0f);
         red_linear_backward(pool, a->dxn, gw->wu, NULL, a->du, xm, w->wu, N, F, D, 1.0f);
@@ -1033,13 +1091,13 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         red_linear_backward(pool, a->datt, gw->wo, NULL, a->dres, att, w->wo, N, D, QD, 0.0f);
         memset(a->dk, 0, NK * sizeof(float));
         memset(a->dv, 0, NK * sizeof(float));
-        if (ex) add_extra(a->datt, ex->datt, l, NQ);
+        if (ex) add_extra(a->datt, ex->datt, NQ);
         red_attention_backward(pool, a->dq, a->dk, a->dv, a->dscratch, a->datt, a->pscratch, q, k, v,
                            B, T, c->n_heads, c->n_kv_heads, c->head_dim);
         if (ex) {  /* q, k gradients in the rotated space: RoPE's backward maps them back */
-            add_extra(a->dq, ex->dq, l, NQ);
-            add_extra(a->dk, ex->dk, l, NK);
-            add_extra(a->dv, ex->dv, l, NK);
+            add_extra(a->dq, ex->dq, NQ);
+            add_extra(a->dk, ex->dk, NK);
+            add_extra(a->dv, ex->dv, NK);
         }
         red_rope_backward(pool, a->dq, a->rope_cs, N, T, c->n_heads, c->head_dim);
         red_rope_backward(pool, a->dk, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);

@@ -139,35 +139,33 @@ void red_student_free(red_student *s) {
 red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err) {
     const red_config *c = &s->cfg;
     int L = c->n_layers, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
-    size_t N = (size_t)B * T, per = N * (2 * (size_t)QD + 2 * (size_t)KD + 2 * (size_t)c->ffn + (size_t)s->d_s), at = 0;
+    size_t N = (size_t)B * T, per = N * (2 * (size_t)QD + 2 * (size_t)KD + 2 * (size_t)c->ffn + (size_t)s->d_s),
+           widest = (size_t)(c->ffn > s->d_t ? c->ffn : s->d_t), n_partial;
     red_status st;
     if (s->clone_grad && B == s->B && T == s->T) return RED_OK;
-    /* the frozen teacher: forward activations only; the merged student: gradients, no AdamW (the projections have it) */
-    if ((st = red_model_run_alloc(s->teacher, B, T, RED_RUN_FORWARD, err)) ||
-        (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD, err)))
+    /* the frozen teacher: forward activations only; the merged student: gradients, no AdamW (the
+       projections have it); both leave the [N, V] logits to the loss, a chunk of rows at a time */
+    if ((st = red_model_run_alloc(s->teacher, B, T, RED_RUN_FORWARD | RED_RUN_HEAD_CHUNKS, err)) ||
+        (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD | RED_RUN_HEAD_CHUNKS, err)))
         return st;
     red_free_aligned(s->clone_grad);
     red_free_aligned(s->o_s);
-    s->clone_grad = red_malloc_aligned(per * L * sizeof(float));
-    s->o_s = red_malloc_aligned(N * (3 * (size_t)s->d_t + 2 * (size_t)s->d_s) * sizeof(float));
-    {   /* per-chunk MSE sums and per-row KL, sized for the widest activation */
-        size_t widest = (size_t)(c->ffn > s->d_t ? c->ffn : s->d_t);
-        if ((size_t)QD > widest) widest = (size_t)QD;
-        free(s->partial);
-        s->partial = malloc(((N * widest + MSE_CHUNK - 1) / MSE_CHUNK + N + 1) * sizeof(double));
-    }
+    free(s->partial);
+    /* per-chunk MSE sums (sized for the widest activation), per-row CE and KL, per-layer clone MSEs */
+    if ((size_t)QD > widest) widest = (size_t)QD;
+    n_partial = (N * widest + MSE_CHUNK - 1) / MSE_CHUNK;
+    s->clone_grad = red_malloc_aligned(per * sizeof(float));
+    s->o_s = red_malloc_aligned(N * (3 * (size_t)s->d_t + 2 * (size_t)s->d_s + (size_t)c->ffn) * sizeof(float));
+    s->partial = malloc((n_partial + 2 * N + (size_t)L * RED_N_SITES) * sizeof(double));
     if (!s->clone_grad || !s->o_s || !s->partial) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for B=%d T=%d", B, T);
-    s->act_grads.dq = s->clone_grad + at; at += N * QD * L;
-    s->act_grads.dk = s->clone_grad + at; at += N * KD * L;
-    s->act_grads.dv = s->clone_grad + at; at += N * KD * L;
-    s->act_grads.datt = s->clone_grad + at; at += N * QD * L;
-    s->act_grads.dg = s->clone_grad + at; at += N * c->ffn * L;
-    s->act_grads.du = s->clone_grad + at; at += N * c->ffn * L;
-    s->act_grads.dffn = s->clone_grad + at;
+    s->row_ce = s->partial + n_partial;
+    s->row_kl = s->row_ce + N;
+    s->clone_layer = s->row_kl + N;
     s->o_t = s->o_s + N * s->d_t;
     s->y_t = s->o_t + N * s->d_t;
     s->y_s = s->y_t + N * s->d_t;
     s->y_tp = s->y_s + N * s->d_s;
+    s->act = s->y_tp + N * s->d_s;
     s->B = B;
     s->T = T;
     return RED_OK;
@@ -323,83 +321,142 @@ static void kl_rows(void *vc, int64_t lo, int64_t hi) {
     }
 }
 
-red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *lc,
-                            int want_grad, red_losses *out) {
+/* CE and KL over the vocabulary, a chunk of rows at a time: the teacher's
+ * and the student's logits of the chunk, their per-row losses, the
+ * student's dlogits (CE writes, KL adds) and the head's backward for those
+ * rows; [N, V] is never resident. Per-row losses are summed in row order. */
+static red_status vocab_losses(red_student *s, const int *targets, const red_loss_cfg *lc, int want_grad,
+                               red_losses *out) {
     red_model *t = s->teacher, *m = &s->model;
-    const red_config *c = &s->cfg;
     red_pool *pool = t->pool;
-    int B = s->B, T = s->T, l, k, L = c->n_layers, V = c->vocab, ds = s->d_s, dt = s->d_t;
-    int QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn;
-    size_t N = (size_t)B * T, NQ = N * QD, NK = N * KD, NF = N * F, ND = N * ds;
-    double *partial, kl = 0.0, denom;
-    float alpha = lc->alpha;
+    int64_t N = (int64_t)s->B * s->T, R = red_model_head_rows(m), r0, n, count = 0;
+    int V = s->cfg.vocab;
+    double ce = 0.0, kl = 0.0, denom = lc->kl_reduction == RED_KL_TOKEN ? (double)N : (double)s->B;
+    float inv_count;
     kl_ctx kc;
     red_status st;
-    if (!s->clone_grad) return RED_E_ARG;
-    memset(out, 0, sizeof *out);
-    red_student_merge(s);
-    if ((st = red_model_forward(t, tokens, B, T)) || (st = red_model_forward(m, tokens, B, T))) return st;
-    partial = s->partial;
-    if (want_grad) {
-        memset(s->grads, 0, s->n * sizeof(float));
-        red_model_zero_grad(m);
-    }
-    /* CE writes the student's dlogits; KL adds to them */
-    out->ce = red_model_cross_entropy(m, targets, want_grad, NULL);
+    for (n = 0; n < N; n++) count += targets[n] >= 0;
+    inv_count = count ? 1.0f / (float)count : 0.0f;
     kc.zt = red_model_logits(t);
     kc.zs = red_model_logits(m);
     kc.dz = want_grad ? red_model_dlogits(m) : NULL;
     kc.V = V;
     kc.tau = lc->tau;
-    denom = lc->kl_reduction == RED_KL_TOKEN ? (double)N : (double)B;
     kc.scale = (float)(1.0 / denom);
-    kc.row = partial;
-    red_par_range(pool, (int64_t)N, 30.0 * V, kl_rows, &kc);
-    for (k = 0; k < (int)N; k++) kl += partial[k];
+    for (r0 = 0; r0 < N; r0 += R) {
+        int64_t rows = N - r0 < R ? N - r0 : R;
+        if ((st = red_model_head_forward(t, r0, rows)) || (st = red_model_head_forward(m, r0, rows))) return st;
+        red_cross_entropy_rows(pool, s->row_ce + r0, kc.dz, kc.zs, targets + r0, rows, V, inv_count);
+        kc.row = s->row_kl + r0;
+        red_par_range(pool, rows, 30.0 * V, kl_rows, &kc);
+        if (want_grad && (st = red_model_head_backward(m, r0, rows))) return st;
+    }
+    for (n = 0; n < N; n++) ce += s->row_ce[n];
+    out->ce = count ? (float)(ce / count) : 0.0f;
+    for (n = 0; n < N; n++) kl += s->row_kl[n];
     out->kl = kl / denom;
-    /* clone terms (A6), layer by layer; gradients go to act_grads */
-    for (l = 0; l < L; l++) {
-        red_layer_acts sa, ta;
-        int other;
-        const float *Wo = site_weight(t, l, RED_SITE_O, &other), *Wd = site_weight(t, l, RED_SITE_D, &other);
-        float *gq = want_grad ? (float *)s->act_grads.dq + NQ * l : NULL;
-        red_model_layer_acts(m, l, &sa);
-        red_model_layer_acts(t, l, &ta);
-        /* q and k after RoPE: a rotation, so the same MSE as before it */
-        out->clone_site[RED_SITE_Q] += clone_mse(pool, sa.q, ta.q, NQ, alpha, gq, partial);
-        out->clone_site[RED_SITE_K] += clone_mse(pool, sa.k, ta.k, NK, alpha,
-                                                 want_grad ? (float *)s->act_grads.dk + NK * l : NULL, partial);
-        out->clone_site[RED_SITE_V] += clone_mse(pool, sa.v, ta.v, NK, alpha,
-                                                 want_grad ? (float *)s->act_grads.dv + NK * l : NULL, partial);
-        /* attention out in d_t: o = A W_oᵀ with the teacher's W_o, before P_o */
-        red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, sa.att, QD, Wo, QD, 0.0f, s->o_s, dt);
-        red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, ta.att, QD, Wo, QD, 0.0f, s->o_t, dt);
-        out->clone_site[RED_SITE_O] += clone_mse(pool, s->o_s, s->o_t, N * dt, alpha, want_grad ? s->o_s : NULL, partial);
-        if (want_grad)  /* d(att) = dO W_o */
-            red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f,
-                      (float *)s->act_grads.datt + NQ * l, QD);
-        out->clone_site[RED_SITE_G] += clone_mse(pool, sa.g, ta.g, NF, alpha,
-                                                 want_grad ? (float *)s->act_grads.dg + NF * l : NULL, partial);
-        out->clone_site[RED_SITE_U] += clone_mse(pool, sa.u, ta.u, NF, alpha,
-                                                 want_grad ? (float *)s->act_grads.du + NF * l : NULL, partial);
-        /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d */
-        red_sgemm(pool, RED_NT, (int)N, ds, F, 1.0f, sa.act, F, m->w.layers[l].wd, F, 0.0f, s->y_s, ds);
-        red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, ta.act, F, Wd, F, 0.0f, s->y_t, dt);
-        red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
-        {
-            float *gy = want_grad ? (float *)s->act_grads.dffn + ND * l : NULL;
-            out->clone_site[RED_SITE_D] += clone_mse(pool, s->y_s, s->y_tp, ND, alpha, gy, partial);
-            if (want_grad)  /* the target's path: dP_d -= y_Tᵀ gy */
-                red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, s->y_t, dt, gy, ds, 1.0f,
-                          s->gw.layers[l].p[RED_SITE_D], ds);
-        }
-    }
-    for (k = 0; k < RED_N_SITES; k++) out->clone += out->clone_site[k];
-    out->total = out->ce + out->kl + alpha * out->clone;
+    return RED_OK;
+}
+
+/* The clone terms of layer l (A6): their MSEs into v[RED_N_SITES] and, with
+ * want_grad, their gradients into the one-layer clone_grad (laid out as
+ * clone_grads names them) and the FFN-out target's own term into dP_d. */
+static void clone_layer(red_student *s, int l, float alpha, int want_grad, double *v) {
+    red_model *t = s->teacher, *m = &s->model;
+    const red_config *c = &s->cfg;
+    red_pool *pool = t->pool;
+    int ds = s->d_s, dt = s->d_t, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn, other;
+    size_t N = (size_t)s->B * s->T, NQ = N * QD, NK = N * KD, NF = N * F, ND = N * ds;
+    const float *Wo = site_weight(t, l, RED_SITE_O, &other), *Wd = site_weight(t, l, RED_SITE_D, &other);
+    float *gq = NULL, *gk = NULL, *gv = NULL, *gatt = NULL, *gg = NULL, *gu = NULL, *gy = NULL;
+    red_layer_acts sa, ta;
     if (want_grad) {
-        if ((st = red_model_backward_ex(m, &s->act_grads))) return st;
-        chain_to_projections(s);
+        gq = s->clone_grad; gk = gq + NQ; gv = gk + NK; gatt = gv + NK; gg = gatt + NQ; gu = gg + NF; gy = gu + NF;
     }
+    red_model_layer_acts(m, l, &sa);
+    red_model_layer_acts(t, l, &ta);
+    /* q and k after RoPE: a rotation, so the same MSE as before it */
+    v[RED_SITE_Q] = clone_mse(pool, sa.q, ta.q, NQ, alpha, gq, s->partial);
+    v[RED_SITE_K] = clone_mse(pool, sa.k, ta.k, NK, alpha, gk, s->partial);
+    v[RED_SITE_V] = clone_mse(pool, sa.v, ta.v, NK, alpha, gv, s->partial);
+    /* attention out in d_t: o = A W_oᵀ with the teacher's W_o, before P_o */
+    red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, sa.att, QD, Wo, QD, 0.0f, s->o_s, dt);
+    red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, ta.att, QD, Wo, QD, 0.0f, s->o_t, dt);
+    v[RED_SITE_O] = clone_mse(pool, s->o_s, s->o_t, N * dt, alpha, want_grad ? s->o_s : NULL, s->partial);
+    if (want_grad)  /* d(att) = dO W_o */
+        red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f, gatt, QD);
+    v[RED_SITE_G] = clone_mse(pool, sa.g, ta.g, NF, alpha, gg, s->partial);
+    v[RED_SITE_U] = clone_mse(pool, sa.u, ta.u, NF, alpha, gu, s->partial);
+    /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d; silu(g)*u
+       is not kept by the forward, the same op recomputes it bit for bit */
+    red_swiglu_forward(pool, s->act, sa.g, sa.u, (int64_t)NF);
+    red_sgemm(pool, RED_NT, (int)N, ds, F, 1.0f, s->act, F, m->w.layers[l].wd, F, 0.0f, s->y_s, ds);
+    red_swiglu_forward(pool, s->act, ta.g, ta.u, (int64_t)NF);
+    red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, s->act, F, Wd, F, 0.0f, s->y_t, dt);
+    red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
+    v[RED_SITE_D] = clone_mse(pool, s->y_s, s->y_tp, ND, alpha, gy, s->partial);
+    if (want_grad)  /* the target's path: dP_d -= y_Tᵀ gy */
+        red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, s->y_t, dt, gy, ds, 1.0f, s->gw.layers[l].p[RED_SITE_D], ds);
+}
+
+/* Backward's per-layer hook: layer l's clone gradients, just before they are needed. */
+typedef struct {
+    red_student *s;
+    float alpha;
+} clone_fill_ctx;
+
+static void clone_fill(void *ctx, int l) {
+    clone_fill_ctx *f = ctx;
+    clone_layer(f->s, l, f->alpha, 1, f->s->clone_layer + (size_t)l * RED_N_SITES);
+}
+
+red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *lc,
+                            int want_grad, red_losses *out) {
+    red_model *t = s->teacher, *m = &s->model;
+    int B = s->B, T = s->T, l, k, L = s->cfg.n_layers, QD = s->cfg.n_heads * s->cfg.head_dim,
+        KD = s->cfg.n_kv_heads * s->cfg.head_dim;
+    size_t N = (size_t)B * T, NQ = N * QD, NK = N * KD, NF = N * s->cfg.ffn;
+    double t0 = red_time_seconds(), t1;
+    red_status st;
+    if (!s->clone_grad) return RED_E_ARG;
+    memset(out, 0, sizeof *out);
+    red_student_merge(s);
+    t1 = red_time_seconds();
+    s->times.merge = t1 - t0;
+    if ((st = red_model_forward(t, tokens, B, T))) return st;
+    s->times.teacher = (t0 = red_time_seconds()) - t1;
+    if ((st = red_model_forward(m, tokens, B, T))) return st;
+    s->times.student = (t1 = red_time_seconds()) - t0;
+    if (want_grad) {
+        memset(s->grads, 0, s->n * sizeof(float));
+        red_model_zero_grad(m);
+    }
+    if ((st = vocab_losses(s, targets, lc, want_grad, out))) return st;
+    s->times.head = (t0 = red_time_seconds()) - t1;
+    if (want_grad) {  /* each layer's clone terms are computed as its backward needs them */
+        clone_fill_ctx f;
+        red_act_grads ex;
+        f.s = s;
+        f.alpha = lc->alpha;
+        ex.dq = s->clone_grad;
+        ex.dk = ex.dq + NQ;
+        ex.dv = ex.dk + NK;
+        ex.datt = ex.dv + NK;
+        ex.dg = ex.datt + NQ;
+        ex.du = ex.dg + NF;
+        ex.dffn = ex.du + NF;
+        ex.fill = clone_fill;
+        ex.ctx = &f;
+        if ((st = red_model_backward_ex(m, &ex))) return st;
+        chain_to_projections(s);
+    } else
+        for (l = 0; l < L; l++) clone_layer(s, l, lc->alpha, 0, s->clone_layer + (size_t)l * RED_N_SITES);
+    /* summed in layer order, whichever order the layers ran in */
+    for (l = 0; l < L; l++)
+        for (k = 0; k < RED_N_SITES; k++) out->clone_site[k] += s->clone_layer[(size_t)l * RED_N_SITES + k];
+    for (k = 0; k < RED_N_SITES; k++) out->clone += out->clone_site[k];
+    out->total = out->ce + out->kl + lc->alpha * out->clone;
+    s->times.backward = red_time_seconds() - t0;
     return RED_OK;
 }
 

@@ -390,8 +390,11 @@ void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std)
  * activations always (what backward and the clone targets read); with
  * RED_RUN_BACKWARD the gradient slab, dlogits and backward scratch; with
  * RED_RUN_ADAM the AdamW moments. A frozen teacher needs the forward only,
- * a distillation student's merged model no AdamW. */
-enum { RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2 };
+ * a distillation student's merged model no AdamW. With RED_RUN_HEAD_CHUNKS
+ * forward stops at the final norm and logits/dlogits hold only
+ * red_model_head_rows(m) rows: the caller runs the LM head chunk by chunk
+ * (red_model_head_forward/_backward), so [N, V] is never resident. */
+enum { RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2, RED_RUN_HEAD_CHUNKS = 4 };
 red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err);
 /* red_model_run_alloc(m, B, T, RED_RUN_BACKWARD | RED_RUN_ADAM): all of it. */
 red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err);
@@ -400,11 +403,21 @@ red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err);
  * position 0); keeps everything backward needs. Logits [N, V] are in
  * red_model_logits(m). */
 red_status red_model_forward(red_model *m, const int *tokens, int B, int T);
-float *red_model_logits(red_model *m);   /* [N, V] from the last forward */
+float *red_model_logits(red_model *m);   /* [N, V] from the last forward (chunked: [head_rows, V]) */
 float *red_model_dlogits(red_model *m);  /* [N, V] gradient read by backward; NULL without RED_RUN_BACKWARD */
+/* Chunked head (RED_RUN_HEAD_CHUNKS), after forward: rows [r0, r0 + rows)
+ * with r0 a multiple of red_model_head_rows(m) and rows <= it. head_forward
+ * writes their logits to red_model_logits(m); head_backward reads
+ * red_model_dlogits(m) for them, writes their final-norm gradient and adds
+ * to the head's weight gradient. Bit for bit the unchunked computation;
+ * backward then needs every row done. RED_E_ARG otherwise. */
+int64_t red_model_head_rows(const red_model *m);
+red_status red_model_head_forward(red_model *m, int64_t r0, int64_t rows);
+red_status red_model_head_backward(red_model *m, int64_t r0, int64_t rows);
 /* Mean cross-entropy over targets [N] (target < 0 = ignored); writes
  * d(loss)/d(logits) into red_model_dlogits (overwriting) when want_grad.
- * Returns the loss (0 when every target is ignored); *n_counted gets the count. */
+ * Returns the loss (0 when every target is ignored); *n_counted gets the
+ * count. NaN for a chunked run state. */
 float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, int64_t *n_counted);
 void red_model_zero_grad(red_model *m);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
@@ -418,8 +431,7 @@ typedef struct {
     const float *att;      /* [N, QD] attention heads (o_proj input) */
     const float *h;        /* [N, D]  residual after attention */
     const float *xn_m;     /* [N, D]  MLP-norm output */
-    const float *g, *u;    /* [N, F]  gate/up before SiLU */
-    const float *act;      /* [N, F]  silu(g)*u (down_proj input) */
+    const float *g, *u;    /* [N, F]  gate/up before SiLU (down_proj reads silu(g)*u, not kept) */
     const float *out;      /* [N, D]  block output */
 } red_layer_acts;
 void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out);
@@ -427,17 +439,21 @@ const float *red_model_final_normed(const red_model *m);  /* [N, D] final-norm o
 int red_model_max_batch(const red_model *m);  /* B of red_model_train_alloc, 0 before */
 
 /* Gradients of extra loss terms at activations (distillation's clone terms),
- * added during backward where they attach; layer-major, any may be NULL.
- * dq/dk are w.r.t. q/k after RoPE (RoPE is a rotation, so a loss on the
- * pre-RoPE values has the same gradient expressed there). dffn is the
- * gradient w.r.t. the FFN output alone, not the residual it is added to. */
+ * added during backward where they attach: fill(ctx, l) runs before layer
+ * l's backward and writes layer l's into the arrays (one layer at a time,
+ * so no [L, N, ...] is stored); any array may be NULL. dq/dk are w.r.t.
+ * q/k after RoPE (RoPE is a rotation, so a loss on the pre-RoPE values has
+ * the same gradient expressed there). dffn is the gradient w.r.t. the FFN
+ * output alone, not the residual it is added to. */
 typedef struct {
-    const float *dq;    /* [L, N, QD] */
-    const float *dk;    /* [L, N, KD] */
-    const float *dv;    /* [L, N, KD] */
-    const float *datt;  /* [L, N, QD] */
-    const float *dg, *du;  /* [L, N, F] */
-    const float *dffn;  /* [L, N, D] */
+    const float *dq;    /* [N, QD] */
+    const float *dk;    /* [N, KD] */
+    const float *dv;    /* [N, KD] */
+    const float *datt;  /* [N, QD] */
+    const float *dg, *du;  /* [N, F] */
+    const float *dffn;  /* [N, D] */
+    void (*fill)(void *ctx, int l);
+    void *ctx;
 } red_act_grads;
 red_status red_model_backward_ex(red_model *m, const red_act_grads *extra);
 
@@ -816,6 +832,14 @@ typedef struct {
     double clone_site[RED_N_SITES];
 } red_losses;
 
+/* Seconds the last red_student_loss spent in each phase: merging the
+ * weights, the teacher's and the student's forward (to the final norm),
+ * the vocabulary chunks (logits, CE, KL, head backward), and the clone
+ * terms with the backward and the chain into the projections. */
+typedef struct {
+    double merge, teacher, student, head, backward;
+} red_step_times;
+
 typedef struct {
     red_model *teacher;           /* frozen, not owned */
     red_config cfg;               /* the student's (dim d_s, same heads/head_dim/ffn) */
@@ -828,11 +852,14 @@ typedef struct {
     red_model model;              /* the merged student, an ordinary model */
     float *merged;                /* [red_param_floats(cfg)] its weights */
     int B, T;                     /* batch shape after red_student_train_alloc */
-    float *clone_grad;            /* storage behind act_grads */
-    red_act_grads act_grads;
+    float *clone_grad;            /* one layer's clone gradients [N, 2QD + 2KD + 2F + d_s] */
     float *o_s, *o_t, *y_t;       /* [N, d_t] clone scratch */
     float *y_s, *y_tp;            /* [N, d_s] */
+    float *act;                   /* [N, F] silu(g)*u, recomputed for the FFN-out clone */
     double *partial;              /* loss partial sums (no allocation inside a step) */
+    double *row_ce, *row_kl;      /* [N] per-row losses, summed in row order */
+    double *clone_layer;          /* [L, RED_N_SITES] clone MSEs, summed in layer order */
+    red_step_times times;         /* of the last red_student_loss */
 } red_student;
 
 /* A student of width d_s with the teacher's config otherwise; parameters zero. */
@@ -848,7 +875,9 @@ red_status red_student_initialize(red_student *s, const red_init_opts *o, red_tr
 void red_student_merge(red_student *s);
 /* Teacher and student forward on tokens [B*T]; CE on targets (< 0 ignored),
  * KL and clone terms (A6). With want_grad, s->grads is overwritten with the
- * gradient of the total. */
+ * gradient of the total. CE and KL run over the vocabulary in chunks of
+ * red_model_head_rows rows, so the logits left in the teacher's and the
+ * merged model's run states are the last chunk's (all rows when B*T fits). */
 red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *c,
                             int want_grad, red_losses *out);
 

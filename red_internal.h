@@ -56,6 +56,10 @@ red_status red_sgemm_scalar(red_pool *pool, red_trans trans, int m, int n, int k
 red_status red_sgemm_serial(void *scratch, red_trans trans, int m, int n, int k, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta,
                             float *C, int ldc);
+/* red_sgemm's k block (KC): each output element sums k in blocks of this
+ * many, block by block, so a GEMM over k rows split at multiples of it and
+ * accumulated with beta 1 gives the same bits as one call. */
+int red_sgemm_k_block(void);
 /* Effective rank (Roy & Vetterli 2007): p_j = s_j / sum s, exp(-sum p ln p).
  * Zero singular values contribute nothing; all-zero gives 0. */
 double red_erank_from_sv(const float *s, int k);
@@ -117,6 +121,12 @@ void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, flo
 void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float *u, int64_t n);
 void red_swiglu_backward(red_pool *pool, float *dg, float *du, const float *dact, const float *g,
                          const float *u, int64_t n);
+
+/* Cross-entropy of rows logits [rows, V] against targets [rows] (< 0:
+ * ignored, loss 0): row_loss[n] = logsumexp - target logit; dlogits (when
+ * non-NULL) = (softmax - onehot) * inv_count, 0 for ignored rows. */
+void red_cross_entropy_rows(red_pool *pool, double *row_loss, float *dlogits, const float *logits,
+                            const int *targets, int64_t rows, int V, float inv_count);
 
 /* After backward: d(loss)/d(input embeddings) [N, D], the gradient that
  * flows into the embedding table (the distiller chains it into its own

@@ -585,7 +585,9 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     red_adamw_cfg opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     red_losses L;
     int *tok, *tgt, k, ok, seq = o->seq ? o->seq : p->seq, batch = o->batch ? o->batch : p->batch, width;
-    double t0, best = 1e30, total = 0.0, first = 0.0, last = 0.0;
+    double t0, t1, best = 1e30, total = 0.0, first = 0.0, last = 0.0;
+    red_step_times ph = {0.0, 0.0, 0.0, 0.0, 0.0};
+    double optim = 0.0;
     preset_config(p, &c);
     if (o->teacher_config && red_config_read(&c, o->teacher_config, &err) != RED_OK) {
         fprintf(stderr, "red bench distill: %s\n", err.msg);
@@ -613,25 +615,38 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     for (k = 0; k <= steps; k++) {  /* step 0 is warm-up, not timed */
         t0 = red_time_seconds();
         red_student_loss(&s, tok, tgt, &lc, 1, &L);
+        t1 = red_time_seconds();
         red_clip_grad_norm(pool, s.grads, s.n, 1.0);
         s.adam_t++;
         red_adamw_update(s.params, s.grads, s.adam_m, s.adam_v, s.n, &opt, 0.0f, s.adam_t);
+        t1 = red_time_seconds() - t1;
         t0 = red_time_seconds() - t0;
+        fprintf(stderr, "red bench distill: step %d of %d (%s) %.0f ms, peak_rss_mb=%.0f so far\n", k, steps,
+                k ? "timed" : "warm-up", 1e3 * t0, peak_rss_mb());
         if (k == 0) first = L.total;
         else {
             total += t0;
             if (t0 < best) best = t0;
+            ph.merge += s.times.merge;
+            ph.teacher += s.times.teacher;
+            ph.student += s.times.student;
+            ph.head += s.times.head;
+            ph.backward += s.times.backward;
+            optim += t1;
         }
         last = L.total;
     }
     ok = isfinite(last) && last < first;
     printf("op=distill config=%s teacher_dim=%d student_dim=%d layers=%d heads=%d kv_heads=%d ffn=%d seq=%d batch=%d "
            "vocab=%d teacher_params=%zu trainable=%zu threads=%d simd=%s steps=%d ms_per_step=%.2f best_ms=%.2f "
-           "tok_per_s=%.0f peak_rss_mb=%.0f loss_first=%.4f loss_last=%.4f pass=%d\n",
+           "tok_per_s=%.0f peak_rss_mb=%.0f loss_first=%.4f loss_last=%.4f pass=%d "
+           "merge_ms=%.0f teacher_fwd_ms=%.0f student_fwd_ms=%.0f vocab_loss_ms=%.0f clone_backward_ms=%.0f "
+           "optimizer_ms=%.0f\n",
            o->teacher_config ? o->teacher_config : (p->name == 'a' ? "a" : p->name == 'b' ? "b" : "c"), c.dim, s.d_s,
            c.n_layers, c.n_heads, c.n_kv_heads, c.ffn, seq, batch, c.vocab, t.n_params, s.n, red_pool_size(pool),
            red_simd_name(), steps, 1e3 * total / steps, 1e3 * best, (double)batch * seq * steps / total, peak_rss_mb(),
-           first, last, ok);
+           first, last, ok, 1e3 * ph.merge / steps, 1e3 * ph.teacher / steps, 1e3 * ph.student / steps,
+           1e3 * ph.head / steps, 1e3 * ph.backward / steps, 1e3 * optim / steps);
     free(tok);
     free(tgt);
     red_student_free(&s);
@@ -668,7 +683,9 @@ static const char *usage_bench =
     "student forward and backward through the projections with CE + KL + clone\n"
     "losses, clip, AdamW) from the config's teacher to half width (default b),\n"
     "or a random teacher of CONFIG.json's shape (a Hugging Face config) to width\n"
-    "D at T x B; prints peak_rss_mb (getrusage) beside tok_per_s.\n"
+    "D at T x B; prints peak_rss_mb (getrusage) beside tok_per_s, and each\n"
+    "phase's mean ms per step (merge, teacher and student forward, the vocabulary\n"
+    "chunks' logits + CE + KL + head backward, clone terms + backward, optimizer).\n"
     "bench/torch_distill.py is the PyTorch peer.\n"
     "tokenize: encode MB/s and tokens/s over FILE's documents (one per line: JSON\n"
     "string, \"text\", or GSM8K question + answer), best of R (3), one thread; then\n"

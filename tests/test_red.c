@@ -647,3 +647,151 @@ Test(red, init_names_have_one_meaning) {
     cr_assert(red_init_by_name("lcr", 768, &io, &err) == RED_E_ARG);
     cr_assert(strstr(err.msg, "lrc, lrc-literal, orthogonal, pca, magnitude, red"), "%s", err.msg);
 }
+
+/* ------------------------------------------------------------------ vocabulary chunks, bit for bit */
+
+/* 2 x 200 = 400 rows: more than one GEMM k block (384 AVX-512, 256 otherwise)
+ * and not a multiple of it, so the chunked head crosses a chunk edge. */
+#define CHUNK_B 2
+#define CHUNK_T 200
+
+/* The model's head in row chunks gives the unchunked logits, CE and
+ * gradients bit for bit. */
+Test(red, chunked_head_equals_unchunked, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model full, ch;
+    red_error err;
+    red_rng r;
+    int tok[CHUNK_B * CHUNK_T], tgt[CHUNK_B * CHUNK_T];
+    int64_t N = CHUNK_B * CHUNK_T, R, r0, n, count = 0;
+    double rows_ce[CHUNK_B * CHUNK_T], sum = 0.0;
+    float ce;
+    llama_cfg(&c, 300);
+    c.n_layers = 2;
+    make_teacher(&full, &c, 3);
+    cr_assert(red_model_share(&ch, &full, pool, &err) == RED_OK);
+    red_rng_seed(&r, 8);
+    random_tokens(&r, tok, tgt, (int)N, c.vocab);
+    cr_assert(red_model_run_alloc(&full, CHUNK_B, CHUNK_T, RED_RUN_BACKWARD, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_run_alloc(&ch, CHUNK_B, CHUNK_T, RED_RUN_BACKWARD | RED_RUN_HEAD_CHUNKS, &err) == RED_OK);
+    R = red_model_head_rows(&ch);
+    cr_assert(R == red_sgemm_k_block() && R < N && N % R != 0, "rows %lld cross a chunk edge of %lld", (long long)N,
+              (long long)R);
+    cr_assert(red_model_forward(&full, tok, CHUNK_B, CHUNK_T) == RED_OK);
+    ce = red_model_cross_entropy(&full, tgt, 1, NULL);
+    cr_assert(red_model_backward(&full) == RED_OK);
+    cr_assert(red_model_forward(&ch, tok, CHUNK_B, CHUNK_T) == RED_OK);
+    cr_expect(red_model_cross_entropy(&ch, tgt, 1, NULL) != red_model_cross_entropy(&ch, tgt, 1, NULL),
+              "the whole-batch CE refuses a chunked run state (NaN)");
+    cr_expect(red_model_head_forward(&ch, 1, 8) == RED_E_ARG, "a chunk starts on a chunk edge");
+    cr_expect(red_model_head_forward(&ch, 0, R + 1) == RED_E_ARG, "a chunk fits the buffer");
+    cr_expect(red_model_head_forward(&full, 0, 8) == RED_E_ARG, "an unchunked run state has no chunks");
+    for (n = 0; n < N; n++) count += tgt[n] >= 0;
+    for (r0 = 0; r0 < N; r0 += R) {
+        int64_t rows = N - r0 < R ? N - r0 : R;
+        cr_assert(red_model_head_forward(&ch, r0, rows) == RED_OK);
+        cr_expect(memcmp(red_model_logits(&ch), red_model_logits(&full) + (size_t)r0 * c.vocab,
+                         (size_t)rows * c.vocab * sizeof(float)) == 0, "logits of rows %lld.. equal", (long long)r0);
+        red_cross_entropy_rows(pool, rows_ce + r0, red_model_dlogits(&ch), red_model_logits(&ch), tgt + r0, rows, c.vocab,
+                               1.0f / (float)count);
+        if (r0 == 0) cr_expect(red_model_backward(&ch) == RED_E_ARG, "backward needs every row's head backward");
+        cr_assert(red_model_head_backward(&ch, r0, rows) == RED_OK);
+    }
+    for (n = 0; n < N; n++) sum += rows_ce[n];
+    cr_expect((float)(sum / count) == ce, "CE %.9g vs %.9g", (float)(sum / count), ce);
+    cr_assert(red_model_backward(&ch) == RED_OK);
+    cr_expect(memcmp(ch.grads, full.grads, full.n_params * sizeof(float)) == 0, "every gradient equals bit for bit");
+    red_model_free(&ch);
+    red_model_free(&full);
+}
+
+/* Forward KL(p_T || p_S) at tau over [N, V] logits, unchunked, red.c's
+ * formula: per-row values summed in row order; dz += scale * dKL/dz_S. */
+static double kl_unchunked(const float *zt_all, const float *zs_all, float *dz, int64_t N, int V, double tau, float scale) {
+    double total = 0.0, inv = 1.0 / tau;
+    int64_t n;
+    int j;
+    for (n = 0; n < N; n++) {
+        const float *zt = zt_all + (size_t)n * V, *zs = zs_all + (size_t)n * V;
+        double mt = zt[0], ms = zs[0], st = 0.0, ss = 0.0, kl = 0.0, lt, ls;
+        for (j = 1; j < V; j++) {
+            if (zt[j] > mt) mt = zt[j];
+            if (zs[j] > ms) ms = zs[j];
+        }
+        for (j = 0; j < V; j++) {
+            st += exp((zt[j] - mt) * inv);
+            ss += exp((zs[j] - ms) * inv);
+        }
+        lt = log(st);
+        ls = log(ss);
+        for (j = 0; j < V; j++) {
+            double lpt = (zt[j] - mt) * inv - lt, lps = (zs[j] - ms) * inv - ls, pt = exp(lpt);
+            kl += pt * (lpt - lps);
+            dz[(size_t)n * V + j] += (float)(scale * (exp(lps) - pt) * inv);
+        }
+        total += kl;
+    }
+    return total;
+}
+
+/* The student's loss over vocabulary chunks equals the unchunked CE + KL
+ * computed on full [N, V] logits, and so do the merged model's gradients
+ * (alpha 0: the clone terms add exact zeros). */
+static void student_chunks_equal_unchunked(red_config *c) {
+    red_model t, tf, sf;
+    red_student s;
+    red_error err;
+    red_init_opts io = init_opts(RED_INIT_ORTHOGONAL);
+    red_loss_cfg lc = {2.0f, 0.0f, RED_KL_SEQUENCE};
+    red_losses L, L0;
+    red_rng r;
+    int tok[CHUNK_B * CHUNK_T], tgt[CHUNK_B * CHUNK_T];
+    int64_t N = CHUNK_B * CHUNK_T;
+    double kl;
+    float ce;
+    size_t k;
+    make_teacher(&t, c, 12);
+    cr_assert(red_student_init(&s, &t, 6, &err) == RED_OK);
+    cr_assert(red_student_train_alloc(&s, CHUNK_B, CHUNK_T, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK);
+    cr_assert(red_model_head_rows(&s.model) < N, "the loss runs in more than one chunk");
+    red_rng_seed(&r, 2);
+    for (k = 0; k < s.n; k++) s.params[k] += 0.05f * (float)red_rng_normal(&r);
+    random_tokens(&r, tok, tgt, (int)N, c->vocab);
+    cr_assert(red_student_loss(&s, tok, tgt, &lc, 1, &L) == RED_OK);
+    /* unchunked: the teacher and the merged student on full run states */
+    cr_assert(red_model_share(&tf, &t, pool, &err) == RED_OK && red_model_share(&sf, &s.model, pool, &err) == RED_OK);
+    cr_assert(red_model_run_alloc(&tf, CHUNK_B, CHUNK_T, RED_RUN_FORWARD, &err) == RED_OK);
+    cr_assert(red_model_run_alloc(&sf, CHUNK_B, CHUNK_T, RED_RUN_BACKWARD, &err) == RED_OK);
+    cr_assert(red_model_forward(&tf, tok, CHUNK_B, CHUNK_T) == RED_OK && red_model_forward(&sf, tok, CHUNK_B, CHUNK_T) == RED_OK);
+    ce = red_model_cross_entropy(&sf, tgt, 1, NULL);
+    kl = kl_unchunked(red_model_logits(&tf), red_model_logits(&sf), red_model_dlogits(&sf), N, c->vocab, lc.tau,
+                      (float)(1.0 / CHUNK_B)) / CHUNK_B;
+    cr_assert(red_model_backward(&sf) == RED_OK);
+    cr_expect(L.ce == ce, "CE %.17g vs unchunked %.17g", L.ce, (double)ce);
+    cr_expect(L.kl == kl, "KL %.17g vs unchunked %.17g", L.kl, kl);
+    for (k = 0; k < sf.n_params; k++)  /* == : a clone gradient of 0 may turn a -0 into +0 */
+        if (s.model.grads[k] != sf.grads[k]) break;
+    cr_expect(k == sf.n_params, "the merged model's gradients equal the unchunked ones (first difference at %zu)", k);
+    /* clone terms summed in layer order whether computed inside backward or not */
+    lc.alpha = 0.5f;
+    cr_assert(red_student_loss(&s, tok, tgt, &lc, 1, &L) == RED_OK);
+    cr_assert(red_student_loss(&s, tok, tgt, &lc, 0, &L0) == RED_OK);
+    cr_expect(memcmp(&L, &L0, sizeof L) == 0 && L.clone > 0.0, "the same losses with and without gradients");
+    red_model_free(&sf);
+    red_model_free(&tf);
+    red_student_free(&s);
+    red_model_free(&t);
+}
+
+Test(red, student_vocab_chunks_equal_unchunked_llama_tied, .init = setup, .fini = teardown) {
+    red_config c;
+    llama_cfg(&c, 300);
+    student_chunks_equal_unchunked(&c);
+}
+
+Test(red, student_vocab_chunks_equal_unchunked_qwen2_untied, .init = setup, .fini = teardown) {
+    red_config c;
+    qwen2_cfg(&c, 300);
+    student_chunks_equal_unchunked(&c);
+}
