@@ -76,3 +76,15 @@ PY
 ./red train --data $T/train.jsonl --out $T/t --tokens 512 --dim 8 --layers 1 --heads 2 --ffn 8 --seq 16 --batch 2 \
     --threads 1 2> /dev/null
 cp $T/t/train_state.bin $C/state/train_state.bin
+# the model and tokenizer files of other projects: cut real files (cut_seeds.py),
+# llama2.c's own tokenizer.bin, and GGUF models written by `red convert`
+mkdir -p $C/hf_tokenizer $C/gguf_vocab $C/llama2c $C/tokenizer_bin $C/gguf
+python3 tests/fuzz/cut_seeds.py $C ../shared/data
+cat ../shared/data/stories260K/tok512.bin > $C/tokenizer_bin/tok512.bin
+mkdir $T/gpt2
+cp $C/hf_tokenizer/qwen3.json $T/gpt2/tokenizer.json
+echo '{"model_type": "llama", "hidden_size": 4, "intermediate_size": 4, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 384, "tie_word_embeddings": false, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}' > $T/llama.json
+./red init --config $T/llama.json --out $T/l --seed 3
+./red convert --from $T/l --to $C/gguf/llama3_f16_tok.gguf --dtype f16 --tokenizer $T/gpt2/tokenizer.json 2> /dev/null
+./red convert --from $T/q --to $C/gguf/qwen2_f32.gguf 2> /dev/null
+./red convert --from $T/qb --to $C/gguf/qwen2_bf16.gguf --dtype bf16 2> /dev/null
