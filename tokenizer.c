@@ -1362,6 +1362,7 @@ typedef struct {
     const unsigned char *s;
     size_t n;
     const unsigned char *bmp;  /* categories of the BMP */
+    unsigned char *failed;     /* bit node * (n + 1) + pos: rx_run(node, pos) fails (NULL: not kept) */
 } rx_text;
 
 static int char_category(const rx_text *x, uint32_t c) {
@@ -1395,8 +1396,10 @@ static int rx_set_match(const tok_regex *re, const rx_node *nd, const rx_text *x
     return m ^ nd->negate;
 }
 
+static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos);
+
 /* End of the match of node at pos, or -1. */
-static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos) {
+static long rx_match(const tok_regex *re, int node, const rx_text *x, size_t pos) {
     for (;;) {
         const rx_node *nd = &re->node[node];
         switch (nd->type) {
@@ -1445,6 +1448,19 @@ static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos) 
         }
         }
     }
+}
+
+/* rx_match remembering its failures: without back-references the result
+ * depends on (node, pos) only, so each pair fails once and a pattern such as
+ * a*a*a*a*a*a*a*a*Z costs nodes x length steps, not length^8 (a hostile
+ * tokenizer.json hung the encoder of a 50-byte text). */
+static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos) {
+    size_t bit = (size_t)node * (x->n + 1) + pos;
+    long r;
+    if (x->failed && (x->failed[bit >> 3] >> (bit & 7) & 1)) return -1;
+    r = rx_match(re, node, x, pos);
+    if (r < 0 && x->failed) x->failed[bit >> 3] |= (unsigned char)(1u << (bit & 7));
+    return r;
 }
 
 /* ------------------------------------------------------------------ BPE by merge rank */
@@ -1747,6 +1763,14 @@ static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int a
         x.s = (const unsigned char *)s;
         x.n = n;
         x.bmp = t->bmp;
+        x.failed = n + 1 <= SIZE_MAX / 8 / (size_t)t->re->n_node
+                       ? calloc(((size_t)t->re->n_node * (n + 1) + 7) / 8, 1) : NULL;
+        if (!x.failed) {
+            *failed = 1;
+            red_sbuf_free(&nb);
+            red_sbuf_free(&pb);
+            return at;
+        }
         while (pos < n) {  /* Split, "Isolated": every match and every gap between matches is a piece */
             long e = rx_run(t->re, t->re->start, &x, pos);
             if (e > (long)pos) {
@@ -1759,6 +1783,7 @@ static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int a
             }
         }
         if (gap < n) at = bpe_piece(t, w, s + gap, n - gap, ids, at, cap);
+        free(x.failed);
     }
     red_sbuf_free(&nb);
     red_sbuf_free(&pb);
