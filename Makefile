@@ -150,9 +150,10 @@ bench: red $(BENCH_BIN)
 	BENCH_BIN=$(BENCH_BIN) SIMD_PATH=$(SIMD_PATH) sh bench/sweep.sh
 
 # ---- fuzzing ----------------------------------------------------------------
-# make fuzz [FUZZ_SECONDS=N] [FUZZ="json npy"]: every libFuzzer harness
-# tests/fuzz/fuzz_<name>.c (or those named) for N seconds each, from the seeds
-# in tests/fuzz/corpus/<name>/ (+ tests/fuzz/<name>.dict when present). clang
+# make fuzz [FUZZ_SECONDS=N] [FUZZ="json npy"] [FUZZ_ARGS=-runs=10000000]:
+# every libFuzzer harness tests/fuzz/fuzz_<name>.c (or those named) for N
+# seconds each, from the seeds in tests/fuzz/corpus/<name>/ (+ the flags in
+# tests/fuzz/<name>.options and tests/fuzz/<name>.dict when present). clang
 # builds the library with coverage and ASan+UBSan in build/fuzz/; inputs found
 # go to build/fuzz/corpus/<name>/, crashes to build/fuzz/crash-<name>-*.
 FUZZ_CC      ?= clang
@@ -164,6 +165,7 @@ FUZZ_FLAGS   := -std=c99 -Wall -Wextra -O1 -g -ffp-contract=off -fno-math-errno 
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 .PHONY: fuzz fuzz-build
+.SECONDARY: $(FUZZ_LIB_OBJ)
 $(FUZZ_BUILD)/.dirs:
 	mkdir -p $(FUZZ_BUILD)/bench $(FUZZ_BUILD)/eval $(FUZZ_BUILD)/corpus
 	touch $@
@@ -171,7 +173,7 @@ $(FUZZ_BUILD)/.dirs:
 $(FUZZ_BUILD)/%.o: %.c $(HEADERS) | $(FUZZ_BUILD)/.dirs
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJ)
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) -lm
 
 fuzz-build: $(FUZZ:%=$(FUZZ_BUILD)/fuzz_%)
@@ -180,9 +182,10 @@ fuzz: fuzz-build
 	@for h in $(FUZZ); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$h; \
 	  dict=; [ -f tests/fuzz/$$h.dict ] && dict=-dict=tests/fuzz/$$h.dict; \
+	  opts=; [ -f tests/fuzz/$$h.options ] && opts=$$(cat tests/fuzz/$$h.options); \
 	  echo "== fuzz $$h: $(FUZZ_SECONDS) s"; \
 	  $(FUZZ_BUILD)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	      $$dict -artifact_prefix=$(FUZZ_BUILD)/crash-$$h- $(FUZZ_BUILD)/corpus/$$h tests/fuzz/corpus/$$h \
+	      $$dict $$opts $(FUZZ_ARGS) -artifact_prefix=$(FUZZ_BUILD)/crash-$$h- $(FUZZ_BUILD)/corpus/$$h tests/fuzz/corpus/$$h \
 	      > $(FUZZ_BUILD)/$$h.log 2>&1 || { tail -40 $(FUZZ_BUILD)/$$h.log; exit 1; }; \
 	  grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/$$h.log; \
 	done

@@ -14,7 +14,7 @@
  * batch reads B rows of T+1 tokens from that stream, each row starting at a
  * document start (the tail of a document cut by a row's end is skipped).
  */
-#include "red.h"
+#include "red_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@ static red_status add_doc(red_train_data *d, const red_tokenizer *tok, const cha
     int n = red_tokenize(tok, text, len, 0, NULL, 0) + 1, n_prefix = red_tokenize(tok, text, prefix, 0, NULL, 0), i;
     if (n < 1 || n_prefix < 0) return red_error_set(err, RED_E_NOMEM, "train: out of memory while tokenizing");
     if (d->n_tok + (size_t)n > d->cap_tok) {
-        size_t nc = d->cap_tok ? d->cap_tok : 1 << 20;
+        size_t nc = d->cap_tok ? d->cap_tok : 1 << 12;  /* doubled as needed: a small file stays small */
         int *g;
         while (nc < d->n_tok + (size_t)n) nc *= 2;
         unsigned char *t;
@@ -88,7 +88,7 @@ static red_status format_json_doc(const red_json *j, red_sbuf *s, size_t *prefix
         red_sbuf_puts(s, " ");
         red_sbuf_put(s, ct->str, ct->len);
     } else {
-        return red_error_set(err, RED_E_FORMAT, "%s: line %zu: expected {\"question\",\"answer\"}, {\"text\"}, "
+        return red_error_set(err, RED_E_FORMAT, "%s:%zu: expected {\"question\",\"answer\"}, {\"text\"}, "
                              "{\"query\",\"choices\",\"gold\"} or {\"contexts\",\"continuation\",\"gold\"}", path, line);
     }
     return s->failed ? red_error_set(err, RED_E_NOMEM, "train: out of memory") : RED_OK;
@@ -103,18 +103,19 @@ static red_status for_each_doc(const char *path, doc_fn fn, void *ctx, red_error
     red_status st = RED_OK;
     if (len > 6 && !strcmp(path + len - 6, ".jsonl")) {
         red_json **items;
-        size_t n, i;
+        size_t n, i, *line;
         red_sbuf s;
-        if ((st = red_jsonl_read(path, &items, &n, err))) return st;
+        if ((st = red_jsonl_read_lines(path, &items, &n, &line, err))) return st;
         red_sbuf_init(&s);
         red_sbuf_puts(&s, "");
         for (i = 0; i < n; i++) {
             size_t prefix;
-            if ((st = format_json_doc(items[i], &s, &prefix, path, i + 1, err)) || (st = fn(ctx, s.p, s.len, prefix, err)))
+            if ((st = format_json_doc(items[i], &s, &prefix, path, line[i], err)) || (st = fn(ctx, s.p, s.len, prefix, err)))
                 break;
         }
         red_sbuf_free(&s);
         red_jsonl_free(items, n);
+        free(line);
     } else {  /* plain text: one document per non-empty line */
         unsigned char *buf;
         size_t blen, p = 0;

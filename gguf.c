@@ -125,6 +125,37 @@ static double num_at(const unsigned char *p, uint32_t type) {
     }
 }
 
+/* ------------------------------------------------------------------ name indexes */
+
+/* Keys and tensor names are hashed (open addressing) so the duplicate checks
+ * and look-ups stay linear in the entries: a file of 100,000 keys is parsed
+ * in milliseconds, not minutes. */
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static const char *entry_name(const red_gguf *g, int tensors, uint64_t i) {
+    return tensors ? g->t[i].name : g->kv[i].key;
+}
+
+/* The slot holding name, or the empty slot where it would go. */
+static uint64_t *index_probe(const red_gguf *g, int tensors, const char *name) {
+    uint64_t *slot = tensors ? g->t_slot : g->kv_slot, mask = tensors ? g->t_mask : g->kv_mask, h;
+    for (h = name_hash(name) & mask; slot[h]; h = (h + 1) & mask)
+        if (!strcmp(entry_name(g, tensors, slot[h] - 1), name)) break;
+    return &slot[h];
+}
+
+/* Room for n entries at most half full; n is already bounded by the file size. */
+static uint64_t *index_new(uint64_t n, uint64_t *mask) {
+    uint64_t slots = 16;
+    while (slots < 2 * n) slots *= 2;
+    *mask = slots - 1;
+    return calloc((size_t)slots, sizeof(uint64_t));
+}
+
 /* ------------------------------------------------------------------ read */
 
 void red_gguf_close(red_gguf *g) {
@@ -139,6 +170,8 @@ void red_gguf_close(red_gguf *g) {
         for (i = 0; i < g->n_tensors; i++) free(g->t[i].name);
     free(g->kv);
     free(g->t);
+    free(g->kv_slot);
+    free(g->t_slot);
     free(g->file);
     memset(g, 0, sizeof *g);
 }
@@ -204,28 +237,28 @@ static red_status parse_value(cursor *c, red_gguf_kv *kv) {
 }
 
 static red_status parse_kvs(cursor *c, red_gguf *g) {
-    uint64_t i, j;
+    uint64_t i;
     red_status st;
     /* a kv is at least 8 (key length) + 4 (type) + 1 bytes */
     if (g->n_kv > (c->len - c->pos) / 13)
         return red_error_set(c->err, RED_E_FORMAT, "%s: byte 16: %llu metadata entries cannot fit in %zu bytes",
                              c->name, (unsigned long long)g->n_kv, c->len - c->pos);
-    if (!(g->kv = calloc((size_t)(g->n_kv ? g->n_kv : 1), sizeof *g->kv)))
+    if (!(g->kv = calloc((size_t)(g->n_kv ? g->n_kv : 1), sizeof *g->kv)) || !(g->kv_slot = index_new(g->n_kv, &g->kv_mask)))
         return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
     for (i = 0; i < g->n_kv; i++) {
         red_gguf_kv *kv = &g->kv[i];
         const char *key;
-        uint64_t klen;
+        uint64_t klen, *slot;
         size_t at = c->pos;
         if ((st = take_str(c, &key, &klen, "metadata key"))) return st;
         if (klen == 0 || klen > 65535 || memchr(key, 0, (size_t)klen))
             return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: metadata key of %llu bytes, expected 1..65535 "
                                  "without NUL", c->name, at, (unsigned long long)klen);
         if (!(kv->key = red_strndup(key, (size_t)klen))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
-        for (j = 0; j < i; j++)
-            if (strcmp(g->kv[j].key, kv->key) == 0)
-                return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: duplicate metadata key \"%s\"", c->name,
-                                     at, kv->key);
+        if (*(slot = index_probe(g, 0, kv->key)))
+            return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: duplicate metadata key \"%s\"", c->name,
+                                 at, kv->key);
+        *slot = i + 1;
         at = c->pos;
         if ((st = take_u32(c, &kv->type, "metadata value type"))) return st;
         if (kv->type > RED_GGUF_F64)
@@ -237,18 +270,19 @@ static red_status parse_kvs(cursor *c, red_gguf *g) {
 }
 
 static red_status parse_tensor_infos(cursor *c, red_gguf *g) {
-    uint64_t i, j, k;
+    uint64_t i, k;
     red_status st;
     /* an info is at least 8 (name length) + 4 + 4 + 8 bytes */
     if (g->n_tensors > (c->len - c->pos) / 24)
         return red_error_set(c->err, RED_E_FORMAT, "%s: byte 8: %llu tensor infos cannot fit in the %zu bytes left",
                              c->name, (unsigned long long)g->n_tensors, c->len - c->pos);
-    if (!(g->t = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *g->t)))
+    if (!(g->t = calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *g->t)) ||
+        !(g->t_slot = index_new(g->n_tensors, &g->t_mask)))
         return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
     for (i = 0; i < g->n_tensors; i++) {
         red_gguf_tensor *t = &g->t[i];
         const char *nm;
-        uint64_t nlen, numel = 1, blck, bsize;
+        uint64_t nlen, numel = 1, blck, bsize, *slot;
         uint32_t nd;
         size_t at = c->pos;
         if ((st = take_str(c, &nm, &nlen, "tensor name"))) return st;
@@ -256,10 +290,10 @@ static red_status parse_tensor_infos(cursor *c, red_gguf *g) {
             return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: tensor name of %llu bytes, expected 1..63",
                                  c->name, at, (unsigned long long)nlen);
         if (!(t->name = red_strndup(nm, (size_t)nlen))) return red_error_set(c->err, RED_E_NOMEM, "%s: out of memory", c->name);
-        for (j = 0; j < i; j++)
-            if (strcmp(g->t[j].name, t->name) == 0)
-                return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: duplicate tensor name \"%s\"", c->name, at,
-                                     t->name);
+        if (*(slot = index_probe(g, 1, t->name)))
+            return red_error_set(c->err, RED_E_FORMAT, "%s: byte %zu: duplicate tensor name \"%s\"", c->name, at,
+                                 t->name);
+        *slot = i + 1;
         at = c->pos;
         if ((st = take_u32(c, &nd, "n_dims"))) return st;
         if (nd < 1 || nd > GGUF_MAX_DIMS)
@@ -325,7 +359,7 @@ red_status red_gguf_parse(red_gguf *g, unsigned char *file, size_t len, const ch
     cursor c;
     uint32_t magic;
     red_status st;
-    int64_t align;
+    int64_t align = 0;
     int have;
     memset(g, 0, sizeof *g);
     g->file = file;
@@ -374,17 +408,13 @@ red_status red_gguf_open(red_gguf *g, const char *path, red_error *err) {
 }
 
 const red_gguf_kv *red_gguf_find(const red_gguf *g, const char *key) {
-    uint64_t i;
-    for (i = 0; i < g->n_kv; i++)
-        if (strcmp(g->kv[i].key, key) == 0) return &g->kv[i];
-    return NULL;
+    uint64_t i = g->kv_slot ? *index_probe(g, 0, key) : 0;
+    return i ? &g->kv[i - 1] : NULL;
 }
 
 const red_gguf_tensor *red_gguf_find_tensor(const red_gguf *g, const char *name) {
-    uint64_t i;
-    for (i = 0; i < g->n_tensors; i++)
-        if (strcmp(g->t[i].name, name) == 0) return &g->t[i];
-    return NULL;
+    uint64_t i = g->t_slot ? *index_probe(g, 1, name) : 0;
+    return i ? &g->t[i - 1] : NULL;
 }
 
 int red_gguf_get_int(const red_gguf *g, const char *key, int64_t *out) {
@@ -918,16 +948,21 @@ red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, 
     red_config c;
     red_status st;
     uint64_t k;
-    int i, used = 0;
+    int i;
     char nm[96];
     uint64_t file_numel = 0;
+    unsigned char *seen;  /* the file's tensors the model reads */
     if ((st = gguf_config(g, &c, err))) return st;
     /* no allocation beyond what the file's tensors can fill */
     for (k = 0; k < g->n_tensors; k++) file_numel += g->t[k].ne[0] * g->t[k].ne[1] * g->t[k].ne[2] * g->t[k].ne[3];
     if ((uint64_t)red_param_floats(&c) > file_numel)
         return red_error_set(err, RED_E_FORMAT, "%s: the metadata implies %llu parameters, the file's tensors hold %llu",
                              g->path, (unsigned long long)red_param_floats(&c), (unsigned long long)file_numel);
-    if ((st = red_model_init(m, &c, pool, err))) return st;
+    if (!(seen = calloc((size_t)g->n_tensors + 1, 1))) return red_error_set(err, RED_E_NOMEM, "%s: out of memory", g->path);
+    if ((st = red_model_init(m, &c, pool, err))) {
+        free(seen);
+        return st;
+    }
     for (i = 0; i < m->n_tensors; i++) {
         const red_param *p = &m->table[i];
         const red_gguf_tensor *t;
@@ -947,28 +982,22 @@ red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, 
             goto fail;
         }
         if ((st = red_gguf_tensor_f32(g, t, m->params + p->offset, err))) goto fail;
-        used++;
+        seen[t - g->t] = 1;
     }
-    if (red_gguf_find_tensor(g, "rope_freqs.weight")) used++;
-    if ((uint64_t)used != g->n_tensors)
-        for (k = 0; k < g->n_tensors; k++) {
-            int known = !strcmp(g->t[k].name, "rope_freqs.weight");
-            for (i = 0; i < m->n_tensors && !known; i++) {
-                gguf_name_of(m->table[i].name, nm, sizeof nm);
-                known = !strcmp(nm, g->t[k].name);
-            }
-            if (!known) {
-                st = red_error_set(err, RED_E_FORMAT, "%s: unexpected tensor \"%s\" for a %s model of %d layers",
-                                   g->path, g->t[k].name, red_arch_name(c.arch), c.n_layers);
-                goto fail;
-            }
+    for (k = 0; k < g->n_tensors; k++)
+        if (!seen[k] && strcmp(g->t[k].name, "rope_freqs.weight")) {
+            st = red_error_set(err, RED_E_FORMAT, "%s: unexpected tensor \"%s\" for a %s model of %d layers",
+                               g->path, g->t[k].name, red_arch_name(c.arch), c.n_layers);
+            goto fail;
         }
     if (c.arch == RED_ARCH_LLAMA && permute_qk(&m->w, &c, 1)) {
         st = red_error_set(err, RED_E_NOMEM, "%s: out of memory", g->path);
         goto fail;
     }
+    free(seen);
     return RED_OK;
 fail:
+    free(seen);
     red_model_free(m);
     return st;
 }

@@ -582,13 +582,16 @@ void red_jsonl_free(red_json **items, size_t n) {
 }
 
 /* One JSON value per line; blank lines (only whitespace) are skipped;
- * errors name the line. A final line without '\n' is accepted. */
-red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_error *err) {
+ * errors name the file and line as FILE:LINE. A final line without '\n' is
+ * accepted. lines (may be NULL) gets each item's line number, for the
+ * messages of readers that check the items' fields. */
+red_status red_jsonl_read_lines(const char *path, red_json ***items, size_t *n, size_t **lines, red_error *err) {
     unsigned char *buf;
-    size_t len, pos = 0, cap = 0, line = 0;
-    red_status st;
+    size_t len, pos = 0, cap = 0, line = 0, *at = NULL;
+    red_status st = RED_OK;
     *items = NULL;
     *n = 0;
+    if (lines) *lines = NULL;
     if ((st = red_read_file(path, &buf, &len, err))) return st;
     while (pos < len) {
         size_t end = pos, k;
@@ -600,34 +603,39 @@ red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_er
         for (k = pos; k < end; k++)
             if (buf[k] != ' ' && buf[k] != '\t' && buf[k] != '\r') blank = 0;
         if (!blank) {
-            snprintf(name, sizeof name, "%s: line %zu", path, line);
-            if ((st = red_json_parse((const char *)buf + pos, end - pos, name, &j, err))) {
-                red_jsonl_free(*items, *n);
-                *items = NULL;
-                *n = 0;
-                free(buf);
-                return st;
-            }
+            snprintf(name, sizeof name, "%s:%zu", path, line);
+            if ((st = red_json_parse((const char *)buf + pos, end - pos, name, &j, err))) break;
             if (*n == cap) {
                 size_t ncap = cap ? 2 * cap : 256;
                 red_json **g = realloc(*items, ncap * sizeof *g);
-                if (!g) {
+                size_t *ga = g ? realloc(at, ncap * sizeof *ga) : NULL;
+                if (g) *items = g;
+                if (!ga) {
                     red_json_free(j);
-                    red_jsonl_free(*items, *n);
-                    *items = NULL;
-                    *n = 0;
-                    free(buf);
-                    return red_error_set(err, RED_E_NOMEM, "%s: out of memory at line %zu", path, line);
+                    st = red_error_set(err, RED_E_NOMEM, "%s:%zu: out of memory", path, line);
+                    break;
                 }
-                *items = g;
+                at = ga;
                 cap = ncap;
             }
+            at[*n] = line;
             (*items)[(*n)++] = j;
         }
         pos = end + 1;
     }
     free(buf);
-    return RED_OK;
+    if (st) {
+        red_jsonl_free(*items, *n);
+        *items = NULL;
+        *n = 0;
+        free(at);
+    } else if (lines) *lines = at;
+    else free(at);
+    return st;
+}
+
+red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_error *err) {
+    return red_jsonl_read_lines(path, items, n, NULL, err);
 }
 
 /* ------------------------------------------------------------------ name tables */

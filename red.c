@@ -1023,10 +1023,12 @@ static red_status load_curve(const char *dir, uint64_t step, red_sbuf *log, red_
         while (e < len && buf[e] != '\n') e++;
         line++;
         if (e > p) {
-            if ((st = red_json_parse((const char *)buf + p, e - p, path, &j, err))) break;
+            char where[2100];
+            snprintf(where, sizeof where, "%s:%zu", path, line);
+            if ((st = red_json_parse((const char *)buf + p, e - p, where, &j, err))) break;
             js = red_json_get(j, "step");
             if (!js || !js->is_int)
-                st = red_error_set(err, RED_E_FORMAT, "%s: line %zu: expected an object with an integer \"step\"", path, line);
+                st = red_error_set(err, RED_E_FORMAT, "%s: expected an object with an integer \"step\"", where);
             else if ((uint64_t)js->ival <= step) {
                 red_sbuf_put(log, (const char *)buf + p, e - p);
                 red_sbuf_puts(log, "\n");

@@ -68,6 +68,9 @@ double red_erank_from_sv(const float *s, int k);
 
 /* A NUL-terminated copy of the first n bytes of s; NULL when out of memory. */
 char *red_strndup(const char *s, size_t n);
+/* red_jsonl_read, and *lines (may be NULL; free it) gets each item's 1-based
+ * line number, so readers that check the items' fields say FILE:LINE. */
+red_status red_jsonl_read_lines(const char *path, red_json ***items, size_t *n, size_t **lines, red_error *err);
 
 /* ------------------------------------------------------------------ io.c */
 
@@ -202,6 +205,8 @@ typedef struct {
     uint64_t n_kv, n_tensors, alignment, data_start;
     red_gguf_kv *kv;
     red_gguf_tensor *t;
+    uint64_t *kv_slot, *t_slot;  /* hash indexes of keys and tensor names (entry + 1, 0 empty) */
+    uint64_t kv_mask, t_mask;
 } red_gguf;
 
 /* Validates everything a reader relies on (counts against the file size,

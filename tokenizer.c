@@ -10,8 +10,10 @@
  * returns) and its stored text (the vocabulary's key, looked up when
  * merging); merges live in a hash map (left id, right id) -> rank.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "red_internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +63,7 @@ struct red_tokenizer {
     int metaspace, ms_scheme, ms_split; /* Metaspace pre-tokenizer: prepend never 0 / first 1 / always 2, split at U+2581 */
     uint32_t ms_off, ms_len;     /* its replacement character */
     int byte_level, bl_prefix_space, byte_fallback, fuse_unk, ignore_merges, strip_first_space;
-    unsigned char *bmp;          /* BMP categories for the pattern */
+    const unsigned char *bmp;    /* BMP categories for the pattern (shared, static) */
     int16_t char_byte[324];      /* GPT-2's byte mapping reversed (-1: not a byte's character) */
     char *model_name, *pre_name;
     int n_added;
@@ -233,7 +235,6 @@ void red_tokenizer_free(red_tokenizer *t) {
     free(t->vocab_ptrs);
     free(t->sto_off);
     free(t->sto_len);
-    free(t->bmp);
     free(t->merge_ptrs);
     tok_regex_free(t->re);
     free(t);
@@ -775,16 +776,22 @@ static int uc_category(uint32_t c) {
     return red_uc_cat[lo];
 }
 
-/* Category of every BMP code point, looked up per character by the pre-tokenizer. */
-static unsigned char *bmp_categories(void) {
-    unsigned char *t = malloc(0x10000);
+/* Category of every BMP code point, looked up per character by the
+ * pre-tokenizer: one read-only table per process, filled on first use (a
+ * table per tokenizer cost more than loading a small vocabulary). */
+static unsigned char bmp_table[0x10000];
+static pthread_once_t bmp_once = PTHREAD_ONCE_INIT;
+
+static void bmp_fill(void) {
     int i, r;
-    if (!t) return NULL;
     for (r = 0; r < red_uc_n_cat && red_uc_cat_start[r] < 0x10000; r++) {
         uint32_t end = r + 1 < red_uc_n_cat ? red_uc_cat_start[r + 1] : 0x110000;
-        for (i = (int)red_uc_cat_start[r]; i < (int)end && i < 0x10000; i++) t[i] = red_uc_cat[r];
+        for (i = (int)red_uc_cat_start[r]; i < (int)end && i < 0x10000; i++) bmp_table[i] = red_uc_cat[r];
     }
-    return t;
+}
+
+static const unsigned char *bmp_categories(void) {
+    return pthread_once(&bmp_once, bmp_fill) == 0 ? bmp_table : NULL;
 }
 
 /* White_Space (Oniguruma's \s for Unicode text). */
@@ -1355,6 +1362,7 @@ typedef struct {
     const unsigned char *s;
     size_t n;
     const unsigned char *bmp;  /* categories of the BMP */
+    unsigned char *failed;     /* bit node * (n + 1) + pos: rx_run(node, pos) fails (NULL: not kept) */
 } rx_text;
 
 static int char_category(const rx_text *x, uint32_t c) {
@@ -1388,8 +1396,10 @@ static int rx_set_match(const tok_regex *re, const rx_node *nd, const rx_text *x
     return m ^ nd->negate;
 }
 
+static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos);
+
 /* End of the match of node at pos, or -1. */
-static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos) {
+static long rx_match(const tok_regex *re, int node, const rx_text *x, size_t pos) {
     for (;;) {
         const rx_node *nd = &re->node[node];
         switch (nd->type) {
@@ -1438,6 +1448,19 @@ static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos) 
         }
         }
     }
+}
+
+/* rx_match remembering its failures: without back-references the result
+ * depends on (node, pos) only, so each pair fails once and a pattern such as
+ * a*a*a*a*a*a*a*a*Z costs nodes x length steps, not length^8 (a hostile
+ * tokenizer.json hung the encoder of a 50-byte text). */
+static long rx_run(const tok_regex *re, int node, const rx_text *x, size_t pos) {
+    size_t bit = (size_t)node * (x->n + 1) + pos;
+    long r;
+    if (x->failed && (x->failed[bit >> 3] >> (bit & 7) & 1)) return -1;
+    r = rx_match(re, node, x, pos);
+    if (r < 0 && x->failed) x->failed[bit >> 3] |= (unsigned char)(1u << (bit & 7));
+    return r;
 }
 
 /* ------------------------------------------------------------------ BPE by merge rank */
@@ -1740,6 +1763,14 @@ static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int a
         x.s = (const unsigned char *)s;
         x.n = n;
         x.bmp = t->bmp;
+        x.failed = n + 1 <= SIZE_MAX / 8 / (size_t)t->re->n_node
+                       ? calloc(((size_t)t->re->n_node * (n + 1) + 7) / 8, 1) : NULL;
+        if (!x.failed) {
+            *failed = 1;
+            red_sbuf_free(&nb);
+            red_sbuf_free(&pb);
+            return at;
+        }
         while (pos < n) {  /* Split, "Isolated": every match and every gap between matches is a piece */
             long e = rx_run(t->re, t->re->start, &x, pos);
             if (e > (long)pos) {
@@ -1752,6 +1783,7 @@ static int encode_segment(const red_tokenizer *t, const char *s, size_t n, int a
             }
         }
         if (gap < n) at = bpe_piece(t, w, s + gap, n - gap, ids, at, cap);
+        free(x.failed);
     }
     red_sbuf_free(&nb);
     red_sbuf_free(&pb);

@@ -28,18 +28,20 @@ void red_mc_free(red_mc_doc *docs, int n) {
 
 red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *err) {
     red_json **items;
-    size_t count, i;
+    size_t count, i, *line;
     red_status st;
     *docs = NULL;
     *n = 0;
-    if ((st = red_jsonl_read(path, &items, &count, err))) return st;
+    if ((st = red_jsonl_read_lines(path, &items, &count, &line, err))) return st;
     if (!count) {  /* scoring nothing would print a score of 0 */
         red_jsonl_free(items, count);
+        free(line);
         return red_error_set(err, RED_E_FORMAT, "%s: no documents (the file is empty or has only blank lines)", path);
     }
     *docs = calloc(count, sizeof **docs);
     if (!*docs) {
         red_jsonl_free(items, count);
+        free(line);
         return red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
     }
     for (i = 0; i < count; i++) {
@@ -54,9 +56,9 @@ red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *e
         if (!q || q->type != RED_JSON_STRING || !opts || opts->type != RED_JSON_ARRAY || opts->count < 1 || !g ||
             g->type != RED_JSON_NUMBER || !g->is_int || g->ival < 0 || g->ival >= (int64_t)opts->count) {
             st = red_error_set(err, RED_E_FORMAT,
-                               "%s: line %zu: expected {\"query\": string, \"choices\": [strings], \"gold\": index} or "
+                               "%s:%zu: expected {\"query\": string, \"choices\": [strings], \"gold\": index} or "
                                "{\"contexts\": [strings], \"continuation\": string, \"gold\": index}",
-                               path, i + 1);
+                               path, line[i]);
             goto fail;
         }
         d->gold = (int)g->ival;
@@ -66,19 +68,21 @@ red_status red_mc_load(const char *path, red_mc_doc **docs, int *n, red_error *e
         if (!d->text || !d->options) goto oom;
         for (o = opts->child; o; o = o->next, k++) {
             if (o->type != RED_JSON_STRING) {
-                st = red_error_set(err, RED_E_FORMAT, "%s: line %zu: option %d is not a string", path, i + 1, k);
+                st = red_error_set(err, RED_E_FORMAT, "%s:%zu: option %d is not a string", path, line[i], k);
                 goto fail;
             }
             if (!(d->options[k] = red_strndup(o->str, o->len))) goto oom;
         }
     }
     red_jsonl_free(items, count);
+    free(line);
     *n = (int)count;
     return RED_OK;
 oom:
     st = red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
 fail:
     red_jsonl_free(items, count);
+    free(line);
     red_mc_free(*docs, (int)count);
     *docs = NULL;
     return st;

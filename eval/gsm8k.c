@@ -253,41 +253,33 @@ double red_mean_stderr(double sum, double sumsq, int64_t n) {
 
 red_status red_gsm8k_load(const char *path, red_gsm8k_doc **docs, int *n, red_error *err) {
     red_json **items = NULL;
-    size_t count = 0, i;
+    size_t count = 0, i, *line = NULL;
     red_status st;
     *docs = NULL;
     *n = 0;
-    if ((st = red_jsonl_read(path, &items, &count, err))) return st;
-    if (!count) {  /* scoring nothing would print a score of 0 */
-        red_jsonl_free(items, count);
-        return red_error_set(err, RED_E_FORMAT, "%s: no documents (the file is empty or has only blank lines)", path);
-    }
-    *docs = calloc(count, sizeof **docs);
-    if (!*docs) {
-        red_jsonl_free(items, count);
-        return red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
-    }
-    for (i = 0; i < count; i++) {
+    if ((st = red_jsonl_read_lines(path, &items, &count, &line, err))) return st;
+    if (!count)  /* scoring nothing would print a score of 0 */
+        st = red_error_set(err, RED_E_FORMAT, "%s: no documents (the file is empty or has only blank lines)", path);
+    else if (!(*docs = calloc(count, sizeof **docs)))
+        st = red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
+    for (i = 0; i < count && !st; i++) {
         const red_json *q = red_json_get(items[i], "question"), *a = red_json_get(items[i], "answer");
         if (!q || q->type != RED_JSON_STRING || !a || a->type != RED_JSON_STRING) {
-            red_jsonl_free(items, count);
-            red_gsm8k_free(*docs, (int)i);
-            *docs = NULL;
-            return red_error_set(err, RED_E_FORMAT, "%s: line %zu: expected an object with string fields \"question\" and \"answer\"",
-                                 path, i + 1);
+            st = red_error_set(err, RED_E_FORMAT, "%s:%zu: expected an object with string fields \"question\" and "
+                               "\"answer\"", path, line[i]);
+            break;
         }
-        (*docs)[i].question = malloc(q->len + 1);
-        (*docs)[i].answer = malloc(a->len + 1);
-        if (!(*docs)[i].question || !(*docs)[i].answer) {
-            red_jsonl_free(items, count);
-            red_gsm8k_free(*docs, (int)i + 1);
-            *docs = NULL;
-            return red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
-        }
-        memcpy((*docs)[i].question, q->str, q->len + 1);
-        memcpy((*docs)[i].answer, a->str, a->len + 1);
+        (*docs)[i].question = red_strndup(q->str, q->len);
+        (*docs)[i].answer = red_strndup(a->str, a->len);
+        if (!(*docs)[i].question || !(*docs)[i].answer) st = red_error_set(err, RED_E_NOMEM, "%s: out of memory", path);
     }
     red_jsonl_free(items, count);
+    free(line);
+    if (st) {
+        red_gsm8k_free(*docs, (int)count);
+        *docs = NULL;
+        return st;
+    }
     *n = (int)count;
     return RED_OK;
 }

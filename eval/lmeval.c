@@ -648,7 +648,7 @@ red_status red_lm_parse(red_lm_task t, const char *text, size_t len, const char 
         line++;
         for (k = pos; k < end; k++)
             if (text[k] != ' ' && text[k] != '\t' && text[k] != '\r') blank = 0;
-        snprintf(where, sizeof where, "%s: line %zu", name, line);
+        snprintf(where, sizeof where, "%s:%zu", name, line);
         if (!blank) {
             if (s->n == cap && (st = set_grow(s, &cap, name, err))) break;
             if ((st = red_json_parse(text + pos, end - pos, where, &row, err))) break;

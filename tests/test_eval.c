@@ -630,3 +630,28 @@ Test(eval, choice_empty_document_files_are_rejected) {
     unlink(path);
     rmdir(dir);
 }
+
+/* Field errors name FILE:LINE of the bad row, blank lines counted (not the
+ * index among the documents). */
+Test(eval, loader_errors_name_the_file_line) {
+    char dir[] = "/tmp/red_test_line_XXXXXX", path[256], want[300];
+    red_mc_doc *mc;
+    red_gsm8k_doc *g;
+    red_error err;
+    int n;
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/test.jsonl", dir);
+    cr_assert((f = fopen(path, "w")) != NULL);
+    fputs("{\"question\": \"q\", \"answer\": \"a\", \"query\": \"q\", \"choices\": [\"a\"], \"gold\": 0}\n\n  \n"
+          "{\"question\": 1, \"query\": \"q\", \"choices\": [\"a\", 2], \"gold\": 1}\n", f);
+    fclose(f);
+    snprintf(want, sizeof want, "%s:4: ", path);
+    cr_expect(red_gsm8k_load(path, &g, &n, &err) == RED_E_FORMAT, "a bad gsm8k row was accepted");
+    cr_expect(strstr(err.msg, want) != NULL, "[%s] lacks [%s]", err.msg, want);
+    cr_expect(red_mc_load(path, &mc, &n, &err) == RED_E_FORMAT, "a bad multiple-choice row was accepted");
+    cr_expect(strstr(err.msg, want) != NULL && strstr(err.msg, "option 1 is not a string"), "[%s] lacks [%s]", err.msg,
+              want);
+    unlink(path);
+    rmdir(dir);
+}

@@ -1172,3 +1172,50 @@ Test(gguf, huggingface_parser_agrees, .init = setup, .fini = teardown) {
     red_model_free(&m);
     rm_tree(dir);
 }
+
+/* 200,000 metadata keys and 40,000 tensor infos: duplicate checks and
+ * look-ups are hashed (a pairwise check took minutes on such a file), and a
+ * repeated name is still found. */
+Test(gguf, many_keys_and_tensors_parse_in_linear_time, .timeout = 20) {
+    const uint64_t n_kv = 200000, n_t = 40000;
+    size_t cap = 64 + n_kv * 24 + n_t * 40 + 64, len = 24, tensors_at;
+    unsigned char *b = calloc(cap, 1), *copy;
+    red_gguf g;
+    red_error err;
+    char name[32];
+    uint64_t i, k;
+    cr_assert(b);
+    memcpy(b, "GGUF", 4);
+    b[4] = 3;
+    red_put_u64le(b + 8, n_t);
+    red_put_u64le(b + 16, n_kv);
+    for (i = 0; i < n_kv; i++) {  /* "k<i>": u8 1 */
+        k = (uint64_t)snprintf(name, sizeof name, "k%llu", (unsigned long long)i);
+        red_put_u64le(b + len, k);
+        memcpy(b + len + 8, name, (size_t)k);
+        len += 8 + (size_t)k;
+        b[len] = RED_GGUF_U8;
+        b[len + 4] = 1;
+        len += 5;
+    }
+    tensors_at = len;
+    for (i = 0; i < n_t; i++) {  /* "t<i>": 1-D, 0 elements, F32, offset 0 */
+        k = (uint64_t)snprintf(name, sizeof name, "t%llu", (unsigned long long)i);
+        red_put_u64le(b + len, k);
+        memcpy(b + len + 8, name, (size_t)k);
+        len += 8 + (size_t)k;
+        b[len] = 1;
+        len += 4 + 8 + 4 + 8;
+    }
+    len = (len + 31) / 32 * 32;
+    cr_assert(len <= cap);
+    cr_assert((copy = malloc(len)) != NULL);
+    memcpy(copy, b, len);
+    cr_assert(red_gguf_parse(&g, copy, len, "many.gguf", &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_gguf_find(&g, "k199999") == &g.kv[199999] && red_gguf_find(&g, "k200000") == NULL);
+    cr_expect(red_gguf_find_tensor(&g, "t39999") == &g.t[39999] && red_gguf_find_tensor(&g, "t") == NULL);
+    red_gguf_close(&g);
+    memcpy(b + tensors_at + 8, "t1", 2);  /* tensor 0 renamed "t1": a duplicate */
+    cr_expect(red_gguf_parse(&g, b, len, "dup.gguf", &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "duplicate tensor name \"t1\"") != NULL, "%s", err.msg);
+}

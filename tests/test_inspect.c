@@ -220,6 +220,7 @@ Test(red, inspect_random_teacher_respects_the_bounds_and_threads_agree, .init = 
     red_model_init_random(&t, &g, 0.3f, 0.0f);
     cr_assert(red_inspect(&t, 7, &calib, 256, 2, 16, &r1, &err) == RED_OK, "%s", err.msg);
     cr_expect(memcmp(r.site, r1.site, (size_t)r.n_sites * sizeof *r.site) == 0, "1 and 2 threads agree");
+    red_inspect_free(&r1);  /* the refused calls below clear r1 */
     cr_expect(red_inspect(&t, 0, &calib, 256, 2, 16, &r1, &err) != RED_OK, "width 0 is refused");
     cr_expect(red_inspect(&t, 7, NULL, 256, 2, 16, &r1, &err) == RED_E_ARG, "no data is refused");
     pool = keep;

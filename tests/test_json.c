@@ -136,3 +136,30 @@ Test(json, many_keys_parse_and_duplicates_are_found, .timeout = 20) {
     parse_bad("{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"j\":1,\"k\":1,\"l\":1,"
               "\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"q\":1,\"r\":1,\"x\":1,\"b\":2,\"a\":2}", 127, 115);
 }
+
+/* JSONL: every item knows its line (blank lines counted), and a syntax error
+ * is reported as FILE:LINE. */
+Test(json, jsonl_items_and_errors_carry_their_line) {
+    char dir[] = "/tmp/red-test-jsonl-XXXXXX", path[64], want[96];
+    red_json **items;
+    size_t n, *line;
+    red_error err;
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/x.jsonl", dir);
+    cr_assert((f = fopen(path, "w")) != NULL);
+    fputs("\n1\n \t\r\n[2]\n{}", f);
+    fclose(f);
+    cr_assert(red_jsonl_read_lines(path, &items, &n, &line, &err) == RED_OK, "%s", err.msg);
+    cr_expect(n == 3 && line[0] == 2 && line[1] == 4 && line[2] == 5, "%zu items", n);
+    red_jsonl_free(items, n);
+    free(line);
+    cr_assert((f = fopen(path, "w")) != NULL);
+    fputs("1\n\n[2,]\n", f);
+    fclose(f);
+    cr_expect(red_jsonl_read(path, &items, &n, &err) == RED_E_FORMAT && items == NULL && n == 0);
+    snprintf(want, sizeof want, "%s:3: JSON byte 3", path);
+    cr_expect(strstr(err.msg, want) != NULL, "[%s] lacks [%s]", err.msg, want);
+    unlink(path);
+    rmdir(dir);
+}

@@ -140,9 +140,9 @@ Test(lmeval, malformed_rows_name_line_and_field) {
     char two[512];
     red_lm_task t;
     snprintf(two, sizeof two, "%s\n%s", arc_ok, "{\"question\": \"q\", \"choices\": {\"text\": [\"a\"], \"label\": [\"A\"]}}\n");
-    expect_error("arc_easy", two, "rows.jsonl: line 3", "\"answerKey\" is missing");
+    expect_error("arc_easy", two, "rows.jsonl:3", "\"answerKey\" is missing");
     expect_error("arc_easy", "{\"question\": 5, \"choices\": {\"text\": [\"a\"], \"label\": [\"A\"]}, \"answerKey\": \"A\"}",
-                 "line 1", "\"question\" must be a string, not number");
+                 "rows.jsonl:1", "\"question\" must be a string, not number");
     expect_error("arc_easy", "{\"question\": \"q\", \"choices\": {\"text\": [\"a\"], \"label\": [\"A\"]}, \"answerKey\": \"C\"}",
                  "\"answerKey\" is not one of choices.label", NULL);
     expect_error("arc_challenge", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answerKey\": \"A\"}",
@@ -179,7 +179,7 @@ Test(lmeval, malformed_rows_name_line_and_field) {
     expect_error("mmlu", "{\"question\": \"q\", \"subject\": \"anatomy\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], "
                          "\"answer\": \"B\"}", "\"answer\" must be an integer, not string", NULL);
     expect_error("mmlu", "[1, 2]", "expected a JSON object", NULL);
-    expect_error("piqa", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\", \"label\": 0\n", "line 1", NULL);
+    expect_error("piqa", "{\"goal\": \"g\", \"sol1\": \"a\", \"sol2\": \"b\", \"label\": 0\n", "rows.jsonl:1", NULL);
     expect_error("piqa", "\n  \n", "no rows", NULL);
     cr_expect(red_lm_task_parse("lambada", &t) == RED_E_ARG, "an unknown task is an error, not a guess");
     cr_expect(red_lm_task_parse("choice", &t) == RED_E_ARG);

@@ -801,3 +801,31 @@ Test(tokenizer, load_errors_name_the_byte_and_the_reason) {
     unlink(path);
     rmdir(dir);
 }
+
+/* A Split pattern of many stacked quantifiers that never matches
+ * (a*a*...a*Z on a run of a's) used to backtrack length^11 ways and hang the
+ * encoder of a 48-byte text; the matcher now remembers failed (node, position)
+ * pairs. The text is one gap piece: 48 ids of "a". */
+Test(tokenizer, split_regex_backtracking_is_bounded, .timeout = 10) {
+    char dir[] = "/tmp/red-test-rx-XXXXXX", path[64], text[49];
+    red_tokenizer *t;
+    red_error err;
+    int ids[64], n, i;
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    cr_assert((f = fopen(path, "w")) != NULL);
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"Z\": 1}, \"merges\": []}, \"pre_tokenizer\": "
+          "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"a*a*a*a*a*a*a*a*a*a*a*Z\"}, \"behavior\": \"Isolated\", "
+          "\"invert\": false}, \"decoder\": {\"type\": \"ByteLevel\"}}", f);
+    fclose(f);
+    cr_assert(red_tokenizer_load(&t, path, &err) == RED_OK, "%s", err.msg);
+    memset(text, 'a', 48);
+    text[48] = 0;
+    n = red_tokenize(t, text, 48, 0, ids, 64);
+    cr_expect(n == 48, "%d ids", n);
+    for (i = 0; i < n && i < 64; i++) cr_expect(ids[i] == 0, "id %d at %d", ids[i], i);
+    red_tokenizer_free(t);
+    unlink(path);
+    rmdir(dir);
+}

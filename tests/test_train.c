@@ -321,3 +321,35 @@ Test(train, data_checked_before_activations) {
     unlink(data);
     rmdir(dir);
 }
+
+/* A JSONL document of no known form is named by FILE:LINE, blank lines
+ * counted, and a JSON syntax error by its line too. */
+Test(train, data_errors_name_the_file_line) {
+    char dir[] = "/tmp/red-test-train-l-XXXXXX", path[64], want[160];
+    red_tokenizer *tok;
+    red_train_data d;
+    red_error err;
+    FILE *f;
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/d.jsonl", dir);
+    cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
+    cr_assert((f = fopen(path, "w")) != NULL);
+    fputs("{\"text\": \"a\"}\n\n{\"text\": \"b\"}\n\n{\"txt\": \"c\"}\n", f);
+    fclose(f);
+    memset(&d, 0, sizeof d);
+    cr_expect(red_train_data_add_file(&d, tok, path, &err) == RED_E_FORMAT, "an unknown document form was accepted");
+    snprintf(want, sizeof want, "%s:5: expected", path);
+    cr_expect(strstr(err.msg, want) != NULL, "[%s] lacks [%s]", err.msg, want);
+    red_train_data_free(&d);
+    cr_assert((f = fopen(path, "w")) != NULL);
+    fputs("{\"text\": \"a\"}\n\n{\"text\": \"b\",}\n", f);
+    fclose(f);
+    memset(&d, 0, sizeof d);
+    cr_expect(red_train_data_add_file(&d, tok, path, &err) == RED_E_FORMAT, "bad JSON was accepted");
+    snprintf(want, sizeof want, "%s:3: JSON byte 13: expected a string key", path);
+    cr_expect(strstr(err.msg, want) != NULL, "[%s] lacks [%s]", err.msg, want);
+    red_train_data_free(&d);
+    red_tokenizer_free(tok);
+    unlink(path);
+    rmdir(dir);
+}

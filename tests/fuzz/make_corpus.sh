@@ -18,9 +18,10 @@ cp $T/q/model.safetensors $C/safetensors/red_qwen2_f32.safetensors
 cp $T/qb/model.safetensors $C/safetensors/red_qwen2_bf16.safetensors
 cp $T/q/config.json $C/config/red_written.json
 cp $T/q/red_tokenizer.json $C/tokenizer/byte.json
-python3 - $C tests/fixtures/model_llama_tied/model.safetensors <<'PY'
+rm -f $C/model/*.safetensors
+python3 - $C <<'PY'
 import json, struct, sys
-C, src = sys.argv[1], sys.argv[2]
+C = sys.argv[1]
 def save(path, tensors, meta=None):
     h, data = {}, b''
     if meta: h['__metadata__'] = meta
@@ -38,16 +39,25 @@ hj = save(C + '/safetensors/mixed.safetensors', [
     ('e', 'F32', [0], b''),
     ('i', 'I64', [1], struct.pack('<q', 7))], {'format': 'pt'})
 open(C + '/json/st_header.json', 'wb').write(hj)
-# the tied Llama fixture as it is (F32) and truncated to BF16
-b = open(src, 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n]); d = b[8 + n:]
-open(C + '/model/llama_tied.safetensors', 'wb').write(b)
-ts = []
-for k, v in h.items():
-    if k == '__metadata__': continue
-    raw = d[v['data_offsets'][0]:v['data_offsets'][1]]
-    f = struct.unpack('<%dI' % (len(raw) // 4), raw)
-    ts.append((k, 'BF16', v['shape'], b''.join(struct.pack('<H', x >> 16) for x in f)))
-save(C + '/model/llama_tied_bf16.safetensors', ts)
+# the tiny tied Llama of fuzz_model.c's config.json (8 wide, 1 layer, 2 heads, 1 KV head,
+# vocab 16) in Hugging Face's names, F32 and BF16
+import math
+shapes = [('model.embed_tokens.weight', [16, 8]), ('model.layers.0.input_layernorm.weight', [8]),
+          ('model.layers.0.self_attn.q_proj.weight', [8, 8]), ('model.layers.0.self_attn.k_proj.weight', [4, 8]),
+          ('model.layers.0.self_attn.v_proj.weight', [4, 8]), ('model.layers.0.self_attn.o_proj.weight', [8, 8]),
+          ('model.layers.0.post_attention_layernorm.weight', [8]), ('model.layers.0.mlp.gate_proj.weight', [8, 8]),
+          ('model.layers.0.mlp.up_proj.weight', [8, 8]), ('model.layers.0.mlp.down_proj.weight', [8, 8]),
+          ('model.norm.weight', [8])]
+f32, ts, k = [], [], 0
+for name, shape in shapes:
+    n = shape[0] * (shape[1] if len(shape) > 1 else 1)
+    x = [1.0 + 0.01 * i if len(shape) == 1 else 0.1 * math.sin(k + i) for i in range(n)]
+    k += n
+    raw = struct.pack('<%df' % n, *x)
+    f32.append((name, 'F32', shape, raw))
+    ts.append((name, 'BF16', shape, b''.join(struct.pack('<H', u >> 16) for u in struct.unpack('<%dI' % n, raw))))
+save(C + '/model/tiny_llama.safetensors', f32)
+save(C + '/model/tiny_llama_bf16.safetensors', ts)
 PY
 for f in v1_f4_3x5 v2_f4_3x5 v3_f4_3x5 v1_f8_2x3x4 v1_f4_0d v1_f4_empty bad_bigendian bad_fortran; do
     cp tests/fixtures/npy_$f.npy $C/npy/
@@ -76,3 +86,15 @@ PY
 ./red train --data $T/train.jsonl --out $T/t --tokens 512 --dim 8 --layers 1 --heads 2 --ffn 8 --seq 16 --batch 2 \
     --threads 1 2> /dev/null
 cp $T/t/train_state.bin $C/state/train_state.bin
+# the model and tokenizer files of other projects: cut real files (cut_seeds.py),
+# llama2.c's own tokenizer.bin, and GGUF models written by `red convert`
+mkdir -p $C/hf_tokenizer $C/gguf_vocab $C/llama2c $C/tokenizer_bin $C/gguf
+python3 tests/fuzz/cut_seeds.py $C ../shared/data
+cat ../shared/data/stories260K/tok512.bin > $C/tokenizer_bin/tok512.bin
+mkdir $T/gpt2
+cp $C/hf_tokenizer/qwen3.json $T/gpt2/tokenizer.json
+echo '{"model_type": "llama", "hidden_size": 4, "intermediate_size": 4, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 384, "tie_word_embeddings": false, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}' > $T/llama.json
+./red init --config $T/llama.json --out $T/l --seed 3
+./red convert --from $T/l --to $C/gguf/llama3_f16_tok.gguf --dtype f16 --tokenizer $T/gpt2/tokenizer.json 2> /dev/null
+./red convert --from $T/q --to $C/gguf/qwen2_f32.gguf 2> /dev/null
+./red convert --from $T/qb --to $C/gguf/qwen2_bf16.gguf --dtype bf16 2> /dev/null
