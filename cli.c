@@ -1242,7 +1242,7 @@ static int run_score_gsm8k(void *args) {
     red_gsm8k_report_opts ro;
     int n_test;
     red_json **items;
-    size_t n_items, k;
+    size_t n_items, k, *lines;
     red_sbuf *outs, summary, js, samples;
     red_error err;
     check_distinct("score-gsm8k", "--json", a->json, "--samples", a->samples);
@@ -1254,13 +1254,13 @@ static int run_score_gsm8k(void *args) {
     check_output("score-gsm8k", "--samples", a->samples, 0);
     if (red_gsm8k_task_parse(a->task, &task) != RED_OK) die(2, "score-gsm8k: unknown task '%s'", a->task);
     if (red_gsm8k_load(a->data, &test, &n_test, &err) != RED_OK) die(1, "%s", err.msg);
-    if (red_jsonl_read(comp, &items, &n_items, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_jsonl_read_lines(comp, &items, &n_items, &lines, &err) != RED_OK) die(1, "%s", err.msg);
     if ((int)n_items > n_test) die(1, "%s has %zu completions but %s only %d docs", comp, n_items, a->data, n_test);
     outs = xmalloc(sizeof *outs * (n_items ? n_items : 1));
     for (k = 0; k < n_items; k++) {
         const red_json *c = red_json_get(items[k], "completion");
         if (!c || c->type != RED_JSON_STRING)
-            die(1, "%s: line %zu: expected an object with a string \"completion\"", comp, k + 1);
+            die(1, "%s:%zu: expected an object with a string \"completion\"", comp, lines[k]);
         red_sbuf_init(&outs[k]);
         red_sbuf_put(&outs[k], c->str, c->len);
     }
@@ -1276,6 +1276,7 @@ static int run_score_gsm8k(void *args) {
     for (k = 0; k < n_items; k++) red_sbuf_free(&outs[k]);
     free(outs);
     red_jsonl_free(items, n_items);
+    free(lines);
     red_gsm8k_free(test, n_test);
     return 0;
 }
@@ -2246,15 +2247,16 @@ static int tokenizer_encode(const tok_args *a) {
         free(buf);
     } else {
         red_json **items;
-        size_t n, k;
-        if (red_jsonl_read(a->input, &items, &n, &err) != RED_OK) die(1, "%s", err.msg);
+        size_t n, k, *lines;
+        if (red_jsonl_read_lines(a->input, &items, &n, &lines, &err) != RED_OK) die(1, "%s", err.msg);
         for (k = 0; k < n; k++) {
             const red_json *v = items[k]->type == RED_JSON_STRING ? items[k] : red_json_get(items[k], "text");
             if (!v || v->type != RED_JSON_STRING)
-                die(1, "%s: item %zu: expected a JSON string or an object with a \"text\" string", a->input, k + 1);
+                die(1, "%s:%zu: expected a JSON string or an object with a \"text\" string", a->input, lines[k]);
             print_ids(tok, v->str, v->len, a->special);
         }
         red_jsonl_free(items, n);
+        free(lines);
     }
     red_tokenizer_free(tok);
     return 0;
