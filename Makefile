@@ -115,7 +115,7 @@ criterion:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libcriterion-dev; \
 	fi
 
-$(BUILD)/tests/%.o: tests/%.c $(HEADERS) tests/testutil.h | $(BUILD)/.dirs criterion
+$(BUILD)/tests/%.o: tests/%.c $(HEADERS) tests/testutil.h tests/testmodel.h | $(BUILD)/.dirs criterion
 	$(CC) $(CFLAGS_ALL) -Wno-pedantic -c -o $@ $<
 
 $(BUILD)/red-tests: $(LIB_OBJ) $(TEST_OBJ)

@@ -1,4 +1,4 @@
-/* red.c - the method: an LRC student of a frozen teacher (projections,
+/* distill.c - the method: an LRC student of a frozen teacher (projections,
  * student norms, merged weights), its losses (CE + KL(tau) + alpha * clone
  * MSE) and their backward into the projections, the five initialisations
  * (lrc, orthogonal, pca, magnitude, red), the distillation loop with exact

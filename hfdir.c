@@ -1,4 +1,4 @@
-/* checkpoint.c - Hugging Face model directories: config.json and
+/* hfdir.c - Hugging Face model directories: config.json and
  * model.safetensors (facts: ../shared/docs/formats.md sections 1 and 3).
  *
  * safetensors = u64 LE header length N, N bytes of JSON, then the tensor

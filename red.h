@@ -497,7 +497,7 @@ red_status red_generate(red_model *m, int n_seq, const int *const *prompts, cons
                         int n_new, const red_sampler *sp, uint64_t seed, int stop_id,
                         int **out, int *out_len, red_error *err);
 
-/* ------------------------------------------------------------------ checkpoint.c */
+/* ------------------------------------------------------------------ hfdir.c */
 
 /* safetensors: one tensor as read from a file. */
 typedef enum { RED_DT_F32 = 0, RED_DT_F16 = 1, RED_DT_BF16 = 2, RED_DT_OTHER = 3 } red_dtype;
@@ -783,7 +783,7 @@ typedef struct {
 red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer *tok, red_train_data *data,
                      red_train_data *eval_data, red_error *err);
 
-/* ------------------------------------------------------------------ red.c */
+/* ------------------------------------------------------------------ distill.c */
 
 /* The method (../shared/docs/method.md): an LRC student of a frozen teacher.
  * Legend: d_t teacher width, d_s student width, P a [d_t, d_s] projection.

@@ -133,7 +133,7 @@ void red_cross_entropy_rows(red_pool *pool, double *row_loss, float *dlogits, co
  * embedding projection). */
 const float *red_model_dinput(const red_model *m);
 
-/* ------------------------------------------------------------------ checkpoint.c */
+/* ------------------------------------------------------------------ hfdir.c */
 
 red_status red_st_parse(red_safetensors *st, unsigned char *file, size_t len, const char *name,
                         red_error *err);  /* takes ownership of file */
@@ -269,7 +269,7 @@ typedef struct {
 /* Learning rate for 0-based step. */
 float red_lr_at(const red_lr_sched *s, int64_t step);
 
-/* ------------------------------------------------------------------ red.c */
+/* ------------------------------------------------------------------ distill.c */
 
 /* The n_proj projections in order (per layer q,k,v,o,gate,up,down; embed; head). */
 int red_student_n_proj(const red_student *s);

@@ -1,7 +1,14 @@
-/* tests/test_svd.c - one-sided Jacobi SVD battery (GSL-style plus orthogonality),
- * symmetric eigen, random orthonormal matrices, effective rank.
- * Accuracy unit: eps_f = FLT_EPSILON (2^-23). The SVD computes in double and
- * rounds U, S, V to float, so a correct result has
+/* tests/test_linalg.c - linalg.c: sgemm against a double-precision
+ * reference for all three products, every edge shape 1..70, alpha/beta
+ * cases, strides, SIMD vs scalar, bit-identical across thread counts; the
+ * one-sided Jacobi SVD battery (GSL-style plus orthogonality), symmetric
+ * eigen, random orthonormal matrices, effective rank; token
+ * indistinguishability (cos_mean and indist@theta) against a direct O(N^2)
+ * double computation on random rows and planted near-duplicates (pairs just
+ * above and below each threshold), with and without token ids, invariance
+ * to row order, zero rows, the same bits for every thread count.
+ * SVD accuracy unit: eps_f = FLT_EPSILON (2^-23). The SVD computes in double
+ * and rounds U, S, V to float, so a correct result has
  *   residual ‖A-USVᵀ‖_F/‖A‖_F <= 8 sqrt(k) eps_f   and   max|QᵀQ-I| <= 8 sqrt(len) eps_f
  * (float rounding of k-term sums with random-sign errors, with a factor 8 margin). */
 #include <criterion/criterion.h>
@@ -331,4 +338,345 @@ Test(linalg, erank_closed_forms, .init = setup, .fini = teardown) {
     cr_assert_eq(red_erank(pool, 40, 8, R1, 8, 1, &e), RED_OK);
     cr_assert_eq(e, 0.0, "centred identical rows: eRank %g", e);
     free(I); free(R1); free(Q);
+}
+
+/* ------------------------------------------------------------------ gemm */
+
+typedef red_status (*gemm_fn)(red_pool *, red_trans, int, int, int, float, const float *, int,
+                              const float *, int, float, float *, int);
+
+/* Runs one product with leading dimensions padded by `pad` and checks every
+ * element: |c - ref| <= (k + 2) * eps_f * (|alpha| sum|a b| + |beta c0|), the
+ * standard bound for a length-k fp32 dot product plus the alpha/beta rounding.
+ * Returns the worst error ratio (<= 1 passes). */
+static double check_gemm(gemm_fn fn, red_trans t, int m, int n, int k, float alpha, float beta,
+                         int pad, uint64_t seed) {
+    red_rng r;
+    int arows = t == RED_TN ? k : m, acols = t == RED_TN ? m : k;
+    int brows = t == RED_NT ? n : k, bcols = t == RED_NT ? k : n;
+    int lda = acols + pad, ldb = bcols + pad, ldc = n + pad, i, j;
+    float *A, *B, *C, *C0;
+    double *ref = malloc((size_t)m * n * sizeof *ref + 8), *mag = malloc((size_t)m * n * sizeof *mag + 8);
+    double worst = 0.0, tol_unit = (k + 2) * (double)FLT_EPSILON;
+    red_rng_seed(&r, seed);
+    A = tu_rand(&r, (size_t)arows * lda, -1, 1);
+    B = tu_rand(&r, (size_t)brows * ldb, -1, 1);
+    C0 = tu_rand(&r, (size_t)m * ldc, -1, 1);
+    C = malloc(((size_t)m * ldc + 1) * sizeof *C);
+    memcpy(C, C0, (size_t)m * ldc * sizeof *C);
+    if (beta == 0.0f)  /* beta = 0 must not read C: poison it */
+        for (i = 0; i < m * ldc; i++) C[i] = NAN;
+    cr_assert_eq(fn(pool, t, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc), RED_OK);
+    tu_gemm_ref(t, m, n, k, alpha, A, lda, B, ldb, beta, C0, ldc, ref, mag);
+    for (i = 0; i < m; i++) {
+        for (j = 0; j < n; j++) {
+            double e = fabs(C[(size_t)i * ldc + j] - ref[(size_t)i * n + j]);
+            double bound = tol_unit * mag[(size_t)i * n + j] + 1e-30;
+            if (!(e / bound <= worst)) worst = e / bound;
+        }
+        for (j = n; j < ldc; j++)  /* padding columns of C are untouched */
+            if (beta != 0.0f) cr_assert_eq(C[(size_t)i * ldc + j], C0[(size_t)i * ldc + j]);
+    }
+    free(A); free(B); free(C); free(C0); free(ref); free(mag);
+    return worst;
+}
+
+static const red_trans all_trans[3] = {RED_NN, RED_NT, RED_TN};
+
+Test(linalg, gemm_edge_shapes_1_to_70, .init = setup, .fini = teardown) {
+    int ti, d, v;
+    for (ti = 0; ti < 3; ti++)
+        for (d = 1; d <= 70; d++) {
+            int shapes[4][3] = {{d, 37, 41}, {37, d, 41}, {37, 41, d}, {d, d, d}};
+            for (v = 0; v < 4; v++) {
+                double w = check_gemm(red_sgemm, all_trans[ti], shapes[v][0], shapes[v][1],
+                                      shapes[v][2], 1.0f, 0.0f, 0, 1000 + d);
+                cr_assert(w <= 1.0, "%s m=%d n=%d k=%d: error %.3g x bound", red_trans_name(all_trans[ti]),
+                          shapes[v][0], shapes[v][1], shapes[v][2], w);
+            }
+        }
+}
+
+Test(linalg, gemm_alpha_beta_and_strides, .init = setup, .fini = teardown) {
+    const float ab[6][2] = {{1, 0}, {1, 1}, {-0.5f, 2}, {2, -1}, {0.25f, 0.5f}, {-1, 0}};
+    int ti, c, pad;
+    for (ti = 0; ti < 3; ti++)
+        for (c = 0; c < 6; c++)
+            for (pad = 0; pad <= 3; pad += 3) {
+                double w = check_gemm(red_sgemm, all_trans[ti], 29, 53, 31, ab[c][0], ab[c][1], pad, 77 + c);
+                cr_assert(w <= 1.0, "%s alpha=%g beta=%g pad=%d: error %.3g x bound",
+                          red_trans_name(all_trans[ti]), ab[c][0], ab[c][1], pad, w);
+            }
+}
+
+Test(linalg, gemm_large_and_odd_shapes, .init = setup, .fini = teardown) {
+    /* k > KC (several k blocks), n > NC (several column blocks), thin shapes */
+    const int shapes[][3] = {{257, 263, 301}, {1000, 3, 517}, {3, 1000, 517}, {129, 131, 1025},
+                             {70, 2100, 40}, {401, 50, 800}, {1, 1, 3000}, {500, 1, 1}};
+    int ti, s;
+    for (ti = 0; ti < 3; ti++)
+        for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+            double w = check_gemm(red_sgemm, all_trans[ti], shapes[s][0], shapes[s][1], shapes[s][2],
+                                  1.0f, s % 2 ? 1.0f : 0.0f, s % 3, 500 + s);
+            cr_assert(w <= 1.0, "%s m=%d n=%d k=%d: error %.3g x bound", red_trans_name(all_trans[ti]),
+                      shapes[s][0], shapes[s][1], shapes[s][2], w);
+        }
+}
+
+Test(linalg, gemm_scalar_path_meets_the_same_bound, .init = setup, .fini = teardown) {
+    int ti, d;
+    for (ti = 0; ti < 3; ti++)
+        for (d = 1; d <= 70; d += 3) {
+            double w = check_gemm(red_sgemm_scalar, all_trans[ti], d, 71 - d, 33 + d, 1.5f, -0.5f, 1, d);
+            cr_assert(w <= 1.0, "scalar %s d=%d: error %.3g x bound", red_trans_name(all_trans[ti]), d, w);
+        }
+}
+
+/* The SIMD path against the scalar path: both within (k+2) eps of the exact
+ * value, so they differ by at most twice that bound. */
+Test(linalg, gemm_simd_matches_scalar, .init = setup, .fini = teardown) {
+    const int shapes[][3] = {{67, 45, 33}, {128, 96, 256}, {13, 300, 129}, {300, 13, 700}};
+    int ti, s, i;
+    for (ti = 0; ti < 3; ti++)
+        for (s = 0; s < 4; s++) {
+            int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            int lda = all_trans[ti] == RED_TN ? m : k, ldb = all_trans[ti] == RED_NT ? k : n;
+            red_rng r;
+            float *A, *B, *C1 = calloc((size_t)m * n, 4), *C2 = calloc((size_t)m * n, 4);
+            double *ref = malloc((size_t)m * n * 8), *mag = malloc((size_t)m * n * 8);
+            red_rng_seed(&r, 31 + s);
+            A = tu_rand(&r, (size_t)m * k, -1, 1);
+            B = tu_rand(&r, (size_t)k * n, -1, 1);
+            red_sgemm(pool, all_trans[ti], m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C1, n);
+            red_sgemm_scalar(pool, all_trans[ti], m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C2, n);
+            tu_gemm_ref(all_trans[ti], m, n, k, 1.0, A, lda, B, ldb, 0.0, NULL, n, ref, mag);
+            for (i = 0; i < m * n; i++)
+                cr_assert(fabs((double)C1[i] - C2[i]) <= 2.0 * (k + 2) * FLT_EPSILON * mag[i] + 1e-30,
+                          "%s %dx%dx%d element %d: simd %.9g scalar %.9g", red_trans_name(all_trans[ti]),
+                          m, n, k, i, C1[i], C2[i]);
+            free(A); free(B); free(C1); free(C2); free(ref); free(mag);
+        }
+}
+
+/* Same inputs on pools of 1, 2 and 3 threads: results must be bitwise equal. */
+Test(linalg, gemm_bit_identical_across_thread_counts) {
+    const int shapes[][3] = {{300, 200, 150}, {64, 700, 90}, {1000, 40, 600}, {37, 2500, 70}};
+    red_pool *pools[3];
+    int ti, s, p;
+    for (p = 0; p < 3; p++) pools[p] = red_pool_create(p + 1);
+    for (ti = 0; ti < 3; ti++)
+        for (s = 0; s < 4; s++) {
+            int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            int lda = all_trans[ti] == RED_TN ? m : k, ldb = all_trans[ti] == RED_NT ? k : n;
+            red_rng r;
+            float *A, *B, *C0, *C[3];
+            red_rng_seed(&r, 5 + s);
+            A = tu_rand(&r, (size_t)m * k, -1, 1);
+            B = tu_rand(&r, (size_t)k * n, -1, 1);
+            C0 = tu_rand(&r, (size_t)m * n, -1, 1);
+            for (p = 0; p < 3; p++) {
+                C[p] = malloc((size_t)m * n * 4);
+                memcpy(C[p], C0, (size_t)m * n * 4);
+                red_sgemm(pools[p], all_trans[ti], m, n, k, 0.75f, A, lda, B, ldb, 1.0f, C[p], n);
+            }
+            cr_assert(memcmp(C[0], C[1], (size_t)m * n * 4) == 0, "%s %dx%dx%d: 1 vs 2 threads differ",
+                      red_trans_name(all_trans[ti]), m, n, k);
+            cr_assert(memcmp(C[0], C[2], (size_t)m * n * 4) == 0, "%s %dx%dx%d: 1 vs 3 threads differ",
+                      red_trans_name(all_trans[ti]), m, n, k);
+            free(A); free(B); free(C0);
+            for (p = 0; p < 3; p++) free(C[p]);
+        }
+    for (p = 0; p < 3; p++) red_pool_destroy(pools[p]);
+}
+
+Test(linalg, gemm_degenerate_sizes_and_bad_arguments, .init = setup, .fini = teardown) {
+    float A[6] = {1, 2, 3, 4, 5, 6}, C[4] = {1, 2, 3, 4};
+    /* k = 0: C = beta C without touching A or B */
+    cr_assert_eq(red_sgemm(pool, RED_NN, 2, 2, 0, 1.0f, NULL, 1, NULL, 2, 2.0f, C, 2), RED_OK);
+    cr_assert(C[0] == 2 && C[3] == 8);
+    /* alpha = 0, beta = 0: zeros */
+    cr_assert_eq(red_sgemm(pool, RED_NN, 2, 2, 3, 0.0f, A, 3, A, 2, 0.0f, C, 2), RED_OK);
+    cr_assert(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0);
+    cr_assert_eq(red_sgemm(pool, RED_NN, 0, 5, 5, 1.0f, NULL, 5, NULL, 5, 0.0f, NULL, 5), RED_OK);
+    cr_assert_eq(red_sgemm(pool, RED_NN, 2, 2, 3, 1.0f, A, 2, A, 2, 0.0f, C, 2), RED_E_ARG);  /* lda < k */
+    cr_assert_eq(red_sgemm(pool, RED_NT, 2, 2, 3, 1.0f, A, 3, A, 2, 0.0f, C, 2), RED_E_ARG);  /* ldb < k */
+    cr_assert_eq(red_sgemm(pool, RED_TN, 2, 2, 3, 1.0f, A, 1, A, 2, 0.0f, C, 2), RED_E_ARG);  /* lda < m */
+    cr_assert_eq(red_sgemm(pool, RED_NN, -1, 2, 3, 1.0f, A, 3, A, 2, 0.0f, C, 2), RED_E_ARG);
+    cr_assert_eq(red_sgemm(NULL, RED_NN, 2, 2, 3, 1.0f, A, 3, A, 2, 0.0f, C, 2), RED_E_ARG);
+}
+
+/* ------------------------------------------------------------------ token indistinguishability */
+
+/* Direct reference: every pair's cosine as a double dot product of double-normalised rows. */
+static void reference(int m, int n, const float *X, const int64_t *ids, red_indist *out) {
+    double *u = calloc((size_t)m * n, sizeof(double)), sum = 0.0;
+    int64_t pairs = 0, distinct = 0, hit[RED_INDIST_N] = {0};
+    int i, j, k, t;
+    for (i = 0; i < m; i++) {
+        double nr = 0.0;
+        for (k = 0; k < n; k++) nr += (double)X[i * n + k] * X[i * n + k];
+        nr = sqrt(nr);
+        for (k = 0; k < n; k++) u[i * n + k] = nr > 0 ? X[i * n + k] / nr : 0.0;
+    }
+    for (i = 0; i < m; i++)
+        for (j = i + 1; j < m; j++) {
+            double c = 0.0;
+            for (k = 0; k < n; k++) c += u[i * n + k] * u[j * n + k];
+            sum += c;
+            pairs++;
+            if (!ids || ids[i] != ids[j]) {
+                distinct++;
+                for (t = 0; t < RED_INDIST_N; t++) hit[t] += c >= red_indist_theta[t];
+            }
+        }
+    out->pairs = pairs;
+    out->distinct_pairs = distinct;
+    out->cos_mean = pairs ? sum / pairs : NAN;
+    for (t = 0; t < RED_INDIST_N; t++) out->indist[t] = distinct ? (double)hit[t] / distinct : NAN;
+    free(u);
+}
+
+static void expect_same(const red_indist *a, const red_indist *r, const char *what) {
+    int t;
+    cr_expect_eq(a->pairs, r->pairs, "%s: pairs %lld vs %lld", what, (long long)a->pairs, (long long)r->pairs);
+    cr_expect_eq(a->distinct_pairs, r->distinct_pairs, "%s: distinct pairs", what);
+    /* the sum of ~1e4 cosines in another order: |error| <= pairs * n * 2^-52 per term, far below 1e-12 */
+    cr_expect(fabs(a->cos_mean - r->cos_mean) <= 1e-12 || (isnan(a->cos_mean) && isnan(r->cos_mean)),
+              "%s: cos_mean %.17g vs %.17g", what, a->cos_mean, r->cos_mean);
+    for (t = 0; t < RED_INDIST_N; t++)  /* counts: exact unless a cosine is within rounding of theta (none planted there) */
+        cr_expect(a->indist[t] == r->indist[t] || (isnan(a->indist[t]) && isnan(r->indist[t])),
+                  "%s: indist@%g %.17g vs %.17g", what, red_indist_theta[t], a->indist[t], r->indist[t]);
+}
+
+/* m rows of n: random directions, and planted pairs of rows at a chosen cosine to an earlier row. */
+static float *planted_rows(red_rng *r, int m, int n, int64_t *ids) {
+    float *X = malloc((size_t)m * n * sizeof(float));
+    static const double cosines[] = {0.999, 0.995, 0.985, 0.97, 0.9, 0.5};
+    int i, k;
+    red_rng_fill_normal(r, X, (size_t)m * n, 0.0f, 1.0f);
+    for (i = 0; i < m; i++) ids[i] = (int64_t)red_rng_below(r, 7);
+    for (i = 1; i < m; i += 3) {  /* row i = c * unit(row base) + sqrt(1 - c^2) * unit(orthogonal part of noise) */
+        int base = (int)red_rng_below(r, (uint64_t)i);
+        double c = cosines[i % 6], nb = 0.0, dot = 0.0, no = 0.0, scale = 0.5 + red_rng_uniform(r) * 3.0;
+        double *o = malloc((size_t)n * sizeof(double));
+        for (k = 0; k < n; k++) nb += (double)X[base * n + k] * X[base * n + k];
+        nb = sqrt(nb);
+        for (k = 0; k < n; k++) dot += X[i * n + k] * (X[base * n + k] / nb);
+        for (k = 0; k < n; k++) { o[k] = X[i * n + k] - dot * X[base * n + k] / nb; no += o[k] * o[k]; }
+        no = sqrt(no);
+        for (k = 0; k < n; k++) X[i * n + k] = (float)(scale * (c * X[base * n + k] / nb + sqrt(1 - c * c) * o[k] / no));
+        free(o);
+    }
+    return X;
+}
+
+Test(linalg, indist_matches_direct_pairs_on_random_rows) {
+    red_rng r;
+    red_pool *pool = red_pool_create(2);
+    int sizes[][2] = {{1, 3}, {2, 5}, {5, 1}, {63, 7}, {64, 16}, {65, 9}, {130, 33}, {201, 4}};
+    int s;
+    red_rng_seed(&r, 20261130);
+    for (s = 0; s < (int)(sizeof sizes / sizeof sizes[0]); s++) {
+        int m = sizes[s][0], n = sizes[s][1];
+        float *X = malloc((size_t)m * n * sizeof(float));
+        int64_t *ids = malloc((size_t)m * sizeof(int64_t));
+        red_indist a, ref;
+        char what[64];
+        int i;
+        red_rng_fill_normal(&r, X, (size_t)m * n, 0.3f, 1.0f);  /* a common mean: cosines spread around 0.1 */
+        for (i = 0; i < m; i++) ids[i] = (int64_t)red_rng_below(&r, 5);
+        snprintf(what, sizeof what, "%dx%d ids", m, n);
+        cr_assert_eq(red_token_indist(pool, m, n, X, n, ids, &a), RED_OK);
+        reference(m, n, X, ids, &ref);
+        expect_same(&a, &ref, what);
+        snprintf(what, sizeof what, "%dx%d no ids", m, n);
+        cr_assert_eq(red_token_indist(pool, m, n, X, n, NULL, &a), RED_OK);
+        reference(m, n, X, NULL, &ref);
+        expect_same(&a, &ref, what);
+        if (m < 2) cr_expect(isnan(a.cos_mean) && isnan(a.indist[0]), "no pair: NaN");
+        free(X);
+        free(ids);
+    }
+    red_pool_destroy(pool);
+}
+
+Test(linalg, indist_counts_planted_near_duplicates_exactly) {
+    red_rng r;
+    red_pool *pool = red_pool_create(2);
+    int m = 150, n = 24, i;
+    int64_t ids[150], same[150];
+    float *X;
+    red_indist a, ref;
+    red_rng_seed(&r, 77);
+    X = planted_rows(&r, m, n, ids);
+    reference(m, n, X, ids, &ref);
+    cr_assert_eq(red_token_indist(pool, m, n, X, n, ids, &a), RED_OK);
+    expect_same(&a, &ref, "planted, ids");
+    cr_expect(ref.indist[0] > ref.indist[1] && ref.indist[1] > 0, "the plant lands on both sides of each threshold");
+    /* same ids everywhere: no distinct pair, indist undefined; cos_mean unaffected */
+    for (i = 0; i < m; i++) same[i] = 42;
+    cr_assert_eq(red_token_indist(pool, m, n, X, n, same, &a), RED_OK);
+    cr_expect_eq(a.distinct_pairs, 0);
+    cr_expect(isnan(a.indist[0]) && isnan(a.indist[1]), "no distinct pair: NaN");
+    cr_expect(fabs(a.cos_mean - ref.cos_mean) <= 1e-12, "cos_mean does not depend on ids");
+    /* identical rows with distinct ids are all indistinguishable; scaled copies too */
+    for (i = 0; i < m; i++) {
+        int k;
+        for (k = 0; k < n; k++) X[i * n + k] = (float)((1 + i % 4) * (k + 1));
+        same[i] = i;
+    }
+    cr_assert_eq(red_token_indist(pool, m, n, X, n, same, &a), RED_OK);
+    cr_expect(a.indist[0] == 1.0 && a.indist[1] == 1.0, "copies: indist 1 (got %g, %g)", a.indist[0], a.indist[1]);
+    cr_expect(fabs(a.cos_mean - 1.0) < 1e-14, "copies: cos_mean 1 (got %.17g)", a.cos_mean);
+    free(X);
+    red_pool_destroy(pool);
+}
+
+Test(linalg, indist_zero_rows_have_cosine_zero) {
+    float X[4 * 3] = {1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0};  /* rows 1 and 3 are zero */
+    red_indist a;
+    cr_assert_eq(red_token_indist(NULL, 4, 3, X, 3, NULL, &a), RED_OK);
+    /* pairs: (0,2) cos 1, the other five 0 */
+    cr_expect(fabs(a.cos_mean - 1.0 / 6.0) < 1e-15, "cos_mean %.17g", a.cos_mean);
+    cr_expect(fabs(a.indist[0] - 1.0 / 6.0) < 1e-15 && fabs(a.indist[1] - 1.0 / 6.0) < 1e-15, "only the parallel pair");
+    X[4] = NAN;
+    cr_expect_eq(red_token_indist(NULL, 4, 3, X, 3, NULL, &a), RED_E_ARG, "non-finite rows are refused");
+    cr_expect_eq(red_token_indist(NULL, 4, 0, X, 3, NULL, &a), RED_E_ARG);
+}
+
+Test(linalg, indist_invariant_to_row_order_and_thread_count) {
+    red_rng r;
+    int m = 333, n = 40, i, th;
+    int64_t ids[333], pids[333];
+    float *X, *Y = malloc((size_t)333 * 40 * sizeof(float));
+    int perm[333];
+    red_indist a, b, one;
+    red_rng_seed(&r, 5);
+    X = planted_rows(&r, m, n, ids);
+    for (i = 0; i < m; i++) perm[i] = i;
+    for (i = m - 1; i > 0; i--) {
+        int j = (int)red_rng_below(&r, (uint64_t)i + 1), t = perm[i];
+        perm[i] = perm[j]; perm[j] = t;
+    }
+    for (i = 0; i < m; i++) {
+        memcpy(Y + (size_t)i * n, X + (size_t)perm[i] * n, (size_t)n * sizeof(float));
+        pids[i] = ids[perm[i]];
+    }
+    cr_assert_eq(red_token_indist(NULL, m, n, X, n, ids, &one), RED_OK);
+    cr_assert_eq(red_token_indist(NULL, m, n, Y, n, pids, &b), RED_OK);
+    cr_expect_eq(b.pairs, one.pairs);
+    cr_expect_eq(b.indist[0], one.indist[0], "indist@0.95 is a count: exactly order-free");
+    cr_expect_eq(b.indist[1], one.indist[1]);
+    cr_expect(fabs(b.cos_mean - one.cos_mean) < 1e-13, "cos_mean up to summation order: %.17g vs %.17g", b.cos_mean,
+              one.cos_mean);
+    for (th = 2; th <= 4; th++) {  /* bit-identical for every thread count (21 tile pairs, split differently) */
+        red_pool *pool = red_pool_create(th);
+        cr_assert_eq(red_token_indist(pool, m, n, X, n, ids, &a), RED_OK);
+        cr_expect(memcmp(&a.cos_mean, &one.cos_mean, sizeof(double)) == 0, "%d threads: cos_mean %.17g vs %.17g", th,
+                  a.cos_mean, one.cos_mean);
+        cr_expect(a.indist[0] == one.indist[0] && a.indist[1] == one.indist[1], "%d threads: counts", th);
+        red_pool_destroy(pool);
+    }
+    free(X);
+    free(Y);
 }

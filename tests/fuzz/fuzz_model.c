@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_model.c - a model directory (checkpoint.c red_model_load):
+/* tests/fuzz/fuzz_model.c - a model directory (hfdir.c red_model_load):
  * the input is model.safetensors next to the config.json of
  * tests/fixtures/model_llama_tied (GQA, llama3 RoPE, tied embeddings), so
  * the loader's checks of names, shapes, dtypes and values against the config
