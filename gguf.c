@@ -927,7 +927,7 @@ red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, 
     if ((uint64_t)red_param_floats(&c) > file_numel)
         return red_error_set(err, RED_E_FORMAT, "%s: the metadata implies %llu parameters, the file's tensors hold %llu",
                              g->path, (unsigned long long)red_param_floats(&c), (unsigned long long)file_numel);
-    if ((st = red_model_init(m, &c, pool, err))) return st;
+    if ((st = red_model_alloc(m, &c, pool, err))) return st;
     for (i = 0; i < m->n_tensors; i++) {
         const red_param *p = &m->table[i];
         const red_gguf_tensor *t;

@@ -378,7 +378,7 @@ typedef struct {
 } red_model;
 
 /* Allocates a zeroed parameter slab. pool is used by every heavy op. */
-red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err);
+red_status red_model_alloc(red_model *m, const red_config *c, red_pool *pool, red_error *err);
 void red_model_free(red_model *m);
 /* A model over src's weights (not copied, not owned, to be read only: a
  * frozen teacher shared by threads that each need their own run state). */
@@ -863,7 +863,7 @@ typedef struct {
 } red_student;
 
 /* A student of width d_s with the teacher's config otherwise; parameters zero. */
-red_status red_student_init(red_student *s, red_model *teacher, int d_s, red_error *err);
+red_status red_student_alloc(red_student *s, red_model *teacher, int d_s, red_error *err);
 void red_student_free(red_student *s);
 /* Activations for B x T batches (teacher and student). */
 red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err);

@@ -29,7 +29,7 @@ static void make_teacher(red_model *t, const red_config *c, uint64_t seed) {
     red_rng r;
     red_error err;
     int k, i;
-    cr_assert(red_model_init(t, c, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(t, c, pool, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, seed);
     red_model_init_random(t, &r, 0.3f, 0.0f);
     for (k = 0; k < t->n_tensors; k++)
@@ -103,7 +103,7 @@ static void full_width_is_teacher(red_config *c) {
     close(fd);
     make_teacher(&t, c, 11);
     make_calib(&calib, path);
-    cr_assert(red_student_init(&s, &t, c->dim, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_student_alloc(&s, &t, c->dim, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_student_train_alloc(&s, 2, 8, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_student_initialize(&s, &io, &calib, 64, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, 5);
@@ -158,7 +158,7 @@ static void projection_fd(red_config *c, red_kl_reduction red, uint64_t seed) {
     size_t k;
     float *g;
     make_teacher(&t, c, seed);
-    cr_assert(red_student_init(&s, &t, 10, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_student_alloc(&s, &t, 10, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_student_train_alloc(&s, 2, 7, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, seed + 1);
@@ -221,7 +221,7 @@ Test(distill, fd_ffn_out_target_path_into_pd, .init = setup, .fini = teardown) {
     int tok[2 * 7], tgt[2 * 7], l;
     llama_cfg(&c, 23);
     make_teacher(&t, &c, 31);
-    cr_assert(red_student_init(&s, &t, 8, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 8, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, 2, 7, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK);
     red_rng_seed(&r, 3);
@@ -258,7 +258,7 @@ Test(distill, materialized_model_equals_projection_form, .init = setup, .fini = 
     cr_assert(mkdtemp(dir));
     qwen2_cfg(&c, 19);
     make_teacher(&t, &c, 41);
-    cr_assert(red_student_init(&s, &t, 6, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 6, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, 2, 7, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK);
     red_rng_seed(&r, 9);
@@ -391,7 +391,7 @@ Test(distill, init_red_selects_top_energy_channels_with_rms_corrected_norms, .in
     llama_cfg(&c, 259);
     make_teacher(&t, &c, 51);
     make_calib(&calib, path);
-    cr_assert(red_student_init(&s, &t, 8, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 8, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, 2, 16, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, &calib, 128, &err) == RED_OK, "%s", err.msg);
     expect_shared_selection(&s, sel);
@@ -430,7 +430,7 @@ Test(distill, init_magnitude_is_a_shared_selection_of_heavy_columns, .init = set
                     if ((cols == 16 && (k == 5 || k == 11)) || (rows == 16 && cols != 16 && (r == 5 || r == 11)))
                         W[r * cols + k] *= 10.0f;
         }
-    cr_assert(red_student_init(&s, &t, 6, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 6, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, 2, 4, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
     expect_shared_selection(&s, sel);
@@ -453,7 +453,7 @@ Test(distill, init_orthogonal_has_orthonormal_independent_columns, .init = setup
     int i, np;
     llama_cfg(&c, 23);
     make_teacher(&t, &c, 53);
-    cr_assert(red_student_init(&s, &t, 7, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 7, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
     np = red_student_n_proj(&s);
     for (i = 0; i < np; i++) cr_expect(tu_orth_err(red_student_proj(&s, i, NULL, 0), 16, 7) < 1e-5, "PᵀP = I");
@@ -477,7 +477,7 @@ Test(distill, init_lrc_is_gaussian_with_the_given_std, .init = setup, .fini = te
     c.dim = 64; c.ffn = 32; c.head_dim = 32;
     make_teacher(&t, &c, 54);
     io.std = 0.02f;
-    cr_assert(red_student_init(&s, &t, 32, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 32, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK, "%s", err.msg);
     np = red_student_n_proj(&s);
     for (i = 0; i < np; i++) {
@@ -514,7 +514,7 @@ Test(distill, init_pca_spans_the_top_principal_subspace, .init = setup, .fini = 
     llama_cfg(&c, 259);
     make_teacher(&t, &c, 55);
     make_calib(&calib, path);
-    cr_assert(red_student_init(&s, &t, ds, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, ds, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, 2, 16, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, &calib, 256, &err) == RED_OK, "%s", err.msg);
     reference_energy_top(&t, &calib, 2, 16, 256, ds, sel, G);
@@ -571,7 +571,7 @@ static void run_distill(red_pool *p, const char *dir, const char *calib_path, ui
     llama_cfg(&c, 259);
     make_teacher(&t, &c, 61);
     make_calib(&calib, calib_path);
-    cr_assert(red_student_init(&s, &t, 8, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 8, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, 2, 16, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, &calib, 64, &err) == RED_OK, "%s", err.msg);
     memset(&o, 0, sizeof o);
@@ -842,7 +842,7 @@ static void planted_teacher(red_model *t, int rank1, uint64_t seed) {
     int l, v, j;
     red_config_default(&c);
     c.dim = D; c.ffn = 24; c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 8; c.vocab = 259; c.tied = 1;
-    cr_assert(red_model_init(t, &c, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(t, &c, pool, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, seed);
     red_model_init_random(t, &r, 0.3f, 0.0f);
     for (l = 0; l < c.n_layers; l++) {
@@ -974,7 +974,7 @@ Test(distill, inspect_gaussian_planted_outliers_match_direct_energies_and_the_in
     /* the red init selects exactly these channels (the same code path) */
     memset(&io, 0, sizeof io);
     io.kind = RED_INIT_RED; io.score = RED_SCORE_ENERGY; io.norms = RED_NORMS_DEFAULT; io.orth_scale = 1.0f;
-    cr_assert(red_student_init(&s, &t, DS, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, DS, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, B, T, &err) == RED_OK);
     cr_assert(red_student_initialize(&s, &io, &calib, 320, &err) == RED_OK, "%s", err.msg);
     for (k = 0; k < DS; k++)
@@ -997,7 +997,7 @@ Test(distill, inspect_random_teacher_respects_the_bounds_and_threads_agree, .ini
     char path[] = "/tmp/red_test_inspect_XXXXXX";
     red_config_default(&c);
     c.dim = 24; c.ffn = 40; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 8; c.vocab = 259; c.tied = 0;
-    cr_assert(red_model_init(&t, &c, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&t, &c, pool, &err) == RED_OK);
     red_rng_seed(&g, 9);
     red_model_init_random(&t, &g, 0.3f, 0.0f);
     calib_file(&calib, path);
@@ -1005,7 +1005,7 @@ Test(distill, inspect_random_teacher_respects_the_bounds_and_threads_agree, .ini
     check_bounds(&r);
     red_model_free(&t);
     pool = one;  /* the same teacher on one thread: bit-identical fractions */
-    cr_assert(red_model_init(&t, &c, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&t, &c, pool, &err) == RED_OK);
     red_rng_seed(&g, 9);
     red_model_init_random(&t, &g, 0.3f, 0.0f);
     cr_assert(red_inspect(&t, 7, &calib, 256, 2, 16, &r1, &err) == RED_OK, "%s", err.msg);

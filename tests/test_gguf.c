@@ -584,7 +584,7 @@ Test(gguf, qwen3_tokenizer_embedded_encodes_the_same, .init = setup, .fini = tea
     red_config_default(&c);
     c.arch = RED_ARCH_QWEN2; c.qkv_bias = 1; c.dim = 8; c.ffn = 8; c.n_layers = 1; c.n_heads = 2; c.n_kv_heads = 1;
     c.head_dim = 4; c.vocab = red_tokenizer_vocab(tok);
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
     tmp_path(path, sizeof path, dir, "q.gguf");
     cr_assert(red_model_write(&m, tok, path, RED_DT_BF16, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_model_tokenizer(&back, path, NULL, &err) == RED_OK, "%s", err.msg);

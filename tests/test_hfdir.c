@@ -195,7 +195,7 @@ Test(hfdir, model_dir_save_load_round_trip_f32_and_bf16) {
     red_config_default(&c);
     c.arch = RED_ARCH_QWEN2; c.qkv_bias = 1; c.tied = 0; c.n_kv_heads = 2; c.head_dim = 8;
     c.rope_llama3 = 1; c.rope_factor = 4.0f; c.bos_id = 1; c.eos_id = 2;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK);
     red_rng_seed(&r, 4);
     red_model_init_random(&m, &r, 0.1f, 0.0f);
     cr_assert(red_model_save(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
@@ -213,7 +213,7 @@ Test(hfdir, model_dir_save_load_round_trip_f32_and_bf16) {
         red_config c2 = c;
         red_model small;
         c2.n_layers = 3;
-        cr_assert(red_model_init(&small, &c2, NULL, &err) == RED_OK);
+        cr_assert(red_model_alloc(&small, &c2, NULL, &err) == RED_OK);
         snprintf(path, sizeof path, "%s/config.json", dir);
         {
             red_sbuf b;
@@ -263,7 +263,7 @@ Test(hfdir, model_dir_non_finite_weights_are_rejected_with_the_tensor_name) {
     cr_assert(mkdtemp(dir));
     red_config_default(&c);
     c.dim = 16; c.ffn = 32; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 8;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK);
     red_rng_seed(&r, 4);
     red_model_init_random(&m, &r, 0.1f, 0.0f);
     m.w.layers[1].wu[37] = NAN;
@@ -293,7 +293,7 @@ Test(hfdir, model_dir_file_is_checked_against_config_before_allocating) {
     cr_assert(mkdtemp(dir));
     red_config_default(&c);
     c.dim = 16; c.ffn = 32; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 8; c.n_layers = 1;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK);
     cr_assert(red_model_save(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
     red_model_free(&m);
     big = c;

@@ -310,7 +310,7 @@ Test(llama2c, untied_classifier_v0_v1_round_trip, .init = setup, .fini = teardow
     cr_assert(mkdtemp(dir));
     red_config_default(&c);  /* llama, head_dim = dim / heads, theta 1e4, eps 1e-5 */
     c.tied = 0; c.n_kv_heads = 2; c.vocab = 40; c.max_pos = 16; c.bos_id = 1; c.eos_id = 2;
-    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, 5);
     red_model_init_random(&m, &r, 0.2f, 0.0f);
     a = run_logits(&m, ids, 5);

@@ -30,7 +30,7 @@ static float *run(const char *dir, const char *data_path, red_pool *pool, uint64
     } else {
         red_config_default(&c);
         c.vocab = 259; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_pos = 64;
-        cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+        cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK);
         red_rng_seed(&r, 9);
         red_model_init_random(&m, &r, 0.1f, 0.05f);
     }
@@ -187,7 +187,7 @@ Test(train, ids_outside_the_vocabulary_stop_the_run_without_a_checkpoint) {
     red_config_default(&c);
     c.vocab = 200; c.bos_id = c.eos_id = -1; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16;
     c.max_pos = 64;
-    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
     memset(&o, 0, sizeof o);
     o.loop.out = dir; o.loop.tokens = 4 * 4 * 32; o.loop.batch = 4; o.loop.seq = 32; o.loop.seed = 5; o.loop.lr = 3e-3f;
     o.loop.beta1 = 0.9f; o.loop.beta2 = 0.95f; o.loop.clip = 1.0; o.loop.schedule = RED_SCHED_CONSTANT;
@@ -225,7 +225,7 @@ Test(train, data_checked_before_activations) {
     cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK, "%s", err.msg);
     red_config_default(&c);
     c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_pos = 65536;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
     tu_cap_address_space();
     memset(&o, 0, sizeof o);
     o.loop.out = dir; o.loop.tokens = (uint64_t)1 << 20; o.loop.batch = 4; o.loop.seq = 65536; o.loop.lr = 1e-3f;

@@ -58,7 +58,7 @@ static inline void random_model(red_model *m, red_arch arch, uint64_t seed) {
         c.rope_llama3 = 1; c.rope_factor = 32.0f; c.rope_low_freq = 1.0f; c.rope_high_freq = 4.0f;
         c.rope_orig_ctx = 8192; c.rope_theta = 500000.0f;
     }
-    cr_assert(red_model_init(m, &c, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(m, &c, pool, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, seed);
     red_model_init_random(m, &r, 0.3f, 0.0f);
 }
