@@ -715,7 +715,7 @@ Test(distill, chunked_head_equals_unchunked, .init = setup, .fini = teardown) {
     red_model_free(&full);
 }
 
-/* Forward KL(p_T || p_S) at tau over [N, V] logits, unchunked, red.c's
+/* Forward KL(p_T || p_S) at tau over [N, V] logits, unchunked, distill.c's
  * formula: per-row values summed in row order; dz += scale * dKL/dz_S. */
 static double kl_unchunked(const float *zt_all, const float *zs_all, float *dz, int64_t N, int V, double tau, float scale) {
     double total = 0.0, inv = 1.0 / tau;
@@ -761,7 +761,7 @@ static void student_chunks_equal_unchunked(red_config *c) {
     float ce;
     size_t k;
     make_teacher(&t, c, 12);
-    cr_assert(red_student_init(&s, &t, 6, &err) == RED_OK);
+    cr_assert(red_student_alloc(&s, &t, 6, &err) == RED_OK);
     cr_assert(red_student_train_alloc(&s, CHUNK_B, CHUNK_T, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_student_initialize(&s, &io, NULL, 0, &err) == RED_OK);
     cr_assert(red_model_head_rows(&s.model) < N, "the loss runs in more than one chunk");
