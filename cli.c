@@ -1409,7 +1409,7 @@ static int run_init(void *args) {
         c.bos_id = red_tokenizer_bos(tok);
         c.eos_id = red_tokenizer_eos(tok);
     }
-    if (red_model_init(&m, &c, NULL, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_alloc(&m, &c, NULL, &err) != RED_OK) die(1, "%s", err.msg);
     red_rng_seed(&r, a->seed);
     red_model_init_random(&m, &r, (float)a->std, (float)(a->std / sqrt(2.0 * c.n_layers)));
     if (red_model_save(&m, a->out, a->bf16 ? RED_DT_BF16 : RED_DT_F32, &err) != RED_OK) die(1, "%s", err.msg);
@@ -1621,7 +1621,7 @@ static void train_model(train_args *a, red_pool *pool, red_model *m, red_tokeniz
     }
     if (a->config && red_config_read(&c, a->config, &err) != RED_OK) die(1, "%s", err.msg);
     if (c.vocab < red_tokenizer_vocab(*tok)) die(1, "train: vocab_size is smaller than the tokenizer's");
-    if (red_model_init(m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);
+    if (red_model_alloc(m, &c, pool, &err) != RED_OK) die(1, "%s", err.msg);
     red_rng_seed(&r, a->o.loop.seed);
     red_model_init_random(m, &r, 0.02f, (float)(0.02 / sqrt(2.0 * c.n_layers)));
 }

@@ -959,7 +959,7 @@ red_status red_gguf_model_load(red_model *m, const red_gguf *g, red_pool *pool, 
         return red_error_set(err, RED_E_FORMAT, "%s: the metadata implies %llu parameters, the file's tensors hold %llu",
                              g->path, (unsigned long long)red_param_floats(&c), (unsigned long long)file_numel);
     if (!(seen = calloc((size_t)g->n_tensors + 1, 1))) return red_error_set(err, RED_E_NOMEM, "%s: out of memory", g->path);
-    if ((st = red_model_init(m, &c, pool, err))) {
+    if ((st = red_model_alloc(m, &c, pool, err))) {
         free(seen);
         return st;
     }

@@ -241,7 +241,7 @@ red_status red_llama2c_parse(red_model *m, const unsigned char *buf, size_t len,
     c.tied = h.shared;
     c.bos_id = h.vocab > 1 ? 1 : -1;  /* SentencePiece ids of tokenizer.bin: <s> 1, </s> 2 */
     c.eos_id = h.vocab > 2 ? 2 : -1;
-    if ((st = red_model_init(m, &c, pool, err))) return st;
+    if ((st = red_model_alloc(m, &c, pool, err))) return st;
     array_order(&h, &order, &n);
     pos = h.version == 0 ? 28 : L2C_HEADER_V1;
     for (k = 0; k < n; k++) {

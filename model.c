@@ -727,7 +727,7 @@ static red_status model_setup(red_model *m, const red_config *c, red_pool *pool,
     return RED_OK;
 }
 
-red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err) {
+red_status red_model_alloc(red_model *m, const red_config *c, red_pool *pool, red_error *err) {
     return model_setup(m, c, pool, NULL, err);
 }
 

@@ -82,7 +82,7 @@ static void point_student(red_student_weights *w, const red_student *s, float *p
     w->norm = p;
 }
 
-red_status red_student_init(red_student *s, red_model *teacher, int d_s, red_error *err) {
+red_status red_student_alloc(red_student *s, red_model *teacher, int d_s, red_error *err) {
     const red_config *tc = &teacher->cfg;
     red_status st;
     int L = tc->n_layers;
@@ -114,7 +114,7 @@ red_status red_student_init(red_student *s, red_model *teacher, int d_s, red_err
     s->gw.layers = s->layer_buf + L;
     point_student(&s->w, s, s->params);
     point_student(&s->gw, s, s->grads);
-    if ((st = red_model_init(&s->model, &s->cfg, teacher->pool, err))) {
+    if ((st = red_model_alloc(&s->model, &s->cfg, teacher->pool, err))) {
         red_student_free(s);
         return st;
     }
@@ -829,7 +829,7 @@ red_status red_inspect(red_model *t, int d_s, red_train_data *calib, int64_t cal
     memset(r, 0, sizeof *r);
     memset(&cs, 0, sizeof cs);
     if (!calib || calib_tokens < 1) return red_error_set(err, RED_E_ARG, "inspect: calibration data is needed");
-    if ((st = red_student_init(&s, t, d_s, err))) return st;
+    if ((st = red_student_alloc(&s, t, d_s, err))) return st;
     if ((st = red_student_train_alloc(&s, B, T, err))) goto out;
     r->n_sites = n_sites; r->d_t = d; r->d_s = d_s;
     r->site = calloc((size_t)n_sites, sizeof *r->site);
@@ -1452,7 +1452,7 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     if (j->data && j->data->n_tok < (size_t)o->loop.seq + 1)
         return red_error_set(err, RED_E_ARG, "distill: the data has %zu tokens, fewer than one sequence of %d",
                              j->data->n_tok, o->loop.seq + 1);
-    if ((st = red_student_init(s, j->teacher, j->width, err))) return st;
+    if ((st = red_student_alloc(s, j->teacher, j->width, err))) return st;
     if ((st = red_student_train_alloc(s, o->loop.batch, o->loop.seq, err)) || (st = report_alloc(r, s, err)) ||
         (st = red_make_dir(o->loop.out, err)))
         return st;

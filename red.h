@@ -378,7 +378,7 @@ typedef struct {
 } red_model;
 
 /* Allocates a zeroed parameter slab. pool is used by every heavy op. */
-red_status red_model_init(red_model *m, const red_config *c, red_pool *pool, red_error *err);
+red_status red_model_alloc(red_model *m, const red_config *c, red_pool *pool, red_error *err);
 void red_model_free(red_model *m);
 /* A model over src's weights (not copied, not owned, to be read only: a
  * frozen teacher shared by threads that each need their own run state). */
@@ -497,7 +497,7 @@ red_status red_generate(red_model *m, int n_seq, const int *const *prompts, cons
                         int n_new, const red_sampler *sp, uint64_t seed, int stop_id,
                         int **out, int *out_len, red_error *err);
 
-/* ------------------------------------------------------------------ checkpoint.c */
+/* ------------------------------------------------------------------ hfdir.c */
 
 /* safetensors: one tensor as read from a file. */
 typedef enum { RED_DT_F32 = 0, RED_DT_F16 = 1, RED_DT_BF16 = 2, RED_DT_OTHER = 3 } red_dtype;
@@ -863,7 +863,7 @@ typedef struct {
 } red_student;
 
 /* A student of width d_s with the teacher's config otherwise; parameters zero. */
-red_status red_student_init(red_student *s, red_model *teacher, int d_s, red_error *err);
+red_status red_student_alloc(red_student *s, red_model *teacher, int d_s, red_error *err);
 void red_student_free(red_student *s);
 /* Activations for B x T batches (teacher and student). */
 red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err);

@@ -20,7 +20,7 @@ typedef struct {
     size_t used;  /* bytes */
 } red_arena;
 
-red_status red_arena_init(red_arena *a, size_t cap_bytes);
+red_status red_arena_reserve(red_arena *a, size_t cap_bytes);
 void *red_arena_alloc(red_arena *a, size_t bytes);  /* NULL when exhausted */
 size_t red_arena_mark(const red_arena *a);
 void red_arena_reset(red_arena *a, size_t mark);
@@ -136,7 +136,7 @@ void red_cross_entropy_rows(red_pool *pool, double *row_loss, float *dlogits, co
  * embedding projection). */
 const float *red_model_dinput(const red_model *m);
 
-/* ------------------------------------------------------------------ checkpoint.c */
+/* ------------------------------------------------------------------ hfdir.c */
 
 red_status red_st_parse(red_safetensors *st, unsigned char *file, size_t len, const char *name,
                         red_error *err);  /* takes ownership of file */

@@ -60,7 +60,7 @@ void *red_malloc_aligned(size_t bytes) {
 
 void red_free_aligned(void *p) { free(p); }
 
-red_status red_arena_init(red_arena *a, size_t cap_bytes) {
+red_status red_arena_reserve(red_arena *a, size_t cap_bytes) {
     a->base = red_malloc_aligned(cap_bytes);
     a->cap = a->base ? cap_bytes : 0;
     a->used = 0;

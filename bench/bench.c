@@ -483,7 +483,7 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
     red_rng r;
     int *tok, *tgt, s, ok;
     preset_config(p, &c);
-    if (!pool || red_model_init(&m, &c, pool, &err)) {
+    if (!pool || red_model_alloc(&m, &c, pool, &err)) {
         fprintf(stderr, "red bench %s: %s\n", what, pool ? err.msg : "cannot create threads");
         return 1;
     }
@@ -595,7 +595,7 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     }
     if (c.max_pos < seq) c.max_pos = seq;
     width = o->width ? o->width : c.dim / 2;
-    if (!pool || red_model_init(&t, &c, pool, &err)) {
+    if (!pool || red_model_alloc(&t, &c, pool, &err)) {
         fprintf(stderr, "red bench distill: %s\n", pool ? err.msg : "cannot create threads");
         return 1;
     }
@@ -604,7 +604,7 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     red_init_opts_default(&io);
     io.kind = RED_INIT_ORTHOGONAL;
     io.seed = 1;
-    if (red_student_init(&s, &t, width, &err) || red_student_train_alloc(&s, batch, seq, &err) ||
+    if (red_student_alloc(&s, &t, width, &err) || red_student_train_alloc(&s, batch, seq, &err) ||
         red_student_initialize(&s, &io, NULL, 0, &err)) {
         fprintf(stderr, "red bench distill: %s\n", err.msg);
         return 1;

@@ -210,7 +210,7 @@ Test(eval, generate_until_matches_full_forward_greedy) {
     cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     red_config_default(&c);
     c.vocab = 259; c.max_pos = 48; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 1;
-    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK);
     red_rng_seed(&r, 77);
     red_model_init_random(&m, &r, 0.5f, 0.0f);
     memset(&o, 0, sizeof o);
@@ -226,7 +226,7 @@ Test(eval, generate_until_matches_full_forward_greedy) {
             float *lg;
             int best = 0;
             char b[RED_TOKEN_MAX_BYTES];
-            cr_assert(red_model_init(&ref, &c, pool, &err) == RED_OK);
+            cr_assert(red_model_alloc(&ref, &c, pool, &err) == RED_OK);
             memcpy(ref.params, m.params, m.n_params * 4);
             cr_assert(red_model_train_alloc(&ref, 1, n, &err) == RED_OK);
             red_model_forward(&ref, ids, 1, n);
@@ -282,7 +282,7 @@ static double brute_ll(red_model *m, red_pool *pool, const char *ctx, const char
         n++;
         nc = 1;
     }
-    cr_assert(red_model_init(&ref, &m->cfg, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&ref, &m->cfg, pool, &err) == RED_OK);
     memcpy(ref.params, m->params, m->n_params * 4);
     cr_assert(red_model_train_alloc(&ref, 1, n, &err) == RED_OK);
     red_model_forward(&ref, ids, 1, n);
@@ -312,7 +312,7 @@ Test(eval, choice_loglikelihood_matches_brute_force_and_metrics) {
     cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     red_config_default(&c);
     c.vocab = 259; c.max_pos = 64; c.dim = 32; c.ffn = 48; c.n_heads = 2; c.n_kv_heads = 1;
-    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK);
     red_rng_seed(&r, 5);
     red_model_init_random(&m, &r, 0.3f, 0.0f);
     for (bos = 0; bos <= 1; bos++) {
@@ -590,7 +590,7 @@ Test(eval, choice_non_finite_logits_fail_the_harnesses) {
     cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
     red_config_default(&c);
     c.vocab = 259; c.max_pos = 64; c.dim = 32; c.ffn = 48; c.n_heads = 2; c.n_kv_heads = 1;
-    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK);
     red_rng_seed(&r, 5);
     red_model_init_random(&m, &r, 0.3f, 0.0f);
     m.w.norm[3] = NAN;

@@ -199,7 +199,7 @@ static double brute_ll(red_model *m, red_pool *pool, const char *ctx, const char
     for (j = 0; ctx[j]; j++) ids[n++] = (unsigned char)ctx[j];
     for (j = 0; cont[j]; j++) ids[n++] = (unsigned char)cont[j];
     cr_assert(cl > 0, "test requests have a context");
-    cr_assert(red_model_init(&ref, &m->cfg, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&ref, &m->cfg, pool, &err) == RED_OK);
     memcpy(ref.params, m->params, m->n_params * 4);
     cr_assert(red_model_train_alloc(&ref, 1, (int)n, &err) == RED_OK);
     red_model_forward(&ref, ids, 1, (int)n);
@@ -241,7 +241,7 @@ Test(lmeval, scores_match_brute_force_loglikelihoods) {
     cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
     red_config_default(&c);
     c.vocab = 259; c.max_pos = 512; c.dim = 32; c.ffn = 48; c.n_heads = 2; c.n_kv_heads = 1;
-    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK);
     red_rng_seed(&r, 11);
     red_model_init_random(&m, &r, 0.3f, 0.0f);
     for (t = 0; t < sizeof tasks / sizeof *tasks; t++) {

@@ -279,7 +279,7 @@ static void whole_model_fd(red_config *c, uint64_t seed) {
     red_error err;
     model_fd f;
     int tok[2 * 9], tgt[2 * 9], i, k;
-    cr_assert(red_model_init(&m, c, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(&m, c, pool, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, seed);
     red_model_init_random(&m, &r, 0.3f, 0.0f);
     for (k = 0; k < m.n_tensors; k++)  /* norms and biases away from 1/0 */
@@ -332,7 +332,7 @@ Test(model, fd_llama3_rope_gqa_4to1, .init = setup, .fini = teardown) {
 static void random_model(red_model *m, red_config *c, red_pool *p, uint64_t seed) {
     red_rng r;
     red_error err;
-    cr_assert(red_model_init(m, c, p, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(m, c, p, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, seed);
     red_model_init_random(m, &r, 0.2f, 0.0f);
 }
@@ -529,7 +529,7 @@ Test(model, forward_only_run_state_equals_training_forward) {
     red_pool *pool = red_pool_create(2);
     red_config_default(&c);
     c.vocab = 40; c.dim = 24; c.ffn = 40; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2; c.head_dim = 6; c.max_pos = 16;
-    cr_assert(red_model_init(&a, &c, pool, &err) == RED_OK && red_model_init(&b, &c, pool, &err) == RED_OK);
+    cr_assert(red_model_alloc(&a, &c, pool, &err) == RED_OK && red_model_alloc(&b, &c, pool, &err) == RED_OK);
     red_rng_seed(&r, 11);
     red_model_init_random(&a, &r, 0.2f, 0.1f);
     memcpy(b.params, a.params, a.n_params * sizeof(float));

@@ -9,7 +9,7 @@ Test(tensor, arena_aligned_bounded_and_resettable) {
     red_arena a;
     void *p, *q;
     size_t mark;
-    cr_assert_eq(red_arena_init(&a, 1000), RED_OK);
+    cr_assert_eq(red_arena_reserve(&a, 1000), RED_OK);
     p = red_arena_alloc(&a, 10);
     q = red_arena_alloc(&a, 10);
     cr_assert(p && q);
@@ -29,7 +29,7 @@ Test(tensor, shapes_and_numel) {
     red_arena a;
     red_tensor t;
     int64_t s4[4] = {2, 3, 4, 5}, bad[2] = {3, -1};
-    red_arena_init(&a, 1 << 16);
+    red_arena_reserve(&a, 1 << 16);
     cr_assert_eq(red_tensor_arena(&t, &a, 4, s4), RED_OK);
     cr_assert_eq(red_tensor_numel(&t), 120);
     cr_assert_eq(red_tensor_arena(&t, &a, 2, bad), RED_E_ARG);

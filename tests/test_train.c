@@ -1,24 +1,13 @@
-/* tests/test_train.c - the trainer: loss falls on a learnable stream,
- * checkpoints load back as ordinary models, and an interrupted run resumed
- * from its last checkpoint ends bit-identical to an uninterrupted one. */
+/* tests/test_train.c - the trainer (train.c): loss falls on a learnable
+ * stream, checkpoints load back as ordinary models, an interrupted run
+ * resumed from its last checkpoint ends bit-identical to an uninterrupted
+ * one, and bad ids or too little data stop the run before any step. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "testutil.h"
-
-static void write_data(const char *path) {
-    red_reasoning_opts o;
-    red_sbuf s;
-    red_error err;
-    o.split = RED_SPLIT_TRAIN; o.n = 300; o.seed = 3; o.min_steps = 1; o.max_steps = 2; o.max_number = 50; o.ops = "+-"; o.restate = 0; o.keyed = 0;
-    red_sbuf_init(&s);
-    red_sbuf_puts(&s, "");
-    cr_assert(red_tasks_reasoning(&o, &s, &err) == RED_OK);
-    cr_assert(red_write_file_atomic(path, s.p, s.len, &err) == RED_OK);
-    red_sbuf_free(&s);
-}
 
 /* When set, the run is asked to stop (as a SIGINT handler would). */
 static const volatile sig_atomic_t *run_stop;
@@ -41,7 +30,7 @@ static float *run(const char *dir, const char *data_path, red_pool *pool, uint64
     } else {
         red_config_default(&c);
         c.vocab = 259; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_pos = 64;
-        cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK);
+        cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK);
         red_rng_seed(&r, 9);
         red_model_init_random(&m, &r, 0.1f, 0.05f);
     }
@@ -80,7 +69,7 @@ Test(train, interrupted_and_resumed_equals_uninterrupted) {
     size_t n;
     cr_assert(mkdtemp(a) && mkdtemp(b));
     snprintf(data, sizeof data, "%s/d.jsonl", a);
-    write_data(data);
+    tu_write_reasoning(data);
     full = run(a, data, pool, 0, 0);
     free(run(b, data, pool, 6, 0));  /* "killed" after step 6; the last checkpoint is step 4 */
     resumed = run(b, data, pool, 0, 1);
@@ -110,7 +99,7 @@ Test(train, stop_request_checkpoints_and_resumes_identically) {
     red_error err;
     cr_assert(mkdtemp(a) && mkdtemp(b));
     snprintf(data, sizeof data, "%s/d.jsonl", a);
-    write_data(data);
+    tu_write_reasoning(data);
     full = run(a, data, pool, 0, 0);
     run_stop = &stop;
     free(run(b, data, pool, 0, 0));  /* interrupted after step 1: save_every is 4, so this checkpoint is the signal's */
@@ -131,46 +120,12 @@ static float loss_of(red_model *m, const int *in, const int *tgt) {
     return red_model_cross_entropy(m, tgt, 0, NULL);
 }
 
-Test(train, loss_falls_and_documents_are_formatted) {
+Test(train, loss_falls_on_its_own_data) {
     red_pool *pool = red_pool_create(2);
     red_tokenizer *tok;
     red_train_data d;
     red_error err;
-    char tmp[] = "/tmp/red-test-train-fmt-XXXXXX", path[64];
-    const char *lines = "{\"question\": \"Q1\", \"answer\": \"A1\"}\n{\"text\": \"plain\"}\n"
-                        "{\"query\": \"Is it?\", \"choices\": [\"no\", \"yes\"], \"gold\": 1}\n"
-                        "{\"contexts\": [\"The a\", \"The b\"], \"continuation\": \"ends.\", \"gold\": 0}\n";
-    const char *want[4] = {"Question: Q1\nAnswer: A1", "plain", "Is it? yes", "The a ends."};
-    size_t k;
-    cr_assert(mkdtemp(tmp));
-    snprintf(path, sizeof path, "%s/fmt.jsonl", tmp);
     cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
-    memset(&d, 0, sizeof d);
-    cr_assert(red_write_file_atomic(path, lines, strlen(lines), &err) == RED_OK);
-    cr_assert(red_train_data_add_file(&d, tok, path, &err) == RED_OK, "%s", err.msg);
-    cr_assert(d.n_docs == 4);
-    for (k = 0; k < 4; k++) {
-        size_t a = d.doc_start[k], b = d.doc_start[k + 1], i;
-        cr_assert(b - a == strlen(want[k]) + 1, "doc %zu length", k);
-        for (i = 0; i < b - a - 1; i++) cr_assert(d.tokens[a + i] == (unsigned char)want[k][i], "doc %zu byte %zu", k, i);
-        cr_expect(d.tokens[b - 1] == red_tokenizer_eos(tok), "doc %zu ends with EOS", k);
-    }
-    red_train_data_free(&d);
-    /* --answer-loss: the context part is never a target */
-    memset(&d, 0, sizeof d);
-    d.answer_only = 1;
-    cr_assert(red_train_data_add_file(&d, tok, path, &err) == RED_OK, "%s", err.msg);
-    {
-        size_t ctx_len[4] = {strlen("Question: Q1\nAnswer:"), 0, strlen("Is it?"), strlen("The a")};
-        for (k = 0; k < 4; k++) {
-            size_t a = d.doc_start[k], b = d.doc_start[k + 1], i;
-            for (i = a; i < b; i++)
-                cr_assert(d.target[i] == (i - a >= ctx_len[k]), "doc %zu token %zu: target flag %d", k, i - a, d.target[i]);
-        }
-    }
-    red_train_data_free(&d);
-    unlink(path);
-    rmdir(tmp);
     {   /* a short run lowers the loss on its own data */
         char dir[] = "/tmp/red-test-train-l-XXXXXX", data[64];
         red_model m;
@@ -179,7 +134,7 @@ Test(train, loss_falls_and_documents_are_formatted) {
         float *w;
         cr_assert(mkdtemp(dir));
         snprintf(data, sizeof data, "%s/d.jsonl", dir);
-        write_data(data);
+        tu_write_reasoning(data);
         memset(&d, 0, sizeof d);
         cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK);
         for (i = 0; i < 128; i++) {  /* a fixed probe batch from the stream's first documents */
@@ -207,44 +162,6 @@ Test(train, loss_falls_and_documents_are_formatted) {
     red_pool_destroy(pool);
 }
 
-/* The shuffled stream is cached per (seed, epoch): reading calibration rows
- * (RED_CALIB_SEED) from the same data must not change what a later batch of
- * another seed holds (it once reused the calibration order for epoch 0). */
-Test(train, batch_depends_on_its_seed_not_on_earlier_reads) {
-    char dir[] = "/tmp/red-test-train-seed-XXXXXX", path[64];
-    red_tokenizer *tok;
-    red_train_data a, b;
-    red_error err;
-    int rows[2 * 32], in_a[2 * 32], tg_a[2 * 32], in_b[2 * 32], tg_b[2 * 32], in_c[2 * 32], tg_c[2 * 32], i, differ = 0;
-    uint64_t ea = 0, oa = 0, eb = 0, ob = 0, ec = 0, oc = 0;
-    cr_assert(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/d.jsonl", dir);
-    write_data(path);
-    cr_assert(red_tokenizer_byte_new(&tok, NULL) == RED_OK);
-    memset(&a, 0, sizeof a);
-    memset(&b, 0, sizeof b);
-    cr_assert(red_train_data_add_file(&a, tok, path, &err) == RED_OK, "%s", err.msg);
-    cr_assert(red_train_data_add_file(&b, tok, path, &err) == RED_OK, "%s", err.msg);
-    cr_assert(red_train_data_rows(&a, 2, 32, rows, &err) == RED_OK);             /* a: calibration first */
-    cr_assert(red_train_data_batch(&a, 7, &ea, &oa, 2, 32, in_a, tg_a, &err) == RED_OK);
-    cr_assert(red_train_data_batch(&b, 7, &eb, &ob, 2, 32, in_b, tg_b, &err) == RED_OK);  /* b: fresh */
-    for (i = 0; i < 2 * 32; i++) {
-        cr_assert(in_a[i] == in_b[i] && tg_a[i] == tg_b[i], "seed 7 batch differs at %d after calibration rows", i);
-        differ |= in_a[i] != rows[i];
-    }
-    cr_assert(differ, "seed 7 and the calibration seed gave the same order");
-    /* and switching seeds back and forth gives each seed its own order again */
-    cr_assert(red_train_data_batch(&b, 8, &ec, &oc, 2, 32, in_c, tg_c, &err) == RED_OK);
-    ea = oa = 0;
-    cr_assert(red_train_data_batch(&b, 7, &ea, &oa, 2, 32, in_a, tg_a, &err) == RED_OK);
-    for (i = 0; i < 2 * 32; i++) cr_assert(in_a[i] == in_b[i], "seed 7 order not restored at %d", i);
-    red_tokenizer_free(tok);
-    red_train_data_free(&a);
-    red_train_data_free(&b);
-    unlink(path);
-    rmdir(dir);
-}
-
 /* ------------------------------------------------------------------ hostile inputs */
 
 /* Token ids the model cannot take (a 259-id tokenizer, a 200-id model, as
@@ -263,14 +180,14 @@ Test(train, ids_outside_the_vocabulary_stop_the_run_without_a_checkpoint) {
     red_error err;
     cr_assert(mkdtemp(dir));
     snprintf(data, sizeof data, "%s/d.jsonl", dir);
-    write_data(data);
+    tu_write_reasoning(data);
     cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
     memset(&d, 0, sizeof d);
     cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK, "%s", err.msg);
     red_config_default(&c);
     c.vocab = 200; c.bos_id = c.eos_id = -1; c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16;
     c.max_pos = 64;
-    cr_assert(red_model_init(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(&m, &c, pool, &err) == RED_OK, "%s", err.msg);
     memset(&o, 0, sizeof o);
     o.loop.out = dir; o.loop.tokens = 4 * 4 * 32; o.loop.batch = 4; o.loop.seq = 32; o.loop.seed = 5; o.loop.lr = 3e-3f;
     o.loop.beta1 = 0.9f; o.loop.beta2 = 0.95f; o.loop.clip = 1.0; o.loop.schedule = RED_SCHED_CONSTANT;
@@ -302,13 +219,13 @@ Test(train, data_checked_before_activations) {
     red_error err;
     cr_assert(mkdtemp(dir));
     snprintf(data, sizeof data, "%s/d.jsonl", dir);
-    write_data(data);
+    tu_write_reasoning(data);
     cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
     memset(&d, 0, sizeof d);
     cr_assert(red_train_data_add_file(&d, tok, data, &err) == RED_OK, "%s", err.msg);
     red_config_default(&c);
     c.dim = 32; c.ffn = 64; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 16; c.max_pos = 65536;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK, "%s", err.msg);
     tu_cap_address_space();
     memset(&o, 0, sizeof o);
     o.loop.out = dir; o.loop.tokens = (uint64_t)1 << 20; o.loop.batch = 4; o.loop.seq = 65536; o.loop.lr = 1e-3f;
@@ -319,37 +236,5 @@ Test(train, data_checked_before_activations) {
     red_tokenizer_free(tok);
     red_model_free(&m);
     unlink(data);
-    rmdir(dir);
-}
-
-/* A JSONL document of no known form is named by FILE:LINE, blank lines
- * counted, and a JSON syntax error by its line too. */
-Test(train, data_errors_name_the_file_line) {
-    char dir[] = "/tmp/red-test-train-l-XXXXXX", path[64], want[160];
-    red_tokenizer *tok;
-    red_train_data d;
-    red_error err;
-    FILE *f;
-    cr_assert(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/d.jsonl", dir);
-    cr_assert(red_tokenizer_byte_new(&tok, &err) == RED_OK);
-    cr_assert((f = fopen(path, "w")) != NULL);
-    fputs("{\"text\": \"a\"}\n\n{\"text\": \"b\"}\n\n{\"txt\": \"c\"}\n", f);
-    fclose(f);
-    memset(&d, 0, sizeof d);
-    cr_expect(red_train_data_add_file(&d, tok, path, &err) == RED_E_FORMAT, "an unknown document form was accepted");
-    snprintf(want, sizeof want, "%s:5: expected", path);
-    cr_expect(strstr(err.msg, want) != NULL, "[%s] lacks [%s]", err.msg, want);
-    red_train_data_free(&d);
-    cr_assert((f = fopen(path, "w")) != NULL);
-    fputs("{\"text\": \"a\"}\n\n{\"text\": \"b\",}\n", f);
-    fclose(f);
-    memset(&d, 0, sizeof d);
-    cr_expect(red_train_data_add_file(&d, tok, path, &err) == RED_E_FORMAT, "bad JSON was accepted");
-    snprintf(want, sizeof want, "%s:3: JSON byte 13: expected a string key", path);
-    cr_expect(strstr(err.msg, want) != NULL, "[%s] lacks [%s]", err.msg, want);
-    red_train_data_free(&d);
-    red_tokenizer_free(tok);
-    unlink(path);
     rmdir(dir);
 }

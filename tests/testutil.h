@@ -150,4 +150,18 @@ static inline void fd_check(const char *what, loss_fn f, void *ctx, float *x, co
     }
 }
 
+/* 300 reasoning problems (train split, seed 3, 1-2 steps, numbers to 50,
+ * + and -) as JSONL at path: a small learnable stream for the trainers. */
+static inline void tu_write_reasoning(const char *path) {
+    red_reasoning_opts o;
+    red_sbuf s;
+    red_error err;
+    o.split = RED_SPLIT_TRAIN; o.n = 300; o.seed = 3; o.min_steps = 1; o.max_steps = 2; o.max_number = 50; o.ops = "+-"; o.restate = 0; o.keyed = 0;
+    red_sbuf_init(&s);
+    red_sbuf_puts(&s, "");
+    cr_assert(red_tasks_reasoning(&o, &s, &err) == RED_OK);
+    cr_assert(red_write_file_atomic(path, s.p, s.len, &err) == RED_OK);
+    red_sbuf_free(&s);
+}
+
 #endif

@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_config.c - config.json (checkpoint.c): JSON text to a
+/* tests/fuzz/fuzz_config.c - config.json (hfdir.c): JSON text to a
  * red_config; an accepted config must pass red_config_check and write back
  * to a config that reads as the same one. */
 #include "fuzz.h"

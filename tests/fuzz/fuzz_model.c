@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_model.c - a model directory (checkpoint.c red_model_load):
+/* tests/fuzz/fuzz_model.c - a model directory (hfdir.c red_model_load):
  * the input is model.safetensors next to a fixed config.json of a tiny Llama
  * (GQA, llama3 RoPE, tied embeddings, 540 parameters, so each input costs
  * microseconds, not a model's allocation), and the loader's checks of names,

@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_safetensors.c - the safetensors reader (checkpoint.c):
+/* tests/fuzz/fuzz_safetensors.c - the safetensors reader (hfdir.c):
  * header validation, then every F32/F16/BF16 tensor read in full. */
 #include "fuzz.h"
 

@@ -1,12 +1,14 @@
-/* tests/test_checkpoint.c - safetensors (the format's own byte-exact vector,
- * round trips in F32/F16/BF16, rejection of truncated and lying headers),
- * config.json and model directory round trips. */
+/* tests/test_hfdir.c - Hugging Face model directories (hfdir.c): safetensors
+ * (the format's own byte-exact vector, round trips in F32/F16/BF16, rejection
+ * of truncated and lying headers), config.json, model directory round trips,
+ * sharded safetensors with their index, and red_model_open's dispatch by
+ * path (directory, .gguf, llama2.c .bin). */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "testutil.h"
+#include "testmodel.h"
 
 /* ------------------------------------------------------------------ safetensors */
 
@@ -24,7 +26,7 @@ static red_status st_try(const unsigned char *bytes, size_t len, red_safetensors
     return red_st_parse(st, copy, len, "mem.safetensors", err);
 }
 
-Test(checkpoint, safetensors_reads_the_reference_vector) {
+Test(hfdir, safetensors_reads_the_reference_vector) {
     red_safetensors st;
     red_error err;
     float out[6];
@@ -53,7 +55,7 @@ static void st_reject(const char *header, const unsigned char *data, size_t data
     cr_expect(strstr(err.msg, word) != NULL, "message '%s' should mention '%s'", err.msg, word);
 }
 
-Test(checkpoint, safetensors_rejects_truncated_and_lying_files) {
+Test(hfdir, safetensors_rejects_truncated_and_lying_files) {
     red_safetensors st;
     red_error err;
     unsigned char bad[96];
@@ -86,7 +88,7 @@ Test(checkpoint, safetensors_rejects_truncated_and_lying_files) {
     st_reject("{\"a\":{\"dtype\":\"F32\",\"shape\":[6],\"data_offsets\":[0,24]},}", data, 24, "expected a string key");
 }
 
-Test(checkpoint, safetensors_round_trips_f32_f16_bf16) {
+Test(hfdir, safetensors_round_trips_f32_f16_bf16) {
     float a[12], b[3] = {1.5f, -0.25f, 1e-3f}, out[12];
     red_st_tensor t[2];
     red_safetensors st;
@@ -133,7 +135,7 @@ static red_status cfg_from(const char *text, red_config *c, red_error *err) {
     return st;
 }
 
-Test(checkpoint, config_llama_3_2_1b_and_qwen2_5_0_5b) {
+Test(hfdir, config_llama_3_2_1b_and_qwen2_5_0_5b) {
     red_config c;
     red_error err;
     /* formats.md section 3 */
@@ -160,7 +162,7 @@ Test(checkpoint, config_llama_3_2_1b_and_qwen2_5_0_5b) {
     cr_expect(c.rope_theta == 123.0f && c.n_kv_heads == 4);
 }
 
-Test(checkpoint, config_llama_3_2_1b_parameter_count) {
+Test(hfdir, config_llama_3_2_1b_parameter_count) {
     red_config c;
     red_config_default(&c);
     c.dim = 2048; c.ffn = 8192; c.n_layers = 16; c.n_heads = 32; c.n_kv_heads = 8; c.head_dim = 64; c.vocab = 128256;
@@ -168,7 +170,7 @@ Test(checkpoint, config_llama_3_2_1b_parameter_count) {
     cr_expect(red_param_tensors(&c) == 146);
 }
 
-Test(checkpoint, config_errors_name_the_key) {
+Test(hfdir, config_errors_name_the_key) {
     red_config c;
     red_error err;
     cr_expect(cfg_from("{\"model_type\":\"llama\",\"hidden_size\":64}", &c, &err) == RED_E_FORMAT);
@@ -182,7 +184,7 @@ Test(checkpoint, config_errors_name_the_key) {
     cr_expect(strstr(err.msg, "divide") != NULL, "%s", err.msg);
 }
 
-Test(checkpoint, model_dir_save_load_round_trip_f32_and_bf16) {
+Test(hfdir, model_dir_save_load_round_trip_f32_and_bf16) {
     red_config c;
     red_model m, back;
     red_error err;
@@ -193,7 +195,7 @@ Test(checkpoint, model_dir_save_load_round_trip_f32_and_bf16) {
     red_config_default(&c);
     c.arch = RED_ARCH_QWEN2; c.qkv_bias = 1; c.tied = 0; c.n_kv_heads = 2; c.head_dim = 8;
     c.rope_llama3 = 1; c.rope_factor = 4.0f; c.bos_id = 1; c.eos_id = 2;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK);
     red_rng_seed(&r, 4);
     red_model_init_random(&m, &r, 0.1f, 0.0f);
     cr_assert(red_model_save(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
@@ -211,7 +213,7 @@ Test(checkpoint, model_dir_save_load_round_trip_f32_and_bf16) {
         red_config c2 = c;
         red_model small;
         c2.n_layers = 3;
-        cr_assert(red_model_init(&small, &c2, NULL, &err) == RED_OK);
+        cr_assert(red_model_alloc(&small, &c2, NULL, &err) == RED_OK);
         snprintf(path, sizeof path, "%s/config.json", dir);
         {
             red_sbuf b;
@@ -252,7 +254,7 @@ static void remove_model_dir(const char *dir) {
 
 /* NaN or Inf weights are refused at load, naming the tensor (a NaN model
  * used to score acc 1.0 on multiple choice and write NaN logits). */
-Test(checkpoint, model_dir_non_finite_weights_are_rejected_with_the_tensor_name) {
+Test(hfdir, model_dir_non_finite_weights_are_rejected_with_the_tensor_name) {
     red_config c;
     red_model m, back;
     red_error err;
@@ -261,7 +263,7 @@ Test(checkpoint, model_dir_non_finite_weights_are_rejected_with_the_tensor_name)
     cr_assert(mkdtemp(dir));
     red_config_default(&c);
     c.dim = 16; c.ffn = 32; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 8;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK);
     red_rng_seed(&r, 4);
     red_model_init_random(&m, &r, 0.1f, 0.0f);
     m.w.layers[1].wu[37] = NAN;
@@ -283,7 +285,7 @@ Test(checkpoint, model_dir_non_finite_weights_are_rejected_with_the_tensor_name)
  * parameter memory exists. The address space is capped at what the process
  * uses plus 256 MB, so allocating first fails with RED_E_NOMEM instead of
  * the format error (ASan reserves terabytes of shadow: no cap there). */
-Test(checkpoint, model_dir_file_is_checked_against_config_before_allocating) {
+Test(hfdir, model_dir_file_is_checked_against_config_before_allocating) {
     red_config c, big;
     red_model m, back;
     red_error err;
@@ -291,7 +293,7 @@ Test(checkpoint, model_dir_file_is_checked_against_config_before_allocating) {
     cr_assert(mkdtemp(dir));
     red_config_default(&c);
     c.dim = 16; c.ffn = 32; c.n_heads = 2; c.n_kv_heads = 2; c.head_dim = 8; c.n_layers = 1;
-    cr_assert(red_model_init(&m, &c, NULL, &err) == RED_OK);
+    cr_assert(red_model_alloc(&m, &c, NULL, &err) == RED_OK);
     cr_assert(red_model_save(&m, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
     red_model_free(&m);
     big = c;
@@ -302,4 +304,109 @@ Test(checkpoint, model_dir_file_is_checked_against_config_before_allocating) {
     cr_expect(strstr(err.msg, "model.embed_tokens.weight") && strstr(err.msg, "[259, 16]") &&
               strstr(err.msg, "262144, 1024"), "%s", err.msg);
     remove_model_dir(dir);
+}
+
+/* ------------------------------------------------------------------ red_model_open by path */
+
+Test(hfdir, model_open_dispatch, .init = setup, .fini = teardown) {
+    red_model m, back;
+    red_error err;
+    red_model_format f;
+    char dir[] = "/tmp/red-any-XXXXXX", path[300];
+    const char *names[3] = {"hf", "m.gguf", "m.bin"};
+    int k;
+    cr_assert(mkdtemp(dir));
+    random_model(&m, RED_ARCH_LLAMA, 9);
+    m.cfg.rope_llama3 = 0;  /* llama2.c holds only theta 10000, eps 1e-5, head_dim = dim/heads */
+    m.cfg.rope_theta = 10000.0f;
+    for (k = 0; k < 3; k++) {
+        tmp_path(path, sizeof path, dir, names[k]);
+        cr_assert(red_model_write(&m, NULL, path, RED_DT_F32, &err) == RED_OK, "%s: %s", names[k], err.msg);
+        cr_assert(red_model_format_of(path, &f, &err) == RED_OK);
+        cr_expect_eq((int)f, k, "%s detected as %d", names[k], (int)f);
+        cr_assert(red_model_open(&back, path, pool, &err) == RED_OK, "%s: %s", names[k], err.msg);
+        cr_expect(memcmp(back.params, m.params, m.n_params * 4) == 0, "%s: weights bit-identical", names[k]);
+        red_model_free(&back);
+    }
+    tmp_path(path, sizeof path, dir, "missing");
+    cr_expect(red_model_open(&back, path, pool, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "missing") != NULL);
+    red_model_free(&m);
+    rm_tree(dir);
+}
+
+/* ------------------------------------------------------------------ sharded safetensors */
+
+/* Writes m's tensors [lo, hi) as one shard. */
+static void write_shard(const red_model *m, const char *path, int lo, int hi) {
+    red_st_tensor t[64];
+    red_error err;
+    int i;
+    cr_assert(hi - lo <= 64);
+    for (i = lo; i < hi; i++) {
+        const red_param *p = &m->table[i];
+        t[i - lo].name = p->name;
+        t[i - lo].data = m->params + p->offset;
+        t[i - lo].ndim = p->ndim;
+        t[i - lo].shape[0] = p->shape[0];
+        t[i - lo].shape[1] = p->shape[1];
+    }
+    cr_assert(red_st_save(path, t, hi - lo, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+}
+
+static void write_index(const red_model *m, const char *dir, int split, const char *second) {
+    red_sbuf b;
+    red_error err;
+    char path[300];
+    int i;
+    red_sbuf_init(&b);
+    red_sbuf_puts(&b, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (i = 0; i < m->n_tensors; i++)
+        red_sbuf_printf(&b, "%s\"%s\": \"%s\"", i ? ", " : "", m->table[i].name,
+                        i < split ? "model-00001-of-00002.safetensors" : second);
+    red_sbuf_puts(&b, "}}");
+    tmp_path(path, sizeof path, dir, "model.safetensors.index.json");
+    cr_assert(red_write_file_atomic(path, b.p, b.len, &err) == RED_OK);
+    red_sbuf_free(&b);
+}
+
+Test(hfdir, safetensors_sharded_index_loads_and_rejects_lies, .init = setup, .fini = teardown) {
+    red_model m, back;
+    red_error err;
+    char dir[] = "/tmp/red-shard-XXXXXX", path[300];
+    int split;
+    cr_assert(mkdtemp(dir));
+    random_model(&m, RED_ARCH_QWEN2, 21);
+    cr_assert(red_model_write(&m, NULL, dir, RED_DT_F32, &err) == RED_OK, "%s", err.msg);
+    tmp_path(path, sizeof path, dir, "model.safetensors");
+    cr_assert(unlink(path) == 0);
+    split = m.n_tensors / 2;
+    tmp_path(path, sizeof path, dir, "model-00001-of-00002.safetensors");
+    write_shard(&m, path, 0, split);
+    tmp_path(path, sizeof path, dir, "model-00002-of-00002.safetensors");
+    write_shard(&m, path, split, m.n_tensors);
+    write_index(&m, dir, split, "model-00002-of-00002.safetensors");
+    cr_assert(red_model_open(&back, dir, pool, &err) == RED_OK, "%s", err.msg);
+    cr_expect(memcmp(back.params, m.params, m.n_params * 4) == 0, "sharded weights bit-identical");
+    red_model_free(&back);
+    /* a shard outside the directory */
+    write_index(&m, dir, split, "../model-00002-of-00002.safetensors");
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "plain file name") != NULL, "%s", err.msg);
+    /* a missing shard file */
+    write_index(&m, dir, split, "model-00003-of-00002.safetensors");
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_IO);
+    cr_expect(strstr(err.msg, "model-00003-of-00002.safetensors") != NULL, "%s", err.msg);
+    /* a tensor in two shards */
+    tmp_path(path, sizeof path, dir, "model-00002-of-00002.safetensors");
+    write_shard(&m, path, split - 1, m.n_tensors);
+    write_index(&m, dir, split, "model-00002-of-00002.safetensors");
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, "earlier shard") != NULL, "%s", err.msg);
+    /* a tensor in none */
+    write_shard(&m, path, split, m.n_tensors - 1);
+    cr_expect(red_model_open(&back, dir, pool, &err) == RED_E_FORMAT);
+    cr_expect(strstr(err.msg, m.table[m.n_tensors - 1].name) != NULL, "%s", err.msg);
+    red_model_free(&m);
+    rm_tree(dir);
 }

@@ -1,4 +1,4 @@
-/* checkpoint.c - Hugging Face model directories: config.json and
+/* hfdir.c - Hugging Face model directories: config.json and
  * model.safetensors (facts: ../shared/docs/formats.md sections 1 and 3).
  *
  * safetensors = u64 LE header length N, N bytes of JSON, then the tensor
@@ -648,7 +648,7 @@ static red_status model_load_shards(red_model *m, const red_config *c, const cha
     int i, n_files = 1, k;
     red_status rc;
     if ((rc = shard_list(index, &files, &n_files, err))) return rc;
-    if ((rc = red_model_init(m, c, pool, err))) {
+    if ((rc = red_model_alloc(m, c, pool, err))) {
         free(files);
         return rc;
     }
@@ -709,7 +709,7 @@ red_status red_model_load(red_model *m, const char *dir, red_pool *pool, red_err
     }
     red_param_table(&c, tab);
     if ((rc = model_match_file(&c, tab, n_tab, &st, found, err))) goto done;
-    if ((rc = red_model_init(m, &c, pool, err))) goto done;
+    if ((rc = red_model_alloc(m, &c, pool, err))) goto done;
     for (i = 0; i < m->n_tensors && !rc; i++) {
         float *dst = m->params + m->table[i].offset;
         if (!(rc = red_st_read_f32(&st, found[i], dst, err)))

@@ -1,4 +1,4 @@
-/* tests/test_npy.c - io.c: .npy files written by numpy itself (all header
+/* tests/test_io.c - io.c: .npy files written by numpy itself (all header
  * versions, f4/f8, 0-D..4-D), our own round trips, and rejection of malformed
  * or unsupported files with a message naming the file and the problem; same-file
  * and output checks; half-float conversions. */
