@@ -72,7 +72,7 @@ endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(SIMD_FLAGS) $(CFLAGS)
 LDLIBS_ALL := $(LDFLAGS_SAN) $(LDFLAGS) -pthread -lm
 
-LIB_SRC   := tensor.c linalg.c io.c json.c model.c optim.c hfdir.c tokenizer.c unicode.c data.c train.c red.c reproduce.c eval/pyrandom.c eval/gsm8k.c eval/generate.c eval/choice.c eval/lmeval.c eval/report.c eval/tasks.c eval/svg.c
+LIB_SRC   := red.c tensor.c linalg.c io.c json.c model.c optim.c hfdir.c tokenizer.c unicode.c data.c train.c distill.c reproduce.c eval/pyrandom.c eval/gsm8k.c eval/generate.c eval/choice.c eval/lmeval.c eval/report.c eval/tasks.c eval/svg.c
 LIB_SRC   += gguf.c llama2c.c
 # the benchmarks are part of the binary only, never of the library the tests link
 CLI_SRC   := cli.c bench/bench.c bench/bench_tokenize.c

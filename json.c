@@ -638,22 +638,7 @@ red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_er
     return red_jsonl_read_lines(path, items, n, NULL, err);
 }
 
-/* ------------------------------------------------------------------ name tables */
-
-red_status red_name_find(const red_name *t, const char *name, int *value) {
-    for (; t->name; t++)
-        if (!strcmp(t->name, name)) {
-            *value = t->value;
-            return RED_OK;
-        }
-    return RED_E_ARG;
-}
-
-const char *red_name_of(const red_name *t, int value) {
-    for (; t->name; t++)
-        if (t->value == value) return t->name;
-    return "?";
-}
+/* ------------------------------------------------------------------ name tables (lookups: red.c) */
 
 void red_name_list(const red_name *t, red_sbuf *out) {
     const red_name *first = t;
@@ -663,11 +648,3 @@ void red_name_list(const red_name *t, red_sbuf *out) {
     }
 }
 
-char *red_strndup(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}

@@ -1,7 +1,7 @@
 /* optim.c - what every training loop shares: AdamW, global-norm clipping,
  * learning-rate schedules, the state file that makes a run resumable, and
  * the loop itself (schedule, batches, checkpoint cadence, resume, stop).
- * red_train (train.c) and red_distill (red.c) are this loop with their own
+ * red_train (train.c) and red_distill (distill.c) are this loop with their own
  * step, save and load.
  *
  * State file (little-endian): magic[8] ("REDTRAIN", "REDDSTIL"), u32

@@ -17,7 +17,7 @@
 
 #define RED_VERSION "0.1.0"
 
-/* ------------------------------------------------------------------ status */
+/* ------------------------------------------------------------------ red.c: status, errors, names */
 
 typedef enum {
     RED_OK = 0,
@@ -41,6 +41,15 @@ const char *red_status_name(red_status s);
  * err may be NULL (then only the code is returned); arguments may point into
  * err->msg. */
 red_status red_error_set(red_error *err, red_status code, const char *fmt, ...);
+
+/* Enum names for options, logs and reports: rows {name, value} ending with
+ * {NULL, 0}; several names may share a value (the first is the canonical one). */
+typedef struct {
+    const char *name;
+    int value;
+} red_name;
+red_status red_name_find(const red_name *t, const char *name, int *value);  /* RED_E_ARG if absent */
+const char *red_name_of(const red_name *t, int value);                      /* "?" if none */
 
 /* ------------------------------------------------------------------ tensor.c */
 
@@ -271,15 +280,7 @@ void red_json_put_number(red_sbuf *b, double v);  /* shortest round trip; non-fi
 void red_json_put_float(red_sbuf *b, float v);    /* shortest text that reads back as v */
 void red_json_put_numbers(red_sbuf *b, const double *x, int n);  /* [x0, x1, ...] */
 
-/* Enum names for options, logs and reports: rows {name, value} ending with
- * {NULL, 0}; several names may share a value (the first is the canonical one). */
-typedef struct {
-    const char *name;
-    int value;
-} red_name;
-red_status red_name_find(const red_name *t, const char *name, int *value);  /* RED_E_ARG if absent */
-const char *red_name_of(const red_name *t, int value);                      /* "?" if none */
-void red_name_list(const red_name *t, red_sbuf *out);                        /* "a, b, c" */
+void red_name_list(const red_name *t, red_sbuf *out);  /* "a, b, c" (red_name: red.c) */
 
 /* JSON Lines: one value per line (blank lines skipped); errors name the line. */
 red_status red_jsonl_read(const char *path, red_json ***items, size_t *n, red_error *err);
@@ -783,7 +784,7 @@ typedef struct {
 red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer *tok, red_train_data *data,
                      red_train_data *eval_data, red_error *err);
 
-/* ------------------------------------------------------------------ red.c */
+/* ------------------------------------------------------------------ distill.c */
 
 /* The method (../shared/docs/method.md): an LRC student of a frozen teacher.
  * Legend: d_t teacher width, d_s student width, P a [d_t, d_s] projection.

@@ -10,6 +10,11 @@
 
 #include "red.h"
 
+/* ------------------------------------------------------------------ red.c */
+
+/* A NUL-terminated copy of the first n bytes of s; NULL when out of memory. */
+char *red_strndup(const char *s, size_t n);
+
 /* ------------------------------------------------------------------ tensor.c */
 
 /* Arena: one block, bump allocation, 64-byte aligned; reset to a mark.
@@ -66,8 +71,6 @@ double red_erank_from_sv(const float *s, int k);
 
 /* ------------------------------------------------------------------ json.c */
 
-/* A NUL-terminated copy of the first n bytes of s; NULL when out of memory. */
-char *red_strndup(const char *s, size_t n);
 /* red_jsonl_read, and *lines (may be NULL; free it) gets each item's 1-based
  * line number, so readers that check the items' fields say FILE:LINE. */
 red_status red_jsonl_read_lines(const char *path, red_json ***items, size_t *n, size_t **lines, red_error *err);
@@ -274,7 +277,7 @@ typedef struct {
 /* Learning rate for 0-based step. */
 float red_lr_at(const red_lr_sched *s, int64_t step);
 
-/* ------------------------------------------------------------------ red.c */
+/* ------------------------------------------------------------------ distill.c */
 
 /* The n_proj projections in order (per layer q,k,v,o,gate,up,down; embed; head). */
 int red_student_n_proj(const red_student *s);

@@ -1,4 +1,4 @@
-/* tensor.c - status strings, arenas, tensors, the thread pool, the RNG and the
+/* tensor.c - arenas, tensors, the thread pool, the RNG and the
  * elementwise/reduction kernels. Everything later stands on this file.
  * Legend: n = element count, ith/nth = this thread / number of threads.
  */
@@ -15,37 +15,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------ status */
-
-const char *red_status_name(red_status s) {
-    switch (s) {
-    case RED_OK: return "ok";
-    case RED_E_ARG: return "invalid argument";
-    case RED_E_NOMEM: return "out of memory";
-    case RED_E_IO: return "I/O error";
-    case RED_E_FORMAT: return "bad format";
-    case RED_E_NOCONV: return "no convergence";
-    case RED_E_UNSUPPORTED: return "unsupported";
-    case RED_E_INTERRUPTED: return "interrupted";
-    }
-    return "unknown status";
-}
-
-red_status red_error_set(red_error *err, red_status code, const char *fmt, ...) {
-    if (err) {
-        /* formatted aside first: an argument may be err->msg itself (a
-         * caller adding context to the error it got back) */
-        char msg[sizeof err->msg];
-        va_list ap;
-        err->code = code;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        memcpy(err->msg, msg, sizeof msg);
-    }
-    return code;
-}
 
 const char *red_simd_name(void) { return RED_SIMD_NAME; }
 
