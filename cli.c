@@ -2374,7 +2374,7 @@ static void print_usage(FILE *f) {
 int main(int argc, char **argv) {
     const char *name = argc > 1 ? argv[1] : NULL;
     void *args;
-    int i;
+    int i, rc;
     if (!name || !strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
         print_usage(name ? stdout : stderr);
         return name ? 0 : 2;
@@ -2386,7 +2386,9 @@ int main(int argc, char **argv) {
         if (c->raw) return c->raw(argc - 2, argv + 2);
         args = xmalloc(c->size);
         parse_command(c, argc - 2, argv + 2, args);
-        return c->run(args);
+        rc = c->run(args);
+        free(args);
+        return rc;
     }
     fprintf(stderr, "red: unknown command '%s'\n\n", name);
     print_usage(stderr);
