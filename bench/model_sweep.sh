@@ -15,7 +15,8 @@
 #                  OpenBLAS's kernel for the CPU (SkylakeX on AVX-512, Haswell on
 #                  AVX2), OpenBLAS's and torch's pools at the thread count;
 #   setup=default  plain `python3 peer.py` (glibc's default allocator, OpenBLAS's
-#                  own kernel choice: Debian's 0.3.21 picks Haswell on Zen 5).
+#                  own kernel choice, both unset from the environment: Debian's
+#                  0.3.21 picks Haswell on Zen 5).
 # The ratio that counts is against setup=best; both are printed with their setup.
 RED=${1:-./red}
 CONFIGS=${2:-"a b c"}
@@ -31,6 +32,11 @@ CORE=Haswell; grep -qw avx512f /proc/cpuinfo 2>/dev/null && CORE=SkylakeX
 BEST_ENV="GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 OPENBLAS_CORETYPE=$CORE"
 echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo "# peer setup=best: env $BEST_ENV, OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=torch threads=T; setup=default: no env"
+# Debian's torch calls whatever libblas.so.3 the alternatives system points at: the
+# reference BLAS unless OpenBLAS is installed (libopenblas0-pthread), 10x slower
+BLAS=$(readlink -f /usr/lib/$(uname -m)-linux-gnu/libblas.so.3 2>/dev/null || echo unknown)
+echo "# peer BLAS: $BLAS"
+case "$BLAS" in *openblas*) ;; *) echo "# WARNING: the peer is not on OpenBLAS (apt-get install libopenblas0-pthread): not its best";; esac
 val() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 jval() { echo "$1" | sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p"; }  # a number from torch_peer.py's JSON line
 ratio() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else printf "nan" }'; }
@@ -39,7 +45,7 @@ ratio() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else printf 
 peer() {
   setup=$1; nt=$2; shift 2
   if [ "$setup" = best ]; then out=$(env $BEST_ENV OPENBLAS_NUM_THREADS=$nt OMP_NUM_THREADS=$nt "$@" 2>&1 | tail -1)
-  else out=$(env OPENBLAS_NUM_THREADS=$nt OMP_NUM_THREADS=$nt "$@" 2>&1 | tail -1); fi
+  else out=$(env -u OPENBLAS_CORETYPE -u GLIBC_TUNABLES OPENBLAS_NUM_THREADS=$nt OMP_NUM_THREADS=$nt "$@" 2>&1 | tail -1); fi
   echo "$out setup=$setup"
   PEER_TOKS=$(val "$out" tok_per_s); [ -n "$PEER_TOKS" ] || PEER_TOKS=$(val "$out" decode_tok_per_s)
   [ -n "$PEER_TOKS" ] || PEER_TOKS=$(jval "$out" tokens_per_s)
