@@ -265,12 +265,9 @@ Test(eval, generate_until_matches_full_forward_greedy) {
 /* Brute force: log p(continuation | context) from the full training forward
  * of the joint byte sequence, log-softmax in double. */
 static double brute_ll(red_model *m, red_pool *pool, const char *ctx, const char *cont, int bos) {
-    red_model ref;
-    red_error err;
     int ids[256], n = 0, nc, j;
     size_t cl = strlen(ctx);
     char joint[256];
-    double sum = 0.0;
     while (cl && ctx[cl - 1] == ' ') cl--;  /* trailing whitespace belongs to the continuation */
     snprintf(joint, sizeof joint, "%s%s", ctx, cont);
     if (bos) ids[n++] = 256;
@@ -282,20 +279,7 @@ static double brute_ll(red_model *m, red_pool *pool, const char *ctx, const char
         n++;
         nc = 1;
     }
-    cr_assert(red_model_alloc(&ref, &m->cfg, pool, &err) == RED_OK);
-    memcpy(ref.params, m->params, m->n_params * 4);
-    cr_assert(red_model_train_alloc(&ref, 1, n, &err) == RED_OK);
-    red_model_forward(&ref, ids, 1, n);
-    for (j = nc; j < n; j++) {
-        const float *z = red_model_logits(&ref) + (size_t)(j - 1) * m->cfg.vocab;
-        double mx = -1e300, se = 0.0;
-        int k;
-        for (k = 0; k < m->cfg.vocab; k++) mx = z[k] > mx ? z[k] : mx;
-        for (k = 0; k < m->cfg.vocab; k++) se += exp(z[k] - mx);
-        sum += z[ids[j]] - mx - log(se);
-    }
-    red_model_free(&ref);
-    return sum;
+    return tu_sum_logprob(m, pool, ids, n, nc);
 }
 
 Test(eval, choice_loglikelihood_matches_brute_force_and_metrics) {

@@ -190,28 +190,14 @@ Test(lmeval, malformed_rows_name_line_and_field) {
 /* log p(cont | ctx) from the full training forward of the byte sequence,
  * log-softmax in double; trailing context whitespace joins the continuation. */
 static double brute_ll(red_model *m, red_pool *pool, const char *ctx, const char *cont) {
-    red_model ref;
-    red_error err;
     size_t cl = strlen(ctx), n = 0, j, total = strlen(ctx) + strlen(cont);
     int *ids = malloc(sizeof(int) * (total + 1));
-    double sum = 0.0;
+    double sum;
     while (cl && (ctx[cl - 1] == ' ' || ctx[cl - 1] == '\n')) cl--;
     for (j = 0; ctx[j]; j++) ids[n++] = (unsigned char)ctx[j];
     for (j = 0; cont[j]; j++) ids[n++] = (unsigned char)cont[j];
     cr_assert(cl > 0, "test requests have a context");
-    cr_assert(red_model_alloc(&ref, &m->cfg, pool, &err) == RED_OK);
-    memcpy(ref.params, m->params, m->n_params * 4);
-    cr_assert(red_model_train_alloc(&ref, 1, (int)n, &err) == RED_OK);
-    red_model_forward(&ref, ids, 1, (int)n);
-    for (j = cl; j < n; j++) {
-        const float *z = red_model_logits(&ref) + (j - 1) * (size_t)m->cfg.vocab;
-        double mx = -1e300, se = 0.0;
-        int k;
-        for (k = 0; k < m->cfg.vocab; k++) mx = z[k] > mx ? z[k] : mx;
-        for (k = 0; k < m->cfg.vocab; k++) se += exp(z[k] - mx);
-        sum += z[ids[j]] - mx - log(se);
-    }
-    red_model_free(&ref);
+    sum = tu_sum_logprob(m, pool, ids, (int)n, (int)cl);
     free(ids);
     return sum;
 }

@@ -152,6 +152,29 @@ static inline void fd_check(const char *what, loss_fn f, void *ctx, float *x, co
 
 /* 300 reasoning problems (train split, seed 3, 1-2 steps, numbers to 50,
  * + and -) as JSONL at path: a small learnable stream for the trainers. */
+/* sum over j >= from of log p(ids[j] | ids[<j]), from a full training
+ * forward of a fresh copy of m, log-softmax in double: the brute-force
+ * reference for the harnesses' loglikelihoods. */
+static inline double tu_sum_logprob(const red_model *m, red_pool *pool, const int *ids, int n, int from) {
+    red_model ref;
+    red_error err;
+    double sum = 0.0;
+    int j, k;
+    cr_assert(red_model_alloc(&ref, &m->cfg, pool, &err) == RED_OK);
+    memcpy(ref.params, m->params, m->n_params * 4);
+    cr_assert(red_model_train_alloc(&ref, 1, n, &err) == RED_OK);
+    red_model_forward(&ref, ids, 1, n);
+    for (j = from; j < n; j++) {
+        const float *z = red_model_logits(&ref) + (size_t)(j - 1) * m->cfg.vocab;
+        double mx = -1e300, se = 0.0;
+        for (k = 0; k < m->cfg.vocab; k++) mx = z[k] > mx ? z[k] : mx;
+        for (k = 0; k < m->cfg.vocab; k++) se += exp(z[k] - mx);
+        sum += z[ids[j]] - mx - log(se);
+    }
+    red_model_free(&ref);
+    return sum;
+}
+
 static inline void tu_write_reasoning(const char *path) {
     red_reasoning_opts o;
     red_sbuf s;
