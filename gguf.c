@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "red_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -737,8 +738,17 @@ red_status red_gguf_tokenizer(red_tokenizer **out, const red_gguf *g, red_error 
         goto done;
     }
     for (i = 0; i < tokens->n; i++) {
-        if (sc) sc[i] = (float)red_gguf_arr_num(g, scores, i);
-        if (ty) ty[i] = (int32_t)red_gguf_arr_num(g, types, i);
+        double v = sc ? red_gguf_arr_num(g, scores, i) : 0.0, t = ty ? red_gguf_arr_num(g, types, i) : 1.0;
+        /* checked before the conversion: an out-of-range one is undefined in C */
+        if (!(fabs(v) <= FLT_MAX) || !(t >= 0 && t <= 6 && t == floor(t))) {
+            st = red_error_set(err, RED_E_FORMAT, "%s: token %llu: %s %g, expected %s", g->path, (unsigned long long)i,
+                               fabs(v) <= FLT_MAX ? "tokenizer.ggml.token_type" : "tokenizer.ggml.scores",
+                               fabs(v) <= FLT_MAX ? t : v,
+                               fabs(v) <= FLT_MAX ? "a llama.cpp token type 0..6" : "a finite float score");
+            goto done;
+        }
+        if (sc) sc[i] = (float)v;
+        if (ty) ty[i] = (int32_t)t;
     }
     s.pre = red_gguf_get_str(g, "tokenizer.ggml.pre");
     s.n_tokens = (int)tokens->n;

@@ -696,3 +696,16 @@ Test(gguf, many_keys_and_tensors_parse_in_linear_time, .timeout = 20) {
     cr_expect(red_gguf_parse(&g, b, len, "dup.gguf", &err) == RED_E_FORMAT);
     cr_expect(strstr(err.msg, "duplicate tensor name \"t1\"") != NULL, "%s", err.msg);
 }
+
+/* A vocabulary whose token type does not fit an int (found by fuzz_gguf_vocab;
+ * the conversion was undefined) is refused, naming the token and the field. */
+Test(gguf, token_type_out_of_range_is_refused) {
+    red_gguf g;
+    red_tokenizer *tok = NULL;
+    red_error err;
+    const char *path = "tests/fixtures/gguf_vocab_bad_token_type.gguf";
+    cr_assert(red_gguf_open(&g, path, &err) == RED_OK, "%s", err.msg);
+    cr_expect(red_gguf_tokenizer(&tok, &g, &err) == RED_E_FORMAT, "a token type of 3e9 was accepted");
+    cr_expect(strstr(err.msg, "tokenizer.ggml.token_type") != NULL && strstr(err.msg, "0..6") != NULL, "%s", err.msg);
+    red_gguf_close(&g);
+}
