@@ -294,28 +294,53 @@ typedef struct {
     double *row;
 } kl_ctx;
 
+/* a = (z - m) / tau rounded once to float, e = exp(a) (vector red_expf), for
+ * KL_BLOCK entries at most. */
+#define KL_BLOCK 256
+static void kl_block(float *a, float *e, const float *z, double m, double inv, int cnt) {
+    int i;
+    for (i = 0; i < cnt; i++) a[i] = (float)((z[i] - m) * inv);
+    red_vec_exp(e, a, (size_t)cnt);
+}
+
+/* Exps in float (<= 2 ulp), everything after them in double: sums in index
+ * order, p = e / sum (one exp per logit instead of exp(log p)), log p = a - log(sum). */
 static void kl_rows(void *vc, int64_t lo, int64_t hi) {
     kl_ctx *c = vc;
+    float at[KL_BLOCK], et[KL_BLOCK], as[KL_BLOCK], es[KL_BLOCK];
     int64_t n;
-    int j, V = c->V;
+    int j, j0, m, V = c->V;
     double inv = 1.0 / c->tau;
     for (n = lo; n < hi; n++) {
         const float *zt = c->zt + (size_t)n * V, *zs = c->zs + (size_t)n * V;
-        double mt = zt[0], ms = zs[0], st = 0.0, ss = 0.0, kl = 0.0, lt, ls;
+        float *dz = c->dz ? c->dz + (size_t)n * V : NULL;
+        double mt = zt[0], ms = zs[0], st = 0.0, ss = 0.0, kl = 0.0, lt, ls, rt, rs;
         for (j = 1; j < V; j++) {
             if (zt[j] > mt) mt = zt[j];
             if (zs[j] > ms) ms = zs[j];
         }
-        for (j = 0; j < V; j++) {
-            st += exp((zt[j] - mt) * inv);
-            ss += exp((zs[j] - ms) * inv);
+        for (j0 = 0; j0 < V; j0 += m) {
+            m = V - j0 < KL_BLOCK ? V - j0 : KL_BLOCK;
+            kl_block(at, et, zt + j0, mt, inv, m);
+            kl_block(as, es, zs + j0, ms, inv, m);
+            for (j = 0; j < m; j++) {
+                st += et[j];
+                ss += es[j];
+            }
         }
         lt = log(st);
         ls = log(ss);
-        for (j = 0; j < V; j++) {
-            double lpt = (zt[j] - mt) * inv - lt, lps = (zs[j] - ms) * inv - ls, pt = exp(lpt);
-            kl += pt * (lpt - lps);
-            if (c->dz) c->dz[(size_t)n * V + j] += (float)(c->scale * (exp(lps) - pt) * inv);
+        rt = 1.0 / st;
+        rs = 1.0 / ss;
+        for (j0 = 0; j0 < V; j0 += m) {
+            m = V - j0 < KL_BLOCK ? V - j0 : KL_BLOCK;
+            kl_block(at, et, zt + j0, mt, inv, m);
+            kl_block(as, es, zs + j0, ms, inv, m);
+            for (j = 0; j < m; j++) {
+                double pt = et[j] * rt, lpt = at[j] - lt, lps = as[j] - ls;
+                kl += pt * (lpt - lps);
+                if (dz) dz[j0 + j] += (float)(c->scale * (es[j] * rs - pt) * inv);
+            }
         }
         c->row[n] = kl;
     }

@@ -569,12 +569,22 @@ typedef struct {
     const float *g, *u, *dact;
 } swiglu_ctx;
 
+/* e[i] = exp(-g[i]) for a block of at most SILU_BLOCK (vector exp, stack scratch). */
+#define SILU_BLOCK 256
+static void exp_neg_block(float *e, const float *g, int64_t m) {
+    int64_t i;
+    for (i = 0; i < m; i++) e[i] = -g[i];
+    red_vec_exp(e, e, (size_t)m);
+}
+
 static void swiglu_forward_range(void *vc, int64_t lo, int64_t hi) {
     swiglu_ctx *c = vc;
-    int64_t i;
-    for (i = lo; i < hi; i++) {
-        float g = c->g[i];
-        c->act[i] = g / (1.0f + expf(-g)) * c->u[i];
+    float e[SILU_BLOCK];
+    int64_t i0, i, m;
+    for (i0 = lo; i0 < hi; i0 += m) {
+        m = hi - i0 < SILU_BLOCK ? hi - i0 : SILU_BLOCK;
+        exp_neg_block(e, c->g + i0, m);
+        for (i = 0; i < m; i++) c->act[i0 + i] = c->g[i0 + i] / (1.0f + e[i]) * c->u[i0 + i];
     }
 }
 
@@ -587,11 +597,16 @@ void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float 
 
 static void swiglu_backward_range(void *vc, int64_t lo, int64_t hi) {
     swiglu_ctx *c = vc;
-    int64_t i;
-    for (i = lo; i < hi; i++) {
-        float g = c->g[i], s = 1.0f / (1.0f + expf(-g)), d = c->dact[i];
-        c->dg[i] = d * c->u[i] * s * (1.0f + g * (1.0f - s));
-        c->du[i] = d * g * s;
+    float e[SILU_BLOCK];
+    int64_t i0, i, m;
+    for (i0 = lo; i0 < hi; i0 += m) {
+        m = hi - i0 < SILU_BLOCK ? hi - i0 : SILU_BLOCK;
+        exp_neg_block(e, c->g + i0, m);
+        for (i = i0; i < i0 + m; i++) {
+            float g = c->g[i], s = 1.0f / (1.0f + e[i - i0]), d = c->dact[i];
+            c->dg[i] = d * c->u[i] * s * (1.0f + g * (1.0f - s));
+            c->du[i] = d * g * s;
+        }
     }
 }
 
@@ -622,19 +637,23 @@ static void cross_entropy_rows(void *vc, int64_t lo, int64_t hi) {
         const float *z = c->logits + n * c->V;
         int t = c->targets[n];
         float mx;
-        double se = 0.0, lse;
+        double se, lse;
         if (t < 0) {
             c->partial[n] = 0.0;
             if (c->dlogits) memset(c->dlogits + n * c->V, 0, sizeof(float) * c->V);
             continue;
         }
         mx = red_vec_max(z, (size_t)c->V);
-        for (j = 0; j < c->V; j++) se += exp((double)(z[j] - mx));
+        /* float exps (red_expf, <= 2 ulp), summed in double in index order */
+        se = red_vec_sum_exp(z, mx, (size_t)c->V);
         lse = mx + log(se);
         c->partial[n] = lse - z[t];
         if (c->dlogits) {
             float *d = c->dlogits + n * c->V;
-            for (j = 0; j < c->V; j++) d[j] = (float)(exp((double)z[j] - lse)) * c->inv_count;
+            double inv_se = 1.0 / se;
+            for (j = 0; j < c->V; j++) d[j] = z[j] - mx;
+            red_vec_exp(d, d, (size_t)c->V);
+            for (j = 0; j < c->V; j++) d[j] = (float)(d[j] * inv_se) * c->inv_count;
             d[t] -= c->inv_count;
         }
     }

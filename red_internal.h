@@ -48,6 +48,11 @@ float red_vec_dot_scalar(const float *a, const float *b, size_t n);
 float red_vec_sum_scalar(const float *x, size_t n);
 float red_vec_sumsq_scalar(const float *x, size_t n);
 void red_vec_axpy_scalar(float *y, float a, const float *x, size_t n);
+/* exp in float, <= 2 ulp, the same bits on every SIMD path and thread count
+ * (tensor.c states the algorithm and the values outside [-87.3, 88.7]). */
+float red_expf(float x);
+void red_vec_exp(float *y, const float *x, size_t n);           /* y = exp(x), y == x allowed */
+double red_vec_sum_exp(const float *x, float shift, size_t n);  /* sum exp(x - shift), index order */
 
 /* ------------------------------------------------------------------ linalg.c */
 

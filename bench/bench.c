@@ -4,6 +4,7 @@
  *   red bench matmul --m M --n N --k K [--trans nn|nt|tn] [--threads T] [--reps R] [--scalar]
  *   red bench svd --m M --n N [--threads T] [--reps R]
  *   red bench peak [--threads T]
+ *   red bench exp [--n N] [--reps R]
  *
  * Every measurement validates its result against an independent double-
  * precision reference before timing and prints pass=1/0 (exit status 1 on a
@@ -437,6 +438,66 @@ static int bench_peak(const bench_opts *o) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ exp */
+
+typedef struct {
+    const char *impl;
+    int kind;  /* 0 red_vec_exp, 1 red_expf per element, 2 libm expf, 3 libm exp (double) */
+} exp_impl;
+
+static volatile double exp_sink;  /* keeps the timed loops' results live */
+
+static void exp_run(int kind, float *y, const float *x, size_t n) {
+    size_t i;
+    if (kind == 0) red_vec_exp(y, x, n);
+    else if (kind == 1) for (i = 0; i < n; i++) y[i] = red_expf(x[i]);
+    else if (kind == 2) for (i = 0; i < n; i++) y[i] = expf(x[i]);
+    else for (i = 0; i < n; i++) y[i] = (float)exp((double)x[i]);
+}
+
+/* ns per element of exp over a softmax-like row (n floats in [-20, 5], L1
+ * resident), red's vector routine and its scalar form against libm; max_ulp
+ * against double exp over the same values (red's stated bound: 2). */
+static int bench_exp(const bench_opts *o) {
+    static const exp_impl impls[] = {{"red", 0}, {"red_scalar", 1}, {"libm_expf", 2}, {"libm_exp_double", 3}};
+    int n = o->n ? o->n : 4096, reps = o->reps ? o->reps : 5, r, k, ok = 1;
+    long it, iters = 20000000L / n + 1;
+    float *x = bench_alloc((size_t)n * sizeof *x), *y = bench_alloc((size_t)n * sizeof *y);
+    double *t = bench_alloc((size_t)reps * sizeof *t);
+    red_rng rng;
+    red_rng_seed(&rng, 1);
+    red_rng_fill_uniform(&rng, x, (size_t)n, -20.0f, 5.0f);
+    for (k = 0; k < 4; k++) {
+        double worst = 0.0, sink = 0.0;
+        int i, pass;
+        exp_run(impls[k].kind, y, x, (size_t)n);
+        for (i = 0; i < n; i++) {
+            double want = exp((double)x[i]);
+            int e;
+            frexp(want, &e);
+            if (fabs(y[i] - want) / ldexp(1.0, e - 24) > worst) worst = fabs(y[i] - want) / ldexp(1.0, e - 24);
+        }
+        for (r = 0; r < reps; r++) {
+            double t0 = red_time_seconds();
+            for (it = 0; it < iters; it++) {
+                exp_run(impls[k].kind, y, x, (size_t)n);
+                sink += y[it % n];
+            }
+            t[r] = red_time_seconds() - t0;
+        }
+        pass = worst <= 2.0 || impls[k].kind >= 2;  /* libm is measured, not held to red's bound */
+        ok &= pass;
+        printf("op=exp impl=%s n=%d simd=%s reps=%d seconds=%.6g ns_per_elem=%.3f max_ulp=%.3f pass=%d\n",
+               impls[k].impl, n, red_simd_name(), reps, median(t, reps), median(t, reps) / ((double)iters * n) * 1e9,
+               worst, pass);
+        exp_sink = sink;
+    }
+    red_free_aligned(x);
+    red_free_aligned(y);
+    red_free_aligned(t);
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------ model: train / infer */
 
 typedef struct {
@@ -662,6 +723,7 @@ static const char *usage_bench =
     "                        [--alpha A] [--beta B]\n"
     "       red bench svd --m M --n N [--threads T] [--reps R]\n"
     "       red bench peak [--threads T]\n"
+    "       red bench exp [--n N] [--reps R]\n"
     "       red bench train [--config a|b|c] [--threads T] [--steps S]\n"
     "       red bench infer [--config a|b|c] [--threads T] [--batch B] [--gen N]\n"
     "       red bench distill [--config a|b|c | --teacher-config CONFIG.json] [--width D] [--seq T]\n"
@@ -674,6 +736,8 @@ static const char *usage_bench =
     "svd: full thin U, S, V; max_err is the largest of ‖A-USVᵀ‖/‖A‖, max|UᵀU-I|,\n"
     "max|VᵀV-I|; gflops uses the nominal R-SVD count 4m²n+8mn²+9n³.\n"
     "peak: register-only FMA throughput of this build's SIMD path.\n"
+    "exp: ns per element of red's exp (vector and scalar form) and libm's expf and\n"
+    "double exp over N (4096) floats in [-20, 5]; max_ulp against double exp.\n"
     "train: tokens/s of a full training step (forward, CE, backward, clip, AdamW)\n"
     "on configs a (d128 L4 h4 ffn384 seq256 b16), b (d256 L6 h8 ffn768 seq256 b16),\n"
     "c (d512 L8 h8 ffn1536 seq512 b8), vocab 512; pass = loss decreased on a\n"
@@ -762,6 +826,7 @@ int red_bench_main(int argc, char **argv) {
         }
     }
     if (!strcmp(what, "peak")) return bench_peak(&o);
+    if (!strcmp(what, "exp")) return bench_exp(&o);
     if (!strcmp(what, "tokenize")) return red_bench_tokenize(tok_path, tok_data, o.reps);
     if (!strcmp(what, "train") || !strcmp(what, "infer")) return bench_model(what, &o, preset, steps, gen, infer_batch);
     if (!strcmp(what, "distill")) return bench_distill(&o, preset_given ? preset : &model_presets[1], steps);
@@ -773,7 +838,7 @@ int red_bench_main(int argc, char **argv) {
         }
         return !strcmp(what, "matmul") ? bench_matmul(&o) : bench_svd(&o);
     }
-    fprintf(stderr, "red bench: unknown benchmark '%s' (matmul, svd, peak, train, infer, distill, tokenize)\n", what);
+    fprintf(stderr, "red bench: unknown benchmark '%s' (matmul, svd, peak, exp, train, infer, distill, tokenize)\n", what);
     return 2;
 }
 

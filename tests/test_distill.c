@@ -723,21 +723,24 @@ static double kl_unchunked(const float *zt_all, const float *zs_all, float *dz, 
     int j;
     for (n = 0; n < N; n++) {
         const float *zt = zt_all + (size_t)n * V, *zs = zs_all + (size_t)n * V;
-        double mt = zt[0], ms = zs[0], st = 0.0, ss = 0.0, kl = 0.0, lt, ls;
+        double mt = zt[0], ms = zs[0], st = 0.0, ss = 0.0, kl = 0.0, lt, ls, rt, rs;
         for (j = 1; j < V; j++) {
             if (zt[j] > mt) mt = zt[j];
             if (zs[j] > ms) ms = zs[j];
         }
-        for (j = 0; j < V; j++) {
-            st += exp((zt[j] - mt) * inv);
-            ss += exp((zs[j] - ms) * inv);
+        for (j = 0; j < V; j++) {  /* exponents rounded once to float, red_expf, double sums */
+            st += red_expf((float)((zt[j] - mt) * inv));
+            ss += red_expf((float)((zs[j] - ms) * inv));
         }
         lt = log(st);
         ls = log(ss);
+        rt = 1.0 / st;
+        rs = 1.0 / ss;
         for (j = 0; j < V; j++) {
-            double lpt = (zt[j] - mt) * inv - lt, lps = (zs[j] - ms) * inv - ls, pt = exp(lpt);
+            float at = (float)((zt[j] - mt) * inv), as = (float)((zs[j] - ms) * inv);
+            double pt = red_expf(at) * rt, lpt = at - lt, lps = as - ls;
             kl += pt * (lpt - lps);
-            dz[(size_t)n * V + j] += (float)(scale * (exp(lps) - pt) * inv);
+            dz[(size_t)n * V + j] += (float)(scale * (red_expf(as) * rs - pt) * inv);
         }
         total += kl;
     }

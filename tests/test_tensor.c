@@ -246,3 +246,82 @@ Test(tensor, pool_thread_count_is_capped_before_allocating) {
     cr_expect(red_pool_size(p) == 3);
     red_pool_destroy(p);
 }
+
+/* red_expf's stated bound: <= 2 ulp against double exp on every 31st float
+ * of [EXP_LO, EXP_HI] (about 70M values), and every float near both ends. */
+static double exp_ulp_err(float x) {
+    double want = exp((double)x), got = red_expf(x);
+    int e;
+    frexp(want, &e);  /* want in [2^(e-1), 2^e): one float ulp is 2^(e-24) */
+    return fabs(got - want) / ldexp(1.0, e - 24);
+}
+
+Test(tensor, expf_within_2ulp_over_the_finite_range) {
+    const float lo = -87.33654022216797f, hi = 88.72283172607422f;
+    double worst = 0.0, err;
+    float x, worst_x = 0.0f;
+    uint32_t u, step = 31;
+    int pass;
+    for (pass = 0; pass < 2; pass++) {  /* negatives (bits descending to lo), then positives */
+        uint32_t first = pass ? 0x00000000u : 0x80000000u, last;
+        memcpy(&last, pass ? &hi : &lo, 4);
+        for (u = first; u <= last; u += step) {
+            memcpy(&x, &u, 4);
+            if ((err = exp_ulp_err(x)) > worst) worst = err, worst_x = x;
+        }
+        for (u = last - 5000; u <= last; u++) {  /* every float at the ends */
+            memcpy(&x, &u, 4);
+            if ((err = exp_ulp_err(x)) > worst) worst = err, worst_x = x;
+        }
+    }
+    cr_assert(worst <= 2.0, "max error %.3f ulp at x=%.9g", worst, worst_x);
+    cr_log_info("red_expf: max error %.3f ulp at x=%.9g\n", worst, worst_x);
+}
+
+Test(tensor, expf_special_values) {
+    float nan = NAN, y;
+    cr_assert_eq(red_expf(0.0f), 1.0f);
+    cr_assert_eq(red_expf(-0.0f), 1.0f);
+    cr_assert_eq(red_expf(-HUGE_VALF), 0.0f, "softmax of a masked logit");
+    cr_assert(!signbit(red_expf(-HUGE_VALF)));
+    cr_assert(isinf(red_expf(HUGE_VALF)) && red_expf(HUGE_VALF) > 0);
+    cr_assert(isnan(red_expf(nan)));
+    cr_assert(isinf(red_expf(88.72283935546875f)), "first float whose exp exceeds FLT_MAX");
+    cr_assert(isfinite(red_expf(88.72283172607422f)));
+    cr_assert_eq(red_expf(-87.3365478515625f), 0.0f, "exp below FLT_MIN flushes to 0, no subnormals");
+    cr_assert_eq(red_expf(-100.0f), 0.0f);
+    cr_assert_eq(red_expf(-1e30f), 0.0f);
+    cr_assert(isinf(red_expf(1e30f)));
+    y = red_expf(-87.33654022216797f);
+    cr_assert(y >= FLT_MIN && fpclassify(y) == FP_NORMAL);
+    cr_assert(red_expf(1e-30f) == 1.0f && red_expf(FLT_MIN) == 1.0f);  /* tiny and denormal inputs */
+    cr_assert(fabs(red_expf(1.0f) - exp(1.0)) <= 2 * FLT_EPSILON * exp(1.0));
+}
+
+/* The vector routine against red_expf bit for bit on every length 0..70
+ * (SIMD body plus scalar tail), including specials inside the vector body. */
+Test(tensor, vec_exp_matches_scalar_bitwise) {
+    float x[70], y[70], z[70];
+    red_rng r;
+    size_t n, i;
+    red_rng_seed(&r, 7);
+    for (n = 0; n <= 70; n++) {
+        red_rng_fill_uniform(&r, x, n, -100.0f, 100.0f);
+        if (n > 20) x[3] = -HUGE_VALF, x[5] = HUGE_VALF, x[7] = NAN, x[11] = -0.0f, x[13] = 88.72284f, x[17] = -87.3366f;
+        red_vec_exp(y, x, n);
+        memcpy(z, x, n * sizeof *x);
+        red_vec_exp(z, z, n);  /* in place */
+        for (i = 0; i < n; i++) {
+            float s = red_expf(x[i]);
+            cr_assert(!memcmp(&y[i], &s, 4) && !memcmp(&z[i], &s, 4), "n=%zu i=%zu x=%.9g: %.9g vs %.9g", n, i, x[i],
+                      y[i], s);
+        }
+    }
+    for (i = 0; i < 70; i++) x[i] = 0.01f * (float)i - 0.3f;
+    cr_assert_eq(red_vec_sum_exp(x, 0.2f, 0), 0.0);
+    {
+        double s = 0.0, want = red_vec_sum_exp(x, 0.2f, 70);
+        for (i = 0; i < 70; i++) s += red_expf(x[i] - 0.2f);
+        cr_assert_eq(s, want, "sum_exp is the in-order double sum of red_expf");
+    }
+}
