@@ -11,11 +11,26 @@
 #   CC=clang                            any C99 compiler with GCC-style flags
 #   SAN=1                               -fsanitize=address,undefined (separate build dir)
 #   WERROR=1                            treat warnings as errors (CI)
+#   MPI=1                               build with mpicc against Open MPI (installs libopenmpi-dev if
+#                                       missing): `mpirun -np N ./red train|distill|reproduce ...`
 
 CC      ?= cc
 SIMD    ?= auto
 SAN     ?= 0
 WERROR  ?= 0
+MPI     ?= 0
+
+# ---- Open MPI (MPI=1): mpicc, installed with apt-get when missing; the
+# default build has no MPI symbols (dist.c's one-rank half) ---------------
+ifeq ($(MPI),1)
+  ifeq (,$(shell command -v mpicc))
+    $(info red: Open MPI not found; installing libopenmpi-dev and openmpi-bin with apt-get)
+    MPI_INSTALL := $(shell S=$$([ "$$(id -u)" = 0 ] || echo sudo); $$S apt-get update -qq >&2 && \
+                     DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq libopenmpi-dev openmpi-bin >&2; echo done)
+  endif
+  CC := mpicc
+  override CFLAGS += -DRED_MPI
+endif
 
 # ---- SIMD selection -------------------------------------------------------
 ifeq ($(SIMD),auto)
@@ -72,7 +87,7 @@ endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(SIMD_FLAGS) $(CFLAGS)
 LDLIBS_ALL := $(LDFLAGS_SAN) $(LDFLAGS) -pthread -lm
 
-LIB_SRC   := red.c tensor.c linalg.c io.c json.c model.c optim.c hfdir.c tokenizer.c unicode.c data.c train.c distill.c reproduce.c eval/pyrandom.c eval/gsm8k.c eval/generate.c eval/choice.c eval/lmeval.c eval/report.c eval/tasks.c eval/svg.c
+LIB_SRC   := red.c tensor.c linalg.c io.c json.c model.c optim.c dist.c hfdir.c tokenizer.c unicode.c data.c train.c distill.c reproduce.c eval/pyrandom.c eval/gsm8k.c eval/generate.c eval/choice.c eval/lmeval.c eval/report.c eval/tasks.c eval/svg.c
 LIB_SRC   += gguf.c llama2c.c
 # the benchmarks are part of the binary only, never of the library the tests link
 CLI_SRC   := cli.c bench/bench.c bench/bench_tokenize.c

@@ -27,6 +27,7 @@ static void die(int code, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    red_dist_abort(code);  /* the other ranks of an mpirun would wait for this one forever */
     exit(code);
 }
 
@@ -61,6 +62,7 @@ static void catch_stop_signals(void) {
 /* Exits with the library's message; 130 (as a shell reports SIGINT) when interrupted. */
 static void die_err(red_status st, const red_error *err) {
     fprintf(stderr, "red: %s\n", err->msg);
+    red_dist_abort(st == RED_E_INTERRUPTED ? 130 : 1);
     exit(st == RED_E_INTERRUPTED ? 130 : 1);
 }
 
@@ -1669,7 +1671,7 @@ static int run_train(void *args) {
     o->loop.stop = &stop_requested;
     catch_stop_signals();
     if ((st = red_train(o, &m, tok, &d, a->eval_data ? &ev : NULL, &err)) != RED_OK) die_err(st, &err);
-    fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o->loop.out);
+    if (red_dist_rank() == 0) fprintf(stderr, "train: done in %.1f s -> %s\n", red_time_seconds() - tl.t0, o->loop.out);
     red_train_data_free(&d);
     red_train_data_free(&ev);
     red_model_free(&m);
@@ -1946,7 +1948,7 @@ static void distill_job(distill_args *a, red_pool *pool, red_distill_job *job, r
     job->teacher = t; job->tok = *tok; job->teacher_name = a->teacher; job->init_name = a->init; job->width = a->width;
     job->init = io; job->opt = *o; job->data = d; job->calib = cd; job->calib_tokens = a->calib_tokens;
     job->erank_rows = *er_rows; job->n_erank_rows = er_n; job->measure_teacher = 1; job->write_log = 1;
-    job->say = say_plain;
+    job->say = red_dist_rank() == 0 ? say_plain : NULL;  /* of several ranks, rank 0 speaks */
 }
 
 static int run_distill(void *args) {
@@ -1981,11 +1983,12 @@ static int run_distill(void *args) {
     job.opt.loop.stop = &stop_requested;
     catch_stop_signals();
     if ((st = red_distill_run(&job, &s, &rep, &err)) != RED_OK) die_err(st, &err);
-    if (red_tokenizer_kind(tok) > RED_TOK_BPE) copy_tokenizer_files(a->tokenizer ? a->tokenizer : a->teacher, out);
+    if (red_dist_rank() == 0 && red_tokenizer_kind(tok) > RED_TOK_BPE)  /* of several ranks, rank 0 writes and speaks */
+        copy_tokenizer_files(a->tokenizer ? a->tokenizer : a->teacher, out);
     L = t.cfg.n_layers;
-    fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n",
+    if (red_dist_rank() == 0) fprintf(stderr, "distill: eRank final norm: teacher %.2f, student at init %.2f, at end %.2f -> %s\n",
             rep.erank_teacher[L], rep.erank_init[L], rep.erank_final[L], out);
-    fprintf(stderr, "distill: indist@0.95 final norm: teacher %.4f, student at init %.4f, at end %.4f\n",
+    if (red_dist_rank() == 0) fprintf(stderr, "distill: indist@0.95 final norm: teacher %.4f, student at init %.4f, at end %.4f\n",
             rep.hidden_teacher[L].ind.indist[0], rep.hidden_init[L].ind.indist[0], rep.hidden_final[L].ind.indist[0]);
     red_distill_report_free(&rep);
     free(er_rows);
@@ -2383,6 +2386,10 @@ int main(int argc, char **argv) {
     for (i = 0; i < N_COMMANDS; i++) {
         const command *c = &commands[i];
         if (strcmp(name, c->name)) continue;
+        if (!strcmp(name, "train") || !strcmp(name, "distill") || !strcmp(name, "reproduce")) {  /* mpirun: ranks */
+            red_dist_init(&argc, &argv);
+            atexit(red_dist_finalize);
+        }
         if (c->raw) return c->raw(argc - 2, argv + 2);
         args = xmalloc(c->size);
         parse_command(c, argc - 2, argv + 2, args);

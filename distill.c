@@ -272,17 +272,19 @@ static void mse_chunks(void *vc, int64_t lo, int64_t hi) {
     }
 }
 
-/* Mean squared error over n elements; grad = alpha * d(mse)/d(a) if given. */
-static double clone_mse(red_pool *pool, const float *a, const float *b, size_t n, float alpha, float *grad,
-                        double *partial) {
+/* Squared error over n elements (rows of a part of the batch) divided by the
+ * batch's element count, n * per_row (per_row = batch rows / part rows);
+ * grad = alpha * its derivative w.r.t. a if given. */
+static double clone_mse(red_pool *pool, const float *a, const float *b, size_t n, double per_row, float alpha,
+                        float *grad, double *partial) {
     mse_ctx c;
     int64_t chunks = (int64_t)((n + MSE_CHUNK - 1) / MSE_CHUNK), k;
-    double ss = 0.0;
+    double ss = 0.0, denom = (double)n * per_row;
     c.a = a; c.b = b; c.grad = grad; c.n = n; c.partial = partial;
-    c.scale = (float)(2.0 * alpha / (double)n);
+    c.scale = (float)(2.0 * alpha / denom);
     red_par_range(pool, chunks, 2.0 * MSE_CHUNK, mse_chunks, &c);
     for (k = 0; k < chunks; k++) ss += partial[k];
-    return ss / (double)n;
+    return ss / denom;
 }
 
 /* Forward KL(p_T || p_S) at temperature tau per row; dlogits += scale * dKL/dz_S. */
@@ -350,18 +352,17 @@ static void kl_rows(void *vc, int64_t lo, int64_t hi) {
  * and the student's logits of the chunk, their per-row losses, the
  * student's dlogits (CE writes, KL adds) and the head's backward for those
  * rows; [N, V] is never resident. Per-row losses are summed in row order. */
-static red_status vocab_losses(red_student *s, const int *targets, const red_loss_cfg *lc, int want_grad,
-                               red_losses *out) {
+static red_status vocab_losses(red_student *s, const int *targets, int B, const red_loss_batch *whole,
+                               const red_loss_cfg *lc, int want_grad, red_losses *out) {
     red_model *t = s->teacher, *m = &s->model;
     red_pool *pool = t->pool;
-    int64_t N = (int64_t)s->B * s->T, R = red_model_head_rows(m), r0, n, count = 0;
+    int64_t N = (int64_t)B * s->T, R = red_model_head_rows(m), r0, n;
     int V = s->cfg.vocab;
-    double ce = 0.0, kl = 0.0, denom = lc->kl_reduction == RED_KL_TOKEN ? (double)N : (double)s->B;
-    float inv_count;
+    double ce = 0.0, kl = 0.0,
+           denom = lc->kl_reduction == RED_KL_TOKEN ? (double)whole->seqs * s->T : (double)whole->seqs;
+    float inv_count = whole->count ? 1.0f / (float)whole->count : 0.0f;
     kl_ctx kc;
     red_status st;
-    for (n = 0; n < N; n++) count += targets[n] >= 0;
-    inv_count = count ? 1.0f / (float)count : 0.0f;
     kc.zt = red_model_logits(t);
     kc.zs = red_model_logits(m);
     kc.dz = want_grad ? red_model_dlogits(m) : NULL;
@@ -377,7 +378,7 @@ static red_status vocab_losses(red_student *s, const int *targets, const red_los
         if (want_grad && (st = red_model_head_backward(m, r0, rows))) return st;
     }
     for (n = 0; n < N; n++) ce += s->row_ce[n];
-    out->ce = count ? (float)(ce / count) : 0.0f;
+    out->ce = ce;  /* summed: red_losses_finish divides by the batch's count */
     for (n = 0; n < N; n++) kl += s->row_kl[n];
     out->kl = kl / denom;
     return RED_OK;
@@ -386,12 +387,12 @@ static red_status vocab_losses(red_student *s, const int *targets, const red_los
 /* The clone terms of layer l (A6): their MSEs into v[RED_N_SITES] and, with
  * want_grad, their gradients into the one-layer clone_grad (laid out as
  * clone_grads names them) and the FFN-out target's own term into dP_d. */
-static void clone_layer(red_student *s, int l, float alpha, int want_grad, double *v) {
+static void clone_layer(red_student *s, int l, int B, double per_row, float alpha, int want_grad, double *v) {
     red_model *t = s->teacher, *m = &s->model;
     const red_config *c = &s->cfg;
     red_pool *pool = t->pool;
     int ds = s->d_s, dt = s->d_t, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn, other;
-    size_t N = (size_t)s->B * s->T, NQ = N * QD, NK = N * KD, NF = N * F, ND = N * ds;
+    size_t N = (size_t)B * s->T, NQ = N * QD, NK = N * KD, NF = N * F, ND = N * ds;
     const float *Wo = site_weight(t, l, RED_SITE_O, &other), *Wd = site_weight(t, l, RED_SITE_D, &other);
     float *gq = NULL, *gk = NULL, *gv = NULL, *gatt = NULL, *gg = NULL, *gu = NULL, *gy = NULL;
     red_layer_acts sa, ta;
@@ -401,17 +402,17 @@ static void clone_layer(red_student *s, int l, float alpha, int want_grad, doubl
     red_model_layer_acts(m, l, &sa);
     red_model_layer_acts(t, l, &ta);
     /* q and k after RoPE: a rotation, so the same MSE as before it */
-    v[RED_SITE_Q] = clone_mse(pool, sa.q, ta.q, NQ, alpha, gq, s->partial);
-    v[RED_SITE_K] = clone_mse(pool, sa.k, ta.k, NK, alpha, gk, s->partial);
-    v[RED_SITE_V] = clone_mse(pool, sa.v, ta.v, NK, alpha, gv, s->partial);
+    v[RED_SITE_Q] = clone_mse(pool, sa.q, ta.q, NQ, per_row, alpha, gq, s->partial);
+    v[RED_SITE_K] = clone_mse(pool, sa.k, ta.k, NK, per_row, alpha, gk, s->partial);
+    v[RED_SITE_V] = clone_mse(pool, sa.v, ta.v, NK, per_row, alpha, gv, s->partial);
     /* attention out in d_t: o = A W_oᵀ with the teacher's W_o, before P_o */
     red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, sa.att, QD, Wo, QD, 0.0f, s->o_s, dt);
     red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, ta.att, QD, Wo, QD, 0.0f, s->o_t, dt);
-    v[RED_SITE_O] = clone_mse(pool, s->o_s, s->o_t, N * dt, alpha, want_grad ? s->o_s : NULL, s->partial);
+    v[RED_SITE_O] = clone_mse(pool, s->o_s, s->o_t, N * dt, per_row, alpha, want_grad ? s->o_s : NULL, s->partial);
     if (want_grad)  /* d(att) = dO W_o */
         red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f, gatt, QD);
-    v[RED_SITE_G] = clone_mse(pool, sa.g, ta.g, NF, alpha, gg, s->partial);
-    v[RED_SITE_U] = clone_mse(pool, sa.u, ta.u, NF, alpha, gu, s->partial);
+    v[RED_SITE_G] = clone_mse(pool, sa.g, ta.g, NF, per_row, alpha, gg, s->partial);
+    v[RED_SITE_U] = clone_mse(pool, sa.u, ta.u, NF, per_row, alpha, gu, s->partial);
     /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d; silu(g)*u
        is not kept by the forward, the same op recomputes it bit for bit */
     red_swiglu_forward(pool, s->act, sa.g, sa.u, (int64_t)NF);
@@ -419,7 +420,7 @@ static void clone_layer(red_student *s, int l, float alpha, int want_grad, doubl
     red_swiglu_forward(pool, s->act, ta.g, ta.u, (int64_t)NF);
     red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, s->act, F, Wd, F, 0.0f, s->y_t, dt);
     red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
-    v[RED_SITE_D] = clone_mse(pool, s->y_s, s->y_tp, ND, alpha, gy, s->partial);
+    v[RED_SITE_D] = clone_mse(pool, s->y_s, s->y_tp, ND, per_row, alpha, gy, s->partial);
     if (want_grad)  /* the target's path: dP_d -= y_Tᵀ gy */
         red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, s->y_t, dt, gy, ds, 1.0f, s->gw.layers[l].p[RED_SITE_D], ds);
 }
@@ -427,23 +428,46 @@ static void clone_layer(red_student *s, int l, float alpha, int want_grad, doubl
 /* Backward's per-layer hook: layer l's clone gradients, just before they are needed. */
 typedef struct {
     red_student *s;
+    int B;
+    double per_row;
     float alpha;
 } clone_fill_ctx;
 
 static void clone_fill(void *ctx, int l) {
     clone_fill_ctx *f = ctx;
-    clone_layer(f->s, l, f->alpha, 1, f->s->clone_layer + (size_t)l * RED_N_SITES);
+    clone_layer(f->s, l, f->B, f->per_row, f->alpha, 1, f->s->clone_layer + (size_t)l * RED_N_SITES);
 }
 
 red_status red_student_loss(red_student *s, const int *tokens, const int *targets, const red_loss_cfg *lc,
                             int want_grad, red_losses *out) {
+    red_loss_batch whole;
+    size_t n = (size_t)s->B * s->T, i;
+    red_status st;
+    whole.seqs = s->B;
+    whole.count = 0;
+    for (i = 0; i < n; i++) whole.count += targets[i] >= 0;
+    if ((st = red_student_loss_part(s, tokens, targets, s->B, lc, want_grad, &whole, out))) return st;
+    red_losses_finish(out, whole.count, lc->alpha);
+    return RED_OK;
+}
+
+void red_losses_finish(red_losses *out, int64_t count, float alpha) {
+    int k;
+    out->ce = count ? (float)(out->ce / count) : 0.0f;
+    out->clone = 0.0;
+    for (k = 0; k < RED_N_SITES; k++) out->clone += out->clone_site[k];
+    out->total = out->ce + out->kl + alpha * out->clone;
+}
+
+red_status red_student_loss_part(red_student *s, const int *tokens, const int *targets, int B, const red_loss_cfg *lc,
+                                 int want_grad, const red_loss_batch *whole, red_losses *out) {
     red_model *t = s->teacher, *m = &s->model;
-    int B = s->B, T = s->T, l, k, L = s->cfg.n_layers, QD = s->cfg.n_heads * s->cfg.head_dim,
+    int T = s->T, l, k, L = s->cfg.n_layers, QD = s->cfg.n_heads * s->cfg.head_dim,
         KD = s->cfg.n_kv_heads * s->cfg.head_dim;
     size_t N = (size_t)B * T, NQ = N * QD, NK = N * KD, NF = N * s->cfg.ffn;
-    double t0 = red_time_seconds(), t1;
+    double t0 = red_time_seconds(), t1, per_row = (double)whole->seqs / B;
     red_status st;
-    if (!s->clone_grad) return RED_E_ARG;
+    if (!s->clone_grad || B < 1 || B > s->B) return RED_E_ARG;
     memset(out, 0, sizeof *out);
     red_student_merge(s);
     t1 = red_time_seconds();
@@ -456,12 +480,14 @@ red_status red_student_loss(red_student *s, const int *tokens, const int *target
         memset(s->grads, 0, s->n * sizeof(float));
         red_model_zero_grad(m);
     }
-    if ((st = vocab_losses(s, targets, lc, want_grad, out))) return st;
+    if ((st = vocab_losses(s, targets, B, whole, lc, want_grad, out))) return st;
     s->times.head = (t0 = red_time_seconds()) - t1;
     if (want_grad) {  /* each layer's clone terms are computed as its backward needs them */
         clone_fill_ctx f;
         red_act_grads ex;
         f.s = s;
+        f.B = B;
+        f.per_row = per_row;
         f.alpha = lc->alpha;
         ex.dq = s->clone_grad;
         ex.dk = ex.dq + NQ;
@@ -475,12 +501,10 @@ red_status red_student_loss(red_student *s, const int *tokens, const int *target
         if ((st = red_model_backward_ex(m, &ex))) return st;
         chain_to_projections(s);
     } else
-        for (l = 0; l < L; l++) clone_layer(s, l, lc->alpha, 0, s->clone_layer + (size_t)l * RED_N_SITES);
+        for (l = 0; l < L; l++) clone_layer(s, l, B, per_row, lc->alpha, 0, s->clone_layer + (size_t)l * RED_N_SITES);
     /* summed in layer order, whichever order the layers ran in */
     for (l = 0; l < L; l++)
         for (k = 0; k < RED_N_SITES; k++) out->clone_site[k] += s->clone_layer[(size_t)l * RED_N_SITES + k];
-    for (k = 0; k < RED_N_SITES; k++) out->clone += out->clone_site[k];
-    out->total = out->ce + out->kl + lc->alpha * out->clone;
     s->times.backward = red_time_seconds() - t0;
     return RED_OK;
 }
@@ -1072,7 +1096,12 @@ typedef struct {
     red_sbuf *log;
     red_losses loss;          /* of the last step */
     red_sbuf record;
+    red_grad_tree tree;       /* the batch gradient's slabs */
+    double *seq_terms;        /* [B][DISTILL_TERMS]: each sequence's ce (summed), kl, clone sites */
+    const int *in, *tgt;      /* the step's batch */
+    red_loss_batch whole;
 } distill_run;
+#define DISTILL_TERMS (2 + RED_N_SITES)
 
 static void distill_state_arrays(red_student *s, red_state_array *arr) {
     arr[0].p = s->params; arr[0].n = s->n; arr[0].name = "projections and norms";
@@ -1108,13 +1137,48 @@ static red_status distill_load(void *ctx, red_loop_pos *pos, red_error *err) {
     return d->log ? load_curve(d->o->loop.out, pos->step, d->log, err) : RED_OK;
 }
 
+/* One sequence's gradient of the batch loss (whole-batch denominators). */
+static red_status distill_leaf(void *ctx, int seq, const float **grad, red_error *err) {
+    distill_run *d = ctx;
+    red_student *s = d->s;
+    size_t T = (size_t)s->T;
+    double *terms = d->seq_terms + (size_t)seq * DISTILL_TERMS;
+    red_losses part;
+    red_status st;
+    if ((st = red_student_loss_part(s, d->in + seq * T, d->tgt + seq * T, 1, &d->o->loss, 1, &d->whole, &part)))
+        return red_error_set(err, st, "distill: loss failed (%s)", red_status_name(st));
+    terms[0] = part.ce;
+    terms[1] = part.kl;
+    memcpy(terms + 2, part.clone_site, sizeof part.clone_site);
+    *grad = s->grads;
+    return RED_OK;
+}
+
+/* The batch gradient is optim.c's tree over sequences, each loss term the sum
+ * of the sequences' in order: neither depends on how many ranks made them. */
 static red_status distill_step(void *ctx, const int *in, const int *tgt, const red_adamw_cfg *opt, double clip,
                                red_loop_step *r, red_error *err) {
     distill_run *d = ctx;
     red_student *s = d->s;
+    int B = s->B, b, k;
+    size_t n = (size_t)B * s->T, i;
     red_status st;
-    if ((st = red_student_loss(s, in, tgt, &d->o->loss, 1, &d->loss)))
-        return red_error_set(err, st, "distill: loss failed (%s)", red_status_name(st));
+    d->in = in;
+    d->tgt = tgt;
+    d->whole.seqs = B;
+    for (d->whole.count = 0, i = 0; i < n; i++) d->whole.count += tgt[i] >= 0;
+    memset(d->seq_terms, 0, (size_t)B * DISTILL_TERMS * sizeof(double));
+    if ((st = red_grad_tree_run(&d->tree, s->teacher->pool, B, r->rank, r->ranks, s->n, distill_leaf, d, s->grads, err)) ||
+        (r->ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err))))
+        return st;
+    memset(&d->loss, 0, sizeof d->loss);
+    for (b = 0; b < B; b++) {
+        const double *terms = d->seq_terms + (size_t)b * DISTILL_TERMS;
+        d->loss.ce += terms[0];
+        d->loss.kl += terms[1];
+        for (k = 0; k < RED_N_SITES; k++) d->loss.clone_site[k] += terms[2 + k];
+    }
+    red_losses_finish(&d->loss, d->whole.count, d->o->loss.alpha);
     r->loss = (float)d->loss.total;
     if (!isfinite(d->loss.total)) return RED_OK;  /* the loop stops with the step named; no update */
     r->grad_norm = red_clip_grad_norm(s->teacher->pool, s->grads, s->n, clip);
@@ -1173,8 +1237,11 @@ red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data
                     (int)o->loss.kl_reduction);
     if (o->record) red_sbuf_puts(&d.record, o->record);
     red_loop_record(&o->loop, data, &d.record);
-    st = d.record.failed ? red_error_set(err, RED_E_NOMEM, "distill: out of memory")
-                         : red_loop_run(&o->loop, data, &hooks, &d, err);
+    d.seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double));
+    st = d.record.failed || !d.seq_terms ? red_error_set(err, RED_E_NOMEM, "distill: out of memory")
+                                         : red_loop_run(&o->loop, data, &hooks, &d, err);
+    free(d.seq_terms);
+    red_grad_tree_free(&d.tree);
     red_sbuf_free(&d.record);
     return st;
 }
@@ -1467,6 +1534,7 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     double t0 = red_time_seconds();
     red_sbuf curve, init_part, init_rec;
     red_status st;
+    int writer = o->loop.single || red_dist_rank() == 0;  /* of several ranks, rank 0 measures and writes */
     memset(s, 0, sizeof *s);
     memset(r, 0, sizeof *r);
     /* checks that need no memory come before the student's activations */
@@ -1486,7 +1554,7 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     red_sbuf_init(&init_part);
     red_sbuf_puts(&init_part, "");
     red_sbuf_init(&init_rec);
-    if (j->measure_teacher && (st = hidden_diagnostics(j, j->teacher, r->erank_teacher, r->hidden_teacher, err)))
+    if (writer && j->measure_teacher && (st = hidden_diagnostics(j, j->teacher, r->erank_teacher, r->hidden_teacher, err)))
         goto out;
     if (!o->loop.resume)
         say(j, "distill: init %s, width %d -> %d, calibration %lld tokens", j->init_name, s->d_t, s->d_s,
@@ -1494,9 +1562,9 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     /* initialised even when resuming (deterministic; the state then replaces
      * the projections), so the init diagnostics are the same either way */
     if ((st = red_student_initialize(s, &j->init, j->calib, j->calib_tokens, err)) ||
-        (st = student_diagnostics(j, s, r->erank_init, r->hidden_init, r->sv_init, err)))
+        (writer && (st = student_diagnostics(j, s, r->erank_init, r->hidden_init, r->sv_init, err))))
         goto out;
-    if (j->write_log && (st = write_init_part(j, s, r, &init_part, err))) goto out;
+    if (writer && j->write_log && (st = write_init_part(j, s, r, &init_part, err))) goto out;
     if (j->at_segment && (st = j->at_segment(j->ctx, s, 0, j->n_segments, 0, err))) goto out;
     /* the init joins the resume record: a run may not resume as another init */
     red_sbuf_printf(&init_rec, "init=%s\ninit_std=%.9g\north_scale=%.9g\nscore=%d\nnorms=%d\ninit_seed=%llu\n",
@@ -1509,7 +1577,7 @@ red_status red_distill_run(red_distill_job *j, red_student *s, red_distill_repor
     o->record = init_rec.p;
     st = distill_segments(j, s, &curve, err);
     o->record = NULL;
-    if (st) goto out;
+    if (st || !writer) goto out;
     if ((st = student_diagnostics(j, s, r->erank_final, r->hidden_final, r->sv_final, err))) goto out;
     /* red's own tokenizers are written here; others keep their files (the CLI copies them) */
     if ((st = red_model_save(&s->model, o->loop.out, RED_DT_F32, err)) ||

@@ -990,15 +990,24 @@ void red_cross_entropy_rows(red_pool *pool, double *row_loss, float *dlogits, co
 float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, int64_t *n_counted) {
     red_train_acts *a = m->acts;
     int64_t N = (int64_t)a->B * a->T, n, count = 0;
+    double sum;
+    if (want_grad && !a->dlogits) return NAN;  /* no backward run state */
+    for (n = 0; n < N; n++) count += targets[n] >= 0;
+    sum = red_model_ce_sum(m, targets, want_grad, count);
+    if (n_counted) *n_counted = count;
+    return count ? (float)(sum / count) : 0.0f;
+}
+
+double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count) {
+    red_train_acts *a = m->acts;
+    int64_t N = (int64_t)a->B * a->T, n;
     double sum = 0.0;
     if (want_grad && !a->dlogits) return NAN;  /* no backward run state */
     if (a->chunked) return NAN;                /* the forward left the logits to the caller's loss */
-    for (n = 0; n < N; n++) count += targets[n] >= 0;
     red_cross_entropy_rows(m->pool, a->row_loss, want_grad ? a->dlogits : NULL, a->logits, targets, N,
                            m->cfg.vocab, count ? 1.0f / (float)count : 0.0f);
     for (n = 0; n < N; n++) sum += a->row_loss[n];  /* fixed order */
-    if (n_counted) *n_counted = count;
-    return count ? (float)(sum / count) : 0.0f;
+    return sum;
 }
 
 const float *red_model_dinput(const red_model *m) { return m->acts ? m->acts->dres : NULL; }

@@ -260,6 +260,87 @@ void red_loop_record(const red_loop_opts *o, const red_train_data *data, red_sbu
                     (unsigned long long)red_train_data_fingerprint(data));
 }
 
+/* ------------------------------------------------------------------ the batch gradient tree */
+
+red_status red_batch_share(int B, int rank, int ranks, int *first, int *count, red_error *err) {
+    if (ranks < 1 || (ranks & (ranks - 1)) || B % ranks)
+        return red_error_set(err, RED_E_ARG, "the batch (%d sequences) must split evenly over the %d ranks, "
+                             "a power of two dividing it", B, ranks);
+    *count = B / ranks;
+    *first = rank * *count;
+    return RED_OK;
+}
+
+typedef struct {
+    red_grad_tree *t;
+    red_pool *pool;
+    red_seq_grad_fn leaf;
+    void *ctx;
+    red_error *err;
+} tree_walk;
+
+static float *tree_slab(red_grad_tree *t, int depth) {
+    if (!t->slab[depth]) t->slab[depth] = red_malloc_aligned(t->n * sizeof(float));
+    return t->slab[depth];
+}
+
+/* The sum of sequences [lo, hi) into slab[depth]: left half in place, right
+ * half one level deeper (a right leaf is added straight from the model). */
+static red_status subtree(tree_walk *w, int lo, int hi, int depth) {
+    red_grad_tree *t = w->t;
+    float *out = depth < 32 ? tree_slab(t, depth) : NULL;
+    const float *g;
+    int mid = lo + (hi - lo + 1) / 2;
+    red_status st;
+    if (!out) return red_error_set(w->err, RED_E_NOMEM, "out of memory for a gradient slab (%zu floats)", t->n);
+    if (hi - lo == 1) {
+        if ((st = w->leaf(w->ctx, lo, &g, w->err))) return st;
+        memcpy(out, g, t->n * sizeof(float));
+        return RED_OK;
+    }
+    if ((st = subtree(w, lo, mid, depth))) return st;
+    if (hi - mid == 1) {
+        if ((st = w->leaf(w->ctx, mid, &g, w->err))) return st;
+    } else {
+        if ((st = subtree(w, mid, hi, depth + 1))) return st;
+        g = t->slab[depth + 1];
+    }
+    red_dist_add(w->pool, out, g, t->n);
+    return RED_OK;
+}
+
+red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, int ranks, size_t n,
+                             red_seq_grad_fn leaf, void *ctx, float *out, red_error *err) {
+    tree_walk w;
+    const float *g;
+    int first = 0, count = 0;
+    red_status st;
+    if ((st = red_batch_share(B, rank, ranks, &first, &count, err))) return st;
+    if (t->n != n) {
+        red_grad_tree_free(t);
+        t->n = n;
+    }
+    w.t = t; w.pool = pool; w.leaf = leaf; w.ctx = ctx; w.err = err;
+    if (count == 1) {  /* one leaf: no slab */
+        if ((st = leaf(ctx, first, &g, err))) return st;
+        if (g != out) memcpy(out, g, n * sizeof(float));
+    } else {
+        if ((st = subtree(&w, first, first + count, 0))) return st;
+        memcpy(out, t->slab[0], n * sizeof(float));
+    }
+    if (ranks == 1) return RED_OK;
+    if (!t->scratch && !(t->scratch = red_malloc_aligned((n / 2 + 1) * sizeof(float))))
+        return red_error_set(err, RED_E_NOMEM, "out of memory for the gradient exchange (%zu floats)", n / 2 + 1);
+    return red_dist_tree_sum(pool, out, n, t->scratch, err);
+}
+
+void red_grad_tree_free(red_grad_tree *t) {
+    int i;
+    for (i = 0; i < 32; i++) red_free_aligned(t->slab[i]);
+    red_free_aligned(t->scratch);
+    memset(t, 0, sizeof *t);
+}
+
 /* ------------------------------------------------------------------ the loop */
 
 red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_loop_hooks *h, void *ctx,
@@ -269,7 +350,9 @@ red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_
     red_lr_sched sched;
     red_adamw_cfg opt;
     uint64_t total;
-    int *in = NULL, *tgt = NULL;
+    int *in = NULL, *tgt = NULL, first = 0, count = 0, stop;
+    /* rank 0 of several logs, evaluates and writes; every rank reads a resume */
+    int rank = o->single ? 0 : red_dist_rank(), ranks = o->single ? 1 : red_dist_size();
     red_status st = RED_OK;
     total = o->tokens / ((uint64_t)o->batch * o->seq);
     if (total < 1) return red_error_set(err, RED_E_ARG, "%s: --tokens is less than one batch (%d x %d)", h->name, o->batch, o->seq);
@@ -280,6 +363,7 @@ red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_
         goto out;
     }
     memset(&pos, 0, sizeof pos);
+    if ((st = red_batch_share(o->batch, rank, ranks, &first, &count, err))) goto out;
     if (o->resume && (st = h->load(ctx, &pos, err))) goto out;
     sched.kind = o->schedule;
     sched.lr = o->lr;
@@ -291,6 +375,8 @@ red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_
         if ((st = red_train_data_batch(data, o->seed, &pos.epoch, &pos.offset, o->batch, o->seq, in, tgt, err))) goto out;
         opt.lr = red_lr_at(&sched, (int64_t)pos.step);
         memset(&r, 0, sizeof r);
+        r.rank = rank;
+        r.ranks = ranks;
         if ((st = h->step(ctx, in, tgt, &opt, o->clip, &r, err))) goto out;
         pos.step++;
         r.step = pos.step;
@@ -303,11 +389,20 @@ red_status red_loop_run(const red_loop_opts *o, red_train_data *data, const red_
                                (unsigned long long)pos.step);
             goto out;
         }
-        if (h->after_step && (st = h->after_step(ctx, &r, err))) goto out;
-        if ((o->save_every && pos.step % o->save_every == 0) || pos.step == total)
-            if ((st = h->save(ctx, &pos, err))) goto out;
-        if (h->progress) h->progress(ctx, &r);
-        if (o->stop && *o->stop) {  /* asked to stop: a checkpoint of this very step, then out */
+        if (rank == 0 && h->after_step && (st = h->after_step(ctx, &r, err))) goto out;
+        if ((o->save_every && pos.step % o->save_every == 0) || pos.step == total) {
+            if (rank == 0 && (st = h->save(ctx, &pos, err))) goto out;
+            if (ranks > 1 && (st = red_dist_barrier(err))) goto out;  /* a resume after this finds the checkpoint */
+        }
+        if (rank == 0 && h->progress) h->progress(ctx, &r);
+        stop = o->stop && *o->stop;
+        if (ranks > 1 && (st = red_dist_bcast(&stop, sizeof stop, 0, err))) goto out;  /* rank 0's signal stops all */
+        if (stop) {
+            if (rank) {
+                st = red_error_set(err, RED_E_INTERRUPTED, "%s: interrupted after step %llu", h->name,
+                                   (unsigned long long)pos.step);
+                goto out;
+            }  /* asked to stop: a checkpoint of this very step, then out */
             if ((o->save_every && pos.step % o->save_every == 0) || pos.step == total || (st = h->save(ctx, &pos, err)) == RED_OK)
                 st = red_error_set(err, RED_E_INTERRUPTED, "%s: interrupted after step %llu of %llu; checkpoint in %s "
                                    "(run again with --resume to continue)", h->name, (unsigned long long)pos.step,

@@ -420,6 +420,9 @@ red_status red_model_head_backward(red_model *m, int64_t r0, int64_t rows);
  * Returns the loss (0 when every target is ignored); *n_counted gets the
  * count. NaN for a chunked run state. */
 float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, int64_t *n_counted);
+/* The same rows' summed cross-entropy, the gradient scaled by 1/count: a
+ * part of a larger batch whose targets number count (a data-parallel step). */
+double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count);
 void red_model_zero_grad(red_model *m);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
 red_status red_model_backward(red_model *m);
@@ -733,6 +736,7 @@ typedef struct {
     /* when *stop becomes nonzero (a signal handler sets it) the loop writes a
      * checkpoint after the current step and returns RED_E_INTERRUPTED */
     const volatile sig_atomic_t *stop;
+    int single;               /* this process alone, even under mpirun (reproduce's students) */
 } red_loop_opts;
 /* Appends the loop's part of a resume record: options and data fingerprint. */
 void red_loop_record(const red_loop_opts *o, const red_train_data *data, red_sbuf *b);
@@ -742,6 +746,7 @@ typedef struct {
     uint64_t step, total_steps, epoch;  /* step is 1-based after the update */
     float lr, loss;
     double grad_norm;
+    int rank, ranks;  /* this process among the ranks sharing the batch (0 of 1 alone) */
 } red_loop_step;
 
 typedef struct {

@@ -282,7 +282,60 @@ typedef struct {
 /* Learning rate for 0-based step. */
 float red_lr_at(const red_lr_sched *s, int64_t step);
 
+/* The batch gradient: per-sequence gradients summed by a fixed pairwise tree
+ * over sequence index (a range of n sequences splits after its first
+ * ceil(n/2)), whatever the number of ranks. Rank r of `ranks` (a power of two
+ * dividing B) computes the subtree of sequences [r B/ranks, (r+1) B/ranks);
+ * red_dist_tree_sum joins the subtrees as the tree's top levels. leaf
+ * computes sequence seq's gradient and points *grad at it (it may be out:
+ * each leaf is consumed before the next). Slabs (at most ceil(log2 B/ranks)
+ * gradients) stay in t between steps. out holds the batch gradient after. */
+typedef red_status (*red_seq_grad_fn)(void *ctx, int seq, const float **grad, red_error *err);
+typedef struct {
+    size_t n;
+    float *slab[32];
+    float *scratch;  /* half a gradient, for the exchange between ranks */
+} red_grad_tree;
+red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, int ranks, size_t n,
+                             red_seq_grad_fn leaf, void *ctx, float *out, red_error *err);
+void red_grad_tree_free(red_grad_tree *t);
+/* The ranks' sequences of a global batch B: [*first, *first + *count); an
+ * error unless ranks is a power of two dividing B. */
+red_status red_batch_share(int B, int rank, int ranks, int *first, int *count, red_error *err);
+
+/* ------------------------------------------------------------------ dist.c */
+
+/* The ranks of a data-parallel run: Open MPI's world with `make MPI=1`
+ * (started by mpirun, or one rank without it), else always one rank. */
+void red_dist_init(int *argc, char ***argv);
+void red_dist_finalize(void);
+void red_dist_abort(int code);  /* ends every rank (when there are several) */
+int red_dist_rank(void);
+int red_dist_size(void);
+const char *red_dist_transport(void);  /* "Open MPI" or "none" */
+/* x = sum over ranks of x, as a perfect pairwise tree over rank index; every
+ * rank gets the same bits. scratch: n/2 + 1 floats. */
+red_status red_dist_tree_sum(red_pool *pool, float *x, size_t n, float *scratch, red_error *err);
+/* x = sum over ranks, for values each set on one rank only (zeros elsewhere): exact. */
+red_status red_dist_gather_f64(double *x, size_t n, red_error *err);
+red_status red_dist_bcast(void *p, size_t bytes, int root, red_error *err);
+red_status red_dist_barrier(red_error *err);
+void red_dist_add(red_pool *pool, float *x, const float *y, size_t n);  /* x += y */
+
 /* ------------------------------------------------------------------ distill.c */
+
+/* A part of a batch (some of its sequences, as a data-parallel step runs
+ * them one at a time): the loss terms of the part's B rows with the whole
+ * batch's denominators, so the parts' terms and gradients add up to the
+ * batch's. out->ce is the part's summed cross-entropy (not yet divided);
+ * red_losses_finish turns summed parts into red_student_loss's values. */
+typedef struct {
+    int seqs;       /* sequences in the batch */
+    int64_t count;  /* its counted targets */
+} red_loss_batch;
+red_status red_student_loss_part(red_student *s, const int *tokens, const int *targets, int B, const red_loss_cfg *lc,
+                                 int want_grad, const red_loss_batch *whole, red_losses *out);
+void red_losses_finish(red_losses *out, int64_t count, float alpha);
 
 /* The n_proj projections in order (per layer q,k,v,o,gate,up,down; embed; head). */
 int red_student_n_proj(const red_student *s);

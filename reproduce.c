@@ -11,7 +11,7 @@
  * result.json, written last: a run with result.json is done and skipped on
  * the next invocation, a run with only a state resumes), results.json,
  * report.md, *.svg. */
-#include "red.h"
+#include "red_internal.h"
 
 #include <stdarg.h>
 #include <math.h>
@@ -423,6 +423,7 @@ static void student_job(const red_repro_opts *o, shared_state *sh, student_curve
     j->opt.loss.tau = o->tau; j->opt.loss.alpha = o->alpha;
     j->opt.log_every = steps / 40 ? steps / 40 : 1;
     j->opt.loop.stop = o->stop;
+    j->opt.loop.single = 1;  /* under mpirun, ranks share out students, not batches */
     snprintf(path, sizeof path, "%s/distill_state.bin", c->dir);
     j->opt.loop.resume = file_exists(path);
     j->data = sh->data; j->calib = sh->data; j->calib_tokens = o->calib_tokens;
@@ -568,6 +569,7 @@ typedef struct {
     const shared_state *main;  /* tokenizer, tests and eRank rows are shared read-only */
     pthread_mutex_t mu;
     int next, total, finished, fresh;
+    int rank, ranks;  /* student i is rank i % ranks's */
     double t0;
     red_status st;
     red_error err;
@@ -588,6 +590,10 @@ static void queue_work(student_queue *q, shared_state *sh) {
             return;
         }
         i = q->next++;
+        if (i % q->ranks != q->rank) {
+            pthread_mutex_unlock(&q->mu);
+            continue;
+        }
         seed = i / o->n_inits + 1;
         k = i % o->n_inits;
         if (q->fresh) say(o, "reproduce: student %d of %d: %s seed %d (about %.0f s left)", i + 1, q->total, o->inits[k], seed,
@@ -647,6 +653,8 @@ static red_status run_students(const red_repro_opts *o, shared_state *sh, int wo
     q.o = o;
     q.main = sh;
     q.total = o->n_inits * o->n_seeds;
+    q.rank = red_dist_rank();
+    q.ranks = red_dist_size();
     q.t0 = red_time_seconds();
     if (workers > q.total) workers = q.total;
     if (workers > 64) workers = 64;
@@ -664,6 +672,32 @@ static red_status run_students(const red_repro_opts *o, shared_state *sh, int wo
         return q.st;
     }
     return RED_OK;
+}
+
+/* Under mpirun: each student's result.json goes from the rank that ran it to
+ * rank 0, which aggregates (the output directory need not be shared). */
+static red_status gather_results(const red_repro_opts *o, red_error *err) {
+    int rank = red_dist_rank(), ranks = red_dist_size(), i, total = o->n_inits * o->n_seeds;
+    red_status st = RED_OK;
+    for (i = 0; i < total && st == RED_OK; i++) {
+        int owner = i % ranks;
+        char dir[2048], path[2304];
+        unsigned char *buf = NULL, head[8];
+        size_t len = 0;
+        uint64_t n;
+        if (owner == 0) continue;
+        snprintf(dir, sizeof dir, "%s/runs/%s-s%d", o->out, o->inits[i % o->n_inits], i / o->n_inits + 1);
+        snprintf(path, sizeof path, "%s/result.json", dir);
+        if (rank == owner && (st = red_read_file(path, &buf, &len, err))) return st;  /* the others then wait: abort */
+        red_put_u64le(head, (uint64_t)len);
+        if ((st = red_dist_bcast(head, sizeof head, owner, err))) break;
+        n = red_get_u64le(head);
+        if (rank != owner && !(buf = malloc(n ? (size_t)n : 1))) return red_error_set(err, RED_E_NOMEM, "reproduce: out of memory");
+        if (!(st = red_dist_bcast(buf, (size_t)n, owner, err)) && rank == 0 && !(st = red_make_dir(dir, err)))
+            st = red_write_file_atomic(path, buf, (size_t)n, err);
+        free(buf);
+    }
+    return st;
 }
 
 typedef struct {
@@ -1465,6 +1499,7 @@ red_status red_reproduce(const red_repro_opts *o, red_pool *pool, red_error *err
     sh.teacher = &t; sh.tok = tok; sh.data = &data; sh.tests = &tests; sh.erank_rows = rows; sh.n_erank_rows = n_rows;
     sh.pool = pool;
     if ((st = run_students(o, &sh, red_pool_size(pool), err))) goto out_data;
+    if (red_dist_size() > 1 && ((st = gather_results(o, err)) || red_dist_rank() != 0)) goto out_data;
     for (k = 0; k < n_init; k++)
         if ((st = summarize(o, o->inits[k], L, ds, &S[k], err))) goto out_sum;
     threshold = set_tokens_to_loss(S, n_init);
