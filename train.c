@@ -99,7 +99,7 @@ static red_status train_step(void *ctx, const int *in, const int *tgt, const red
     for (t->count = 0, i = 0; i < n; i++) t->count += tgt[i] >= 0;
     memset(t->seq_loss, 0, (size_t)B * sizeof(double));
     if ((st = red_grad_tree_run(&t->tree, m->pool, B, r->rank, r->ranks, m->n_params, train_leaf, t, m->grads, err)) ||
-        (st = red_dist_gather_f64(t->seq_loss, (size_t)B, err)))
+        (r->ranks > 1 && (st = red_dist_gather_f64(t->seq_loss, (size_t)B, err))))
         return st;
     for (b = 0; b < B; b++) sum += t->seq_loss[b];
     r->loss = t->count ? (float)(sum / t->count) : 0.0f;
