@@ -303,6 +303,23 @@ void red_grad_tree_free(red_grad_tree *t);
  * error unless ranks is a power of two dividing B. */
 red_status red_batch_share(int B, int rank, int ranks, int *first, int *count, red_error *err);
 
+/* The trainer's batch gradient (train.c): the model's gradient of the mean
+ * cross-entropy of a B x T batch as the tree above over its sequences, this
+ * rank's share of them (rank 0 of 1 alone); *loss the batch's mean. `red
+ * bench train` times the same step. */
+typedef struct {
+    red_model *m;
+    int B, T;
+    red_grad_tree tree;
+    double *seq_loss;         /* [B] summed cross-entropy per sequence */
+    const int *in, *tgt;      /* the step's batch */
+    int64_t count;            /* its counted targets */
+} red_batch_grad;
+red_status red_batch_grad_alloc(red_batch_grad *g, red_model *m, int B, int T, red_error *err);
+red_status red_batch_grad_run(red_batch_grad *g, const int *in, const int *tgt, int rank, int ranks, float *loss,
+                              red_error *err);
+void red_batch_grad_free(red_batch_grad *g);
+
 /* ------------------------------------------------------------------ dist.c */
 
 /* The ranks of a data-parallel run: Open MPI's world with `make MPI=1`

@@ -22,10 +22,7 @@ typedef struct {
     int *ev_in, *ev_tgt;      /* held-out batch scratch */
     float eval_loss;          /* of this step, NaN when not measured */
     red_sbuf record;
-    red_grad_tree tree;       /* the batch gradient's slabs */
-    double *seq_loss;         /* [B] summed cross-entropy per sequence */
-    const int *in, *tgt;      /* the step's batch */
-    int64_t count;            /* its counted targets */
+    red_batch_grad grad;      /* the step's gradient */
 } train_run;
 
 static void train_record(train_run *t, red_train_data *data) {
@@ -69,16 +66,34 @@ static red_status train_load(void *ctx, red_loop_pos *pos, red_error *err) {
     return RED_OK;
 }
 
+/* ------------------------------------------------------------------ the batch gradient */
+
+red_status red_batch_grad_alloc(red_batch_grad *g, red_model *m, int B, int T, red_error *err) {
+    memset(g, 0, sizeof *g);
+    g->m = m;
+    g->B = B;
+    g->T = T;
+    if (!(g->seq_loss = malloc(sizeof(double) * (size_t)B)))
+        return red_error_set(err, RED_E_NOMEM, "train: out of memory");
+    return RED_OK;
+}
+
+void red_batch_grad_free(red_batch_grad *g) {
+    free(g->seq_loss);
+    red_grad_tree_free(&g->tree);
+    memset(g, 0, sizeof *g);
+}
+
 /* One sequence's gradient of the batch loss (its targets over the batch's count). */
-static red_status train_leaf(void *ctx, int seq, const float **grad, red_error *err) {
-    train_run *t = ctx;
-    red_model *m = t->m;
-    size_t T = (size_t)t->o->loop.seq;
+static red_status batch_leaf(void *ctx, int seq, const float **grad, red_error *err) {
+    red_batch_grad *g = ctx;
+    red_model *m = g->m;
+    size_t T = (size_t)g->T;
     red_status st;
-    if ((st = red_model_forward(m, t->in + seq * T, 1, (int)T)))
+    if ((st = red_model_forward(m, g->in + seq * T, 1, (int)T)))
         return red_error_set(err, st, "train: forward failed (%s)", red_status_name(st));
     red_model_zero_grad(m);
-    t->seq_loss[seq] = red_model_ce_sum(m, t->tgt + seq * T, 1, t->count);
+    g->seq_loss[seq] = red_model_ce_sum(m, g->tgt + seq * T, 1, g->count);
     if ((st = red_model_backward(m))) return red_error_set(err, st, "train: backward failed (%s)", red_status_name(st));
     *grad = m->grads;
     return RED_OK;
@@ -86,23 +101,33 @@ static red_status train_leaf(void *ctx, int seq, const float **grad, red_error *
 
 /* The batch gradient is optim.c's tree over sequences, the loss the sum of
  * the sequences' in order: neither depends on how many ranks made them. */
+red_status red_batch_grad_run(red_batch_grad *g, const int *in, const int *tgt, int rank, int ranks, float *loss,
+                              red_error *err) {
+    red_model *m = g->m;
+    size_t n = (size_t)g->B * g->T, i;
+    double sum = 0.0;
+    int b;
+    red_status st;
+    g->in = in;
+    g->tgt = tgt;
+    for (g->count = 0, i = 0; i < n; i++) g->count += tgt[i] >= 0;
+    memset(g->seq_loss, 0, (size_t)g->B * sizeof(double));
+    if ((st = red_grad_tree_run(&g->tree, m->pool, g->B, rank, ranks, m->n_params, batch_leaf, g, m->grads, err)) ||
+        (ranks > 1 && (st = red_dist_gather_f64(g->seq_loss, (size_t)g->B, err))))
+        return st;
+    for (b = 0; b < g->B; b++) sum += g->seq_loss[b];
+    *loss = g->count ? (float)(sum / g->count) : 0.0f;
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ the trainer */
+
 static red_status train_step(void *ctx, const int *in, const int *tgt, const red_adamw_cfg *opt, double clip,
                              red_loop_step *r, red_error *err) {
     train_run *t = ctx;
     red_model *m = t->m;
-    int B = t->o->loop.batch, b;
-    size_t n = (size_t)B * t->o->loop.seq, i;
-    double sum = 0.0;
     red_status st;
-    t->in = in;
-    t->tgt = tgt;
-    for (t->count = 0, i = 0; i < n; i++) t->count += tgt[i] >= 0;
-    memset(t->seq_loss, 0, (size_t)B * sizeof(double));
-    if ((st = red_grad_tree_run(&t->tree, m->pool, B, r->rank, r->ranks, m->n_params, train_leaf, t, m->grads, err)) ||
-        (r->ranks > 1 && (st = red_dist_gather_f64(t->seq_loss, (size_t)B, err))))
-        return st;
-    for (b = 0; b < B; b++) sum += t->seq_loss[b];
-    r->loss = t->count ? (float)(sum / t->count) : 0.0f;
+    if ((st = red_batch_grad_run(&t->grad, in, tgt, r->rank, r->ranks, &r->loss, err))) return st;
     r->grad_norm = red_clip_grad_norm(m->pool, m->grads, m->n_params, clip);
     red_model_adamw(m, opt);
     return RED_OK;
@@ -168,20 +193,20 @@ red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer 
     t.m = m;
     t.tok = tok;
     t.eval_data = eval_data;
-    t.seq_loss = malloc(sizeof(double) * (size_t)lo->batch);
     if (eval_data) {  /* held-out batches get their own rows, so a step's batch is never overwritten */
         t.ev_in = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
         t.ev_tgt = malloc(sizeof(int) * (size_t)lo->batch * lo->seq);
     }
     train_record(&t, data);
-    if ((eval_data && (!t.ev_in || !t.ev_tgt)) || !t.seq_loss || t.record.failed)
+    if ((st = red_batch_grad_alloc(&t.grad, m, lo->batch, lo->seq, err)))
+        ;
+    else if ((eval_data && (!t.ev_in || !t.ev_tgt)) || t.record.failed)
         st = red_error_set(err, RED_E_NOMEM, "train: out of memory");
     else
         st = red_loop_run(lo, data, &hooks, &t, err);
     free(t.ev_in);
     free(t.ev_tgt);
-    free(t.seq_loss);
-    red_grad_tree_free(&t.tree);
+    red_batch_grad_free(&t.grad);
     red_sbuf_free(&t.record);
     return st;
 }

@@ -556,18 +556,19 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
         red_adamw_cfg opt = {3e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
         double t0, best = 1e30, total = 0.0;
         float first = 0.0f, last = 0.0f;
-        if (red_model_train_alloc(&m, p->batch, p->seq, &err)) {
+        red_batch_grad bg;  /* the trainer's step: per-sequence gradients joined by the batch tree */
+        if (red_model_train_alloc(&m, p->batch, p->seq, &err) || red_batch_grad_alloc(&bg, &m, p->batch, p->seq, &err)) {
             fprintf(stderr, "red bench train: %s\n", err.msg);
             return 1;
         }
         motif_tokens(&r, tok, tgt, p->batch, p->seq, c.vocab);
         for (s = 0; s <= steps; s++) {  /* step 0 is warm-up, not timed */
-            float loss;
+            float loss = NAN;
             t0 = red_time_seconds();
-            red_model_forward(&m, tok, p->batch, p->seq);
-            red_model_zero_grad(&m);
-            loss = red_model_cross_entropy(&m, tgt, 1, NULL);
-            red_model_backward(&m);
+            if (red_batch_grad_run(&bg, tok, tgt, 0, 1, &loss, &err)) {
+                fprintf(stderr, "red bench train: %s\n", err.msg);
+                return 1;
+            }
             red_clip_grad_norm(pool, m.grads, m.n_params, 1.0);
             red_model_adamw(&m, &opt);
             t0 = red_time_seconds() - t0;
@@ -585,6 +586,7 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
                p->name, c.dim, c.n_layers, c.n_heads, c.ffn, p->seq, p->batch, c.vocab, m.n_params,
                red_pool_size(pool), red_simd_name(), steps, 1e3 * total / steps, 1e3 * best,
                (double)p->batch * p->seq * steps / total, first, last, ok);
+        red_batch_grad_free(&bg);
     } else {
         /* KV-cache decoding: prefill a prompt of seq/2 tokens per sequence,
          * then decode `gen` tokens greedily for infer_batch sequences at once. */
