@@ -284,8 +284,20 @@ static float *tree_slab(red_grad_tree *t, int depth) {
     return t->slab[depth];
 }
 
+/* The tree over leaves g[lo..hi) computed at once, added in place: the same
+ * additions in the same order as subtree's, so the same bits. */
+static float *group_sum(red_pool *pool, float **g, int lo, int hi, size_t n) {
+    int mid = lo + (hi - lo + 1) / 2;
+    float *left;
+    if (hi - lo == 1) return g[lo];
+    left = group_sum(pool, g, lo, mid, n);
+    red_dist_add(pool, left, group_sum(pool, g, mid, hi, n), n);
+    return left;
+}
+
 /* The sum of sequences [lo, hi) into slab[depth]: left half in place, right
- * half one level deeper (a right leaf is added straight from the model). */
+ * half one level deeper (a right leaf is added straight from the model); a
+ * range of at most t->width sequences is computed at once when t->leaves is set. */
 static red_status subtree(tree_walk *w, int lo, int hi, int depth) {
     red_grad_tree *t = w->t;
     float *out = depth < 32 ? tree_slab(t, depth) : NULL;
@@ -293,6 +305,12 @@ static red_status subtree(tree_walk *w, int lo, int hi, int depth) {
     int mid = lo + (hi - lo + 1) / 2;
     red_status st;
     if (!out) return red_error_set(w->err, RED_E_NOMEM, "out of memory for a gradient slab (%zu floats)", t->n);
+    if (t->leaves && hi - lo > 1 && hi - lo <= t->width) {
+        float *group[RED_TREE_MAX_WIDTH];
+        if ((st = t->leaves(w->ctx, lo, hi, group, w->err))) return st;
+        memcpy(out, group_sum(w->pool, group, 0, hi - lo, t->n), t->n * sizeof(float));
+        return RED_OK;
+    }
     if (hi - lo == 1) {
         if ((st = w->leaf(w->ctx, lo, &g, w->err))) return st;
         memcpy(out, g, t->n * sizeof(float));
@@ -316,9 +334,13 @@ red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, 
     int first = 0, count = 0;
     red_status st;
     if ((st = red_batch_share(B, rank, ranks, &first, &count, err))) return st;
-    if (t->n != n) {
+    if (t->n != n) {  /* slabs of another size: freed; the leaves stay */
+        red_seq_grads_fn leaves = t->leaves;
+        int width = t->width;
         red_grad_tree_free(t);
         t->n = n;
+        t->leaves = leaves;
+        t->width = width;
     }
     w.t = t; w.pool = pool; w.leaf = leaf; w.ctx = ctx; w.err = err;
     if (count == 1) {  /* one leaf: no slab */

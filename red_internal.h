@@ -291,10 +291,18 @@ float red_lr_at(const red_lr_sched *s, int64_t step);
  * each leaf is consumed before the next). Slabs (at most ceil(log2 B/ranks)
  * gradients) stay in t between steps. out holds the batch gradient after. */
 typedef red_status (*red_seq_grad_fn)(void *ctx, int seq, const float **grad, red_error *err);
+/* Optional: sequences [lo, hi) at once (hi - lo <= width, one thread each),
+ * grads[i] pointing at sequence lo + i's gradient, each its own writable
+ * buffer. Subtrees that small are then computed this way, with the same
+ * additions in the same order: the bits do not change. */
+#define RED_TREE_MAX_WIDTH 64
+typedef red_status (*red_seq_grads_fn)(void *ctx, int lo, int hi, float **grads, red_error *err);
 typedef struct {
     size_t n;
     float *slab[32];
     float *scratch;  /* half a gradient, for the exchange between ranks */
+    red_seq_grads_fn leaves;
+    int width;       /* 2 .. RED_TREE_MAX_WIDTH when leaves is set */
 } red_grad_tree;
 red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, int ranks, size_t n,
                              red_seq_grad_fn leaf, void *ctx, float *out, red_error *err);
@@ -314,6 +322,10 @@ typedef struct {
     double *seq_loss;         /* [B] summed cross-entropy per sequence */
     const int *in, *tgt;      /* the step's batch */
     int64_t count;            /* its counted targets */
+    int n_workers;            /* sequences run at once, one per thread (0: one at a time) */
+    red_model *workers;       /* [n_workers] on m's weights, each its own run state and gradient */
+    red_pool **worker_pools;  /* [n_workers] one thread each */
+    red_status *worker_st;
 } red_batch_grad;
 red_status red_batch_grad_alloc(red_batch_grad *g, red_model *m, int B, int T, red_error *err);
 red_status red_batch_grad_run(red_batch_grad *g, const int *in, const int *tgt, int rank, int ranks, float *loss,

@@ -92,6 +92,60 @@ Test(dist, tree_equals_pairwise_reference_for_every_rank_count) {
     red_pool_destroy(pool);
 }
 
+/* Sequences computed several at a time into their own buffers (as threads
+ * running one sequence each do) join to the same bits as one at a time. */
+typedef struct {
+    seq_grads *s;
+    float buf[4][N_EL];
+    int max_group;
+} group_grads;
+
+static red_status leaves(void *ctx, int lo, int hi, float **grads, red_error *err) {
+    group_grads *gg = ctx;
+    int i;
+    (void)err;
+    if (hi - lo > gg->max_group) gg->max_group = hi - lo;
+    for (i = 0; i < hi - lo; i++) {
+        memcpy(gg->buf[i], gg->s->g[lo + i], sizeof gg->buf[i]);
+        gg->s->calls[lo + i]++;
+        grads[i] = gg->buf[i];
+    }
+    return RED_OK;
+}
+
+static red_status group_leaf(void *ctx, int seq, const float **grad, red_error *err) {
+    return leaf(((group_grads *)ctx)->s, seq, grad, err);
+}
+
+Test(dist, sequences_at_once_join_to_the_same_bits) {
+    static seq_grads s;
+    static group_grads gg;
+    static float ref[N_EL], out[N_EL];
+    red_pool *pool = red_pool_create(2);
+    red_error err;
+    int B, width, b;
+    cr_assert(pool);
+    fill(&s);
+    gg.s = &s;
+    for (width = 2; width <= 4; width++)
+        for (B = 1; B <= MAX_B; B++) {
+            red_grad_tree t;
+            memset(&t, 0, sizeof t);
+            t.leaves = leaves;
+            t.width = width;
+            memset(s.calls, 0, sizeof s.calls);
+            gg.max_group = 0;
+            reference(&s, 0, B, ref);
+            cr_assert_eq(red_grad_tree_run(&t, pool, B, 0, 1, N_EL, group_leaf, &gg, out, &err), RED_OK, "%s", err.msg);
+            for (b = 0; b < B; b++) cr_assert_eq(s.calls[b], 1, "width %d B %d: sequence %d ran %d times", width, B, b, s.calls[b]);
+            cr_assert(memcmp(out, ref, sizeof ref) == 0, "width %d B %d: differs from the reference", width, B);
+            cr_assert(B < 2 || gg.max_group >= 2, "width %d B %d: never ran sequences together", width, B);
+            cr_assert(gg.max_group <= width);
+            red_grad_tree_free(&t);
+        }
+    red_pool_destroy(pool);
+}
+
 Test(dist, slabs_are_reused_across_steps) {
     static seq_grads s;
     static float a[N_EL], b2[N_EL];

@@ -90,6 +90,35 @@ Test(train, interrupted_and_resumed_equals_uninterrupted) {
     red_pool_destroy(pool);
 }
 
+/* With several threads the batch's sequences run one per thread on workers
+ * (optim.c's tree joins them); on one thread one after another through the
+ * model's own run state: the same weights, bit for bit. 3 threads over 4
+ * sequences: groups of 2 (the tree's halves), never a full width. */
+Test(train, sequences_on_workers_equal_one_thread) {
+    red_pool *one = red_pool_create(1), *three = red_pool_create(3);
+    char a[] = "/tmp/red-test-train-a-XXXXXX", b[] = "/tmp/red-test-train-b-XXXXXX", data[64];
+    float *w1, *w3;
+    cr_assert(one && three && mkdtemp(a) && mkdtemp(b));
+    snprintf(data, sizeof data, "%s/d.jsonl", a);
+    tu_write_reasoning(data);
+    w1 = run(a, data, one, 0, 0);
+    w3 = run(b, data, three, 0, 0);
+    {
+        red_model m;
+        red_error err;
+        cr_assert(red_model_load(&m, a, one, &err) == RED_OK, "%s", err.msg);
+        cr_expect(memcmp(w1, w3, m.n_params * 4) == 0, "the workers' run differs from the one-thread run");
+        red_model_free(&m);
+    }
+    free(w1);
+    free(w3);
+    unlink(data);
+    rm_dir(a);
+    rm_dir(b);
+    red_pool_destroy(one);
+    red_pool_destroy(three);
+}
+
 Test(train, stop_request_checkpoints_and_resumes_identically) {
     static volatile sig_atomic_t stop = 1;  /* set before the first step: stop after step 1 */
     red_pool *pool = red_pool_create(2);
