@@ -123,9 +123,34 @@ red_status red_student_alloc(red_student *s, red_model *teacher, int d_s, red_er
     return RED_OK;
 }
 
+/* A worker: src's projections and merged weights (read only; the caller
+ * merges before a step), teacher a view of src's teacher with the worker's
+ * pool; its own gradient, run states and scratch (red_student_train_alloc). */
+static red_status student_share(red_student *w, const red_student *src, red_model *teacher, red_error *err) {
+    red_status st;
+    memset(w, 0, sizeof *w);
+    w->teacher = teacher;
+    w->cfg = src->cfg;
+    w->d_t = src->d_t;
+    w->d_s = src->d_s;
+    w->n = src->n;
+    w->shared = 1;
+    w->params = src->params;
+    w->grads = red_malloc_aligned(w->n * sizeof(float));
+    w->layer_buf = calloc((size_t)2 * w->cfg.n_layers, sizeof *w->layer_buf);
+    if (!w->grads || !w->layer_buf) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for a worker");
+    w->w.layers = w->layer_buf;
+    w->gw.layers = w->layer_buf + w->cfg.n_layers;
+    point_student(&w->w, w, w->params);
+    point_student(&w->gw, w, w->grads);
+    if ((st = red_model_share(&w->model, &src->model, teacher->pool, err))) return st;
+    w->merged = w->model.params;
+    return RED_OK;
+}
+
 void red_student_free(red_student *s) {
     red_model_free(&s->model);
-    red_free_aligned(s->params);
+    if (!s->shared) red_free_aligned(s->params);
     red_free_aligned(s->grads);
     red_free_aligned(s->adam_m);
     red_free_aligned(s->adam_v);
@@ -176,6 +201,7 @@ void red_student_merge(red_student *s) {
     const red_config *c = &s->cfg;
     red_pool *pool = t->pool;
     int l, k, ds = s->d_s, dt = s->d_t;
+    double t0 = red_time_seconds();
     for (l = 0; l < c->n_layers; l++) {
         red_layer_weights *mw = &s->model.w.layers[l];
         const red_layer_weights *tw = &t->w.layers[l];
@@ -201,6 +227,7 @@ void red_student_merge(red_student *s) {
     if (!c->tied)
         red_sgemm(pool, RED_NN, c->vocab, ds, dt, 1.0f, t->w.lm_head, dt, s->w.p_head, ds, 0.0f, s->model.w.lm_head, ds);
     memcpy(s->model.w.norm, s->w.norm, (size_t)ds * sizeof(float));
+    s->times.merge = red_time_seconds() - t0;
 }
 
 /* dP += chain of the merged-weight gradient (A9). */
@@ -446,6 +473,7 @@ red_status red_student_loss(red_student *s, const int *tokens, const int *target
     whole.seqs = s->B;
     whole.count = 0;
     for (i = 0; i < n; i++) whole.count += targets[i] >= 0;
+    red_student_merge(s);
     if ((st = red_student_loss_part(s, tokens, targets, s->B, lc, want_grad, &whole, out))) return st;
     red_losses_finish(out, whole.count, lc->alpha);
     return RED_OK;
@@ -465,13 +493,10 @@ red_status red_student_loss_part(red_student *s, const int *tokens, const int *t
     int T = s->T, l, k, L = s->cfg.n_layers, QD = s->cfg.n_heads * s->cfg.head_dim,
         KD = s->cfg.n_kv_heads * s->cfg.head_dim;
     size_t N = (size_t)B * T, NQ = N * QD, NK = N * KD, NF = N * s->cfg.ffn;
-    double t0 = red_time_seconds(), t1, per_row = (double)whole->seqs / B;
+    double t0, t1 = red_time_seconds(), per_row = (double)whole->seqs / B;
     red_status st;
     if (!s->clone_grad || B < 1 || B > s->B) return RED_E_ARG;
     memset(out, 0, sizeof *out);
-    red_student_merge(s);
-    t1 = red_time_seconds();
-    s->times.merge = t1 - t0;
     if ((st = red_model_forward(t, tokens, B, T))) return st;
     s->times.teacher = (t0 = red_time_seconds()) - t1;
     if ((st = red_model_forward(m, tokens, B, T))) return st;
@@ -1100,6 +1125,11 @@ typedef struct {
     double *seq_terms;        /* [B][DISTILL_TERMS]: each sequence's ce (summed), kl, clone sites */
     const int *in, *tgt;      /* the step's batch */
     red_loss_batch whole;
+    int n_workers;            /* sequences run at once, one per thread (0: one at a time) */
+    red_student *workers;     /* [n_workers] views of s, each its own gradient and run states */
+    red_model *worker_teachers;  /* [n_workers] views of the teacher */
+    red_pool **worker_pools;  /* [n_workers] one thread each */
+    red_status *worker_st;
 } distill_run;
 #define DISTILL_TERMS (2 + RED_N_SITES)
 
@@ -1137,21 +1167,94 @@ static red_status distill_load(void *ctx, red_loop_pos *pos, red_error *err) {
     return d->log ? load_curve(d->o->loop.out, pos->step, d->log, err) : RED_OK;
 }
 
-/* One sequence's gradient of the batch loss (whole-batch denominators). */
-static red_status distill_leaf(void *ctx, int seq, const float **grad, red_error *err) {
-    distill_run *d = ctx;
-    red_student *s = d->s;
+/* One sequence's gradient of the batch loss (whole-batch denominators) in
+ * student s's gradient slab, its loss terms into seq_terms. */
+static red_status sequence_grad(distill_run *d, red_student *s, int seq) {
     size_t T = (size_t)s->T;
     double *terms = d->seq_terms + (size_t)seq * DISTILL_TERMS;
     red_losses part;
     red_status st;
     if ((st = red_student_loss_part(s, d->in + seq * T, d->tgt + seq * T, 1, &d->o->loss, 1, &d->whole, &part)))
-        return red_error_set(err, st, "distill: loss failed (%s)", red_status_name(st));
+        return st;
     terms[0] = part.ce;
     terms[1] = part.kl;
     memcpy(terms + 2, part.clone_site, sizeof part.clone_site);
-    *grad = s->grads;
     return RED_OK;
+}
+
+static red_status distill_leaf(void *ctx, int seq, const float **grad, red_error *err) {
+    distill_run *d = ctx;
+    red_status st = sequence_grad(d, d->s, seq);
+    if (st) return red_error_set(err, st, "distill: the loss of sequence %d failed (%s)", seq, red_status_name(st));
+    *grad = d->s->grads;
+    return RED_OK;
+}
+
+typedef struct {
+    distill_run *d;
+    int lo;
+} leaves_task;
+
+static void leaves_thread(void *arg, int ith, int nth) {
+    leaves_task *t = arg;
+    (void)nth;
+    t->d->worker_st[ith] = sequence_grad(t->d, &t->d->workers[ith], t->lo + ith);
+}
+
+static red_status distill_leaves(void *ctx, int lo, int hi, float **grads, red_error *err) {
+    distill_run *d = ctx;
+    leaves_task t;
+    int i;
+    t.d = d;
+    t.lo = lo;
+    red_pool_run(d->s->teacher->pool, hi - lo, leaves_thread, &t);
+    for (i = 0; i < hi - lo; i++) {
+        if (d->worker_st[i])
+            return red_error_set(err, d->worker_st[i], "distill: the loss of sequence %d failed (%s)", lo + i,
+                                 red_status_name(d->worker_st[i]));
+        grads[i] = d->workers[i].grads;
+    }
+    return RED_OK;
+}
+
+/* With several threads and sequences each thread runs whole sequences on a
+ * worker (as train.c's batch gradient does): the same bits, less waiting. */
+static red_status distill_workers_alloc(distill_run *d, red_error *err) {
+    red_student *s = d->s;
+    int w, n = red_pool_size(s->teacher->pool) < s->B ? red_pool_size(s->teacher->pool) : s->B;
+    red_status st;
+    if (n < 2) return RED_OK;
+    if (n > RED_TREE_MAX_WIDTH) n = RED_TREE_MAX_WIDTH;
+    d->workers = calloc((size_t)n, sizeof *d->workers);
+    d->worker_teachers = calloc((size_t)n, sizeof *d->worker_teachers);
+    d->worker_pools = calloc((size_t)n, sizeof *d->worker_pools);
+    d->worker_st = calloc((size_t)n, sizeof *d->worker_st);
+    if (!d->workers || !d->worker_teachers || !d->worker_pools || !d->worker_st)
+        return red_error_set(err, RED_E_NOMEM, "distill: out of memory for workers");
+    d->n_workers = n;
+    for (w = 0; w < n; w++) {
+        if (!(d->worker_pools[w] = red_pool_create(1))) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for workers");
+        if ((st = red_model_share(&d->worker_teachers[w], s->teacher, d->worker_pools[w], err)) ||
+            (st = student_share(&d->workers[w], s, &d->worker_teachers[w], err)) ||
+            (st = red_student_train_alloc(&d->workers[w], 1, s->T, err)))
+            return st;
+    }
+    d->tree.leaves = distill_leaves;
+    d->tree.width = n;
+    return RED_OK;
+}
+
+static void distill_workers_free(distill_run *d) {
+    int w;
+    for (w = 0; w < d->n_workers; w++) {
+        red_student_free(&d->workers[w]);
+        red_model_free(&d->worker_teachers[w]);
+        if (d->worker_pools[w]) red_pool_destroy(d->worker_pools[w]);
+    }
+    free(d->workers);
+    free(d->worker_teachers);
+    free(d->worker_pools);
+    free(d->worker_st);
 }
 
 /* The batch gradient is optim.c's tree over sequences, each loss term the sum
@@ -1168,6 +1271,7 @@ static red_status distill_step(void *ctx, const int *in, const int *tgt, const r
     d->whole.seqs = B;
     for (d->whole.count = 0, i = 0; i < n; i++) d->whole.count += tgt[i] >= 0;
     memset(d->seq_terms, 0, (size_t)B * DISTILL_TERMS * sizeof(double));
+    red_student_merge(s);  /* once per step: every sequence reads the same merged weights */
     if ((st = red_grad_tree_run(&d->tree, s->teacher->pool, B, r->rank, r->ranks, s->n, distill_leaf, d, s->grads, err)) ||
         (r->ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err))))
         return st;
@@ -1238,8 +1342,11 @@ red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data
     if (o->record) red_sbuf_puts(&d.record, o->record);
     red_loop_record(&o->loop, data, &d.record);
     d.seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double));
-    st = d.record.failed || !d.seq_terms ? red_error_set(err, RED_E_NOMEM, "distill: out of memory")
-                                         : red_loop_run(&o->loop, data, &hooks, &d, err);
+    if (d.record.failed || !d.seq_terms)
+        st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+    else if (!(st = distill_workers_alloc(&d, err)))
+        st = red_loop_run(&o->loop, data, &hooks, &d, err);
+    distill_workers_free(&d);
     free(d.seq_terms);
     red_grad_tree_free(&d.tree);
     red_sbuf_free(&d.record);

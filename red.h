@@ -866,6 +866,7 @@ typedef struct {
     double *row_ce, *row_kl;      /* [N] per-row losses, summed in row order */
     double *clone_layer;          /* [L, RED_N_SITES] clone MSEs, summed in layer order */
     red_step_times times;         /* of the last red_student_loss */
+    int shared;                   /* params and merged weights are another student's (a worker's view) */
 } red_student;
 
 /* A student of width d_s with the teacher's config otherwise; parameters zero. */

@@ -588,6 +588,8 @@ static void run_distill(red_pool *p, const char *dir, const char *calib_path, ui
     pool = keep;
 }
 
+/* Batch 2: on 2 threads the sequences run on two workers at once, on 1
+ * thread one after another; the projections must be the same bits. */
 Test(distill, kill_and_resume_equals_one_run_and_threads_agree, .init = setup, .fini = teardown) {
     char d1[] = "/tmp/red_test_dist_XXXXXX", d2[] = "/tmp/red_test_dist_XXXXXX", cp[] = "/tmp/red_test_calib_XXXXXX";
     size_t n = 100000;
