@@ -1121,17 +1121,8 @@ typedef struct {
     red_sbuf *log;
     red_losses loss;          /* of the last step */
     red_sbuf record;
-    red_grad_tree tree;       /* the batch gradient's slabs */
-    double *seq_terms;        /* [B][DISTILL_TERMS]: each sequence's ce (summed), kl, clone sites */
-    const int *in, *tgt;      /* the step's batch */
-    red_loss_batch whole;
-    int n_workers;            /* sequences run at once, one per thread (0: one at a time) */
-    red_student *workers;     /* [n_workers] views of s, each its own gradient and run states */
-    red_model *worker_teachers;  /* [n_workers] views of the teacher */
-    red_pool **worker_pools;  /* [n_workers] one thread each */
-    red_status *worker_st;
+    red_distill_batch batch;  /* the step's gradient */
 } distill_run;
-#define DISTILL_TERMS (2 + RED_N_SITES)
 
 static void distill_state_arrays(red_student *s, red_state_array *arr) {
     arr[0].p = s->params; arr[0].n = s->n; arr[0].name = "projections and norms";
@@ -1167,23 +1158,31 @@ static red_status distill_load(void *ctx, red_loop_pos *pos, red_error *err) {
     return d->log ? load_curve(d->o->loop.out, pos->step, d->log, err) : RED_OK;
 }
 
+/* ------------------------------------------------------------------ the batch gradient */
+
+#define DISTILL_TERMS (2 + RED_N_SITES)
+
 /* One sequence's gradient of the batch loss (whole-batch denominators) in
  * student s's gradient slab, its loss terms into seq_terms. */
-static red_status sequence_grad(distill_run *d, red_student *s, int seq) {
+static red_status sequence_grad(red_distill_batch *d, red_student *s, int seq) {
     size_t T = (size_t)s->T;
     double *terms = d->seq_terms + (size_t)seq * DISTILL_TERMS;
     red_losses part;
     red_status st;
-    if ((st = red_student_loss_part(s, d->in + seq * T, d->tgt + seq * T, 1, &d->o->loss, 1, &d->whole, &part)))
+    if ((st = red_student_loss_part(s, d->in + seq * T, d->tgt + seq * T, 1, &d->loss_cfg, 1, &d->whole, &part)))
         return st;
     terms[0] = part.ce;
     terms[1] = part.kl;
     memcpy(terms + 2, part.clone_site, sizeof part.clone_site);
+    s->times_sum.teacher += s->times.teacher;
+    s->times_sum.student += s->times.student;
+    s->times_sum.head += s->times.head;
+    s->times_sum.backward += s->times.backward;
     return RED_OK;
 }
 
-static red_status distill_leaf(void *ctx, int seq, const float **grad, red_error *err) {
-    distill_run *d = ctx;
+static red_status batch_leaf(void *ctx, int seq, const float **grad, red_error *err) {
+    red_distill_batch *d = ctx;
     red_status st = sequence_grad(d, d->s, seq);
     if (st) return red_error_set(err, st, "distill: the loss of sequence %d failed (%s)", seq, red_status_name(st));
     *grad = d->s->grads;
@@ -1191,7 +1190,7 @@ static red_status distill_leaf(void *ctx, int seq, const float **grad, red_error
 }
 
 typedef struct {
-    distill_run *d;
+    red_distill_batch *d;
     int lo;
 } leaves_task;
 
@@ -1201,8 +1200,8 @@ static void leaves_thread(void *arg, int ith, int nth) {
     t->d->worker_st[ith] = sequence_grad(t->d, &t->d->workers[ith], t->lo + ith);
 }
 
-static red_status distill_leaves(void *ctx, int lo, int hi, float **grads, red_error *err) {
-    distill_run *d = ctx;
+static red_status batch_leaves(void *ctx, int lo, int hi, float **grads, red_error *err) {
+    red_distill_batch *d = ctx;
     leaves_task t;
     int i;
     t.d = d;
@@ -1219,7 +1218,7 @@ static red_status distill_leaves(void *ctx, int lo, int hi, float **grads, red_e
 
 /* With several threads and sequences each thread runs whole sequences on a
  * worker (as train.c's batch gradient does): the same bits, less waiting. */
-static red_status distill_workers_alloc(distill_run *d, red_error *err) {
+static red_status batch_workers_alloc(red_distill_batch *d, red_error *err) {
     red_student *s = d->s;
     int w, n = red_pool_size(s->teacher->pool) < s->B ? red_pool_size(s->teacher->pool) : s->B;
     red_status st;
@@ -1239,12 +1238,12 @@ static red_status distill_workers_alloc(distill_run *d, red_error *err) {
             (st = red_student_train_alloc(&d->workers[w], 1, s->T, err)))
             return st;
     }
-    d->tree.leaves = distill_leaves;
+    d->tree.leaves = batch_leaves;
     d->tree.width = n;
     return RED_OK;
 }
 
-static void distill_workers_free(distill_run *d) {
+static void batch_workers_free(red_distill_batch *d) {
     int w;
     for (w = 0; w < d->n_workers; w++) {
         red_student_free(&d->workers[w]);
@@ -1257,11 +1256,26 @@ static void distill_workers_free(distill_run *d) {
     free(d->worker_st);
 }
 
+red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err) {
+    memset(d, 0, sizeof *d);
+    d->s = s;
+    d->loss_cfg = *lc;
+    if (!(d->seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double))))
+        return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+    return batch_workers_alloc(d, err);
+}
+
+void red_distill_batch_free(red_distill_batch *d) {
+    batch_workers_free(d);
+    free(d->seq_terms);
+    red_grad_tree_free(&d->tree);
+    memset(d, 0, sizeof *d);
+}
+
 /* The batch gradient is optim.c's tree over sequences, each loss term the sum
  * of the sequences' in order: neither depends on how many ranks made them. */
-static red_status distill_step(void *ctx, const int *in, const int *tgt, const red_adamw_cfg *opt, double clip,
-                               red_loop_step *r, red_error *err) {
-    distill_run *d = ctx;
+red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int *tgt, int rank, int ranks,
+                                 red_losses *out, red_error *err) {
     red_student *s = d->s;
     int B = s->B, b, k;
     size_t n = (size_t)B * s->T, i;
@@ -1271,18 +1285,38 @@ static red_status distill_step(void *ctx, const int *in, const int *tgt, const r
     d->whole.seqs = B;
     for (d->whole.count = 0, i = 0; i < n; i++) d->whole.count += tgt[i] >= 0;
     memset(d->seq_terms, 0, (size_t)B * DISTILL_TERMS * sizeof(double));
+    memset(&s->times_sum, 0, sizeof s->times_sum);
+    for (k = 0; k < d->n_workers; k++) memset(&d->workers[k].times_sum, 0, sizeof s->times_sum);
     red_student_merge(s);  /* once per step: every sequence reads the same merged weights */
-    if ((st = red_grad_tree_run(&d->tree, s->teacher->pool, B, r->rank, r->ranks, s->n, distill_leaf, d, s->grads, err)) ||
-        (r->ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err))))
+    if ((st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, s->n, batch_leaf, d, s->grads, err)) ||
+        (ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err))))
         return st;
-    memset(&d->loss, 0, sizeof d->loss);
+    for (k = 0; k < d->n_workers; k++) {
+        s->times_sum.teacher += d->workers[k].times_sum.teacher;
+        s->times_sum.student += d->workers[k].times_sum.student;
+        s->times_sum.head += d->workers[k].times_sum.head;
+        s->times_sum.backward += d->workers[k].times_sum.backward;
+    }
+    s->times_sum.merge = s->times.merge;
+    memset(out, 0, sizeof *out);
     for (b = 0; b < B; b++) {
         const double *terms = d->seq_terms + (size_t)b * DISTILL_TERMS;
-        d->loss.ce += terms[0];
-        d->loss.kl += terms[1];
-        for (k = 0; k < RED_N_SITES; k++) d->loss.clone_site[k] += terms[2 + k];
+        out->ce += terms[0];
+        out->kl += terms[1];
+        for (k = 0; k < RED_N_SITES; k++) out->clone_site[k] += terms[2 + k];
     }
-    red_losses_finish(&d->loss, d->whole.count, d->o->loss.alpha);
+    red_losses_finish(out, d->whole.count, d->loss_cfg.alpha);
+    return RED_OK;
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static red_status distill_step(void *ctx, const int *in, const int *tgt, const red_adamw_cfg *opt, double clip,
+                               red_loop_step *r, red_error *err) {
+    distill_run *d = ctx;
+    red_student *s = d->s;
+    red_status st;
+    if ((st = red_distill_batch_run(&d->batch, in, tgt, r->rank, r->ranks, &d->loss, err))) return st;
     r->loss = (float)d->loss.total;
     if (!isfinite(d->loss.total)) return RED_OK;  /* the loop stops with the step named; no update */
     r->grad_norm = red_clip_grad_norm(s->teacher->pool, s->grads, s->n, clip);
@@ -1341,14 +1375,11 @@ red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data
                     (int)o->loss.kl_reduction);
     if (o->record) red_sbuf_puts(&d.record, o->record);
     red_loop_record(&o->loop, data, &d.record);
-    d.seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double));
-    if (d.record.failed || !d.seq_terms)
+    if (d.record.failed)
         st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
-    else if (!(st = distill_workers_alloc(&d, err)))
+    else if (!(st = red_distill_batch_alloc(&d.batch, s, &o->loss, err)))
         st = red_loop_run(&o->loop, data, &hooks, &d, err);
-    distill_workers_free(&d);
-    free(d.seq_terms);
-    red_grad_tree_free(&d.tree);
+    red_distill_batch_free(&d.batch);
     red_sbuf_free(&d.record);
     return st;
 }

@@ -866,6 +866,7 @@ typedef struct {
     double *row_ce, *row_kl;      /* [N] per-row losses, summed in row order */
     double *clone_layer;          /* [L, RED_N_SITES] clone MSEs, summed in layer order */
     red_step_times times;         /* of the last red_student_loss */
+    red_step_times times_sum;     /* a distillation step's, summed over its sequences (thread seconds) */
     int shared;                   /* params and merged weights are another student's (a worker's view) */
 } red_student;
 

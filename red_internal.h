@@ -366,6 +366,30 @@ red_status red_student_loss_part(red_student *s, const int *tokens, const int *t
                                  int want_grad, const red_loss_batch *whole, red_losses *out);
 void red_losses_finish(red_losses *out, int64_t count, float alpha);
 
+/* A distillation step's gradient (as train.c's red_batch_grad): the batch's
+ * sequences, this rank's share, each through red_student_loss_part with the
+ * whole batch's denominators, joined by optim.c's tree into s->grads; out
+ * the batch's loss terms. With several threads the sequences run one per
+ * thread on workers (views of s with their own gradient and run states).
+ * `red bench distill` times the same step. */
+typedef struct {
+    red_student *s;
+    red_loss_cfg loss_cfg;
+    red_grad_tree tree;
+    double *seq_terms;        /* [B][2 + RED_N_SITES]: each sequence's ce (summed), kl, clone sites */
+    const int *in, *tgt;      /* the step's batch */
+    red_loss_batch whole;
+    int n_workers;            /* sequences run at once, one per thread (0: one at a time) */
+    red_student *workers;     /* [n_workers] views of s */
+    red_model *worker_teachers;  /* [n_workers] views of the teacher */
+    red_pool **worker_pools;  /* [n_workers] one thread each */
+    red_status *worker_st;
+} red_distill_batch;
+red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err);
+red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int *tgt, int rank, int ranks,
+                                 red_losses *out, red_error *err);
+void red_distill_batch_free(red_distill_batch *d);
+
 /* The n_proj projections in order (per layer q,k,v,o,gate,up,down; embed; head). */
 int red_student_n_proj(const red_student *s);
 const float *red_student_proj(const red_student *s, int i, char *name, size_t name_cap);

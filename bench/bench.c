@@ -647,6 +647,7 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     red_loss_cfg lc = {10.0f, 0.2f, RED_KL_SEQUENCE};
     red_adamw_cfg opt = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
     red_losses L;
+    red_distill_batch db;  /* the distillation loop's step: per-sequence gradients joined by the batch tree */
     int *tok, *tgt, k, ok, seq = o->seq ? o->seq : p->seq, batch = o->batch ? o->batch : p->batch, width;
     double t0, t1, best = 1e30, total = 0.0, first = 0.0, last = 0.0;
     red_step_times ph = {0.0, 0.0, 0.0, 0.0, 0.0};
@@ -668,7 +669,7 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     io.kind = RED_INIT_ORTHOGONAL;
     io.seed = 1;
     if (red_student_alloc(&s, &t, width, &err) || red_student_train_alloc(&s, batch, seq, &err) ||
-        red_student_initialize(&s, &io, NULL, 0, &err)) {
+        red_student_initialize(&s, &io, NULL, 0, &err) || red_distill_batch_alloc(&db, &s, &lc, &err)) {
         fprintf(stderr, "red bench distill: %s\n", err.msg);
         return 1;
     }
@@ -677,7 +678,10 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     motif_tokens(&r, tok, tgt, batch, seq, c.vocab);
     for (k = 0; k <= steps; k++) {  /* step 0 is warm-up, not timed */
         t0 = red_time_seconds();
-        red_student_loss(&s, tok, tgt, &lc, 1, &L);
+        if (red_distill_batch_run(&db, tok, tgt, 0, 1, &L, &err)) {
+            fprintf(stderr, "red bench distill: %s\n", err.msg);
+            return 1;
+        }
         t1 = red_time_seconds();
         red_clip_grad_norm(pool, s.grads, s.n, 1.0);
         s.adam_t++;
@@ -690,11 +694,11 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
         else {
             total += t0;
             if (t0 < best) best = t0;
-            ph.merge += s.times.merge;
-            ph.teacher += s.times.teacher;
-            ph.student += s.times.student;
-            ph.head += s.times.head;
-            ph.backward += s.times.backward;
+            ph.merge += s.times_sum.merge;
+            ph.teacher += s.times_sum.teacher;
+            ph.student += s.times_sum.student;
+            ph.head += s.times_sum.head;
+            ph.backward += s.times_sum.backward;
             optim += t1;
         }
         last = L.total;
@@ -712,6 +716,7 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
            1e3 * ph.head / steps, 1e3 * ph.backward / steps, 1e3 * optim / steps);
     free(tok);
     free(tgt);
+    red_distill_batch_free(&db);
     red_student_free(&s);
     red_model_free(&t);
     red_pool_destroy(pool);
@@ -740,7 +745,8 @@ static const char *usage_bench =
     "peak: register-only FMA throughput of this build's SIMD path.\n"
     "exp: ns per element of red's exp (vector and scalar form) and libm's expf and\n"
     "double exp over N (4096) floats in [-20, 5]; max_ulp against double exp.\n"
-    "train: tokens/s of a full training step (forward, CE, backward, clip, AdamW)\n"
+    "train: tokens/s of `red train`'s step (forward, CE, backward per sequence,\n"
+    "one per thread on workers, joined by the batch tree; clip, AdamW)\n"
     "on configs a (d128 L4 h4 ffn384 seq256 b16), b (d256 L6 h8 ffn768 seq256 b16),\n"
     "c (d512 L8 h8 ffn1536 seq512 b8), vocab 512; pass = loss decreased on a\n"
     "learnable motif task. infer: KV-cache greedy decoding tokens/s after a\n"
@@ -749,8 +755,10 @@ static const char *usage_bench =
     "student forward and backward through the projections with CE + KL + clone\n"
     "losses, clip, AdamW) from the config's teacher to half width (default b),\n"
     "or a random teacher of CONFIG.json's shape (a Hugging Face config) to width\n"
-    "D at T x B; prints peak_rss_mb (getrusage) beside tok_per_s, and each\n"
-    "phase's mean ms per step (merge, teacher and student forward, the vocabulary\n"
+    "D at T x B; the step `red distill` runs (a sequence at a time, one per\n"
+    "thread on workers, joined by the batch tree); prints peak_rss_mb (getrusage)\n"
+    "beside tok_per_s, and each phase's mean ms per step, summed over the step's\n"
+    "sequences (thread time: merge, teacher and student forward, the vocabulary\n"
     "chunks' logits + CE + KL + head backward, clone terms + backward, optimizer).\n"
     "bench/torch_distill.py is the PyTorch peer.\n"
     "tokenize: encode MB/s and tokens/s over FILE's documents (one per line: JSON\n"
