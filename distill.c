@@ -1189,57 +1189,29 @@ static red_status batch_leaf(void *ctx, int seq, const float **grad, red_error *
     return RED_OK;
 }
 
-typedef struct {
-    red_distill_batch *d;
-    int lo;
-} leaves_task;
-
-static void leaves_thread(void *arg, int ith, int nth) {
-    leaves_task *t = arg;
-    (void)nth;
-    t->d->worker_st[ith] = sequence_grad(t->d, &t->d->workers[ith], t->lo + ith);
-}
-
-static red_status batch_leaves(void *ctx, int lo, int hi, float **grads, red_error *err) {
+static red_status worker_grad(void *ctx, int worker, int seq, float **grad) {
     red_distill_batch *d = ctx;
-    leaves_task t;
-    int i;
-    t.d = d;
-    t.lo = lo;
-    red_pool_run(d->s->teacher->pool, hi - lo, leaves_thread, &t);
-    for (i = 0; i < hi - lo; i++) {
-        if (d->worker_st[i])
-            return red_error_set(err, d->worker_st[i], "distill: the loss of sequence %d failed (%s)", lo + i,
-                                 red_status_name(d->worker_st[i]));
-        grads[i] = d->workers[i].grads;
-    }
-    return RED_OK;
+    *grad = d->workers[worker].grads;
+    return sequence_grad(d, &d->workers[worker], seq);
 }
 
 /* With several threads and sequences each thread runs whole sequences on a
  * worker (as train.c's batch gradient does): the same bits, less waiting. */
 static red_status batch_workers_alloc(red_distill_batch *d, red_error *err) {
     red_student *s = d->s;
-    int w, n = red_pool_size(s->teacher->pool) < s->B ? red_pool_size(s->teacher->pool) : s->B;
+    int w;
     red_status st;
-    if (n < 2) return RED_OK;
-    if (n > RED_TREE_MAX_WIDTH) n = RED_TREE_MAX_WIDTH;
-    d->workers = calloc((size_t)n, sizeof *d->workers);
-    d->worker_teachers = calloc((size_t)n, sizeof *d->worker_teachers);
-    d->worker_pools = calloc((size_t)n, sizeof *d->worker_pools);
-    d->worker_st = calloc((size_t)n, sizeof *d->worker_st);
-    if (!d->workers || !d->worker_teachers || !d->worker_pools || !d->worker_st)
-        return red_error_set(err, RED_E_NOMEM, "distill: out of memory for workers");
-    d->n_workers = n;
-    for (w = 0; w < n; w++) {
-        if (!(d->worker_pools[w] = red_pool_create(1))) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for workers");
-        if ((st = red_model_share(&d->worker_teachers[w], s->teacher, d->worker_pools[w], err)) ||
+    if ((st = red_grad_tree_workers(&d->tree, s->teacher->pool, s->B, worker_grad, "distill", err)) || !d->tree.width)
+        return st;
+    d->workers = calloc((size_t)d->tree.width, sizeof *d->workers);  /* zeroed: each one safe to free */
+    d->worker_teachers = calloc((size_t)d->tree.width, sizeof *d->worker_teachers);
+    if (!d->workers || !d->worker_teachers) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for workers");
+    d->n_workers = d->tree.width;
+    for (w = 0; w < d->n_workers; w++)
+        if ((st = red_model_share(&d->worker_teachers[w], s->teacher, d->tree.worker_pools[w], err)) ||
             (st = student_share(&d->workers[w], s, &d->worker_teachers[w], err)) ||
             (st = red_student_train_alloc(&d->workers[w], 1, s->T, err)))
             return st;
-    }
-    d->tree.leaves = batch_leaves;
-    d->tree.width = n;
     return RED_OK;
 }
 
@@ -1248,12 +1220,9 @@ static void batch_workers_free(red_distill_batch *d) {
     for (w = 0; w < d->n_workers; w++) {
         red_student_free(&d->workers[w]);
         red_model_free(&d->worker_teachers[w]);
-        if (d->worker_pools[w]) red_pool_destroy(d->worker_pools[w]);
     }
     free(d->workers);
     free(d->worker_teachers);
-    free(d->worker_pools);
-    free(d->worker_st);
 }
 
 red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err) {
@@ -1268,7 +1237,7 @@ red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const r
 void red_distill_batch_free(red_distill_batch *d) {
     batch_workers_free(d);
     free(d->seq_terms);
-    red_grad_tree_free(&d->tree);
+    red_grad_tree_free(&d->tree);  /* after the workers: it holds their pools */
     memset(d, 0, sizeof *d);
 }
 

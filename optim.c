@@ -279,9 +279,66 @@ typedef struct {
     red_error *err;
 } tree_walk;
 
+static void slabs_free(red_grad_tree *t) {
+    int i;
+    for (i = 0; i < 32; i++) {
+        red_free_aligned(t->slab[i]);
+        t->slab[i] = NULL;
+    }
+    red_free_aligned(t->scratch);
+    t->scratch = NULL;
+}
+
 static float *tree_slab(red_grad_tree *t, int depth) {
     if (!t->slab[depth]) t->slab[depth] = red_malloc_aligned(t->n * sizeof(float));
     return t->slab[depth];
+}
+
+typedef struct {
+    tree_walk *w;
+    int lo;
+    float **grads;
+} workers_task;
+
+static void workers_thread(void *arg, int ith, int nth) {
+    workers_task *k = arg;
+    red_grad_tree *t = k->w->t;
+    (void)nth;
+    t->worker_st[ith] = t->worker(k->w->ctx, ith, k->lo + ith, &k->grads[ith]);
+}
+
+/* Sequences [lo, hi) at once, sequence lo + i on worker i's thread. */
+static red_status run_workers(tree_walk *w, int lo, int hi, float **grads) {
+    red_grad_tree *t = w->t;
+    workers_task k;
+    int i;
+    k.w = w;
+    k.lo = lo;
+    k.grads = grads;
+    red_pool_run(w->pool, hi - lo, workers_thread, &k);
+    for (i = 0; i < hi - lo; i++)
+        if (t->worker_st[i])
+            return red_error_set(w->err, t->worker_st[i], "%s: the step of sequence %d failed (%s)", t->what, lo + i,
+                                 red_status_name(t->worker_st[i]));
+    return RED_OK;
+}
+
+red_status red_grad_tree_workers(red_grad_tree *t, red_pool *pool, int B, red_seq_worker_fn worker, const char *what,
+                                 red_error *err) {
+    int i, n = red_pool_size(pool) < B ? red_pool_size(pool) : B;
+    if (n > RED_TREE_MAX_WIDTH) n = RED_TREE_MAX_WIDTH;
+    if (n < 2) return RED_OK;
+    t->worker_pools = calloc((size_t)n, sizeof *t->worker_pools);
+    t->worker_st = calloc((size_t)n, sizeof *t->worker_st);
+    if (!t->worker_pools || !t->worker_st) return red_error_set(err, RED_E_NOMEM, "%s: out of memory for workers", what);
+    t->n_pools = n;
+    for (i = 0; i < n; i++)
+        if (!(t->worker_pools[i] = red_pool_create(1)))
+            return red_error_set(err, RED_E_NOMEM, "%s: out of memory for workers", what);
+    t->worker = worker;
+    t->what = what;
+    t->width = n;
+    return RED_OK;
 }
 
 /* The tree over leaves g[lo..hi) computed at once, added in place: the same
@@ -297,7 +354,7 @@ static float *group_sum(red_pool *pool, float **g, int lo, int hi, size_t n) {
 
 /* The sum of sequences [lo, hi) into slab[depth]: left half in place, right
  * half one level deeper (a right leaf is added straight from the model); a
- * range of at most t->width sequences is computed at once when t->leaves is set. */
+ * range of at most t->width sequences runs at once on the workers. */
 static red_status subtree(tree_walk *w, int lo, int hi, int depth) {
     red_grad_tree *t = w->t;
     float *out = depth < 32 ? tree_slab(t, depth) : NULL;
@@ -305,9 +362,9 @@ static red_status subtree(tree_walk *w, int lo, int hi, int depth) {
     int mid = lo + (hi - lo + 1) / 2;
     red_status st;
     if (!out) return red_error_set(w->err, RED_E_NOMEM, "out of memory for a gradient slab (%zu floats)", t->n);
-    if (t->leaves && hi - lo > 1 && hi - lo <= t->width) {
+    if (t->width && hi - lo > 1 && hi - lo <= t->width) {
         float *group[RED_TREE_MAX_WIDTH];
-        if ((st = t->leaves(w->ctx, lo, hi, group, w->err))) return st;
+        if ((st = run_workers(w, lo, hi, group))) return st;
         memcpy(out, group_sum(w->pool, group, 0, hi - lo, t->n), t->n * sizeof(float));
         return RED_OK;
     }
@@ -334,13 +391,9 @@ red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, 
     int first = 0, count = 0;
     red_status st;
     if ((st = red_batch_share(B, rank, ranks, &first, &count, err))) return st;
-    if (t->n != n) {  /* slabs of another size: freed; the leaves stay */
-        red_seq_grads_fn leaves = t->leaves;
-        int width = t->width;
-        red_grad_tree_free(t);
+    if (t->n != n) {  /* slabs of another size: freed; the workers stay */
+        slabs_free(t);
         t->n = n;
-        t->leaves = leaves;
-        t->width = width;
     }
     w.t = t; w.pool = pool; w.leaf = leaf; w.ctx = ctx; w.err = err;
     if (count == 1) {  /* one leaf: no slab */
@@ -358,8 +411,11 @@ red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, 
 
 void red_grad_tree_free(red_grad_tree *t) {
     int i;
-    for (i = 0; i < 32; i++) red_free_aligned(t->slab[i]);
-    red_free_aligned(t->scratch);
+    slabs_free(t);
+    for (i = 0; i < t->n_pools; i++)
+        if (t->worker_pools[i]) red_pool_destroy(t->worker_pools[i]);
+    free(t->worker_pools);
+    free(t->worker_st);
     memset(t, 0, sizeof *t);
 }
 

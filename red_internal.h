@@ -291,19 +291,28 @@ float red_lr_at(const red_lr_sched *s, int64_t step);
  * each leaf is consumed before the next). Slabs (at most ceil(log2 B/ranks)
  * gradients) stay in t between steps. out holds the batch gradient after. */
 typedef red_status (*red_seq_grad_fn)(void *ctx, int seq, const float **grad, red_error *err);
-/* Optional: sequences [lo, hi) at once (hi - lo <= width, one thread each),
- * grads[i] pointing at sequence lo + i's gradient, each its own writable
- * buffer. Subtrees that small are then computed this way, with the same
- * additions in the same order: the bits do not change. */
+/* Workers (red_grad_tree_workers): with several threads, subtrees of at most
+ * `width` sequences run at once, sequence lo + i on worker i's thread and
+ * one-thread pool (the caller gives each worker its own run state and
+ * gradient on worker_pools[i]); *grad gets the worker's own writable
+ * gradient. The additions are the same, in the same order: the same bits. */
 #define RED_TREE_MAX_WIDTH 64
-typedef red_status (*red_seq_grads_fn)(void *ctx, int lo, int hi, float **grads, red_error *err);
+typedef red_status (*red_seq_worker_fn)(void *ctx, int worker, int seq, float **grad);
 typedef struct {
     size_t n;
     float *slab[32];
     float *scratch;  /* half a gradient, for the exchange between ranks */
-    red_seq_grads_fn leaves;
-    int width;       /* 2 .. RED_TREE_MAX_WIDTH when leaves is set */
+    int width;       /* workers (0: one sequence at a time) */
+    int n_pools;
+    red_pool **worker_pools;  /* [n_pools] one thread each */
+    red_status *worker_st;
+    red_seq_worker_fn worker;
+    const char *what;         /* "train", "distill": for messages */
 } red_grad_tree;
+/* width = min(pool's threads, B, RED_TREE_MAX_WIDTH) workers when that is at
+ * least 2 (else none, and width stays 0). */
+red_status red_grad_tree_workers(red_grad_tree *t, red_pool *pool, int B, red_seq_worker_fn worker, const char *what,
+                                 red_error *err);
 red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, int ranks, size_t n,
                              red_seq_grad_fn leaf, void *ctx, float *out, red_error *err);
 void red_grad_tree_free(red_grad_tree *t);
@@ -322,10 +331,8 @@ typedef struct {
     double *seq_loss;         /* [B] summed cross-entropy per sequence */
     const int *in, *tgt;      /* the step's batch */
     int64_t count;            /* its counted targets */
-    int n_workers;            /* sequences run at once, one per thread (0: one at a time) */
+    int n_workers;            /* tree.width once allocated (0: one sequence at a time) */
     red_model *workers;       /* [n_workers] on m's weights, each its own run state and gradient */
-    red_pool **worker_pools;  /* [n_workers] one thread each */
-    red_status *worker_st;
 } red_batch_grad;
 red_status red_batch_grad_alloc(red_batch_grad *g, red_model *m, int B, int T, red_error *err);
 red_status red_batch_grad_run(red_batch_grad *g, const int *in, const int *tgt, int rank, int ranks, float *loss,
@@ -379,11 +386,9 @@ typedef struct {
     double *seq_terms;        /* [B][2 + RED_N_SITES]: each sequence's ce (summed), kl, clone sites */
     const int *in, *tgt;      /* the step's batch */
     red_loss_batch whole;
-    int n_workers;            /* sequences run at once, one per thread (0: one at a time) */
+    int n_workers;            /* tree.width once allocated (0: one sequence at a time) */
     red_student *workers;     /* [n_workers] views of s */
     red_model *worker_teachers;  /* [n_workers] views of the teacher */
-    red_pool **worker_pools;  /* [n_workers] one thread each */
-    red_status *worker_st;
 } red_distill_batch;
 red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err);
 red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int *tgt, int rank, int ranks,

@@ -68,14 +68,14 @@ static red_status train_load(void *ctx, red_loop_pos *pos, red_error *err) {
 
 /* ------------------------------------------------------------------ the batch gradient */
 
-static red_status batch_leaves(void *ctx, int lo, int hi, float **grads, red_error *err);
+static red_status worker_grad(void *ctx, int worker, int seq, float **grad);
 
 /* With several threads and sequences, each thread runs whole sequences on a
  * worker (the model's weights, its own one-thread pool, run state and
  * gradient): a sequence is too little work to split over threads well, and
  * every op gives the same bits on one thread as on many. */
 red_status red_batch_grad_alloc(red_batch_grad *g, red_model *m, int B, int T, red_error *err) {
-    int w, n = red_pool_size(m->pool) < B ? red_pool_size(m->pool) : B;
+    int w;
     red_status st;
     memset(g, 0, sizeof *g);
     g->m = m;
@@ -83,35 +83,23 @@ red_status red_batch_grad_alloc(red_batch_grad *g, red_model *m, int B, int T, r
     g->T = T;
     if (!(g->seq_loss = malloc(sizeof(double) * (size_t)B)))
         return red_error_set(err, RED_E_NOMEM, "train: out of memory");
-    if (n < 2) return RED_OK;
-    if (n > RED_TREE_MAX_WIDTH) n = RED_TREE_MAX_WIDTH;
-    g->workers = calloc((size_t)n, sizeof *g->workers);
-    g->worker_pools = calloc((size_t)n, sizeof *g->worker_pools);
-    g->worker_st = calloc((size_t)n, sizeof *g->worker_st);
-    if (!g->workers || !g->worker_pools || !g->worker_st) return red_error_set(err, RED_E_NOMEM, "train: out of memory");
-    g->n_workers = n;
-    for (w = 0; w < n; w++) {
-        if (!(g->worker_pools[w] = red_pool_create(1))) return red_error_set(err, RED_E_NOMEM, "train: out of memory");
-        if ((st = red_model_share(&g->workers[w], m, g->worker_pools[w], err)) ||
+    if ((st = red_grad_tree_workers(&g->tree, m->pool, B, worker_grad, "train", err)) || !g->tree.width) return st;
+    if (!(g->workers = calloc((size_t)g->tree.width, sizeof *g->workers)))  /* zeroed: each one safe to free */
+        return red_error_set(err, RED_E_NOMEM, "train: out of memory");
+    g->n_workers = g->tree.width;
+    for (w = 0; w < g->n_workers; w++)
+        if ((st = red_model_share(&g->workers[w], m, g->tree.worker_pools[w], err)) ||
             (st = red_model_run_alloc(&g->workers[w], 1, T, RED_RUN_BACKWARD, err)))
             return st;
-    }
-    g->tree.leaves = batch_leaves;
-    g->tree.width = n;
     return RED_OK;
 }
 
 void red_batch_grad_free(red_batch_grad *g) {
     int w;
-    for (w = 0; w < g->n_workers; w++) {
-        red_model_free(&g->workers[w]);
-        if (g->worker_pools[w]) red_pool_destroy(g->worker_pools[w]);
-    }
+    for (w = 0; w < g->n_workers; w++) red_model_free(&g->workers[w]);
     free(g->workers);
-    free(g->worker_pools);
-    free(g->worker_st);
     free(g->seq_loss);
-    red_grad_tree_free(&g->tree);
+    red_grad_tree_free(&g->tree);  /* after the workers: it holds their pools */
     memset(g, 0, sizeof *g);
 }
 
@@ -134,31 +122,10 @@ static red_status batch_leaf(void *ctx, int seq, const float **grad, red_error *
     return RED_OK;
 }
 
-typedef struct {
-    red_batch_grad *g;
-    int lo;
-} leaves_task;
-
-static void leaves_thread(void *arg, int ith, int nth) {
-    leaves_task *t = arg;
-    (void)nth;
-    t->g->worker_st[ith] = sequence_grad(t->g, &t->g->workers[ith], t->lo + ith);
-}
-
-static red_status batch_leaves(void *ctx, int lo, int hi, float **grads, red_error *err) {
+static red_status worker_grad(void *ctx, int worker, int seq, float **grad) {
     red_batch_grad *g = ctx;
-    leaves_task t;
-    int i;
-    t.g = g;
-    t.lo = lo;
-    red_pool_run(g->m->pool, hi - lo, leaves_thread, &t);
-    for (i = 0; i < hi - lo; i++) {
-        if (g->worker_st[i])
-            return red_error_set(err, g->worker_st[i], "train: the step of sequence %d failed (%s)", lo + i,
-                                 red_status_name(g->worker_st[i]));
-        grads[i] = g->workers[i].grads;
-    }
-    return RED_OK;
+    *grad = g->workers[worker].grads;
+    return sequence_grad(g, &g->workers[worker], seq);
 }
 
 /* The batch gradient is optim.c's tree over sequences, the loss the sum of

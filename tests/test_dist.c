@@ -92,24 +92,20 @@ Test(dist, tree_equals_pairwise_reference_for_every_rank_count) {
     red_pool_destroy(pool);
 }
 
-/* Sequences computed several at a time into their own buffers (as threads
- * running one sequence each do) join to the same bits as one at a time. */
+/* Sequences computed several at a time, one per thread into each worker's
+ * own buffer, join to the same bits as one at a time. */
 typedef struct {
     seq_grads *s;
     float buf[4][N_EL];
-    int max_group;
+    int used[4];
 } group_grads;
 
-static red_status leaves(void *ctx, int lo, int hi, float **grads, red_error *err) {
+static red_status worker(void *ctx, int w, int seq, float **grad) {
     group_grads *gg = ctx;
-    int i;
-    (void)err;
-    if (hi - lo > gg->max_group) gg->max_group = hi - lo;
-    for (i = 0; i < hi - lo; i++) {
-        memcpy(gg->buf[i], gg->s->g[lo + i], sizeof gg->buf[i]);
-        gg->s->calls[lo + i]++;
-        grads[i] = gg->buf[i];
-    }
+    memcpy(gg->buf[w], gg->s->g[seq], sizeof gg->buf[w]);
+    gg->s->calls[seq]++;
+    gg->used[w] = 1;
+    *grad = gg->buf[w];
     return RED_OK;
 }
 
@@ -121,29 +117,31 @@ Test(dist, sequences_at_once_join_to_the_same_bits) {
     static seq_grads s;
     static group_grads gg;
     static float ref[N_EL], out[N_EL];
-    red_pool *pool = red_pool_create(2);
     red_error err;
-    int B, width, b;
-    cr_assert(pool);
+    int B, threads, b;
     fill(&s);
     gg.s = &s;
-    for (width = 2; width <= 4; width++)
+    for (threads = 2; threads <= 4; threads++) {
+        red_pool *pool = red_pool_create(threads);
+        cr_assert(pool);
         for (B = 1; B <= MAX_B; B++) {
             red_grad_tree t;
+            int width;
             memset(&t, 0, sizeof t);
-            t.leaves = leaves;
-            t.width = width;
+            cr_assert_eq(red_grad_tree_workers(&t, pool, B, worker, "test", &err), RED_OK, "%s", err.msg);
+            width = B < threads ? B : threads;
+            cr_assert_eq(t.width, width < 2 ? 0 : width, "threads %d B %d: %d workers", threads, B, t.width);
             memset(s.calls, 0, sizeof s.calls);
-            gg.max_group = 0;
+            memset(gg.used, 0, sizeof gg.used);
             reference(&s, 0, B, ref);
             cr_assert_eq(red_grad_tree_run(&t, pool, B, 0, 1, N_EL, group_leaf, &gg, out, &err), RED_OK, "%s", err.msg);
-            for (b = 0; b < B; b++) cr_assert_eq(s.calls[b], 1, "width %d B %d: sequence %d ran %d times", width, B, b, s.calls[b]);
-            cr_assert(memcmp(out, ref, sizeof ref) == 0, "width %d B %d: differs from the reference", width, B);
-            cr_assert(B < 2 || gg.max_group >= 2, "width %d B %d: never ran sequences together", width, B);
-            cr_assert(gg.max_group <= width);
+            for (b = 0; b < B; b++) cr_assert_eq(s.calls[b], 1, "threads %d B %d: sequence %d ran %d times", threads, B, b, s.calls[b]);
+            cr_assert(memcmp(out, ref, sizeof ref) == 0, "threads %d B %d: differs from the reference", threads, B);
+            cr_assert(B < 2 || (gg.used[0] && gg.used[1]), "threads %d B %d: never ran sequences together", threads, B);
             red_grad_tree_free(&t);
         }
-    red_pool_destroy(pool);
+        red_pool_destroy(pool);
+    }
 }
 
 Test(dist, slabs_are_reused_across_steps) {
