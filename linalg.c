@@ -415,25 +415,32 @@ const char *red_trans_name(red_trans t) {
 /* Double-precision helpers for the Jacobi sweeps (vectorised where built). */
 static double dot_d(const double *x, const double *y, int n) {
     int i = 0;
+    /* four accumulators: one FMA chain would wait out its latency each step */
 #if defined(RED_SIMD_AVX512)
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0;
-    for (; i + 16 <= n; i += 16) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    for (; i + 32 <= n; i += 32) {
         s0 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), s0);
         s1 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 8), _mm512_loadu_pd(y + i + 8), s1);
+        s2 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 16), _mm512_loadu_pd(y + i + 16), s2);
+        s3 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 24), _mm512_loadu_pd(y + i + 24), s3);
     }
+    for (; i + 8 <= n; i += 8) s0 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), s0);
     {
-        double s = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+        double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
         for (; i < n; i++) s += x[i] * y[i];
         return s;
     }
 #elif defined(RED_SIMD_AVX2)
-    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
-    for (; i + 8 <= n; i += 8) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    for (; i + 16 <= n; i += 16) {
         s0 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i), s0);
         s1 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 4), _mm256_loadu_pd(y + i + 4), s1);
+        s2 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 8), _mm256_loadu_pd(y + i + 8), s2);
+        s3 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 12), _mm256_loadu_pd(y + i + 12), s3);
     }
+    for (; i + 4 <= n; i += 4) s0 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i), s0);
     {
-        __m256d t = _mm256_add_pd(s0, s1);
+        __m256d t = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
         __m128d q = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
         double s = _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
         for (; i < n; i++) s += x[i] * y[i];
@@ -458,7 +465,25 @@ static void rot_norms_d(double *x, double *y, int n, double c, double s, double 
     int i = 0;
     double sx, sy;
 #if defined(RED_SIMD_AVX512)
-    __m512d vc = _mm512_set1_pd(c), vs = _mm512_set1_pd(s), ax = _mm512_setzero_pd(), ay = ax;
+    __m512d vc = _mm512_set1_pd(c), vs = _mm512_set1_pd(s), ax = _mm512_setzero_pd(), ay = ax, bx = ax, by = ax;
+    for (; i + 16 <= n; i += 16) {
+        __m512d xi = _mm512_loadu_pd(x + i), yi = _mm512_loadu_pd(y + i);
+        __m512d xj = _mm512_loadu_pd(x + i + 8), yj = _mm512_loadu_pd(y + i + 8);
+        __m512d x2 = _mm512_fmsub_pd(vc, xi, _mm512_mul_pd(vs, yi));
+        __m512d y2 = _mm512_fmadd_pd(vs, xi, _mm512_mul_pd(vc, yi));
+        __m512d x3 = _mm512_fmsub_pd(vc, xj, _mm512_mul_pd(vs, yj));
+        __m512d y3 = _mm512_fmadd_pd(vs, xj, _mm512_mul_pd(vc, yj));
+        _mm512_storeu_pd(x + i, x2);
+        _mm512_storeu_pd(y + i, y2);
+        _mm512_storeu_pd(x + i + 8, x3);
+        _mm512_storeu_pd(y + i + 8, y3);
+        ax = _mm512_fmadd_pd(x2, x2, ax);
+        ay = _mm512_fmadd_pd(y2, y2, ay);
+        bx = _mm512_fmadd_pd(x3, x3, bx);
+        by = _mm512_fmadd_pd(y3, y3, by);
+    }
+    ax = _mm512_add_pd(ax, bx);
+    ay = _mm512_add_pd(ay, by);
     for (; i + 8 <= n; i += 8) {
         __m512d xi = _mm512_loadu_pd(x + i), yi = _mm512_loadu_pd(y + i);
         __m512d x2 = _mm512_fmsub_pd(vc, xi, _mm512_mul_pd(vs, yi));
@@ -502,8 +527,23 @@ static void rot_norms_d(double *x, double *y, int n, double c, double s, double 
 
 /* (x, y) <- (c x - s y, s x + c y) */
 static void rot_d(double *x, double *y, int n, double c, double s) {
-    int i;
-    for (i = 0; i < n; i++) {
+    int i = 0;
+#if defined(RED_SIMD_AVX512)
+    __m512d vc = _mm512_set1_pd(c), vs = _mm512_set1_pd(s);
+    for (; i + 8 <= n; i += 8) {
+        __m512d xi = _mm512_loadu_pd(x + i), yi = _mm512_loadu_pd(y + i);
+        _mm512_storeu_pd(x + i, _mm512_fmsub_pd(vc, xi, _mm512_mul_pd(vs, yi)));
+        _mm512_storeu_pd(y + i, _mm512_fmadd_pd(vs, xi, _mm512_mul_pd(vc, yi)));
+    }
+#elif defined(RED_SIMD_AVX2)
+    __m256d vc = _mm256_set1_pd(c), vs = _mm256_set1_pd(s);
+    for (; i + 4 <= n; i += 4) {
+        __m256d xi = _mm256_loadu_pd(x + i), yi = _mm256_loadu_pd(y + i);
+        _mm256_storeu_pd(x + i, _mm256_fmsub_pd(vc, xi, _mm256_mul_pd(vs, yi)));
+        _mm256_storeu_pd(y + i, _mm256_fmadd_pd(vs, xi, _mm256_mul_pd(vc, yi)));
+    }
+#endif
+    for (; i < n; i++) {
         double xi = x[i], yi = y[i];
         x[i] = c * xi - s * yi;
         y[i] = s * xi + c * yi;
@@ -515,36 +555,83 @@ typedef struct {
     double *w;          /* ncol x len: column j of the working matrix is row j */
     double *vt;         /* ncol x ncol: row j = column j of the accumulated rotations, or NULL */
     double *norm2;      /* ncol: squared norms of the working columns */
-    const int *pairs;   /* npairs x 2 for the current round */
-    int npairs;
-    int *rotated;       /* npairs: 1 if the pair was rotated */
     double tol;
-} jacobi_round;
+    /* the current round of blocks: task t is the block pair (tasks[2t], tasks[2t+1]) of
+     * the sweep's column order `slots`; block -1 is a bye; `first` also does the
+     * pairs inside each block */
+    const int *slots, *tasks;
+    int ntasks, bsize, first;
+    int *rotated;       /* ntasks: rotations made by each task */
+} jacobi_ctx;
 
-/* One Jacobi rotation for each pair of the round; pairs are disjoint, so the
- * threads never touch the same column. */
+/* One Jacobi rotation of columns p < q if they are not yet orthogonal; 1 if rotated. */
+static int jacobi_pair(jacobi_ctx *jr, int p, int q) {
+    double *wp = jr->w + (size_t)p * jr->len, *wq = jr->w + (size_t)q * jr->len;
+    double a = jr->norm2[p], b = jr->norm2[q], g, zeta, tt, c, s;
+    if (a == 0.0 || b == 0.0) return 0;
+    g = dot_d(wp, wq, jr->len);
+    /* scale-aware test: cosine of the angle between the columns */
+    if (!(fabs(g) > jr->tol * sqrt(a) * sqrt(b))) return 0;
+    /* Rutishauser's stable rotation for the 2x2 Gram [[a g][g b]] */
+    zeta = (b - a) / (2.0 * g);
+    tt = (zeta >= 0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
+    c = 1.0 / sqrt(1.0 + tt * tt);
+    s = c * tt;
+    /* exact norms (the update formula a - t g drifts), in the rotation's pass */
+    rot_norms_d(wp, wq, jr->len, c, s, &jr->norm2[p], &jr->norm2[q]);
+    if (jr->vt) rot_d(jr->vt + (size_t)p * jr->ncol, jr->vt + (size_t)q * jr->ncol, jr->ncol, c, s);
+    return 1;
+}
+
+static int jacobi_pair_ordered(jacobi_ctx *jr, int p, int q) {
+    return p < q ? jacobi_pair(jr, p, q) : jacobi_pair(jr, q, p);
+}
+
+/* Every pair inside the n columns c[0..n) once, in circle-method rounds. */
+static int jacobi_block_inner(jacobi_ctx *jr, const int *c, int n) {
+    int ns = n + (n & 1), r, i, rot = 0;
+    int pos[256];  /* bsize <= 128 */
+    for (i = 0; i < ns; i++) pos[i] = i;
+    for (r = 0; r < ns - 1; r++) {
+        int t;
+        for (i = 0; i < ns / 2; i++) {
+            int a = pos[i], b = pos[ns - 1 - i];
+            if (a < n && b < n) rot += jacobi_pair_ordered(jr, c[a], c[b]);
+        }
+        t = pos[ns - 1];
+        for (i = ns - 1; i > 1; i--) pos[i] = pos[i - 1];
+        pos[1] = t;
+    }
+    return rot;
+}
+
+/* The block pairs of one round; blocks are disjoint, so the threads never touch
+ * the same column, and each task's rotations run in a fixed order. */
 static void jacobi_round_thread(void *arg, int ith, int nth) {
-    jacobi_round *jr = arg;
+    jacobi_ctx *jr = arg;
     int64_t lo, hi, t;
-    red_split_range(jr->npairs, ith, nth, &lo, &hi);
+    red_split_range(jr->ntasks, ith, nth, &lo, &hi);
     for (t = lo; t < hi; t++) {
-        int p = jr->pairs[2 * t], q = jr->pairs[2 * t + 1];
-        double *wp = jr->w + (size_t)p * jr->len, *wq = jr->w + (size_t)q * jr->len;
-        double a = jr->norm2[p], b = jr->norm2[q], g, zeta, tt, c, s;
-        jr->rotated[t] = 0;
-        if (a == 0.0 || b == 0.0) continue;
-        g = dot_d(wp, wq, jr->len);
-        /* scale-aware test: cosine of the angle between the columns */
-        if (!(fabs(g) > jr->tol * sqrt(a) * sqrt(b))) continue;
-        /* Rutishauser's stable rotation for the 2x2 Gram [[a g][g b]] */
-        zeta = (b - a) / (2.0 * g);
-        tt = (zeta >= 0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
-        c = 1.0 / sqrt(1.0 + tt * tt);
-        s = c * tt;
-        /* exact norms (the update formula a - t g drifts), in the rotation's pass */
-        rot_norms_d(wp, wq, jr->len, c, s, &jr->norm2[p], &jr->norm2[q]);
-        if (jr->vt) rot_d(jr->vt + (size_t)p * jr->ncol, jr->vt + (size_t)q * jr->ncol, jr->ncol, c, s);
-        jr->rotated[t] = 1;
+        int bi = jr->tasks[2 * t], bj = jr->tasks[2 * t + 1], rot = 0, ni = 0, nj = 0, r, i;
+        const int *ci = NULL, *cj = NULL;
+        if (bi >= 0) {
+            ci = jr->slots + (size_t)bi * jr->bsize;
+            ni = jr->ncol - bi * jr->bsize < jr->bsize ? jr->ncol - bi * jr->bsize : jr->bsize;
+        }
+        if (bj >= 0) {
+            cj = jr->slots + (size_t)bj * jr->bsize;
+            nj = jr->ncol - bj * jr->bsize < jr->bsize ? jr->ncol - bj * jr->bsize : jr->bsize;
+        }
+        if (jr->first) {
+            if (ni) rot += jacobi_block_inner(jr, ci, ni);
+            if (nj) rot += jacobi_block_inner(jr, cj, nj);
+        }
+        /* the cross pairs: each column of block i against all of block j,
+         * starting on a shifted diagonal, so the column stays in L1 */
+        if (ni && nj)
+            for (i = 0; i < ni; i++)
+                for (r = 0; r < nj; r++) rot += jacobi_pair_ordered(jr, ci[i], cj[(i + r) % nj]);
+        jr->rotated[t] = rot;
     }
 }
 
@@ -613,64 +700,184 @@ static int sv_index_cmp(const void *x, const void *y) {
     return a->idx - b->idx;  /* stable among ties: deterministic order */
 }
 
-red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float *U, float *S,
-                   float *V, red_svd_info *info) {
-    const int tall = m >= n;
-    const int ncol = tall ? n : m, len = tall ? m : n;
-    /* the accumulated rotations are V (tall) or U (wide) */
-    const int want_rot = tall ? V != NULL : U != NULL;
-    const int want_w = tall ? U != NULL : V != NULL;
-    const int max_sweeps = 60;  /* Jacobi converges quadratically: ~6-12 sweeps in practice */
-    int nslots, i, j, sweep, round, converged = 0, total_rot = 0, nth;
-    double *w = NULL, *vt = NULL, *norm2 = NULL;
-    int *slots = NULL, *pairs = NULL, *rotated = NULL, *good = NULL;
-    sv_index *order = NULL;
-    red_status st = RED_OK;
-    jacobi_round jr;
+/* ------------------------------------------------------------------ QR with column pivoting */
 
-    if (info) info->sweeps = info->rotations = 0;
-    if (m < 0 || n < 0 || !S || !A || lda < n) return RED_E_ARG;
-    if (ncol == 0) return RED_OK;
-    for (i = 0; i < m; i++)
-        for (j = 0; j < n; j++) {
-            float x = A[(size_t)i * lda + j];
-            if (x != x || x - x != 0.0f) return RED_E_ARG;  /* NaN or Inf */
+/* The len x ncol matrix M (len >= ncol) is stored by columns: column j is
+ * w + j*len. qr_pivoted overwrites it with Householder QR with column pivoting
+ * (LAPACK's dgeqp3 in its unblocked form): M P = Q R, R[i][j] = w[j*len + i]
+ * for i <= j, reflector k is v_k = (1, w[k*len + k+1 .. len)) with tau[k],
+ * and perm[k] is the column of M now in position k.
+ * Why: one-sided Jacobi on Rᵀ needs fewer sweeps than on M (the pivoting sorts
+ * and grades the rows of R; Drmač & Veselić 2008), and for tall M it works on
+ * ncol-long columns instead of len-long ones. */
+typedef struct {
+    double *w;
+    int len, ncol, k;
+    double tau;
+    double *pnorm, *onorm;  /* norms of the unreduced part, and when last computed exactly */
+} qr_step;
+
+/* Applies reflector k to columns k+1.. and downdates their partial norms; each
+ * column is one thread's, in a fixed order, so threads do not change the bits. */
+static void qr_step_thread(void *arg, int ith, int nth) {
+    qr_step *q = arg;
+    const int k = q->k, len = q->len, rest = len - k - 1;
+    const double *v = q->w + (size_t)k * len;
+    const double tol3z = sqrt(DBL_EPSILON);
+    int64_t lo, hi, j;
+    red_split_range(q->ncol - k - 1, ith, nth, &lo, &hi);
+    for (j = k + 1 + lo; j < k + 1 + hi; j++) {
+        double *c = q->w + (size_t)j * len, s;
+        int i;
+        if (q->tau != 0.0) {
+            s = q->tau * (c[k] + dot_d(v + k + 1, c + k + 1, rest));
+            c[k] -= s;
+            for (i = k + 1; i < len; i++) c[i] -= s * v[i];
         }
+        /* LAPACK's downdate of |c[k+1..]|, recomputed once cancellation eats
+         * half the digits (Drmač & Bujanović 2008) */
+        if (q->pnorm[j] != 0.0) {
+            double t = fabs(c[k]) / q->pnorm[j], t2;
+            t = (1.0 + t) * (1.0 - t);
+            if (t < 0.0) t = 0.0;
+            t2 = t * (q->pnorm[j] / q->onorm[j]) * (q->pnorm[j] / q->onorm[j]);
+            if (t2 <= tol3z) {
+                q->pnorm[j] = sqrt(dot_d(c + k + 1, c + k + 1, rest));
+                q->onorm[j] = q->pnorm[j];
+            } else {
+                q->pnorm[j] *= sqrt(t);
+            }
+        }
+    }
+}
 
-    nslots = ncol + (ncol & 1);  /* round-robin needs an even count; the extra is a bye */
-    w = malloc((size_t)ncol * len * sizeof *w);
-    norm2 = malloc((size_t)ncol * sizeof *norm2);
-    slots = malloc((size_t)nslots * sizeof *slots);
-    pairs = malloc((size_t)nslots * sizeof *pairs);
-    rotated = malloc((size_t)(nslots / 2) * sizeof *rotated);
-    order = malloc((size_t)ncol * sizeof *order);
-    good = malloc((size_t)ncol * sizeof *good);
-    if (want_rot) vt = calloc((size_t)ncol * ncol, sizeof *vt);
-    if (!w || !norm2 || !slots || !pairs || !rotated || !order || !good || (want_rot && !vt)) {
-        st = RED_E_NOMEM;
+static void qr_pivoted(red_pool *pool, int nth, double *w, int len, int ncol, int *perm, double *tau,
+                       double *pnorm, double *onorm) {
+    qr_step q;
+    double tiny = 0.0;
+    int j, k;
+    q.w = w;
+    q.len = len;
+    q.ncol = ncol;
+    q.pnorm = pnorm;
+    q.onorm = onorm;
+    for (j = 0; j < ncol; j++) {
+        const double *c = w + (size_t)j * len;
+        perm[j] = j;
+        pnorm[j] = onorm[j] = sqrt(dot_d(c, c, len));
+        if (pnorm[j] > tiny) tiny = pnorm[j];
+    }
+    /* What is left below len*eps of the largest column is rounding residue of
+     * exact rank deficiency (the same cut as the Jacobi sweeps make). Reducing
+     * it further shrinks it by eps a step until sums of squares underflow and
+     * the reflectors stop being orthogonal, so it becomes exactly zero. */
+    tiny *= len * DBL_EPSILON;
+    for (k = 0; k < ncol; k++) {
+        double *c, alpha, xnorm;
+        int p = k;
+        for (j = k + 1; j < ncol; j++)
+            if (pnorm[j] > pnorm[p]) p = j;
+        if (p != k) {
+            double *a = w + (size_t)k * len, *b = w + (size_t)p * len, t;
+            int i = perm[p];
+            perm[p] = perm[k];
+            perm[k] = i;
+            for (i = 0; i < len; i++) {
+                t = a[i];
+                a[i] = b[i];
+                b[i] = t;
+            }
+            t = pnorm[p];
+            pnorm[p] = pnorm[k];
+            pnorm[k] = t;
+            t = onorm[p];
+            onorm[p] = onorm[k];
+            onorm[k] = t;
+        }
+        if (pnorm[k] <= tiny) {
+            for (j = k; j < ncol; j++) {
+                memset(w + (size_t)j * len + k, 0, (size_t)(len - k) * sizeof *w);
+                tau[j] = 0.0;
+            }
+            break;
+        }
+        /* the reflector (dlarfg): H (alpha, x) = (beta, 0), |beta| = |(alpha, x)| */
+        c = w + (size_t)k * len;
+        alpha = c[k];
+        xnorm = k + 1 < len ? sqrt(dot_d(c + k + 1, c + k + 1, len - k - 1)) : 0.0;
+        if (xnorm == 0.0) {
+            tau[k] = 0.0;  /* already reduced: H = I */
+        } else {
+            double beta = -copysign(hypot(alpha, xnorm), alpha), scale = 1.0 / (alpha - beta);
+            int i;
+            tau[k] = (beta - alpha) / beta;
+            for (i = k + 1; i < len; i++) c[i] *= scale;
+            c[k] = beta;
+        }
+        q.k = k;
+        q.tau = tau[k];
+        if (k + 1 < ncol) {
+            /* one dispatch per column step: worth it only for a large trailing matrix */
+            if (pool && nth > 1 && (double)(len - k) * (ncol - k - 1) >= 2.0e5) red_pool_run(pool, nth, qr_step_thread, &q);
+            else qr_step_thread(&q, 0, 1);
+        }
+    }
+}
+
+/* y (len) <- Q y with Q = H_0 H_1 ... H_{ncol-1} from qr_pivoted. */
+static void qr_apply_q(const double *w, const double *tau, int len, int ncol, double *y) {
+    int k, i;
+    for (k = ncol - 1; k >= 0; k--) {
+        const double *v = w + (size_t)k * len;
+        double s;
+        if (tau[k] == 0.0) continue;
+        s = tau[k] * (y[k] + dot_d(v + k + 1, y + k + 1, len - k - 1));
+        y[k] -= s;
+        for (i = k + 1; i < len; i++) y[i] -= s * v[i];
+    }
+}
+
+/* ------------------------------------------------------------------ one-sided Jacobi */
+
+/* Orthogonalises the ncol rows of w (each len long) by one-sided Jacobi
+ * rotations, accumulating them into vt (ncol x ncol, starts as I) when vt is
+ * not NULL. Returns 1 when a sweep rotated nothing, 0 at the sweep cap. */
+static int jacobi_orthogonalize(red_pool *pool, double *w, double *vt, int ncol, int len, red_svd_info *info) {
+    const int max_sweeps = 60;  /* Jacobi converges quadratically: ~6-12 sweeps in practice */
+    /* Tiles: a sweep meets every pair of column blocks once (circle method over
+     * blocks), and a block pair does all its column pairs while its columns
+     * (and their rows of vt) stay in L2: about 512 KB for the two blocks. */
+    const size_t col_bytes = (size_t)(len + (vt ? ncol : 0)) * sizeof(double);
+    int bsize = (int)((256u << 10) / col_bytes), nb, nbs, i, j, sweep, round, converged = 0, total_rot = 0, nth;
+    double *norm2 = malloc((size_t)ncol * sizeof *norm2);
+    int *slots = NULL, *bslots = NULL, *tasks = NULL, *rotated = NULL;
+    sv_index *order = malloc((size_t)ncol * sizeof *order);
+    jacobi_ctx jr;
+    if (bsize < 8) bsize = 8;
+    if (bsize > 128) bsize = 128;
+    nb = (ncol + bsize - 1) / bsize;
+    nbs = nb + (nb & 1);  /* an odd block count gets a bye */
+    slots = malloc((size_t)ncol * sizeof *slots);
+    bslots = malloc((size_t)nbs * sizeof *bslots);
+    tasks = malloc((size_t)nbs * sizeof *tasks);
+    rotated = malloc((size_t)(nbs / 2) * sizeof *rotated);
+    if (!norm2 || !slots || !bslots || !tasks || !rotated || !order) {
+        converged = -1;
         goto out;
     }
-    /* working columns: columns of A (tall) or rows of A (wide), stored as rows */
-    for (i = 0; i < m; i++)
-        for (j = 0; j < n; j++) {
-            double x = A[(size_t)i * lda + j];
-            if (tall) w[(size_t)j * len + i] = x;
-            else w[(size_t)i * len + j] = x;
-        }
-    if (vt)
-        for (j = 0; j < ncol; j++) vt[(size_t)j * ncol + j] = 1.0;
-
-    /* A sweep is ncol-1 dispatches of one round each; below ~4e5 element-pairs
-     * per round the wake-up latency outweighs the work (measured: n = 512 ran
-     * 1.8x slower on 2 threads, n = 1024 1.1x faster). */
+    /* threads only when a round has a block pair for each and enough work to
+     * pay for waking them */
     nth = red_pool_size(pool);
-    if ((double)len * (ncol / 2) < 4.0e5) nth = 1;
+    if (nth > nbs / 2) nth = nbs / 2;
+    if ((double)len * ncol < 2.0e5) nth = 1;
     jr.ncol = ncol;
     jr.len = len;
     jr.w = w;
     jr.vt = vt;
     jr.norm2 = norm2;
-    jr.pairs = pairs;
+    jr.slots = slots;
+    jr.tasks = tasks;
+    jr.bsize = bsize;
     jr.rotated = rotated;
     /* GSL's 10 M eps: well above the rounding of a length-len dot product, so a
      * pair whose cosine is pure rounding noise is not rotated forever */
@@ -683,13 +890,13 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
         nt.norm2 = norm2;
         nt.ncol = ncol;
         nt.len = len;
-        if (pool) red_pool_run(pool, nth, norms_thread, &nt);
+        if (pool && nth > 1) red_pool_run(pool, nth, norms_thread, &nt);
         else norms_thread(&nt, 0, 1);
         {
             /* Columns below len*eps of the largest are rounding residue of exact
              * cancellation (e.g. parallel columns): their direction is noise that
              * no rotation can make orthogonal. Make them exactly zero; the
-             * orthonormal completion below gives them clean directions. */
+             * orthonormal completion gives them clean directions. */
             double mx = 0.0;
             for (j = 0; j < ncol; j++) mx = norm2[j] > mx ? norm2[j] : mx;
             for (j = 0; j < ncol; j++)
@@ -698,34 +905,40 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
                     norm2[j] = 0.0;
                 }
         }
-        /* Seat the columns by descending norm (after de Rijk 1989). Measured: no
-         * change in the sweep count of the round-robin order (+-1); kept only so
-         * the recorded figures match this code. Drop it with the block-cyclic rewrite. */
+        /* seat the columns by descending norm (after de Rijk 1989): block t
+         * holds the t-th group of norms */
         for (j = 0; j < ncol; j++) {
             order[j].sigma = norm2[j];
             order[j].idx = j;
         }
         qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
         for (i = 0; i < ncol; i++) slots[i] = order[i].idx;
-        for (; i < nslots; i++) slots[i] = i;
-        /* circle method: slot 0 fixed, the others rotate; every pair once a sweep */
-        for (round = 0; round < nslots - 1; round++) {
+        for (i = 0; i < nbs; i++) bslots[i] = i < nb ? i : -1;
+        /* circle method over blocks: slot 0 fixed, the others rotate */
+        for (round = 0; round < (nbs > 1 ? nbs - 1 : 1); round++) {
             int np = 0, t;
-            for (i = 0; i < nslots / 2; i++) {
-                int p = slots[i], q = slots[nslots - 1 - i];
-                if (p >= ncol || q >= ncol) continue;
-                pairs[2 * np] = p < q ? p : q;
-                pairs[2 * np + 1] = p < q ? q : p;
+            for (i = 0; i < nbs / 2; i++) {
+                int p = bslots[i], q = bslots[nbs - 1 - i];
+                if (p < 0 && q < 0) continue;
+                if (round > 0 && (p < 0 || q < 0)) continue;  /* a bye has no cross pairs */
+                tasks[2 * np] = p < q ? p : q;
+                tasks[2 * np + 1] = p < q ? q : p;
+                if (tasks[2 * np] < 0) {  /* the bye second */
+                    tasks[2 * np] = tasks[2 * np + 1];
+                    tasks[2 * np + 1] = -1;
+                }
                 np++;
             }
-            jr.npairs = np;
-            if (pool && np >= 2 * nth) red_pool_run(pool, nth, jacobi_round_thread, &jr);
+            jr.ntasks = np;
+            jr.first = round == 0;
+            if (pool && nth > 1 && np >= nth) red_pool_run(pool, nth, jacobi_round_thread, &jr);
             else jacobi_round_thread(&jr, 0, 1);
             for (t = 0; t < np; t++) sweep_rot += rotated[t];
-            /* rotate slots 1..nslots-1 by one */
-            t = slots[nslots - 1];
-            for (i = nslots - 1; i > 1; i--) slots[i] = slots[i - 1];
-            if (nslots > 1) slots[1] = t;
+            if (nbs > 1) {
+                t = bslots[nbs - 1];
+                for (i = nbs - 1; i > 1; i--) bslots[i] = bslots[i - 1];
+                bslots[1] = t;
+            }
         }
         total_rot += sweep_rot;
         if (sweep_rot == 0) converged = 1;
@@ -734,51 +947,152 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
         info->sweeps = sweep;
         info->rotations = total_rot;
     }
+out:
+    free(norm2);
+    free(slots);
+    free(bslots);
+    free(tasks);
+    free(rotated);
+    free(order);
+    return converged;
+}
+
+typedef struct {
+    const double *w, *tau, *vt;  /* the QR's reflectors, the accumulated rotations */
+    const sv_index *order;
+    float *out;                  /* len x ncol row-major */
+    double *scratch;             /* len per thread */
+    int len, ncol;
+} left_vectors_task;
+
+/* Column j of the long singular vectors is Q (vt row order[j].idx, 0); one
+ * column per item, so threads do not change the bits. */
+static void left_vectors_thread(void *arg, int ith, int nth) {
+    left_vectors_task *t = arg;
+    double *y = t->scratch + (size_t)ith * t->len;
+    int64_t lo, hi, j;
+    int i;
+    red_split_range(t->ncol, ith, nth, &lo, &hi);
+    for (j = lo; j < hi; j++) {
+        const double *r = t->vt + (size_t)t->order[j].idx * t->ncol;
+        memcpy(y, r, (size_t)t->ncol * sizeof *y);
+        memset(y + t->ncol, 0, (size_t)(t->len - t->ncol) * sizeof *y);
+        qr_apply_q(t->w, t->tau, t->len, t->ncol, y);
+        for (i = 0; i < t->len; i++) t->out[(size_t)i * t->ncol + j] = (float)y[i];
+    }
+}
+
+/* The SVD of the len x ncol matrix M (A if tall, Aᵀ if wide; len >= ncol):
+ * M P = Q R by qr_pivoted; one-sided Jacobi on the columns of X = Rᵀ gives
+ * X V_x = W = U_x Σ, so R = V_x Σ U_xᵀ and M = (Q V_x) Σ (P U_x)ᵀ. The short
+ * singular vectors P U_x are the normalised columns of W (no accumulation);
+ * only the long ones need the rotations V_x, and then Q. */
+red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float *U, float *S,
+                   float *V, red_svd_info *info) {
+    const int tall = m >= n;
+    const int ncol = tall ? n : m, len = tall ? m : n;
+    float *const out_long = tall ? U : V, *const out_short = tall ? V : U;
+    int i, j, nth, converged;
+    double *w = NULL, *x = NULL, *vt = NULL, *tau = NULL, *pnorm = NULL, *onorm = NULL, *scratch = NULL;
+    int *perm = NULL, *good = NULL;
+    sv_index *order = NULL;
+    red_status st = RED_OK;
+
+    if (info) info->sweeps = info->rotations = 0;
+    if (m < 0 || n < 0 || !S || !A || lda < n) return RED_E_ARG;
+    if (ncol == 0) return RED_OK;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            float v = A[(size_t)i * lda + j];
+            if (v != v || v - v != 0.0f) return RED_E_ARG;  /* NaN or Inf */
+        }
+    nth = red_pool_size(pool);
+    w = malloc((size_t)ncol * len * sizeof *w);
+    x = calloc((size_t)ncol * ncol, sizeof *x);
+    tau = malloc((size_t)ncol * sizeof *tau);
+    pnorm = malloc((size_t)ncol * sizeof *pnorm);
+    onorm = malloc((size_t)ncol * sizeof *onorm);
+    perm = malloc((size_t)ncol * sizeof *perm);
+    good = malloc((size_t)ncol * sizeof *good);
+    order = malloc((size_t)ncol * sizeof *order);
+    if (out_long) {
+        vt = calloc((size_t)ncol * ncol, sizeof *vt);
+        scratch = malloc((size_t)(nth > 0 ? nth : 1) * len * sizeof *scratch);
+    }
+    if (!w || !x || !tau || !pnorm || !onorm || !perm || !good || !order || (out_long && (!vt || !scratch))) {
+        st = RED_E_NOMEM;
+        goto out;
+    }
+    /* M by columns: columns of A (tall) or rows of A (wide) */
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            double v = A[(size_t)i * lda + j];
+            if (tall) w[(size_t)j * len + i] = v;
+            else w[(size_t)i * len + j] = v;
+        }
+    qr_pivoted(pool, nth, w, len, ncol, perm, tau, pnorm, onorm);
+    /* column i of X = Rᵀ is row i of R, stored as row i of x */
+    for (i = 0; i < ncol; i++)
+        for (j = i; j < ncol; j++) x[(size_t)i * ncol + j] = w[(size_t)j * len + i];
+    if (vt)
+        for (j = 0; j < ncol; j++) vt[(size_t)j * ncol + j] = 1.0;
+
+    converged = jacobi_orthogonalize(pool, x, vt, ncol, ncol, info);
+    if (converged < 0) {
+        st = RED_E_NOMEM;
+        goto out;
+    }
     if (!converged) st = RED_E_NOCONV;
 
     /* sigma_j = |w_j| (exact), sorted descending */
     for (j = 0; j < ncol; j++) {
-        const double *x = w + (size_t)j * len;
-        order[j].sigma = sqrt(dot_d(x, x, len));
+        const double *c = x + (size_t)j * ncol;
+        order[j].sigma = sqrt(dot_d(c, c, ncol));
         order[j].idx = j;
     }
     qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
     for (j = 0; j < ncol; j++) S[j] = (float)order[j].sigma;
 
-    if (want_w) {
-        /* normalise the working columns; exact-zero ones get an orthonormal completion */
+    if (out_short) {
+        /* normalise W's columns; exact-zero ones get an orthonormal completion;
+         * row k of U_x is row perm[k] of P U_x */
         for (j = 0; j < ncol; j++) {
-            double *x = w + (size_t)j * len;
-            double s = sqrt(dot_d(x, x, len));
+            double *c = x + (size_t)j * ncol;
+            double s = sqrt(dot_d(c, c, ncol));
             good[j] = s > 0.0 && s >= DBL_MIN * 1e20;
             if (good[j])
-                for (i = 0; i < len; i++) x[i] /= s;
+                for (i = 0; i < ncol; i++) c[i] /= s;
         }
-        complete_orthonormal(w, ncol, len, good);
+        complete_orthonormal(x, ncol, ncol, good);
+        for (j = 0; j < ncol; j++) {
+            const double *c = x + (size_t)order[j].idx * ncol;
+            for (i = 0; i < ncol; i++) out_short[(size_t)perm[i] * ncol + j] = (float)c[i];
+        }
     }
-    /* scatter into the row-major outputs (k = ncol columns) */
-    for (j = 0; j < ncol; j++) {
-        int src = order[j].idx;
-        if (want_w) {
-            float *out = tall ? U : V;
-            const double *x = w + (size_t)src * len;
-            for (i = 0; i < len; i++) out[(size_t)i * ncol + j] = (float)x[i];
-        }
-        if (want_rot) {
-            float *out = tall ? V : U;
-            const double *x = vt + (size_t)src * ncol;
-            for (i = 0; i < ncol; i++) out[(size_t)i * ncol + j] = (float)x[i];
-        }
+    if (out_long) {
+        left_vectors_task lt;
+        lt.w = w;
+        lt.tau = tau;
+        lt.vt = vt;
+        lt.order = order;
+        lt.out = out_long;
+        lt.scratch = scratch;
+        lt.len = len;
+        lt.ncol = ncol;
+        if (pool && nth > 1 && (double)len * ncol * ncol >= 1.0e6) red_pool_run(pool, nth, left_vectors_thread, &lt);
+        else left_vectors_thread(&lt, 0, 1);
     }
 out:
     free(w);
+    free(x);
     free(vt);
-    free(norm2);
-    free(slots);
-    free(pairs);
-    free(rotated);
-    free(order);
+    free(tau);
+    free(pnorm);
+    free(onorm);
+    free(perm);
     free(good);
+    free(order);
+    free(scratch);
     return st;
 }
 

@@ -37,6 +37,10 @@ extern void sgesvj_(const char *joba, const char *jobu, const char *jobv, const 
 extern void sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *lda, float *s,
                     float *u, const int *ldu, float *vt, const int *ldvt, float *work,
                     const int *lwork, int *iwork, int *info, size_t);
+extern void sgejsv_(const char *joba, const char *jobu, const char *jobv, const char *jobr, const char *jobt,
+                    const char *jobp, const int *m, const int *n, float *a, const int *lda, float *sva,
+                    float *u, const int *ldu, float *v, const int *ldv, float *work, const int *lwork,
+                    int *iwork, int *info, size_t, size_t, size_t, size_t, size_t, size_t);
 extern void openblas_set_num_threads(int);
 #endif
 
@@ -266,15 +270,19 @@ static double svd_nominal_flops(int m, int n) {
 #ifdef RED_BENCH_PEER
 /* LAPACK is column-major: a row-major m x n matrix is its n x m transpose, so
  * hand LAPACK an explicit column-major copy and convert the results back. */
-static int lapack_svd(int m, int n, const float *A, float *U, float *S, float *V, int use_sdd) {
+enum { PEER_SGESVJ, PEER_SGESDD, PEER_SGEJSV, N_SVD_PEERS };
+static const char *const svd_peer_name[N_SVD_PEERS] = {"lapack_sgesvj", "lapack_sgesdd", "lapack_sgejsv"};
+
+static int lapack_svd(int m, int n, const float *A, float *U, float *S, float *V, int peer, int *sweeps) {
     int k = m < n ? m : n, info = 0, i, j;
     float *a = malloc((size_t)m * n * sizeof *a);
     for (i = 0; i < m; i++)
         for (j = 0; j < n; j++) a[i + (size_t)j * m] = A[(size_t)i * n + j];
-    if (!use_sdd) {  /* sgesvj: needs m >= n; U overwrites a, V is n x n */
+    if (peer == PEER_SGESVJ) {  /* sgesvj: needs m >= n; U overwrites a, V is n x n */
         int lwork = m + n > 6 ? m + n : 6, mv = 0, ldv = n;
         float *v = malloc((size_t)n * n * sizeof *v), *work = malloc((size_t)lwork * sizeof *work);
         sgesvj_("G", "U", "V", &m, &n, a, &m, S, &mv, v, &ldv, work, &lwork, &info, 1, 1, 1);
+        *sweeps = (int)work[3];  /* WORK(4): the sweeps sgesvj made */
         if (work[0] != 1.0f)
             for (j = 0; j < n; j++) S[j] *= work[0];
         for (i = 0; i < m; i++)
@@ -283,6 +291,31 @@ static int lapack_svd(int m, int n, const float *A, float *U, float *S, float *V
             for (j = 0; j < k; j++) V[(size_t)i * k + j] = v[i + (size_t)j * n];
         free(v);
         free(work);
+    } else if (peer == PEER_SGEJSV) {
+        /* sgejsv (Drmač & Veselić): pivoted QR, then Jacobi on the triangular
+         * factor; needs m >= n. JOBA='C' (high relative accuracy for column-
+         * graded A), full U (m x n) and V (n x n), no range restriction, no
+         * transposition heuristics or perturbation: the driver's plain form. */
+        int lwork = 2 * m + n, ldu = m, ldv = n;
+        float *u = malloc((size_t)m * n * sizeof *u), *v = malloc((size_t)n * n * sizeof *v), *work;
+        int *iwork = malloc((size_t)(m + 3 * n) * sizeof *iwork);
+        if (lwork < 6 * n + 2 * n * n) lwork = 6 * n + 2 * n * n;
+        if (lwork < m + 3 * n + n * n) lwork = m + 3 * n + n * n;
+        lwork += 64;
+        work = malloc((size_t)lwork * sizeof *work);
+        sgejsv_("C", "U", "V", "N", "N", "N", &m, &n, a, &m, S, u, &ldu, v, &ldv, work, &lwork, iwork, &info,
+                1, 1, 1, 1, 1, 1);
+        if (work[0] != work[1])  /* sigma = (WORK(1)/WORK(2)) SVA */
+            for (j = 0; j < n; j++) S[j] *= work[0] / work[1];
+        *sweeps = 0;  /* sgejsv does not report its sweeps */
+        for (i = 0; i < m; i++)
+            for (j = 0; j < k; j++) U[(size_t)i * k + j] = u[i + (size_t)j * m];
+        for (i = 0; i < n; i++)
+            for (j = 0; j < k; j++) V[(size_t)i * k + j] = v[i + (size_t)j * n];
+        free(u);
+        free(v);
+        free(work);
+        free(iwork);
     } else {  /* sgesdd JOBZ='S': U m x k, VT k x n */
         int lwork = -1, ldvt = k;
         float wq, *u = malloc((size_t)m * k * sizeof *u), *vt = malloc((size_t)k * n * sizeof *vt), *work;
@@ -333,33 +366,36 @@ static int bench_svd(const bench_opts *o) {
     err = err > ov ? err : ov;
     pass = st == RED_OK && err <= 1e-5;  /* the accuracy target */
     printf("op=svd impl=red m=%d n=%d k=%d threads=%d simd=%s reps=%d seconds=%.6g gflops=%.2f "
-           "sweeps=%d resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g pass=%d\n",
-           m, n, k, red_pool_size(pool), red_simd_name(), reps, sec, flops / sec * 1e-9, info.sweeps,
+           "sweeps=%d rotations=%d resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g pass=%d\n",
+           m, n, k, red_pool_size(pool), red_simd_name(), reps, sec, flops / sec * 1e-9, info.sweeps, info.rotations,
            resid, ou, ov, err, pass);
 #ifdef RED_BENCH_PEER
     {
         int which;
         openblas_set_num_threads(red_pool_size(pool));
-        for (which = 0; which < 2; which++) {
+        for (which = 0; which < N_SVD_PEERS; which++) {
             double psec, pr, pu, pv, perr;
-            int info_l = 0;
-            if (which == 0 && m < n) continue;  /* sgesvj needs m >= n */
+            int info_l = 0, psweeps = 0;
+            char sweeps_kv[32];
+            if (which != PEER_SGESDD && m < n) continue;  /* sgesvj and sgejsv need m >= n */
             for (r = 0; r < reps; r++) {
                 double t0 = red_time_seconds();
-                info_l = lapack_svd(m, n, A, U, S, V, which);
+                info_l = lapack_svd(m, n, A, U, S, V, which, &psweeps);
                 t[r] = red_time_seconds() - t0;
             }
             psec = median(t, reps);
+            if (which == PEER_SGESVJ) snprintf(sweeps_kv, sizeof sweeps_kv, " sweeps=%d", psweeps);
+            else sweeps_kv[0] = 0;
             svd_errors(m, n, A, U, S, V, &pr, &pu, &pv);
             perr = pr > pu ? pr : pu;
             perr = perr > pv ? perr : pv;
             printf("op=svd impl=%s m=%d n=%d k=%d threads=%d simd=%s reps=%d seconds=%.6g "
-                   "gflops=%.2f info=%d resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g\n",
-                   which ? "lapack_sgesdd" : "lapack_sgesvj", m, n, k, red_pool_size(pool),
-                   red_simd_name(), reps, psec, flops / psec * 1e-9, info_l, pr, pu, pv, perr);
+                   "gflops=%.2f info=%d%s resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g\n",
+                   svd_peer_name[which], m, n, k, red_pool_size(pool),
+                   red_simd_name(), reps, psec, flops / psec * 1e-9, info_l, sweeps_kv, pr, pu, pv, perr);
             printf("op=svd_ratio peer=%s m=%d n=%d threads=%d simd=%s red_seconds=%.6g "
                    "peer_seconds=%.6g ratio=%.3f\n",
-                   which ? "lapack_sgesdd" : "lapack_sgesvj", m, n, red_pool_size(pool),
+                   svd_peer_name[which], m, n, red_pool_size(pool),
                    red_simd_name(), sec, psec, psec / sec);
         }
     }

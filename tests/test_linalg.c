@@ -118,6 +118,16 @@ Test(linalg, svd_rank_one_and_rank_deficient, .init = setup, .fini = teardown) {
         for (j = 0; j < n; j++) A[i * n + j] = X[i * r + (j % 2)];
     run_svd(m, n, A, S, "two distinct columns repeated");
     cr_assert(S[2] <= 8 * FLT_EPSILON * S[0]);
+    free(A);
+    /* tall and rank 3: after three steps the pivoted QR is left with rounding
+     * residue, which must end as zero rows of R, not be reduced until sums of
+     * squares underflow (then the reflectors, so U, stop being orthogonal) */
+    m = 200;
+    A = malloc((size_t)m * n * 4);
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) A[i * n + j] = X[(i % 40) * r + j % 3] * (float)(1 + i / 40);
+    run_svd(m, n, A, S, "tall rank 3");
+    cr_assert(S[3] <= 8 * FLT_EPSILON * S[0]);
     free(A); free(X); free(Y);
 }
 
@@ -178,6 +188,7 @@ Test(linalg, svd_matches_lapack_fixtures, .init = setup, .fini = teardown) {
     check_fixture("hilbert_12", 0);   /* cond ~ 1e16: absolute accuracy only */
     check_fixture("vandermonde_8", 0);
     check_fixture("graded_10", 1);    /* sigma over ~10 decades: relative accuracy */
+    check_fixture("graded_tall_60x8", 1);  /* both sides graded, rows shuffled: the QR before Jacobi keeps it */
 }
 
 Test(linalg, svd_values_only_and_threads_agree, .init = setup, .fini = teardown) {
@@ -193,6 +204,30 @@ Test(linalg, svd_values_only_and_threads_agree, .init = setup, .fini = teardown)
     for (j = 0; j < n; j++) cr_assert_eq(S1[j], S2[j], "values-only differs at %d", j);
     cr_assert(memcmp(S2, S3, sizeof S2) == 0, "1 vs 3 threads differ");
     free(A); free(U); free(V);
+    red_pool_destroy(p1);
+    red_pool_destroy(p3);
+}
+
+/* Large enough for several column blocks per round and for threads to be used
+ * (red_svd splits a round's block pairs): 1 and 3 threads give the same bits. */
+Test(linalg, svd_tiled_rounds_bit_identical_across_threads) {
+    int m = 520, n = 460, k = 460;
+    float *A = malloc((size_t)m * n * 4), *U1 = malloc((size_t)m * k * 4), *U3 = malloc((size_t)m * k * 4),
+          *V1 = malloc((size_t)n * k * 4), *V3 = malloc((size_t)n * k * 4), *S1 = malloc((size_t)k * 4),
+          *S3 = malloc((size_t)k * 4);
+    red_pool *p1 = red_pool_create(1), *p3 = red_pool_create(3);
+    red_svd_info i1, i3;
+    red_rng r;
+    red_rng_seed(&r, 12);
+    red_rng_fill_normal(&r, A, (size_t)m * n, 0, 1);
+    cr_assert_eq(red_svd(p1, m, n, A, n, U1, S1, V1, &i1), RED_OK);
+    cr_assert_eq(red_svd(p3, m, n, A, n, U3, S3, V3, &i3), RED_OK);
+    cr_assert_eq(i1.rotations, i3.rotations);
+    cr_assert(memcmp(S1, S3, (size_t)k * 4) == 0, "S differs between 1 and 3 threads");
+    cr_assert(memcmp(U1, U3, (size_t)m * k * 4) == 0, "U differs between 1 and 3 threads");
+    cr_assert(memcmp(V1, V3, (size_t)n * k * 4) == 0, "V differs between 1 and 3 threads");
+    cr_assert(tu_svd_resid(m, n, A, U1, S1, V1) <= 8.0 * sqrt((double)k) * FLT_EPSILON);
+    free(A); free(U1); free(U3); free(V1); free(V3); free(S1); free(S3);
     red_pool_destroy(p1);
     red_pool_destroy(p3);
 }
