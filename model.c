@@ -993,15 +993,14 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
     double sum;
     if (want_grad && !a->dlogits) return NAN;  /* no backward run state */
     for (n = 0; n < N; n++) count += targets[n] >= 0;
-    sum = red_model_ce_sum(m, targets, want_grad, count);
+    sum = red_model_ce_sum(m, targets, want_grad, count, 0.0);
     if (n_counted) *n_counted = count;
     return count ? (float)(sum / count) : 0.0f;
 }
 
-double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count) {
+double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count, double sum) {
     red_train_acts *a = m->acts;
     int64_t N = (int64_t)a->B * a->T, n;
-    double sum = 0.0;
     if (want_grad && !a->dlogits) return NAN;  /* no backward run state */
     if (a->chunked) return NAN;                /* the forward left the logits to the caller's loss */
     red_cross_entropy_rows(m->pool, a->row_loss, want_grad ? a->dlogits : NULL, a->logits, targets, N,

@@ -420,9 +420,11 @@ red_status red_model_head_backward(red_model *m, int64_t r0, int64_t rows);
  * Returns the loss (0 when every target is ignored); *n_counted gets the
  * count. NaN for a chunked run state. */
 float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, int64_t *n_counted);
-/* The same rows' summed cross-entropy, the gradient scaled by 1/count: a
- * part of a larger batch whose targets number count (a data-parallel step). */
-double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count);
+/* sum plus the same rows' cross-entropies, added in row order, the gradient
+ * scaled by 1/count: a part of a larger batch whose targets number count (a
+ * sequence of a batch, a rank's share). Passing the running sum on makes a
+ * batch evaluated a sequence at a time add up to the same bits as at once. */
+double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count, double sum);
 void red_model_zero_grad(red_model *m);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
 red_status red_model_backward(red_model *m);

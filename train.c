@@ -110,7 +110,7 @@ static red_status sequence_grad(red_batch_grad *g, red_model *m, int seq) {
     red_status st;
     if ((st = red_model_forward(m, g->in + seq * T, 1, (int)T))) return st;
     red_model_zero_grad(m);
-    g->seq_loss[seq] = red_model_ce_sum(m, g->tgt + seq * T, 1, g->count);
+    g->seq_loss[seq] = red_model_ce_sum(m, g->tgt + seq * T, 1, g->count, 0.0);
     return red_model_backward(m);
 }
 
@@ -162,7 +162,9 @@ static red_status train_step(void *ctx, const int *in, const int *tgt, const red
     return RED_OK;
 }
 
-/* Mean cross-entropy over a fixed held-out set of rows. */
+/* Mean cross-entropy over a fixed held-out set of rows, a sequence at a time
+ * (the run state holds one), summed in row order: the same bits as one
+ * forward over the batch. */
 static red_status train_after_step(void *ctx, const red_loop_step *r, red_error *err) {
     train_run *t = ctx;
     const red_train_opts *o = t->o;
@@ -173,11 +175,20 @@ static red_status train_after_step(void *ctx, const red_loop_step *r, red_error 
     t->eval_loss = NAN;
     if (!t->eval_data || !o->eval_every || (r->step % o->eval_every && r->step != r->total_steps)) return RED_OK;
     for (k = 0; k < o->eval_batches; k++) {
+        const size_t T = (size_t)o->loop.seq, n = (size_t)o->loop.batch * T;
+        double batch_sum = 0.0;
+        int64_t count = 0;
+        size_t i;
+        int b;
         if ((st = red_train_data_batch(t->eval_data, 0, &e, &off, o->loop.batch, o->loop.seq, t->ev_in, t->ev_tgt, err)))
             return st;
-        if ((st = red_model_forward(t->m, t->ev_in, o->loop.batch, o->loop.seq)))
-            return red_error_set(err, st, "train: held-out forward failed (%s)", red_status_name(st));
-        sum += red_model_cross_entropy(t->m, t->ev_tgt, 0, NULL);
+        for (i = 0; i < n; i++) count += t->ev_tgt[i] >= 0;
+        for (b = 0; b < o->loop.batch; b++) {
+            if ((st = red_model_forward(t->m, t->ev_in + b * T, 1, o->loop.seq)))
+                return red_error_set(err, st, "train: held-out forward failed (%s)", red_status_name(st));
+            batch_sum = red_model_ce_sum(t->m, t->ev_tgt + b * T, 0, count, batch_sum);
+        }
+        sum += count ? (float)(batch_sum / count) : 0.0f;
     }
     t->eval_loss = (float)(sum / o->eval_batches);
     return RED_OK;
@@ -216,7 +227,8 @@ red_status red_train(const red_train_opts *o, red_model *m, const red_tokenizer 
         return red_error_set(err, RED_E_ARG, "train: the %sdata has %zu tokens, fewer than one sequence of %d",
                              data->n_tok < (size_t)lo->seq + 1 ? "" : "eval ",
                              data->n_tok < (size_t)lo->seq + 1 ? data->n_tok : eval_data->n_tok, lo->seq + 1);
-    if ((st = red_model_train_alloc(m, lo->batch, lo->seq, err))) return st;
+    /* one sequence of run state: the step runs a sequence at a time */
+    if ((st = red_model_run_alloc(m, 1, lo->seq, RED_RUN_BACKWARD | RED_RUN_ADAM, err))) return st;
     memset(&t, 0, sizeof t);
     t.o = o;
     t.m = m;

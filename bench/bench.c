@@ -593,7 +593,8 @@ static int bench_model(const char *what, const bench_opts *o, const model_preset
         double t0, best = 1e30, total = 0.0;
         float first = 0.0f, last = 0.0f;
         red_batch_grad bg;  /* the trainer's step: per-sequence gradients joined by the batch tree */
-        if (red_model_train_alloc(&m, p->batch, p->seq, &err) || red_batch_grad_alloc(&bg, &m, p->batch, p->seq, &err)) {
+        if (red_model_run_alloc(&m, 1, p->seq, RED_RUN_BACKWARD | RED_RUN_ADAM, &err) ||  /* as red train */
+            red_batch_grad_alloc(&bg, &m, p->batch, p->seq, &err)) {
             fprintf(stderr, "red bench train: %s\n", err.msg);
             return 1;
         }
