@@ -375,6 +375,41 @@ Test(model, kv_cache_decoding_equals_full_forward, .init = setup, .fini = teardo
     red_model_free(&m);
 }
 
+/* A batch's summed cross-entropy taken a sequence at a time, the running sum
+ * passed on (red train's held-out loss), has the bits of one forward over the
+ * batch; restarting the sum per sequence would not. */
+Test(model, ce_sum_a_sequence_at_a_time_equals_the_batch, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model whole, one;
+    red_error err;
+    red_rng r;
+    int B = 3, T = 40, tok[120], tgt[120], i, b;
+    int64_t count = 0;
+    double batch, seq = 0.0;
+    red_config_default(&c);
+    c.vocab = 53;
+    random_model(&whole, &c, pool, 31);
+    random_model(&one, &c, pool, 31);
+    red_rng_seed(&r, 32);
+    for (i = 0; i < B * T; i++) {
+        tok[i] = (int)red_rng_below(&r, 53);
+        tgt[i] = i % 7 == 3 ? -1 : (int)red_rng_below(&r, 53);
+        count += tgt[i] >= 0;
+    }
+    cr_assert(red_model_train_alloc(&whole, B, T, &err) == RED_OK);
+    cr_assert(red_model_run_alloc(&one, 1, T, RED_RUN_BACKWARD, &err) == RED_OK);
+    cr_assert(red_model_forward(&whole, tok, B, T) == RED_OK);
+    batch = red_model_ce_sum(&whole, tgt, 0, count, 0.0);
+    for (b = 0; b < B; b++) {
+        cr_assert(red_model_forward(&one, tok + b * T, 1, T) == RED_OK);
+        seq = red_model_ce_sum(&one, tgt + b * T, 0, count, seq);
+    }
+    cr_assert(memcmp(&batch, &seq, sizeof batch) == 0, "batch %.17g, a sequence at a time %.17g", batch, seq);
+    cr_assert_eq((float)(batch / count), red_model_cross_entropy(&whole, tgt, 0, NULL));
+    red_model_free(&whole);
+    red_model_free(&one);
+}
+
 /* Runs forward + backward + 2 AdamW steps; returns a copy of params+grads. */
 static float *train_snapshot(red_pool *p, size_t *n) {
     red_config c;
