@@ -271,41 +271,56 @@ static void pack_rows_to_panel(const float *src, size_t ld, int rows, int kc, fl
     }
 }
 
+/* dst panel q (R columns wide, kc deep, at dst + q*R*kc) gets src row p's
+ * columns [q*R, q*R + R) at row p, zero-padded past n: a row-major block
+ * (kc x n, row stride ld) cut into k-major panels. Row p is read once, front
+ * to back, for all panels; going panel by panel instead walks each row in
+ * R-float pieces at a stride of ld, which for power-of-two ld thrashes a few
+ * cache sets (tn at 4096x768x256 gained ~10%). */
+static void pack_cols_to_panels(const float *src, size_t ld, int n, int kc, float *dst, int R) {
+    int p, q, j;
+    for (p = 0; p < kc; p++) {
+        const float *row = src + (size_t)p * ld;
+#if defined(RED_SIMD_AVX512) || defined(RED_SIMD_AVX2)
+        /* rows a page or more apart defeat the hardware prefetcher: ask for
+         * the row 4 ahead by hand */
+        if (p + 4 < kc)
+            for (j = 0; j < n; j += 16) _mm_prefetch((const char *)(row + 4 * ld + j), _MM_HINT_T0);
+#endif
+        for (q = 0; q * R < n; q++) {
+            float *d = dst + (size_t)q * R * kc + (size_t)p * R;
+            int w = n - q * R < R ? n - q * R : R;
+            memcpy(d, row + (size_t)q * R, (size_t)w * sizeof *d);
+            for (j = w; j < R; j++) d[j] = 0.0f;
+        }
+    }
+}
+
 /* op(A)[ic:ic+mc, pc:pc+kc] -> MR-row panels, k-major, zero-padded rows. */
 static void gemm_pack_a(const gemm_task *g, int ic, int mc, int pc, int kc, float *ap) {
     const int MR = g->arch->mr;
-    int ir, r, p;
+    int ir;
+    if (g->trans == RED_TN) {  /* A is k x m: rows of op(A) are columns of A */
+        pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic, (size_t)g->lda, mc, kc, ap, MR);
+        return;
+    }
     for (ir = 0; ir < mc; ir += MR) {
         int mr = mc - ir < MR ? mc - ir : MR;
-        float *dst = ap + (size_t)ir * kc;
-        if (g->trans == RED_TN) {  /* A is k x m: rows of op(A) are columns of A */
-            for (p = 0; p < kc; p++) {
-                const float *src = g->A + (size_t)(pc + p) * g->lda + ic + ir;
-                for (r = 0; r < mr; r++) dst[p * MR + r] = src[r];
-                for (; r < MR; r++) dst[p * MR + r] = 0.0f;
-            }
-        } else {
-            pack_rows_to_panel(g->A + (size_t)(ic + ir) * g->lda + pc, (size_t)g->lda, mr, kc, dst, MR);
-        }
+        pack_rows_to_panel(g->A + (size_t)(ic + ir) * g->lda + pc, (size_t)g->lda, mr, kc, ap + (size_t)ir * kc, MR);
     }
 }
 
 /* op(B)[pc:pc+kc, jc:jc+nc] -> NR-column panels, k-major, zero-padded columns. */
 static void gemm_pack_b(const gemm_task *g, int pc, int kc, int jc, int nc, float *bp) {
     const int NR = g->arch->nr;
-    int jr, j, p;
-    for (jr = 0; jr < nc; jr += NR) {
+    int jr;
+    if (g->trans != RED_NT) {  /* B is k x n */
+        pack_cols_to_panels(g->B + (size_t)pc * g->ldb + jc, (size_t)g->ldb, nc, kc, bp, NR);
+        return;
+    }
+    for (jr = 0; jr < nc; jr += NR) {  /* B is n x k: columns of op(B) are rows of B */
         int nr = nc - jr < NR ? nc - jr : NR;
-        float *dst = bp + (size_t)jr * kc;
-        if (g->trans == RED_NT) {  /* B is n x k: columns of op(B) are rows of B */
-            pack_rows_to_panel(g->B + (size_t)(jc + jr) * g->ldb + pc, (size_t)g->ldb, nr, kc, dst, NR);
-        } else {
-            for (p = 0; p < kc; p++) {
-                const float *src = g->B + (size_t)(pc + p) * g->ldb + jc + jr;
-                for (j = 0; j < nr; j++) dst[p * NR + j] = src[j];
-                for (; j < NR; j++) dst[p * NR + j] = 0.0f;
-            }
-        }
+        pack_rows_to_panel(g->B + (size_t)(jc + jr) * g->ldb + pc, (size_t)g->ldb, nr, kc, bp + (size_t)jr * kc, NR);
     }
 }
 
