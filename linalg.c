@@ -331,7 +331,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
     float *ap = ws;                                 /* mc x kc */
     float *bp = ap + (size_t)ar->mc * ar->kc;       /* kc x nc */
     float *tile = bp + (size_t)ar->kc * ar->nc;     /* MR x NR edge tile */
-    int jc, pc, ic, jr, ir, i, j;
+    int jc, pc, ic, jr, ir, i;
     for (jc = n0; jc < n1; jc += ar->nc) {
         int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
         for (pc = 0; pc < g->k; pc += ar->kc) {
@@ -353,14 +353,13 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                         }
                         /* Edge: run the same kernel on a padded copy so every element
                          * sees identical arithmetic wherever the tile boundaries fall. */
-                        for (i = 0; i < MR; i++)
-                            for (j = 0; j < NR; j++)
-                                tile[i * NR + j] =
-                                    (i < mr && j < nr && beta != 0.0f) ? c[(size_t)i * g->ldc + j] : 0.0f;
+                        if (beta != 0.0f) {
+                            memset(tile, 0, (size_t)MR * NR * sizeof *tile);
+                            for (i = 0; i < mr; i++) memcpy(tile + i * NR, c + (size_t)i * g->ldc, (size_t)nr * sizeof *c);
+                        }
                         ar->kernel(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, NR,
                                    g->alpha, beta);
-                        for (i = 0; i < mr; i++)
-                            for (j = 0; j < nr; j++) c[(size_t)i * g->ldc + j] = tile[i * NR + j];
+                        for (i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * NR, (size_t)nr * sizeof *c);
                     }
                 }
             }
