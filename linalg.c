@@ -264,6 +264,7 @@ static void pack_rows_to_panel(const float *src, size_t ld, int rows, int kc, fl
         }
     }
 #endif
+    if (r == R) return;  /* all rows done above: skip kc empty passes */
     for (p = 0; p < kc; p++) {
         int i;
         for (i = r; i < rows; i++) dst[(size_t)p * R + i] = src[(size_t)i * ld + p];
