@@ -911,13 +911,45 @@ static void qr_apply_q(const double *w, const double *tau, int len, int ncol, do
 /* Orthogonalises the ncol rows of w (each len long) by one-sided Jacobi
  * rotations, accumulating them into vt (ncol x ncol, starts as I) when vt is
  * not NULL. Returns 1 when a sweep rotated nothing, 0 at the sweep cap. */
+/* A sweep's start: exact norms, rounding residue zeroed, and slots[] the
+ * columns by descending norm (after de Rijk 1989), so block t holds the t-th
+ * group of norms. */
+static void seat_columns(red_pool *pool, int nth, double *w, int ncol, int len, double *norm2, sv_index *order,
+                         int *slots) {
+    norms_task nt;
+    double mx = 0.0;
+    int j;
+    nt.w = w;
+    nt.norm2 = norm2;
+    nt.ncol = ncol;
+    nt.len = len;
+    if (pool && nth > 1) red_pool_run(pool, nth, norms_thread, &nt);
+    else norms_thread(&nt, 0, 1);
+    /* Columns below len*eps of the largest are rounding residue of exact
+     * cancellation (e.g. parallel columns): their direction is noise that no
+     * rotation can make orthogonal. Make them exactly zero; the orthonormal
+     * completion gives them clean directions. */
+    for (j = 0; j < ncol; j++) mx = norm2[j] > mx ? norm2[j] : mx;
+    for (j = 0; j < ncol; j++)
+        if (norm2[j] > 0.0 && norm2[j] <= mx * (len * DBL_EPSILON) * (len * DBL_EPSILON)) {
+            memset(w + (size_t)j * len, 0, (size_t)len * sizeof *w);
+            norm2[j] = 0.0;
+        }
+    for (j = 0; j < ncol; j++) {
+        order[j].sigma = norm2[j];
+        order[j].idx = j;
+    }
+    qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
+    for (j = 0; j < ncol; j++) slots[j] = order[j].idx;
+}
+
 static int jacobi_orthogonalize(red_pool *pool, double *w, double *vt, int ncol, int len, red_svd_info *info) {
     const int max_sweeps = 60;  /* Jacobi converges quadratically: ~6-12 sweeps in practice */
     /* Tiles: a sweep meets every pair of column blocks once (circle method over
      * blocks), and a block pair does all its column pairs while its columns
      * (and their rows of vt) stay in L2: about 512 KB for the two blocks. */
     const size_t col_bytes = (size_t)(len + (vt ? ncol : 0)) * sizeof(double);
-    int bsize = (int)((256u << 10) / col_bytes), nb, nbs, i, j, sweep, round, converged = 0, total_rot = 0, nth;
+    int bsize = (int)((256u << 10) / col_bytes), nb, nbs, i, sweep, round, converged = 0, total_rot = 0, nth;
     double *norm2 = malloc((size_t)ncol * sizeof *norm2);
     int *slots = NULL, *bslots = NULL, *tasks = NULL, *rotated = NULL;
     sv_index *order = malloc((size_t)ncol * sizeof *order);
@@ -953,35 +985,8 @@ static int jacobi_orthogonalize(red_pool *pool, double *w, double *vt, int ncol,
     jr.tol = 10.0 * len * DBL_EPSILON;
 
     for (sweep = 0; sweep < max_sweeps && !converged; sweep++) {
-        norms_task nt;
         int sweep_rot = 0;
-        nt.w = w;
-        nt.norm2 = norm2;
-        nt.ncol = ncol;
-        nt.len = len;
-        if (pool && nth > 1) red_pool_run(pool, nth, norms_thread, &nt);
-        else norms_thread(&nt, 0, 1);
-        {
-            /* Columns below len*eps of the largest are rounding residue of exact
-             * cancellation (e.g. parallel columns): their direction is noise that
-             * no rotation can make orthogonal. Make them exactly zero; the
-             * orthonormal completion gives them clean directions. */
-            double mx = 0.0;
-            for (j = 0; j < ncol; j++) mx = norm2[j] > mx ? norm2[j] : mx;
-            for (j = 0; j < ncol; j++)
-                if (norm2[j] > 0.0 && norm2[j] <= mx * (len * DBL_EPSILON) * (len * DBL_EPSILON)) {
-                    memset(w + (size_t)j * len, 0, (size_t)len * sizeof *w);
-                    norm2[j] = 0.0;
-                }
-        }
-        /* seat the columns by descending norm (after de Rijk 1989): block t
-         * holds the t-th group of norms */
-        for (j = 0; j < ncol; j++) {
-            order[j].sigma = norm2[j];
-            order[j].idx = j;
-        }
-        qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
-        for (i = 0; i < ncol; i++) slots[i] = order[i].idx;
+        seat_columns(pool, nth, w, ncol, len, norm2, order, slots);
         for (i = 0; i < nbs; i++) bslots[i] = i < nb ? i : -1;
         /* circle method over blocks: slot 0 fixed, the others rotate */
         for (round = 0; round < (nbs > 1 ? nbs - 1 : 1); round++) {
@@ -1048,6 +1053,25 @@ static void left_vectors_thread(void *arg, int ith, int nth) {
         memset(y + t->ncol, 0, (size_t)(t->len - t->ncol) * sizeof *y);
         qr_apply_q(t->w, t->tau, t->len, t->ncol, y);
         for (i = 0; i < t->len; i++) t->out[(size_t)i * t->ncol + j] = (float)y[i];
+    }
+}
+
+/* P U_x into out (ncol x ncol row-major, columns in sigma order): W's columns
+ * normalised, exact-zero ones completed to an orthonormal set; row k of U_x
+ * is row perm[k] of P U_x. */
+static void short_vectors(double *x, int ncol, const sv_index *order, const int *perm, int *good, float *out) {
+    int i, j;
+    for (j = 0; j < ncol; j++) {
+        double *c = x + (size_t)j * ncol;
+        double s = sqrt(dot_d(c, c, ncol));
+        good[j] = s > 0.0 && s >= DBL_MIN * 1e20;
+        if (good[j])
+            for (i = 0; i < ncol; i++) c[i] /= s;
+    }
+    complete_orthonormal(x, ncol, ncol, good);
+    for (j = 0; j < ncol; j++) {
+        const double *c = x + (size_t)order[j].idx * ncol;
+        for (i = 0; i < ncol; i++) out[(size_t)perm[i] * ncol + j] = (float)c[i];
     }
 }
 
@@ -1122,22 +1146,7 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
     qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
     for (j = 0; j < ncol; j++) S[j] = (float)order[j].sigma;
 
-    if (out_short) {
-        /* normalise W's columns; exact-zero ones get an orthonormal completion;
-         * row k of U_x is row perm[k] of P U_x */
-        for (j = 0; j < ncol; j++) {
-            double *c = x + (size_t)j * ncol;
-            double s = sqrt(dot_d(c, c, ncol));
-            good[j] = s > 0.0 && s >= DBL_MIN * 1e20;
-            if (good[j])
-                for (i = 0; i < ncol; i++) c[i] /= s;
-        }
-        complete_orthonormal(x, ncol, ncol, good);
-        for (j = 0; j < ncol; j++) {
-            const double *c = x + (size_t)order[j].idx * ncol;
-            for (i = 0; i < ncol; i++) out_short[(size_t)perm[i] * ncol + j] = (float)c[i];
-        }
-    }
+    if (out_short) short_vectors(x, ncol, order, perm, good, out_short);
     if (out_long) {
         left_vectors_task lt;
         lt.w = w;
