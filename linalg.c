@@ -26,6 +26,11 @@ typedef struct {
     int mr, nr;      /* register tile */
     int mc, kc, nc;  /* cache blocks: mc % mr == 0, nc % nr == 0 */
     gemm_ukernel kernel;
+    /* optional: the same kernel on the first short_rows[i] rows only, for the
+     * last row tile (256 tokens = 21 x 12 + 4 rows, 512 = 42 x 12 + 8); same
+     * arithmetic per element, so the same bits. Ascending; 0 = none. */
+    gemm_ukernel kernel_short[2];
+    int short_rows[2];
 } gemm_arch;
 
 /* ---- scalar micro-kernel: always built, the reference for the SIMD paths ---- */
@@ -53,14 +58,15 @@ static void ukernel_scalar(int kc, const float *a, const float *b, float *c, int
         }
     }
 }
-static const gemm_arch arch_scalar = {SC_MR, SC_NR, 128, 256, 1024, ukernel_scalar};
+static const gemm_arch arch_scalar = {SC_MR, SC_NR, 128, 256, 1024, ukernel_scalar, {NULL, NULL}, {0, 0}};
 
 /* ---- AVX-512: 12 x 32 tile, 24 zmm accumulators + 2 for B + 1 broadcast ---- */
 #if defined(RED_SIMD_AVX512)
 #define AX_MR 12
 #define AX_NR 32
-static void ukernel_avx512(int kc, const float *a, const float *b, float *c, int ldc,
-                           float alpha, float beta) {
+/* rows: how many of the 12 rows to compute and store (a constant after inlining) */
+static inline void ukernel_avx512_rows(int rows, int kc, const float *a, const float *b, float *c, int ldc,
+                                       float alpha, float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
            c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
@@ -71,9 +77,11 @@ static void ukernel_avx512(int kc, const float *a, const float *b, float *c, int
         vb0 = _mm512_loadu_ps(b);
         vb1 = _mm512_loadu_ps(b + 16);
 #define AX_ROW(r, x0, x1)                  \
-    va = _mm512_set1_ps(a[r]);             \
-    x0 = _mm512_fmadd_ps(va, vb0, x0);     \
-    x1 = _mm512_fmadd_ps(va, vb1, x1);
+    if ((r) < rows) {                      \
+        va = _mm512_set1_ps(a[r]);         \
+        x0 = _mm512_fmadd_ps(va, vb0, x0); \
+        x1 = _mm512_fmadd_ps(va, vb1, x1); \
+    }
         AX_ROW(0, c00, c01) AX_ROW(1, c10, c11) AX_ROW(2, c20, c21) AX_ROW(3, c30, c31)
         AX_ROW(4, c40, c41) AX_ROW(5, c50, c51) AX_ROW(6, c60, c61) AX_ROW(7, c70, c71)
         AX_ROW(8, c80, c81) AX_ROW(9, c90, c91) AX_ROW(10, ca0, ca1) AX_ROW(11, cb0, cb1)
@@ -83,7 +91,7 @@ static void ukernel_avx512(int kc, const float *a, const float *b, float *c, int
     }
     (void)va;
 #define AX_STORE(r, x0, x1)                                                                 \
-    {                                                                                       \
+    if ((r) < rows) {                                                                       \
         float *cr = c + (size_t)(r) * ldc;                                                  \
         if (beta == 0.0f) {                                                                 \
             _mm512_storeu_ps(cr, _mm512_mul_ps(vab, x0));                                   \
@@ -104,7 +112,17 @@ static void ukernel_avx512(int kc, const float *a, const float *b, float *c, int
     AX_STORE(8, c80, c81) AX_STORE(9, c90, c91) AX_STORE(10, ca0, ca1) AX_STORE(11, cb0, cb1)
 #undef AX_STORE
 }
-static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512};
+static void ukernel_avx512(int kc, const float *a, const float *b, float *c, int ldc, float alpha, float beta) {
+    ukernel_avx512_rows(AX_MR, kc, a, b, c, ldc, alpha, beta);
+}
+static void ukernel_avx512_4(int kc, const float *a, const float *b, float *c, int ldc, float alpha, float beta) {
+    ukernel_avx512_rows(4, kc, a, b, c, ldc, alpha, beta);
+}
+static void ukernel_avx512_8(int kc, const float *a, const float *b, float *c, int ldc, float alpha, float beta) {
+    ukernel_avx512_rows(8, kc, a, b, c, ldc, alpha, beta);
+}
+static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512,
+                                    {ukernel_avx512_4, ukernel_avx512_8}, {4, 8}};
 
 /* ---- AVX2+FMA: 6 x 16 tile (BLIS Haswell), 12 ymm accumulators ---- */
 #elif defined(RED_SIMD_AVX2)
@@ -150,7 +168,7 @@ static void ukernel_avx2(int kc, const float *a, const float *b, float *c, int l
     AV_STORE(3, c30, c31) AV_STORE(4, c40, c41) AV_STORE(5, c50, c51)
 #undef AV_STORE
 }
-static const gemm_arch arch_simd = {AV_MR, AV_NR, 144, 256, 2048, ukernel_avx2};
+static const gemm_arch arch_simd = {AV_MR, AV_NR, 144, 256, 2048, ukernel_avx2, {NULL, NULL}, {0, 0}};
 
 /* ---- NEON (AArch64): 8 x 12 tile, 24 q accumulators, FMA by lane ---- */
 #elif defined(RED_SIMD_NEON)
@@ -189,7 +207,7 @@ static void ukernel_neon(int kc, const float *a, const float *b, float *c, int l
         }
     }
 }
-static const gemm_arch arch_simd = {NE_MR, NE_NR, 128, 256, 1536, ukernel_neon};
+static const gemm_arch arch_simd = {NE_MR, NE_NR, 128, 256, 1536, ukernel_neon, {NULL, NULL}, {0, 0}};
 
 #else
 #define arch_simd arch_scalar
@@ -347,9 +365,10 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                     for (ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? mc - ir : MR;
                         float *c = g->C + (size_t)(ic + ir) * g->ldc + jc + jr;
-                        if (mr == MR && nr == NR) {
-                            ar->kernel(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, g->ldc,
-                                       g->alpha, beta);
+                        const int s = mr <= ar->short_rows[0] ? 0 : mr <= ar->short_rows[1] ? 1 : -1;
+                        const gemm_ukernel kern = s >= 0 ? ar->kernel_short[s] : ar->kernel;
+                        if (nr == NR && (mr == MR || (s >= 0 && mr == ar->short_rows[s]))) {
+                            kern(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, g->ldc, g->alpha, beta);
                             continue;
                         }
                         /* Edge: run the same kernel on a padded copy so every element
@@ -358,8 +377,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                             memset(tile, 0, (size_t)MR * NR * sizeof *tile);
                             for (i = 0; i < mr; i++) memcpy(tile + i * NR, c + (size_t)i * g->ldc, (size_t)nr * sizeof *c);
                         }
-                        ar->kernel(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, NR,
-                                   g->alpha, beta);
+                        kern(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, tile, NR, g->alpha, beta);
                         for (i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * NR, (size_t)nr * sizeof *c);
                     }
                 }
