@@ -295,14 +295,14 @@ static void pack_rows_to_panel(const float *src, size_t ld, int rows, int kc, fl
  * (kc x n, row stride ld) cut into k-major panels. Row p is read once, front
  * to back, for all panels; going panel by panel instead walks each row in
  * R-float pieces at a stride of ld, which for power-of-two ld thrashes a few
- * cache sets (tn at 4096x768x256 gained ~10%). */
+ * cache sets (nn at m 4096, n 256, k 768: 0.94x -> 1.0x OpenBLAS). */
 static void pack_cols_to_panels(const float *src, size_t ld, int n, int kc, float *dst, int R) {
     int p, q, j;
     for (p = 0; p < kc; p++) {
         const float *row = src + (size_t)p * ld;
 #if defined(RED_SIMD_AVX512) || defined(RED_SIMD_AVX2)
         /* rows a page or more apart defeat the hardware prefetcher: ask for
-         * the row 4 ahead by hand */
+         * the row 4 ahead by hand (tn at m 4096, n 256, k 768: 0.82x -> 0.99x) */
         if (p + 4 < kc)
             for (j = 0; j < n; j += 16) _mm_prefetch((const char *)(row + 4 * ld + j), _MM_HINT_T0);
 #endif
