@@ -482,7 +482,8 @@ static int run_svd(void *args) {
     red_pool_destroy(pool);
     if (st == RED_E_ARG) die(1, "%s: matrix contains NaN or Inf", in);
     if (st != RED_OK) die(1, "svd of %s failed: %s after %d sweeps", in, red_status_name(st), info.sweeps);
-    fprintf(stderr, "svd: %s %dx%d k=%d sweeps=%d rotations=%d\n", in, m, n, k, info.sweeps, info.rotations);
+    fprintf(stderr, "svd: %s %dx%d k=%d sweeps=%d rotations=%d long_vectors=%s\n", in, m, n, k, info.sweeps,
+            info.rotations, info.solved ? "solve" : "rotations");
     if (a->u) save_matrix(a->u, U, 2, m, k);
     if (a->v) save_matrix(a->v, V, 2, n, k);
     if (a->s) save_matrix(a->s, S, 1, k, 1);

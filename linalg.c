@@ -1105,6 +1105,93 @@ static void left_vectors_thread(void *arg, int ith, int nth) {
     }
 }
 
+/* sigma_j = |w_j| (exact), sorted descending */
+static void sigmas_sorted(const double *x, int ncol, sv_index *order) {
+    int j;
+    for (j = 0; j < ncol; j++) {
+        const double *c = x + (size_t)j * ncol;
+        order[j].sigma = sqrt(dot_d(c, c, ncol));
+        order[j].idx = j;
+    }
+    qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
+}
+
+/* V_x without accumulating rotations: X V_x = W with X = Rᵀ lower triangular,
+ * so V_x = R⁻ᵀ W by forward substitution (ncol³ flops against the sweeps'
+ * 6 ncol flops per rotation for the accumulation). R[k][i] for k <= i is
+ * w[i*len + k], one contiguous run per i. Right-hand sides go SOLVE_RHS at a
+ * time, so a column of R is read once per group; a group is one thread's, so
+ * threads do not change the bits. */
+#define SOLVE_RHS 16
+#define SOLVE_MAX_COND 1e6
+typedef struct {
+    const double *r;   /* qr_pivoted's output (R on and above the diagonal) */
+    const double *x;   /* W: column p is row p */
+    double *vt;        /* out: row p = column p of V_x */
+    double *scratch;   /* ncol x SOLVE_RHS per thread */
+    int len, ncol;
+} solve_task;
+
+/* vi[j] <- (vi[j] - sum_{k<i} ri[k] v[k][j]) / ri[i] for the SOLVE_RHS
+ * right-hand sides; two partial sums over k halve the dependent chain. */
+static void solve_row(const double *ri, const double *v, int i, double *vi) {
+    int k = 0, j;
+#if defined(RED_SIMD_AVX512)
+    __m512d a0 = _mm512_loadu_pd(vi), a1 = _mm512_loadu_pd(vi + 8), b0 = _mm512_setzero_pd(), b1 = b0, d;
+    for (; k + 1 < i; k += 2) {
+        const double *v0 = v + (size_t)k * SOLVE_RHS;
+        __m512d r0 = _mm512_set1_pd(ri[k]), r1 = _mm512_set1_pd(ri[k + 1]);
+        a0 = _mm512_fnmadd_pd(r0, _mm512_loadu_pd(v0), a0);
+        a1 = _mm512_fnmadd_pd(r0, _mm512_loadu_pd(v0 + 8), a1);
+        b0 = _mm512_fnmadd_pd(r1, _mm512_loadu_pd(v0 + 16), b0);
+        b1 = _mm512_fnmadd_pd(r1, _mm512_loadu_pd(v0 + 24), b1);
+    }
+    if (k < i) {
+        __m512d r0 = _mm512_set1_pd(ri[k]);
+        a0 = _mm512_fnmadd_pd(r0, _mm512_loadu_pd(v + (size_t)k * SOLVE_RHS), a0);
+        a1 = _mm512_fnmadd_pd(r0, _mm512_loadu_pd(v + (size_t)k * SOLVE_RHS + 8), a1);
+    }
+    d = _mm512_set1_pd(ri[i]);
+    _mm512_storeu_pd(vi, _mm512_div_pd(_mm512_add_pd(a0, b0), d));
+    _mm512_storeu_pd(vi + 8, _mm512_div_pd(_mm512_add_pd(a1, b1), d));
+    (void)j;
+#else
+    double a0[SOLVE_RHS], a1[SOLVE_RHS];
+    for (j = 0; j < SOLVE_RHS; j++) {
+        a0[j] = vi[j];
+        a1[j] = 0.0;
+    }
+    for (; k + 1 < i; k += 2) {
+        const double *v0 = v + (size_t)k * SOLVE_RHS, r0 = ri[k], r1 = ri[k + 1];
+        for (j = 0; j < SOLVE_RHS; j++) a0[j] -= r0 * v0[j];
+        for (j = 0; j < SOLVE_RHS; j++) a1[j] -= r1 * v0[SOLVE_RHS + j];
+    }
+    if (k < i)
+        for (j = 0; j < SOLVE_RHS; j++) a0[j] -= ri[k] * v[(size_t)k * SOLVE_RHS + j];
+    for (j = 0; j < SOLVE_RHS; j++) vi[j] = (a0[j] + a1[j]) / ri[i];
+#endif
+}
+
+static void solve_rt_thread(void *arg, int ith, int nth) {
+    solve_task *t = arg;
+    const int n = t->ncol;
+    double *v = t->scratch + (size_t)ith * n * SOLVE_RHS;  /* v[k*SOLVE_RHS + j] */
+    int64_t lo, hi, g;
+    red_split_range((n + SOLVE_RHS - 1) / SOLVE_RHS, ith, nth, &lo, &hi);
+    for (g = lo; g < hi; g++) {
+        const int p0 = (int)g * SOLVE_RHS, nr = n - p0 < SOLVE_RHS ? n - p0 : SOLVE_RHS;
+        int i, j;
+        for (i = 0; i < n; i++) {
+            const double *ri = t->r + (size_t)i * t->len;
+            double *vi = v + (size_t)i * SOLVE_RHS;
+            for (j = 0; j < SOLVE_RHS; j++) vi[j] = j < nr ? t->x[(size_t)(p0 + j) * n + i] : 0.0;
+            solve_row(ri, v, i, vi);
+        }
+        for (j = 0; j < nr; j++)
+            for (i = 0; i < n; i++) t->vt[(size_t)(p0 + j) * n + i] = v[(size_t)i * SOLVE_RHS + j];
+    }
+}
+
 /* P U_x into out (ncol x ncol row-major, columns in sigma order): W's columns
  * normalised, exact-zero ones completed to an orthonormal set; row k of U_x
  * is row perm[k] of P U_x. */
@@ -1135,12 +1222,12 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
     const int ncol = tall ? n : m, len = tall ? m : n;
     float *const out_long = tall ? U : V, *const out_short = tall ? V : U;
     int i, j, nth, converged;
-    double *w = NULL, *x = NULL, *vt = NULL, *tau = NULL, *pnorm = NULL, *onorm = NULL, *scratch = NULL;
-    int *perm = NULL, *good = NULL;
+    double *w = NULL, *x = NULL, *x0 = NULL, *vt = NULL, *tau = NULL, *pnorm = NULL, *onorm = NULL, *scratch = NULL;
+    int *perm = NULL, *good = NULL, solve;
     sv_index *order = NULL;
     red_status st = RED_OK;
 
-    if (info) info->sweeps = info->rotations = 0;
+    if (info) info->sweeps = info->rotations = info->solved = 0;
     if (m < 0 || n < 0 || !S || !A || lda < n) return RED_E_ARG;
     if (ncol == 0) return RED_OK;
     for (i = 0; i < m; i++)
@@ -1177,24 +1264,56 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
     for (i = 0; i < ncol; i++)
         for (j = i; j < ncol; j++) x[(size_t)i * ncol + j] = w[(size_t)j * len + i];
     if (vt)
-        for (j = 0; j < ncol; j++) vt[(size_t)j * ncol + j] = 1.0;
+        for (j = 0; j < ncol; j++) vt[(size_t)j * ncol + j] = 1.0;  /* used only when accumulating */
 
-    converged = jacobi_orthogonalize(pool, x, vt, ncol, ncol, info);
+    /* The long vectors need V_x. Accumulating the rotations doubles the
+     * sweeps' cost; solving Rᵀ V_x = W after them costs one triangular solve
+     * and loses about cond(R) eps_d, below float rounding when cond(R) <=
+     * SOLVE_MAX_COND. |R_00|/|R_kk| <= cond(R) tells first; the exact sigmas
+     * after, and a matrix that fails runs again, accumulating. */
+    solve = vt && fabs(w[(size_t)(ncol - 1) * len + ncol - 1]) * SOLVE_MAX_COND >= fabs(w[0]) && w[0] != 0.0;
+    if (solve) {
+        x0 = malloc((size_t)ncol * ncol * sizeof *x0);
+        if (!x0) {
+            st = RED_E_NOMEM;
+            goto out;
+        }
+        memcpy(x0, x, (size_t)ncol * ncol * sizeof *x0);
+    }
+    converged = jacobi_orthogonalize(pool, x, solve ? NULL : vt, ncol, ncol, info);
+    if (converged >= 0) sigmas_sorted(x, ncol, order);
+    if (converged >= 0 && solve && !(order[0].sigma <= SOLVE_MAX_COND * order[ncol - 1].sigma)) {
+        solve = 0;
+        memcpy(x, x0, (size_t)ncol * ncol * sizeof *x0);
+        converged = jacobi_orthogonalize(pool, x, vt, ncol, ncol, info);
+        if (converged >= 0) sigmas_sorted(x, ncol, order);
+    }
     if (converged < 0) {
         st = RED_E_NOMEM;
         goto out;
     }
     if (!converged) st = RED_E_NOCONV;
-
-    /* sigma_j = |w_j| (exact), sorted descending */
-    for (j = 0; j < ncol; j++) {
-        const double *c = x + (size_t)j * ncol;
-        order[j].sigma = sqrt(dot_d(c, c, ncol));
-        order[j].idx = j;
-    }
-    qsort(order, (size_t)ncol, sizeof *order, sv_index_cmp);
     for (j = 0; j < ncol; j++) S[j] = (float)order[j].sigma;
 
+    /* before short_vectors, which normalises W in place */
+    if (solve) {
+        solve_task sv;
+        const int big = pool && nth > 1 && (double)ncol * ncol * ncol >= 1.0e7;
+        sv.r = w;
+        sv.x = x;
+        sv.vt = vt;
+        sv.len = len;
+        sv.ncol = ncol;
+        sv.scratch = malloc((size_t)(big ? nth : 1) * ncol * SOLVE_RHS * sizeof *sv.scratch);
+        if (!sv.scratch) {
+            st = RED_E_NOMEM;
+            goto out;
+        }
+        if (big) red_pool_run(pool, nth, solve_rt_thread, &sv);
+        else solve_rt_thread(&sv, 0, 1);
+        free(sv.scratch);
+    }
+    if (info) info->solved = solve;
     if (out_short) short_vectors(x, ncol, order, perm, good, out_short);
     if (out_long) {
         left_vectors_task lt;
@@ -1212,6 +1331,7 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
 out:
     free(w);
     free(x);
+    free(x0);
     free(vt);
     free(tau);
     free(pnorm);

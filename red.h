@@ -151,8 +151,11 @@ const char *red_trans_name(red_trans t);  /* "nn", "nt", "tn" */
  * U and/or V may be NULL (values only is much cheaper). Returns RED_E_NOCONV
  * when the sweep cap is reached (outputs then hold the last iterate). */
 typedef struct {
-    int sweeps;      /* sweeps performed */
-    int rotations;   /* rotations applied in total */
+    int sweeps;      /* sweeps performed (of the run that gave the result) */
+    int rotations;   /* rotations applied in total (same run) */
+    int solved;      /* 1: the long singular vectors (U if m >= n, else V) came
+                      * from a triangular solve after the sweeps, 0: from
+                      * accumulated rotations, or were not asked for */
 } red_svd_info;
 
 red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda,

@@ -345,7 +345,7 @@ static int bench_svd(const bench_opts *o) {
     double *t = bench_alloc((size_t)reps * sizeof *t), sec, resid, ou, ov, err,
            flops = svd_nominal_flops(m, n);
     red_pool *pool = red_pool_create(o->threads);
-    red_svd_info info = {0, 0};
+    red_svd_info info = {0, 0, 0};
     red_rng rng;
     red_status st = RED_OK;
     if (!pool) {
@@ -366,9 +366,9 @@ static int bench_svd(const bench_opts *o) {
     err = err > ov ? err : ov;
     pass = st == RED_OK && err <= 1e-5;  /* the accuracy target */
     printf("op=svd impl=red m=%d n=%d k=%d threads=%d simd=%s reps=%d seconds=%.6g gflops=%.2f "
-           "sweeps=%d rotations=%d resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g pass=%d\n",
+           "sweeps=%d rotations=%d long_vectors=%s resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g pass=%d\n",
            m, n, k, red_pool_size(pool), red_simd_name(), reps, sec, flops / sec * 1e-9, info.sweeps, info.rotations,
-           resid, ou, ov, err, pass);
+           info.solved ? "solve" : "rotations", resid, ou, ov, err, pass);
 #ifdef RED_BENCH_PEER
     {
         int which;

@@ -208,6 +208,40 @@ Test(linalg, svd_values_only_and_threads_agree, .init = setup, .fini = teardown)
     red_pool_destroy(p3);
 }
 
+/* The long singular vectors come from a triangular solve when cond(A) <= 1e6
+ * and from accumulated rotations above: A = Q1 diag(sigma) Q2ᵀ with sigma
+ * geometric from 1 to 1/cond. Either way the vectors stay orthonormal to well
+ * below float rounding of the sums (a solve past its range loses ~cond eps_d). */
+Test(linalg, svd_long_vectors_by_solve_or_rotations, .init = setup, .fini = teardown) {
+    const double conds[5] = {10.0, 1e5, 9e5, 1e8, 1e12};
+    const int m = 96, n = 64;
+    float *A = malloc((size_t)m * n * 4), *Q1 = malloc((size_t)m * n * 4), *Q2 = malloc((size_t)n * n * 4),
+          *U = malloc((size_t)m * n * 4), *V = malloc((size_t)n * n * 4), S[64];
+    int c, i, j, l;
+    for (c = 0; c < 5; c++) {
+        red_rng r;
+        red_svd_info info;
+        double ou, ov, res;
+        red_rng_seed(&r, 40 + c);
+        cr_assert_eq(red_random_orthonormal(&r, m, n, Q1), RED_OK);
+        cr_assert_eq(red_random_orthonormal(&r, n, n, Q2), RED_OK);
+        for (i = 0; i < m; i++)
+            for (j = 0; j < n; j++) {
+                double a = 0;
+                for (l = 0; l < n; l++) a += Q1[i * n + l] * pow(conds[c], -(double)l / (n - 1)) * Q2[j * n + l];
+                A[i * n + j] = (float)a;
+            }
+        cr_assert_eq(red_svd(pool, m, n, A, n, U, S, V, &info), RED_OK);
+        cr_assert_eq(info.solved, conds[c] < 1e6 ? 1 : 0, "cond %g: solved = %d", conds[c], info.solved);
+        ou = tu_orth_err(U, m, n);
+        ov = tu_orth_err(V, n, n);
+        res = tu_svd_resid(m, n, A, U, S, V);
+        cr_assert(ou <= 2e-7 && ov <= 2e-7, "cond %g: |UᵀU-I| %.3g |VᵀV-I| %.3g", conds[c], ou, ov);
+        cr_assert(res <= 2e-7, "cond %g: residual %.3g", conds[c], res);
+    }
+    free(A); free(Q1); free(Q2); free(U); free(V);
+}
+
 /* Large enough for several column blocks per round and for threads to be used
  * (red_svd splits a round's block pairs): 1 and 3 threads give the same bits. */
 Test(linalg, svd_tiled_rounds_bit_identical_across_threads) {
