@@ -18,6 +18,13 @@ echo "# red bench sweep: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(grep -m1 'model nam
 sweep() {  # $1 = binary, $2 = OpenBLAS core type or ""
     bin=$1
     if [ -n "$2" ]; then export OPENBLAS_CORETYPE=$2; echo "# OPENBLAS_CORETYPE=$2"; fi
+    # OpenBLAS starts its worker threads at load, and they spin while red's
+    # measurement runs first, taking its second core (512^3 on 2 threads fell to
+    # 34 GFLOPS in 3 runs of 10). Started with one thread, OpenBLAS creates them
+    # when the peer's own measurement sets its thread count
+    # (openblas_set_num_threads); its figures were the same either way.
+    export OPENBLAS_NUM_THREADS=1
+    echo "# OPENBLAS_NUM_THREADS=1 at load; openblas_set_num_threads(T) before each peer measurement"
     for t in $THREADS; do
         "$bin" bench peak --threads "$t"
         for s in $SQUARES; do "$bin" bench matmul --m "$s" --n "$s" --k "$s" --threads "$t"; done
