@@ -780,11 +780,6 @@ static int jacobi_rotate(jacobi_ctx *jr, int p, int q, double g, int z, double *
     return 1;
 }
 
-/* One Jacobi rotation of columns p < q if they are not yet orthogonal; 1 if rotated. */
-static int jacobi_pair(jacobi_ctx *jr, int p, int q) {
-    return jacobi_rotate(jr, p, q, actual_dot(jr, p, q), -1, NULL);
-}
-
 /* The pairs (p, q[(start + r) % nq]) for r = 0.., in turn: p stays in L1, and
  * each rotation's pass also takes the dot for the next pair. */
 static int jacobi_row(jacobi_ctx *jr, int p, const int *q, int nq, int start) {
@@ -799,25 +794,11 @@ static int jacobi_row(jacobi_ctx *jr, int p, const int *q, int nq, int start) {
     return rot;
 }
 
-static int jacobi_pair_ordered(jacobi_ctx *jr, int p, int q) {
-    return p < q ? jacobi_pair(jr, p, q) : jacobi_pair(jr, q, p);
-}
-
-/* Every pair inside the n columns c[0..n) once, in circle-method rounds. */
+/* Every pair inside the n columns c[0..n) once, by rows (the classic cyclic
+ * order), so each row's rotations carry the next pair's dot. */
 static int jacobi_block_inner(jacobi_ctx *jr, const int *c, int n) {
-    int ns = n + (n & 1), r, i, rot = 0;
-    int pos[256];  /* bsize <= 128 */
-    for (i = 0; i < ns; i++) pos[i] = i;
-    for (r = 0; r < ns - 1; r++) {
-        int t;
-        for (i = 0; i < ns / 2; i++) {
-            int a = pos[i], b = pos[ns - 1 - i];
-            if (a < n && b < n) rot += jacobi_pair_ordered(jr, c[a], c[b]);
-        }
-        t = pos[ns - 1];
-        for (i = ns - 1; i > 1; i--) pos[i] = pos[i - 1];
-        pos[1] = t;
-    }
+    int i, rot = 0;
+    for (i = 0; i + 1 < n; i++) rot += jacobi_row(jr, c[i], c + i + 1, n - i - 1, 0);
     return rot;
 }
 
