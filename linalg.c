@@ -1056,27 +1056,30 @@ static void seat_columns(red_pool *pool, int nth, jacobi_ctx *jr, sv_index *orde
 
 static int round_up_4(int n) { return (n + 3) / 4 * 4; }
 
+/* Tiles: a sweep meets every pair of column blocks once (circle method over
+ * blocks), and a block pair does all its column pairs while its columns (and
+ * their rows of vt) stay in L2: about 512 KB for the two blocks. A multiple of
+ * 4 blocks gives each of 2 threads the same number of block pairs a round;
+ * never from the thread count, which would change the bits (2 threads, 256^2:
+ * 0.027 -> 0.015 s; 1 thread unchanged or faster). */
+static int jacobi_block_size(int ncol, int len, int with_vt) {
+    const size_t col_bytes = (size_t)(len + (with_vt ? ncol : 0)) * sizeof(double);
+    int bsize = (int)((256u << 10) / col_bytes), nb;
+    if (bsize < 8) bsize = 8;
+    if (bsize > 128) bsize = 128;
+    nb = (ncol + bsize - 1) / bsize;
+    if ((ncol + round_up_4(nb) - 1) / round_up_4(nb) >= 8) bsize = (ncol + round_up_4(nb) - 1) / round_up_4(nb);
+    return bsize;
+}
+
 static int jacobi_orthogonalize(red_pool *pool, double *w, double *vt, int ncol, int len, red_svd_info *info) {
     const int max_sweeps = 60;  /* Jacobi converges quadratically: ~6-12 sweeps in practice */
-    /* Tiles: a sweep meets every pair of column blocks once (circle method over
-     * blocks), and a block pair does all its column pairs while its columns
-     * (and their rows of vt) stay in L2: about 512 KB for the two blocks. */
-    const size_t col_bytes = (size_t)(len + (vt ? ncol : 0)) * sizeof(double);
-    int bsize = (int)((256u << 10) / col_bytes), nb, nbs, i, sweep, round, converged = 0, total_rot = 0, nth;
+    const int bsize = jacobi_block_size(ncol, len, vt != NULL);
+    int nb = (ncol + bsize - 1) / bsize, nbs, i, sweep, round, converged = 0, total_rot = 0, nth;
     double *norm2 = malloc((size_t)ncol * sizeof *norm2), *scale = malloc((size_t)ncol * sizeof *scale);
     int *slots = NULL, *bslots = NULL, *tasks = NULL, *rotated = NULL;
     sv_index *order = malloc((size_t)ncol * sizeof *order);
     jacobi_ctx jr;
-    if (bsize < 8) bsize = 8;
-    if (bsize > 128) bsize = 128;
-    nb = (ncol + bsize - 1) / bsize;
-    /* A multiple of 4 blocks gives each of 2 threads the same number of block
-     * pairs a round; never from the thread count, which would change the bits
-     * (2 threads, 256^2: 0.027 -> 0.015 s; 1 thread unchanged or faster). */
-    if ((ncol + round_up_4(nb) - 1) / round_up_4(nb) >= 8) {
-        bsize = (ncol + round_up_4(nb) - 1) / round_up_4(nb);
-        nb = (ncol + bsize - 1) / bsize;
-    }
     nbs = nb + (nb & 1);  /* an odd block count gets a bye */
     slots = malloc((size_t)ncol * sizeof *slots);
     bslots = malloc((size_t)nbs * sizeof *bslots);
@@ -1291,6 +1294,52 @@ static void solve_rt_thread(void *arg, int ith, int nth) {
     }
 }
 
+/* V_x by the solve (before short_vectors, which normalises W in place); -1 when out of memory. */
+static int solve_rt(red_pool *pool, int nth, const double *w, const double *x, double *vt, int len, int ncol) {
+    solve_task sv;
+    const int big = pool && nth > 1 && (double)ncol * ncol * ncol >= 1.0e7;
+    sv.r = w;
+    sv.x = x;
+    sv.vt = vt;
+    sv.len = len;
+    sv.ncol = ncol;
+    sv.scratch = malloc((size_t)(big ? nth : 1) * ncol * SOLVE_RHS * sizeof *sv.scratch);
+    if (!sv.scratch) return -1;
+    if (big) red_pool_run(pool, nth, solve_rt_thread, &sv);
+    else solve_rt_thread(&sv, 0, 1);
+    free(sv.scratch);
+    return 0;
+}
+
+/* Jacobi on the columns of X = Rᵀ (x), order[] their sigmas sorted. The long
+ * vectors (vt != NULL) need V_x. Accumulating the rotations doubles the
+ * sweeps' cost; solving Rᵀ V_x = W after them costs one triangular solve and
+ * loses about cond(R) eps_d, below float rounding when cond(R) <=
+ * SOLVE_MAX_COND. |R_00|/|R_kk| <= cond(R) tells first; the exact sigmas
+ * after, and a matrix that fails runs again, accumulating. *solve says which
+ * way V_x is to be made. Returns jacobi_orthogonalize's result. */
+static int orthogonalize_rt(red_pool *pool, const double *w, double *x, double *vt, int len, int ncol,
+                            sv_index *order, red_svd_info *info, int *solve) {
+    const size_t bytes = (size_t)ncol * ncol * sizeof *x;
+    double *x0 = NULL;
+    int converged;
+    *solve = vt && fabs(w[(size_t)(ncol - 1) * len + ncol - 1]) * SOLVE_MAX_COND >= fabs(w[0]) && w[0] != 0.0;
+    if (*solve) {
+        if (!(x0 = malloc(bytes))) return -1;
+        memcpy(x0, x, bytes);
+    }
+    converged = jacobi_orthogonalize(pool, x, *solve ? NULL : vt, ncol, ncol, info);
+    if (converged >= 0) sigmas_sorted(x, ncol, order);
+    if (converged >= 0 && *solve && !(order[0].sigma <= SOLVE_MAX_COND * order[ncol - 1].sigma)) {
+        *solve = 0;
+        memcpy(x, x0, bytes);
+        converged = jacobi_orthogonalize(pool, x, vt, ncol, ncol, info);
+        if (converged >= 0) sigmas_sorted(x, ncol, order);
+    }
+    free(x0);
+    return converged;
+}
+
 /* P U_x into out (ncol x ncol row-major, columns in sigma order): W's columns
  * normalised, exact-zero ones completed to an orthonormal set; row k of U_x
  * is row perm[k] of P U_x. */
@@ -1321,7 +1370,7 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
     const int ncol = tall ? n : m, len = tall ? m : n;
     float *const out_long = tall ? U : V, *const out_short = tall ? V : U;
     int i, j, nth, converged;
-    double *w = NULL, *x = NULL, *x0 = NULL, *vt = NULL, *tau = NULL, *pnorm = NULL, *onorm = NULL, *scratch = NULL;
+    double *w = NULL, *x = NULL, *vt = NULL, *tau = NULL, *pnorm = NULL, *onorm = NULL, *scratch = NULL;
     int *perm = NULL, *good = NULL, solve;
     sv_index *order = NULL;
     red_status st = RED_OK;
@@ -1368,53 +1417,14 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
     if (vt)
         for (j = 0; j < ncol; j++) vt[(size_t)j * ncol + j] = 1.0;  /* used only when accumulating */
 
-    /* The long vectors need V_x. Accumulating the rotations doubles the
-     * sweeps' cost; solving Rᵀ V_x = W after them costs one triangular solve
-     * and loses about cond(R) eps_d, below float rounding when cond(R) <=
-     * SOLVE_MAX_COND. |R_00|/|R_kk| <= cond(R) tells first; the exact sigmas
-     * after, and a matrix that fails runs again, accumulating. */
-    solve = vt && fabs(w[(size_t)(ncol - 1) * len + ncol - 1]) * SOLVE_MAX_COND >= fabs(w[0]) && w[0] != 0.0;
-    if (solve) {
-        x0 = malloc((size_t)ncol * ncol * sizeof *x0);
-        if (!x0) {
-            st = RED_E_NOMEM;
-            goto out;
-        }
-        memcpy(x0, x, (size_t)ncol * ncol * sizeof *x0);
-    }
-    converged = jacobi_orthogonalize(pool, x, solve ? NULL : vt, ncol, ncol, info);
-    if (converged >= 0) sigmas_sorted(x, ncol, order);
-    if (converged >= 0 && solve && !(order[0].sigma <= SOLVE_MAX_COND * order[ncol - 1].sigma)) {
-        solve = 0;
-        memcpy(x, x0, (size_t)ncol * ncol * sizeof *x0);
-        converged = jacobi_orthogonalize(pool, x, vt, ncol, ncol, info);
-        if (converged >= 0) sigmas_sorted(x, ncol, order);
-    }
+    converged = orthogonalize_rt(pool, w, x, vt, len, ncol, order, info, &solve);
+    if (converged >= 0 && solve && solve_rt(pool, nth, w, x, vt, len, ncol) < 0) converged = -1;
     if (converged < 0) {
         st = RED_E_NOMEM;
         goto out;
     }
     if (!converged) st = RED_E_NOCONV;
     for (j = 0; j < ncol; j++) S[j] = (float)order[j].sigma;
-
-    /* before short_vectors, which normalises W in place */
-    if (solve) {
-        solve_task sv;
-        const int big = pool && nth > 1 && (double)ncol * ncol * ncol >= 1.0e7;
-        sv.r = w;
-        sv.x = x;
-        sv.vt = vt;
-        sv.len = len;
-        sv.ncol = ncol;
-        sv.scratch = malloc((size_t)(big ? nth : 1) * ncol * SOLVE_RHS * sizeof *sv.scratch);
-        if (!sv.scratch) {
-            st = RED_E_NOMEM;
-            goto out;
-        }
-        if (big) red_pool_run(pool, nth, solve_rt_thread, &sv);
-        else solve_rt_thread(&sv, 0, 1);
-        free(sv.scratch);
-    }
     if (info) info->solved = solve;
     if (out_short) short_vectors(x, ncol, order, perm, good, out_short);
     if (out_long) {
@@ -1433,7 +1443,6 @@ red_status red_svd(red_pool *pool, int m, int n, const float *A, int lda, float 
 out:
     red_free_aligned(w);
     red_free_aligned(x);
-    free(x0);
     red_free_aligned(vt);
     free(tau);
     free(pnorm);
