@@ -579,7 +579,7 @@ static double dot_d(const double *x, const double *y, int n) {
 
 /* (x, y) <- (x - t1 y, y + t2 x): a plane rotation with its cosine left out
  * (it goes into the columns' scales), 2 FMAs per element pair where the
- * plain rotation takes 4 multiplies. */
+ * plain rotation takes 2 multiplies and 2 FMAs. */
 static void rot_scaled_d(double *x, double *y, int n, double t1, double t2) {
     int i = 0;
 #if defined(RED_SIMD_AVX512)
