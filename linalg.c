@@ -366,6 +366,13 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
     float *ap = ws;                                 /* mc x kc */
     float *bp = ap + (size_t)ar->mc * ar->kc;       /* kc x nc */
     float *tile = bp + (size_t)ar->kc * ar->nc;     /* MR x NR edge tile */
+    /* B (k x n) already holds whole panels in place, a row of NR floats every
+     * ldb. With few rows of C to share a packed panel, packing costs more than
+     * the strided reads, so read B there and pack only the zero-padded last
+     * panel (1 thread, GFLOP/s: 64^3 187 -> 201, 128^3 225 -> 243, 256x768x256
+     * 240 -> 253). Strided panels share cache sets, so at more rows or a longer
+     * stride packing wins (512^3 250 -> 211). */
+    const int direct = g->trans != RED_NT && m1 - m0 <= 256 && g->ldb <= 768;
     int jc, pc, ic, jr, ir, i;
     for (jc = n0; jc < n1; jc += ar->nc) {
         int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
@@ -373,13 +380,6 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
             int kc = g->k - pc < ar->kc ? g->k - pc : ar->kc;
             float beta = pc == 0 ? g->beta : 1.0f;
             const int full = nc - nc % NR;  /* columns in whole NR panels */
-            /* B (k x n) already holds whole panels in place, a row of NR floats
-             * every ldb. With few rows of C to share a packed panel, packing costs
-             * more than the strided reads, so read B there and pack only the
-             * zero-padded last panel (1 thread, GFLOP/s: 64^3 187 -> 201, 128^3
-             * 225 -> 243, 256x768x256 240 -> 253). Strided panels share cache sets,
-             * so at more rows or a longer stride packing wins (512^3 250 -> 211). */
-            const int direct = g->trans != RED_NT && m1 - m0 <= 256 && g->ldb <= 768;
             if (!direct) gemm_pack_b(g, pc, kc, jc, nc, bp);
             else if (full < nc) gemm_pack_b(g, pc, kc, jc + full, nc - full, bp);
             for (ic = m0; ic < m1; ic += ar->mc) {
