@@ -795,19 +795,27 @@ typedef struct {
 } seed_values;
 
 /* Adds seed number S->n's result.json to the sums in S and its own numbers to sv. */
+/* sum[i] += the array's number i for i < n (NaN where the file has none, as
+ * json_doubles reads null); returns the last one added. */
+static double json_add_doubles(const red_json *a, double *sum, int n) {
+    double v = NAN;
+    int i;
+    for (i = 0; i < n; i++) {
+        const red_json *e = a && a->type == RED_JSON_ARRAY && (size_t)i < a->count ? red_json_at(a, (size_t)i) : NULL;
+        v = e && e->type == RED_JSON_NUMBER ? e->number : NAN;
+        sum[i] += v;
+    }
+    return v;
+}
+
 static void add_seed_result(const red_json *j, int L, int ds, init_summary *S, seed_values *sv) {
     const red_json *lc;
-    double tmp[4096];
     int i;
     json_doubles(red_json_get(j, "acc_by_steps"), sv->acc[S->n], MAX_STEPS);
     sv->a24[S->n] = red_json_get(j, "acc_2_4")->number;
     sv->choice[S->n] = red_json_get(j, "choice_acc")->number;
-    json_doubles(red_json_get(j, "erank_init"), tmp, L + 1);
-    for (i = 0; i <= L; i++) S->erank_init[i] += tmp[i];
-    sv->erf_init[S->n] = tmp[L];
-    json_doubles(red_json_get(j, "erank_final"), tmp, L + 1);
-    for (i = 0; i <= L; i++) S->erank_final[i] += tmp[i];
-    sv->erf_final[S->n] = tmp[L];
+    sv->erf_init[S->n] = json_add_doubles(red_json_get(j, "erank_init"), S->erank_init, L + 1);
+    sv->erf_final[S->n] = json_add_doubles(red_json_get(j, "erank_final"), S->erank_final, L + 1);
     if (S->n == 0) {  /* spectra and curve positions: the first seed's (the same for every seed) */
         json_doubles(red_json_get(j, "sv_init"), S->sv_init, ds);
         json_doubles(red_json_get(j, "sv_final"), S->sv_final, ds);
