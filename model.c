@@ -434,16 +434,18 @@ void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, in
 /* ------------------------------------------------------------------ attention */
 
 /* Causal attention is done in row chunks: chunk [r0, r0+ch) only needs key
- * columns [0, r0+ch), which halves the work of a full T x T product. No
- * probability matrix is kept: forward computes each chunk's probabilities in
- * a per-thread scratch, and backward recomputes them there with the very same
- * operations (the same GEMM call and softmax), so they are bit-identical to
- * the forward's and memory is O(threads x chunk x T), not O(B H T^2). */
+ * columns [0, r0+ch), which halves the work of a full T x T product. Where
+ * the caller has room for them (pkeep), forward keeps the probabilities for
+ * backward. Otherwise it computes each chunk in a per-thread scratch and
+ * backward recomputes it there with the very same operations (the same GEMM
+ * call and softmax), so the bits are the same either way and memory is
+ * O(threads x chunk x T), not O(B H T^2). */
 #define ATT_CHUNK RED_ATT_CHUNK
+#define ATT_KEEP_MAX (256.0 * 1024 * 1024)  /* bytes of probabilities a run state keeps */
 
 typedef struct {
     red_pool *pool;
-    float *out, *pscratch, *dq, *dk, *dv, *dscratch;
+    float *out, *pscratch, *pkeep, *dq, *dk, *dv, *dscratch;
     const float *q, *k, *v, *dout;
     int B, T, H, KV, HD;
     float scale;
@@ -454,12 +456,9 @@ typedef struct {
 static void attention_probs(const att_ctx *c, void *ws, const float *Q, const float *K, int r0, int rows, float *Pc) {
     int QD = c->H * c->HD, KD = c->KV * c->HD, T = c->T, cols = r0 + rows, i, j;
     red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, c->scale, Q + (size_t)r0 * QD, QD, K, KD, 0.0f, Pc, T);
-    for (i = 0; i < rows; i++) {
-        float *p = Pc + (size_t)i * T;
-        int n = r0 + i + 1;
-        red_softmax(p, (size_t)n);
-        for (j = n; j < cols; j++) p[j] = 0.0f;
-    }
+    red_softmax_rows(Pc, (size_t)T, rows, (size_t)r0 + 1, 1);
+    for (i = 0; i < rows; i++)
+        for (j = r0 + i + 1; j < cols; j++) Pc[(size_t)i * T + j] = 0.0f;
 }
 
 /* One (b, h): O = P V chunk by chunk. */
@@ -471,6 +470,7 @@ static void attention_forward_units(void *vc, int ith, int nth) {
     float *Pc = c->pscratch + (size_t)ith * ATT_CHUNK * T;
     red_split_range((int64_t)c->B * c->H, ith, nth, &lo, &hi);
     for (u = lo; u < hi; u++) {
+        float *P = c->pkeep ? c->pkeep + (size_t)u * T * T : NULL;
         int b = (int)(u / c->H), h = (int)(u % c->H), g = h / G, r0;
         const float *Q = c->q + (size_t)b * T * QD + (size_t)h * c->HD;
         const float *K = c->k + (size_t)b * T * KD + (size_t)g * c->HD;
@@ -478,6 +478,7 @@ static void attention_forward_units(void *vc, int ith, int nth) {
         float *O = c->out + (size_t)b * T * QD + (size_t)h * c->HD;
         for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
             int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK;
+            if (P) Pc = P + (size_t)r0 * T;
             attention_probs(c, ws, Q, K, r0, rows, Pc);
             red_sgemm_serial(ws, RED_NN, rows, c->HD, r0 + rows, 1.0f, Pc, T, Vv, KD, 0.0f, O + (size_t)r0 * QD, QD);
         }
@@ -491,11 +492,11 @@ static int attention_threads(red_pool *pool, double flops, int64_t units) {
     return nth < 1 ? 1 : (int)nth;
 }
 
-void red_attention_forward(red_pool *pool, float *out, float *pscratch, const float *q, const float *k,
-                           const float *v, int B, int T, int H, int KV, int HD) {
+void red_attention_forward(red_pool *pool, float *out, float *pscratch, float *pkeep, const float *q,
+                           const float *k, const float *v, int B, int T, int H, int KV, int HD) {
     att_ctx c;
     memset(&c, 0, sizeof c);
-    c.pool = pool; c.out = out; c.pscratch = pscratch; c.q = q; c.k = k; c.v = v;
+    c.pool = pool; c.out = out; c.pscratch = pscratch; c.pkeep = pkeep; c.q = q; c.k = k; c.v = v;
     c.B = B; c.T = T; c.H = H; c.KV = KV; c.HD = HD;
     c.scale = (float)(1.0 / sqrt((double)HD));
     red_pool_run(pool, attention_threads(pool, 2.0 * T * T * HD * B * H, (int64_t)B * H), attention_forward_units, &c);
@@ -534,9 +535,13 @@ static void attention_backward_units(void *vc, int ith, int nth) {
             const float *Q = c->q + (size_t)b * T * QD + (size_t)h * c->HD;
             const float *dO = c->dout + (size_t)b * T * QD + (size_t)h * c->HD;
             float *dQ = c->dq + (size_t)b * T * QD + (size_t)h * c->HD;
+            const float *P = c->pkeep ? c->pkeep + ((size_t)b * c->H + h) * T * T : NULL;
             for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
                 int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK, cols = r0 + rows;
-                attention_probs(c, ws, Q, K, r0, rows, Pc);  /* recomputed, bit-identical to forward */
+                if (P)
+                    Pc = (float *)P + (size_t)r0 * T;  /* forward's, read only */
+                else
+                    attention_probs(c, ws, Q, K, r0, rows, Pc);  /* recomputed, bit-identical to forward */
                 /* dV += Pᵀ dO ; dP = dO Vᵀ */
                 red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, Pc, T, dO + (size_t)r0 * QD, QD, 1.0f, dV, KD);
                 red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, 1.0f, dO + (size_t)r0 * QD, QD, Vv, KD, 0.0f, dS, T);
@@ -551,12 +556,12 @@ static void attention_backward_units(void *vc, int ith, int nth) {
 
 /* dq = d/dq (overwritten); dk, dv += (zero them first for a fresh layer). */
 void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,
-                            const float *dout, float *pscratch, const float *q, const float *k,
+                            const float *dout, float *pscratch, float *pkeep, const float *q, const float *k,
                             const float *v, int B, int T, int H, int KV, int HD) {
     att_ctx c;
     memset(&c, 0, sizeof c);
     c.pool = pool; c.dq = dq; c.dk = dk; c.dv = dv; c.dscratch = dscratch; c.dout = dout;
-    c.pscratch = pscratch; c.q = q; c.k = k; c.v = v;
+    c.pscratch = pscratch; c.pkeep = pkeep; c.q = q; c.k = k; c.v = v;
     c.B = B; c.T = T; c.H = H; c.KV = KV; c.HD = HD;
     c.scale = (float)(1.0 / sqrt((double)HD));
     red_pool_run(pool, attention_threads(pool, 5.0 * T * T * HD * B * H, (int64_t)B * KV), attention_backward_units, &c);
@@ -676,6 +681,7 @@ struct red_train_acts {
     float *q;       /* [L, N, QD] after RoPE */
     float *k, *v;   /* [L, N, KD] (k after RoPE) */
     float *pscratch; /* [threads, ATT_CHUNK, T] one chunk of attention probabilities per thread */
+    float *pkeep;    /* [L, B*H, T, T] the probabilities, kept for backward when they fit ATT_KEEP_MAX; else NULL */
     float *att;     /* [L, N, QD] attention output (o_proj input) */
     float *h;       /* [L, N, D] residual after attention */
     float *xn_m;    /* [L, N, D] */
@@ -699,6 +705,7 @@ struct red_train_acts {
 static void acts_free(red_train_acts *a) {
     if (!a) return;
     red_free_aligned(a->slab);
+    red_free_aligned(a->pkeep);
     free(a->row_loss);
     free(a->tokens);
     free(a);
@@ -886,6 +893,10 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
         TAKE(dscratch, nth * ATT_CHUNK * (size_t)T);
     }
 #undef TAKE
+    /* Kept probabilities spare backward a QKᵀ product and a softmax per chunk;
+     * past ATT_KEEP_MAX (long sequences) backward recomputes them instead. */
+    if (backward && (double)L * N * c->n_heads * T * sizeof(float) <= ATT_KEEP_MAX)
+        a->pkeep = red_malloc_aligned(L * N * (size_t)c->n_heads * T * sizeof(float));  /* NULL: recomputed */
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
     m->acts = a;
     return RED_OK;
@@ -900,6 +911,11 @@ float *red_model_dlogits(red_model *m) { return m->acts ? m->acts->dlogits : NUL
 
 /* Per-layer slices of the saved activations. */
 #define LAYER(ptr, l, per) ((ptr) + (size_t)(l) * (per))
+
+/* Layer l's kept attention probabilities at the run's maxB, or NULL. */
+static float *keep_layer(const red_train_acts *a, int l, const red_config *c) {
+    return a->pkeep ? LAYER(a->pkeep, l, (size_t)a->maxB * c->n_heads * a->maxT * a->maxT) : NULL;
+}
 
 red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
     const red_config *c = &m->cfg;
@@ -927,8 +943,8 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         red_linear_forward(pool, v, xn, w->wv, w->bv, N, KD, D, 0.0f);
         red_rope_forward(pool, q, a->rope_cs, N, T, c->n_heads, c->head_dim);
         red_rope_forward(pool, k, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
-        red_attention_forward(pool, att, a->pscratch, q, k, v, B, T, c->n_heads, c->n_kv_heads,
-                          c->head_dim);
+        red_attention_forward(pool, att, a->pscratch, keep_layer(a, l, c), q, k, v, B, T, c->n_heads,
+                              c->n_kv_heads, c->head_dim);
         memcpy(h, x, ND * sizeof(float));
         red_linear_forward(pool, h, att, w->wo, NULL, N, D, QD, 1.0f);
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
@@ -1119,8 +1135,8 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         memset(a->dk, 0, NK * sizeof(float));
         memset(a->dv, 0, NK * sizeof(float));
         if (ex) add_extra(a->datt, ex->datt, NQ);
-        red_attention_backward(pool, a->dq, a->dk, a->dv, a->dscratch, a->datt, a->pscratch, q, k, v,
-                           B, T, c->n_heads, c->n_kv_heads, c->head_dim);
+        red_attention_backward(pool, a->dq, a->dk, a->dv, a->dscratch, a->datt, a->pscratch, keep_layer(a, l, c),
+                               q, k, v, B, T, c->n_heads, c->n_kv_heads, c->head_dim);
         if (ex) {  /* q, k gradients in the rotated space: RoPE's backward maps them back */
             add_extra(a->dq, ex->dq, NQ);
             add_extra(a->dk, ex->dk, NK);

@@ -126,6 +126,9 @@ float red_vec_dot(const float *a, const float *b, size_t n);
 float red_vec_max(const float *x, size_t n);                          /* -inf if n=0 */
 /* Numerically safe in-place softmax of one row (max-subtracted). */
 void red_softmax(float *x, size_t n);
+/* red_softmax of row i of x (stride ld) over its first n0 + i*step entries,
+ * rows at once (step 1: causal attention's rows); the same bits per row. */
+void red_softmax_rows(float *x, size_t ld, int rows, size_t n0, size_t step);
 
 /* The SIMD path this build was compiled for: "avx512", "avx2", "neon", "scalar". */
 const char *red_simd_name(void);

@@ -119,14 +119,16 @@ void red_rope_table(float *cs, const float *inv, int half, int rows, const int *
 void red_rope_forward(red_pool *pool, float *x, const float *cs, int64_t N, int T, int heads, int HD);
 void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, int T, int heads, int HD);
 /* Causal GQA attention over B sequences of T: q [B*T, H*HD], k, v [B*T, KV*HD],
- * out [B*T, H*HD]. No probabilities are kept: backward recomputes them chunk
- * by chunk, bit-identical to forward's. Backward writes dq, adds into dk, dv.
- * pscratch and dscratch each hold red_pool_size(pool) * RED_ATT_CHUNK * T floats. */
+ * out [B*T, H*HD]. With pkeep ([B*H, T, T]) forward keeps the probabilities
+ * there and backward reads them; with pkeep NULL backward recomputes them
+ * chunk by chunk, bit-identical to forward's. Backward writes dq, adds into
+ * dk, dv. pscratch and dscratch each hold red_pool_size(pool) * RED_ATT_CHUNK * T
+ * floats. */
 #define RED_ATT_CHUNK 64
-void red_attention_forward(red_pool *pool, float *out, float *pscratch, const float *q, const float *k,
-                           const float *v, int B, int T, int H, int KV, int HD);
+void red_attention_forward(red_pool *pool, float *out, float *pscratch, float *pkeep, const float *q,
+                           const float *k, const float *v, int B, int T, int H, int KV, int HD);
 void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,
-                            const float *dout, float *pscratch, const float *q, const float *k,
+                            const float *dout, float *pscratch, float *pkeep, const float *q, const float *k,
                             const float *v, int B, int T, int H, int KV, int HD);
 /* act = silu(g) * u; backward writes dg, du. */
 void red_swiglu_forward(red_pool *pool, float *act, const float *g, const float *u, int64_t n);

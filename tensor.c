@@ -672,14 +672,56 @@ double red_vec_sum_exp(const float *x, float shift, size_t n) {
     return s;
 }
 
-void red_softmax(float *x, size_t n) {
-    float mx = red_vec_max(x, n), sum = 0.0f;
+/* x -= max(x); x = exp(x): a softmax row before its normalisation. */
+static void softmax_exp(float *x, size_t n) {
+    float mx = red_vec_max(x, n);
     size_t i;
-    if (n == 0) return;
     for (i = 0; i < n; i++) x[i] -= mx;
     red_vec_exp(x, x, n);
+}
+
+void red_softmax(float *x, size_t n) {
+    float sum = 0.0f;
+    size_t i;
+    if (n == 0) return;
+    softmax_exp(x, n);
     for (i = 0; i < n; i++) sum += x[i];
     red_vec_scale(x, 1.0f / sum, n);
+}
+
+/* Row i of x (stride ld) over its first n0 + i*step entries, each row the
+ * very operations of red_softmax. A row's sum is one chain of dependent adds
+ * in index order, bound by the add's latency; eight rows' chains run side by
+ * side here, each still in its own order, so the bits are red_softmax's. */
+#define SOFTMAX_GROUP 8
+void red_softmax_rows(float *x, size_t ld, int rows, size_t n0, size_t step) {
+    int i0, i;
+    for (i0 = 0; i0 < rows; i0 += SOFTMAX_GROUP) {
+        int g = rows - i0 < SOFTMAX_GROUP ? rows - i0 : SOFTMAX_GROUP;
+        float *p[SOFTMAX_GROUP], sum[SOFTMAX_GROUP] = {0};
+        size_t n[SOFTMAX_GROUP], common = n0 + (size_t)i0 * step, j;  /* row i0 is the shortest */
+        for (i = 0; i < g; i++) {
+            p[i] = x + (size_t)(i0 + i) * ld;
+            n[i] = common + (size_t)i * step;
+            if (n[i]) softmax_exp(p[i], n[i]);
+        }
+        if (g == SOFTMAX_GROUP) {
+            float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+            for (j = 0; j < common; j++) {
+                s0 += p[0][j]; s1 += p[1][j]; s2 += p[2][j]; s3 += p[3][j];
+                s4 += p[4][j]; s5 += p[5][j]; s6 += p[6][j]; s7 += p[7][j];
+            }
+            sum[0] = s0; sum[1] = s1; sum[2] = s2; sum[3] = s3;
+            sum[4] = s4; sum[5] = s5; sum[6] = s6; sum[7] = s7;
+        } else {
+            for (i = 0; i < g; i++)
+                for (j = 0; j < common; j++) sum[i] += p[i][j];
+        }
+        for (i = 0; i < g; i++) {
+            for (j = common; j < n[i]; j++) sum[i] += p[i][j];
+            if (n[i]) red_vec_scale(p[i], 1.0f / sum[i], n[i]);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ parallel helpers */

@@ -196,7 +196,7 @@ static double attention_loss(void *vp) {
         red_rope_forward(pool, a->qr, a->cs, (int64_t)a->B * a->T, a->T, a->H, a->HD);
         red_rope_forward(pool, a->kr, a->cs, (int64_t)a->B * a->T, a->T, a->KV, a->HD);
     }
-    red_attention_forward(pool, a->out, a->probs, a->qr, a->kr, a->v, a->B, a->T, a->H, a->KV, a->HD);
+    red_attention_forward(pool, a->out, a->probs, NULL, a->qr, a->kr, a->v, a->B, a->T, a->H, a->KV, a->HD);
     return weighted(a->out, a->c, nq);
 }
 
@@ -224,7 +224,18 @@ static void attention_fd(int rope) {
     dq = malloc(nq * 4); dk = calloc(nk, 4); dv = calloc(nk, 4);
     dscr = malloc((size_t)red_pool_size(pool) * RED_ATT_CHUNK * a.T * 4);
     attention_loss(&a);
-    red_attention_backward(pool, dq, dk, dv, dscr, a.c, a.probs, a.qr, a.kr, a.v, a.B, a.T, a.H, a.KV, a.HD);
+    red_attention_backward(pool, dq, dk, dv, dscr, a.c, a.probs, NULL, a.qr, a.kr, a.v, a.B, a.T, a.H, a.KV, a.HD);
+    {  /* probabilities kept by forward: backward gives the recomputing one's bits */
+        float *keep = malloc((size_t)a.B * a.H * a.T * a.T * 4), *out2 = malloc(nq * 4), *dq2 = malloc(nq * 4),
+              *dk2 = calloc(nk, 4), *dv2 = calloc(nk, 4);
+        red_attention_forward(pool, out2, a.probs, keep, a.qr, a.kr, a.v, a.B, a.T, a.H, a.KV, a.HD);
+        red_attention_backward(pool, dq2, dk2, dv2, dscr, a.c, a.probs, keep, a.qr, a.kr, a.v, a.B, a.T, a.H, a.KV,
+                               a.HD);
+        cr_expect(memcmp(out2, a.out, nq * 4) == 0, "forward with kept probabilities changed the output");
+        cr_expect(memcmp(dq2, dq, nq * 4) == 0 && memcmp(dk2, dk, nk * 4) == 0 && memcmp(dv2, dv, nk * 4) == 0,
+                  "backward from kept probabilities differs from the recomputing backward");
+        free(keep); free(out2); free(dq2); free(dk2); free(dv2);
+    }
     if (rope) {
         red_rope_backward(pool, dq, a.cs, (int64_t)a.B * a.T, a.T, a.H, a.HD);
         red_rope_backward(pool, dk, a.cs, (int64_t)a.B * a.T, a.T, a.KV, a.HD);
