@@ -18,8 +18,9 @@
 /* ================================================================== GEMM */
 
 /* c (MR x NR, row stride ldc) = alpha * a_panel·b_panel + beta * c; beta == 0
- * never reads c. a: kc x MR (k-major), b: kc x NR (k-major). */
-typedef void (*gemm_ukernel)(int kc, const float *a, const float *b, int ldb, float *c, int ldc,
+ * never reads c. a: kc x MR (k-major, a row every lda floats), b: kc x NR
+ * (k-major, a row every ldb floats). */
+typedef void (*gemm_ukernel)(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                              float alpha, float beta);
 
 typedef struct {
@@ -36,7 +37,7 @@ typedef struct {
 /* ---- scalar micro-kernel: always built, the reference for the SIMD paths ---- */
 #define SC_MR 4
 #define SC_NR 8
-static void ukernel_scalar(int kc, const float *a, const float *b, int ldb, float *c, int ldc,
+static void ukernel_scalar(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                            float alpha, float beta) {
     float acc[SC_MR][SC_NR];
     int p, i, j;
@@ -46,7 +47,7 @@ static void ukernel_scalar(int kc, const float *a, const float *b, int ldb, floa
             float ai = a[i];
             for (j = 0; j < SC_NR; j++) acc[i][j] += ai * b[j];
         }
-        a += SC_MR;
+        a += lda;
         b += ldb;
     }
     for (i = 0; i < SC_MR; i++) {
@@ -65,7 +66,7 @@ static const gemm_arch arch_scalar = {SC_MR, SC_NR, 128, 256, 1024, ukernel_scal
 #define AX_MR 12
 #define AX_NR 32
 /* rows: how many of the 12 rows to compute and store (a constant after inlining) */
-static inline void ukernel_avx512_rows(int rows, int kc, const float *a, const float *b, int ldb, float *c, int ldc,
+static inline void ukernel_avx512_rows(int rows, int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                                        float alpha, float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
@@ -93,7 +94,7 @@ static inline void ukernel_avx512_rows(int rows, int kc, const float *a, const f
         AX_ROW(4, c40, c41) AX_ROW(5, c50, c51) AX_ROW(6, c60, c61) AX_ROW(7, c70, c71)
         AX_ROW(8, c80, c81) AX_ROW(9, c90, c91) AX_ROW(10, ca0, ca1) AX_ROW(11, cb0, cb1)
 #undef AX_ROW
-        a += AX_MR;
+        a += lda;
         b += ldb;
     }
     (void)va;
@@ -119,17 +120,17 @@ static inline void ukernel_avx512_rows(int rows, int kc, const float *a, const f
     AX_STORE(8, c80, c81) AX_STORE(9, c90, c91) AX_STORE(10, ca0, ca1) AX_STORE(11, cb0, cb1)
 #undef AX_STORE
 }
-static void ukernel_avx512(int kc, const float *a, const float *b, int ldb, float *c, int ldc, float alpha,
+static void ukernel_avx512(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                             float beta) {
-    ukernel_avx512_rows(AX_MR, kc, a, b, ldb, c, ldc, alpha, beta);
+    ukernel_avx512_rows(AX_MR, kc, a, lda, b, ldb, c, ldc, alpha, beta);
 }
-static void ukernel_avx512_4(int kc, const float *a, const float *b, int ldb, float *c, int ldc, float alpha,
+static void ukernel_avx512_4(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                             float beta) {
-    ukernel_avx512_rows(4, kc, a, b, ldb, c, ldc, alpha, beta);
+    ukernel_avx512_rows(4, kc, a, lda, b, ldb, c, ldc, alpha, beta);
 }
-static void ukernel_avx512_8(int kc, const float *a, const float *b, int ldb, float *c, int ldc, float alpha,
+static void ukernel_avx512_8(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                             float beta) {
-    ukernel_avx512_rows(8, kc, a, b, ldb, c, ldc, alpha, beta);
+    ukernel_avx512_rows(8, kc, a, lda, b, ldb, c, ldc, alpha, beta);
 }
 static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512,
                                     {ukernel_avx512_4, ukernel_avx512_8}, {4, 8}};
@@ -138,7 +139,7 @@ static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512
 #elif defined(RED_SIMD_AVX2)
 #define AV_MR 6
 #define AV_NR 16
-static void ukernel_avx2(int kc, const float *a, const float *b, int ldb, float *c, int ldc,
+static void ukernel_avx2(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                          float alpha, float beta) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -159,7 +160,7 @@ static void ukernel_avx2(int kc, const float *a, const float *b, int ldb, float 
         AV_ROW(0, c00, c01) AV_ROW(1, c10, c11) AV_ROW(2, c20, c21)
         AV_ROW(3, c30, c31) AV_ROW(4, c40, c41) AV_ROW(5, c50, c51)
 #undef AV_ROW
-        a += AV_MR;
+        a += lda;
         b += ldb;
     }
 #define AV_STORE(r, x0, x1)                                                                \
@@ -190,7 +191,7 @@ static const gemm_arch arch_simd = {AV_MR, AV_NR, 144, 384, 2048, ukernel_avx2, 
 #elif defined(RED_SIMD_NEON)
 #define NE_MR 8
 #define NE_NR 12
-static void ukernel_neon(int kc, const float *a, const float *b, int ldb, float *c, int ldc,
+static void ukernel_neon(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                          float alpha, float beta) {
     float32x4_t acc[NE_MR][3];
     int p, i, j;
@@ -206,7 +207,7 @@ static void ukernel_neon(int kc, const float *a, const float *b, int ldb, float 
         NE_ROW(0, a0, 0) NE_ROW(1, a0, 1) NE_ROW(2, a0, 2) NE_ROW(3, a0, 3)
         NE_ROW(4, a1, 0) NE_ROW(5, a1, 1) NE_ROW(6, a1, 2) NE_ROW(7, a1, 3)
 #undef NE_ROW
-        a += NE_MR;
+        a += lda;
         b += ldb;
     }
     {
@@ -322,11 +323,23 @@ static void pack_cols_to_panels(const float *src, size_t ld, int n, int kc, floa
         if (p + 4 < kc)
             for (j = 0; j < n; j += 16) _mm_prefetch((const char *)(row + 4 * ld + j), _MM_HINT_T0);
 #endif
-        for (q = 0; q * R < n; q++) {
+        /* whole panels by a fixed-length loop the compiler unrolls into a few
+         * vector moves: a memcpy call per 12 or 32 floats cost more than the copy */
+        for (q = 0; (q + 1) * R <= n; q++) {
             float *d = dst + (size_t)q * R * kc + (size_t)p * R;
-            int w = n - q * R < R ? n - q * R : R;
-            memcpy(d, row + (size_t)q * R, (size_t)w * sizeof *d);
-            for (j = w; j < R; j++) d[j] = 0.0f;
+            const float *s = row + (size_t)q * R;
+            if (R == 12)
+                for (j = 0; j < 12; j++) d[j] = s[j];
+            else if (R == 32)
+                for (j = 0; j < 32; j++) d[j] = s[j];
+            else
+                for (j = 0; j < R; j++) d[j] = s[j];
+        }
+        if (q * R < n) {
+            float *d = dst + (size_t)q * R * kc + (size_t)p * R;
+            int w = n - q * R;
+            for (j = 0; j < w; j++) d[j] = row[(size_t)q * R + j];
+            for (; j < R; j++) d[j] = 0.0f;
         }
     }
 }
@@ -359,6 +372,9 @@ static void gemm_pack_b(const gemm_task *g, int pc, int kc, int jc, int nc, floa
     }
 }
 
+#define DIRECT_A_COLS 512
+#define DIRECT_A_LD 4096
+
 /* C[m0:m1, n0:n1] by one thread, with its own packing buffers. */
 static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, int n1) {
     const gemm_arch *ar = g->arch;
@@ -373,6 +389,10 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
      * 240 -> 253). Strided panels share cache sets, so at more rows or a longer
      * stride packing wins (512^3 250 -> 211). */
     const int direct = g->trans != RED_NT && m1 - m0 <= 256 && g->ldb <= 768;
+    /* tn's A (k x m) already holds MR-wide row panels in place, a row every
+     * lda floats: read them there too while few columns of C share them
+     * (DIRECT_A_COLS); the last panel, if no kernel has its rows, is packed. */
+    const int direct_a = g->trans == RED_TN && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
     int jc, pc, ic, jr, ir, i;
     for (jc = n0; jc < n1; jc += ar->nc) {
         int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
@@ -384,7 +404,12 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
             else if (full < nc) gemm_pack_b(g, pc, kc, jc + full, nc - full, bp);
             for (ic = m0; ic < m1; ic += ar->mc) {
                 int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
-                gemm_pack_a(g, ic, mc, pc, kc, ap);
+                const int last = (mc - 1) / MR * MR, last_rows = mc - last;  /* the last row panel */
+                const int last_whole = last_rows == MR || last_rows == ar->short_rows[0] || last_rows == ar->short_rows[1];
+                if (!direct_a)
+                    gemm_pack_a(g, ic, mc, pc, kc, ap);
+                else if (!last_whole)  /* no kernel has its rows: packed, zero-padded */
+                    pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic + last, (size_t)g->lda, last_rows, kc, ap, MR);
                 for (jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
                     const float *bj = bp + (size_t)jr * kc;
@@ -398,8 +423,15 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                         float *c = g->C + (size_t)(ic + ir) * g->ldc + jc + jr;
                         const int s = mr <= ar->short_rows[0] ? 0 : mr <= ar->short_rows[1] ? 1 : -1;
                         const gemm_ukernel kern = s >= 0 ? ar->kernel_short[s] : ar->kernel;
-                        if (nr == NR && (mr == MR || (s >= 0 && mr == ar->short_rows[s]))) {
-                            kern(kc, ap + (size_t)ir * kc, bj, ldb, c, g->ldc, g->alpha, beta);
+                        const int whole = mr == MR || (s >= 0 && mr == ar->short_rows[s]);
+                        const float *ai = ap + (size_t)(direct_a ? 0 : ir) * kc;
+                        int lda = MR;
+                        if (direct_a && whole) {
+                            ai = g->A + (size_t)pc * g->lda + ic + ir;
+                            lda = g->lda;
+                        }
+                        if (nr == NR && whole) {
+                            kern(kc, ai, lda, bj, ldb, c, g->ldc, g->alpha, beta);
                             continue;
                         }
                         /* Edge: run the same kernel on a padded copy so every element
@@ -408,7 +440,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                             memset(tile, 0, (size_t)MR * NR * sizeof *tile);
                             for (i = 0; i < mr; i++) memcpy(tile + i * NR, c + (size_t)i * g->ldc, (size_t)nr * sizeof *c);
                         }
-                        kern(kc, ap + (size_t)ir * kc, bj, ldb, tile, NR, g->alpha, beta);
+                        kern(kc, ai, lda, bj, ldb, tile, NR, g->alpha, beta);
                         for (i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * NR, (size_t)nr * sizeof *c);
                     }
                 }

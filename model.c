@@ -219,20 +219,42 @@ typedef struct {
     float eps;
 } rmsnorm_ctx;
 
+/* A row's sum below is one chain of dependent double adds in index order,
+ * bound by the add's latency; the row loops run four rows' chains side by
+ * side, each in its own order, so the bits are those of one row at a time. */
+static void rmsnorm_out_row(const rmsnorm_ctx *c, int64_t n, double ss) {
+    const float *x = c->x + n * c->D;
+    float *o = c->out + n * c->D;
+    float r = (float)(1.0 / sqrt(ss / c->D + (double)c->eps));
+    int i;
+    c->rstd[n] = r;
+    for (i = 0; i < c->D; i++) o[i] = x[i] * r * c->w[i];
+}
+
 static void rmsnorm_forward_rows(void *vc, int64_t lo, int64_t hi) {
     rmsnorm_ctx *c = vc;
     int64_t n;
     int i;
-    for (n = lo; n < hi; n++) {
+    /* mean of squares in double: the rstd must not depend on SIMD order */
+    for (n = lo; n + 4 <= hi; n += 4) {
+        const float *x0 = c->x + n * c->D, *x1 = x0 + c->D, *x2 = x1 + c->D, *x3 = x2 + c->D;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (i = 0; i < c->D; i++) {
+            s0 += (double)x0[i] * x0[i];
+            s1 += (double)x1[i] * x1[i];
+            s2 += (double)x2[i] * x2[i];
+            s3 += (double)x3[i] * x3[i];
+        }
+        rmsnorm_out_row(c, n, s0);
+        rmsnorm_out_row(c, n + 1, s1);
+        rmsnorm_out_row(c, n + 2, s2);
+        rmsnorm_out_row(c, n + 3, s3);
+    }
+    for (; n < hi; n++) {
         const float *x = c->x + n * c->D;
-        float *o = c->out + n * c->D;
-        /* mean of squares in double: the rstd must not depend on SIMD order */
         double ss = 0.0;
-        float r;
         for (i = 0; i < c->D; i++) ss += (double)x[i] * x[i];
-        r = (float)(1.0 / sqrt(ss / c->D + (double)c->eps));
-        c->rstd[n] = r;
-        for (i = 0; i < c->D; i++) o[i] = x[i] * r * c->w[i];
+        rmsnorm_out_row(c, n, ss);
     }
 }
 
@@ -244,19 +266,38 @@ void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x
     red_par_range(pool, N, 3.0 * D, rmsnorm_forward_rows, &c);
 }
 
+static void rmsnorm_dx_row(const rmsnorm_ctx *c, int64_t n, double dot) {
+    const float *x = c->x + n * c->D, *dy = c->dout + n * c->D;
+    float *dx = c->dx + n * c->D;
+    float r = c->rstd_in[n], k = (float)(dot * r * r * r / c->D);
+    int i;
+    for (i = 0; i < c->D; i++) dx[i] += r * c->w[i] * dy[i] - k * x[i];
+}
+
 static void rmsnorm_backward_rows(void *vc, int64_t lo, int64_t hi) {
     rmsnorm_ctx *c = vc;
+    const float *w = c->w;
     int64_t n;
-    int i;
-    for (n = lo; n < hi; n++) {
-        const float *x = c->x + n * c->D, *dy = c->dout + n * c->D;
-        float *dx = c->dx + n * c->D;
-        float r = c->rstd_in[n];
+    int i, D = c->D;
+    for (n = lo; n + 4 <= hi; n += 4) {
+        const float *x = c->x + n * D, *dy = c->dout + n * D;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (i = 0; i < D; i++) {
+            s0 += (double)dy[i] * w[i] * x[i];
+            s1 += (double)dy[D + i] * w[i] * x[D + i];
+            s2 += (double)dy[2 * D + i] * w[i] * x[2 * D + i];
+            s3 += (double)dy[3 * D + i] * w[i] * x[3 * D + i];
+        }
+        rmsnorm_dx_row(c, n, s0);
+        rmsnorm_dx_row(c, n + 1, s1);
+        rmsnorm_dx_row(c, n + 2, s2);
+        rmsnorm_dx_row(c, n + 3, s3);
+    }
+    for (; n < hi; n++) {
+        const float *x = c->x + n * D, *dy = c->dout + n * D;
         double dot = 0.0;
-        float k;
-        for (i = 0; i < c->D; i++) dot += (double)dy[i] * c->w[i] * x[i];
-        k = (float)(dot * r * r * r / c->D);
-        for (i = 0; i < c->D; i++) dx[i] += r * c->w[i] * dy[i] - k * x[i];
+        for (i = 0; i < D; i++) dot += (double)dy[i] * w[i] * x[i];
+        rmsnorm_dx_row(c, n, dot);
     }
 }
 
