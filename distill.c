@@ -30,6 +30,7 @@
 #include <string.h>
 
 #define MSE_CHUNK 65536  /* elements per partial sum of the clone MSEs */
+#define MSE_LANES 4      /* clone sites whose sums run side by side */
 
 const char *const red_site_names[RED_N_SITES] = {"q", "k", "v", "o", "gate", "up", "down"};
 
@@ -181,9 +182,10 @@ red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err)
     n_partial = (N * widest + MSE_CHUNK - 1) / MSE_CHUNK;
     s->clone_grad = red_malloc_aligned(per * sizeof(float));
     s->o_s = red_malloc_aligned(N * (3 * (size_t)s->d_t + 2 * (size_t)s->d_s + (size_t)c->ffn) * sizeof(float));
-    s->partial = malloc((n_partial + 2 * N + (size_t)L * RED_N_SITES) * sizeof(double));
+    s->partial = malloc((MSE_LANES * n_partial + 2 * N + (size_t)L * RED_N_SITES) * sizeof(double));
+    s->partial_stride = n_partial;
     if (!s->clone_grad || !s->o_s || !s->partial) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for B=%d T=%d", B, T);
-    s->row_ce = s->partial + n_partial;
+    s->row_ce = s->partial + MSE_LANES * n_partial;
     s->row_kl = s->row_ce + N;
     s->clone_layer = s->row_kl + N;
     s->o_t = s->o_s + N * s->d_t;
@@ -275,43 +277,103 @@ const float *red_student_proj(const red_student *s, int i, char *name, size_t ca
 
 /* ------------------------------------------------------------------ losses */
 
-/* Sum of squares of a - b in double; grad (when non-NULL) = scale * (a - b). */
+/* One clone site's squared error: the sum of squares of a - b in double, and
+ * grad (when non-NULL) = scale * (a - b). */
 typedef struct {
     const float *a, *b;
     float *grad;
-    float scale;
     size_t n;
+    float scale;
     double *partial;  /* per 64K chunk, added in order: thread-count independent */
+} mse_site;
+
+/* A chunk's partial sum is one chain of dependent double adds in index
+ * order, bound by the add's latency: up to MSE_LANES sites' chains run side
+ * by side, each in its own order, so every partial has one site at a time's
+ * bits. Idle lanes repeat lane 0's reads and keep nothing. */
+typedef struct {
+    mse_site s[MSE_LANES];
+    int lanes;
 } mse_ctx;
 
 static void mse_chunks(void *vc, int64_t lo, int64_t hi) {
-    mse_ctx *c = vc;
+    const mse_ctx *c = vc;
+    const mse_site *t = c->s;
     int64_t k;
+    int l;
     for (k = lo; k < hi; k++) {
-        size_t i = (size_t)k * MSE_CHUNK, e = i + MSE_CHUNK < c->n ? i + MSE_CHUNK : c->n;
-        double ss = 0.0;
-        for (; i < e; i++) {
-            float d = c->a[i] - c->b[i];
-            ss += (double)d * d;
-            if (c->grad) c->grad[i] = c->scale * d;
+        const size_t i0 = (size_t)k * MSE_CHUNK;
+        const float *a[MSE_LANES], *b[MSE_LANES];
+        float *g[MSE_LANES], f[MSE_LANES];
+        size_t end[MSE_LANES], common = i0 + MSE_CHUNK, i;
+        double acc[MSE_LANES];
+        for (l = 0; l < MSE_LANES; l++) {
+            const mse_site *u = l < c->lanes ? &t[l] : &t[0];
+            a[l] = u->a; b[l] = u->b; f[l] = u->scale;
+            g[l] = l < c->lanes ? u->grad : NULL;
+            end[l] = u->n < i0 + MSE_CHUNK ? u->n : i0 + MSE_CHUNK;
+            if (end[l] < common) common = end[l];
+            acc[l] = 0.0;
         }
-        c->partial[k] = ss;
+        if (common > i0) {
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+            for (i = i0; i < common; i++) {
+                float d0 = a[0][i] - b[0][i], d1 = a[1][i] - b[1][i], d2 = a[2][i] - b[2][i], d3 = a[3][i] - b[3][i];
+                s0 += (double)d0 * d0;
+                s1 += (double)d1 * d1;
+                s2 += (double)d2 * d2;
+                s3 += (double)d3 * d3;
+                if (g[0]) g[0][i] = f[0] * d0;
+                if (g[1]) g[1][i] = f[1] * d1;
+                if (g[2]) g[2][i] = f[2] * d2;
+                if (g[3]) g[3][i] = f[3] * d3;
+            }
+            acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
+        } else {
+            common = i0;
+        }
+        for (l = 0; l < c->lanes; l++) {  /* each site's rest of the chunk, its chain continued */
+            double ss = acc[l];
+            if (end[l] <= i0) continue;  /* this site has no chunk k */
+            for (i = common; i < end[l]; i++) {
+                float d = a[l][i] - b[l][i];
+                ss += (double)d * d;
+                if (g[l]) g[l][i] = f[l] * d;
+            }
+            t[l].partial[k] = ss;
+        }
     }
 }
 
-/* Squared error over n elements (rows of a part of the batch) divided by the
- * batch's element count, n * per_row (per_row = batch rows / part rows);
- * grad = alpha * its derivative w.r.t. a if given. */
-static double clone_mse(red_pool *pool, const float *a, const float *b, size_t n, double per_row, float alpha,
-                        float *grad, double *partial) {
+static mse_site mse_of(const float *a, const float *b, size_t n, float *grad) {
+    mse_site t;
+    t.a = a; t.b = b; t.n = n; t.grad = grad; t.scale = 0.0f; t.partial = NULL;
+    return t;
+}
+
+/* Each site's squared error over its n elements (rows of a part of the
+ * batch) divided by the batch's element count, n * per_row (per_row = batch
+ * rows / part rows), into v[site]; grad = alpha * its derivative w.r.t. a
+ * where given. partial holds MSE_LANES x `stride` doubles. */
+static void clone_mse(red_pool *pool, mse_site *sites, int lanes, double per_row, float alpha, double *partial,
+                      size_t stride, double *v) {
     mse_ctx c;
-    int64_t chunks = (int64_t)((n + MSE_CHUNK - 1) / MSE_CHUNK), k;
-    double ss = 0.0, denom = (double)n * per_row;
-    c.a = a; c.b = b; c.grad = grad; c.n = n; c.partial = partial;
-    c.scale = (float)(2.0 * alpha / denom);
-    red_par_range(pool, chunks, 2.0 * MSE_CHUNK, mse_chunks, &c);
-    for (k = 0; k < chunks; k++) ss += partial[k];
-    return ss / denom;
+    int64_t chunks = 0, k;
+    int l;
+    for (l = 0; l < lanes; l++) {
+        int64_t ck = (int64_t)((sites[l].n + MSE_CHUNK - 1) / MSE_CHUNK);
+        if (ck > chunks) chunks = ck;
+        sites[l].scale = (float)(2.0 * alpha / ((double)sites[l].n * per_row));
+        sites[l].partial = partial + (size_t)l * stride;
+        c.s[l] = sites[l];
+    }
+    c.lanes = lanes;
+    red_par_range(pool, chunks, 2.0 * lanes * MSE_CHUNK, mse_chunks, &c);
+    for (l = 0; l < lanes; l++) {
+        double ss = 0.0;
+        for (k = 0; k < (int64_t)((sites[l].n + MSE_CHUNK - 1) / MSE_CHUNK); k++) ss += sites[l].partial[k];
+        v[l] = ss / ((double)sites[l].n * per_row);
+    }
 }
 
 /* Forward KL(p_T || p_S) at temperature tau per row; dlogits += scale * dKL/dz_S. */
@@ -423,23 +485,23 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
     const float *Wo = site_weight(t, l, RED_SITE_O, &other), *Wd = site_weight(t, l, RED_SITE_D, &other);
     float *gq = NULL, *gk = NULL, *gv = NULL, *gatt = NULL, *gg = NULL, *gu = NULL, *gy = NULL;
     red_layer_acts sa, ta;
+    mse_site sites[MSE_LANES];
     if (want_grad) {
         gq = s->clone_grad; gk = gq + NQ; gv = gk + NK; gatt = gv + NK; gg = gatt + NQ; gu = gg + NF; gy = gu + NF;
     }
     red_model_layer_acts(m, l, &sa);
     red_model_layer_acts(t, l, &ta);
-    /* q and k after RoPE: a rotation, so the same MSE as before it */
-    v[RED_SITE_Q] = clone_mse(pool, sa.q, ta.q, NQ, per_row, alpha, gq, s->partial);
-    v[RED_SITE_K] = clone_mse(pool, sa.k, ta.k, NK, per_row, alpha, gk, s->partial);
-    v[RED_SITE_V] = clone_mse(pool, sa.v, ta.v, NK, per_row, alpha, gv, s->partial);
     /* attention out in d_t: o = A W_oᵀ with the teacher's W_o, before P_o */
     red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, sa.att, QD, Wo, QD, 0.0f, s->o_s, dt);
     red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, ta.att, QD, Wo, QD, 0.0f, s->o_t, dt);
-    v[RED_SITE_O] = clone_mse(pool, s->o_s, s->o_t, N * dt, per_row, alpha, want_grad ? s->o_s : NULL, s->partial);
+    /* q and k after RoPE: a rotation, so the same MSE as before it */
+    sites[0] = mse_of(sa.q, ta.q, NQ, gq);
+    sites[1] = mse_of(sa.k, ta.k, NK, gk);
+    sites[2] = mse_of(sa.v, ta.v, NK, gv);
+    sites[3] = mse_of(s->o_s, s->o_t, N * dt, want_grad ? s->o_s : NULL);  /* its gradient in place */
+    clone_mse(pool, sites, 4, per_row, alpha, s->partial, s->partial_stride, v + RED_SITE_Q);
     if (want_grad)  /* d(att) = dO W_o */
         red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f, gatt, QD);
-    v[RED_SITE_G] = clone_mse(pool, sa.g, ta.g, NF, per_row, alpha, gg, s->partial);
-    v[RED_SITE_U] = clone_mse(pool, sa.u, ta.u, NF, per_row, alpha, gu, s->partial);
     /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d; silu(g)*u
        is not kept by the forward, the same op recomputes it bit for bit */
     red_swiglu_forward(pool, s->act, sa.g, sa.u, (int64_t)NF);
@@ -447,7 +509,10 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
     red_swiglu_forward(pool, s->act, ta.g, ta.u, (int64_t)NF);
     red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, s->act, F, Wd, F, 0.0f, s->y_t, dt);
     red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
-    v[RED_SITE_D] = clone_mse(pool, s->y_s, s->y_tp, ND, per_row, alpha, gy, s->partial);
+    sites[0] = mse_of(sa.g, ta.g, NF, gg);
+    sites[1] = mse_of(sa.u, ta.u, NF, gu);
+    sites[2] = mse_of(s->y_s, s->y_tp, ND, gy);
+    clone_mse(pool, sites, 3, per_row, alpha, s->partial, s->partial_stride, v + RED_SITE_G);
     if (want_grad)  /* the target's path: dP_d -= y_Tᵀ gy */
         red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, s->y_t, dt, gy, ds, 1.0f, s->gw.layers[l].p[RED_SITE_D], ds);
 }

@@ -871,6 +871,7 @@ typedef struct {
     float *y_s, *y_tp;            /* [N, d_s] */
     float *act;                   /* [N, F] silu(g)*u, recomputed for the FFN-out clone */
     double *partial;              /* loss partial sums (no allocation inside a step) */
+    size_t partial_stride;        /* each clone site's share of partial, in doubles */
     double *row_ce, *row_kl;      /* [N] per-row losses, summed in row order */
     double *clone_layer;          /* [L, RED_N_SITES] clone MSEs, summed in layer order */
     red_step_times times;         /* of the last red_student_loss */
