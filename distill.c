@@ -473,6 +473,13 @@ static red_status vocab_losses(red_student *s, const int *targets, int B, const 
     return RED_OK;
 }
 
+/* silu(g)*u of a layer: the forward's, or recomputed into scratch. */
+static const float *layer_act(red_pool *pool, const red_layer_acts *la, float *scratch, size_t n) {
+    if (la->act) return la->act;
+    red_swiglu_forward(pool, scratch, la->g, la->u, (int64_t)n);
+    return scratch;
+}
+
 /* The clone terms of layer l (A6): their MSEs into v[RED_N_SITES] and, with
  * want_grad, their gradients into the one-layer clone_grad (laid out as
  * clone_grads names them) and the FFN-out target's own term into dP_d. */
@@ -503,11 +510,10 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
     if (want_grad)  /* d(att) = dO W_o */
         red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f, gatt, QD);
     /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d; silu(g)*u
-       is not kept by the forward, the same op recomputes it bit for bit */
-    red_swiglu_forward(pool, s->act, sa.g, sa.u, (int64_t)NF);
-    red_sgemm(pool, RED_NT, (int)N, ds, F, 1.0f, s->act, F, m->w.layers[l].wd, F, 0.0f, s->y_s, ds);
-    red_swiglu_forward(pool, s->act, ta.g, ta.u, (int64_t)NF);
-    red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, s->act, F, Wd, F, 0.0f, s->y_t, dt);
+       where the forward did not keep it is recomputed by the same op, bit for bit */
+    red_sgemm(pool, RED_NT, (int)N, ds, F, 1.0f, layer_act(pool, &sa, s->act, NF), F, m->w.layers[l].wd, F, 0.0f,
+              s->y_s, ds);
+    red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, layer_act(pool, &ta, s->act, NF), F, Wd, F, 0.0f, s->y_t, dt);
     red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
     sites[0] = mse_of(sa.g, ta.g, NF, gg);
     sites[1] = mse_of(sa.u, ta.u, NF, gu);

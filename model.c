@@ -482,7 +482,9 @@ void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, in
  * call and softmax), so the bits are the same either way and memory is
  * O(threads x chunk x T), not O(B H T^2). */
 #define ATT_CHUNK RED_ATT_CHUNK
-#define ATT_KEEP_MAX (256.0 * 1024 * 1024)  /* bytes of probabilities a run state keeps */
+/* Bytes a run state may spend on each kind of tensor it keeps only to spare a
+ * recomputation (attention probabilities, silu(g)*u of every layer). */
+#define KEEP_MAX (256.0 * 1024 * 1024)
 
 typedef struct {
     red_pool *pool;
@@ -722,13 +724,15 @@ struct red_train_acts {
     float *q;       /* [L, N, QD] after RoPE */
     float *k, *v;   /* [L, N, KD] (k after RoPE) */
     float *pscratch; /* [threads, ATT_CHUNK, T] one chunk of attention probabilities per thread */
-    float *pkeep;    /* [L, B*H, T, T] the probabilities, kept for backward when they fit ATT_KEEP_MAX; else NULL */
+    float *pkeep;    /* [L, B*H, T, T] the probabilities, kept for backward when they fit KEEP_MAX; else NULL */
     float *att;     /* [L, N, QD] attention output (o_proj input) */
     float *h;       /* [L, N, D] residual after attention */
     float *xn_m;    /* [L, N, D] */
     float *rstd_m;  /* [L, N] */
     float *g, *u;   /* [L, N, F] gate/up before SiLU */
-    float *act;     /* [N, F] silu(g)*u of one layer: recomputed from g, u where needed */
+    float *act;     /* [L, N, F] silu(g)*u when it fits KEEP_MAX (act_kept), else [N, F] of one
+                       layer, recomputed from g, u where needed */
+    int act_kept;
     float *xn_f;    /* [N, D] */
     float *rstd_f;  /* [N] */
     float *logits, *dlogits; /* [head_rows, V] */
@@ -886,9 +890,10 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     a->backward = backward;
     a->chunked = chunked;
     a->head_rows = (int64_t)(R = chunked ? (size_t)head_chunk_rows((int64_t)N) : N);
-    /* per layer: everything backward reads except silu(g)*u, recomputed from g and u */
+    /* per layer: everything backward reads; silu(g)*u of one layer only unless all fit KEEP_MAX */
+    a->act_kept = (double)L * N * F * sizeof(float) <= KEEP_MAX;
     total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + N * QD + N * D + N * D + N + 2 * N * F) +
-            N * F + N * D + N + R * V + (size_t)T * c->head_dim + nth * ATT_CHUNK * (size_t)T;
+            (a->act_kept ? L : 1) * N * F + N * D + N + R * V + (size_t)T * c->head_dim + nth * ATT_CHUNK * (size_t)T;
     if (backward)  /* dlogits and one layer of backward scratch */
         total += R * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * ATT_CHUNK * (size_t)T;
     a->n_floats = total;
@@ -914,7 +919,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     TAKE(rstd_m, L * N);
     TAKE(g, L * N * F);
     TAKE(u, L * N * F);
-    TAKE(act, N * F);
+    TAKE(act, (a->act_kept ? L : 1) * N * F);
     TAKE(xn_f, N * D);
     TAKE(rstd_f, N);
     TAKE(logits, R * V);
@@ -936,7 +941,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
 #undef TAKE
     /* Kept probabilities spare backward a QKᵀ product and a softmax per chunk;
      * past ATT_KEEP_MAX (long sequences) backward recomputes them instead. */
-    if (backward && (double)L * N * c->n_heads * T * sizeof(float) <= ATT_KEEP_MAX)
+    if (backward && (double)L * N * c->n_heads * T * sizeof(float) <= KEEP_MAX)
         a->pkeep = red_malloc_aligned(L * N * (size_t)c->n_heads * T * sizeof(float));  /* NULL: recomputed */
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
     m->acts = a;
@@ -977,7 +982,8 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         float *x = LAYER(a->resid, l, ND), *xn = LAYER(a->xn_a, l, ND), *q = LAYER(a->q, l, NQ),
               *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
               *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
-              *u = LAYER(a->u, l, NF), *y = LAYER(a->resid, l + 1, ND);
+              *u = LAYER(a->u, l, NF), *y = LAYER(a->resid, l + 1, ND),
+              *act = a->act_kept ? LAYER(a->act, l, NF) : a->act;
         red_rmsnorm_forward(pool, xn, LAYER(a->rstd_a, l, N), x, w->attn_norm, N, D, c->norm_eps);
         red_linear_forward(pool, q, xn, w->wq, w->bq, N, QD, D, 0.0f);
         red_linear_forward(pool, k, xn, w->wk, w->bk, N, KD, D, 0.0f);
@@ -991,9 +997,9 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
         red_linear_forward(pool, g, xm, w->wg, NULL, N, F, D, 0.0f);
         red_linear_forward(pool, u, xm, w->wu, NULL, N, F, D, 0.0f);
-        red_swiglu_forward(pool, a->act, g, u, (int64_t)NF);
+        red_swiglu_forward(pool, act, g, u, (int64_t)NF);
         memcpy(y, h, ND * sizeof(float));
-        red_linear_forward(pool, y, a->act, w->wd, NULL, N, D, F, 1.0f);
+        red_linear_forward(pool, y, act, w->wd, NULL, N, D, F, 1.0f);
     }
     red_rmsnorm_forward(pool, a->xn_f, a->rstd_f, LAYER(a->resid, c->n_layers, ND), m->w.norm, N, D,
                     c->norm_eps);
@@ -1110,6 +1116,7 @@ void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out) {
     out->xn_m = LAYER(a->xn_m, l, ND);
     out->g = LAYER(a->g, l, NF);
     out->u = LAYER(a->u, l, NF);
+    out->act = a->act_kept ? LAYER(a->act, l, NF) : NULL;
     out->out = LAYER(a->resid, l + 1, ND);
 }
 
@@ -1152,7 +1159,7 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         float *x = LAYER(a->resid, l, ND), *xn = LAYER(a->xn_a, l, ND), *q = LAYER(a->q, l, NQ),
               *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
               *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
-              *u = LAYER(a->u, l, NF), *dffn;
+              *u = LAYER(a->u, l, NF), *dffn, *act;
         if (ex) ex->fill(ex->ctx, l);
         /* MLP: dres is d(loss)/d(block output) and passes straight to h; an
            extra FFN-output gradient reaches only the MLP branch */
@@ -1161,8 +1168,11 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
             red_vec_add(a->dxn, a->dres, ex->dffn, ND);
             dffn = a->dxn;
         }
-        red_swiglu_forward(pool, a->act, g, u, (int64_t)NF);  /* the same op as forward's: the same bits */
-        red_linear_backward(pool, a->dact, gw->wd, NULL, dffn, a->act, w->wd, N, D, F, 0.0f);
+        if (a->act_kept)
+            act = LAYER(a->act, l, NF);
+        else
+            red_swiglu_forward(pool, act = a->act, g, u, (int64_t)NF);  /* the same op as forward's: the same bits */
+        red_linear_backward(pool, a->dact, gw->wd, NULL, dffn, act, w->wd, N, D, F, 0.0f);
         red_swiglu_backward(pool, a->dg, a->du, a->dact, g, u, (int64_t)NF);
         if (ex) {
             add_extra(a->dg, ex->dg, NF);

@@ -443,7 +443,8 @@ typedef struct {
     const float *att;      /* [N, QD] attention heads (o_proj input) */
     const float *h;        /* [N, D]  residual after attention */
     const float *xn_m;     /* [N, D]  MLP-norm output */
-    const float *g, *u;    /* [N, F]  gate/up before SiLU (down_proj reads silu(g)*u, not kept) */
+    const float *g, *u;    /* [N, F]  gate/up before SiLU */
+    const float *act;      /* [N, F]  silu(g)*u, down_proj's input; NULL where not kept (large runs) */
     const float *out;      /* [N, D]  block output */
 } red_layer_acts;
 void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out);
