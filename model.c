@@ -384,11 +384,12 @@ void red_linear_forward(red_pool *pool, float *out, const float *in, const float
     }
 }
 
-/* din = din_beta*din + dout W;  dW += doutᵀ in;  db += colsum(dout). din may be NULL. */
+/* din = din_beta*din + dout W;  dW = dw_beta*dW + doutᵀ in;  db += colsum(dout).
+ * din may be NULL. */
 void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const float *dout,
-                         const float *in, const float *W, int64_t N, int O, int I, float din_beta) {
+                         const float *in, const float *W, int64_t N, int O, int I, float din_beta, float dw_beta) {
     if (din) red_sgemm(pool, RED_NN, (int)N, I, O, 1.0f, dout, O, W, I, din_beta, din, I);
-    red_sgemm(pool, RED_TN, O, I, (int)N, 1.0f, dout, O, in, I, 1.0f, dW, I);
+    red_sgemm(pool, RED_TN, O, I, (int)N, 1.0f, dout, O, in, I, dw_beta, dW, I);
     if (db) {
         bias_ctx c;
         c.db = db; c.dout = dout; c.N = N; c.O = O;
@@ -809,6 +810,7 @@ red_status red_model_share(red_model *m, const red_model *src, red_pool *pool, r
 void red_model_free(red_model *m) {
     if (m->own_params) red_free_aligned(m->params);
     red_free_aligned(m->grads);
+    free(m->grad_unwritten);
     red_free_aligned(m->adam_m);
     red_free_aligned(m->adam_v);
     acts_free(m->acts);
@@ -843,6 +845,8 @@ static red_status alloc_param_slabs(red_model *m, int what, red_error *err) {
             return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients (%.1f MB)", bytes / 1e6);
         memset(m->grads, 0, bytes);
         red_weights_point(&m->gw, &m->cfg, m->grads, m->layer_buf + m->cfg.n_layers);
+        if (!(m->grad_unwritten = calloc((size_t)m->n_tensors, 1)))
+            return red_error_set(err, RED_E_NOMEM, "model: out of memory");
     }
     if ((what & RED_RUN_ADAM) && !m->adam_m) {
         m->adam_m = red_malloc_aligned(bytes);
@@ -1026,12 +1030,59 @@ red_status red_model_head_forward(red_model *m, int64_t r0, int64_t rows) {
     return RED_OK;
 }
 
+/* Lazily zeroed gradients. red_model_zero_grad only marks every tensor
+ * unwritten; in backward a tensor's first writer overwrites it (a GEMM with
+ * beta 0: the same bits as adding to zeros, since its sum starts at +0) and
+ * an accumulator is cleared just before its first addition; backward clears
+ * whatever it never wrote before it returns. A training step so skips a pass
+ * over the whole gradient slab per sequence. */
+static int grad_tensor(const red_model *m, const float *g) {
+    size_t off = (size_t)(g - m->grads);
+    int lo = 0, hi = m->n_tensors - 1;
+    while (lo < hi) {  /* the last tensor starting at or before off */
+        int mid = (lo + hi + 1) / 2;
+        if (m->table[mid].offset <= off) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* 1 if g's tensor is unwritten since red_model_zero_grad (it is then marked written). */
+static int grad_first(red_model *m, const float *g) {
+    int i = grad_tensor(m, g);
+    if (!m->grad_unwritten[i]) return 0;
+    m->grad_unwritten[i] = 0;
+    return 1;
+}
+
+/* The beta of a GEMM that writes gradient g: 0 the first time, then 1. */
+static float grad_beta(red_model *m, const float *g) { return grad_first(m, g) ? 0.0f : 1.0f; }
+
+/* An accumulator (+=) about to be added into: zeroed the first time. */
+static float *grad_clear(red_model *m, float *g) {
+    if (g && grad_first(m, g)) memset(g, 0, m->table[grad_tensor(m, g)].numel * sizeof(float));
+    return g;
+}
+
+static void grads_settle(red_model *m) {
+    int i;
+    for (i = 0; i < m->n_tensors; i++)
+        if (m->grad_unwritten[i]) {
+            memset(m->grads + m->table[i].offset, 0, m->table[i].numel * sizeof(float));
+            m->grad_unwritten[i] = 0;
+        }
+}
+
+void red_model_zero_grad(red_model *m) {
+    if (m->grads) memset(m->grad_unwritten, 1, (size_t)m->n_tensors);
+}
+
 red_status red_model_head_backward(red_model *m, int64_t r0, int64_t rows) {
     red_train_acts *a = m->acts;
     int D = m->cfg.dim;
     if (!a || !a->backward || !m->grads || !head_chunk_ok(a, r0, rows)) return RED_E_ARG;
     red_linear_backward(m->pool, a->dxn + (size_t)r0 * D, m->gw.lm_head, NULL, a->dlogits, a->xn_f + (size_t)r0 * D,
-                        m->w.lm_head, rows, m->cfg.vocab, D, 0.0f);
+                        m->w.lm_head, rows, m->cfg.vocab, D, 0.0f, grad_beta(m, m->gw.lm_head));
     a->head_done += rows;
     return RED_OK;
 }
@@ -1086,19 +1137,8 @@ typedef struct {
     float scale;
 } clip_ctx;
 
-static void zero_chunks(void *vc, int64_t lo, int64_t hi) {
-    clip_ctx *c = vc;
-    size_t a = (size_t)lo * CLIP_CHUNK, b = (size_t)hi * CLIP_CHUNK < c->n ? (size_t)hi * CLIP_CHUNK : c->n;
-    memset(c->g + a, 0, (b - a) * sizeof(float));
-}
 
-void red_model_zero_grad(red_model *m) {
-    clip_ctx c;
-    if (!m->grads) return;
-    c.g = m->grads;
-    c.n = m->n_params;
-    red_par_range(m->pool, (int64_t)((c.n + CLIP_CHUNK - 1) / CLIP_CHUNK), 0.5 * CLIP_CHUNK, zero_chunks, &c);
-}
+
 
 void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out) {
     const red_config *c = &m->cfg;
@@ -1149,9 +1189,9 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         if (a->head_done != N) return RED_E_ARG;
     } else
         red_linear_backward(pool, a->dxn, m->gw.lm_head, NULL, a->dlogits, a->xn_f, m->w.lm_head, N, c->vocab, D,
-                            0.0f);
+                            0.0f, grad_beta(m, m->gw.lm_head));
     memset(a->dres, 0, ND * sizeof(float));
-    red_rmsnorm_backward(pool, a->dres, m->gw.norm, a->dxn, LAYER(a->resid, c->n_layers, ND), m->w.norm,
+    red_rmsnorm_backward(pool, a->dres, grad_clear(m, m->gw.norm), a->dxn, LAYER(a->resid, c->n_layers, ND), m->w.norm,
                      a->rstd_f, N, D);
     for (l = c->n_layers - 1; l >= 0; l--) {
         const red_layer_weights *w = &m->w.layers[l];
@@ -1172,17 +1212,17 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
             act = LAYER(a->act, l, NF);
         else
             red_swiglu_forward(pool, act = a->act, g, u, (int64_t)NF);  /* the same op as forward's: the same bits */
-        red_linear_backward(pool, a->dact, gw->wd, NULL, dffn, act, w->wd, N, D, F, 0.0f);
+        red_linear_backward(pool, a->dact, gw->wd, NULL, dffn, act, w->wd, N, D, F, 0.0f, grad_beta(m, gw->wd));
         red_swiglu_backward(pool, a->dg, a->du, a->dact, g, u, (int64_t)NF);
         if (ex) {
             add_extra(a->dg, ex->dg, NF);
             add_extra(a->du, ex->du, NF);
         }
-        red_linear_backward(pool, a->dxn, gw->wg, NULL, a->dg, xm, w->wg, N, F, D, 0.0f);
-        red_linear_backward(pool, a->dxn, gw->wu, NULL, a->du, xm, w->wu, N, F, D, 1.0f);
-        red_rmsnorm_backward(pool, a->dres, gw->mlp_norm, a->dxn, h, w->mlp_norm, LAYER(a->rstd_m, l, N), N, D);
+        red_linear_backward(pool, a->dxn, gw->wg, NULL, a->dg, xm, w->wg, N, F, D, 0.0f, grad_beta(m, gw->wg));
+        red_linear_backward(pool, a->dxn, gw->wu, NULL, a->du, xm, w->wu, N, F, D, 1.0f, grad_beta(m, gw->wu));
+        red_rmsnorm_backward(pool, a->dres, grad_clear(m, gw->mlp_norm), a->dxn, h, w->mlp_norm, LAYER(a->rstd_m, l, N), N, D);
         /* attention */
-        red_linear_backward(pool, a->datt, gw->wo, NULL, a->dres, att, w->wo, N, D, QD, 0.0f);
+        red_linear_backward(pool, a->datt, gw->wo, NULL, a->dres, att, w->wo, N, D, QD, 0.0f, grad_beta(m, gw->wo));
         memset(a->dk, 0, NK * sizeof(float));
         memset(a->dv, 0, NK * sizeof(float));
         if (ex) add_extra(a->datt, ex->datt, NQ);
@@ -1195,12 +1235,16 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         }
         red_rope_backward(pool, a->dq, a->rope_cs, N, T, c->n_heads, c->head_dim);
         red_rope_backward(pool, a->dk, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
-        red_linear_backward(pool, a->dxn, gw->wq, gw->bq, a->dq, xn, w->wq, N, QD, D, 0.0f);
-        red_linear_backward(pool, a->dxn, gw->wk, gw->bk, a->dk, xn, w->wk, N, KD, D, 1.0f);
-        red_linear_backward(pool, a->dxn, gw->wv, gw->bv, a->dv, xn, w->wv, N, KD, D, 1.0f);
-        red_rmsnorm_backward(pool, a->dres, gw->attn_norm, a->dxn, x, w->attn_norm, LAYER(a->rstd_a, l, N), N, D);
+        red_linear_backward(pool, a->dxn, gw->wq, grad_clear(m, gw->bq), a->dq, xn, w->wq, N, QD, D, 0.0f,
+                            grad_beta(m, gw->wq));
+        red_linear_backward(pool, a->dxn, gw->wk, grad_clear(m, gw->bk), a->dk, xn, w->wk, N, KD, D, 1.0f,
+                            grad_beta(m, gw->wk));
+        red_linear_backward(pool, a->dxn, gw->wv, grad_clear(m, gw->bv), a->dv, xn, w->wv, N, KD, D, 1.0f,
+                            grad_beta(m, gw->wv));
+        red_rmsnorm_backward(pool, a->dres, grad_clear(m, gw->attn_norm), a->dxn, x, w->attn_norm, LAYER(a->rstd_a, l, N), N, D);
     }
-    red_embed_backward(pool, m->gw.embed, a->dres, a->tokens, N, D, c->vocab);
+    red_embed_backward(pool, grad_clear(m, m->gw.embed), a->dres, a->tokens, N, D, c->vocab);
+    grads_settle(m);
     return RED_OK;
 }
 

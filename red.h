@@ -376,6 +376,7 @@ typedef struct {
     red_weights w;            /* named pointers into params */
     float *grads;             /* [n_params] or NULL */
     red_weights gw;           /* named pointers into grads */
+    unsigned char *grad_unwritten; /* [n_tensors] 1 = zero by red_model_zero_grad, not yet written */
     float *adam_m, *adam_v;   /* [n_params] or NULL */
     unsigned char *decay_mask;/* [n_tensors] 1 = weight-decayed (matrices) */
     int64_t adam_t;           /* AdamW steps taken */

@@ -107,11 +107,11 @@ void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x
 void red_rmsnorm_backward(red_pool *pool, float *dx, float *dw, const float *dout, const float *x,
                           const float *w, const float *rstd, int64_t N, int D);
 /* out[N,O] = beta*out + in[N,I] Wᵀ (+ b);  din = din_beta*din + dout W (din
- * may be NULL), dW += doutᵀ in, db += colsum(dout). */
+ * may be NULL), dW = dw_beta*dW + doutᵀ in, db += colsum(dout). */
 void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
                         int64_t N, int O, int I, float beta);
 void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const float *dout,
-                         const float *in, const float *W, int64_t N, int O, int I, float din_beta);
+                         const float *in, const float *W, int64_t N, int O, int I, float din_beta, float dw_beta);
 /* RoPE, rotate_half convention. inv[HD/2] effective inverse frequencies
  * (llama3 scaling applied); table cs[rows, HD] = cos | sin of pos*inv. Row n
  * of x uses table row n % T. Backward rotates the gradient back, in place. */

@@ -150,7 +150,7 @@ Test(model, ops_linear_backward_fd, .init = setup, .fini = teardown) {
     o.out = malloc(30 * 4);
     dx = tu_rand(&r, 42, -1, 1);  /* din_beta 0 must overwrite garbage */
     dw = calloc(35, 4); db = calloc(5, 4);
-    red_linear_backward(pool, dx, dw, db, o.c, o.x, o.w, o.N, o.O, o.D, 0.0f);
+    red_linear_backward(pool, dx, dw, db, o.c, o.x, o.w, o.N, o.O, o.D, 0.0f, 1.0f);
     fd_check("linear dx", linear_loss, &o, o.x, dx, 42, 1e-4, 1e-3);
     fd_check("linear dW", linear_loss, &o, o.w, dw, 35, 1e-4, 1e-3);
     fd_check("linear db", linear_loss, &o, o.b, db, 5, 1e-4, 1e-3);
