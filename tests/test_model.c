@@ -53,6 +53,9 @@ static void check_fixture(const char *dir) {
     /* fp32 vs fp64 through 2 layers of O(1) activations: ~1e-6 relative */
     expect_close("logits", red_model_logits(&m), logits, n, 2e-5, 1e-4);
     loss = st_tensor(&ref, "loss", &n);
+    /* stale gradients must not leak through red_model_zero_grad, which only
+     * marks tensors unwritten: each tensor is overwritten or cleared */
+    for (i = 0; i < m.n_params; i++) m.grads[i] = NAN;
     red_model_zero_grad(&m);
     {
         float l = red_model_cross_entropy(&m, targets, 1, NULL);
@@ -69,6 +72,17 @@ static void check_fixture(const char *dir) {
         /* gradients are O(1e-2); fp32 error ~1e-7 absolute */
         expect_close(gname, m.grads + p->offset, g, n, 2e-6, 1e-4);
         free(g);
+    }
+    {  /* backward without zero_grad adds: the same gradient again, doubled up to
+        * the rounding of the additions (an overwrite would leave it single) */
+        float *once = malloc(m.n_params * sizeof(float));
+        size_t bad = 0;
+        memcpy(once, m.grads, m.n_params * sizeof(float));
+        red_model_cross_entropy(&m, targets, 1, NULL);
+        cr_assert(red_model_backward(&m) == RED_OK);
+        for (i = 0; i < m.n_params; i++) bad += !(fabsf(m.grads[i] - 2.0f * once[i]) <= 1e-5f * fabsf(once[i]) + 1e-8f);
+        cr_expect(bad == 0, "%zu of %zu gradients are not twice the first backward's", bad, m.n_params);
+        free(once);
     }
     /* 10 AdamW steps (lr 1e-2, betas 0.9/0.95, wd 0.1 on matrices) */
     losses = st_tensor(&ref, "adamw_losses", &n);
