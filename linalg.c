@@ -240,7 +240,21 @@ typedef struct {
     float *C;
     red_pool *pool;
     int split_rows;  /* 1: threads own row slabs of C, 0: column slabs */
+    /* nt over parts (red_sgemm_nt_parts): op(B) and C are side by side blocks,
+     * part p owning columns [col0[p], col0[p+1]); parts == 0: one B and C */
+    int parts;
+    int col0[RED_GEMM_PARTS + 1];
+    const float *Bp[RED_GEMM_PARTS];
+    float *Cp[RED_GEMM_PARTS];
+    int ldbp[RED_GEMM_PARTS], ldcp[RED_GEMM_PARTS];
 } gemm_task;
+
+/* The part holding column j of C (parts split at whole register tiles). */
+static int gemm_part(const gemm_task *g, int j) {
+    int p = 0;
+    while (j >= g->col0[p + 1]) p++;
+    return p;
+}
 
 /* dst[p*R + r] = src[r*ld + p] for r < rows, p < kc, and 0 for rows <= r < R:
  * rows of a row-major matrix to one k-major panel. This transposing copy packs
@@ -367,8 +381,15 @@ static void gemm_pack_b(const gemm_task *g, int pc, int kc, int jc, int nc, floa
         return;
     }
     for (jr = 0; jr < nc; jr += NR) {  /* B is n x k: columns of op(B) are rows of B */
-        int nr = nc - jr < NR ? nc - jr : NR;
-        pack_rows_to_panel(g->B + (size_t)(jc + jr) * g->ldb + pc, (size_t)g->ldb, nr, kc, bp + (size_t)jr * kc, NR);
+        int nr = nc - jr < NR ? nc - jr : NR, j = jc + jr, p;
+        const float *b = g->B + (size_t)j * g->ldb;
+        size_t ldb = (size_t)g->ldb;
+        if (g->parts) {
+            p = gemm_part(g, j);
+            b = g->Bp[p] + (size_t)(j - g->col0[p]) * g->ldbp[p];
+            ldb = (size_t)g->ldbp[p];
+        }
+        pack_rows_to_panel(b + pc, ldb, nr, kc, bp + (size_t)jr * kc, NR);
     }
 }
 
@@ -411,16 +432,22 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                 else if (!last_whole)  /* no kernel has its rows: packed, zero-padded */
                     pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic + last, (size_t)g->lda, last_rows, kc, ap, MR);
                 for (jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
+                    int nr = nc - jr < NR ? nc - jr : NR, ldc = g->ldc;
                     const float *bj = bp + (size_t)jr * kc;
+                    float *cj = g->C + jc + jr;  /* C's column jc + jr, row 0 */
                     int ldb = NR;
+                    if (g->parts) {
+                        int p = gemm_part(g, jc + jr);
+                        cj = g->Cp[p] + (jc + jr - g->col0[p]);
+                        ldc = g->ldcp[p];
+                    }
                     if (direct) {
                         bj = jr < full ? g->B + (size_t)pc * g->ldb + jc + jr : bp;
                         ldb = jr < full ? g->ldb : NR;
                     }
                     for (ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? mc - ir : MR;
-                        float *c = g->C + (size_t)(ic + ir) * g->ldc + jc + jr;
+                        float *c = cj + (size_t)(ic + ir) * ldc;
                         const int s = mr <= ar->short_rows[0] ? 0 : mr <= ar->short_rows[1] ? 1 : -1;
                         const gemm_ukernel kern = s >= 0 ? ar->kernel_short[s] : ar->kernel;
                         const int whole = mr == MR || (s >= 0 && mr == ar->short_rows[s]);
@@ -431,17 +458,17 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                             lda = g->lda;
                         }
                         if (nr == NR && whole) {
-                            kern(kc, ai, lda, bj, ldb, c, g->ldc, g->alpha, beta);
+                            kern(kc, ai, lda, bj, ldb, c, ldc, g->alpha, beta);
                             continue;
                         }
                         /* Edge: run the same kernel on a padded copy so every element
                          * sees identical arithmetic wherever the tile boundaries fall. */
                         if (beta != 0.0f) {
                             memset(tile, 0, (size_t)MR * NR * sizeof *tile);
-                            for (i = 0; i < mr; i++) memcpy(tile + i * NR, c + (size_t)i * g->ldc, (size_t)nr * sizeof *c);
+                            for (i = 0; i < mr; i++) memcpy(tile + i * NR, c + (size_t)i * ldc, (size_t)nr * sizeof *c);
                         }
                         kern(kc, ai, lda, bj, ldb, tile, NR, g->alpha, beta);
-                        for (i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * NR, (size_t)nr * sizeof *c);
+                        for (i = 0; i < mr; i++) memcpy(c + (size_t)i * ldc, tile + i * NR, (size_t)nr * sizeof *c);
                     }
                 }
             }
@@ -480,13 +507,45 @@ static void gemm_scale_c(int m, int n, float beta, float *C, int ldc) {
     }
 }
 
+/* Runs a filled task: on the calling thread with serial_ws, else on the pool. */
+static red_status gemm_launch(gemm_task *g, void *serial_ws) {
+    const gemm_arch *arch = g->arch;
+    int64_t rows_units, cols_units, units, nth;
+    double flops;
+    /* the packing buffers and the edge tile must fit one thread's scratch */
+    if (((size_t)arch->mc * arch->kc + (size_t)arch->kc * arch->nc + (size_t)arch->mr * arch->nr) *
+            sizeof(float) > RED_POOL_SCRATCH_BYTES)
+        return RED_E_NOMEM;
+    if (serial_ws) {
+        gemm_region(g, serial_ws, 0, g->m, 0, g->n);
+        return RED_OK;
+    }
+    /* Each thread packs the whole of the operand it does not split: row slabs
+     * duplicate B (k x n), column slabs duplicate A (m x k); duplicate the
+     * smaller, unless that leaves too few tiles to go round. */
+    rows_units = (g->m + arch->mr - 1) / arch->mr;
+    cols_units = (g->n + arch->nr - 1) / arch->nr;
+    if (rows_units >= red_pool_size(g->pool) && cols_units >= red_pool_size(g->pool))
+        g->split_rows = g->m >= g->n;
+    else
+        g->split_rows = rows_units >= cols_units;
+    units = g->split_rows ? rows_units : cols_units;
+    /* One thread per 10 MFLOP: waking a worker costs up to ~100 us on a VM
+     * (measured: 128^3 ran slower on 2 threads than on 1; 256^3 gained 1.5x). */
+    flops = 2.0 * g->m * (double)g->n * g->k;
+    nth = (int64_t)(flops / 1.0e7);
+    if (nth > red_pool_size(g->pool)) nth = red_pool_size(g->pool);
+    if (nth > units) nth = units;
+    if (nth < 1) nth = 1;
+    red_pool_run(g->pool, (int)nth, gemm_thread, g);
+    return RED_OK;
+}
+
 /* serial_ws != NULL: run on the calling thread with that workspace (no pool). */
 static red_status gemm_run(const gemm_arch *arch, red_pool *pool, void *serial_ws, red_trans trans,
                            int m, int n, int k, float alpha, const float *A, int lda,
                            const float *B, int ldb, float beta, float *C, int ldc) {
     gemm_task g;
-    int64_t rows_units, cols_units, units, nth;
-    double flops;
     if ((!pool && !serial_ws) || m < 0 || n < 0 || k < 0 || (trans != RED_NN && trans != RED_NT && trans != RED_TN))
         return RED_E_ARG;
     if (m == 0 || n == 0) return RED_OK;
@@ -498,11 +557,7 @@ static red_status gemm_run(const gemm_arch *arch, red_pool *pool, void *serial_w
     if (!A || !B) return RED_E_ARG;
     if (trans == RED_TN ? lda < m : lda < k) return RED_E_ARG;
     if (trans == RED_NT ? ldb < k : ldb < n) return RED_E_ARG;
-    /* the packing buffers and the edge tile must fit one thread's scratch */
-    if (((size_t)arch->mc * arch->kc + (size_t)arch->kc * arch->nc + (size_t)arch->mr * arch->nr) *
-            sizeof(float) > RED_POOL_SCRATCH_BYTES)
-        return RED_E_NOMEM;
-
+    memset(&g, 0, sizeof g);
     g.arch = arch;
     g.trans = trans;
     g.m = m; g.n = n; g.k = k;
@@ -510,29 +565,44 @@ static red_status gemm_run(const gemm_arch *arch, red_pool *pool, void *serial_w
     g.A = A; g.B = B; g.C = C;
     g.lda = lda; g.ldb = ldb; g.ldc = ldc;
     g.pool = pool;
-    if (serial_ws) {
-        gemm_region(&g, serial_ws, 0, m, 0, n);
+    return gemm_launch(&g, serial_ws);
+}
+
+/* C_p = alpha A B_pᵀ + beta C_p over parts side by side: one nt product that
+ * packs A once. A part that ends off a register tile (but the last) would put
+ * two parts' columns in one tile, so those run as separate products. */
+red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const float *A, int lda, int parts,
+                              const int *n, const float *const *B, const int *ldb, float beta, float *const *C,
+                              const int *ldc) {
+    gemm_task g;
+    int p, cols = 0, aligned = 1;
+    if (!pool || parts < 1 || parts > RED_GEMM_PARTS || m < 0 || k < 0) return RED_E_ARG;
+    for (p = 0; p < parts; p++) {
+        if (n[p] < 0 || !B[p] || !C[p] || ldb[p] < k || ldc[p] < n[p]) return RED_E_ARG;
+        if (p < parts - 1 && n[p] % arch_simd.nr) aligned = 0;
+        cols += n[p];
+    }
+    if (!aligned || m == 0 || cols == 0 || k == 0 || alpha == 0.0f || !A || lda < k) {
+        for (p = 0; p < parts; p++) {
+            red_status st = red_sgemm(pool, RED_NT, m, n[p], k, alpha, A, lda, B[p], ldb[p], beta, C[p], ldc[p]);
+            if (st) return st;
+        }
         return RED_OK;
     }
-    /* Each thread packs the whole of the operand it does not split: row slabs
-     * duplicate B (k x n), column slabs duplicate A (m x k); duplicate the
-     * smaller, unless that leaves too few tiles to go round. */
-    rows_units = (m + arch->mr - 1) / arch->mr;
-    cols_units = (n + arch->nr - 1) / arch->nr;
-    if (rows_units >= red_pool_size(pool) && cols_units >= red_pool_size(pool))
-        g.split_rows = m >= n;
-    else
-        g.split_rows = rows_units >= cols_units;
-    units = g.split_rows ? rows_units : cols_units;
-    /* One thread per 10 MFLOP: waking a worker costs up to ~100 us on a VM
-     * (measured: 128^3 ran slower on 2 threads than on 1; 256^3 gained 1.5x). */
-    flops = 2.0 * m * (double)n * k;
-    nth = (int64_t)(flops / 1.0e7);
-    if (nth > red_pool_size(pool)) nth = red_pool_size(pool);
-    if (nth > units) nth = units;
-    if (nth < 1) nth = 1;
-    red_pool_run(pool, (int)nth, gemm_thread, &g);
-    return RED_OK;
+    memset(&g, 0, sizeof g);
+    g.arch = &arch_simd;
+    g.trans = RED_NT;
+    g.m = m; g.n = cols; g.k = k;
+    g.alpha = alpha; g.beta = beta;
+    g.A = A; g.lda = lda;
+    g.pool = pool;
+    g.parts = parts;
+    for (p = 0; p < parts; p++) {
+        g.col0[p + 1] = g.col0[p] + n[p];
+        g.Bp[p] = B[p]; g.ldbp[p] = ldb[p];
+        g.Cp[p] = C[p]; g.ldcp[p] = ldc[p];
+    }
+    return gemm_launch(&g, NULL);
 }
 
 red_status red_sgemm(red_pool *pool, red_trans trans, int m, int n, int k, float alpha,

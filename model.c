@@ -362,6 +362,12 @@ static void gemv_outputs(void *vc, int64_t lo, int64_t hi) {
         }
 }
 
+static void bias_add(red_pool *pool, float *out, const float *b, int64_t N, int O) {
+    bias_ctx c;
+    c.out = out; c.b = b; c.N = N; c.O = O;
+    red_par_range(pool, N, O, bias_add_rows, &c);
+}
+
 /* Up to this many rows (batched KV-cache decoding) a GEMM would spend its
  * time packing W for a handful of rows, so rows are dotted with W directly
  * (measured: 16 decode rows of config (b) ran 1.6x faster this way). */
@@ -377,11 +383,23 @@ void red_linear_forward(red_pool *pool, float *out, const float *in, const float
     } else {
         red_sgemm(pool, RED_NT, (int)N, O, I, 1.0f, in, I, W, I, beta, out, O);
     }
-    if (b) {
-        bias_ctx c;
-        c.out = out; c.b = b; c.N = N; c.O = O;
-        red_par_range(pool, N, O, bias_add_rows, &c);
+    if (b) bias_add(pool, out, b, N, O);
+}
+
+/* out_p = in W_pᵀ (+ b_p) for the weights that read one input (q, k, v;
+ * gate, up): one GEMM that packs the input once, the same bits as one
+ * red_linear_forward per part. */
+static void linear_forward_parts(red_pool *pool, int parts, float *const *out, const float *in,
+                                 const float *const *W, const float *const *b, int64_t N, const int *O, int I) {
+    int p, ld[RED_GEMM_PARTS];
+    if (N <= LINEAR_GEMV_ROWS) {
+        for (p = 0; p < parts; p++) red_linear_forward(pool, out[p], in, W[p], b[p], N, O[p], I, 0.0f);
+        return;
     }
+    for (p = 0; p < parts; p++) ld[p] = I;
+    red_sgemm_nt_parts(pool, (int)N, I, 1.0f, in, I, parts, O, W, ld, 0.0f, out, O);
+    for (p = 0; p < parts; p++)
+        if (b[p]) bias_add(pool, out[p], b[p], N, O[p]);
 }
 
 /* din = din_beta*din + dout W;  dW = dw_beta*dW + doutᵀ in;  db += colsum(dout).
@@ -989,9 +1007,15 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
               *u = LAYER(a->u, l, NF), *y = LAYER(a->resid, l + 1, ND),
               *act = a->act_kept ? LAYER(a->act, l, NF) : a->act;
         red_rmsnorm_forward(pool, xn, LAYER(a->rstd_a, l, N), x, w->attn_norm, N, D, c->norm_eps);
-        red_linear_forward(pool, q, xn, w->wq, w->bq, N, QD, D, 0.0f);
-        red_linear_forward(pool, k, xn, w->wk, w->bk, N, KD, D, 0.0f);
-        red_linear_forward(pool, v, xn, w->wv, w->bv, N, KD, D, 0.0f);
+        {
+            float *out[3];
+            const float *W[3], *bias[3];
+            int O[3];
+            out[0] = q; W[0] = w->wq; bias[0] = w->bq; O[0] = QD;
+            out[1] = k; W[1] = w->wk; bias[1] = w->bk; O[1] = KD;
+            out[2] = v; W[2] = w->wv; bias[2] = w->bv; O[2] = KD;
+            linear_forward_parts(pool, 3, out, xn, W, bias, N, O, D);
+        }
         red_rope_forward(pool, q, a->rope_cs, N, T, c->n_heads, c->head_dim);
         red_rope_forward(pool, k, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
         red_attention_forward(pool, att, a->pscratch, keep_layer(a, l, c), q, k, v, B, T, c->n_heads,
@@ -999,8 +1023,14 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         memcpy(h, x, ND * sizeof(float));
         red_linear_forward(pool, h, att, w->wo, NULL, N, D, QD, 1.0f);
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
-        red_linear_forward(pool, g, xm, w->wg, NULL, N, F, D, 0.0f);
-        red_linear_forward(pool, u, xm, w->wu, NULL, N, F, D, 0.0f);
+        {
+            float *out[2];
+            const float *W[2], *bias[2] = {NULL, NULL};
+            int O[2];
+            out[0] = g; W[0] = w->wg; O[0] = F;
+            out[1] = u; W[1] = w->wu; O[1] = F;
+            linear_forward_parts(pool, 2, out, xm, W, bias, N, O, D);
+        }
         red_swiglu_forward(pool, act, g, u, (int64_t)NF);
         memcpy(y, h, ND * sizeof(float));
         red_linear_forward(pool, y, act, w->wd, NULL, N, D, F, 1.0f);

@@ -148,6 +148,13 @@ red_status red_sgemm(red_pool *pool, red_trans trans, int m, int n, int k,
                      float alpha, const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc);
 const char *red_trans_name(red_trans t);  /* "nn", "nt", "tn" */
+/* C_p = alpha A B_pᵀ + beta C_p for p < parts (B_p is n[p] x k, C_p m x n[p]):
+ * the nt products of one input, e.g. q/k/v or gate/up, as one product that
+ * packs A once; each element gets red_sgemm's very operations (the same bits). */
+#define RED_GEMM_PARTS 4
+red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const float *A, int lda, int parts,
+                              const int *n, const float *const *B, const int *ldb, float beta, float *const *C,
+                              const int *ldc);
 
 /* Thin SVD by one-sided Jacobi (double internally): A (m x n, lda) = U S Vᵀ,
  * k = min(m,n); U m x k, S k (descending, >= 0), V n x k, all row-major.

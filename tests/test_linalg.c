@@ -749,3 +749,41 @@ Test(linalg, indist_invariant_to_row_order_and_thread_count) {
     free(X);
     free(Y);
 }
+
+/* red_sgemm_nt_parts (q/k/v, gate/up from one input) gives every part the
+ * bits of its own red_sgemm, whatever the tiling: parts on and off register
+ * tiles (the fallback), a ragged last part, k over several blocks, beta 1,
+ * row strides past the width, 1 and 2 threads. */
+Test(linalg, gemm_nt_parts_bit_identical_to_separate_products, .init = setup, .fini = teardown) {
+    const int cases[][5] = {/* m, k, n0, n1, n2 */ {256, 128, 128, 64, 64}, {70, 41, 96, 32, 37},
+                            {33, 500, 32, 45, 64}, {5, 20, 64, 64, 8}, {300, 64, 192, 192, 0}};
+    red_pool *p1 = red_pool_create(1);
+    int c, t, p;
+    for (c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++)
+        for (t = 0; t < 2; t++) {
+            int m = cases[c][0], k = cases[c][1], parts = cases[c][4] ? 3 : 2, n[3], ld[3], ldc[3];
+            float *B[3], *C[3], *R[3], *A;
+            red_rng r;
+            red_rng_seed(&r, 900 + c);
+            A = tu_rand(&r, (size_t)m * k, -1, 1);
+            for (p = 0; p < parts; p++) {
+                n[p] = cases[c][2 + p];
+                ld[p] = k;
+                ldc[p] = n[p] + p;  /* a stride past the width */
+                B[p] = tu_rand(&r, (size_t)n[p] * k, -1, 1);
+                C[p] = tu_rand(&r, (size_t)m * ldc[p], -1, 1);
+                R[p] = malloc((size_t)m * ldc[p] * 4);
+                memcpy(R[p], C[p], (size_t)m * ldc[p] * 4);
+                cr_assert(red_sgemm(p1, RED_NT, m, n[p], k, 0.5f, A, k, B[p], k, 1.0f, R[p], ldc[p]) == RED_OK);
+            }
+            cr_assert(red_sgemm_nt_parts(t ? pool : p1, m, k, 0.5f, A, k, parts, n, (const float *const *)B, ld,
+                                         1.0f, C, ldc) == RED_OK);
+            for (p = 0; p < parts; p++) {
+                cr_expect(memcmp(C[p], R[p], (size_t)m * ldc[p] * 4) == 0, "case %d part %d threads %d differs", c,
+                          p, t + 1);
+                free(B[p]); free(C[p]); free(R[p]);
+            }
+            free(A);
+        }
+    red_pool_destroy(p1);
+}
