@@ -696,31 +696,76 @@ typedef struct {
     float inv_count;
 } ce_ctx;
 
-static void cross_entropy_rows(void *vc, int64_t lo, int64_t hi) {
-    ce_ctx *c = vc;
+/* Without a gradient: each row's float exps (red_expf, <= 2 ulp) summed in
+ * double in index order. */
+static void cross_entropy_loss_rows(const ce_ctx *c, int64_t lo, int64_t hi) {
     int64_t n;
-    int j;
     for (n = lo; n < hi; n++) {
         const float *z = c->logits + n * c->V;
         int t = c->targets[n];
         float mx;
-        double se, lse;
         if (t < 0) {
             c->partial[n] = 0.0;
-            if (c->dlogits) memset(c->dlogits + n * c->V, 0, sizeof(float) * c->V);
             continue;
         }
         mx = red_vec_max(z, (size_t)c->V);
-        /* float exps (red_expf, <= 2 ulp), summed in double in index order */
-        se = red_vec_sum_exp(z, mx, (size_t)c->V);
-        lse = mx + log(se);
-        c->partial[n] = lse - z[t];
-        if (c->dlogits) {
-            float *d = c->dlogits + n * c->V;
-            double inv_se = 1.0 / se;
-            for (j = 0; j < c->V; j++) d[j] = z[j] - mx;
-            red_vec_exp(d, d, (size_t)c->V);
-            for (j = 0; j < c->V; j++) d[j] = (float)(d[j] * inv_se) * c->inv_count;
+        c->partial[n] = mx + log(red_vec_sum_exp(z, mx, (size_t)c->V)) - z[t];
+    }
+}
+
+/* With the gradient: the exps go straight into dlogits and are summed from
+ * there (the same values, the same order: the loss's bits), and four rows'
+ * sums, each a chain of dependent double adds, run side by side. */
+#define CE_GROUP 4
+static void cross_entropy_rows(void *vc, int64_t lo, int64_t hi) {
+    ce_ctx *c = vc;
+    int64_t n0;
+    int j, r, V = c->V;
+    if (!c->dlogits) {
+        cross_entropy_loss_rows(c, lo, hi);
+        return;
+    }
+    for (n0 = lo; n0 < hi; n0 += CE_GROUP) {
+        int g = hi - n0 < CE_GROUP ? (int)(hi - n0) : CE_GROUP;
+        float mx[CE_GROUP] = {0};
+        double se[CE_GROUP] = {0};
+        for (r = 0; r < g; r++) {
+            const float *z = c->logits + (n0 + r) * V;
+            float *d = c->dlogits + (n0 + r) * V;
+            if (c->targets[n0 + r] < 0) {  /* ignored: no loss, no gradient */
+                memset(d, 0, sizeof(float) * V);
+                continue;
+            }
+            mx[r] = red_vec_max(z, (size_t)V);
+            for (j = 0; j < V; j++) d[j] = z[j] - mx[r];
+            red_vec_exp(d, d, (size_t)V);
+        }
+        if (g == CE_GROUP) {
+            const float *d0 = c->dlogits + n0 * V, *d1 = d0 + V, *d2 = d1 + V, *d3 = d2 + V;
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+            for (j = 0; j < V; j++) {
+                s0 += d0[j];
+                s1 += d1[j];
+                s2 += d2[j];
+                s3 += d3[j];
+            }
+            se[0] = s0; se[1] = s1; se[2] = s2; se[3] = s3;
+        } else {
+            for (r = 0; r < g; r++)
+                for (j = 0; j < V; j++) se[r] += c->dlogits[(n0 + r) * V + j];
+        }
+        for (r = 0; r < g; r++) {
+            const float *z = c->logits + (n0 + r) * V;
+            float *d = c->dlogits + (n0 + r) * V;
+            int t = c->targets[n0 + r];
+            double inv_se;
+            if (t < 0) {
+                c->partial[n0 + r] = 0.0;
+                continue;
+            }
+            c->partial[n0 + r] = mx[r] + log(se[r]) - z[t];
+            inv_se = 1.0 / se[r];
+            for (j = 0; j < V; j++) d[j] = (float)(d[j] * inv_se) * c->inv_count;
             d[t] -= c->inv_count;
         }
     }

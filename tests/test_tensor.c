@@ -299,16 +299,20 @@ Test(tensor, expf_special_values) {
 }
 
 /* The vector routine against red_expf bit for bit on every length 0..70
- * (SIMD body plus scalar tail), including specials inside the vector body. */
+ * (SIMD body plus masked or scalar tail), including specials inside the
+ * vector body and in the tail; nothing past n is written. */
 Test(tensor, vec_exp_matches_scalar_bitwise) {
-    float x[70], y[70], z[70];
+    float x[70], y[86], z[70];
     red_rng r;
     size_t n, i;
     red_rng_seed(&r, 7);
     for (n = 0; n <= 70; n++) {
         red_rng_fill_uniform(&r, x, n, -100.0f, 100.0f);
         if (n > 20) x[3] = -HUGE_VALF, x[5] = HUGE_VALF, x[7] = NAN, x[11] = -0.0f, x[13] = 88.72284f, x[17] = -87.3366f;
+        if (n > 1) x[n - 1] = NAN, x[n - 2] = -HUGE_VALF;
+        for (i = 0; i < 86; i++) y[i] = 12345.0f;
         red_vec_exp(y, x, n);
+        for (i = n; i < 86; i++) cr_assert(y[i] == 12345.0f, "n=%zu: y[%zu] past the end was written", n, i);
         memcpy(z, x, n * sizeof *x);
         red_vec_exp(z, z, n);  /* in place */
         for (i = 0; i < n; i++) {
