@@ -247,6 +247,9 @@ typedef struct {
     const float *Bp[RED_GEMM_PARTS];
     float *Cp[RED_GEMM_PARTS];
     int ldbp[RED_GEMM_PARTS], ldcp[RED_GEMM_PARTS];
+    /* nt with op(B) packed beforehand (red_gemm_nt_pack) for bpacked_n columns */
+    const float *bpacked;
+    int bpacked_n;
 } gemm_task;
 
 /* The part holding column j of C (parts split at whole register tiles). */
@@ -421,8 +424,13 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
             int kc = g->k - pc < ar->kc ? g->k - pc : ar->kc;
             float beta = pc == 0 ? g->beta : 1.0f;
             const int full = nc - nc % NR;  /* columns in whole NR panels */
-            if (!direct) gemm_pack_b(g, pc, kc, jc, nc, bp);
-            else if (full < nc) gemm_pack_b(g, pc, kc, jc + full, nc - full, bp);
+            const float *bblock = bp;  /* op(B)[pc:pc+kc, jc:jc+nc] in panels */
+            if (g->bpacked)
+                bblock = g->bpacked + (size_t)pc * ((g->bpacked_n + NR - 1) / NR * NR) + (size_t)jc * kc;
+            else if (!direct)
+                gemm_pack_b(g, pc, kc, jc, nc, bp);
+            else if (full < nc)
+                gemm_pack_b(g, pc, kc, jc + full, nc - full, bp);
             for (ic = m0; ic < m1; ic += ar->mc) {
                 int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
                 const int last = (mc - 1) / MR * MR, last_rows = mc - last;  /* the last row panel */
@@ -433,7 +441,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                     pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic + last, (size_t)g->lda, last_rows, kc, ap, MR);
                 for (jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR, ldc = g->ldc;
-                    const float *bj = bp + (size_t)jr * kc;
+                    const float *bj = bblock + (size_t)jr * kc;
                     float *cj = g->C + jc + jr;  /* C's column jc + jr, row 0 */
                     int ldb = NR;
                     if (g->parts) {
@@ -625,6 +633,47 @@ red_status red_sgemm_serial(void *scratch, red_trans trans, int m, int n, int k,
 }
 
 int red_sgemm_k_block(void) { return arch_simd.kc; }
+
+size_t red_gemm_nt_packed_floats(int n, int k) {
+    const int NR = arch_simd.nr;
+    return n < 1 || k < 1 ? 0 : (size_t)(n + NR - 1) / NR * NR * (size_t)k;
+}
+
+/* The layout gemm_region reads: k blocks of kc one after another, each a row
+ * of NR-column panels (kc x NR, k-major, zero-padded past n). */
+void red_gemm_nt_pack(const float *B, int ldb, int n, int k, float *packed) {
+    const int NR = arch_simd.nr, KC = arch_simd.kc, npad = (n + NR - 1) / NR * NR;
+    int pc, jr;
+    for (pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC;
+        float *block = packed + (size_t)pc * npad;
+        for (jr = 0; jr < n; jr += NR)
+            pack_rows_to_panel(B + (size_t)jr * ldb + pc, (size_t)ldb, n - jr < NR ? n - jr : NR, kc,
+                               block + (size_t)jr * kc, NR);
+    }
+}
+
+red_status red_sgemm_nt_packed(red_pool *pool, void *serial_ws, int m, int n, int k, float alpha, const float *A,
+                               int lda, const float *packed, int packed_n, float beta, float *C, int ldc) {
+    gemm_task g;
+    if ((!pool && !serial_ws) || m < 0 || n < 0 || k < 0 || n > packed_n) return RED_E_ARG;
+    if (m == 0 || n == 0) return RED_OK;
+    if (!C || ldc < n) return RED_E_ARG;
+    if (k == 0 || alpha == 0.0f) {
+        gemm_scale_c(m, n, beta, C, ldc);
+        return RED_OK;
+    }
+    if (!A || !packed || lda < k) return RED_E_ARG;
+    memset(&g, 0, sizeof g);
+    g.arch = &arch_simd;
+    g.trans = RED_NT;
+    g.m = m; g.n = n; g.k = k;
+    g.alpha = alpha; g.beta = beta;
+    g.A = A; g.lda = lda; g.C = C; g.ldc = ldc;
+    g.bpacked = packed; g.bpacked_n = packed_n;
+    g.pool = pool;
+    return gemm_launch(&g, serial_ws);
+}
 
 const char *red_trans_name(red_trans t) {
     return t == RED_NN ? "nn" : t == RED_NT ? "nt" : t == RED_TN ? "tn" : "??";

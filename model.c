@@ -513,11 +513,22 @@ typedef struct {
     float scale;
 } att_ctx;
 
-/* Probabilities of rows [r0, r0+rows) of one head into Pc [rows, T]:
+size_t red_attention_scratch_floats(int T, int HD) {
+    return (size_t)ATT_CHUNK * T + red_gemm_nt_packed_floats(T, HD);
+}
+
+/* A thread's share of a scratch: a chunk of probabilities (or of their
+ * gradient), then K or V packed for the QKᵀ or dO Vᵀ products: packed once
+ * per head, read by every row chunk. */
+static float *att_scratch(const att_ctx *c, float *scratch, int ith) {
+    return scratch + (size_t)ith * red_attention_scratch_floats(c->T, c->HD);
+}
+
+/* Probabilities of rows [r0, r0+rows) of one head into Pc [rows, T] (Kp: its K packed):
  * softmax(mask(Q Kᵀ * scale)) over the first r0+rows columns. */
-static void attention_probs(const att_ctx *c, void *ws, const float *Q, const float *K, int r0, int rows, float *Pc) {
-    int QD = c->H * c->HD, KD = c->KV * c->HD, T = c->T, cols = r0 + rows, i, j;
-    red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, c->scale, Q + (size_t)r0 * QD, QD, K, KD, 0.0f, Pc, T);
+static void attention_probs(const att_ctx *c, void *ws, const float *Q, const float *Kp, int r0, int rows, float *Pc) {
+    int QD = c->H * c->HD, T = c->T, cols = r0 + rows, i, j;
+    red_sgemm_nt_packed(NULL, ws, rows, cols, c->HD, c->scale, Q + (size_t)r0 * QD, QD, Kp, T, 0.0f, Pc, T);
     red_softmax_rows(Pc, (size_t)T, rows, (size_t)r0 + 1, 1);
     for (i = 0; i < rows; i++)
         for (j = r0 + i + 1; j < cols; j++) Pc[(size_t)i * T + j] = 0.0f;
@@ -529,7 +540,8 @@ static void attention_forward_units(void *vc, int ith, int nth) {
     int64_t lo, hi, u;
     int QD = c->H * c->HD, KD = c->KV * c->HD, G = c->H / c->KV, T = c->T;
     void *ws = red_pool_scratch(c->pool, ith);
-    float *Pc = c->pscratch + (size_t)ith * ATT_CHUNK * T;
+    float *Pc = att_scratch(c, c->pscratch, ith), *Kp = Pc + (size_t)ATT_CHUNK * T;
+    int64_t packed = -1;  /* the (b, kv head) whose K is in Kp */
     red_split_range((int64_t)c->B * c->H, ith, nth, &lo, &hi);
     for (u = lo; u < hi; u++) {
         float *P = c->pkeep ? c->pkeep + (size_t)u * T * T : NULL;
@@ -538,10 +550,14 @@ static void attention_forward_units(void *vc, int ith, int nth) {
         const float *K = c->k + (size_t)b * T * KD + (size_t)g * c->HD;
         const float *Vv = c->v + (size_t)b * T * KD + (size_t)g * c->HD;
         float *O = c->out + (size_t)b * T * QD + (size_t)h * c->HD;
+        if (packed != (int64_t)b * c->KV + g) {
+            red_gemm_nt_pack(K, KD, T, c->HD, Kp);
+            packed = (int64_t)b * c->KV + g;
+        }
         for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
             int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK;
             if (P) Pc = P + (size_t)r0 * T;
-            attention_probs(c, ws, Q, K, r0, rows, Pc);
+            attention_probs(c, ws, Q, Kp, r0, rows, Pc);
             red_sgemm_serial(ws, RED_NN, rows, c->HD, r0 + rows, 1.0f, Pc, T, Vv, KD, 0.0f, O + (size_t)r0 * QD, QD);
         }
     }
@@ -584,7 +600,8 @@ static void attention_backward_units(void *vc, int ith, int nth) {
     int64_t lo, hi, u;
     int QD = c->H * c->HD, KD = c->KV * c->HD, G = c->H / c->KV, T = c->T;
     void *ws = red_pool_scratch(c->pool, ith);
-    float *dS = c->dscratch + (size_t)ith * ATT_CHUNK * T, *Pc = c->pscratch + (size_t)ith * ATT_CHUNK * T;
+    float *dS = att_scratch(c, c->dscratch, ith), *Pc = att_scratch(c, c->pscratch, ith);
+    float *Vp = dS + (size_t)ATT_CHUNK * T, *Kp = Pc + (size_t)ATT_CHUNK * T;
     red_split_range((int64_t)c->B * c->KV, ith, nth, &lo, &hi);
     for (u = lo; u < hi; u++) {
         int b = (int)(u / c->KV), g = (int)(u % c->KV), hh, r0;
@@ -592,6 +609,8 @@ static void attention_backward_units(void *vc, int ith, int nth) {
         const float *Vv = c->v + (size_t)b * T * KD + (size_t)g * c->HD;
         float *dK = c->dk + (size_t)b * T * KD + (size_t)g * c->HD;
         float *dV = c->dv + (size_t)b * T * KD + (size_t)g * c->HD;
+        red_gemm_nt_pack(Vv, KD, T, c->HD, Vp);
+        if (!c->pkeep) red_gemm_nt_pack(K, KD, T, c->HD, Kp);
         for (hh = 0; hh < G; hh++) {
             int h = g * G + hh;
             const float *Q = c->q + (size_t)b * T * QD + (size_t)h * c->HD;
@@ -603,10 +622,10 @@ static void attention_backward_units(void *vc, int ith, int nth) {
                 if (P)
                     Pc = (float *)P + (size_t)r0 * T;  /* forward's, read only */
                 else
-                    attention_probs(c, ws, Q, K, r0, rows, Pc);  /* recomputed, bit-identical to forward */
+                    attention_probs(c, ws, Q, Kp, r0, rows, Pc);  /* recomputed, bit-identical to forward */
                 /* dV += Pᵀ dO ; dP = dO Vᵀ */
                 red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, Pc, T, dO + (size_t)r0 * QD, QD, 1.0f, dV, KD);
-                red_sgemm_serial(ws, RED_NT, rows, cols, c->HD, 1.0f, dO + (size_t)r0 * QD, QD, Vv, KD, 0.0f, dS, T);
+                red_sgemm_nt_packed(NULL, ws, rows, cols, c->HD, 1.0f, dO + (size_t)r0 * QD, QD, Vp, T, 0.0f, dS, T);
                 softmax_backward_chunk(Pc, dS, r0, rows, T, c->scale);
                 /* dQ = dS K ; dK += dSᵀ Q */
                 red_sgemm_serial(ws, RED_NN, rows, c->HD, cols, 1.0f, dS, T, K, KD, 0.0f, dQ + (size_t)r0 * QD, QD);
@@ -787,7 +806,7 @@ struct red_train_acts {
     float *rstd_a;  /* [L, N] */
     float *q;       /* [L, N, QD] after RoPE */
     float *k, *v;   /* [L, N, KD] (k after RoPE) */
-    float *pscratch; /* [threads, ATT_CHUNK, T] one chunk of attention probabilities per thread */
+    float *pscratch; /* [threads, red_attention_scratch_floats] a chunk of attention probabilities and a packed K */
     float *pkeep;    /* [L, B*H, T, T] the probabilities, kept for backward when they fit KEEP_MAX; else NULL */
     float *att;     /* [L, N, QD] attention output (o_proj input) */
     float *h;       /* [L, N, D] residual after attention */
@@ -806,7 +825,7 @@ struct red_train_acts {
     float *dq, *datt;         /* [N, QD] */
     float *dk, *dv;           /* [N, KD] */
     float *dg, *du, *dact;    /* [N, F] */
-    float *dscratch;          /* [threads, ATT_CHUNK, T] */
+    float *dscratch;          /* [threads, red_attention_scratch_floats] */
     double *row_loss;         /* [N] */
     int *tokens;              /* [N] */
 };
@@ -960,9 +979,10 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     /* per layer: everything backward reads; silu(g)*u of one layer only unless all fit KEEP_MAX */
     a->act_kept = (double)L * N * F * sizeof(float) <= KEEP_MAX;
     total = (L + 1) * N * D + L * (N * D + N + N * QD + 2 * N * KD + N * QD + N * D + N * D + N + 2 * N * F) +
-            (a->act_kept ? L : 1) * N * F + N * D + N + R * V + (size_t)T * c->head_dim + nth * ATT_CHUNK * (size_t)T;
+            (a->act_kept ? L : 1) * N * F + N * D + N + R * V + (size_t)T * c->head_dim +
+            nth * red_attention_scratch_floats(T, c->head_dim);
     if (backward)  /* dlogits and one layer of backward scratch */
-        total += R * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * ATT_CHUNK * (size_t)T;
+        total += R * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * red_attention_scratch_floats(T, c->head_dim);
     a->n_floats = total;
     a->slab = red_malloc_aligned(total * sizeof(float));
     a->row_loss = malloc(N * sizeof(double));
@@ -991,7 +1011,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     TAKE(rstd_f, N);
     TAKE(logits, R * V);
     TAKE(rope_cs, (size_t)T * c->head_dim);
-    TAKE(pscratch, nth * ATT_CHUNK * (size_t)T);
+    TAKE(pscratch, nth * red_attention_scratch_floats(T, c->head_dim));
     if (backward) {
         TAKE(dlogits, R * V);
         TAKE(dres, N * D);
@@ -1003,7 +1023,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
         TAKE(dg, N * F);
         TAKE(du, N * F);
         TAKE(dact, N * F);
-        TAKE(dscratch, nth * ATT_CHUNK * (size_t)T);
+        TAKE(dscratch, nth * red_attention_scratch_floats(T, c->head_dim));
     }
 #undef TAKE
     /* Kept probabilities spare backward a QKᵀ product and a softmax per chunk;

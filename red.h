@@ -152,6 +152,16 @@ const char *red_trans_name(red_trans t);  /* "nn", "nt", "tn" */
  * the nt products of one input, e.g. q/k/v or gate/up, as one product that
  * packs A once; each element gets red_sgemm's very operations (the same bits). */
 #define RED_GEMM_PARTS 4
+/* op(B) of nt products packed once for several of them (attention's K for
+ * every row chunk): red_gemm_nt_pack writes B (n x k, row stride ldb) as the
+ * panels red_sgemm's own nt packing makes (red_gemm_nt_packed_floats(n, k)
+ * floats), red_sgemm_nt_packed multiplies by its first n <= packed_n columns,
+ * on the pool or, with serial_ws, on the calling thread. The same bits as
+ * red_sgemm(RED_NT). */
+size_t red_gemm_nt_packed_floats(int n, int k);
+void red_gemm_nt_pack(const float *B, int ldb, int n, int k, float *packed);
+red_status red_sgemm_nt_packed(red_pool *pool, void *serial_ws, int m, int n, int k, float alpha, const float *A,
+                               int lda, const float *packed, int packed_n, float beta, float *C, int ldc);
 red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const float *A, int lda, int parts,
                               const int *n, const float *const *B, const int *ldb, float beta, float *const *C,
                               const int *ldc);

@@ -122,9 +122,10 @@ void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, in
  * out [B*T, H*HD]. With pkeep ([B*H, T, T]) forward keeps the probabilities
  * there and backward reads them; with pkeep NULL backward recomputes them
  * chunk by chunk, bit-identical to forward's. Backward writes dq, adds into
- * dk, dv. pscratch and dscratch each hold red_pool_size(pool) * RED_ATT_CHUNK * T
- * floats. */
+ * dk, dv. pscratch and dscratch each hold red_pool_size(pool) *
+ * red_attention_scratch_floats(T, HD) floats. */
 #define RED_ATT_CHUNK 64
+size_t red_attention_scratch_floats(int T, int HD);
 void red_attention_forward(red_pool *pool, float *out, float *pscratch, float *pkeep, const float *q,
                            const float *k, const float *v, int B, int T, int H, int KV, int HD);
 void red_attention_backward(red_pool *pool, float *dq, float *dk, float *dv, float *dscratch,

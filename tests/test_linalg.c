@@ -787,3 +787,37 @@ Test(linalg, gemm_nt_parts_bit_identical_to_separate_products, .init = setup, .f
         }
     red_pool_destroy(p1);
 }
+
+/* red_sgemm_nt_packed against red_sgemm(RED_NT) bit for bit: B packed once,
+ * multiplied by prefixes of its columns (attention's row chunks), k over
+ * several k blocks, on a pool and on the calling thread. */
+Test(linalg, gemm_nt_packed_bit_identical_to_red_sgemm, .init = setup, .fini = teardown) {
+    const int cases[][3] = {/* m, packed n, k */ {64, 256, 32}, {70, 70, 8}, {33, 100, 900}, {1, 5, 3}};
+    int c, n, t;
+    for (c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+        int m = cases[c][0], pn = cases[c][1], k = cases[c][2];
+        float *packed = malloc(red_gemm_nt_packed_floats(pn, k) * 4), *A, *B, *C, *R;
+        void *ws = red_malloc_aligned(RED_POOL_SCRATCH_BYTES);  /* a thread's GEMM scratch */
+        red_rng r;
+        red_rng_seed(&r, 950 + c);
+        A = tu_rand(&r, (size_t)m * k, -1, 1);
+        B = tu_rand(&r, (size_t)pn * k, -1, 1);
+        C = malloc((size_t)m * pn * 4);
+        R = malloc((size_t)m * pn * 4);
+        red_gemm_nt_pack(B, k, pn, k, packed);
+        for (n = 1; n <= pn; n += n < 8 ? 1 : 29)
+            for (t = 0; t < 2; t++) {
+                memset(C, 0x7f, (size_t)m * pn * 4);
+                memset(R, 0x7f, (size_t)m * pn * 4);
+                cr_assert(red_sgemm(pool, RED_NT, m, n, k, 0.75f, A, k, B, k, 0.0f, R, pn) == RED_OK);
+                cr_assert(red_sgemm_nt_packed(t ? NULL : pool, t ? ws : NULL, m, n, k, 0.75f, A, k, packed, pn, 0.0f,
+                                              C, pn) == RED_OK);
+                cr_expect(memcmp(C, R, (size_t)m * pn * 4) == 0, "m=%d n=%d of %d k=%d %s differs", m, n, pn, k,
+                          t ? "serial" : "pool");
+            }
+        cr_expect(red_sgemm_nt_packed(pool, NULL, m, pn + 1, k, 1.0f, A, k, packed, pn, 0.0f, C, pn + 1) == RED_E_ARG,
+                  "more columns than were packed");
+        free(packed); free(A); free(B); free(C); free(R);
+        red_free_aligned(ws);
+    }
+}

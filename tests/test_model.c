@@ -229,14 +229,14 @@ static void attention_fd(int rope) {
     a.q = tu_rand(&r, nq, -1, 1); a.k = tu_rand(&r, nk, -1, 1); a.v = tu_rand(&r, nk, -1, 1);
     a.c = tu_rand(&r, nq, -1, 1);
     a.qr = malloc(nq * 4); a.kr = malloc(nk * 4); a.out = malloc(nq * 4);
-    a.probs = calloc((size_t)red_pool_size(pool) * RED_ATT_CHUNK * a.T, 4);  /* probability scratch */
+    a.probs = calloc((size_t)red_pool_size(pool) * red_attention_scratch_floats(a.T, a.HD), 4);  /* probability scratch */
     a.cs = malloc((size_t)a.T * a.HD * 4);
     red_config_default(&c);
     c.head_dim = 8; c.rope_llama3 = 1; c.rope_factor = 8; c.rope_orig_ctx = 32;
     red_rope_inv_freq(&c, inv);
     red_rope_table(a.cs, inv, 4, a.T, NULL);
     dq = malloc(nq * 4); dk = calloc(nk, 4); dv = calloc(nk, 4);
-    dscr = malloc((size_t)red_pool_size(pool) * RED_ATT_CHUNK * a.T * 4);
+    dscr = malloc((size_t)red_pool_size(pool) * red_attention_scratch_floats(a.T, a.HD) * 4);
     attention_loss(&a);
     red_attention_backward(pool, dq, dk, dv, dscr, a.c, a.probs, NULL, a.qr, a.kr, a.v, a.B, a.T, a.H, a.KV, a.HD);
     {  /* probabilities kept by forward: backward gives the recomputing one's bits */
