@@ -247,9 +247,11 @@ typedef struct {
     const float *Bp[RED_GEMM_PARTS];
     float *Cp[RED_GEMM_PARTS];
     int ldbp[RED_GEMM_PARTS], ldcp[RED_GEMM_PARTS];
-    /* nt with op(B) packed beforehand (red_gemm_nt_pack) for bpacked_n columns */
+    /* nt with op(B) packed beforehand (red_gemm_nt_pack) for bpacked_n columns;
+     * over parts, each part's own (Bpk) */
     const float *bpacked;
     int bpacked_n;
+    const float *Bpk[RED_GEMM_PARTS];
 } gemm_task;
 
 /* The part holding column j of C (parts split at whole register tiles). */
@@ -427,6 +429,8 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
             const float *bblock = bp;  /* op(B)[pc:pc+kc, jc:jc+nc] in panels */
             if (g->bpacked)
                 bblock = g->bpacked + (size_t)pc * ((g->bpacked_n + NR - 1) / NR * NR) + (size_t)jc * kc;
+            else if (g->Bpk[0])
+                bblock = NULL;  /* per panel, from its part's packing */
             else if (!direct)
                 gemm_pack_b(g, pc, kc, jc, nc, bp);
             else if (full < nc)
@@ -445,9 +449,11 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                     float *cj = g->C + jc + jr;  /* C's column jc + jr, row 0 */
                     int ldb = NR;
                     if (g->parts) {
-                        int p = gemm_part(g, jc + jr);
+                        int p = gemm_part(g, jc + jr), np = g->col0[p + 1] - g->col0[p];
                         cj = g->Cp[p] + (jc + jr - g->col0[p]);
                         ldc = g->ldcp[p];
+                        if (g->Bpk[0])
+                            bj = g->Bpk[p] + (size_t)pc * ((np + NR - 1) / NR * NR) + (size_t)(jc + jr - g->col0[p]) * kc;
                     }
                     if (direct) {
                         bj = jr < full ? g->B + (size_t)pc * g->ldb + jc + jr : bp;
@@ -580,8 +586,8 @@ static red_status gemm_run(const gemm_arch *arch, red_pool *pool, void *serial_w
  * packs A once. A part that ends off a register tile (but the last) would put
  * two parts' columns in one tile, so those run as separate products. */
 red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const float *A, int lda, int parts,
-                              const int *n, const float *const *B, const int *ldb, float beta, float *const *C,
-                              const int *ldc) {
+                              const int *n, const float *const *B, const int *ldb, const float *const *packed,
+                              float beta, float *const *C, const int *ldc) {
     gemm_task g;
     int p, cols = 0, aligned = 1;
     if (!pool || parts < 1 || parts > RED_GEMM_PARTS || m < 0 || k < 0) return RED_E_ARG;
@@ -592,7 +598,10 @@ red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const f
     }
     if (!aligned || m == 0 || cols == 0 || k == 0 || alpha == 0.0f || !A || lda < k) {
         for (p = 0; p < parts; p++) {
-            red_status st = red_sgemm(pool, RED_NT, m, n[p], k, alpha, A, lda, B[p], ldb[p], beta, C[p], ldc[p]);
+            red_status st = packed ? red_sgemm_nt_packed(pool, NULL, m, n[p], k, alpha, A, lda, packed[p], n[p], beta,
+                                                         C[p], ldc[p])
+                                   : red_sgemm(pool, RED_NT, m, n[p], k, alpha, A, lda, B[p], ldb[p], beta, C[p],
+                                               ldc[p]);
             if (st) return st;
         }
         return RED_OK;
@@ -609,6 +618,7 @@ red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const f
         g.col0[p + 1] = g.col0[p] + n[p];
         g.Bp[p] = B[p]; g.ldbp[p] = ldb[p];
         g.Cp[p] = C[p]; g.ldcp[p] = ldc[p];
+        g.Bpk[p] = packed ? packed[p] : NULL;
     }
     return gemm_launch(&g, NULL);
 }

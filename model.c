@@ -386,18 +386,30 @@ void red_linear_forward(red_pool *pool, float *out, const float *in, const float
     if (b) bias_add(pool, out, b, N, O);
 }
 
+/* red_linear_forward with W also packed (packed non-NULL: red_weight_pack). */
+static void linear_forward_packed(red_pool *pool, float *out, const float *in, const float *W, const float *packed,
+                                  const float *b, int64_t N, int O, int I, float beta) {
+    if (!packed || N <= LINEAR_GEMV_ROWS) {
+        red_linear_forward(pool, out, in, W, b, N, O, I, beta);
+        return;
+    }
+    red_sgemm_nt_packed(pool, NULL, (int)N, O, I, 1.0f, in, I, packed, O, beta, out, O);
+    if (b) bias_add(pool, out, b, N, O);
+}
+
 /* out_p = in W_pᵀ (+ b_p) for the weights that read one input (q, k, v;
  * gate, up): one GEMM that packs the input once, the same bits as one
- * red_linear_forward per part. */
+ * red_linear_forward per part. packed: NULL, or every W_p packed. */
 static void linear_forward_parts(red_pool *pool, int parts, float *const *out, const float *in,
-                                 const float *const *W, const float *const *b, int64_t N, const int *O, int I) {
+                                 const float *const *W, const float *const *packed, const float *const *b, int64_t N,
+                                 const int *O, int I) {
     int p, ld[RED_GEMM_PARTS];
     if (N <= LINEAR_GEMV_ROWS) {
         for (p = 0; p < parts; p++) red_linear_forward(pool, out[p], in, W[p], b[p], N, O[p], I, 0.0f);
         return;
     }
     for (p = 0; p < parts; p++) ld[p] = I;
-    red_sgemm_nt_parts(pool, (int)N, I, 1.0f, in, I, parts, O, W, ld, 0.0f, out, O);
+    red_sgemm_nt_parts(pool, (int)N, I, 1.0f, in, I, parts, O, W, ld, packed, 0.0f, out, O);
     for (p = 0; p < parts; p++)
         if (b[p]) bias_add(pool, out[p], b[p], N, O[p]);
 }
@@ -1050,6 +1062,70 @@ static float *keep_layer(const red_train_acts *a, int l, const red_config *c) {
     return a->pkeep ? LAYER(a->pkeep, l, (size_t)a->maxB * c->n_heads * a->maxT * a->maxT) : NULL;
 }
 
+/* Lazily zeroed gradients. red_model_zero_grad only marks every tensor
+ * unwritten; in backward a tensor's first writer overwrites it (a GEMM with
+ * beta 0: the same bits as adding to zeros, since its sum starts at +0) and
+ * an accumulator is cleared just before its first addition; backward clears
+ * whatever it never wrote before it returns. A training step so skips a pass
+ * over the whole gradient slab per sequence. */
+/* The tensor of a slab laid out like the parameters (base) that p points into. */
+static int tensor_at(const red_model *m, const float *base, const float *p) {
+    size_t off = (size_t)(p - base);
+    int lo = 0, hi = m->n_tensors - 1;
+    while (lo < hi) {  /* the last tensor starting at or before off */
+        int mid = (lo + hi + 1) / 2;
+        if (m->table[mid].offset <= off) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+static int grad_tensor(const red_model *m, const float *g) { return tensor_at(m, m->grads, g); }
+
+/* W packed for the forward (m->wpack), or NULL: W is then packed by its GEMM. */
+static const float *packed_of(const red_model *m, const float *W) {
+    return m->wpack && m->wpack->of ? m->wpack->of[tensor_at(m, m->params, W)] : NULL;
+}
+
+/* Every matrix the forward multiplies as Wᵀ: all of them but an untied embedding. */
+static int weight_packs(const red_model *m, int i) {
+    return m->table[i].ndim == 2 && (m->cfg.tied || m->params + m->table[i].offset != m->w.embed);
+}
+
+red_status red_weight_pack_fill(red_weight_pack *p, const red_model *m, red_error *err) {
+    size_t floats = 0, off = 0;
+    int i;
+    for (i = 0; i < m->n_tensors; i++)
+        if (weight_packs(m, i))
+            floats += red_gemm_nt_packed_floats((int)m->table[i].shape[0], (int)m->table[i].shape[1]);
+    if (floats * sizeof(float) > RED_WEIGHT_PACK_MAX) return RED_OK;  /* not packed: of stays NULL */
+    if (!p->buf) {
+        p->buf = red_malloc_aligned(floats * sizeof(float));
+        p->of = calloc((size_t)m->n_tensors, sizeof *p->of);
+        p->n_tensors = m->n_tensors;
+        if (!p->buf || !p->of) {
+            red_weight_pack_free(p);
+            return red_error_set(err, RED_E_NOMEM, "model: out of memory for packed weights (%.1f MB)",
+                                 floats * 4.0 / 1e6);
+        }
+    }
+    if (p->n_tensors != m->n_tensors) return red_error_set(err, RED_E_ARG, "model: a weight pack of another model");
+    for (i = 0; i < m->n_tensors; i++) {
+        const red_param *t = &m->table[i];
+        if (!weight_packs(m, i)) continue;
+        red_gemm_nt_pack(m->params + t->offset, (int)t->shape[1], (int)t->shape[0], (int)t->shape[1], p->buf + off);
+        p->of[i] = p->buf + off;
+        off += red_gemm_nt_packed_floats((int)t->shape[0], (int)t->shape[1]);
+    }
+    return RED_OK;
+}
+
+void red_weight_pack_free(red_weight_pack *p) {
+    red_free_aligned(p->buf);
+    free(p->of);
+    memset(p, 0, sizeof *p);
+}
+
 red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
     const red_config *c = &m->cfg;
     red_train_acts *a = m->acts;
@@ -1076,34 +1152,38 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
             float *out[3];
             const float *W[3], *bias[3];
             int O[3];
-            out[0] = q; W[0] = w->wq; bias[0] = w->bq; O[0] = QD;
-            out[1] = k; W[1] = w->wk; bias[1] = w->bk; O[1] = KD;
-            out[2] = v; W[2] = w->wv; bias[2] = w->bv; O[2] = KD;
-            linear_forward_parts(pool, 3, out, xn, W, bias, N, O, D);
+            const float *pk[3];
+            out[0] = q; W[0] = w->wq; bias[0] = w->bq; O[0] = QD; pk[0] = packed_of(m, w->wq);
+            out[1] = k; W[1] = w->wk; bias[1] = w->bk; O[1] = KD; pk[1] = packed_of(m, w->wk);
+            out[2] = v; W[2] = w->wv; bias[2] = w->bv; O[2] = KD; pk[2] = packed_of(m, w->wv);
+            linear_forward_parts(pool, 3, out, xn, W, pk[0] ? pk : NULL, bias, N, O, D);
         }
         red_rope_forward(pool, q, a->rope_cs, N, T, c->n_heads, c->head_dim);
         red_rope_forward(pool, k, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
         red_attention_forward(pool, att, a->pscratch, keep_layer(a, l, c), q, k, v, B, T, c->n_heads,
                               c->n_kv_heads, c->head_dim);
         memcpy(h, x, ND * sizeof(float));
-        red_linear_forward(pool, h, att, w->wo, NULL, N, D, QD, 1.0f);
+        linear_forward_packed(pool, h, att, w->wo, packed_of(m, w->wo), NULL, N, D, QD, 1.0f);
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
         {
             float *out[2];
             const float *W[2], *bias[2] = {NULL, NULL};
             int O[2];
-            out[0] = g; W[0] = w->wg; O[0] = F;
-            out[1] = u; W[1] = w->wu; O[1] = F;
-            linear_forward_parts(pool, 2, out, xm, W, bias, N, O, D);
+            const float *pk[2];
+            out[0] = g; W[0] = w->wg; O[0] = F; pk[0] = packed_of(m, w->wg);
+            out[1] = u; W[1] = w->wu; O[1] = F; pk[1] = packed_of(m, w->wu);
+            linear_forward_parts(pool, 2, out, xm, W, pk[0] ? pk : NULL, bias, N, O, D);
         }
         red_swiglu_forward(pool, act, g, u, (int64_t)NF);
         memcpy(y, h, ND * sizeof(float));
-        red_linear_forward(pool, y, act, w->wd, NULL, N, D, F, 1.0f);
+        linear_forward_packed(pool, y, act, w->wd, packed_of(m, w->wd), NULL, N, D, F, 1.0f);
     }
     red_rmsnorm_forward(pool, a->xn_f, a->rstd_f, LAYER(a->resid, c->n_layers, ND), m->w.norm, N, D,
                     c->norm_eps);
     a->head_done = 0;
-    if (!a->chunked) red_linear_forward(pool, a->logits, a->xn_f, m->w.lm_head, NULL, N, c->vocab, D, 0.0f);
+    if (!a->chunked)
+        linear_forward_packed(pool, a->logits, a->xn_f, m->w.lm_head, packed_of(m, m->w.lm_head), NULL, N, c->vocab, D,
+                              0.0f);
     return RED_OK;
 }
 
@@ -1116,31 +1196,19 @@ static int head_chunk_ok(const red_train_acts *a, int64_t r0, int64_t rows) {
 red_status red_model_head_forward(red_model *m, int64_t r0, int64_t rows) {
     red_train_acts *a = m->acts;
     int D = m->cfg.dim, V = m->cfg.vocab;
+    const float *packed = packed_of(m, m->w.lm_head);
     if (!a || !head_chunk_ok(a, r0, rows)) return RED_E_ARG;
     if (rows == (int64_t)a->B * a->T)  /* all rows: the unchunked call itself (which may take the GEMV path) */
-        red_linear_forward(m->pool, a->logits, a->xn_f, m->w.lm_head, NULL, rows, V, D, 0.0f);
-    else  /* more rows than LINEAR_GEMV_ROWS in all, so the unchunked call is this GEMM; rows are independent */
+        linear_forward_packed(m->pool, a->logits, a->xn_f, m->w.lm_head, packed, NULL, rows, V, D, 0.0f);
+    else if (packed)  /* more rows than LINEAR_GEMV_ROWS in all, so the unchunked call is this GEMM; rows are independent */
+        red_sgemm_nt_packed(m->pool, NULL, (int)rows, V, D, 1.0f, a->xn_f + (size_t)r0 * D, D, packed, V, 0.0f,
+                            a->logits, V);
+    else
         red_sgemm(m->pool, RED_NT, (int)rows, V, D, 1.0f, a->xn_f + (size_t)r0 * D, D, m->w.lm_head, D, 0.0f,
                   a->logits, V);
     return RED_OK;
 }
 
-/* Lazily zeroed gradients. red_model_zero_grad only marks every tensor
- * unwritten; in backward a tensor's first writer overwrites it (a GEMM with
- * beta 0: the same bits as adding to zeros, since its sum starts at +0) and
- * an accumulator is cleared just before its first addition; backward clears
- * whatever it never wrote before it returns. A training step so skips a pass
- * over the whole gradient slab per sequence. */
-static int grad_tensor(const red_model *m, const float *g) {
-    size_t off = (size_t)(g - m->grads);
-    int lo = 0, hi = m->n_tensors - 1;
-    while (lo < hi) {  /* the last tensor starting at or before off */
-        int mid = (lo + hi + 1) / 2;
-        if (m->table[mid].offset <= off) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
 
 /* 1 if g's tensor is unwritten since red_model_zero_grad (it is then marked written). */
 static int grad_first(red_model *m, const float *g) {

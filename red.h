@@ -148,23 +148,25 @@ red_status red_sgemm(red_pool *pool, red_trans trans, int m, int n, int k,
                      float alpha, const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc);
 const char *red_trans_name(red_trans t);  /* "nn", "nt", "tn" */
-/* C_p = alpha A B_pᵀ + beta C_p for p < parts (B_p is n[p] x k, C_p m x n[p]):
- * the nt products of one input, e.g. q/k/v or gate/up, as one product that
- * packs A once; each element gets red_sgemm's very operations (the same bits). */
-#define RED_GEMM_PARTS 4
-/* op(B) of nt products packed once for several of them (attention's K for
- * every row chunk): red_gemm_nt_pack writes B (n x k, row stride ldb) as the
- * panels red_sgemm's own nt packing makes (red_gemm_nt_packed_floats(n, k)
- * floats), red_sgemm_nt_packed multiplies by its first n <= packed_n columns,
- * on the pool or, with serial_ws, on the calling thread. The same bits as
+/* op(B) of nt products packed once for several of them (a layer's weights
+ * for every sequence of a batch, attention's K for every row chunk):
+ * red_gemm_nt_pack writes B (n x k, row stride ldb) as the panels red_sgemm's
+ * own nt packing makes (red_gemm_nt_packed_floats(n, k) floats),
+ * red_sgemm_nt_packed multiplies by its first n <= packed_n columns, on the
+ * pool or, with serial_ws, on the calling thread. The same bits as
  * red_sgemm(RED_NT). */
 size_t red_gemm_nt_packed_floats(int n, int k);
 void red_gemm_nt_pack(const float *B, int ldb, int n, int k, float *packed);
 red_status red_sgemm_nt_packed(red_pool *pool, void *serial_ws, int m, int n, int k, float alpha, const float *A,
                                int lda, const float *packed, int packed_n, float beta, float *C, int ldc);
+/* C_p = alpha A B_pᵀ + beta C_p for p < parts (B_p is n[p] x k, C_p m x n[p]):
+ * the nt products of one input, e.g. q/k/v or gate/up, as one product that
+ * packs A once; each element gets red_sgemm's very operations (the same bits).
+ * packed, if not NULL, holds each B_p packed by red_gemm_nt_pack. */
+#define RED_GEMM_PARTS 4
 red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const float *A, int lda, int parts,
-                              const int *n, const float *const *B, const int *ldb, float beta, float *const *C,
-                              const int *ldc);
+                              const int *n, const float *const *B, const int *ldb, const float *const *packed,
+                              float beta, float *const *C, const int *ldc);
 
 /* Thin SVD by one-sided Jacobi (double internally): A (m x n, lda) = U S Vᵀ,
  * k = min(m,n); U m x k, S k (descending, >= 0), V n x k, all row-major.
@@ -382,6 +384,7 @@ void red_rope_inv_freq(const red_config *c, float *inv);
  * enabled, gradient and AdamW slabs plus the activation slab for B x T.
  * Nothing is allocated inside forward/backward/step. */
 typedef struct red_train_acts red_train_acts;
+typedef struct red_weight_pack red_weight_pack;
 typedef struct {
     red_config cfg;
     red_pool *pool;           /* not owned */
@@ -400,7 +403,24 @@ typedef struct {
     red_train_acts *acts;     /* NULL until red_model_train_alloc */
     float *rope_inv_freq;     /* [HD/2] effective inverse frequencies */
     red_layer_weights *layer_buf; /* storage behind w.layers and gw.layers */
+    const red_weight_pack *wpack; /* NULL, or these weights packed for the forward (below) */
 } red_model;
+
+/* A model's matrices packed for the forward's GEMMs once for a whole batch,
+ * so that its sequences do not each pack them again: red_weight_pack_fill
+ * packs the current weights, and while m->wpack points at the pack the
+ * forward reads the packed copies (the same bits). The caller owns the
+ * validity: the weights must not change while m->wpack is set. Models past
+ * RED_WEIGHT_PACK_MAX bytes are not packed (of stays NULL): their GEMMs are
+ * long enough to pack as they go. */
+#define RED_WEIGHT_PACK_MAX ((size_t)256 << 20)
+struct red_weight_pack {
+    float *buf;
+    const float **of;  /* [n_tensors] tensor i packed (red_gemm_nt_pack), NULL if not */
+    int n_tensors;
+};
+red_status red_weight_pack_fill(red_weight_pack *p, const red_model *m, red_error *err);
+void red_weight_pack_free(red_weight_pack *p);
 
 /* Allocates a zeroed parameter slab. pool is used by every heavy op. */
 red_status red_model_alloc(red_model *m, const red_config *c, red_pool *pool, red_error *err);

@@ -336,6 +336,7 @@ typedef struct {
     int64_t count;            /* its counted targets */
     int n_workers;            /* tree.width once allocated (0: one sequence at a time) */
     red_model *workers;       /* [n_workers] on m's weights, each its own run state and gradient */
+    red_weight_pack pack;     /* m's weights packed at each batch's start */
 } red_batch_grad;
 red_status red_batch_grad_alloc(red_batch_grad *g, red_model *m, int B, int T, red_error *err);
 red_status red_batch_grad_run(red_batch_grad *g, const int *in, const int *tgt, int rank, int ranks, float *loss,

@@ -98,6 +98,7 @@ void red_batch_grad_free(red_batch_grad *g) {
     int w;
     for (w = 0; w < g->n_workers; w++) red_model_free(&g->workers[w]);
     free(g->workers);
+    red_weight_pack_free(&g->pack);
     free(g->seq_loss);
     red_grad_tree_free(&g->tree);  /* after the workers: it holds their pools */
     memset(g, 0, sizeof *g);
@@ -135,15 +136,20 @@ red_status red_batch_grad_run(red_batch_grad *g, const int *in, const int *tgt, 
     red_model *m = g->m;
     size_t n = (size_t)g->B * g->T, i;
     double sum = 0.0;
-    int b;
+    int b, w;
     red_status st;
     g->in = in;
     g->tgt = tgt;
     for (g->count = 0, i = 0; i < n; i++) g->count += tgt[i] >= 0;
     memset(g->seq_loss, 0, (size_t)g->B * sizeof(double));
-    if ((st = red_grad_tree_run(&g->tree, m->pool, g->B, rank, ranks, m->n_params, batch_leaf, g, m->grads, err)) ||
-        (ranks > 1 && (st = red_dist_gather_f64(g->seq_loss, (size_t)g->B, err))))
-        return st;
+    /* the weights, fixed for the batch, packed once for all its sequences */
+    if (g->B > 1 && (st = red_weight_pack_fill(&g->pack, m, err))) return st;
+    m->wpack = &g->pack;
+    for (w = 0; w < g->n_workers; w++) g->workers[w].wpack = &g->pack;
+    st = red_grad_tree_run(&g->tree, m->pool, g->B, rank, ranks, m->n_params, batch_leaf, g, m->grads, err);
+    m->wpack = NULL;
+    for (w = 0; w < g->n_workers; w++) g->workers[w].wpack = NULL;
+    if (st || (ranks > 1 && (st = red_dist_gather_f64(g->seq_loss, (size_t)g->B, err)))) return st;
     for (b = 0; b < g->B; b++) sum += g->seq_loss[b];
     *loss = g->count ? (float)(sum / g->count) : 0.0f;
     return RED_OK;

@@ -776,7 +776,7 @@ Test(linalg, gemm_nt_parts_bit_identical_to_separate_products, .init = setup, .f
                 memcpy(R[p], C[p], (size_t)m * ldc[p] * 4);
                 cr_assert(red_sgemm(p1, RED_NT, m, n[p], k, 0.5f, A, k, B[p], k, 1.0f, R[p], ldc[p]) == RED_OK);
             }
-            cr_assert(red_sgemm_nt_parts(t ? pool : p1, m, k, 0.5f, A, k, parts, n, (const float *const *)B, ld,
+            cr_assert(red_sgemm_nt_parts(t ? pool : p1, m, k, 0.5f, A, k, parts, n, (const float *const *)B, ld, NULL,
                                          1.0f, C, ldc) == RED_OK);
             for (p = 0; p < parts; p++) {
                 cr_expect(memcmp(C[p], R[p], (size_t)m * ldc[p] * 4) == 0, "case %d part %d threads %d differs", c,

@@ -435,10 +435,12 @@ Test(model, ce_sum_a_sequence_at_a_time_equals_the_batch, .init = setup, .fini =
     red_model_free(&one);
 }
 
-/* Runs forward + backward + 2 AdamW steps; returns a copy of params+grads. */
-static float *train_snapshot(red_pool *p, size_t *n) {
+/* Runs forward + backward + 2 AdamW steps, with the weights packed for each
+ * forward (red_weight_pack) if `packed`; returns a copy of params+grads. */
+static float *train_snapshot_packed(red_pool *p, size_t *n, int packed) {
     red_config c;
     red_model m;
+    red_weight_pack pack;
     red_error err;
     red_rng r;
     int tok[3 * 70], tgt[3 * 70], i, step;
@@ -453,19 +455,37 @@ static float *train_snapshot(red_pool *p, size_t *n) {
         tgt[i] = (int)red_rng_below(&r, 300);
     }
     cr_assert(red_model_train_alloc(&m, 3, 70, &err) == RED_OK);
+    memset(&pack, 0, sizeof pack);
     for (step = 0; step < 2; step++) {
+        if (packed) {
+            cr_assert(red_weight_pack_fill(&pack, &m, &err) == RED_OK, "%s", err.msg);
+            cr_assert(pack.of != NULL, "nothing was packed");
+            m.wpack = &pack;
+        }
         red_model_forward(&m, tok, 3, 70);
         red_model_zero_grad(&m);
         red_model_cross_entropy(&m, tgt, 1, NULL);
         red_model_backward(&m);
+        m.wpack = NULL;  /* the weights change */
         red_model_adamw(&m, &opt);
     }
+    red_weight_pack_free(&pack);
     *n = m.n_params;
     out = malloc(2 * m.n_params * sizeof(float));
     memcpy(out, m.params, m.n_params * 4);
     memcpy(out + m.n_params, m.grads, m.n_params * 4);
     red_model_free(&m);
     return out;
+}
+
+static float *train_snapshot(red_pool *p, size_t *n) { return train_snapshot_packed(p, n, 0); }
+
+/* The forward reading weights packed once per batch gives the same bits. */
+Test(model, packed_weights_give_the_same_bits, .init = setup, .fini = teardown) {
+    size_t n;
+    float *a = train_snapshot(pool, &n), *b = train_snapshot_packed(pool, &n, 1);
+    cr_expect(memcmp(a, b, 2 * n * 4) == 0, "training with packed weights differs");
+    free(a); free(b);
 }
 
 Test(model, bit_identical_across_runs_and_thread_counts) {
