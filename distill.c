@@ -473,6 +473,17 @@ static red_status vocab_losses(red_student *s, const int *targets, int B, const 
     return RED_OK;
 }
 
+/* C [rows, n] = A [rows, k] Wᵀ with W [n, k] a weight of `owner`, read
+ * packed when the batch packed it (the same bits either way). */
+static void times_weight(red_pool *pool, const red_model *owner, int rows, int n, int k, const float *A,
+                         const float *W, float *C) {
+    const float *packed = red_model_packed_weight(owner, W);
+    if (packed)
+        red_sgemm_nt_packed(pool, NULL, rows, n, k, 1.0f, A, k, packed, n, 0.0f, C, n);
+    else
+        red_sgemm(pool, RED_NT, rows, n, k, 1.0f, A, k, W, k, 0.0f, C, n);
+}
+
 /* silu(g)*u of a layer: the forward's, or recomputed into scratch. */
 static const float *layer_act(red_pool *pool, const red_layer_acts *la, float *scratch, size_t n) {
     if (la->act) return la->act;
@@ -499,8 +510,8 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
     red_model_layer_acts(m, l, &sa);
     red_model_layer_acts(t, l, &ta);
     /* attention out in d_t: o = A W_oᵀ with the teacher's W_o, before P_o */
-    red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, sa.att, QD, Wo, QD, 0.0f, s->o_s, dt);
-    red_sgemm(pool, RED_NT, (int)N, dt, QD, 1.0f, ta.att, QD, Wo, QD, 0.0f, s->o_t, dt);
+    times_weight(pool, t, (int)N, dt, QD, sa.att, Wo, s->o_s);
+    times_weight(pool, t, (int)N, dt, QD, ta.att, Wo, s->o_t);
     /* q and k after RoPE: a rotation, so the same MSE as before it */
     sites[0] = mse_of(sa.q, ta.q, NQ, gq);
     sites[1] = mse_of(sa.k, ta.k, NK, gk);
@@ -511,9 +522,8 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
         red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f, gatt, QD);
     /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d; silu(g)*u
        where the forward did not keep it is recomputed by the same op, bit for bit */
-    red_sgemm(pool, RED_NT, (int)N, ds, F, 1.0f, layer_act(pool, &sa, s->act, NF), F, m->w.layers[l].wd, F, 0.0f,
-              s->y_s, ds);
-    red_sgemm(pool, RED_NT, (int)N, dt, F, 1.0f, layer_act(pool, &ta, s->act, NF), F, Wd, F, 0.0f, s->y_t, dt);
+    times_weight(pool, m, (int)N, ds, F, layer_act(pool, &sa, s->act, NF), m->w.layers[l].wd, s->y_s);
+    times_weight(pool, t, (int)N, dt, F, layer_act(pool, &ta, s->act, NF), Wd, s->y_t);
     red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
     sites[0] = mse_of(sa.g, ta.g, NF, gg);
     sites[1] = mse_of(sa.u, ta.u, NF, gu);
@@ -1307,9 +1317,22 @@ red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const r
 
 void red_distill_batch_free(red_distill_batch *d) {
     batch_workers_free(d);
+    red_weight_pack_free(&d->teacher_pack);
+    red_weight_pack_free(&d->student_pack);
     free(d->seq_terms);
     red_grad_tree_free(&d->tree);  /* after the workers: it holds their pools */
     memset(d, 0, sizeof *d);
+}
+
+/* The packed weights every model of the batch (and its workers' views) reads. */
+static void batch_packs_set(red_distill_batch *d, const red_weight_pack *teacher, const red_weight_pack *student) {
+    int w;
+    d->s->teacher->wpack = teacher;
+    d->s->model.wpack = student;
+    for (w = 0; w < d->n_workers; w++) {
+        d->worker_teachers[w].wpack = teacher;
+        d->workers[w].model.wpack = student;
+    }
 }
 
 /* The batch gradient is optim.c's tree over sequences, each loss term the sum
@@ -1328,9 +1351,14 @@ red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int 
     memset(&s->times_sum, 0, sizeof s->times_sum);
     for (k = 0; k < d->n_workers; k++) memset(&d->workers[k].times_sum, 0, sizeof s->times_sum);
     red_student_merge(s);  /* once per step: every sequence reads the same merged weights */
-    if ((st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, s->n, batch_leaf, d, s->grads, err)) ||
-        (ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err))))
+    /* both models' weights, fixed for the batch, packed once for all its sequences */
+    if (B > 1 && ((st = red_weight_pack_fill(&d->teacher_pack, s->teacher, err)) ||
+                  (st = red_weight_pack_fill(&d->student_pack, &s->model, err))))
         return st;
+    batch_packs_set(d, &d->teacher_pack, &d->student_pack);
+    st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, s->n, batch_leaf, d, s->grads, err);
+    batch_packs_set(d, NULL, NULL);
+    if (st || (ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err)))) return st;
     for (k = 0; k < d->n_workers; k++) {
         s->times_sum.teacher += d->workers[k].times_sum.teacher;
         s->times_sum.student += d->workers[k].times_sum.student;

@@ -66,8 +66,8 @@ static const gemm_arch arch_scalar = {SC_MR, SC_NR, 128, 256, 1024, ukernel_scal
 #define AX_MR 12
 #define AX_NR 32
 /* rows: how many of the 12 rows to compute and store (a constant after inlining) */
-static inline void ukernel_avx512_rows(int rows, int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                                       float alpha, float beta) {
+static inline void ukernel_avx512_rows(int rows, int kc, const float *a, int lda, const float *b, int ldb, float *c,
+                                       int ldc, float alpha, float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
            c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
@@ -438,7 +438,8 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
             for (ic = m0; ic < m1; ic += ar->mc) {
                 int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
                 const int last = (mc - 1) / MR * MR, last_rows = mc - last;  /* the last row panel */
-                const int last_whole = last_rows == MR || last_rows == ar->short_rows[0] || last_rows == ar->short_rows[1];
+                const int last_whole =
+                    last_rows == MR || last_rows == ar->short_rows[0] || last_rows == ar->short_rows[1];
                 if (!direct_a)
                     gemm_pack_a(g, ic, mc, pc, kc, ap);
                 else if (!last_whole)  /* no kernel has its rows: packed, zero-padded */
@@ -453,7 +454,8 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                         cj = g->Cp[p] + (jc + jr - g->col0[p]);
                         ldc = g->ldcp[p];
                         if (g->Bpk[0])
-                            bj = g->Bpk[p] + (size_t)pc * ((np + NR - 1) / NR * NR) + (size_t)(jc + jr - g->col0[p]) * kc;
+                            bj = g->Bpk[p] + (size_t)pc * ((np + NR - 1) / NR * NR) +
+                                 (size_t)(jc + jr - g->col0[p]) * kc;
                     }
                     if (direct) {
                         bj = jr < full ? g->B + (size_t)pc * g->ldb + jc + jr : bp;

@@ -994,7 +994,8 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
             (a->act_kept ? L : 1) * N * F + N * D + N + R * V + (size_t)T * c->head_dim +
             nth * red_attention_scratch_floats(T, c->head_dim);
     if (backward)  /* dlogits and one layer of backward scratch */
-        total += R * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F + nth * red_attention_scratch_floats(T, c->head_dim);
+        total += R * V + 2 * N * D + 2 * N * QD + 2 * N * KD + 3 * N * F +
+                 nth * red_attention_scratch_floats(T, c->head_dim);
     a->n_floats = total;
     a->slab = red_malloc_aligned(total * sizeof(float));
     a->row_loss = malloc(N * sizeof(double));
@@ -1083,7 +1084,7 @@ static int tensor_at(const red_model *m, const float *base, const float *p) {
 static int grad_tensor(const red_model *m, const float *g) { return tensor_at(m, m->grads, g); }
 
 /* W packed for the forward (m->wpack), or NULL: W is then packed by its GEMM. */
-static const float *packed_of(const red_model *m, const float *W) {
+const float *red_model_packed_weight(const red_model *m, const float *W) {
     return m->wpack && m->wpack->of ? m->wpack->of[tensor_at(m, m->params, W)] : NULL;
 }
 
@@ -1153,9 +1154,9 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
             const float *W[3], *bias[3];
             int O[3];
             const float *pk[3];
-            out[0] = q; W[0] = w->wq; bias[0] = w->bq; O[0] = QD; pk[0] = packed_of(m, w->wq);
-            out[1] = k; W[1] = w->wk; bias[1] = w->bk; O[1] = KD; pk[1] = packed_of(m, w->wk);
-            out[2] = v; W[2] = w->wv; bias[2] = w->bv; O[2] = KD; pk[2] = packed_of(m, w->wv);
+            out[0] = q; W[0] = w->wq; bias[0] = w->bq; O[0] = QD; pk[0] = red_model_packed_weight(m, w->wq);
+            out[1] = k; W[1] = w->wk; bias[1] = w->bk; O[1] = KD; pk[1] = red_model_packed_weight(m, w->wk);
+            out[2] = v; W[2] = w->wv; bias[2] = w->bv; O[2] = KD; pk[2] = red_model_packed_weight(m, w->wv);
             linear_forward_parts(pool, 3, out, xn, W, pk[0] ? pk : NULL, bias, N, O, D);
         }
         red_rope_forward(pool, q, a->rope_cs, N, T, c->n_heads, c->head_dim);
@@ -1163,27 +1164,27 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         red_attention_forward(pool, att, a->pscratch, keep_layer(a, l, c), q, k, v, B, T, c->n_heads,
                               c->n_kv_heads, c->head_dim);
         memcpy(h, x, ND * sizeof(float));
-        linear_forward_packed(pool, h, att, w->wo, packed_of(m, w->wo), NULL, N, D, QD, 1.0f);
+        linear_forward_packed(pool, h, att, w->wo, red_model_packed_weight(m, w->wo), NULL, N, D, QD, 1.0f);
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
         {
             float *out[2];
             const float *W[2], *bias[2] = {NULL, NULL};
             int O[2];
             const float *pk[2];
-            out[0] = g; W[0] = w->wg; O[0] = F; pk[0] = packed_of(m, w->wg);
-            out[1] = u; W[1] = w->wu; O[1] = F; pk[1] = packed_of(m, w->wu);
+            out[0] = g; W[0] = w->wg; O[0] = F; pk[0] = red_model_packed_weight(m, w->wg);
+            out[1] = u; W[1] = w->wu; O[1] = F; pk[1] = red_model_packed_weight(m, w->wu);
             linear_forward_parts(pool, 2, out, xm, W, pk[0] ? pk : NULL, bias, N, O, D);
         }
         red_swiglu_forward(pool, act, g, u, (int64_t)NF);
         memcpy(y, h, ND * sizeof(float));
-        linear_forward_packed(pool, y, act, w->wd, packed_of(m, w->wd), NULL, N, D, F, 1.0f);
+        linear_forward_packed(pool, y, act, w->wd, red_model_packed_weight(m, w->wd), NULL, N, D, F, 1.0f);
     }
     red_rmsnorm_forward(pool, a->xn_f, a->rstd_f, LAYER(a->resid, c->n_layers, ND), m->w.norm, N, D,
                     c->norm_eps);
     a->head_done = 0;
     if (!a->chunked)
-        linear_forward_packed(pool, a->logits, a->xn_f, m->w.lm_head, packed_of(m, m->w.lm_head), NULL, N, c->vocab, D,
-                              0.0f);
+        linear_forward_packed(pool, a->logits, a->xn_f, m->w.lm_head, red_model_packed_weight(m, m->w.lm_head), NULL,
+                              N, c->vocab, D, 0.0f);
     return RED_OK;
 }
 
@@ -1196,11 +1197,11 @@ static int head_chunk_ok(const red_train_acts *a, int64_t r0, int64_t rows) {
 red_status red_model_head_forward(red_model *m, int64_t r0, int64_t rows) {
     red_train_acts *a = m->acts;
     int D = m->cfg.dim, V = m->cfg.vocab;
-    const float *packed = packed_of(m, m->w.lm_head);
+    const float *packed = red_model_packed_weight(m, m->w.lm_head);
     if (!a || !head_chunk_ok(a, r0, rows)) return RED_E_ARG;
     if (rows == (int64_t)a->B * a->T)  /* all rows: the unchunked call itself (which may take the GEMV path) */
         linear_forward_packed(m->pool, a->logits, a->xn_f, m->w.lm_head, packed, NULL, rows, V, D, 0.0f);
-    else if (packed)  /* more rows than LINEAR_GEMV_ROWS in all, so the unchunked call is this GEMM; rows are independent */
+    else if (packed)  /* more rows than LINEAR_GEMV_ROWS in all: the unchunked call is this GEMM, rows independent */
         red_sgemm_nt_packed(m->pool, NULL, (int)rows, V, D, 1.0f, a->xn_f + (size_t)r0 * D, D, packed, V, 0.0f,
                             a->logits, V);
     else
@@ -1383,7 +1384,8 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
         }
         red_linear_backward(pool, a->dxn, gw->wg, NULL, a->dg, xm, w->wg, N, F, D, 0.0f, grad_beta(m, gw->wg));
         red_linear_backward(pool, a->dxn, gw->wu, NULL, a->du, xm, w->wu, N, F, D, 1.0f, grad_beta(m, gw->wu));
-        red_rmsnorm_backward(pool, a->dres, grad_clear(m, gw->mlp_norm), a->dxn, h, w->mlp_norm, LAYER(a->rstd_m, l, N), N, D);
+        red_rmsnorm_backward(pool, a->dres, grad_clear(m, gw->mlp_norm), a->dxn, h, w->mlp_norm, LAYER(a->rstd_m, l, N),
+                             N, D);
         /* attention */
         red_linear_backward(pool, a->datt, gw->wo, NULL, a->dres, att, w->wo, N, D, QD, 0.0f, grad_beta(m, gw->wo));
         memset(a->dk, 0, NK * sizeof(float));
@@ -1404,7 +1406,8 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
                             grad_beta(m, gw->wk));
         red_linear_backward(pool, a->dxn, gw->wv, grad_clear(m, gw->bv), a->dv, xn, w->wv, N, KD, D, 1.0f,
                             grad_beta(m, gw->wv));
-        red_rmsnorm_backward(pool, a->dres, grad_clear(m, gw->attn_norm), a->dxn, x, w->attn_norm, LAYER(a->rstd_a, l, N), N, D);
+        red_rmsnorm_backward(pool, a->dres, grad_clear(m, gw->attn_norm), a->dxn, x, w->attn_norm,
+                             LAYER(a->rstd_a, l, N), N, D);
     }
     red_embed_backward(pool, grad_clear(m, m->gw.embed), a->dres, a->tokens, N, D, c->vocab);
     grads_settle(m);

@@ -118,6 +118,9 @@ void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const
 void red_rope_table(float *cs, const float *inv, int half, int rows, const int *pos);
 void red_rope_forward(red_pool *pool, float *x, const float *cs, int64_t N, int T, int heads, int HD);
 void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, int T, int heads, int HD);
+/* A weight of m (a pointer into its parameter slab) as m->wpack packed it for
+ * red_sgemm_nt_packed, or NULL (no pack set, or too large to pack). */
+const float *red_model_packed_weight(const red_model *m, const float *W);
 /* Causal GQA attention over B sequences of T: q [B*T, H*HD], k, v [B*T, KV*HD],
  * out [B*T, H*HD]. With pkeep ([B*H, T, T]) forward keeps the probabilities
  * there and backward reads them; with pkeep NULL backward recomputes them
@@ -393,6 +396,7 @@ typedef struct {
     int n_workers;            /* tree.width once allocated (0: one sequence at a time) */
     red_student *workers;     /* [n_workers] views of s */
     red_model *worker_teachers;  /* [n_workers] views of the teacher */
+    red_weight_pack teacher_pack, student_pack;  /* packed at each batch's start */
 } red_distill_batch;
 red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err);
 red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int *tgt, int rank, int ranks,

@@ -229,7 +229,7 @@ static void attention_fd(int rope) {
     a.q = tu_rand(&r, nq, -1, 1); a.k = tu_rand(&r, nk, -1, 1); a.v = tu_rand(&r, nk, -1, 1);
     a.c = tu_rand(&r, nq, -1, 1);
     a.qr = malloc(nq * 4); a.kr = malloc(nk * 4); a.out = malloc(nq * 4);
-    a.probs = calloc((size_t)red_pool_size(pool) * red_attention_scratch_floats(a.T, a.HD), 4);  /* probability scratch */
+    a.probs = calloc((size_t)red_pool_size(pool) * red_attention_scratch_floats(a.T, a.HD), 4);  /* scratch */
     a.cs = malloc((size_t)a.T * a.HD * 4);
     red_config_default(&c);
     c.head_dim = 8; c.rope_llama3 = 1; c.rope_factor = 8; c.rope_orig_ctx = 32;
