@@ -1262,8 +1262,9 @@ static red_status sequence_grad(red_distill_batch *d, red_student *s, int seq) {
     return RED_OK;
 }
 
-static red_status batch_leaf(void *ctx, int seq, const float **grad, red_error *err) {
+static red_status batch_leaf(void *ctx, int seq, float *dst, const float **grad, red_error *err) {
     red_distill_batch *d = ctx;
+    (void)dst;  /* the projections' gradients come from the merged model's: no slab to swap in */
     red_status st = sequence_grad(d, d->s, seq);
     if (st) return red_error_set(err, st, "distill: the loss of sequence %d failed (%s)", seq, red_status_name(st));
     *grad = d->s->grads;

@@ -1237,6 +1237,11 @@ static void grads_settle(red_model *m) {
         }
 }
 
+void red_model_bind_grads(red_model *m, float *slab) {
+    m->grads = slab;
+    red_weights_point(&m->gw, &m->cfg, m->grads, m->layer_buf + m->cfg.n_layers);
+}
+
 void red_model_zero_grad(red_model *m) {
     if (m->grads) memset(m->grad_unwritten, 1, (size_t)m->n_tensors);
 }

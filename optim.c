@@ -369,13 +369,13 @@ static red_status subtree(tree_walk *w, int lo, int hi, int depth) {
         return RED_OK;
     }
     if (hi - lo == 1) {
-        if ((st = w->leaf(w->ctx, lo, &g, w->err))) return st;
-        memcpy(out, g, t->n * sizeof(float));
+        if ((st = w->leaf(w->ctx, lo, out, &g, w->err))) return st;
+        if (g != out) memcpy(out, g, t->n * sizeof(float));
         return RED_OK;
     }
     if ((st = subtree(w, lo, mid, depth))) return st;
     if (hi - mid == 1) {
-        if ((st = w->leaf(w->ctx, mid, &g, w->err))) return st;
+        if ((st = w->leaf(w->ctx, mid, NULL, &g, w->err))) return st;
     } else {
         if ((st = subtree(w, mid, hi, depth + 1))) return st;
         g = t->slab[depth + 1];
@@ -397,7 +397,7 @@ red_status red_grad_tree_run(red_grad_tree *t, red_pool *pool, int B, int rank, 
     }
     w.t = t; w.pool = pool; w.leaf = leaf; w.ctx = ctx; w.err = err;
     if (count == 1) {  /* one leaf: no slab */
-        if ((st = leaf(ctx, first, &g, err))) return st;
+        if ((st = leaf(ctx, first, out, &g, err))) return st;
         if (g != out) memcpy(out, g, n * sizeof(float));
     } else {
         if ((st = subtree(&w, first, first + count, 0))) return st;

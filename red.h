@@ -470,6 +470,9 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
  * batch evaluated a sequence at a time add up to the same bits as at once. */
 double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count, double sum);
 void red_model_zero_grad(red_model *m);
+/* The gradient slab backward writes: slab (n_params floats, the caller's) from
+ * now on, or the model's own again. The slab must exist (RED_RUN_BACKWARD). */
+void red_model_bind_grads(red_model *m, float *slab);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
 red_status red_model_backward(red_model *m);
 /* Views of the activations the last forward saved for layer l (rows N = B*T). */

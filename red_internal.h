@@ -294,9 +294,11 @@ float red_lr_at(const red_lr_sched *s, int64_t step);
  * dividing B) computes the subtree of sequences [r B/ranks, (r+1) B/ranks);
  * red_dist_tree_sum joins the subtrees as the tree's top levels. leaf
  * computes sequence seq's gradient and points *grad at it (it may be out:
- * each leaf is consumed before the next). Slabs (at most ceil(log2 B/ranks)
- * gradients) stay in t between steps. out holds the batch gradient after. */
-typedef red_status (*red_seq_grad_fn)(void *ctx, int seq, const float **grad, red_error *err);
+ * each leaf is consumed before the next); where the tree keeps the gradient
+ * it passes dst, and a leaf that can write there directly (saving a copy)
+ * does and points *grad at dst. Slabs (at most ceil(log2 B/ranks) gradients)
+ * stay in t between steps. out holds the batch gradient after. */
+typedef red_status (*red_seq_grad_fn)(void *ctx, int seq, float *dst, const float **grad, red_error *err);
 /* Workers (red_grad_tree_workers): with several threads, subtrees of at most
  * `width` sequences run at once, sequence lo + i on worker i's thread and
  * one-thread pool (the caller gives each worker its own run state and

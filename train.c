@@ -115,11 +115,17 @@ static red_status sequence_grad(red_batch_grad *g, red_model *m, int seq) {
     return red_model_backward(m);
 }
 
-static red_status batch_leaf(void *ctx, int seq, const float **grad, red_error *err) {
+/* With dst, the model's gradient slab is dst for the sequence (backward
+ * writes every element), which saves copying it there after. */
+static red_status batch_leaf(void *ctx, int seq, float *dst, const float **grad, red_error *err) {
     red_batch_grad *g = ctx;
-    red_status st = sequence_grad(g, g->m, seq);
-    if (st) return red_error_set(err, st, "train: the step of sequence %d failed (%s)", seq, red_status_name(st));
+    float *own = g->m->grads;
+    red_status st;
+    if (dst) red_model_bind_grads(g->m, dst);
+    st = sequence_grad(g, g->m, seq);
     *grad = g->m->grads;
+    if (dst) red_model_bind_grads(g->m, own);
+    if (st) return red_error_set(err, st, "train: the step of sequence %d failed (%s)", seq, red_status_name(st));
     return RED_OK;
 }
 
