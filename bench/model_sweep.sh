@@ -4,8 +4,7 @@
 # same run by the PyTorch peer when python3-torch is installed, and ratio lines
 # (red tok/s over PyTorch's).
 #   sh bench/model_sweep.sh [RED_BINARY] [CONFIGS] [STEPS] [WHAT]
-#   (defaults: ./red "a b c" 5 "train infer distill"; distill uses the first config
-#   given, b in the issue)
+#   (defaults: ./red "a b c" 5 "train infer distill")
 # Peers: train is ../shared/bench/torch_peer.py (the peer red is judged against,
 # at red's vocabulary 512) when present, else bench/torch_model.py; infer is
 # bench/torch_model.py (KV-cache decode like red's); distill is
@@ -76,8 +75,7 @@ has infer && for c in $CONFIGS; do
     done
   done
 done
-if has distill; then
-  c=$(echo $CONFIGS | cut -d' ' -f1)
+has distill && for c in $CONFIGS; do
   for t in 1 2; do
     r=$($RED bench distill --config $c --threads $t --steps $STEPS) || exit 1
     echo "$r"
@@ -87,4 +85,4 @@ if has distill; then
       echo "op=ratio what=distill config=$c threads=$t setup=$setup red_over_torch=$(ratio "$(val "$r" tok_per_s)" "$PEER_TOKS")"
     done
   done
-fi
+done
