@@ -240,18 +240,17 @@ typedef struct {
     float *C;
     red_pool *pool;
     int split_rows;  /* 1: threads own row slabs of C, 0: column slabs */
-    /* nt over parts (red_sgemm_nt_parts): op(B) and C are side by side blocks,
-     * part p owning columns [col0[p], col0[p+1]); parts == 0: one B and C */
+    /* nt over parts (red_sgemm_nt_parts, red_sgemm_nt_packed): op(B) and C are
+     * side by side blocks, part p owning columns [col0[p], col0[p+1]); parts == 0:
+     * one B and C. Bpk[p], if set, is part p's op(B) packed beforehand
+     * (red_gemm_nt_pack) for pkn[p] columns, so nothing of B is packed here. */
     int parts;
     int col0[RED_GEMM_PARTS + 1];
     const float *Bp[RED_GEMM_PARTS];
     float *Cp[RED_GEMM_PARTS];
     int ldbp[RED_GEMM_PARTS], ldcp[RED_GEMM_PARTS];
-    /* nt with op(B) packed beforehand (red_gemm_nt_pack) for bpacked_n columns;
-     * over parts, each part's own (Bpk) */
-    const float *bpacked;
-    int bpacked_n;
     const float *Bpk[RED_GEMM_PARTS];
+    int pkn[RED_GEMM_PARTS];
 } gemm_task;
 
 /* The part holding column j of C (parts split at whole register tiles). */
@@ -342,23 +341,11 @@ static void pack_cols_to_panels(const float *src, size_t ld, int n, int kc, floa
         if (p + 4 < kc)
             for (j = 0; j < n; j += 16) _mm_prefetch((const char *)(row + 4 * ld + j), _MM_HINT_T0);
 #endif
-        /* whole panels by a fixed-length loop the compiler unrolls into a few
-         * vector moves: a memcpy call per 12 or 32 floats cost more than the copy */
-        for (q = 0; (q + 1) * R <= n; q++) {
+        for (q = 0; q * R < n; q++) {
             float *d = dst + (size_t)q * R * kc + (size_t)p * R;
-            const float *s = row + (size_t)q * R;
-            if (R == 12)
-                for (j = 0; j < 12; j++) d[j] = s[j];
-            else if (R == 32)
-                for (j = 0; j < 32; j++) d[j] = s[j];
-            else
-                for (j = 0; j < R; j++) d[j] = s[j];
-        }
-        if (q * R < n) {
-            float *d = dst + (size_t)q * R * kc + (size_t)p * R;
-            int w = n - q * R;
-            for (j = 0; j < w; j++) d[j] = row[(size_t)q * R + j];
-            for (; j < R; j++) d[j] = 0.0f;
+            int w = n - q * R < R ? n - q * R : R;
+            memcpy(d, row + (size_t)q * R, (size_t)w * sizeof *d);
+            for (j = w; j < R; j++) d[j] = 0.0f;
         }
     }
 }
@@ -429,14 +416,9 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
             int kc = g->k - pc < ar->kc ? g->k - pc : ar->kc;
             float beta = pc == 0 ? g->beta : 1.0f;
             const int full = nc - nc % NR;  /* columns in whole NR panels */
-            const float *bblock = bp;  /* op(B)[pc:pc+kc, jc:jc+nc] in panels */
-            if (g->bpacked)
-                bblock = g->bpacked + (size_t)pc * ((g->bpacked_n + NR - 1) / NR * NR) + (size_t)jc * kc;
-            else if (g->Bpk[0])
-                bblock = NULL;  /* per panel, from its part's packing */
-            else if (!direct)
+            if (!g->Bpk[0] && !direct)  /* (B packed beforehand: read from its parts' packing) */
                 gemm_pack_b(g, pc, kc, jc, nc, bp);
-            else if (full < nc)
+            else if (!g->Bpk[0] && full < nc)
                 gemm_pack_b(g, pc, kc, jc + full, nc - full, bp);
             for (ic = m0; ic < m1; ic += ar->mc) {
                 int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
@@ -449,15 +431,15 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                     pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic + last, (size_t)g->lda, last_rows, kc, ap, MR);
                 for (jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR, ldc = g->ldc;
-                    const float *bj = bblock + (size_t)jr * kc;
+                    const float *bj = bp + (size_t)jr * kc;
                     float *cj = g->C + jc + jr;  /* C's column jc + jr, row 0 */
                     int ldb = NR;
                     if (g->parts) {
-                        int p = gemm_part(g, jc + jr), np = g->col0[p + 1] - g->col0[p];
+                        int p = gemm_part(g, jc + jr);
                         cj = g->Cp[p] + (jc + jr - g->col0[p]);
                         ldc = g->ldcp[p];
-                        if (g->Bpk[0])
-                            bj = g->Bpk[p] + (size_t)pc * ((np + NR - 1) / NR * NR) +
+                        if (g->Bpk[0])  /* k blocks of pkn columns rounded up to NR, one after another */
+                            bj = g->Bpk[p] + (size_t)pc * ((g->pkn[p] + NR - 1) / NR * NR) +
                                  (size_t)(jc + jr - g->col0[p]) * kc;
                     }
                     if (direct) {
@@ -624,6 +606,7 @@ red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const f
         g.Bp[p] = B[p]; g.ldbp[p] = ldb[p];
         g.Cp[p] = C[p]; g.ldcp[p] = ldc[p];
         g.Bpk[p] = packed ? packed[p] : NULL;
+        g.pkn[p] = n[p];
     }
     return gemm_launch(&g, NULL);
 }
@@ -654,18 +637,18 @@ size_t red_gemm_nt_packed_floats(int n, int k) {
     return n < 1 || k < 1 ? 0 : (size_t)(n + NR - 1) / NR * NR * (size_t)k;
 }
 
-/* The layout gemm_region reads: k blocks of kc one after another, each a row
- * of NR-column panels (kc x NR, k-major, zero-padded past n). */
+/* The layout gemm_region reads: k blocks of kc one after another, each what
+ * gemm_pack_b makes of all n columns (NR-column panels, zero-padded past n). */
 void red_gemm_nt_pack(const float *B, int ldb, int n, int k, float *packed) {
     const int NR = arch_simd.nr, KC = arch_simd.kc, npad = (n + NR - 1) / NR * NR;
-    int pc, jr;
-    for (pc = 0; pc < k; pc += KC) {
-        int kc = k - pc < KC ? k - pc : KC;
-        float *block = packed + (size_t)pc * npad;
-        for (jr = 0; jr < n; jr += NR)
-            pack_rows_to_panel(B + (size_t)jr * ldb + pc, (size_t)ldb, n - jr < NR ? n - jr : NR, kc,
-                               block + (size_t)jr * kc, NR);
-    }
+    gemm_task g;
+    int pc;
+    memset(&g, 0, sizeof g);
+    g.arch = &arch_simd;
+    g.trans = RED_NT;
+    g.B = B;
+    g.ldb = ldb;
+    for (pc = 0; pc < k; pc += KC) gemm_pack_b(&g, pc, k - pc < KC ? k - pc : KC, 0, n, packed + (size_t)pc * npad);
 }
 
 red_status red_sgemm_nt_packed(red_pool *pool, void *serial_ws, int m, int n, int k, float alpha, const float *A,
@@ -679,13 +662,16 @@ red_status red_sgemm_nt_packed(red_pool *pool, void *serial_ws, int m, int n, in
         return RED_OK;
     }
     if (!A || !packed || lda < k) return RED_E_ARG;
-    memset(&g, 0, sizeof g);
+    memset(&g, 0, sizeof g);  /* one part, its B packed */
     g.arch = &arch_simd;
     g.trans = RED_NT;
     g.m = m; g.n = n; g.k = k;
     g.alpha = alpha; g.beta = beta;
-    g.A = A; g.lda = lda; g.C = C; g.ldc = ldc;
-    g.bpacked = packed; g.bpacked_n = packed_n;
+    g.A = A; g.lda = lda;
+    g.parts = 1;
+    g.col0[1] = n;
+    g.Cp[0] = C; g.ldcp[0] = ldc;
+    g.Bpk[0] = packed; g.pkn[0] = packed_n;
     g.pool = pool;
     return gemm_launch(&g, serial_ws);
 }

@@ -631,14 +631,12 @@ static void attention_backward_units(void *vc, int ith, int nth) {
             const float *P = c->pkeep ? c->pkeep + ((size_t)b * c->H + h) * T * T : NULL;
             for (r0 = 0; r0 < T; r0 += ATT_CHUNK) {
                 int rows = T - r0 < ATT_CHUNK ? T - r0 : ATT_CHUNK, cols = r0 + rows;
-                if (P)
-                    Pc = (float *)P + (size_t)r0 * T;  /* forward's, read only */
-                else
-                    attention_probs(c, ws, Q, Kp, r0, rows, Pc);  /* recomputed, bit-identical to forward */
+                const float *Pr = P ? P + (size_t)r0 * T : Pc;  /* forward's, or recomputed bit-identically */
+                if (!P) attention_probs(c, ws, Q, Kp, r0, rows, Pc);
                 /* dV += Pᵀ dO ; dP = dO Vᵀ */
-                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, Pc, T, dO + (size_t)r0 * QD, QD, 1.0f, dV, KD);
+                red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, Pr, T, dO + (size_t)r0 * QD, QD, 1.0f, dV, KD);
                 red_sgemm_nt_packed(NULL, ws, rows, cols, c->HD, 1.0f, dO + (size_t)r0 * QD, QD, Vp, T, 0.0f, dS, T);
-                softmax_backward_chunk(Pc, dS, r0, rows, T, c->scale);
+                softmax_backward_chunk(Pr, dS, r0, rows, T, c->scale);
                 /* dQ = dS K ; dK += dSᵀ Q */
                 red_sgemm_serial(ws, RED_NN, rows, c->HD, cols, 1.0f, dS, T, K, KD, 0.0f, dQ + (size_t)r0 * QD, QD);
                 red_sgemm_serial(ws, RED_TN, cols, c->HD, rows, 1.0f, dS, T, Q + (size_t)r0 * QD, QD, 1.0f, dK, KD);
@@ -1040,7 +1038,8 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     }
 #undef TAKE
     /* Kept probabilities spare backward a QKᵀ product and a softmax per chunk;
-     * past ATT_KEEP_MAX (long sequences) backward recomputes them instead. */
+     * past KEEP_MAX (long sequences), or if this allocation fails, backward
+     * recomputes them instead. */
     if (backward && (double)L * N * c->n_heads * T * sizeof(float) <= KEEP_MAX)
         a->pkeep = red_malloc_aligned(L * N * (size_t)c->n_heads * T * sizeof(float));  /* NULL: recomputed */
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
@@ -1063,12 +1062,6 @@ static float *keep_layer(const red_train_acts *a, int l, const red_config *c) {
     return a->pkeep ? LAYER(a->pkeep, l, (size_t)a->maxB * c->n_heads * a->maxT * a->maxT) : NULL;
 }
 
-/* Lazily zeroed gradients. red_model_zero_grad only marks every tensor
- * unwritten; in backward a tensor's first writer overwrites it (a GEMM with
- * beta 0: the same bits as adding to zeros, since its sum starts at +0) and
- * an accumulator is cleared just before its first addition; backward clears
- * whatever it never wrote before it returns. A training step so skips a pass
- * over the whole gradient slab per sequence. */
 /* The tensor of a slab laid out like the parameters (base) that p points into. */
 static int tensor_at(const red_model *m, const float *base, const float *p) {
     size_t off = (size_t)(p - base);
@@ -1210,6 +1203,12 @@ red_status red_model_head_forward(red_model *m, int64_t r0, int64_t rows) {
     return RED_OK;
 }
 
+/* Lazily zeroed gradients. red_model_zero_grad only marks every tensor
+ * unwritten; in backward a tensor's first writer overwrites it (a GEMM with
+ * beta 0: the same bits as adding to zeros, since its sum starts at +0) and
+ * an accumulator is cleared just before its first addition; backward clears
+ * whatever it never wrote before it returns. A training step so skips a pass
+ * over the whole gradient slab per sequence. */
 
 /* 1 if g's tensor is unwritten since red_model_zero_grad (it is then marked written). */
 static int grad_first(red_model *m, const float *g) {
@@ -1306,9 +1305,6 @@ typedef struct {
     float scale;
 } clip_ctx;
 
-
-
-
 void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out) {
     const red_config *c = &m->cfg;
     const red_train_acts *a = m->acts;
@@ -1352,11 +1348,13 @@ red_status red_model_backward_ex(red_model *m, const red_act_grads *ex) {
     T = a->T;
     N = (int64_t)B * T;
     ND = (size_t)N * D; NF = (size_t)N * F; NQ = (size_t)N * QD; NK = (size_t)N * KD;
-    if (ex && !ex->fill) return RED_E_ARG;
+    /* refused: the slab is left as zero_grad would have left it, not stale */
+    if ((ex && !ex->fill) || (a->chunked && a->head_done != N)) {
+        grads_settle(m);
+        return RED_E_ARG;
+    }
     /* head (unless the caller ran it chunk by chunk) and final norm */
-    if (a->chunked) {
-        if (a->head_done != N) return RED_E_ARG;
-    } else
+    if (!a->chunked)
         red_linear_backward(pool, a->dxn, m->gw.lm_head, NULL, a->dlogits, a->xn_f, m->w.lm_head, N, c->vocab, D,
                             0.0f, grad_beta(m, m->gw.lm_head));
     memset(a->dres, 0, ND * sizeof(float));
