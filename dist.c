@@ -14,23 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    float *x;
-    const float *y;
-} add_ctx;
-
-static void add_chunks(void *vc, int64_t lo, int64_t hi) {
-    add_ctx *c = vc;
-    red_vec_add(c->x + lo, c->x + lo, c->y + lo, (size_t)(hi - lo));
-}
-
 /* x += y elementwise (exact per element, so any split over threads is the same). */
-void red_dist_add(red_pool *pool, float *x, const float *y, size_t n) {
-    add_ctx c;
-    c.x = x;
-    c.y = y;
-    red_par_range(pool, (int64_t)n, 1.0, add_chunks, &c);
-}
+void red_dist_add(red_pool *pool, float *x, const float *y, size_t n) { red_vec_add_par(pool, x, x, y, n); }
 
 #ifdef RED_MPI
 #include <mpi.h>

@@ -171,8 +171,11 @@ red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err)
     if (s->clone_grad && B == s->B && T == s->T) return RED_OK;
     /* the frozen teacher: forward activations only; the merged student: gradients, no AdamW (the
        projections have it); both leave the [N, V] logits to the loss, a chunk of rows at a time */
-    if ((st = red_model_run_alloc(s->teacher, B, T, RED_RUN_FORWARD | RED_RUN_HEAD_CHUNKS, err)) ||
-        (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD | RED_RUN_HEAD_CHUNKS, err)))
+    /* the teacher's attention and FFN outputs are clone targets, the student's FFN output a clone site */
+    if ((st = red_model_run_alloc(s->teacher, B, T, RED_RUN_FORWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_OUTPUTS,
+                                  err)) ||
+        (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_OUTPUTS,
+                                  err)))
         return st;
     red_free_aligned(s->clone_grad);
     red_free_aligned(s->o_s);
@@ -473,22 +476,28 @@ static red_status vocab_losses(red_student *s, const int *targets, int B, const 
     return RED_OK;
 }
 
-/* C [rows, n] = A [rows, k] Wᵀ with W [n, k] a weight of `owner`, read
- * packed when the batch packed it (the same bits either way). */
-static void times_weight(red_pool *pool, const red_model *owner, int rows, int n, int k, const float *A,
-                         const float *W, float *C) {
-    const float *packed = red_model_packed_weight(owner, W);
-    if (packed)
-        red_sgemm_nt_packed(pool, NULL, rows, n, k, 1.0f, A, k, packed, n, 0.0f, C, n);
-    else
-        red_sgemm(pool, RED_NT, rows, n, k, 1.0f, A, k, W, k, 0.0f, C, n);
-}
-
 /* silu(g)*u of a layer: the forward's, or recomputed into scratch. */
 static const float *layer_act(red_pool *pool, const red_layer_acts *la, float *scratch, size_t n) {
     if (la->act) return la->act;
     red_swiglu_forward(pool, scratch, la->g, la->u, (int64_t)n);
     return scratch;
+}
+
+/* A block's attention or FFN output: the forward's (RED_RUN_KEEP_OUTPUTS),
+ * or its product run again into out, bit for bit. W is W_o or W_d of `owner`
+ * (O x I); act_scratch holds silu(g)*u where that too must be recomputed. */
+static const float *attn_out_of(red_pool *pool, const red_model *owner, const red_layer_acts *la, const float *W,
+                                int64_t N, int O, int I, float *out) {
+    if (la->attn_out) return la->attn_out;
+    red_model_linear(pool, owner, out, la->att, W, N, O, I);
+    return out;
+}
+
+static const float *ffn_out_of(red_pool *pool, const red_model *owner, const red_layer_acts *la, const float *W,
+                               int64_t N, int O, int I, float *act_scratch, float *out) {
+    if (la->ffn_out) return la->ffn_out;
+    red_model_linear(pool, owner, out, layer_act(pool, la, act_scratch, (size_t)N * I), W, N, O, I);
+    return out;
 }
 
 /* The clone terms of layer l (A6): their MSEs into v[RED_N_SITES] and, with
@@ -500,7 +509,8 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
     red_pool *pool = t->pool;
     int ds = s->d_s, dt = s->d_t, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn, other;
     size_t N = (size_t)B * s->T, NQ = N * QD, NK = N * KD, NF = N * F, ND = N * ds;
-    const float *Wo = site_weight(t, l, RED_SITE_O, &other), *Wd = site_weight(t, l, RED_SITE_D, &other);
+    const float *Wo = site_weight(t, l, RED_SITE_O, &other), *Wd = site_weight(t, l, RED_SITE_D, &other), *o_t, *y_s,
+                *y_t;
     float *gq = NULL, *gk = NULL, *gv = NULL, *gatt = NULL, *gg = NULL, *gu = NULL, *gy = NULL;
     red_layer_acts sa, ta;
     mse_site sites[MSE_LANES];
@@ -510,27 +520,27 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
     red_model_layer_acts(m, l, &sa);
     red_model_layer_acts(t, l, &ta);
     /* attention out in d_t: o = A W_oᵀ with the teacher's W_o, before P_o */
-    times_weight(pool, t, (int)N, dt, QD, sa.att, Wo, s->o_s);
-    times_weight(pool, t, (int)N, dt, QD, ta.att, Wo, s->o_t);
+    red_model_linear(pool, t, s->o_s, sa.att, Wo, (int64_t)N, dt, QD);
+    o_t = attn_out_of(pool, t, &ta, Wo, (int64_t)N, dt, QD, s->o_t);
     /* q and k after RoPE: a rotation, so the same MSE as before it */
     sites[0] = mse_of(sa.q, ta.q, NQ, gq);
     sites[1] = mse_of(sa.k, ta.k, NK, gk);
     sites[2] = mse_of(sa.v, ta.v, NK, gv);
-    sites[3] = mse_of(s->o_s, s->o_t, N * dt, want_grad ? s->o_s : NULL);  /* its gradient in place */
+    sites[3] = mse_of(s->o_s, o_t, N * dt, want_grad ? s->o_s : NULL);  /* its gradient in place */
     clone_mse(pool, sites, 4, per_row, alpha, s->partial, s->partial_stride, v + RED_SITE_Q);
     if (want_grad)  /* d(att) = dO W_o */
         red_sgemm(pool, RED_NN, (int)N, QD, dt, 1.0f, s->o_s, dt, Wo, QD, 0.0f, gatt, QD);
     /* FFN out: y_S (d_s) against y_T P_d with the trainable P_d; silu(g)*u
        where the forward did not keep it is recomputed by the same op, bit for bit */
-    times_weight(pool, m, (int)N, ds, F, layer_act(pool, &sa, s->act, NF), m->w.layers[l].wd, s->y_s);
-    times_weight(pool, t, (int)N, dt, F, layer_act(pool, &ta, s->act, NF), Wd, s->y_t);
-    red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, s->y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
+    y_s = ffn_out_of(pool, m, &sa, m->w.layers[l].wd, (int64_t)N, ds, F, s->act, s->y_s);
+    y_t = ffn_out_of(pool, t, &ta, Wd, (int64_t)N, dt, F, s->act, s->y_t);
+    red_sgemm(pool, RED_NN, (int)N, ds, dt, 1.0f, y_t, dt, s->w.layers[l].p[RED_SITE_D], ds, 0.0f, s->y_tp, ds);
     sites[0] = mse_of(sa.g, ta.g, NF, gg);
     sites[1] = mse_of(sa.u, ta.u, NF, gu);
-    sites[2] = mse_of(s->y_s, s->y_tp, ND, gy);
+    sites[2] = mse_of(y_s, s->y_tp, ND, gy);
     clone_mse(pool, sites, 3, per_row, alpha, s->partial, s->partial_stride, v + RED_SITE_G);
     if (want_grad)  /* the target's path: dP_d -= y_Tᵀ gy */
-        red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, s->y_t, dt, gy, ds, 1.0f, s->gw.layers[l].p[RED_SITE_D], ds);
+        red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, y_t, dt, gy, ds, 1.0f, s->gw.layers[l].p[RED_SITE_D], ds);
 }
 
 /* Backward's per-layer hook: layer l's clone gradients, just before they are needed. */

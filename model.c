@@ -820,6 +820,9 @@ struct red_train_acts {
     float *pkeep;    /* [L, B*H, T, T] the probabilities, kept for backward when they fit KEEP_MAX; else NULL */
     float *att;     /* [L, N, QD] attention output (o_proj input) */
     float *h;       /* [L, N, D] residual after attention */
+    float *attn_out, *ffn_out; /* [L, N, D] each: the blocks' outputs before the residual adds, asked
+                                  for by RED_RUN_KEEP_OUTPUTS and kept when both fit KEEP_MAX; else NULL */
+    int outputs_asked;
     float *xn_m;    /* [L, N, D] */
     float *rstd_m;  /* [L, N] */
     float *g, *u;   /* [L, N, F] gate/up before SiLU */
@@ -844,6 +847,7 @@ static void acts_free(red_train_acts *a) {
     if (!a) return;
     red_free_aligned(a->slab);
     red_free_aligned(a->pkeep);
+    red_free_aligned(a->attn_out);
     free(a->row_loss);
     free(a->tokens);
     free(a);
@@ -962,7 +966,8 @@ static int64_t head_chunk_rows(int64_t N) {
 red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err) {
     const red_config *c = &m->cfg;
     red_train_acts *a;
-    int backward = (what & RED_RUN_BACKWARD) != 0, chunked = (what & RED_RUN_HEAD_CHUNKS) != 0;
+    int backward = (what & RED_RUN_BACKWARD) != 0, chunked = (what & RED_RUN_HEAD_CHUNKS) != 0,
+        outputs = (what & RED_RUN_KEEP_OUTPUTS) != 0;
     size_t N = (size_t)B * T, D = (size_t)c->dim, F = (size_t)c->ffn, L = (size_t)c->n_layers,
            QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
            V = (size_t)c->vocab, nth = (size_t)red_pool_size(m->pool), R, total;
@@ -973,7 +978,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
                              B, T, c->max_pos);
     if (m->acts) {
         if (B <= m->acts->maxB && T == m->acts->maxT && (!backward || m->acts->backward) &&
-            chunked == m->acts->chunked)
+            chunked == m->acts->chunked && (!outputs || m->acts->outputs_asked))
             return alloc_param_slabs(m, what, err);
         acts_free(m->acts);
         m->acts = NULL;
@@ -1042,6 +1047,12 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
      * recomputes them instead. */
     if (backward && (double)L * N * c->n_heads * T * sizeof(float) <= KEEP_MAX)
         a->pkeep = red_malloc_aligned(L * N * (size_t)c->n_heads * T * sizeof(float));  /* NULL: recomputed */
+    /* The blocks' outputs spare distillation recomputing its clone targets
+     * (red_layer_acts.attn_out, ffn_out); past KEEP_MAX they are recomputed. */
+    a->outputs_asked = outputs;
+    if (outputs && 2.0 * L * N * D * sizeof(float) <= KEEP_MAX &&
+        (a->attn_out = red_malloc_aligned(2 * L * N * D * sizeof(float))))
+        a->ffn_out = a->attn_out + L * N * D;
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
     m->acts = a;
     return RED_OK;
@@ -1084,6 +1095,11 @@ const float *red_model_packed_weight(const red_model *m, const float *W) {
 /* Every matrix the forward multiplies as Wᵀ: all of them but an untied embedding. */
 static int weight_packs(const red_model *m, int i) {
     return m->table[i].ndim == 2 && (m->cfg.tied || m->params + m->table[i].offset != m->w.embed);
+}
+
+void red_model_linear(red_pool *pool, const red_model *m, float *out, const float *in, const float *W, int64_t N,
+                      int O, int I) {
+    linear_forward_packed(pool, out, in, W, red_model_packed_weight(m, W), NULL, N, O, I, 0.0f);
 }
 
 red_status red_weight_pack_fill(red_weight_pack *p, const red_model *m, red_error *err) {
@@ -1140,7 +1156,9 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
               *k = LAYER(a->k, l, NK), *v = LAYER(a->v, l, NK), *att = LAYER(a->att, l, NQ),
               *h = LAYER(a->h, l, ND), *xm = LAYER(a->xn_m, l, ND), *g = LAYER(a->g, l, NF),
               *u = LAYER(a->u, l, NF), *y = LAYER(a->resid, l + 1, ND),
-              *act = a->act_kept ? LAYER(a->act, l, NF) : a->act;
+              *act = a->act_kept ? LAYER(a->act, l, NF) : a->act,
+              *attn_out = a->attn_out ? LAYER(a->attn_out, l, ND) : h,
+              *ffn_out = a->ffn_out ? LAYER(a->ffn_out, l, ND) : y;
         red_rmsnorm_forward(pool, xn, LAYER(a->rstd_a, l, N), x, w->attn_norm, N, D, c->norm_eps);
         {
             float *out[3];
@@ -1156,8 +1174,10 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
         red_rope_forward(pool, k, a->rope_cs, N, T, c->n_kv_heads, c->head_dim);
         red_attention_forward(pool, att, a->pscratch, keep_layer(a, l, c), q, k, v, B, T, c->n_heads,
                               c->n_kv_heads, c->head_dim);
-        memcpy(h, x, ND * sizeof(float));
-        linear_forward_packed(pool, h, att, w->wo, red_model_packed_weight(m, w->wo), NULL, N, D, QD, 1.0f);
+        /* each block's output is a product of its own, added to the residual once
+           (not accumulated into it): the same bits whether or not it is kept */
+        linear_forward_packed(pool, attn_out, att, w->wo, red_model_packed_weight(m, w->wo), NULL, N, D, QD, 0.0f);
+        red_vec_add_par(pool, h, x, attn_out, ND);
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
         {
             float *out[2];
@@ -1169,8 +1189,8 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
             linear_forward_parts(pool, 2, out, xm, W, pk[0] ? pk : NULL, bias, N, O, D);
         }
         red_swiglu_forward(pool, act, g, u, (int64_t)NF);
-        memcpy(y, h, ND * sizeof(float));
-        linear_forward_packed(pool, y, act, w->wd, red_model_packed_weight(m, w->wd), NULL, N, D, F, 1.0f);
+        linear_forward_packed(pool, ffn_out, act, w->wd, red_model_packed_weight(m, w->wd), NULL, N, D, F, 0.0f);
+        red_vec_add_par(pool, y, h, ffn_out, ND);
     }
     red_rmsnorm_forward(pool, a->xn_f, a->rstd_f, LAYER(a->resid, c->n_layers, ND), m->w.norm, N, D,
                     c->norm_eps);
@@ -1322,6 +1342,8 @@ void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out) {
     out->g = LAYER(a->g, l, NF);
     out->u = LAYER(a->u, l, NF);
     out->act = a->act_kept ? LAYER(a->act, l, NF) : NULL;
+    out->attn_out = a->attn_out ? LAYER(a->attn_out, l, ND) : NULL;
+    out->ffn_out = a->ffn_out ? LAYER(a->ffn_out, l, ND) : NULL;
     out->out = LAYER(a->resid, l + 1, ND);
 }
 
@@ -1556,12 +1578,14 @@ red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *token
             if (nth < 1) nth = 1;
             red_pool_run(pool, (int)nth, kv_attention_units, &ac);
         }
-        red_linear_forward(pool, x, att, w->wo, NULL, n, D, QD, 1.0f);
+        red_linear_forward(pool, xn, att, w->wo, NULL, n, D, QD, 0.0f);  /* xn is free until the norm */
+        red_vec_add_par(pool, x, x, xn, (size_t)n * D);  /* as the full forward adds it: the same bits */
         red_rmsnorm_forward(pool, xn, mlp_norm_rstd, x, w->mlp_norm, n, D, c->norm_eps);
         red_linear_forward(pool, g, xn, w->wg, NULL, n, F, D, 0.0f);
         red_linear_forward(pool, u, xn, w->wu, NULL, n, F, D, 0.0f);
         red_swiglu_forward(pool, g, g, u, (int64_t)n * F);
-        red_linear_forward(pool, x, g, w->wd, NULL, n, D, F, 1.0f);
+        red_linear_forward(pool, xn, g, w->wd, NULL, n, D, F, 0.0f);
+        red_vec_add_par(pool, x, x, xn, (size_t)n * D);
     }
     red_rmsnorm_forward(pool, xn, scores, x, m->w.norm, n, D, c->norm_eps);
     red_linear_forward(pool, s->logits, xn, m->w.lm_head, NULL, n, c->vocab, D, 0.0f);

@@ -120,6 +120,7 @@ void red_rng_fill_normal(red_rng *r, float *x, size_t n, float mean, float std);
  * Reductions use a fixed order, so a given build is deterministic. */
 void red_vec_fill(float *y, float v, size_t n);
 void red_vec_add(float *y, const float *a, const float *b, size_t n); /* y = a + b  */
+void red_vec_add_par(red_pool *pool, float *y, const float *a, const float *b, size_t n); /* y = a + b, threaded */
 void red_vec_scale(float *y, float s, size_t n);                      /* y *= s     */
 void red_vec_axpy(float *y, float a, const float *x, size_t n);       /* y += a * x */
 float red_vec_dot(const float *a, const float *b, size_t n);
@@ -438,8 +439,10 @@ void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std)
  * a distillation student's merged model no AdamW. With RED_RUN_HEAD_CHUNKS
  * forward stops at the final norm and logits/dlogits hold only
  * red_model_head_rows(m) rows: the caller runs the LM head chunk by chunk
- * (red_model_head_forward/_backward), so [N, V] is never resident. */
-enum { RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2, RED_RUN_HEAD_CHUNKS = 4 };
+ * (red_model_head_forward/_backward), so [N, V] is never resident. With
+ * RED_RUN_KEEP_OUTPUTS forward also keeps every block's attention and FFN
+ * output (red_layer_acts.attn_out, ffn_out) when they fit. */
+enum { RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2, RED_RUN_HEAD_CHUNKS = 4, RED_RUN_KEEP_OUTPUTS = 8 };
 red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err);
 /* red_model_run_alloc(m, B, T, RED_RUN_BACKWARD | RED_RUN_ADAM): all of it. */
 red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err);
@@ -487,6 +490,8 @@ typedef struct {
     const float *g, *u;    /* [N, F]  gate/up before SiLU */
     const float *act;      /* [N, F]  silu(g)*u, down_proj's input; NULL where not kept (large runs) */
     const float *out;      /* [N, D]  block output */
+    const float *attn_out; /* [N, D]  att W_oᵀ, added to x to give h; NULL unless kept (RED_RUN_KEEP_OUTPUTS) */
+    const float *ffn_out;  /* [N, D]  act W_dᵀ, added to h to give out; NULL unless kept */
 } red_layer_acts;
 void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out);
 const float *red_model_final_normed(const red_model *m);  /* [N, D] final-norm output */

@@ -121,6 +121,10 @@ void red_rope_backward(red_pool *pool, float *dx, const float *cs, int64_t N, in
 /* A weight of m (a pointer into its parameter slab) as m->wpack packed it for
  * red_sgemm_nt_packed, or NULL (no pack set, or too large to pack). */
 const float *red_model_packed_weight(const red_model *m, const float *W);
+/* out [N, O] = in [N, I] Wᵀ, W [O, I] one of m's weights: the product its
+ * forward runs (packed or not, GEMV for few rows), bit for bit. */
+void red_model_linear(red_pool *pool, const red_model *m, float *out, const float *in, const float *W, int64_t N,
+                      int O, int I);
 /* Causal GQA attention over B sequences of T: q [B*T, H*HD], k, v [B*T, KV*HD],
  * out [B*T, H*HD]. With pkeep ([B*H, T, T]) forward keeps the probabilities
  * there and backward reads them; with pkeep NULL backward recomputes them

@@ -433,6 +433,25 @@ void red_vec_add(float *y, const float *a, const float *b, size_t n) {
     for (; i < n; i++) y[i] = a[i] + b[i];
 }
 
+typedef struct {
+    float *y;
+    const float *a, *b;
+} add_ctx;
+
+static void add_chunks(void *vc, int64_t lo, int64_t hi) {
+    const add_ctx *c = vc;
+    red_vec_add(c->y + lo, c->a + lo, c->b + lo, (size_t)(hi - lo));
+}
+
+/* y = a + b over the pool (exact per element: any split gives the same bits). */
+void red_vec_add_par(red_pool *pool, float *y, const float *a, const float *b, size_t n) {
+    add_ctx c;
+    c.y = y;
+    c.a = a;
+    c.b = b;
+    red_par_range(pool, (int64_t)n, 1.0, add_chunks, &c);
+}
+
 void red_vec_mul(float *y, const float *a, const float *b, size_t n) {
     size_t i = 0;
 #ifndef RED_SIMD_SCALAR

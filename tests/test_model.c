@@ -488,6 +488,52 @@ Test(model, packed_weights_give_the_same_bits, .init = setup, .fini = teardown) 
     free(a); free(b);
 }
 
+/* Each block's output is a product of its own, added to the residual once:
+ * with K past the GEMM's k block (QD and F here) accumulating into the
+ * residual block by block would give other bits. Kept outputs (the
+ * distillation's clone targets) are that product, and keeping them changes
+ * nothing else. */
+Test(model, kept_block_outputs_are_the_products_the_residual_adds, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model m, plain;
+    red_error err;
+    red_rng r;
+    int B = 2, T = 24, tok[48], i, l, kb = red_sgemm_k_block();
+    size_t N = (size_t)B * T, ND, j;
+    float *ref;
+    red_config_default(&c);
+    c.dim = 64; c.n_heads = 4; c.n_kv_heads = 2; c.head_dim = kb / 4 + 8; c.ffn = kb + 40; c.vocab = 100;
+    c.n_layers = 2;
+    random_model(&m, &c, pool, 31);
+    cr_assert(red_model_share(&plain, &m, pool, &err) == RED_OK, "%s", err.msg);
+    red_rng_seed(&r, 32);
+    for (i = 0; i < 48; i++) tok[i] = (int)red_rng_below(&r, 100);
+    cr_assert(red_model_run_alloc(&m, B, T, RED_RUN_FORWARD | RED_RUN_KEEP_OUTPUTS, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_run_alloc(&plain, B, T, RED_RUN_FORWARD, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_forward(&m, tok, B, T) == RED_OK);
+    cr_assert(red_model_forward(&plain, tok, B, T) == RED_OK);
+    ND = N * c.dim;
+    ref = malloc(ND * sizeof(float));
+    for (l = 0; l < c.n_layers; l++) {
+        red_layer_acts a, p;
+        red_model_layer_acts(&m, l, &a);
+        red_model_layer_acts(&plain, l, &p);
+        cr_assert(a.attn_out && a.ffn_out && !p.attn_out && !p.ffn_out, "layer %d: outputs kept only when asked", l);
+        red_model_linear(pool, &m, ref, a.att, m.w.layers[l].wo, (int64_t)N, c.dim, c.n_heads * c.head_dim);
+        cr_expect(memcmp(ref, a.attn_out, ND * 4) == 0, "layer %d: attn_out is not att W_oᵀ", l);
+        for (j = 0; j < ND; j++) ref[j] = a.x[j] + a.attn_out[j];
+        cr_expect(memcmp(ref, a.h, ND * 4) == 0, "layer %d: h is not x + attn_out", l);
+        red_model_linear(pool, &m, ref, a.act, m.w.layers[l].wd, (int64_t)N, c.dim, c.ffn);
+        cr_expect(memcmp(ref, a.ffn_out, ND * 4) == 0, "layer %d: ffn_out is not act W_dᵀ", l);
+        for (j = 0; j < ND; j++) ref[j] = a.h[j] + a.ffn_out[j];
+        cr_expect(memcmp(ref, a.out, ND * 4) == 0, "layer %d: the block output is not h + ffn_out", l);
+        cr_expect(memcmp(a.out, p.out, ND * 4) == 0, "layer %d: keeping the outputs changed the forward", l);
+    }
+    free(ref);
+    red_model_free(&plain);
+    red_model_free(&m);
+}
+
 Test(model, bit_identical_across_runs_and_thread_counts) {
     red_pool *p1 = red_pool_create(1), *p2 = red_pool_create(2), *p3 = red_pool_create(3);
     size_t n;
