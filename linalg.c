@@ -32,6 +32,9 @@ typedef struct {
      * arithmetic per element, so the same bits. Ascending; 0 = none. */
     gemm_ukernel kernel_short[2];
     int short_rows[2];
+    /* optional: the kernel reading a row-major A (nn, nt) in place, its lda
+     * the rows' stride; NULL = A is always packed */
+    gemm_ukernel kernel_rm;
 } gemm_arch;
 
 /* ---- scalar micro-kernel: always built, the reference for the SIMD paths ---- */
@@ -59,15 +62,17 @@ static void ukernel_scalar(int kc, const float *a, int lda, const float *b, int 
         }
     }
 }
-static const gemm_arch arch_scalar = {SC_MR, SC_NR, 128, 256, 1024, ukernel_scalar, {NULL, NULL}, {0, 0}};
+static const gemm_arch arch_scalar = {SC_MR, SC_NR, 128, 256, 1024, ukernel_scalar, {NULL, NULL}, {0, 0}, NULL};
 
 /* ---- AVX-512: 12 x 32 tile, 24 zmm accumulators + 2 for B + 1 broadcast ---- */
 #if defined(RED_SIMD_AVX512)
 #define AX_MR 12
 #define AX_NR 32
-/* rows: how many of the 12 rows to compute and store (a constant after inlining) */
-static inline void ukernel_avx512_rows(int rows, int kc, const float *a, int lda, const float *b, int ldb, float *c,
-                                       int ldc, float alpha, float beta) {
+/* rows: how many of the 12 rows to compute and store (a constant after
+ * inlining). Row r's k-th element of A is a[r * rs + k * lda]: a packed panel
+ * or tn's A in place has rs 1, a row-major A read in place rs its row stride. */
+static inline void ukernel_avx512_rows(int rows, int kc, const float *a, int lda, int rs, const float *b, int ldb,
+                                       float *c, int ldc, float alpha, float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
            c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
@@ -86,7 +91,7 @@ static inline void ukernel_avx512_rows(int rows, int kc, const float *a, int lda
         vb1 = _mm512_loadu_ps(b + 16);
 #define AX_ROW(r, x0, x1)                  \
     if ((r) < rows) {                      \
-        va = _mm512_set1_ps(a[r]);         \
+        va = _mm512_set1_ps(a[(r) * rs]);  \
         x0 = _mm512_fmadd_ps(va, vb0, x0); \
         x1 = _mm512_fmadd_ps(va, vb1, x1); \
     }
@@ -122,25 +127,31 @@ static inline void ukernel_avx512_rows(int rows, int kc, const float *a, int lda
 }
 static void ukernel_avx512(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                             float beta) {
-    ukernel_avx512_rows(AX_MR, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    ukernel_avx512_rows(AX_MR, kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
 }
 static void ukernel_avx512_4(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                             float beta) {
-    ukernel_avx512_rows(4, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    ukernel_avx512_rows(4, kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
 }
 static void ukernel_avx512_8(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                             float beta) {
-    ukernel_avx512_rows(8, kc, a, lda, b, ldb, c, ldc, alpha, beta);
+    ukernel_avx512_rows(8, kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
+}
+/* A row-major (rows lda apart), read in place: the same arithmetic as packed */
+static void ukernel_avx512_rm(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
+                              float beta) {
+    ukernel_avx512_rows(AX_MR, kc, a, 1, lda, b, ldb, c, ldc, alpha, beta);
 }
 static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512,
-                                    {ukernel_avx512_4, ukernel_avx512_8}, {4, 8}};
+                                    {ukernel_avx512_4, ukernel_avx512_8}, {4, 8}, ukernel_avx512_rm};
 
 /* ---- AVX2+FMA: 6 x 16 tile (BLIS Haswell), 12 ymm accumulators ---- */
 #elif defined(RED_SIMD_AVX2)
 #define AV_MR 6
 #define AV_NR 16
-static void ukernel_avx2(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                         float alpha, float beta) {
+/* Row r's k-th element of A is a[r * rs + k * lda], as in the AVX-512 kernel. */
+static inline void ukernel_avx2_rs(int kc, const float *a, int lda, int rs, const float *b, int ldb, float *c,
+                                   int ldc, float alpha, float beta) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     __m256 va, vb0, vb1, vab = _mm256_set1_ps(alpha), vbe = _mm256_set1_ps(beta);
@@ -154,7 +165,7 @@ static void ukernel_avx2(int kc, const float *a, int lda, const float *b, int ld
         vb0 = _mm256_loadu_ps(b);
         vb1 = _mm256_loadu_ps(b + 8);
 #define AV_ROW(r, x0, x1)                  \
-    va = _mm256_broadcast_ss(a + (r));     \
+    va = _mm256_broadcast_ss(a + (r) * rs); \
     x0 = _mm256_fmadd_ps(va, vb0, x0);     \
     x1 = _mm256_fmadd_ps(va, vb1, x1);
         AV_ROW(0, c00, c01) AV_ROW(1, c10, c11) AV_ROW(2, c20, c21)
@@ -184,8 +195,17 @@ static void ukernel_avx2(int kc, const float *a, int lda, const float *b, int ld
     AV_STORE(3, c30, c31) AV_STORE(4, c40, c41) AV_STORE(5, c50, c51)
 #undef AV_STORE
 }
+static void ukernel_avx2(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
+                         float beta) {
+    ukernel_avx2_rs(kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
+}
+static void ukernel_avx2_rm(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
+                            float beta) {
+    ukernel_avx2_rs(kc, a, 1, lda, b, ldb, c, ldc, alpha, beta);
+}
 /* kc as the AVX-512 path's: 4096x256x768 106 -> 110 GFLOPS, 128^3 112 -> 116 against kc 256 */
-static const gemm_arch arch_simd = {AV_MR, AV_NR, 144, 384, 2048, ukernel_avx2, {NULL, NULL}, {0, 0}};
+static const gemm_arch arch_simd = {AV_MR, AV_NR, 144, 384, 2048, ukernel_avx2, {NULL, NULL}, {0, 0},
+                                    ukernel_avx2_rm};
 
 /* ---- NEON (AArch64): 8 x 12 tile, 24 q accumulators, FMA by lane ---- */
 #elif defined(RED_SIMD_NEON)
@@ -224,7 +244,7 @@ static void ukernel_neon(int kc, const float *a, int lda, const float *b, int ld
         }
     }
 }
-static const gemm_arch arch_simd = {NE_MR, NE_NR, 128, 256, 1536, ukernel_neon, {NULL, NULL}, {0, 0}};
+static const gemm_arch arch_simd = {NE_MR, NE_NR, 128, 256, 1536, ukernel_neon, {NULL, NULL}, {0, 0}, NULL};
 
 #else
 #define arch_simd arch_scalar
@@ -409,6 +429,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
      * lda floats: read them there too while few columns of C share them
      * (DIRECT_A_COLS); the last panel, if no kernel has its rows, is packed. */
     const int direct_a = g->trans == RED_TN && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
+    const int direct_rm = g->trans != RED_TN && ar->kernel_rm && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
     int jc, pc, ic, jr, ir, i;
     for (jc = n0; jc < n1; jc += ar->nc) {
         int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
@@ -425,7 +446,11 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                 const int last = (mc - 1) / MR * MR, last_rows = mc - last;  /* the last row panel */
                 const int last_whole =
                     last_rows == MR || last_rows == ar->short_rows[0] || last_rows == ar->short_rows[1];
-                if (!direct_a)
+                if (direct_rm) {
+                    if (last_rows < MR)  /* the short last panel: packed, zero-padded */
+                        pack_rows_to_panel(g->A + (size_t)(ic + last) * g->lda + pc, (size_t)g->lda, last_rows, kc,
+                                           ap, MR);
+                } else if (!direct_a)
                     gemm_pack_a(g, ic, mc, pc, kc, ap);
                 else if (!last_whole)  /* no kernel has its rows: packed, zero-padded */
                     pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic + last, (size_t)g->lda, last_rows, kc, ap, MR);
@@ -450,13 +475,17 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                         int mr = mc - ir < MR ? mc - ir : MR;
                         float *c = cj + (size_t)(ic + ir) * ldc;
                         const int s = mr <= ar->short_rows[0] ? 0 : mr <= ar->short_rows[1] ? 1 : -1;
-                        const gemm_ukernel kern = s >= 0 ? ar->kernel_short[s] : ar->kernel;
+                        gemm_ukernel kern = s >= 0 ? ar->kernel_short[s] : ar->kernel;
                         const int whole = mr == MR || (s >= 0 && mr == ar->short_rows[s]);
-                        const float *ai = ap + (size_t)(direct_a ? 0 : ir) * kc;
+                        const float *ai = ap + (size_t)(direct_a || direct_rm ? 0 : ir) * kc;
                         int lda = MR;
                         if (direct_a && whole) {
                             ai = g->A + (size_t)pc * g->lda + ic + ir;
                             lda = g->lda;
+                        } else if (direct_rm && mr == MR) {
+                            ai = g->A + (size_t)(ic + ir) * g->lda + pc;
+                            lda = g->lda;
+                            kern = ar->kernel_rm;
                         }
                         if (nr == NR && whole) {
                             kern(kc, ai, lda, bj, ldb, c, ldc, g->alpha, beta);

@@ -821,3 +821,34 @@ Test(linalg, gemm_nt_packed_bit_identical_to_red_sgemm, .init = setup, .fini = t
         red_free_aligned(ws);
     }
 }
+
+/* A read in place by the micro-kernel (nn and nt: rows lda apart; tn: its
+ * columns) does the arithmetic of a packed A: the same bits. Rows more than
+ * 768 floats apart are always packed, so the same A at a wide stride is the
+ * packed reference. Row counts end on a whole tile, a short kernel's rows
+ * and neither; k spans one and two k blocks. */
+Test(linalg, gemm_a_in_place_bit_identical_to_packed, .init = setup, .fini = teardown) {
+    const int ms[] = {12, 24, 28, 32, 41, 256}, ks[] = {7, 64, 384, 500}, wide = 1000;
+    int ti, mi, ki;
+    for (ti = 0; ti < 3; ti++)
+        for (mi = 0; mi < (int)(sizeof ms / sizeof ms[0]); mi++)
+            for (ki = 0; ki < (int)(sizeof ks / sizeof ks[0]); ki++) {
+                red_trans t = all_trans[ti];
+                int m = ms[mi], k = ks[ki], n = 70, arows = t == RED_TN ? k : m, acols = t == RED_TN ? m : k,
+                    ldb = t == RED_NT ? k : n, i;
+                red_rng r;
+                float *A, *Aw, *B, *C, *Cw;
+                red_rng_seed(&r, 4000 + 10 * mi + ki);
+                A = tu_rand(&r, (size_t)arows * acols, -1, 1);
+                B = tu_rand(&r, (size_t)(t == RED_NT ? n : k) * ldb, -1, 1);
+                Aw = calloc((size_t)arows * wide, 4);
+                for (i = 0; i < arows; i++) memcpy(Aw + (size_t)i * wide, A + (size_t)i * acols, (size_t)acols * 4);
+                C = malloc((size_t)m * n * 4);
+                Cw = malloc((size_t)m * n * 4);
+                cr_assert(red_sgemm(pool, t, m, n, k, 0.75f, A, acols, B, ldb, 0.0f, C, n) == RED_OK);
+                cr_assert(red_sgemm(pool, t, m, n, k, 0.75f, Aw, wide, B, ldb, 0.0f, Cw, n) == RED_OK);
+                cr_expect(memcmp(C, Cw, (size_t)m * n * 4) == 0, "%s m=%d k=%d: A in place differs from packed",
+                          red_trans_name(t), m, k);
+                free(A); free(Aw); free(B); free(C); free(Cw);
+            }
+}
