@@ -126,7 +126,9 @@ red_status red_student_alloc(red_student *s, red_model *teacher, int d_s, red_er
 
 /* A worker: src's projections and merged weights (read only; the caller
  * merges before a step), teacher a view of src's teacher with the worker's
- * pool; its own gradient, run states and scratch (red_student_train_alloc). */
+ * pool; its own run states, scratch and merged-model gradient
+ * (red_student_train_alloc). It has no projection gradient: only the
+ * batch's sum is chained into one. */
 static red_status student_share(red_student *w, const red_student *src, red_model *teacher, red_error *err) {
     red_status st;
     memset(w, 0, sizeof *w);
@@ -137,13 +139,10 @@ static red_status student_share(red_student *w, const red_student *src, red_mode
     w->n = src->n;
     w->shared = 1;
     w->params = src->params;
-    w->grads = red_malloc_aligned(w->n * sizeof(float));
     w->layer_buf = calloc((size_t)2 * w->cfg.n_layers, sizeof *w->layer_buf);
-    if (!w->grads || !w->layer_buf) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for a worker");
+    if (!w->layer_buf) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for a worker");
     w->w.layers = w->layer_buf;
-    w->gw.layers = w->layer_buf + w->cfg.n_layers;
     point_student(&w->w, w, w->params);
-    point_student(&w->gw, w, w->grads);
     if ((st = red_model_share(&w->model, &src->model, teacher->pool, err))) return st;
     w->merged = w->model.params;
     return RED_OK;
@@ -175,7 +174,8 @@ red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err)
     if ((st = red_model_run_alloc(s->teacher, B, T, RED_RUN_FORWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_OUTPUTS,
                                   err)) ||
         (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_OUTPUTS,
-                                  err)))
+                                  err)) ||
+        (st = red_model_grad_tail(&s->model, (size_t)L * s->d_t * s->d_s, err)))
         return st;
     red_free_aligned(s->clone_grad);
     red_free_aligned(s->o_s);
@@ -235,12 +235,21 @@ void red_student_merge(red_student *s) {
     s->times.merge = red_time_seconds() - t0;
 }
 
-/* dP += chain of the merged-weight gradient (A9). */
-static void chain_to_projections(red_student *s) {
+/* s->grads = dP from a gradient of the merged model laid out as its slab
+ * with the FFN-out targets' dP_d terms in its tail (red_student_loss_part's,
+ * or a batch's sum of them): the chain rule through the merge (A9) is
+ * linear, so a batch chains its summed gradient once, not each sequence's. */
+static void chain_to_projections(red_student *s, float *merged) {
     const red_model *t = s->teacher;
     const red_config *c = &s->cfg;
     red_pool *pool = t->pool;
     int l, k, ds = s->d_s, dt = s->d_t;
+    float *own = s->model.grads;
+    red_model_bind_grads(&s->model, merged);  /* s->model.gw names merged's tensors */
+    memset(s->grads, 0, s->n * sizeof(float));
+    for (l = 0; l < c->n_layers; l++)  /* the targets' own terms come first */
+        memcpy(s->gw.layers[l].p[RED_SITE_D], merged + s->model.n_params + (size_t)l * dt * ds,
+               (size_t)dt * ds * sizeof(float));
     for (l = 0; l < c->n_layers; l++) {
         red_layer_weights *gm = &s->model.gw.layers[l];
         red_student_layer *g = &s->gw.layers[l];
@@ -260,6 +269,7 @@ static void chain_to_projections(red_student *s) {
     if (!c->tied)
         red_sgemm(pool, RED_TN, dt, ds, c->vocab, 1.0f, t->w.lm_head, dt, s->model.gw.lm_head, ds, 1.0f, s->gw.p_head, ds);
     red_vec_add(s->gw.norm, s->gw.norm, s->model.gw.norm, (size_t)ds);
+    red_model_bind_grads(&s->model, own);
 }
 
 int red_student_n_proj(const red_student *s) { return s->cfg.n_layers * RED_N_SITES + 1 + !s->cfg.tied; }
@@ -539,8 +549,9 @@ static void clone_layer(red_student *s, int l, int B, double per_row, float alph
     sites[1] = mse_of(sa.u, ta.u, NF, gu);
     sites[2] = mse_of(y_s, s->y_tp, ND, gy);
     clone_mse(pool, sites, 3, per_row, alpha, s->partial, s->partial_stride, v + RED_SITE_G);
-    if (want_grad)  /* the target's path: dP_d -= y_Tᵀ gy */
-        red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, y_t, dt, gy, ds, 1.0f, s->gw.layers[l].p[RED_SITE_D], ds);
+    if (want_grad)  /* the target's path: its term of dP_d, -y_Tᵀ gy, into the gradient's tail */
+        red_sgemm(pool, RED_TN, dt, ds, (int)N, -1.0f, y_t, dt, gy, ds, 0.0f,
+                  m->grads + m->n_params + (size_t)l * dt * ds, ds);
 }
 
 /* Backward's per-layer hook: layer l's clone gradients, just before they are needed. */
@@ -566,6 +577,7 @@ red_status red_student_loss(red_student *s, const int *tokens, const int *target
     for (i = 0; i < n; i++) whole.count += targets[i] >= 0;
     red_student_merge(s);
     if ((st = red_student_loss_part(s, tokens, targets, s->B, lc, want_grad, &whole, out))) return st;
+    if (want_grad) chain_to_projections(s, s->model.grads);
     red_losses_finish(out, whole.count, lc->alpha);
     return RED_OK;
 }
@@ -592,10 +604,7 @@ red_status red_student_loss_part(red_student *s, const int *tokens, const int *t
     s->times.teacher = (t0 = red_time_seconds()) - t1;
     if ((st = red_model_forward(m, tokens, B, T))) return st;
     s->times.student = (t1 = red_time_seconds()) - t0;
-    if (want_grad) {
-        memset(s->grads, 0, s->n * sizeof(float));
-        red_model_zero_grad(m);
-    }
+    if (want_grad) red_model_zero_grad(m);
     if ((st = vocab_losses(s, targets, B, whole, lc, want_grad, out))) return st;
     s->times.head = (t0 = red_time_seconds()) - t1;
     if (want_grad) {  /* each layer's clone terms are computed as its backward needs them */
@@ -615,7 +624,6 @@ red_status red_student_loss_part(red_student *s, const int *tokens, const int *t
         ex.fill = clone_fill;
         ex.ctx = &f;
         if ((st = red_model_backward_ex(m, &ex))) return st;
-        chain_to_projections(s);
     } else
         for (l = 0; l < L; l++) clone_layer(s, l, B, per_row, lc->alpha, 0, s->clone_layer + (size_t)l * RED_N_SITES);
     /* summed in layer order, whichever order the layers ran in */
@@ -1272,18 +1280,24 @@ static red_status sequence_grad(red_distill_batch *d, red_student *s, int seq) {
     return RED_OK;
 }
 
+/* A leaf is the merged model's gradient with its tail; with dst, the
+ * model's slab is dst for the sequence, which saves copying it there after. */
 static red_status batch_leaf(void *ctx, int seq, float *dst, const float **grad, red_error *err) {
     red_distill_batch *d = ctx;
-    (void)dst;  /* the projections' gradients come from the merged model's: no slab to swap in */
-    red_status st = sequence_grad(d, d->s, seq);
+    red_model *m = &d->s->model;
+    float *own = m->grads;
+    red_status st;
+    if (dst) red_model_bind_grads(m, dst);
+    st = sequence_grad(d, d->s, seq);
+    *grad = m->grads;
+    if (dst) red_model_bind_grads(m, own);
     if (st) return red_error_set(err, st, "distill: the loss of sequence %d failed (%s)", seq, red_status_name(st));
-    *grad = d->s->grads;
     return RED_OK;
 }
 
 static red_status worker_grad(void *ctx, int worker, int seq, float **grad) {
     red_distill_batch *d = ctx;
-    *grad = d->workers[worker].grads;
+    *grad = d->workers[worker].model.grads;
     return sequence_grad(d, &d->workers[worker], seq);
 }
 
@@ -1321,8 +1335,10 @@ red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const r
     memset(d, 0, sizeof *d);
     d->s = s;
     d->loss_cfg = *lc;
-    if (!(d->seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double))))
-        return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+    d->n_leaf = s->model.n_params + s->model.grad_tail;
+    d->seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double));
+    d->leaf_sum = red_malloc_aligned(d->n_leaf * sizeof(float));
+    if (!d->seq_terms || !d->leaf_sum) return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
     return batch_workers_alloc(d, err);
 }
 
@@ -1331,6 +1347,7 @@ void red_distill_batch_free(red_distill_batch *d) {
     red_weight_pack_free(&d->teacher_pack);
     red_weight_pack_free(&d->student_pack);
     free(d->seq_terms);
+    red_free_aligned(d->leaf_sum);
     red_grad_tree_free(&d->tree);  /* after the workers: it holds their pools */
     memset(d, 0, sizeof *d);
 }
@@ -1354,6 +1371,7 @@ red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int 
     int B = s->B, b, k;
     size_t n = (size_t)B * s->T, i;
     red_status st;
+    double t0, chain;
     d->in = in;
     d->tgt = tgt;
     d->whole.seqs = B;
@@ -1367,15 +1385,19 @@ red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int 
                   (st = red_weight_pack_fill(&d->student_pack, &s->model, err))))
         return st;
     batch_packs_set(d, &d->teacher_pack, &d->student_pack);
-    st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, s->n, batch_leaf, d, s->grads, err);
+    st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, d->n_leaf, batch_leaf, d, d->leaf_sum, err);
     batch_packs_set(d, NULL, NULL);
     if (st || (ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err)))) return st;
+    t0 = red_time_seconds();
+    chain_to_projections(s, d->leaf_sum);  /* once, on the batch's sum */
+    chain = red_time_seconds() - t0;
     for (k = 0; k < d->n_workers; k++) {
         s->times_sum.teacher += d->workers[k].times_sum.teacher;
         s->times_sum.student += d->workers[k].times_sum.student;
         s->times_sum.head += d->workers[k].times_sum.head;
         s->times_sum.backward += d->workers[k].times_sum.backward;
     }
+    s->times_sum.backward += chain;
     s->times_sum.merge = s->times.merge;
     memset(out, 0, sizeof *out);
     for (b = 0; b < B; b++) {

@@ -1256,6 +1256,19 @@ static void grads_settle(red_model *m) {
         }
 }
 
+red_status red_model_grad_tail(red_model *m, size_t floats, red_error *err) {
+    float *g;
+    if (!m->grads) return red_error_set(err, RED_E_ARG, "model: a gradient tail needs the gradient (RED_RUN_BACKWARD)");
+    if (floats == m->grad_tail) return RED_OK;
+    if (!(g = red_malloc_aligned((m->n_params + floats) * sizeof(float))))
+        return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients");
+    memset(g, 0, (m->n_params + floats) * sizeof(float));
+    red_free_aligned(m->grads);
+    m->grad_tail = floats;
+    red_model_bind_grads(m, g);
+    return RED_OK;
+}
+
 void red_model_bind_grads(red_model *m, float *slab) {
     m->grads = slab;
     red_weights_point(&m->gw, &m->cfg, m->grads, m->layer_buf + m->cfg.n_layers);

@@ -395,7 +395,8 @@ typedef struct {
     float *params;            /* [n_params] own or bound */
     int own_params;
     red_weights w;            /* named pointers into params */
-    float *grads;             /* [n_params] or NULL */
+    float *grads;             /* [n_params + grad_tail] or NULL */
+    size_t grad_tail;         /* floats a caller keeps after the gradient (red_model_grad_tail) */
     red_weights gw;           /* named pointers into grads */
     unsigned char *grad_unwritten; /* [n_tensors] 1 = zero by red_model_zero_grad, not yet written */
     float *adam_m, *adam_v;   /* [n_params] or NULL */
@@ -476,6 +477,11 @@ void red_model_zero_grad(red_model *m);
 /* The gradient slab backward writes: slab (n_params floats, the caller's) from
  * now on, or the model's own again. The slab must exist (RED_RUN_BACKWARD). */
 void red_model_bind_grads(red_model *m, float *slab);
+/* Room for `floats` of the caller's own after the model's gradient, at
+ * m->grads + n_params: terms that travel with it through a batch's sum (the
+ * distillation's FFN-out targets' dP_d). Backward leaves the tail alone; a
+ * slab bound in place of the model's must hold it too. */
+red_status red_model_grad_tail(red_model *m, size_t floats, red_error *err);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
 red_status red_model_backward(red_model *m);
 /* Views of the activations the last forward saved for layer l (rows N = B*T). */

@@ -382,14 +382,18 @@ typedef struct {
     int seqs;       /* sequences in the batch */
     int64_t count;  /* its counted targets */
 } red_loss_batch;
+/* With want_grad the gradient is the merged model's (s->model.grads) with
+ * the FFN-out targets' dP_d terms in its tail (red_model_grad_tail), not yet
+ * chained into s->grads: red_student_loss and the batch do that. */
 red_status red_student_loss_part(red_student *s, const int *tokens, const int *targets, int B, const red_loss_cfg *lc,
                                  int want_grad, const red_loss_batch *whole, red_losses *out);
 void red_losses_finish(red_losses *out, int64_t count, float alpha);
 
 /* A distillation step's gradient (as train.c's red_batch_grad): the batch's
  * sequences, this rank's share, each through red_student_loss_part with the
- * whole batch's denominators, joined by optim.c's tree into s->grads; out
- * the batch's loss terms. With several threads the sequences run one per
+ * whole batch's denominators, their merged-model gradients joined by
+ * optim.c's tree and the sum chained into s->grads; out the batch's loss
+ * terms. With several threads the sequences run one per
  * thread on workers (views of s with their own gradient and run states).
  * `red bench distill` times the same step. */
 typedef struct {
@@ -403,6 +407,8 @@ typedef struct {
     red_student *workers;     /* [n_workers] views of s */
     red_model *worker_teachers;  /* [n_workers] views of the teacher */
     red_weight_pack teacher_pack, student_pack;  /* packed at each batch's start */
+    size_t n_leaf;            /* floats of a sequence's gradient: the merged model's and its tail */
+    float *leaf_sum;          /* [n_leaf] the batch's sum, chained once into s->grads */
 } red_distill_batch;
 red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err);
 red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int *tgt, int rank, int ranks,
