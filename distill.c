@@ -1336,9 +1336,8 @@ red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const r
     d->s = s;
     d->loss_cfg = *lc;
     d->n_leaf = s->model.n_params + s->model.grad_tail;
-    d->seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double));
-    d->leaf_sum = red_malloc_aligned(d->n_leaf * sizeof(float));
-    if (!d->seq_terms || !d->leaf_sum) return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
+    if (!(d->seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double))))
+        return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
     return batch_workers_alloc(d, err);
 }
 
@@ -1347,7 +1346,6 @@ void red_distill_batch_free(red_distill_batch *d) {
     red_weight_pack_free(&d->teacher_pack);
     red_weight_pack_free(&d->student_pack);
     free(d->seq_terms);
-    red_free_aligned(d->leaf_sum);
     red_grad_tree_free(&d->tree);  /* after the workers: it holds their pools */
     memset(d, 0, sizeof *d);
 }
@@ -1385,11 +1383,12 @@ red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int 
                   (st = red_weight_pack_fill(&d->student_pack, &s->model, err))))
         return st;
     batch_packs_set(d, &d->teacher_pack, &d->student_pack);
-    st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, d->n_leaf, batch_leaf, d, d->leaf_sum, err);
+    /* the sum lands in the student's own model gradient, written once every leaf is done */
+    st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, d->n_leaf, batch_leaf, d, s->model.grads, err);
     batch_packs_set(d, NULL, NULL);
     if (st || (ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err)))) return st;
     t0 = red_time_seconds();
-    chain_to_projections(s, d->leaf_sum);  /* once, on the batch's sum */
+    chain_to_projections(s, s->model.grads);  /* once, on the batch's sum */
     chain = red_time_seconds() - t0;
     for (k = 0; k < d->n_workers; k++) {
         s->times_sum.teacher += d->workers[k].times_sum.teacher;

@@ -408,7 +408,6 @@ typedef struct {
     red_model *worker_teachers;  /* [n_workers] views of the teacher */
     red_weight_pack teacher_pack, student_pack;  /* packed at each batch's start */
     size_t n_leaf;            /* floats of a sequence's gradient: the merged model's and its tail */
-    float *leaf_sum;          /* [n_leaf] the batch's sum, chained once into s->grads */
 } red_distill_batch;
 red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err);
 red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int *tgt, int rank, int ranks,
