@@ -171,11 +171,12 @@ red_status red_student_train_alloc(red_student *s, int B, int T, red_error *err)
     /* the frozen teacher: forward activations only; the merged student: gradients, no AdamW (the
        projections have it); both leave the [N, V] logits to the loss, a chunk of rows at a time */
     /* the teacher's attention and FFN outputs are clone targets, the student's FFN output a clone site */
-    if ((st = red_model_run_alloc(s->teacher, B, T, RED_RUN_FORWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_OUTPUTS,
+    if ((st = red_model_run_alloc(s->teacher, B, T,
+                                  RED_RUN_FORWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_ATTN_OUT | RED_RUN_KEEP_FFN_OUT,
                                   err)) ||
-        (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_OUTPUTS,
-                                  err)) ||
-        (st = red_model_grad_tail(&s->model, (size_t)L * s->d_t * s->d_s, err)))
+        (st = red_model_grad_tail(&s->model, (size_t)L * s->d_t * s->d_s, err)) ||
+        (st = red_model_run_alloc(&s->model, B, T, RED_RUN_BACKWARD | RED_RUN_HEAD_CHUNKS | RED_RUN_KEEP_FFN_OUT,
+                                  err)))
         return st;
     red_free_aligned(s->clone_grad);
     red_free_aligned(s->o_s);
@@ -493,7 +494,7 @@ static const float *layer_act(red_pool *pool, const red_layer_acts *la, float *s
     return scratch;
 }
 
-/* A block's attention or FFN output: the forward's (RED_RUN_KEEP_OUTPUTS),
+/* A block's attention or FFN output: the forward's (RED_RUN_KEEP_*_OUT),
  * or its product run again into out, bit for bit. W is W_o or W_d of `owner`
  * (O x I); act_scratch holds silu(g)*u where that too must be recomputed. */
 static const float *attn_out_of(red_pool *pool, const red_model *owner, const red_layer_acts *la, const float *W,

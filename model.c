@@ -820,9 +820,10 @@ struct red_train_acts {
     float *pkeep;    /* [L, B*H, T, T] the probabilities, kept for backward when they fit KEEP_MAX; else NULL */
     float *att;     /* [L, N, QD] attention output (o_proj input) */
     float *h;       /* [L, N, D] residual after attention */
-    float *attn_out, *ffn_out; /* [L, N, D] each: the blocks' outputs before the residual adds, asked
-                                  for by RED_RUN_KEEP_OUTPUTS and kept when both fit KEEP_MAX; else NULL */
-    int outputs_asked;
+    float *attn_out, *ffn_out; /* [L, N, D] each: the blocks' outputs before the residual adds, asked for
+                                  by RED_RUN_KEEP_ATTN_OUT / _FFN_OUT and kept when those fit KEEP_MAX; else NULL */
+    float *outs;               /* the allocation behind them */
+    int outputs_asked;         /* the RED_RUN_KEEP_* bits asked for */
     float *xn_m;    /* [L, N, D] */
     float *rstd_m;  /* [L, N] */
     float *g, *u;   /* [L, N, F] gate/up before SiLU */
@@ -847,7 +848,7 @@ static void acts_free(red_train_acts *a) {
     if (!a) return;
     red_free_aligned(a->slab);
     red_free_aligned(a->pkeep);
-    red_free_aligned(a->attn_out);
+    red_free_aligned(a->outs);
     free(a->row_loss);
     free(a->tokens);
     free(a);
@@ -935,11 +936,11 @@ void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std)
 
 /* Gradient and AdamW slabs, as `what` asks (each allocated once, zeroed). */
 static red_status alloc_param_slabs(red_model *m, int what, red_error *err) {
-    size_t bytes = m->n_params * sizeof(float);
+    size_t bytes = m->n_params * sizeof(float), grad_bytes = (m->n_params + m->grad_tail) * sizeof(float);
     if ((what & RED_RUN_BACKWARD) && !m->grads) {
-        if (!(m->grads = red_malloc_aligned(bytes)))
-            return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients (%.1f MB)", bytes / 1e6);
-        memset(m->grads, 0, bytes);
+        if (!(m->grads = red_malloc_aligned(grad_bytes)))
+            return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients (%.1f MB)", grad_bytes / 1e6);
+        memset(m->grads, 0, grad_bytes);
         red_weights_point(&m->gw, &m->cfg, m->grads, m->layer_buf + m->cfg.n_layers);
         if (!(m->grad_unwritten = calloc((size_t)m->n_tensors, 1)))
             return red_error_set(err, RED_E_NOMEM, "model: out of memory");
@@ -967,7 +968,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     const red_config *c = &m->cfg;
     red_train_acts *a;
     int backward = (what & RED_RUN_BACKWARD) != 0, chunked = (what & RED_RUN_HEAD_CHUNKS) != 0,
-        outputs = (what & RED_RUN_KEEP_OUTPUTS) != 0;
+        outputs = what & (RED_RUN_KEEP_ATTN_OUT | RED_RUN_KEEP_FFN_OUT), n_out;
     size_t N = (size_t)B * T, D = (size_t)c->dim, F = (size_t)c->ffn, L = (size_t)c->n_layers,
            QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
            V = (size_t)c->vocab, nth = (size_t)red_pool_size(m->pool), R, total;
@@ -978,7 +979,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
                              B, T, c->max_pos);
     if (m->acts) {
         if (B <= m->acts->maxB && T == m->acts->maxT && (!backward || m->acts->backward) &&
-            chunked == m->acts->chunked && (!outputs || m->acts->outputs_asked))
+            chunked == m->acts->chunked && !(outputs & ~m->acts->outputs_asked))
             return alloc_param_slabs(m, what, err);
         acts_free(m->acts);
         m->acts = NULL;
@@ -1050,9 +1051,12 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     /* The blocks' outputs spare distillation recomputing its clone targets
      * (red_layer_acts.attn_out, ffn_out); past KEEP_MAX they are recomputed. */
     a->outputs_asked = outputs;
-    if (outputs && 2.0 * L * N * D * sizeof(float) <= KEEP_MAX &&
-        (a->attn_out = red_malloc_aligned(2 * L * N * D * sizeof(float))))
-        a->ffn_out = a->attn_out + L * N * D;
+    n_out = !!(outputs & RED_RUN_KEEP_ATTN_OUT) + !!(outputs & RED_RUN_KEEP_FFN_OUT);
+    if (n_out && (double)n_out * L * N * D * sizeof(float) <= KEEP_MAX &&
+        (a->outs = red_malloc_aligned(n_out * L * N * D * sizeof(float)))) {
+        a->attn_out = outputs & RED_RUN_KEEP_ATTN_OUT ? a->outs : NULL;
+        a->ffn_out = !(outputs & RED_RUN_KEEP_FFN_OUT) ? NULL : a->attn_out ? a->outs + L * N * D : a->outs;
+    }
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
     m->acts = a;
     return RED_OK;
@@ -1258,8 +1262,11 @@ static void grads_settle(red_model *m) {
 
 red_status red_model_grad_tail(red_model *m, size_t floats, red_error *err) {
     float *g;
-    if (!m->grads) return red_error_set(err, RED_E_ARG, "model: a gradient tail needs the gradient (RED_RUN_BACKWARD)");
     if (floats == m->grad_tail) return RED_OK;
+    if (!m->grads) {  /* allocated with the slab (RED_RUN_BACKWARD) */
+        m->grad_tail = floats;
+        return RED_OK;
+    }
     if (!(g = red_malloc_aligned((m->n_params + floats) * sizeof(float))))
         return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients");
     memset(g, 0, (m->n_params + floats) * sizeof(float));

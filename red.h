@@ -441,9 +441,13 @@ void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std)
  * forward stops at the final norm and logits/dlogits hold only
  * red_model_head_rows(m) rows: the caller runs the LM head chunk by chunk
  * (red_model_head_forward/_backward), so [N, V] is never resident. With
- * RED_RUN_KEEP_OUTPUTS forward also keeps every block's attention and FFN
- * output (red_layer_acts.attn_out, ffn_out) when they fit. */
-enum { RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2, RED_RUN_HEAD_CHUNKS = 4, RED_RUN_KEEP_OUTPUTS = 8 };
+ * RED_RUN_KEEP_ATTN_OUT and RED_RUN_KEEP_FFN_OUT forward also keeps every
+ * block's attention or FFN output (red_layer_acts.attn_out, ffn_out) when
+ * those asked for fit 256 MB together. */
+enum {
+    RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2, RED_RUN_HEAD_CHUNKS = 4,
+    RED_RUN_KEEP_ATTN_OUT = 8, RED_RUN_KEEP_FFN_OUT = 16
+};
 red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err);
 /* red_model_run_alloc(m, B, T, RED_RUN_BACKWARD | RED_RUN_ADAM): all of it. */
 red_status red_model_train_alloc(red_model *m, int B, int T, red_error *err);
@@ -479,8 +483,9 @@ void red_model_zero_grad(red_model *m);
 void red_model_bind_grads(red_model *m, float *slab);
 /* Room for `floats` of the caller's own after the model's gradient, at
  * m->grads + n_params: terms that travel with it through a batch's sum (the
- * distillation's FFN-out targets' dP_d). Backward leaves the tail alone; a
- * slab bound in place of the model's must hold it too. */
+ * distillation's FFN-out targets' dP_d). Before RED_RUN_BACKWARD it is
+ * allocated with the slab, after it the slab is allocated again. Backward
+ * leaves the tail alone; a slab bound in place of the model's must hold it. */
 red_status red_model_grad_tail(red_model *m, size_t floats, red_error *err);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
 red_status red_model_backward(red_model *m);
@@ -496,8 +501,8 @@ typedef struct {
     const float *g, *u;    /* [N, F]  gate/up before SiLU */
     const float *act;      /* [N, F]  silu(g)*u, down_proj's input; NULL where not kept (large runs) */
     const float *out;      /* [N, D]  block output */
-    const float *attn_out; /* [N, D]  att W_oᵀ, added to x to give h; NULL unless kept (RED_RUN_KEEP_OUTPUTS) */
-    const float *ffn_out;  /* [N, D]  act W_dᵀ, added to h to give out; NULL unless kept */
+    const float *attn_out; /* [N, D]  att W_oᵀ, added to x to give h; NULL unless kept (RED_RUN_KEEP_ATTN_OUT) */
+    const float *ffn_out;  /* [N, D]  act W_dᵀ, added to h to give out; NULL unless kept (RED_RUN_KEEP_FFN_OUT) */
 } red_layer_acts;
 void red_model_layer_acts(const red_model *m, int l, red_layer_acts *out);
 const float *red_model_final_normed(const red_model *m);  /* [N, D] final-norm output */

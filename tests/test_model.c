@@ -495,7 +495,7 @@ Test(model, packed_weights_give_the_same_bits, .init = setup, .fini = teardown) 
  * nothing else. */
 Test(model, kept_block_outputs_are_the_products_the_residual_adds, .init = setup, .fini = teardown) {
     red_config c;
-    red_model m, plain;
+    red_model m, plain, ffn_only;
     red_error err;
     red_rng r;
     int B = 2, T = 24, tok[48], i, l, kb = red_sgemm_k_block();
@@ -506,18 +506,26 @@ Test(model, kept_block_outputs_are_the_products_the_residual_adds, .init = setup
     c.n_layers = 2;
     random_model(&m, &c, pool, 31);
     cr_assert(red_model_share(&plain, &m, pool, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_share(&ffn_only, &m, pool, &err) == RED_OK, "%s", err.msg);
     red_rng_seed(&r, 32);
     for (i = 0; i < 48; i++) tok[i] = (int)red_rng_below(&r, 100);
-    cr_assert(red_model_run_alloc(&m, B, T, RED_RUN_FORWARD | RED_RUN_KEEP_OUTPUTS, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_run_alloc(&m, B, T, RED_RUN_FORWARD | RED_RUN_KEEP_ATTN_OUT | RED_RUN_KEEP_FFN_OUT, &err) == RED_OK, "%s", err.msg);
     cr_assert(red_model_run_alloc(&plain, B, T, RED_RUN_FORWARD, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_run_alloc(&ffn_only, B, T, RED_RUN_FORWARD | RED_RUN_KEEP_FFN_OUT, &err) == RED_OK, "%s",
+              err.msg);
     cr_assert(red_model_forward(&m, tok, B, T) == RED_OK);
     cr_assert(red_model_forward(&plain, tok, B, T) == RED_OK);
+    cr_assert(red_model_forward(&ffn_only, tok, B, T) == RED_OK);
     ND = N * c.dim;
     ref = malloc(ND * sizeof(float));
     for (l = 0; l < c.n_layers; l++) {
-        red_layer_acts a, p;
+        red_layer_acts a, p, f;
         red_model_layer_acts(&m, l, &a);
         red_model_layer_acts(&plain, l, &p);
+        red_model_layer_acts(&ffn_only, l, &f);
+        cr_assert(!f.attn_out && f.ffn_out, "layer %d: the FFN output alone kept when asked alone", l);
+        cr_expect(memcmp(f.ffn_out, a.ffn_out, ND * 4) == 0 && memcmp(f.out, a.out, ND * 4) == 0,
+                  "layer %d: the FFN output kept alone differs", l);
         cr_assert(a.attn_out && a.ffn_out && !p.attn_out && !p.ffn_out, "layer %d: outputs kept only when asked", l);
         red_model_linear(pool, &m, ref, a.att, m.w.layers[l].wo, (int64_t)N, c.dim, c.n_heads * c.head_dim);
         cr_expect(memcmp(ref, a.attn_out, ND * 4) == 0, "layer %d: attn_out is not att W_oᵀ", l);
@@ -530,6 +538,7 @@ Test(model, kept_block_outputs_are_the_products_the_residual_adds, .init = setup
         cr_expect(memcmp(a.out, p.out, ND * 4) == 0, "layer %d: keeping the outputs changed the forward", l);
     }
     free(ref);
+    red_model_free(&ffn_only);
     red_model_free(&plain);
     red_model_free(&m);
 }
