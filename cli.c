@@ -1860,6 +1860,9 @@ static const opt distill_opts[] = {
     NUM("--seq", O_INT, distill_args, o.loop.seq, 2, 1 << 16, "T", "tokens per row", 0),
     NUM("--save-every", O_U64, distill_args, o.loop.save_every, 0, 1e12, "S", "checkpoint every S steps", 0),
     NUM("--log-every", O_U64, distill_args, o.log_every, 1, 1e9, "S", "progress line every S steps", 0),
+    FLAG("--chain-each-sequence", distill_args, o.chain_each,
+         "chain each sequence's gradient into the projections: fewer bytes between ranks, more flops "
+         "(default: the batch's sum, once)"),
     FLAG("--resume", distill_args, o.loop.resume, "continue from the checkpoint in --out"),
     NUM("--stop-after", O_U64, distill_args, o.loop.stop_after, 1, 1e15, "S",
         "stop after step S, as if killed (resume tests; default: run to the end)", NODEF),

@@ -127,9 +127,10 @@ red_status red_student_alloc(red_student *s, red_model *teacher, int d_s, red_er
 /* A worker: src's projections and merged weights (read only; the caller
  * merges before a step), teacher a view of src's teacher with the worker's
  * pool; its own run states, scratch and merged-model gradient
- * (red_student_train_alloc). It has no projection gradient: only the
- * batch's sum is chained into one. */
-static red_status student_share(red_student *w, const red_student *src, red_model *teacher, red_error *err) {
+ * (red_student_train_alloc), and a projection gradient with_grads (when
+ * each sequence is chained on its own). */
+static red_status student_share(red_student *w, const red_student *src, red_model *teacher, int with_grads,
+                                 red_error *err) {
     red_status st;
     memset(w, 0, sizeof *w);
     w->teacher = teacher;
@@ -140,9 +141,14 @@ static red_status student_share(red_student *w, const red_student *src, red_mode
     w->shared = 1;
     w->params = src->params;
     w->layer_buf = calloc((size_t)2 * w->cfg.n_layers, sizeof *w->layer_buf);
-    if (!w->layer_buf) return red_error_set(err, RED_E_NOMEM, "distill: out of memory for a worker");
+    if (!w->layer_buf || (with_grads && !(w->grads = red_malloc_aligned(w->n * sizeof(float)))))
+        return red_error_set(err, RED_E_NOMEM, "distill: out of memory for a worker");
     w->w.layers = w->layer_buf;
     point_student(&w->w, w, w->params);
+    if (with_grads) {
+        w->gw.layers = w->layer_buf + w->cfg.n_layers;
+        point_student(&w->gw, w, w->grads);
+    }
     if ((st = red_model_share(&w->model, &src->model, teacher->pool, err))) return st;
     w->merged = w->model.params;
     return RED_OK;
@@ -236,20 +242,18 @@ void red_student_merge(red_student *s) {
     s->times.merge = red_time_seconds() - t0;
 }
 
-/* s->grads = dP from a gradient of the merged model laid out as its slab
- * with the FFN-out targets' dP_d terms in its tail (red_student_loss_part's,
- * or a batch's sum of them): the chain rule through the merge (A9) is
- * linear, so a batch chains its summed gradient once, not each sequence's. */
-static void chain_to_projections(red_student *s, float *merged) {
+/* s->grads = dP from the merged model's gradient and the FFN-out targets'
+ * dP_d terms in its tail (red_student_loss_part's, or a batch's sum of
+ * them): the chain rule through the merge (A9) is linear, so a batch may
+ * chain its summed gradient once instead of each sequence's. */
+static void chain_to_projections(red_student *s) {
     const red_model *t = s->teacher;
     const red_config *c = &s->cfg;
     red_pool *pool = t->pool;
     int l, k, ds = s->d_s, dt = s->d_t;
-    float *own = s->model.grads;
-    red_model_bind_grads(&s->model, merged);  /* s->model.gw names merged's tensors */
     memset(s->grads, 0, s->n * sizeof(float));
     for (l = 0; l < c->n_layers; l++)  /* the targets' own terms come first */
-        memcpy(s->gw.layers[l].p[RED_SITE_D], merged + s->model.n_params + (size_t)l * dt * ds,
+        memcpy(s->gw.layers[l].p[RED_SITE_D], s->model.grads + s->model.n_params + (size_t)l * dt * ds,
                (size_t)dt * ds * sizeof(float));
     for (l = 0; l < c->n_layers; l++) {
         red_layer_weights *gm = &s->model.gw.layers[l];
@@ -270,7 +274,6 @@ static void chain_to_projections(red_student *s, float *merged) {
     if (!c->tied)
         red_sgemm(pool, RED_TN, dt, ds, c->vocab, 1.0f, t->w.lm_head, dt, s->model.gw.lm_head, ds, 1.0f, s->gw.p_head, ds);
     red_vec_add(s->gw.norm, s->gw.norm, s->model.gw.norm, (size_t)ds);
-    red_model_bind_grads(&s->model, own);
 }
 
 int red_student_n_proj(const red_student *s) { return s->cfg.n_layers * RED_N_SITES + 1 + !s->cfg.tied; }
@@ -578,7 +581,7 @@ red_status red_student_loss(red_student *s, const int *tokens, const int *target
     for (i = 0; i < n; i++) whole.count += targets[i] >= 0;
     red_student_merge(s);
     if ((st = red_student_loss_part(s, tokens, targets, s->B, lc, want_grad, &whole, out))) return st;
-    if (want_grad) chain_to_projections(s, s->model.grads);
+    if (want_grad) chain_to_projections(s);
     red_losses_finish(out, whole.count, lc->alpha);
     return RED_OK;
 }
@@ -1274,6 +1277,11 @@ static red_status sequence_grad(red_distill_batch *d, red_student *s, int seq) {
     terms[0] = part.ce;
     terms[1] = part.kl;
     memcpy(terms + 2, part.clone_site, sizeof part.clone_site);
+    if (d->chain_each) {
+        double t0 = red_time_seconds();
+        chain_to_projections(s);
+        s->times.backward += red_time_seconds() - t0;
+    }
     s->times_sum.teacher += s->times.teacher;
     s->times_sum.student += s->times.student;
     s->times_sum.head += s->times.head;
@@ -1281,24 +1289,28 @@ static red_status sequence_grad(red_distill_batch *d, red_student *s, int seq) {
     return RED_OK;
 }
 
-/* A leaf is the merged model's gradient with its tail; with dst, the
- * model's slab is dst for the sequence, which saves copying it there after. */
+/* The gradient a sequence gives the batch's tree: its projections' with
+ * chain_each, else the merged model's with its tail. */
+static float *leaf_grad(const red_distill_batch *d, red_student *s) { return d->chain_each ? s->grads : s->model.grads; }
+
+/* With dst (and the merged model's gradient as the leaf), the model's slab
+ * is dst for the sequence, which saves copying it there after. */
 static red_status batch_leaf(void *ctx, int seq, float *dst, const float **grad, red_error *err) {
     red_distill_batch *d = ctx;
     red_model *m = &d->s->model;
     float *own = m->grads;
     red_status st;
-    if (dst) red_model_bind_grads(m, dst);
+    if (dst && !d->chain_each) red_model_bind_grads(m, dst);
     st = sequence_grad(d, d->s, seq);
-    *grad = m->grads;
-    if (dst) red_model_bind_grads(m, own);
+    *grad = leaf_grad(d, d->s);
+    if (dst && !d->chain_each) red_model_bind_grads(m, own);
     if (st) return red_error_set(err, st, "distill: the loss of sequence %d failed (%s)", seq, red_status_name(st));
     return RED_OK;
 }
 
 static red_status worker_grad(void *ctx, int worker, int seq, float **grad) {
     red_distill_batch *d = ctx;
-    *grad = d->workers[worker].model.grads;
+    *grad = leaf_grad(d, &d->workers[worker]);
     return sequence_grad(d, &d->workers[worker], seq);
 }
 
@@ -1316,7 +1328,7 @@ static red_status batch_workers_alloc(red_distill_batch *d, red_error *err) {
     d->n_workers = d->tree.width;
     for (w = 0; w < d->n_workers; w++)
         if ((st = red_model_share(&d->worker_teachers[w], s->teacher, d->tree.worker_pools[w], err)) ||
-            (st = student_share(&d->workers[w], s, &d->worker_teachers[w], err)) ||
+            (st = student_share(&d->workers[w], s, &d->worker_teachers[w], d->chain_each, err)) ||
             (st = red_student_train_alloc(&d->workers[w], 1, s->T, err)))
             return st;
     return RED_OK;
@@ -1332,11 +1344,14 @@ static void batch_workers_free(red_distill_batch *d) {
     free(d->worker_teachers);
 }
 
-red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err) {
+red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, int chain_each,
+                                   red_error *err) {
     memset(d, 0, sizeof *d);
     d->s = s;
     d->loss_cfg = *lc;
-    d->n_leaf = s->model.n_params + s->model.grad_tail;
+    if (!s->clone_grad) return red_error_set(err, RED_E_ARG, "distill: red_student_train_alloc must come first");
+    d->chain_each = chain_each;
+    d->n_leaf = chain_each ? s->n : s->model.n_params + s->model.grad_tail;
     if (!(d->seq_terms = malloc((size_t)s->B * DISTILL_TERMS * sizeof(double))))
         return red_error_set(err, RED_E_NOMEM, "distill: out of memory");
     return batch_workers_alloc(d, err);
@@ -1384,12 +1399,13 @@ red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int 
                   (st = red_weight_pack_fill(&d->student_pack, &s->model, err))))
         return st;
     batch_packs_set(d, &d->teacher_pack, &d->student_pack);
-    /* the sum lands in the student's own model gradient, written once every leaf is done */
-    st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, d->n_leaf, batch_leaf, d, s->model.grads, err);
+    /* the sum lands in the student's own gradient, written once every leaf is done */
+    st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, d->n_leaf, batch_leaf, d,
+                           d->chain_each ? s->grads : s->model.grads, err);
     batch_packs_set(d, NULL, NULL);
     if (st || (ranks > 1 && (st = red_dist_gather_f64(d->seq_terms, (size_t)B * DISTILL_TERMS, err)))) return st;
     t0 = red_time_seconds();
-    chain_to_projections(s, s->model.grads);  /* once, on the batch's sum */
+    if (!d->chain_each) chain_to_projections(s);  /* once, on the batch's sum */
     chain = red_time_seconds() - t0;
     for (k = 0; k < d->n_workers; k++) {
         s->times_sum.teacher += d->workers[k].times_sum.teacher;
@@ -1474,11 +1490,12 @@ red_status red_distill(const red_distill_opts *o, red_student *s, red_train_data
                                "tau=%.9g\nalpha=%.9g\nkl_reduction=%d\n", red_arch_name(c->arch), c->dim, c->n_layers,
                     c->n_heads, c->n_kv_heads, c->ffn, c->vocab, s->d_s, o->loss.tau, o->loss.alpha,
                     (int)o->loss.kl_reduction);
+    if (o->chain_each) red_sbuf_puts(&d.record, "chain=each sequence\n");  /* other bits: no resuming across */
     if (o->record) red_sbuf_puts(&d.record, o->record);
     red_loop_record(&o->loop, data, &d.record);
     if (d.record.failed)
         st = red_error_set(err, RED_E_NOMEM, "distill: out of memory");
-    else if (!(st = red_distill_batch_alloc(&d.batch, s, &o->loss, err)))
+    else if (!(st = red_distill_batch_alloc(&d.batch, s, &o->loss, o->chain_each, err)))
         st = red_loop_run(&o->loop, data, &hooks, &d, err);
     red_distill_batch_free(&d.batch);
     red_sbuf_free(&d.record);

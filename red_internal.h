@@ -407,9 +407,11 @@ typedef struct {
     red_student *workers;     /* [n_workers] views of s */
     red_model *worker_teachers;  /* [n_workers] views of the teacher */
     red_weight_pack teacher_pack, student_pack;  /* packed at each batch's start */
-    size_t n_leaf;            /* floats of a sequence's gradient: the merged model's and its tail */
+    int chain_each;           /* each sequence chained into the projections (red_distill_opts) */
+    size_t n_leaf;            /* floats of a sequence's gradient: s->n, or the merged model's and its tail */
 } red_distill_batch;
-red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, red_error *err);
+red_status red_distill_batch_alloc(red_distill_batch *d, red_student *s, const red_loss_cfg *lc, int chain_each,
+                                   red_error *err);
 red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int *tgt, int rank, int ranks,
                                  red_losses *out, red_error *err);
 void red_distill_batch_free(red_distill_batch *d);

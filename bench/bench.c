@@ -82,6 +82,7 @@ typedef struct {
     double alpha, beta;
     const char *teacher_config;  /* distill: a config.json shape instead of a preset */
     int width, seq, batch;       /* distill: 0 = the preset's / half width */
+    int chain_each;              /* distill: each sequence chained (red_distill_opts.chain_each) */
 } bench_opts;
 
 /* Peak resident set of this process in MB (getrusage reports kilobytes on Linux). */
@@ -706,7 +707,7 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
     io.kind = RED_INIT_ORTHOGONAL;
     io.seed = 1;
     if (red_student_alloc(&s, &t, width, &err) || red_student_train_alloc(&s, batch, seq, &err) ||
-        red_student_initialize(&s, &io, NULL, 0, &err) || red_distill_batch_alloc(&db, &s, &lc, &err)) {
+        red_student_initialize(&s, &io, NULL, 0, &err) || red_distill_batch_alloc(&db, &s, &lc, o->chain_each, &err)) {
         fprintf(stderr, "red bench distill: %s\n", err.msg);
         return 1;
     }
@@ -745,12 +746,12 @@ static int bench_distill(const bench_opts *o, const model_preset *p, int steps) 
            "vocab=%d teacher_params=%zu trainable=%zu threads=%d simd=%s steps=%d ms_per_step=%.2f best_ms=%.2f "
            "tok_per_s=%.0f peak_rss_mb=%.0f loss_first=%.4f loss_last=%.4f pass=%d "
            "merge_ms=%.0f teacher_fwd_ms=%.0f student_fwd_ms=%.0f vocab_loss_ms=%.0f clone_backward_ms=%.0f "
-           "optimizer_ms=%.0f\n",
+           "optimizer_ms=%.0f chain=%s\n",
            o->teacher_config ? o->teacher_config : (p->name == 'a' ? "a" : p->name == 'b' ? "b" : "c"), c.dim, s.d_s,
            c.n_layers, c.n_heads, c.n_kv_heads, c.ffn, seq, batch, c.vocab, t.n_params, s.n, red_pool_size(pool),
            red_simd_name(), steps, 1e3 * total / steps, 1e3 * best, (double)batch * seq * steps / total, peak_rss_mb(),
            first, last, ok, 1e3 * ph.merge / steps, 1e3 * ph.teacher / steps, 1e3 * ph.student / steps,
-           1e3 * ph.head / steps, 1e3 * ph.backward / steps, 1e3 * optim / steps);
+           1e3 * ph.head / steps, 1e3 * ph.backward / steps, 1e3 * optim / steps, o->chain_each ? "each" : "once");
     free(tok);
     free(tgt);
     red_distill_batch_free(&db);
@@ -771,7 +772,7 @@ static const char *usage_bench =
     "       red bench train [--config a|b|c] [--threads T] [--steps S]\n"
     "       red bench infer [--config a|b|c] [--threads T] [--batch B] [--gen N]\n"
     "       red bench distill [--config a|b|c | --teacher-config CONFIG.json] [--width D] [--seq T]\n"
-    "                         [--batch B] [--threads T] [--steps S]\n"
+    "                         [--batch B] [--threads T] [--steps S] [--chain-each-sequence]\n"
     "       red bench tokenize --tokenizer PATH --data FILE [--reps R]\n"
     "\n"
     "One line of key=value pairs per measurement: op, impl, m, n, k, threads, simd,\n"
@@ -828,6 +829,10 @@ int red_bench_main(int argc, char **argv) {
         }
         if (!strcmp(opt, "--scalar")) {
             o.scalar = 1;
+            continue;
+        }
+        if (!strcmp(opt, "--chain-each-sequence")) {
+            o.chain_each = 1;
             continue;
         }
         if (i + 1 >= argc) {

@@ -557,6 +557,8 @@ Test(distill, init_pca_spans_the_top_principal_subspace, .init = setup, .fini = 
 
 /* ------------------------------------------------------------------ the loop: resume and threads */
 
+static int run_chain_each;  /* red_distill_opts.chain_each of run_distill */
+
 static void run_distill(red_pool *p, const char *dir, const char *calib_path, uint64_t stop, int resume, float *params,
                         float *m) {
     red_config c;
@@ -578,7 +580,7 @@ static void run_distill(red_pool *p, const char *dir, const char *calib_path, ui
     o.loop.out = dir; o.loop.tokens = 6 * 2 * 16; o.loop.batch = 2; o.loop.seq = 16; o.loop.seed = 3;
     o.loop.lr = 1e-2f; o.loop.min_lr = 0.0f; o.loop.beta1 = 0.9f; o.loop.beta2 = 0.999f; o.loop.clip = 1.0; o.loop.warmup_steps = 1;
     o.loop.schedule = RED_SCHED_LINEAR; o.loss.tau = 4.0f; o.loss.alpha = 0.2f; o.loss.kl_reduction = RED_KL_SEQUENCE;
-    o.loop.save_every = 3; o.loop.resume = resume; o.loop.stop_after = stop;
+    o.loop.save_every = 3; o.loop.resume = resume; o.loop.stop_after = stop; o.chain_each = run_chain_each;
     cr_assert(red_distill(&o, &s, &calib, NULL, &err) == RED_OK, "%s", err.msg);
     memcpy(params, s.params, s.n * sizeof(float));
     memcpy(m, s.adam_m, s.n * sizeof(float));
@@ -615,8 +617,9 @@ Test(distill, kill_and_resume_equals_one_run_and_threads_agree, .init = setup, .
 
 /* A batch's gradient is each sequence's merged-model gradient (with its
  * FFN-out targets' terms), summed by the tree and chained into the
- * projections once; the whole batch at once chains its own. The two differ
- * only in rounding. 3 sequences on 2 threads: workers and a lone leaf. */
+ * projections once, or each sequence chained and the projections' gradients
+ * summed; the whole batch at once chains its own. They differ only in
+ * rounding. 3 sequences on 2 threads: workers and a lone leaf. */
 Test(distill, batch_gradient_equals_the_whole_batch_gradient, .init = setup, .fini = teardown) {
     red_config c;
     red_model t;
@@ -627,10 +630,10 @@ Test(distill, batch_gradient_equals_the_whole_batch_gradient, .init = setup, .fi
     red_loss_cfg lc = {2.0f, 0.7f, RED_KL_SEQUENCE};
     red_losses whole, batch;
     red_rng r;
-    int tok[3 * 7], tgt[3 * 7];
+    int tok[3 * 7], tgt[3 * 7], each;
     size_t k;
     float *g;
-    double worst = 0.0, scale = 0.0;
+    double worst, scale;
     llama_cfg(&c, 23);
     make_teacher(&t, &c, 71);
     cr_assert(red_student_alloc(&s, &t, 10, &err) == RED_OK, "%s", err.msg);
@@ -642,21 +645,55 @@ Test(distill, batch_gradient_equals_the_whole_batch_gradient, .init = setup, .fi
     cr_assert(whole.clone_site[RED_SITE_D] > 0.0, "the FFN-out target's term is active");
     g = malloc(s.n * sizeof(float));
     memcpy(g, s.grads, s.n * sizeof(float));
-    cr_assert(red_distill_batch_alloc(&d, &s, &lc, &err) == RED_OK, "%s", err.msg);
-    for (k = 0; k < s.n; k++) s.grads[k] = NAN;
-    cr_assert(red_distill_batch_run(&d, tok, tgt, 0, 1, &batch, &err) == RED_OK, "%s", err.msg);
-    for (k = 0; k < s.n; k++) {
-        double e = fabs((double)s.grads[k] - g[k]);
-        if (!(e <= worst)) worst = e;
-        if (fabs(g[k]) > scale) scale = fabs(g[k]);
+    for (each = 0; each < 2; each++) {
+        cr_assert(red_distill_batch_alloc(&d, &s, &lc, each, &err) == RED_OK, "%s", err.msg);
+        for (k = 0; k < s.n; k++) s.grads[k] = NAN;
+        cr_assert(red_distill_batch_run(&d, tok, tgt, 0, 1, &batch, &err) == RED_OK, "%s", err.msg);
+        worst = scale = 0.0;
+        for (k = 0; k < s.n; k++) {
+            double e = fabs((double)s.grads[k] - g[k]);
+            if (!(e <= worst)) worst = e;
+            if (fabs(g[k]) > scale) scale = fabs(g[k]);
+        }
+        cr_expect(worst <= 1e-5 * scale, "batch gradient (%s) off by %g (largest element %g)",
+                  each ? "each sequence chained" : "chained once", worst, scale);
+        cr_expect(fabs(batch.total - whole.total) <= 1e-6 * fabs(whole.total), "losses %.9g and %.9g", batch.total,
+                  whole.total);
+        red_distill_batch_free(&d);
     }
-    cr_expect(worst <= 1e-5 * scale, "batch gradient off by %g (largest element %g)", worst, scale);
-    cr_expect(fabs(batch.total - whole.total) <= 1e-6 * fabs(whole.total), "losses %.9g and %.9g", batch.total,
-              whole.total);
     free(g);
-    red_distill_batch_free(&d);
     red_student_free(&s);
     red_model_free(&t);
+}
+
+/* Chaining each sequence: 1 and 2 threads agree bit for bit too, and the
+ * projections differ from chaining once only in rounding. */
+Test(distill, chain_each_sequence_threads_agree, .init = setup, .fini = teardown) {
+    char d1[] = "/tmp/red_test_dist_XXXXXX", cp[] = "/tmp/red_test_calib_XXXXXX";
+    size_t n = 100000, k;
+    float *a = calloc(n, 4), *am = calloc(n, 4), *c1 = calloc(n, 4), *cm = calloc(n, 4), *o = calloc(n, 4),
+          *om = calloc(n, 4);
+    red_pool *one = red_pool_create(1);
+    int fd = mkstemp(cp), differ = 0;
+    char cmd[256];
+    close(fd);
+    cr_assert(mkdtemp(d1));
+    run_distill(pool, d1, cp, 0, 0, o, om);
+    run_chain_each = 1;
+    run_distill(pool, d1, cp, 0, 0, a, am);
+    run_distill(one, d1, cp, 0, 0, c1, cm);
+    run_chain_each = 0;
+    cr_expect(memcmp(a, c1, n * 4) == 0, "1 and 2 threads give bit-identical projections");
+    for (k = 0; k < n; k++) {
+        differ |= a[k] != o[k];
+        cr_assert(fabsf(a[k] - o[k]) <= 1e-4f * (1.0f + fabsf(o[k])), "element %zu: %g chained each, %g once", k,
+                  a[k], o[k]);
+    }
+    cr_expect(differ, "the two orders differ in rounding (else the option does nothing)");
+    red_pool_destroy(one);
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", d1, cp);
+    cr_assert(system(cmd) == 0);
+    free(a); free(am); free(c1); free(cm); free(o); free(om);
 }
 
 /* ------------------------------------------------------------------ eRank */
