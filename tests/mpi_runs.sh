@@ -48,6 +48,14 @@ echo "mpi: distill on 1, 2, 4 ranks = one process"
 for f in model.safetensors distill_state.bin distill_curve.jsonl; do cmp "$W/d/$f" "$W/d_cut/$f"; done
 echo "mpi: distill stopped on 2 ranks, resumed on 4 = one process"
 
+"$R" "${DI[@]}" --chain-each-sequence --out "$W/de" 2> /dev/null
+"${MPI[@]}" -np 4 "$R" "${DI[@]}" --chain-each-sequence --out "$W/de_np4" 2> /dev/null
+same "$W/de" "$W/de_np4"
+if cmp -s "$W/d/model.safetensors" "$W/de/model.safetensors"; then
+    echo "mpi: --chain-each-sequence changed nothing"; exit 1
+fi
+echo "mpi: distill chaining each sequence on 4 ranks = one process"
+
 if "${MPI[@]}" -np 3 "$R" "${DI[@]}" --out "$W/d_np3" > "$W/np3.log" 2>&1; then
     echo "mpi: a batch of 4 was split over 3 ranks"; exit 1
 fi
