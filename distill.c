@@ -516,7 +516,8 @@ static const float *ffn_out_of(red_pool *pool, const red_model *owner, const red
 
 /* The clone terms of layer l (A6): their MSEs into v[RED_N_SITES] and, with
  * want_grad, their gradients into the one-layer clone_grad (laid out as
- * clone_grads names them) and the FFN-out target's own term into dP_d. */
+ * clone_grads names them) and the FFN-out target's own term of dP_d into
+ * the merged model gradient's tail. */
 static void clone_layer(red_student *s, int l, int B, double per_row, float alpha, int want_grad, double *v) {
     red_model *t = s->teacher, *m = &s->model;
     const red_config *c = &s->cfg;

@@ -34,7 +34,7 @@ typedef struct {
     int short_rows[2];
     /* optional: the kernel reading a row-major A (nn, nt) in place, its lda
      * the rows' stride; NULL = A is always packed */
-    gemm_ukernel kernel_rm;
+    gemm_ukernel kernel_a_rowmajor;
 } gemm_arch;
 
 /* ---- scalar micro-kernel: always built, the reference for the SIMD paths ---- */
@@ -138,12 +138,12 @@ static void ukernel_avx512_8(int kc, const float *a, int lda, const float *b, in
     ukernel_avx512_rows(8, kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
 }
 /* A row-major (rows lda apart), read in place: the same arithmetic as packed */
-static void ukernel_avx512_rm(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
+static void ukernel_avx512_a_rowmajor(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                               float beta) {
     ukernel_avx512_rows(AX_MR, kc, a, 1, lda, b, ldb, c, ldc, alpha, beta);
 }
 static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512,
-                                    {ukernel_avx512_4, ukernel_avx512_8}, {4, 8}, ukernel_avx512_rm};
+                                    {ukernel_avx512_4, ukernel_avx512_8}, {4, 8}, ukernel_avx512_a_rowmajor};
 
 /* ---- AVX2+FMA: 6 x 16 tile (BLIS Haswell), 12 ymm accumulators ---- */
 #elif defined(RED_SIMD_AVX2)
@@ -199,13 +199,13 @@ static void ukernel_avx2(int kc, const float *a, int lda, const float *b, int ld
                          float beta) {
     ukernel_avx2_rs(kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
 }
-static void ukernel_avx2_rm(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
+static void ukernel_avx2_a_rowmajor(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
                             float beta) {
     ukernel_avx2_rs(kc, a, 1, lda, b, ldb, c, ldc, alpha, beta);
 }
 /* kc as the AVX-512 path's: 4096x256x768 106 -> 110 GFLOPS, 128^3 112 -> 116 against kc 256 */
 static const gemm_arch arch_simd = {AV_MR, AV_NR, 144, 384, 2048, ukernel_avx2, {NULL, NULL}, {0, 0},
-                                    ukernel_avx2_rm};
+                                    ukernel_avx2_a_rowmajor};
 
 /* ---- NEON (AArch64): 8 x 12 tile, 24 q accumulators, FMA by lane ---- */
 #elif defined(RED_SIMD_NEON)
@@ -405,9 +405,13 @@ static void gemm_pack_b(const gemm_task *g, int pc, int kc, int jc, int nc, floa
     }
 }
 
-/* tn reads A in place while at most this many columns of C share it and
- * its rows are at most this far apart: rows 16 KB apart (lda 4096) fall into
- * a few L2 sets, and AVX2's 4096x256x768 tn dropped to 0.74x OpenBLAS. */
+/* A is read in place (tn: its rows hold op(A)'s MR-wide panels; nn, nt:
+ * MR rows of it, lda apart, by kernel_a_rowmajor) while at most this many
+ * columns of C share it and its rows are at most this far apart: rows 16 KB
+ * apart (lda 4096) fall into a few L2 sets, and AVX2's 4096x256x768 tn
+ * dropped to 0.74x OpenBLAS. nn/nt in place, 1 thread, GFLOPS: 64^3 224 ->
+ * 248, 128^3 255 -> 267, 256x128x384 248 -> 267 (AVX2: 64^3 105 -> 128,
+ * 4096x256x768 nn 121 -> 137). */
 #define DIRECT_A_COLS 512
 #define DIRECT_A_LD 768
 
@@ -429,7 +433,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
      * lda floats: read them there too while few columns of C share them
      * (DIRECT_A_COLS); the last panel, if no kernel has its rows, is packed. */
     const int direct_a = g->trans == RED_TN && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
-    const int direct_rm = g->trans != RED_TN && ar->kernel_rm && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
+    const int direct_a_rowmajor = g->trans != RED_TN && ar->kernel_a_rowmajor && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
     int jc, pc, ic, jr, ir, i;
     for (jc = n0; jc < n1; jc += ar->nc) {
         int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;
@@ -446,7 +450,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                 const int last = (mc - 1) / MR * MR, last_rows = mc - last;  /* the last row panel */
                 const int last_whole =
                     last_rows == MR || last_rows == ar->short_rows[0] || last_rows == ar->short_rows[1];
-                if (direct_rm) {
+                if (direct_a_rowmajor) {
                     if (last_rows < MR)  /* the short last panel: packed, zero-padded */
                         pack_rows_to_panel(g->A + (size_t)(ic + last) * g->lda + pc, (size_t)g->lda, last_rows, kc,
                                            ap, MR);
@@ -477,15 +481,15 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                         const int s = mr <= ar->short_rows[0] ? 0 : mr <= ar->short_rows[1] ? 1 : -1;
                         gemm_ukernel kern = s >= 0 ? ar->kernel_short[s] : ar->kernel;
                         const int whole = mr == MR || (s >= 0 && mr == ar->short_rows[s]);
-                        const float *ai = ap + (size_t)(direct_a || direct_rm ? 0 : ir) * kc;
+                        const float *ai = ap + (size_t)(direct_a || direct_a_rowmajor ? 0 : ir) * kc;
                         int lda = MR;
                         if (direct_a && whole) {
                             ai = g->A + (size_t)pc * g->lda + ic + ir;
                             lda = g->lda;
-                        } else if (direct_rm && mr == MR) {
+                        } else if (direct_a_rowmajor && mr == MR) {
                             ai = g->A + (size_t)(ic + ir) * g->lda + pc;
                             lda = g->lda;
-                            kern = ar->kernel_rm;
+                            kern = ar->kernel_a_rowmajor;
                         }
                         if (nr == NR && whole) {
                             kern(kc, ai, lda, bj, ldb, c, ldc, g->alpha, beta);

@@ -373,7 +373,7 @@ static void bias_add(red_pool *pool, float *out, const float *b, int64_t N, int 
  * (measured: 16 decode rows of config (b) ran 1.6x faster this way). */
 #define LINEAR_GEMV_ROWS 16
 
-/* out[N,O] = in[N,I] Wᵀ (+ b). beta 1 adds to out (the residual adds). */
+/* out[N,O] = in[N,I] Wᵀ (+ b); beta 1 adds to out. */
 void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
                         int64_t N, int O, int I, float beta) {
     if (N <= LINEAR_GEMV_ROWS) {
@@ -1049,9 +1049,14 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
     if (backward && (double)L * N * c->n_heads * T * sizeof(float) <= KEEP_MAX)
         a->pkeep = red_malloc_aligned(L * N * (size_t)c->n_heads * T * sizeof(float));  /* NULL: recomputed */
     /* The blocks' outputs spare distillation recomputing its clone targets
-     * (red_layer_acts.attn_out, ffn_out); past KEEP_MAX they are recomputed. */
+     * (red_layer_acts.attn_out, ffn_out); past KEEP_MAX they are recomputed,
+     * the attention's first (its product is the cheaper: K = QD, not F). */
     a->outputs_asked = outputs;
     n_out = !!(outputs & RED_RUN_KEEP_ATTN_OUT) + !!(outputs & RED_RUN_KEEP_FFN_OUT);
+    if (n_out == 2 && 2.0 * L * N * D * sizeof(float) > KEEP_MAX) {
+        outputs &= ~RED_RUN_KEEP_ATTN_OUT;
+        n_out = 1;
+    }
     if (n_out && (double)n_out * L * N * D * sizeof(float) <= KEEP_MAX &&
         (a->outs = red_malloc_aligned(n_out * L * N * D * sizeof(float)))) {
         a->attn_out = outputs & RED_RUN_KEEP_ATTN_OUT ? a->outs : NULL;
@@ -1261,18 +1266,10 @@ static void grads_settle(red_model *m) {
 }
 
 red_status red_model_grad_tail(red_model *m, size_t floats, red_error *err) {
-    float *g;
     if (floats == m->grad_tail) return RED_OK;
-    if (!m->grads) {  /* allocated with the slab (RED_RUN_BACKWARD) */
-        m->grad_tail = floats;
-        return RED_OK;
-    }
-    if (!(g = red_malloc_aligned((m->n_params + floats) * sizeof(float))))
-        return red_error_set(err, RED_E_NOMEM, "model: out of memory for gradients");
-    memset(g, 0, (m->n_params + floats) * sizeof(float));
-    red_free_aligned(m->grads);
-    m->grad_tail = floats;
-    red_model_bind_grads(m, g);
+    if (m->grads)  /* a slab bound in its place would be the caller's: no reallocating under it */
+        return red_error_set(err, RED_E_ARG, "model: a gradient tail must be set before the gradient (RED_RUN_BACKWARD)");
+    m->grad_tail = floats;  /* allocated with the slab */
     return RED_OK;
 }
 
@@ -1599,7 +1596,7 @@ red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *token
             red_pool_run(pool, (int)nth, kv_attention_units, &ac);
         }
         red_linear_forward(pool, xn, att, w->wo, NULL, n, D, QD, 0.0f);  /* xn is free until the norm */
-        red_vec_add_par(pool, x, x, xn, (size_t)n * D);  /* as the full forward adds it: the same bits */
+        red_vec_add_par(pool, x, x, xn, (size_t)n * D);  /* added to the residual as the full forward adds it */
         red_rmsnorm_forward(pool, xn, mlp_norm_rstd, x, w->mlp_norm, n, D, c->norm_eps);
         red_linear_forward(pool, g, xn, w->wg, NULL, n, F, D, 0.0f);
         red_linear_forward(pool, u, xn, w->wu, NULL, n, F, D, 0.0f);

@@ -443,7 +443,7 @@ void red_model_init_random(red_model *m, red_rng *rng, float std, float out_std)
  * (red_model_head_forward/_backward), so [N, V] is never resident. With
  * RED_RUN_KEEP_ATTN_OUT and RED_RUN_KEEP_FFN_OUT forward also keeps every
  * block's attention or FFN output (red_layer_acts.attn_out, ffn_out) when
- * those asked for fit 256 MB together. */
+ * those asked for fit 256 MB together, else the FFN output alone if it fits. */
 enum {
     RED_RUN_FORWARD = 0, RED_RUN_BACKWARD = 1, RED_RUN_ADAM = 2, RED_RUN_HEAD_CHUNKS = 4,
     RED_RUN_KEEP_ATTN_OUT = 8, RED_RUN_KEEP_FFN_OUT = 16
@@ -478,13 +478,13 @@ float red_model_cross_entropy(red_model *m, const int *targets, int want_grad, i
  * batch evaluated a sequence at a time add up to the same bits as at once. */
 double red_model_ce_sum(red_model *m, const int *targets, int want_grad, int64_t count, double sum);
 void red_model_zero_grad(red_model *m);
-/* The gradient slab backward writes: slab (n_params floats, the caller's) from
+/* The gradient slab backward writes: slab (n_params + grad_tail floats, the caller's) from
  * now on, or the model's own again. The slab must exist (RED_RUN_BACKWARD). */
 void red_model_bind_grads(red_model *m, float *slab);
 /* Room for `floats` of the caller's own after the model's gradient, at
  * m->grads + n_params: terms that travel with it through a batch's sum (the
- * distillation's FFN-out targets' dP_d). Before RED_RUN_BACKWARD it is
- * allocated with the slab, after it the slab is allocated again. Backward
+ * distillation's FFN-out targets' dP_d). Set before RED_RUN_BACKWARD
+ * allocates the slab (after it only the same size is accepted). Backward
  * leaves the tail alone; a slab bound in place of the model's must hold it. */
 red_status red_model_grad_tail(red_model *m, size_t floats, red_error *err);
 /* Backward from red_model_dlogits; accumulates into m->grads. */
@@ -907,7 +907,8 @@ typedef struct {
 /* Seconds the last red_student_loss spent in each phase: merging the
  * weights, the teacher's and the student's forward (to the final norm),
  * the vocabulary chunks (logits, CE, KL, head backward), and the clone
- * terms with the backward and the chain into the projections. */
+ * terms with the backward (a batch's times_sum adds the chain into the
+ * projections). */
 typedef struct {
     double merge, teacher, student, head, backward;
 } red_step_times;
@@ -925,9 +926,9 @@ typedef struct {
     float *merged;                /* [red_param_floats(cfg)] its weights */
     int B, T;                     /* batch shape after red_student_train_alloc */
     float *clone_grad;            /* one layer's clone gradients [N, 2QD + 2KD + 2F + d_s] */
-    float *o_s, *o_t, *y_t;       /* [N, d_t] clone scratch */
+    float *o_s, *o_t, *y_t;       /* [N, d_t] clone scratch (o_t, y_t: where the forward kept none) */
     float *y_s, *y_tp;            /* [N, d_s] */
-    float *act;                   /* [N, F] silu(g)*u, recomputed for the FFN-out clone */
+    float *act;                   /* [N, F] silu(g)*u, recomputed where the forward kept neither it nor y */
     double *partial;              /* loss partial sums (no allocation inside a step) */
     size_t partial_stride;        /* each clone site's share of partial, in doubles */
     double *row_ce, *row_kl;      /* [N] per-row losses, summed in row order */
