@@ -543,6 +543,33 @@ Test(model, kept_block_outputs_are_the_products_the_residual_adds, .init = setup
     red_model_free(&m);
 }
 
+/* A gradient tail rides after the slab: allocated with it, left alone by
+ * zero_grad and backward, and not reallocated once the slab exists. */
+Test(model, gradient_tail_is_the_callers, .init = setup, .fini = teardown) {
+    red_config c;
+    red_model m;
+    red_error err;
+    int tok[2 * 9], tgt[2 * 9], i;
+    red_config_default(&c);
+    c.dim = 16; c.n_heads = 2; c.n_kv_heads = 1; c.head_dim = 8; c.ffn = 24; c.vocab = 40; c.n_layers = 2;
+    random_model(&m, &c, pool, 41);
+    cr_assert(red_model_grad_tail(&m, 10, &err) == RED_OK, "%s", err.msg);
+    cr_assert(red_model_train_alloc(&m, 2, 9, &err) == RED_OK, "%s", err.msg);
+    for (i = 0; i < 10; i++) m.grads[m.n_params + i] = (float)i + 0.5f;
+    for (i = 0; i < 18; i++) {
+        tok[i] = (i * 7) % 40;
+        tgt[i] = (i * 11 + 3) % 40;
+    }
+    cr_assert(red_model_forward(&m, tok, 2, 9) == RED_OK);
+    red_model_zero_grad(&m);
+    red_model_cross_entropy(&m, tgt, 1, NULL);
+    cr_assert(red_model_backward(&m) == RED_OK);
+    for (i = 0; i < 10; i++) cr_expect(m.grads[m.n_params + i] == (float)i + 0.5f, "tail element %d changed", i);
+    cr_expect(red_model_grad_tail(&m, 10, &err) == RED_OK, "the same size again is accepted");
+    cr_expect(red_model_grad_tail(&m, 20, &err) == RED_E_ARG, "another size once the slab exists is refused");
+    red_model_free(&m);
+}
+
 Test(model, bit_identical_across_runs_and_thread_counts) {
     red_pool *p1 = red_pool_create(1), *p2 = red_pool_create(2), *p3 = red_pool_create(3);
     size_t n;
