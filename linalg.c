@@ -415,6 +415,20 @@ static void gemm_pack_b(const gemm_task *g, int pc, int kc, int jc, int nc, floa
 #define DIRECT_A_COLS 512
 #define DIRECT_A_LD 768
 
+/* op(A)'s rows [ic, ic + mc), k block pc: packed into ap, or, when A is read
+ * in place, only the last row panel that no kernel reads in place (zero-padded). */
+static void gemm_pack_a_block(const gemm_task *g, int in_place, int ic, int mc, int pc, int kc, float *ap) {
+    const gemm_arch *ar = g->arch;
+    const int MR = ar->mr, last = (mc - 1) / MR * MR, last_rows = mc - last;
+    if (!in_place)
+        gemm_pack_a(g, ic, mc, pc, kc, ap);
+    else if (g->trans != RED_TN) {  /* nn, nt: only whole MR-row panels in place */
+        if (last_rows < MR)
+            pack_rows_to_panel(g->A + (size_t)(ic + last) * g->lda + pc, (size_t)g->lda, last_rows, kc, ap, MR);
+    } else if (last_rows != MR && last_rows != ar->short_rows[0] && last_rows != ar->short_rows[1])
+        pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic + last, (size_t)g->lda, last_rows, kc, ap, MR);
+}
+
 /* C[m0:m1, n0:n1] by one thread, with its own packing buffers. */
 static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, int n1) {
     const gemm_arch *ar = g->arch;
@@ -447,17 +461,7 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
                 gemm_pack_b(g, pc, kc, jc + full, nc - full, bp);
             for (ic = m0; ic < m1; ic += ar->mc) {
                 int mc = m1 - ic < ar->mc ? m1 - ic : ar->mc;
-                const int last = (mc - 1) / MR * MR, last_rows = mc - last;  /* the last row panel */
-                const int last_whole =
-                    last_rows == MR || last_rows == ar->short_rows[0] || last_rows == ar->short_rows[1];
-                if (direct_a_rowmajor) {
-                    if (last_rows < MR)  /* the short last panel: packed, zero-padded */
-                        pack_rows_to_panel(g->A + (size_t)(ic + last) * g->lda + pc, (size_t)g->lda, last_rows, kc,
-                                           ap, MR);
-                } else if (!direct_a)
-                    gemm_pack_a(g, ic, mc, pc, kc, ap);
-                else if (!last_whole)  /* no kernel has its rows: packed, zero-padded */
-                    pack_cols_to_panels(g->A + (size_t)pc * g->lda + ic + last, (size_t)g->lda, last_rows, kc, ap, MR);
+                gemm_pack_a_block(g, direct_a || direct_a_rowmajor, ic, mc, pc, kc, ap);
                 for (jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR, ldc = g->ldc;
                     const float *bj = bp + (size_t)jr * kc;

@@ -964,11 +964,29 @@ static int64_t head_chunk_rows(int64_t N) {
     return N < kb ? N : kb;
 }
 
+/* The blocks' outputs (`outputs`: RED_RUN_KEEP_* bits; per floats each) spare
+ * distillation recomputing its clone targets (red_layer_acts.attn_out,
+ * ffn_out); past KEEP_MAX, or if the allocation fails, they are recomputed,
+ * the attention's first (its product is the cheaper: K = QD, not F). */
+static void outputs_alloc(red_train_acts *a, int outputs, size_t per) {
+    int n_out = !!(outputs & RED_RUN_KEEP_ATTN_OUT) + !!(outputs & RED_RUN_KEEP_FFN_OUT);
+    a->outputs_asked = outputs;
+    if (n_out == 2 && 2.0 * per * sizeof(float) > KEEP_MAX) {
+        outputs &= ~RED_RUN_KEEP_ATTN_OUT;
+        n_out = 1;
+    }
+    if (n_out && (double)n_out * per * sizeof(float) <= KEEP_MAX &&
+        (a->outs = red_malloc_aligned(n_out * per * sizeof(float)))) {
+        a->attn_out = outputs & RED_RUN_KEEP_ATTN_OUT ? a->outs : NULL;
+        a->ffn_out = !(outputs & RED_RUN_KEEP_FFN_OUT) ? NULL : a->attn_out ? a->outs + per : a->outs;
+    }
+}
+
 red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *err) {
     const red_config *c = &m->cfg;
     red_train_acts *a;
     int backward = (what & RED_RUN_BACKWARD) != 0, chunked = (what & RED_RUN_HEAD_CHUNKS) != 0,
-        outputs = what & (RED_RUN_KEEP_ATTN_OUT | RED_RUN_KEEP_FFN_OUT), n_out;
+        outputs = what & (RED_RUN_KEEP_ATTN_OUT | RED_RUN_KEEP_FFN_OUT);
     size_t N = (size_t)B * T, D = (size_t)c->dim, F = (size_t)c->ffn, L = (size_t)c->n_layers,
            QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
            V = (size_t)c->vocab, nth = (size_t)red_pool_size(m->pool), R, total;
@@ -1048,20 +1066,7 @@ red_status red_model_run_alloc(red_model *m, int B, int T, int what, red_error *
      * recomputes them instead. */
     if (backward && (double)L * N * c->n_heads * T * sizeof(float) <= KEEP_MAX)
         a->pkeep = red_malloc_aligned(L * N * (size_t)c->n_heads * T * sizeof(float));  /* NULL: recomputed */
-    /* The blocks' outputs spare distillation recomputing its clone targets
-     * (red_layer_acts.attn_out, ffn_out); past KEEP_MAX they are recomputed,
-     * the attention's first (its product is the cheaper: K = QD, not F). */
-    a->outputs_asked = outputs;
-    n_out = !!(outputs & RED_RUN_KEEP_ATTN_OUT) + !!(outputs & RED_RUN_KEEP_FFN_OUT);
-    if (n_out == 2 && 2.0 * L * N * D * sizeof(float) > KEEP_MAX) {
-        outputs &= ~RED_RUN_KEEP_ATTN_OUT;
-        n_out = 1;
-    }
-    if (n_out && (double)n_out * L * N * D * sizeof(float) <= KEEP_MAX &&
-        (a->outs = red_malloc_aligned(n_out * L * N * D * sizeof(float)))) {
-        a->attn_out = outputs & RED_RUN_KEEP_ATTN_OUT ? a->outs : NULL;
-        a->ffn_out = !(outputs & RED_RUN_KEEP_FFN_OUT) ? NULL : a->attn_out ? a->outs + L * N * D : a->outs;
-    }
+    outputs_alloc(a, outputs, L * N * D);
     red_rope_table(a->rope_cs, m->rope_inv_freq, c->head_dim / 2, T, NULL);
     m->acts = a;
     return RED_OK;
