@@ -14,9 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* x += y elementwise (exact per element, so any split over threads is the same). */
-void red_dist_add(red_pool *pool, float *x, const float *y, size_t n) { red_vec_add_par(pool, x, x, y, n); }
-
 #ifdef RED_MPI
 #include <mpi.h>
 
@@ -71,7 +68,7 @@ red_status red_dist_tree_sum(red_pool *pool, float *x, size_t n, float *scratch,
         rc = MPI_Sendrecv(x + give_a, (int)(give_b - give_a), MPI_FLOAT, rank ^ d, k, scratch, (int)(keep_b - keep_a),
                           MPI_FLOAT, rank ^ d, k, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "gradient exchange");
-        red_dist_add(pool, x + keep_a, scratch, keep_b - keep_a);
+        red_vec_add_par(pool, x + keep_a, x + keep_a, scratch, keep_b - keep_a);
         a = keep_a; b = keep_b;
     }
     for (d = size >> 1, k--; d >= 1; d >>= 1, k--) {  /* allgather by recursive doubling */

@@ -138,8 +138,8 @@ static void ukernel_avx512_8(int kc, const float *a, int lda, const float *b, in
     ukernel_avx512_rows(8, kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
 }
 /* A row-major (rows lda apart), read in place: the same arithmetic as packed */
-static void ukernel_avx512_a_rowmajor(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
-                              float beta) {
+static void ukernel_avx512_a_rowmajor(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                                      float alpha, float beta) {
     ukernel_avx512_rows(AX_MR, kc, a, 1, lda, b, ldb, c, ldc, alpha, beta);
 }
 static const gemm_arch arch_simd = {AX_MR, AX_NR, 192, 384, 2048, ukernel_avx512,
@@ -199,8 +199,8 @@ static void ukernel_avx2(int kc, const float *a, int lda, const float *b, int ld
                          float beta) {
     ukernel_avx2_rs(kc, a, lda, 1, b, ldb, c, ldc, alpha, beta);
 }
-static void ukernel_avx2_a_rowmajor(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc, float alpha,
-                            float beta) {
+static void ukernel_avx2_a_rowmajor(int kc, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                                    float alpha, float beta) {
     ukernel_avx2_rs(kc, a, 1, lda, b, ldb, c, ldc, alpha, beta);
 }
 /* kc as the AVX-512 path's: 4096x256x768 106 -> 110 GFLOPS, 128^3 112 -> 116 against kc 256 */
@@ -447,7 +447,8 @@ static void gemm_region(const gemm_task *g, float *ws, int m0, int m1, int n0, i
      * lda floats: read them there too while few columns of C share them
      * (DIRECT_A_COLS); the last panel, if no kernel has its rows, is packed. */
     const int direct_a = g->trans == RED_TN && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
-    const int direct_a_rowmajor = g->trans != RED_TN && ar->kernel_a_rowmajor && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
+    const int direct_a_rowmajor =
+        g->trans != RED_TN && ar->kernel_a_rowmajor && n1 - n0 <= DIRECT_A_COLS && g->lda <= DIRECT_A_LD;
     int jc, pc, ic, jr, ir, i;
     for (jc = n0; jc < n1; jc += ar->nc) {
         int nc = n1 - jc < ar->nc ? n1 - jc : ar->nc;

@@ -348,7 +348,6 @@ typedef struct {
     const float *in, *W;
     int64_t N;
     int O, I;
-    float beta;
 } gemv_ctx;
 
 static void gemv_outputs(void *vc, int64_t lo, int64_t hi) {
@@ -356,9 +355,7 @@ static void gemv_outputs(void *vc, int64_t lo, int64_t hi) {
     int64_t n, o;
     for (o = lo; o < hi; o++)  /* each weight row is read once, the few input rows stay in cache */
         for (n = 0; n < c->N; n++) {
-            float d = red_vec_dot(c->in + n * c->I, c->W + o * c->I, (size_t)c->I);
-            float *y = c->out + n * c->O + o;
-            *y = c->beta != 0.0f ? *y + d : d;
+            c->out[n * c->O + o] = red_vec_dot(c->in + n * c->I, c->W + o * c->I, (size_t)c->I);
         }
 }
 
@@ -373,27 +370,27 @@ static void bias_add(red_pool *pool, float *out, const float *b, int64_t N, int 
  * (measured: 16 decode rows of config (b) ran 1.6x faster this way). */
 #define LINEAR_GEMV_ROWS 16
 
-/* out[N,O] = in[N,I] Wᵀ (+ b); beta 1 adds to out. */
+/* out[N,O] = in[N,I] Wᵀ (+ b), overwritten: a residual is added after (red_model_forward). */
 void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
-                        int64_t N, int O, int I, float beta) {
+                        int64_t N, int O, int I) {
     if (N <= LINEAR_GEMV_ROWS) {
         gemv_ctx g;
-        g.out = out; g.in = in; g.W = W; g.N = N; g.O = O; g.I = I; g.beta = beta;
+        g.out = out; g.in = in; g.W = W; g.N = N; g.O = O; g.I = I;
         red_par_range(pool, O, 2.0 * N * I, gemv_outputs, &g);
     } else {
-        red_sgemm(pool, RED_NT, (int)N, O, I, 1.0f, in, I, W, I, beta, out, O);
+        red_sgemm(pool, RED_NT, (int)N, O, I, 1.0f, in, I, W, I, 0.0f, out, O);
     }
     if (b) bias_add(pool, out, b, N, O);
 }
 
 /* red_linear_forward with W also packed (packed non-NULL: red_weight_pack). */
 static void linear_forward_packed(red_pool *pool, float *out, const float *in, const float *W, const float *packed,
-                                  const float *b, int64_t N, int O, int I, float beta) {
+                                  const float *b, int64_t N, int O, int I) {
     if (!packed || N <= LINEAR_GEMV_ROWS) {
-        red_linear_forward(pool, out, in, W, b, N, O, I, beta);
+        red_linear_forward(pool, out, in, W, b, N, O, I);
         return;
     }
-    red_sgemm_nt_packed(pool, NULL, (int)N, O, I, 1.0f, in, I, packed, O, beta, out, O);
+    red_sgemm_nt_packed(pool, NULL, (int)N, O, I, 1.0f, in, I, packed, O, 0.0f, out, O);
     if (b) bias_add(pool, out, b, N, O);
 }
 
@@ -405,7 +402,7 @@ static void linear_forward_parts(red_pool *pool, int parts, float *const *out, c
                                  const int *O, int I) {
     int p, ld[RED_GEMM_PARTS];
     if (N <= LINEAR_GEMV_ROWS) {
-        for (p = 0; p < parts; p++) red_linear_forward(pool, out[p], in, W[p], b[p], N, O[p], I, 0.0f);
+        for (p = 0; p < parts; p++) red_linear_forward(pool, out[p], in, W[p], b[p], N, O[p], I);
         return;
     }
     for (p = 0; p < parts; p++) ld[p] = I;
@@ -1113,7 +1110,7 @@ static int weight_packs(const red_model *m, int i) {
 
 void red_model_linear(red_pool *pool, const red_model *m, float *out, const float *in, const float *W, int64_t N,
                       int O, int I) {
-    linear_forward_packed(pool, out, in, W, red_model_packed_weight(m, W), NULL, N, O, I, 0.0f);
+    linear_forward_packed(pool, out, in, W, red_model_packed_weight(m, W), NULL, N, O, I);
 }
 
 red_status red_weight_pack_fill(red_weight_pack *p, const red_model *m, red_error *err) {
@@ -1190,7 +1187,7 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
                               c->n_kv_heads, c->head_dim);
         /* each block's output is a product of its own, added to the residual once
            (not accumulated into it): the same bits whether or not it is kept */
-        linear_forward_packed(pool, attn_out, att, w->wo, red_model_packed_weight(m, w->wo), NULL, N, D, QD, 0.0f);
+        linear_forward_packed(pool, attn_out, att, w->wo, red_model_packed_weight(m, w->wo), NULL, N, D, QD);
         red_vec_add_par(pool, h, x, attn_out, ND);
         red_rmsnorm_forward(pool, xm, LAYER(a->rstd_m, l, N), h, w->mlp_norm, N, D, c->norm_eps);
         {
@@ -1203,7 +1200,7 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
             linear_forward_parts(pool, 2, out, xm, W, pk[0] ? pk : NULL, bias, N, O, D);
         }
         red_swiglu_forward(pool, act, g, u, (int64_t)NF);
-        linear_forward_packed(pool, ffn_out, act, w->wd, red_model_packed_weight(m, w->wd), NULL, N, D, F, 0.0f);
+        linear_forward_packed(pool, ffn_out, act, w->wd, red_model_packed_weight(m, w->wd), NULL, N, D, F);
         red_vec_add_par(pool, y, h, ffn_out, ND);
     }
     red_rmsnorm_forward(pool, a->xn_f, a->rstd_f, LAYER(a->resid, c->n_layers, ND), m->w.norm, N, D,
@@ -1211,7 +1208,7 @@ red_status red_model_forward(red_model *m, const int *tokens, int B, int T) {
     a->head_done = 0;
     if (!a->chunked)
         linear_forward_packed(pool, a->logits, a->xn_f, m->w.lm_head, red_model_packed_weight(m, m->w.lm_head), NULL,
-                              N, c->vocab, D, 0.0f);
+                              N, c->vocab, D);
     return RED_OK;
 }
 
@@ -1227,7 +1224,7 @@ red_status red_model_head_forward(red_model *m, int64_t r0, int64_t rows) {
     const float *packed = red_model_packed_weight(m, m->w.lm_head);
     if (!a || !head_chunk_ok(a, r0, rows)) return RED_E_ARG;
     if (rows == (int64_t)a->B * a->T)  /* all rows: the unchunked call itself (which may take the GEMV path) */
-        linear_forward_packed(m->pool, a->logits, a->xn_f, m->w.lm_head, packed, NULL, rows, V, D, 0.0f);
+        linear_forward_packed(m->pool, a->logits, a->xn_f, m->w.lm_head, packed, NULL, rows, V, D);
     else if (packed)  /* more rows than LINEAR_GEMV_ROWS in all: the unchunked call is this GEMM, rows independent */
         red_sgemm_nt_packed(m->pool, NULL, (int)rows, V, D, 1.0f, a->xn_f + (size_t)r0 * D, D, packed, V, 0.0f,
                             a->logits, V);
@@ -1273,7 +1270,8 @@ static void grads_settle(red_model *m) {
 red_status red_model_grad_tail(red_model *m, size_t floats, red_error *err) {
     if (floats == m->grad_tail) return RED_OK;
     if (m->grads)  /* a slab bound in its place would be the caller's: no reallocating under it */
-        return red_error_set(err, RED_E_ARG, "model: a gradient tail must be set before the gradient (RED_RUN_BACKWARD)");
+        return red_error_set(err, RED_E_ARG,
+                             "model: a gradient tail must be set before the gradient (RED_RUN_BACKWARD)");
     m->grad_tail = floats;  /* allocated with the slab */
     return RED_OK;
 }
@@ -1577,9 +1575,9 @@ red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *token
         float *kc = s->k_cache + (size_t)l * layer_cache, *vc = s->v_cache + (size_t)l * layer_cache;
         float *mlp_norm_rstd = scores;  /* scores are free until attention: borrow for rstd */
         red_rmsnorm_forward(pool, xn, mlp_norm_rstd, x, w->attn_norm, n, D, c->norm_eps);
-        red_linear_forward(pool, q, xn, w->wq, w->bq, n, QD, D, 0.0f);
-        red_linear_forward(pool, k, xn, w->wk, w->bk, n, KD, D, 0.0f);
-        red_linear_forward(pool, v, xn, w->wv, w->bv, n, KD, D, 0.0f);
+        red_linear_forward(pool, q, xn, w->wq, w->bq, n, QD, D);
+        red_linear_forward(pool, k, xn, w->wk, w->bk, n, KD, D);
+        red_linear_forward(pool, v, xn, w->wv, w->bv, n, KD, D);
         rc.cs = cs; rc.HD = HD;
         rc.x = q; rc.heads = c->n_heads;
         red_par_range(pool, n, 3.0 * QD, kv_rope_rows, &rc);
@@ -1600,17 +1598,17 @@ red_status red_kv_forward(red_model *m, red_kv_state *s, int n, const int *token
             if (nth < 1) nth = 1;
             red_pool_run(pool, (int)nth, kv_attention_units, &ac);
         }
-        red_linear_forward(pool, xn, att, w->wo, NULL, n, D, QD, 0.0f);  /* xn is free until the norm */
+        red_linear_forward(pool, xn, att, w->wo, NULL, n, D, QD);  /* xn is free until the norm */
         red_vec_add_par(pool, x, x, xn, (size_t)n * D);  /* added to the residual as the full forward adds it */
         red_rmsnorm_forward(pool, xn, mlp_norm_rstd, x, w->mlp_norm, n, D, c->norm_eps);
-        red_linear_forward(pool, g, xn, w->wg, NULL, n, F, D, 0.0f);
-        red_linear_forward(pool, u, xn, w->wu, NULL, n, F, D, 0.0f);
+        red_linear_forward(pool, g, xn, w->wg, NULL, n, F, D);
+        red_linear_forward(pool, u, xn, w->wu, NULL, n, F, D);
         red_swiglu_forward(pool, g, g, u, (int64_t)n * F);
-        red_linear_forward(pool, xn, g, w->wd, NULL, n, D, F, 0.0f);
+        red_linear_forward(pool, xn, g, w->wd, NULL, n, D, F);
         red_vec_add_par(pool, x, x, xn, (size_t)n * D);
     }
     red_rmsnorm_forward(pool, xn, scores, x, m->w.norm, n, D, c->norm_eps);
-    red_linear_forward(pool, s->logits, xn, m->w.lm_head, NULL, n, c->vocab, D, 0.0f);
+    red_linear_forward(pool, s->logits, xn, m->w.lm_head, NULL, n, c->vocab, D);
     {  /* NaN/Inf logits would be decoded or scored as if they were valid */
         size_t i, nv = (size_t)n * (size_t)c->vocab;
         for (i = 0; i < nv; i++)

@@ -348,7 +348,7 @@ static float *group_sum(red_pool *pool, float **g, int lo, int hi, size_t n) {
     float *left;
     if (hi - lo == 1) return g[lo];
     left = group_sum(pool, g, lo, mid, n);
-    red_dist_add(pool, left, group_sum(pool, g, mid, hi, n), n);
+    red_vec_add_par(pool, left, left, group_sum(pool, g, mid, hi, n), n);
     return left;
 }
 
@@ -380,7 +380,7 @@ static red_status subtree(tree_walk *w, int lo, int hi, int depth) {
         if ((st = subtree(w, mid, hi, depth + 1))) return st;
         g = t->slab[depth + 1];
     }
-    red_dist_add(w->pool, out, g, t->n);
+    red_vec_add_par(w->pool, out, out, g, t->n);
     return RED_OK;
 }
 

@@ -106,10 +106,10 @@ void red_rmsnorm_forward(red_pool *pool, float *out, float *rstd, const float *x
                          int64_t N, int D, float eps);
 void red_rmsnorm_backward(red_pool *pool, float *dx, float *dw, const float *dout, const float *x,
                           const float *w, const float *rstd, int64_t N, int D);
-/* out[N,O] = beta*out + in[N,I] Wᵀ (+ b);  din = din_beta*din + dout W (din
- * may be NULL), dW = dw_beta*dW + doutᵀ in, db += colsum(dout). */
+/* out[N,O] = in[N,I] Wᵀ (+ b);  din = din_beta*din + dout W (din may be
+ * NULL), dW = dw_beta*dW + doutᵀ in, db += colsum(dout). */
 void red_linear_forward(red_pool *pool, float *out, const float *in, const float *W, const float *b,
-                        int64_t N, int O, int I, float beta);
+                        int64_t N, int O, int I);
 void red_linear_backward(red_pool *pool, float *din, float *dW, float *db, const float *dout,
                          const float *in, const float *W, int64_t N, int O, int I, float din_beta, float dw_beta);
 /* RoPE, rotate_half convention. inv[HD/2] effective inverse frequencies
@@ -369,7 +369,6 @@ red_status red_dist_tree_sum(red_pool *pool, float *x, size_t n, float *scratch,
 red_status red_dist_gather_f64(double *x, size_t n, red_error *err);
 red_status red_dist_bcast(void *p, size_t bytes, int root, red_error *err);
 red_status red_dist_barrier(red_error *err);
-void red_dist_add(red_pool *pool, float *x, const float *y, size_t n);  /* x += y */
 
 /* ------------------------------------------------------------------ distill.c */
 

@@ -147,7 +147,7 @@ Test(model, ops_rmsnorm_backward_fd, .init = setup, .fini = teardown) {
 
 static double linear_loss(void *v) {
     op_ctx *o = v;
-    red_linear_forward(pool, o->out, o->x, o->w, o->b, o->N, o->O, o->D, 0.0f);
+    red_linear_forward(pool, o->out, o->x, o->w, o->b, o->N, o->O, o->D);
     return weighted(o->out, o->c, (size_t)o->N * o->O);
 }
 
