@@ -546,11 +546,15 @@ static void gemm_scale_c(int m, int n, float beta, float *C, int ldc) {
     }
 }
 
+/* One thread per this many flops while the pool's workers spin (see below). */
+#define GEMM_FLOPS_AWAKE 2.5e5
+
 /* Runs a filled task: on the calling thread with serial_ws, else on the pool. */
 static red_status gemm_launch(gemm_task *g, void *serial_ws) {
     const gemm_arch *arch = g->arch;
     int64_t rows_units, cols_units, units, nth;
     double flops;
+    int awake;
     /* the packing buffers and the edge tile must fit one thread's scratch */
     if (((size_t)arch->mc * arch->kc + (size_t)arch->kc * arch->nc + (size_t)arch->mr * arch->nr) *
             sizeof(float) > RED_POOL_SCRATCH_BYTES)
@@ -569,10 +573,15 @@ static red_status gemm_launch(gemm_task *g, void *serial_ws) {
     else
         g->split_rows = rows_units >= cols_units;
     units = g->split_rows ? rows_units : cols_units;
-    /* One thread per 10 MFLOP: waking a worker costs up to ~100 us on a VM
-     * (measured: 128^3 ran slower on 2 threads than on 1; 256^3 gained 1.5x). */
+    /* Waking a sleeping worker costs up to ~100 us on a VM (128^3 ran slower
+     * on 2 threads than on 1; 256^3 gained 1.5x): one thread per 10 MFLOP.
+     * Spinning workers start within a microsecond: one per GEMM_FLOPS_AWAKE.
+     * A product that ran alone only because they slept wakes them for the
+     * next one. Bits do not depend on the split. */
     flops = 2.0 * g->m * (double)g->n * g->k;
-    nth = (int64_t)(flops / 1.0e7);
+    awake = red_pool_awake(g->pool);
+    nth = (int64_t)(flops / (awake ? GEMM_FLOPS_AWAKE : 1.0e7));
+    if (!awake && nth < 2 && flops >= 2 * GEMM_FLOPS_AWAKE) red_pool_wake(g->pool);
     if (nth > red_pool_size(g->pool)) nth = red_pool_size(g->pool);
     if (nth > units) nth = units;
     if (nth < 1) nth = 1;

@@ -132,13 +132,17 @@ void red_tensor_free(red_tensor *t) {
 #define POOL_SPIN 1
 #define POOL_BARRIER() __sync_synchronize()
 #if defined(__x86_64__) || defined(__i386__)
-#define POOL_RELAX() __builtin_ia32_pause()
+#define POOL_PAUSE() __builtin_ia32_pause()
 #elif defined(__aarch64__) || defined(__arm__)
-#define POOL_RELAX() __asm__ __volatile__("yield" ::: "memory")
+#define POOL_PAUSE() __asm__ __volatile__("yield" ::: "memory")
 #else
-#define POOL_RELAX() ((void)0)
+#define POOL_PAUSE() ((void)0)
 #endif
-#define POOL_SPIN_ITERS 200000  /* ~0.2-1 ms of pause instructions */
+/* One pause per 256 reads: with a pause per read, 64^3 GEMMs on 2 threads ran
+ * no faster than on one (a task is ~1 us; the pauses are ~23 ns each on Zen 5
+ * and a VM may deschedule a vCPU that runs many); with one per 256, 1.6x. */
+#define POOL_RELAX(spin) do { if (((spin) & 255) == 255) POOL_PAUSE(); } while (0)
+#define POOL_SPIN_READS 10000000L  /* ~4 ms on Zen 5 */
 #else
 #define POOL_SPIN 0
 #endif
@@ -150,6 +154,8 @@ struct red_pool {
     pthread_cond_t start_cv, done_cv;
     volatile unsigned long generation;  /* bumped to start a task */
     volatile int pending;               /* workers still running the current task */
+    volatile int sleeping;              /* workers waiting on start_cv */
+    unsigned long nudges;               /* bumped by red_pool_wake */
     int task_nth;
     red_task_fn fn;
     void *arg;
@@ -174,11 +180,21 @@ static void *pool_worker_main(void *vp) {
         int nth;
 #if POOL_SPIN
         long spin;
-        for (spin = 0; spin < POOL_SPIN_ITERS && p->generation == seen && !p->quit; spin++) POOL_RELAX();
+        for (spin = 0; spin < POOL_SPIN_READS && p->generation == seen && !p->quit; spin++) POOL_RELAX(spin);
         POOL_BARRIER();
 #endif
         pthread_mutex_lock(&p->mu);
-        while (p->generation == seen && !p->quit) pthread_cond_wait(&p->start_cv, &p->mu);
+        if (p->generation == seen && !p->quit) {
+            unsigned long nudges = p->nudges;
+            p->sleeping++;
+            while (p->generation == seen && !p->quit && p->nudges == nudges)
+                pthread_cond_wait(&p->start_cv, &p->mu);
+            p->sleeping--;
+            if (p->generation == seen && !p->quit) {  /* red_pool_wake: spin again */
+                pthread_mutex_unlock(&p->mu);
+                continue;
+            }
+        }
         if (p->quit) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
@@ -275,6 +291,18 @@ void red_pool_destroy(red_pool *p) {
 
 int red_pool_size(const red_pool *p) { return p ? p->nthreads : 1; }
 
+/* A read without the mutex: a worker may fall asleep just after, which costs
+ * the caller one slow wake, never a wrong result. */
+int red_pool_awake(const red_pool *p) { return POOL_SPIN && p && p->nthreads > 1 && p->sleeping == 0; }
+
+void red_pool_wake(red_pool *p) {
+    if (!POOL_SPIN || !p || p->nthreads == 1) return;
+    pthread_mutex_lock(&p->mu);
+    p->nudges++;
+    pthread_cond_broadcast(&p->start_cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 void *red_pool_scratch(red_pool *p, int ith) {
     return p->scratch + (size_t)ith * RED_POOL_SCRATCH_BYTES;
 }
@@ -299,7 +327,7 @@ void red_pool_run(red_pool *p, int nth, red_task_fn fn, void *arg) {
 #if POOL_SPIN
     {
         long spin;
-        for (spin = 0; spin < POOL_SPIN_ITERS && p->pending > 0; spin++) POOL_RELAX();
+        for (spin = 0; spin < POOL_SPIN_READS && p->pending > 0; spin++) POOL_RELAX(spin);
         POOL_BARRIER();  /* the workers' results are visible after this */
     }
 #endif

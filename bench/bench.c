@@ -156,14 +156,19 @@ static int reps_for(double flops, int requested) {
 
 static double time_matmul(sgemm_impl impl, red_pool *pool, const bench_opts *o, const float *A,
                           const float *B, const float *C0, float *C, int reps, double *err) {
-    double *t = bench_alloc((size_t)reps * sizeof *t), med;
+    double *t = bench_alloc((size_t)reps * sizeof *t), med, t0;
     size_t csz = (size_t)o->m * o->n * sizeof *C;
     int r;
     memcpy(C, C0, csz);
-    impl(pool, o, A, B, C);  /* warm-up, and the validated result */
+    impl(pool, o, A, B, C);  /* the validated result */
     *err = matmul_check(o, A, B, C0, C);
+    /* 0.1 s of warm-up: in about one process in three OpenBLAS's new second
+     * thread ran no faster than one thread for the first tens of ms (256^3,
+     * 2 threads: 124 against 246 GFLOPS); after 0.1 s, 16 processes of 16 ran
+     * at full speed. red gets the same. */
+    t0 = red_time_seconds();
+    do impl(pool, o, A, B, C); while (red_time_seconds() - t0 < 0.1);
     for (r = 0; r < reps; r++) {
-        double t0;
         memcpy(C, C0, csz);
         t0 = red_time_seconds();
         impl(pool, o, A, B, C);
@@ -181,6 +186,7 @@ static int bench_matmul(const bench_opts *o) {
     double flops = 2.0 * o->m * (double)o->n * o->k, sec, err, tol;
     int reps = reps_for(flops, o->reps), pass;
     red_pool *pool = red_pool_create(o->threads);
+    int nth = red_pool_size(pool);
     red_rng r;
     if (!pool) {
         fprintf(stderr, "red bench: cannot start %d threads\n", o->threads);
@@ -192,28 +198,30 @@ static int bench_matmul(const bench_opts *o) {
     red_rng_fill_uniform(&r, C0, csz, -1.0f, 1.0f);
     tol = (o->k + 4.0) * FLT_EPSILON;
     sec = time_matmul(run_red, pool, o, A, B, C0, C, reps, &err);
+    /* red's workers spin for a while after each task; gone, they cannot take
+     * the core the peer's second thread runs on */
+    red_pool_destroy(pool);
     pass = err <= tol;
     printf("op=matmul impl=red trans=%s m=%d n=%d k=%d threads=%d simd=%s reps=%d seconds=%.6g "
            "gflops=%.2f max_err=%.3g pass=%d\n",
-           red_trans_name(o->trans), o->m, o->n, o->k, red_pool_size(pool),
+           red_trans_name(o->trans), o->m, o->n, o->k, nth,
            o->scalar ? "scalar" : red_simd_name(), reps, sec, flops / sec * 1e-9, err, pass);
 #ifdef RED_BENCH_PEER
     {
         double psec, perr;
-        openblas_set_num_threads(red_pool_size(pool));
-        psec = time_matmul(run_openblas, pool, o, A, B, C0, C, reps, &perr);
+        openblas_set_num_threads(nth);
+        psec = time_matmul(run_openblas, NULL, o, A, B, C0, C, reps, &perr);
         printf("op=matmul impl=openblas trans=%s m=%d n=%d k=%d threads=%d simd=%s reps=%d "
                "seconds=%.6g gflops=%.2f max_err=%.3g pass=%d\n",
-               red_trans_name(o->trans), o->m, o->n, o->k, red_pool_size(pool), red_simd_name(),
+               red_trans_name(o->trans), o->m, o->n, o->k, nth, red_simd_name(),
                reps, psec, flops / psec * 1e-9, perr, perr <= tol);
         printf("op=matmul_ratio trans=%s m=%d n=%d k=%d threads=%d simd=%s red_gflops=%.2f "
                "peer_gflops=%.2f ratio=%.3f\n",
-               red_trans_name(o->trans), o->m, o->n, o->k, red_pool_size(pool), red_simd_name(),
+               red_trans_name(o->trans), o->m, o->n, o->k, nth, red_simd_name(),
                flops / sec * 1e-9, flops / psec * 1e-9, psec / sec);
     }
 #endif
     fflush(stdout);
-    red_pool_destroy(pool);
     red_free_aligned(A);
     red_free_aligned(B);
     red_free_aligned(C0);
@@ -346,6 +354,7 @@ static int bench_svd(const bench_opts *o) {
     double *t = bench_alloc((size_t)reps * sizeof *t), sec, resid, ou, ov, err,
            flops = svd_nominal_flops(m, n);
     red_pool *pool = red_pool_create(o->threads);
+    int nth = red_pool_size(pool);
     red_svd_info info = {0, 0, 0};
     red_rng rng;
     red_status st = RED_OK;
@@ -362,18 +371,19 @@ static int bench_svd(const bench_opts *o) {
         if (st != RED_OK) break;
     }
     sec = median(t, r > 0 ? r : 1);
+    red_pool_destroy(pool);  /* its spinning workers would take the peer's cores */
     svd_errors(m, n, A, U, S, V, &resid, &ou, &ov);
     err = resid > ou ? resid : ou;
     err = err > ov ? err : ov;
     pass = st == RED_OK && err <= 1e-5;  /* the accuracy target */
     printf("op=svd impl=red m=%d n=%d k=%d threads=%d simd=%s reps=%d seconds=%.6g gflops=%.2f "
            "sweeps=%d rotations=%d long_vectors=%s resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g pass=%d\n",
-           m, n, k, red_pool_size(pool), red_simd_name(), reps, sec, flops / sec * 1e-9, info.sweeps, info.rotations,
+           m, n, k, nth, red_simd_name(), reps, sec, flops / sec * 1e-9, info.sweeps, info.rotations,
            info.solved ? "solve" : "rotations", resid, ou, ov, err, pass);
 #ifdef RED_BENCH_PEER
     {
         int which;
-        openblas_set_num_threads(red_pool_size(pool));
+        openblas_set_num_threads(nth);
         for (which = 0; which < N_SVD_PEERS; which++) {
             double psec, pr, pu, pv, perr;
             int info_l = 0, psweeps = 0;
@@ -392,17 +402,16 @@ static int bench_svd(const bench_opts *o) {
             perr = perr > pv ? perr : pv;
             printf("op=svd impl=%s m=%d n=%d k=%d threads=%d simd=%s reps=%d seconds=%.6g "
                    "gflops=%.2f info=%d%s resid=%.3g orth_u=%.3g orth_v=%.3g max_err=%.3g\n",
-                   svd_peer_name[which], m, n, k, red_pool_size(pool),
+                   svd_peer_name[which], m, n, k, nth,
                    red_simd_name(), reps, psec, flops / psec * 1e-9, info_l, sweeps_kv, pr, pu, pv, perr);
             printf("op=svd_ratio peer=%s m=%d n=%d threads=%d simd=%s red_seconds=%.6g "
                    "peer_seconds=%.6g ratio=%.3f\n",
-                   svd_peer_name[which], m, n, red_pool_size(pool),
+                   svd_peer_name[which], m, n, nth,
                    red_simd_name(), sec, psec, psec / sec);
         }
     }
 #endif
     fflush(stdout);
-    red_pool_destroy(pool);
     red_free_aligned(A);
     red_free_aligned(U);
     red_free_aligned(S);
@@ -776,7 +785,8 @@ static const char *usage_bench =
     "       red bench tokenize --tokenizer PATH --data FILE [--reps R]\n"
     "\n"
     "One line of key=value pairs per measurement: op, impl, m, n, k, threads, simd,\n"
-    "reps, seconds (median), gflops, max_err (relative, against a double reference),\n"
+    "reps, seconds (median; matmul after 0.1 s of warm-up), gflops,\n"
+    "max_err (relative, against a double reference),\n"
     "pass. matmul: C = alpha op(A) op(B) + beta C with nn: A·B, nt: A·Bᵀ, tn: Aᵀ·B.\n"
     "svd: full thin U, S, V; max_err is the largest of ‖A-USVᵀ‖/‖A‖, max|UᵀU-I|,\n"
     "max|VᵀV-I|; gflops uses the nominal R-SVD count 4m²n+8mn²+9n³.\n"

@@ -75,6 +75,42 @@ Test(tensor, pool_every_thread_runs_each_task_once) {
     }
 }
 
+/* Polls red_pool_awake for up to `seconds`; returns the last value read. */
+static int pool_awake_within(const red_pool *p, int want, double seconds) {
+    double t0 = red_time_seconds();
+    int awake;
+    while ((awake = red_pool_awake(p)) != want && red_time_seconds() - t0 < seconds) continue;
+    return awake;
+}
+
+/* Workers spin for a few ms after a task, then sleep; red_pool_wake sends
+ * them back to spinning without running anything. */
+Test(tensor, pool_wake_sends_sleepers_back_to_spinning_without_a_task) {
+    red_pool *p = red_pool_create(3);
+    pool_probe pr;
+    int run, i, tries, awake = 0;
+    cr_assert_not_null(p);
+    memset(&pr, 0, sizeof pr);
+    red_pool_run(p, 0, probe_task, &pr);
+    cr_assert_eq(pool_awake_within(p, 0, 5.0), 0, "workers never fell asleep");
+    /* A worker spins for ~4 ms and then sleeps again; on a loaded machine one
+     * may not be scheduled until another is back asleep, so wake again until
+     * all are seen awake at once (without red_pool_wake they never are). */
+    for (tries = 0; tries < 100 && !awake; tries++) {
+        red_pool_wake(p);
+        awake = pool_awake_within(p, 1, 0.05);
+    }
+    cr_assert_eq(awake, 1, "red_pool_wake left the workers asleep");
+    for (i = 0; i < 3; i++) cr_assert_eq(pr.hits[i], 1, "a wake ran a task on thread %d", i);
+    /* wakes between tasks, asleep or not, never lose or repeat one */
+    for (run = 0; run < 2000; run++) {
+        if (run % 3 == 0) red_pool_wake(p);
+        red_pool_run(p, 0, probe_task, &pr);
+    }
+    for (i = 0; i < 3; i++) cr_assert_eq(pr.hits[i], 2001, "thread %d ran %d tasks", i, pr.hits[i]);
+    red_pool_destroy(p);
+}
+
 Test(tensor, pool_split_range_partitions_exactly) {
     int64_t n, lo, hi, prev;
     int nth, ith;
