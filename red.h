@@ -178,7 +178,9 @@ red_status red_sgemm_nt_parts(red_pool *pool, int m, int k, float alpha, const f
 /* Thin SVD by one-sided Jacobi (double internally): A (m x n, lda) = U S Vᵀ,
  * k = min(m,n); U m x k, S k (descending, >= 0), V n x k, all row-major.
  * U and/or V may be NULL (values only is much cheaper). Returns RED_E_NOCONV
- * when the sweep cap is reached (outputs then hold the last iterate). */
+ * when the sweep cap is reached (outputs then hold the last iterate).
+ * Workspace: about m n doubles, twice that with the long vectors (U if
+ * m >= n, else V). */
 typedef struct {
     int sweeps;      /* sweeps performed (of the run that gave the result) */
     int rotations;   /* rotations applied in total (same run) */
