@@ -34,6 +34,7 @@ sweep() {  # $1 = binary, $2 = OpenBLAS core type or ""
             [ "${QUICK:-0}" = 1 ] || "$bin" bench matmul --m 2048 --k 2048 --n 8192 --trans $tr --threads "$t"
         done
         for s in $SVDS; do "$bin" bench svd --m "$s" --n "$s" --threads "$t"; done
+        [ "${QUICK:-0}" = 1 ] || "$bin" bench svd --m 4096 --n 256 --threads "$t"  # tall, as the RED init's spectra
     done
     unset OPENBLAS_CORETYPE || true
 }
