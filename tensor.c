@@ -125,12 +125,15 @@ void red_tensor_free(red_tensor *t) {
 /* Workers wait for a task by bumping `generation`; each runs it once and
  * counts itself done. Waking a sleeping thread through a condition variable
  * costs ~100 us on a VM, which a training step (hundreds of tasks) cannot
- * afford, so with GCC/Clang both sides first spin briefly on the counters
- * (volatile reads with full barriers, __sync builtins: C99 has no atomics)
- * and only then sleep. Without those builtins every access is under the mutex. */
+ * afford, so with GCC/Clang both sides first spin briefly on the counters and
+ * only then sleep. C99 has no atomics: the counters read outside the mutex
+ * go through the compilers' __atomic builtins (acquire loads, release stores),
+ * which order the task's data and which ThreadSanitizer understands. Without
+ * those builtins every access is under the mutex. */
 #if defined(__GNUC__) || defined(__clang__)
 #define POOL_SPIN 1
-#define POOL_BARRIER() __sync_synchronize()
+#define POOL_LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define POOL_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
 #if defined(__x86_64__) || defined(__i386__)
 #define POOL_PAUSE() __builtin_ia32_pause()
 #elif defined(__aarch64__) || defined(__arm__)
@@ -145,6 +148,8 @@ void red_tensor_free(red_tensor *t) {
 #define POOL_SPIN_READS 10000000L  /* ~4 ms on Zen 5 */
 #else
 #define POOL_SPIN 0
+#define POOL_LOAD(x) (x)
+#define POOL_STORE(x, v) ((x) = (v))
 #endif
 
 struct red_pool {
@@ -152,14 +157,14 @@ struct red_pool {
     pthread_t *threads;        /* nthreads - 1 workers; the caller is ith 0 */
     pthread_mutex_t mu;
     pthread_cond_t start_cv, done_cv;
-    volatile unsigned long generation;  /* bumped to start a task */
-    volatile int pending;               /* workers still running the current task */
-    volatile int sleeping;              /* workers waiting on start_cv */
-    unsigned long nudges;               /* bumped by red_pool_wake */
+    unsigned long generation;  /* bumped to start a task */
+    int pending;               /* workers still running the current task */
+    int sleeping;              /* workers waiting on start_cv */
+    unsigned long nudges;      /* bumped by red_pool_wake */
     int task_nth;
     red_task_fn fn;
     void *arg;
-    volatile int quit;
+    int quit;
     unsigned char *scratch;    /* nthreads * RED_POOL_SCRATCH_BYTES */
 };
 
@@ -180,16 +185,16 @@ static void *pool_worker_main(void *vp) {
         int nth;
 #if POOL_SPIN
         long spin;
-        for (spin = 0; spin < POOL_SPIN_READS && p->generation == seen && !p->quit; spin++) POOL_RELAX(spin);
-        POOL_BARRIER();
+        for (spin = 0; spin < POOL_SPIN_READS && POOL_LOAD(p->generation) == seen && !POOL_LOAD(p->quit); spin++)
+            POOL_RELAX(spin);
 #endif
         pthread_mutex_lock(&p->mu);
         if (p->generation == seen && !p->quit) {
             unsigned long nudges = p->nudges;
-            p->sleeping++;
+            POOL_STORE(p->sleeping, p->sleeping + 1);
             while (p->generation == seen && !p->quit && p->nudges == nudges)
                 pthread_cond_wait(&p->start_cv, &p->mu);
-            p->sleeping--;
+            POOL_STORE(p->sleeping, p->sleeping - 1);
             if (p->generation == seen && !p->quit) {  /* red_pool_wake: spin again */
                 pthread_mutex_unlock(&p->mu);
                 continue;
@@ -277,7 +282,7 @@ void red_pool_destroy(red_pool *p) {
     int i;
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    POOL_STORE(p->quit, 1);
     pthread_cond_broadcast(&p->start_cv);
     pthread_mutex_unlock(&p->mu);
     for (i = 1; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
@@ -293,7 +298,7 @@ int red_pool_size(const red_pool *p) { return p ? p->nthreads : 1; }
 
 /* A read without the mutex: a worker may fall asleep just after, which costs
  * the caller one slow wake, never a wrong result. */
-int red_pool_awake(const red_pool *p) { return POOL_SPIN && p && p->nthreads > 1 && p->sleeping == 0; }
+int red_pool_awake(const red_pool *p) { return POOL_SPIN && p && p->nthreads > 1 && POOL_LOAD(p->sleeping) == 0; }
 
 void red_pool_wake(red_pool *p) {
     if (!POOL_SPIN || !p || p->nthreads == 1) return;
@@ -317,8 +322,8 @@ void red_pool_run(red_pool *p, int nth, red_task_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     p->task_nth = nth;
-    p->pending = p->nthreads - 1;
-    p->generation++;
+    POOL_STORE(p->pending, p->nthreads - 1);
+    POOL_STORE(p->generation, p->generation + 1);  /* publishes the task */
     pthread_cond_broadcast(&p->start_cv);
     pthread_mutex_unlock(&p->mu);
 
@@ -327,12 +332,12 @@ void red_pool_run(red_pool *p, int nth, red_task_fn fn, void *arg) {
 #if POOL_SPIN
     {
         long spin;
-        for (spin = 0; spin < POOL_SPIN_READS && p->pending > 0; spin++) POOL_RELAX(spin);
-        POOL_BARRIER();  /* the workers' results are visible after this */
+        /* the acquire load that reads 0 makes the workers' results visible */
+        for (spin = 0; spin < POOL_SPIN_READS && POOL_LOAD(p->pending) > 0; spin++) POOL_RELAX(spin);
     }
 #endif
     pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    while (POOL_LOAD(p->pending) > 0) pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
 
