@@ -10,6 +10,7 @@
 #   SIMD=auto|avx512|avx2|neon|scalar   force a path (auto picks the best the host supports)
 #   CC=clang                            any C99 compiler with GCC-style flags
 #   SAN=1                               -fsanitize=address,undefined (separate build dir)
+#   SAN=thread                          -fsanitize=thread (ThreadSanitizer; build/...-tsan)
 #   WERROR=1                            treat warnings as errors (CI)
 #   MPI=1                               build with mpicc against Open MPI (installs libopenmpi-dev if
 #                                       missing): `mpirun -np N ./red train|distill|reproduce ...`
@@ -83,6 +84,11 @@ ifeq ($(SAN),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
   LDFLAGS_SAN := -fsanitize=address,undefined
   BUILD := $(BUILD)-san
+endif
+ifeq ($(SAN),thread)
+  CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer -g
+  LDFLAGS_SAN := -fsanitize=thread
+  BUILD := $(BUILD)-tsan
 endif
 CFLAGS_ALL := $(CFLAGS_BASE) $(SIMD_FLAGS) $(CFLAGS)
 LDLIBS_ALL := $(LDFLAGS_SAN) $(LDFLAGS) -pthread -lm
