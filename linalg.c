@@ -730,40 +730,58 @@ const char *red_trans_name(red_trans t) {
 
 /* ================================================================== SVD */
 
+/* Double-precision vectors of the SIMD path (DV_LANES doubles), for the SVD's
+ * kernels; dv_hsum is each path's own order of adding the lanes. */
+#if defined(RED_SIMD_AVX512)
+#define DV_SIMD 1
+#define DV_LANES 8
+#define DV __m512d
+#define DV_LOAD _mm512_loadu_pd
+#define DV_STORE _mm512_storeu_pd
+#define DV_SET1 _mm512_set1_pd
+#define DV_ZERO _mm512_setzero_pd
+#define DV_FMA _mm512_fmadd_pd
+#define DV_ADD _mm512_add_pd
+#define DV_SUB _mm512_sub_pd
+#define DV_MUL _mm512_mul_pd
+static double dv_hsum(DV v) { return _mm512_reduce_add_pd(v); }
+#elif defined(RED_SIMD_AVX2)
+#define DV_SIMD 1
+#define DV_LANES 4
+#define DV __m256d
+#define DV_LOAD _mm256_loadu_pd
+#define DV_STORE _mm256_storeu_pd
+#define DV_SET1 _mm256_set1_pd
+#define DV_ZERO _mm256_setzero_pd
+#define DV_FMA _mm256_fmadd_pd
+#define DV_ADD _mm256_add_pd
+#define DV_SUB _mm256_sub_pd
+#define DV_MUL _mm256_mul_pd
+static double dv_hsum(DV v) {
+    const __m128d q = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
+}
+#else
+#define DV_SIMD 0
+#endif
+
 /* Double-precision helpers for the Jacobi sweeps (vectorised where built). */
 static double dot_d(const double *x, const double *y, int n) {
     int i = 0;
     /* four accumulators: one FMA chain would wait out its latency each step */
-#if defined(RED_SIMD_AVX512)
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), s0);
-        s1 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 8), _mm512_loadu_pd(y + i + 8), s1);
-        s2 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 16), _mm512_loadu_pd(y + i + 16), s2);
-        s3 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 24), _mm512_loadu_pd(y + i + 24), s3);
+#if DV_SIMD
+    DV s0 = DV_ZERO(), s1 = s0, s2 = s0, s3 = s0;
+    double s;
+    for (; i + 4 * DV_LANES <= n; i += 4 * DV_LANES) {
+        s0 = DV_FMA(DV_LOAD(x + i), DV_LOAD(y + i), s0);
+        s1 = DV_FMA(DV_LOAD(x + i + DV_LANES), DV_LOAD(y + i + DV_LANES), s1);
+        s2 = DV_FMA(DV_LOAD(x + i + 2 * DV_LANES), DV_LOAD(y + i + 2 * DV_LANES), s2);
+        s3 = DV_FMA(DV_LOAD(x + i + 3 * DV_LANES), DV_LOAD(y + i + 3 * DV_LANES), s3);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), s0);
-    {
-        double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
-        for (; i < n; i++) s += x[i] * y[i];
-        return s;
-    }
-#elif defined(RED_SIMD_AVX2)
-    __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i), s0);
-        s1 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 4), _mm256_loadu_pd(y + i + 4), s1);
-        s2 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 8), _mm256_loadu_pd(y + i + 8), s2);
-        s3 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 12), _mm256_loadu_pd(y + i + 12), s3);
-    }
-    for (; i + 4 <= n; i += 4) s0 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i), s0);
-    {
-        __m256d t = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
-        __m128d q = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
-        double s = _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
-        for (; i < n; i++) s += x[i] * y[i];
-        return s;
-    }
+    for (; i + DV_LANES <= n; i += DV_LANES) s0 = DV_FMA(DV_LOAD(x + i), DV_LOAD(y + i), s0);
+    s = dv_hsum(DV_ADD(DV_ADD(s0, s1), DV_ADD(s2, s3)));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
 #else
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (; i + 4 <= n; i += 4) {
@@ -789,47 +807,25 @@ static double dot_d(const double *x, const double *y, int n) {
 #endif
 static void dots_d(const double *x, const double *y, size_t ld, int n, double *out) {
     int i = 0, g;
-#if defined(RED_SIMD_AVX512)
-    __m512d a[DOTS_G][4];
-    for (g = 0; g < DOTS_G; g++) a[g][0] = a[g][1] = a[g][2] = a[g][3] = _mm512_setzero_pd();
-    for (; i + 32 <= n; i += 32) {
-        const __m512d x0 = _mm512_loadu_pd(x + i), x1 = _mm512_loadu_pd(x + i + 8),
-                      x2 = _mm512_loadu_pd(x + i + 16), x3 = _mm512_loadu_pd(x + i + 24);
+#if DV_SIMD
+    DV a[DOTS_G][4];
+    for (g = 0; g < DOTS_G; g++) a[g][0] = a[g][1] = a[g][2] = a[g][3] = DV_ZERO();
+    for (; i + 4 * DV_LANES <= n; i += 4 * DV_LANES) {
+        const DV x0 = DV_LOAD(x + i), x1 = DV_LOAD(x + i + DV_LANES), x2 = DV_LOAD(x + i + 2 * DV_LANES),
+                 x3 = DV_LOAD(x + i + 3 * DV_LANES);
         for (g = 0; g < DOTS_G; g++) {
             const double *yg = y + g * ld + i;
-            a[g][0] = _mm512_fmadd_pd(x0, _mm512_loadu_pd(yg), a[g][0]);
-            a[g][1] = _mm512_fmadd_pd(x1, _mm512_loadu_pd(yg + 8), a[g][1]);
-            a[g][2] = _mm512_fmadd_pd(x2, _mm512_loadu_pd(yg + 16), a[g][2]);
-            a[g][3] = _mm512_fmadd_pd(x3, _mm512_loadu_pd(yg + 24), a[g][3]);
+            a[g][0] = DV_FMA(x0, DV_LOAD(yg), a[g][0]);
+            a[g][1] = DV_FMA(x1, DV_LOAD(yg + DV_LANES), a[g][1]);
+            a[g][2] = DV_FMA(x2, DV_LOAD(yg + 2 * DV_LANES), a[g][2]);
+            a[g][3] = DV_FMA(x3, DV_LOAD(yg + 3 * DV_LANES), a[g][3]);
         }
     }
-    for (; i + 8 <= n; i += 8)
-        for (g = 0; g < DOTS_G; g++)
-            a[g][0] = _mm512_fmadd_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + g * ld + i), a[g][0]);
-    for (g = 0; g < DOTS_G; g++)
-        out[g] = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a[g][0], a[g][1]), _mm512_add_pd(a[g][2], a[g][3])));
-#elif defined(RED_SIMD_AVX2)
-    __m256d a[DOTS_G][4];
-    for (g = 0; g < DOTS_G; g++) a[g][0] = a[g][1] = a[g][2] = a[g][3] = _mm256_setzero_pd();
-    for (; i + 16 <= n; i += 16) {
-        const __m256d x0 = _mm256_loadu_pd(x + i), x1 = _mm256_loadu_pd(x + i + 4),
-                      x2 = _mm256_loadu_pd(x + i + 8), x3 = _mm256_loadu_pd(x + i + 12);
-        for (g = 0; g < DOTS_G; g++) {
-            const double *yg = y + g * ld + i;
-            a[g][0] = _mm256_fmadd_pd(x0, _mm256_loadu_pd(yg), a[g][0]);
-            a[g][1] = _mm256_fmadd_pd(x1, _mm256_loadu_pd(yg + 4), a[g][1]);
-            a[g][2] = _mm256_fmadd_pd(x2, _mm256_loadu_pd(yg + 8), a[g][2]);
-            a[g][3] = _mm256_fmadd_pd(x3, _mm256_loadu_pd(yg + 12), a[g][3]);
-        }
-    }
-    for (; i + 4 <= n; i += 4)
-        for (g = 0; g < DOTS_G; g++)
-            a[g][0] = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + g * ld + i), a[g][0]);
-    for (g = 0; g < DOTS_G; g++) {
-        const __m256d t = _mm256_add_pd(_mm256_add_pd(a[g][0], a[g][1]), _mm256_add_pd(a[g][2], a[g][3]));
-        const __m128d q = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
-        out[g] = _mm_cvtsd_f64(_mm_add_sd(q, _mm_unpackhi_pd(q, q)));
-    }
+    for (; i + DV_LANES <= n; i += DV_LANES)
+        for (g = 0; g < DOTS_G; g++) a[g][0] = DV_FMA(DV_LOAD(x + i), DV_LOAD(y + g * ld + i), a[g][0]);
+    for (g = 0; g < DOTS_G; g++) out[g] = dv_hsum(DV_ADD(DV_ADD(a[g][0], a[g][1]), DV_ADD(a[g][2], a[g][3])));
+    for (; i < n; i++)
+        for (g = 0; g < DOTS_G; g++) out[g] += x[i] * y[g * ld + i];
 #else
     double a[DOTS_G][4] = {{0.0}};
     int start;
@@ -845,29 +841,17 @@ static void dots_d(const double *x, const double *y, size_t ld, int n, double *o
         for (i = start; i < n; i++) a[g][0] += x[i] * y[g * ld + i];
         out[g] = (a[g][0] + a[g][1]) + (a[g][2] + a[g][3]);
     }
-    return;
 #endif
-    for (; i < n; i++)
-        for (g = 0; g < DOTS_G; g++) out[g] += x[i] * y[g * ld + i];
 }
 
 static void axpys_d(double *y, size_t ld, const double *s, const double *x, int n) {
     int i = 0, g;
-#if defined(RED_SIMD_AVX512)
-    __m512d sg[DOTS_G];
-    for (g = 0; g < DOTS_G; g++) sg[g] = _mm512_set1_pd(s[g]);
-    for (; i + 8 <= n; i += 8) {
-        const __m512d x0 = _mm512_loadu_pd(x + i);
-        for (g = 0; g < DOTS_G; g++)
-            _mm512_storeu_pd(y + g * ld + i, _mm512_sub_pd(_mm512_loadu_pd(y + g * ld + i), _mm512_mul_pd(sg[g], x0)));
-    }
-#elif defined(RED_SIMD_AVX2)
-    __m256d sg[DOTS_G];
-    for (g = 0; g < DOTS_G; g++) sg[g] = _mm256_set1_pd(s[g]);
-    for (; i + 4 <= n; i += 4) {
-        const __m256d x0 = _mm256_loadu_pd(x + i);
-        for (g = 0; g < DOTS_G; g++)
-            _mm256_storeu_pd(y + g * ld + i, _mm256_sub_pd(_mm256_loadu_pd(y + g * ld + i), _mm256_mul_pd(sg[g], x0)));
+#if DV_SIMD
+    DV sg[DOTS_G];
+    for (g = 0; g < DOTS_G; g++) sg[g] = DV_SET1(s[g]);
+    for (; i + DV_LANES <= n; i += DV_LANES) {
+        const DV x0 = DV_LOAD(x + i);
+        for (g = 0; g < DOTS_G; g++) DV_STORE(y + g * ld + i, DV_SUB(DV_LOAD(y + g * ld + i), DV_MUL(sg[g], x0)));
     }
 #endif
     for (; i < n; i++)
@@ -1516,32 +1500,15 @@ static void wy_block_t(const double *w, const double *tau, int len, int k0, int 
 /* W (WY_NB x WY_G) = Vᵀ Y over rows [0, rows) of a block's V and the group's Y. */
 static void wy_vt_y(const double *v, const double *y, int rows, double w[WY_NB][WY_G]) {
     int i, c, g;
-#if defined(RED_SIMD_AVX512) || defined(RED_SIMD_AVX2)
-#if defined(RED_SIMD_AVX512)
-#define WY_VEC __m512d
-#define WY_LOAD _mm512_loadu_pd
-#define WY_STORE _mm512_storeu_pd
-#define WY_SET1 _mm512_set1_pd
-#define WY_FMA _mm512_fmadd_pd
-#define WY_SUB _mm512_sub_pd
-#define WY_ZERO _mm512_setzero_pd
-#else
-#define WY_VEC __m256d
-#define WY_LOAD _mm256_loadu_pd
-#define WY_STORE _mm256_storeu_pd
-#define WY_SET1 _mm256_set1_pd
-#define WY_FMA _mm256_fmadd_pd
-#define WY_SUB _mm256_sub_pd
-#define WY_ZERO _mm256_setzero_pd
-#endif
-    WY_VEC acc[WY_NB];
+#if DV_SIMD
+    DV acc[WY_NB];
     (void)g;
-    for (c = 0; c < WY_NB; c++) acc[c] = WY_ZERO();
+    for (c = 0; c < WY_NB; c++) acc[c] = DV_ZERO();
     for (i = 0; i < rows; i++) {
-        const WY_VEC yi = WY_LOAD(y + (size_t)i * WY_G);
-        for (c = 0; c < WY_NB; c++) acc[c] = WY_FMA(WY_SET1(v[(size_t)i * WY_NB + c]), yi, acc[c]);
+        const DV yi = DV_LOAD(y + (size_t)i * WY_G);
+        for (c = 0; c < WY_NB; c++) acc[c] = DV_FMA(DV_SET1(v[(size_t)i * WY_NB + c]), yi, acc[c]);
     }
-    for (c = 0; c < WY_NB; c++) WY_STORE(w[c], acc[c]);
+    for (c = 0; c < WY_NB; c++) DV_STORE(w[c], acc[c]);
 #else
     memset(w, 0, sizeof(double) * WY_NB * WY_G);
     for (i = 0; i < rows; i++)
@@ -1554,37 +1521,30 @@ static void wy_vt_y(const double *v, const double *y, int rows, double w[WY_NB][
  * chain of WY_NB multiply-adds, four chains keep the units busy. */
 static void wy_y_minus_vw(const double *v, double *y, int rows, const double w[WY_NB][WY_G]) {
     int i, c, r;
-#if defined(RED_SIMD_AVX512) || defined(RED_SIMD_AVX2)
-    WY_VEC wc[WY_NB];
-    for (c = 0; c < WY_NB; c++) wc[c] = WY_LOAD(w[c]);
+#if DV_SIMD
+    DV wc[WY_NB];
+    for (c = 0; c < WY_NB; c++) wc[c] = DV_LOAD(w[c]);
     for (i = 0; i + 4 <= rows; i += 4) {
-        WY_VEC s0 = WY_ZERO(), s1 = s0, s2 = s0, s3 = s0;
+        DV s0 = DV_ZERO(), s1 = s0, s2 = s0, s3 = s0;
         const double *vi = v + (size_t)i * WY_NB;
         double *yi = y + (size_t)i * WY_G;
         for (c = 0; c < WY_NB; c++) {
-            s0 = WY_FMA(WY_SET1(vi[c]), wc[c], s0);
-            s1 = WY_FMA(WY_SET1(vi[WY_NB + c]), wc[c], s1);
-            s2 = WY_FMA(WY_SET1(vi[2 * WY_NB + c]), wc[c], s2);
-            s3 = WY_FMA(WY_SET1(vi[3 * WY_NB + c]), wc[c], s3);
+            s0 = DV_FMA(DV_SET1(vi[c]), wc[c], s0);
+            s1 = DV_FMA(DV_SET1(vi[WY_NB + c]), wc[c], s1);
+            s2 = DV_FMA(DV_SET1(vi[2 * WY_NB + c]), wc[c], s2);
+            s3 = DV_FMA(DV_SET1(vi[3 * WY_NB + c]), wc[c], s3);
         }
-        WY_STORE(yi, WY_SUB(WY_LOAD(yi), s0));
-        WY_STORE(yi + WY_G, WY_SUB(WY_LOAD(yi + WY_G), s1));
-        WY_STORE(yi + 2 * WY_G, WY_SUB(WY_LOAD(yi + 2 * WY_G), s2));
-        WY_STORE(yi + 3 * WY_G, WY_SUB(WY_LOAD(yi + 3 * WY_G), s3));
+        DV_STORE(yi, DV_SUB(DV_LOAD(yi), s0));
+        DV_STORE(yi + WY_G, DV_SUB(DV_LOAD(yi + WY_G), s1));
+        DV_STORE(yi + 2 * WY_G, DV_SUB(DV_LOAD(yi + 2 * WY_G), s2));
+        DV_STORE(yi + 3 * WY_G, DV_SUB(DV_LOAD(yi + 3 * WY_G), s3));
     }
     for (; i < rows; i++) {
-        WY_VEC s0 = WY_ZERO();
-        for (c = 0; c < WY_NB; c++) s0 = WY_FMA(WY_SET1(v[(size_t)i * WY_NB + c]), wc[c], s0);
-        WY_STORE(y + (size_t)i * WY_G, WY_SUB(WY_LOAD(y + (size_t)i * WY_G), s0));
+        DV s0 = DV_ZERO();
+        for (c = 0; c < WY_NB; c++) s0 = DV_FMA(DV_SET1(v[(size_t)i * WY_NB + c]), wc[c], s0);
+        DV_STORE(y + (size_t)i * WY_G, DV_SUB(DV_LOAD(y + (size_t)i * WY_G), s0));
     }
     (void)r;
-#undef WY_VEC
-#undef WY_LOAD
-#undef WY_STORE
-#undef WY_SET1
-#undef WY_FMA
-#undef WY_SUB
-#undef WY_ZERO
 #else
     for (i = 0; i < rows; i += 4) {
         const int nr = rows - i < 4 ? rows - i : 4;
