@@ -527,14 +527,16 @@ Test(linalg, gemm_simd_matches_scalar, .init = setup, .fini = teardown) {
         }
 }
 
-/* Same inputs on pools of 1, 2 and 3 threads: results must be bitwise equal. */
+/* Same inputs on pools of 1, 2 and 3 threads: results must be bitwise equal.
+ * 800x300x500: row slabs of more than 256 rows on 2 and 3 threads, which pack
+ * B where smaller slabs read it in place (a ragged last panel, two k blocks). */
 Test(linalg, gemm_bit_identical_across_thread_counts) {
-    const int shapes[][3] = {{300, 200, 150}, {64, 700, 90}, {1000, 40, 600}, {37, 2500, 70}};
+    const int shapes[][3] = {{300, 200, 150}, {64, 700, 90}, {1000, 40, 600}, {37, 2500, 70}, {800, 300, 500}};
     red_pool *pools[3];
     int ti, s, p;
     for (p = 0; p < 3; p++) pools[p] = red_pool_create(p + 1);
     for (ti = 0; ti < 3; ti++)
-        for (s = 0; s < 4; s++) {
+        for (s = 0; s < 5; s++) {
             int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
             int lda = all_trans[ti] == RED_TN ? m : k, ldb = all_trans[ti] == RED_NT ? k : n;
             red_rng r;
