@@ -1453,10 +1453,13 @@ out:
  * 66 ms). V is kept row by row per block, as much memory again as the QR's.
  * Threads take whole groups of columns, so they do not change the bits. */
 #if defined(RED_SIMD_AVX512)
-#define WY_NB 16  /* reflectors per block: W's 16 rows are 16 registers */
-#define WY_G 8    /* columns per group: a row of the group is one register */
+#define WY_NB 16  /* reflectors per block: W's rows are registers (16 of 32) */
 #else
-#define WY_NB 8
+#define WY_NB 8   /* AVX2 has 16 registers */
+#endif
+#if DV_SIMD
+#define WY_G DV_LANES  /* columns per group: a row of the group is one register */
+#else
 #define WY_G 4
 #endif
 
@@ -1499,10 +1502,9 @@ static void wy_block_t(const double *w, const double *tau, int len, int k0, int 
 
 /* W (WY_NB x WY_G) = Vᵀ Y over rows [0, rows) of a block's V and the group's Y. */
 static void wy_vt_y(const double *v, const double *y, int rows, double w[WY_NB][WY_G]) {
-    int i, c, g;
+    int i, c;
 #if DV_SIMD
     DV acc[WY_NB];
-    (void)g;
     for (c = 0; c < WY_NB; c++) acc[c] = DV_ZERO();
     for (i = 0; i < rows; i++) {
         const DV yi = DV_LOAD(y + (size_t)i * WY_G);
@@ -1510,6 +1512,7 @@ static void wy_vt_y(const double *v, const double *y, int rows, double w[WY_NB][
     }
     for (c = 0; c < WY_NB; c++) DV_STORE(w[c], acc[c]);
 #else
+    int g;
     memset(w, 0, sizeof(double) * WY_NB * WY_G);
     for (i = 0; i < rows; i++)
         for (c = 0; c < WY_NB; c++)
@@ -1520,7 +1523,7 @@ static void wy_vt_y(const double *v, const double *y, int rows, double w[WY_NB][
 /* Y -= V W over rows [0, rows), four rows at a time: each row's sum is a
  * chain of WY_NB multiply-adds, four chains keep the units busy. */
 static void wy_y_minus_vw(const double *v, double *y, int rows, const double w[WY_NB][WY_G]) {
-    int i, c, r;
+    int i, c;
 #if DV_SIMD
     DV wc[WY_NB];
     for (c = 0; c < WY_NB; c++) wc[c] = DV_LOAD(w[c]);
@@ -1544,12 +1547,11 @@ static void wy_y_minus_vw(const double *v, double *y, int rows, const double w[W
         for (c = 0; c < WY_NB; c++) s0 = DV_FMA(DV_SET1(v[(size_t)i * WY_NB + c]), wc[c], s0);
         DV_STORE(y + (size_t)i * WY_G, DV_SUB(DV_LOAD(y + (size_t)i * WY_G), s0));
     }
-    (void)r;
 #else
     for (i = 0; i < rows; i += 4) {
         const int nr = rows - i < 4 ? rows - i : 4;
         double s[4][WY_G];
-        int g;
+        int g, r;
         memset(s, 0, sizeof s);
         for (c = 0; c < WY_NB; c++)
             for (r = 0; r < nr; r++)

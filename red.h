@@ -86,7 +86,7 @@ typedef void (*red_task_fn)(void *arg, int ith, int nth);
 red_pool *red_pool_create(int nthreads);
 void red_pool_destroy(red_pool *p);
 int red_pool_size(const red_pool *p);
-/* 1 while no worker sleeps: they are spinning (for ~1 ms after a task), so a
+/* 1 while no worker sleeps: they are spinning (for ~4 ms after a task), so a
  * task starts in about a microsecond instead of a sleeping thread's ~100 us. */
 int red_pool_awake(const red_pool *p);
 /* Sends sleeping workers back to spinning, without a task and without
