@@ -352,11 +352,9 @@ typedef struct {
 
 static void gemv_outputs(void *vc, int64_t lo, int64_t hi) {
     gemv_ctx *c = vc;
-    int64_t n, o;
-    for (o = lo; o < hi; o++)  /* each weight row is read once, the few input rows stay in cache */
-        for (n = 0; n < c->N; n++) {
-            c->out[n * c->O + o] = red_vec_dot(c->in + n * c->I, c->W + o * c->I, (size_t)c->I);
-        }
+    /* the few input rows stay in cache while each weight row is read once */
+    red_vec_dot_grid(c->out + lo, (size_t)c->O, c->in, (size_t)c->I, (size_t)c->N, c->W + lo * c->I, (size_t)c->I,
+                     (size_t)(hi - lo), (size_t)c->I);
 }
 
 static void bias_add(red_pool *pool, float *out, const float *b, int64_t N, int O) {
@@ -1521,10 +1519,11 @@ static void kv_attention_units(void *vp, int ith, int nth) {
         const float *K = c->kc + (size_t)c->seq[r] * c->max_len * KD + (size_t)g * HD;
         const float *V = c->vc + (size_t)c->seq[r] * c->max_len * KD + (size_t)g * HD;
         float *o = c->att + (size_t)r * QD + (size_t)h * HD;
-        for (j = 0; j <= P; j++) sc[j] = red_vec_dot(q, K + (size_t)j * KD, (size_t)HD) * scale;
+        red_vec_dot_grid(sc, 0, q, 0, 1, K, KD, (size_t)P + 1, (size_t)HD);
+        for (j = 0; j <= P; j++) sc[j] *= scale;
         red_softmax(sc, (size_t)P + 1);
         memset(o, 0, sizeof(float) * HD);
-        for (j = 0; j <= P; j++) red_vec_axpy(o, sc[j], V + (size_t)j * KD, (size_t)HD);
+        red_vec_axpy_rows(o, sc, V, KD, (size_t)P + 1, (size_t)HD);
     }
 }
 

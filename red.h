@@ -130,6 +130,14 @@ void red_vec_add_par(red_pool *pool, float *y, const float *a, const float *b, s
 void red_vec_scale(float *y, float s, size_t n);                      /* y *= s     */
 void red_vec_axpy(float *y, float a, const float *x, size_t n);       /* y += a * x */
 float red_vec_dot(const float *a, const float *b, size_t n);
+/* C[r*ldc + c] = red_vec_dot(X + r*ldx, W + c*ldw, n) for r < rows, c < cols,
+ * the same bits, in register blocks (decode: inputs against weight rows, a
+ * query against cached keys). */
+void red_vec_dot_grid(float *C, size_t ldc, const float *X, size_t ldx, size_t rows, const float *W, size_t ldw,
+                      size_t cols, size_t n);
+/* y += a[j] * rows[j*ld ...] for j = 0..m-1 in order: the same bits as m
+ * red_vec_axpy calls, with y held in registers. */
+void red_vec_axpy_rows(float *y, const float *a, const float *rows, size_t ld, size_t m, size_t n);
 float red_vec_max(const float *x, size_t n);                          /* -inf if n=0 */
 /* Numerically safe in-place softmax of one row (max-subtracted). */
 void red_softmax(float *x, size_t n);

@@ -582,108 +582,139 @@ static void motif_tokens(red_rng *r, int *tok, int *tgt, int B, int T, int V) {
     }
 }
 
-static int bench_model(const char *what, const bench_opts *o, const model_preset *p, int steps, int gen,
-                       int infer_batch) {
+/* A model of preset p with random weights on its own pool of o->threads. */
+static int bench_model_open(const char *what, const bench_opts *o, const model_preset *p, red_model *m,
+                            red_config *c, red_rng *r) {
     red_pool *pool = red_pool_create(o->threads ? o->threads : 1);
+    red_error err;
+    preset_config(p, c);
+    if (!pool || red_model_alloc(m, c, pool, &err)) {
+        fprintf(stderr, "red bench %s: %s\n", what, pool ? err.msg : "cannot create threads");
+        if (pool) red_pool_destroy(pool);
+        return 1;
+    }
+    red_rng_seed(r, 1);
+    red_model_init_random(m, r, 0.02f, 0.02f / sqrtf(2.0f * c->n_layers));
+    return 0;
+}
+
+static void bench_model_close(red_model *m) {
+    red_pool *pool = m->pool;
+    red_model_free(m);
+    red_pool_destroy(pool);
+}
+
+/* `red train`'s step on the motif task: per-sequence gradients joined by the batch tree, clip, AdamW. */
+static int bench_train(const bench_opts *o, const model_preset *p, int steps) {
     red_config c;
     red_model m;
     red_error err;
     red_rng r;
+    red_batch_grad bg;
+    red_adamw_cfg opt = {3e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
+    double t0, best = 1e30, total = 0.0;
+    float first = 0.0f, last = 0.0f;
     int *tok, *tgt, s, ok;
-    preset_config(p, &c);
-    if (!pool || red_model_alloc(&m, &c, pool, &err)) {
-        fprintf(stderr, "red bench %s: %s\n", what, pool ? err.msg : "cannot create threads");
+    if (bench_model_open("train", o, p, &m, &c, &r)) return 1;
+    if (red_model_run_alloc(&m, 1, p->seq, RED_RUN_BACKWARD | RED_RUN_ADAM, &err) ||  /* as red train */
+        red_batch_grad_alloc(&bg, &m, p->batch, p->seq, &err)) {
+        fprintf(stderr, "red bench train: %s\n", err.msg);
+        bench_model_close(&m);
         return 1;
     }
-    red_rng_seed(&r, 1);
-    red_model_init_random(&m, &r, 0.02f, 0.02f / sqrtf(2.0f * c.n_layers));
     tok = bench_alloc(sizeof(int) * (size_t)p->batch * p->seq);
     tgt = bench_alloc(sizeof(int) * (size_t)p->batch * p->seq);
-    if (!strcmp(what, "train")) {
-        red_adamw_cfg opt = {3e-3f, 0.9f, 0.95f, 1e-8f, 0.0f};
-        double t0, best = 1e30, total = 0.0;
-        float first = 0.0f, last = 0.0f;
-        red_batch_grad bg;  /* the trainer's step: per-sequence gradients joined by the batch tree */
-        if (red_model_run_alloc(&m, 1, p->seq, RED_RUN_BACKWARD | RED_RUN_ADAM, &err) ||  /* as red train */
-            red_batch_grad_alloc(&bg, &m, p->batch, p->seq, &err)) {
+    motif_tokens(&r, tok, tgt, p->batch, p->seq, c.vocab);
+    for (s = 0; s <= steps; s++) {  /* step 0 is warm-up, not timed */
+        float loss = NAN;
+        t0 = red_time_seconds();
+        if (red_batch_grad_run(&bg, tok, tgt, 0, 1, &loss, &err)) {
             fprintf(stderr, "red bench train: %s\n", err.msg);
             return 1;
         }
-        motif_tokens(&r, tok, tgt, p->batch, p->seq, c.vocab);
-        for (s = 0; s <= steps; s++) {  /* step 0 is warm-up, not timed */
-            float loss = NAN;
-            t0 = red_time_seconds();
-            if (red_batch_grad_run(&bg, tok, tgt, 0, 1, &loss, &err)) {
-                fprintf(stderr, "red bench train: %s\n", err.msg);
-                return 1;
-            }
-            red_clip_grad_norm(pool, m.grads, m.n_params, 1.0);
-            red_model_adamw(&m, &opt);
-            t0 = red_time_seconds() - t0;
-            if (s == 0) first = loss;
-            else {
-                total += t0;
-                if (t0 < best) best = t0;
-            }
-            last = loss;
+        red_clip_grad_norm(m.pool, m.grads, m.n_params, 1.0);
+        red_model_adamw(&m, &opt);
+        t0 = red_time_seconds() - t0;
+        if (s == 0) first = loss;
+        else {
+            total += t0;
+            if (t0 < best) best = t0;
         }
-        ok = isfinite(last) && last < first;
-        printf("op=train config=%c dim=%d layers=%d heads=%d ffn=%d seq=%d batch=%d vocab=%d params=%zu "
-               "threads=%d simd=%s steps=%d ms_per_step=%.2f best_ms=%.2f tok_per_s=%.0f loss_first=%.4f "
-               "loss_last=%.4f pass=%d\n",
-               p->name, c.dim, c.n_layers, c.n_heads, c.ffn, p->seq, p->batch, c.vocab, m.n_params,
-               red_pool_size(pool), red_simd_name(), steps, 1e3 * total / steps, 1e3 * best,
-               (double)p->batch * p->seq * steps / total, first, last, ok);
-        red_batch_grad_free(&bg);
-    } else {
-        /* KV-cache decoding: prefill a prompt of seq/2 tokens per sequence,
-         * then decode `gen` tokens greedily for infer_batch sequences at once. */
-        red_kv_state kv;
-        int P = p->seq / 2, B = infer_batch, i, j, *seqv, *posv, *cur, idx[2 * 512];
-        double t0, t_prefill, t_decode;
-        red_sampler greedy = {0.0f, 0, 1.0f};
-        if (red_kv_alloc(&kv, &m, B, P + gen, P > B ? P : B, &err)) {
-            fprintf(stderr, "red bench infer: %s\n", err.msg);
-            return 1;
-        }
-        seqv = bench_alloc(sizeof(int) * (size_t)(P > B ? P : B));
-        posv = bench_alloc(sizeof(int) * (size_t)(P > B ? P : B));
-        cur = bench_alloc(sizeof(int) * (size_t)B);
-        motif_tokens(&r, tok, tgt, 1, p->seq, c.vocab);
-        t0 = red_time_seconds();
-        for (i = 0; i < B; i++) {
-            for (j = 0; j < P; j++) { seqv[j] = i; posv[j] = j; }
-            red_kv_forward(&m, &kv, P, tok, seqv, posv);
-            cur[i] = red_sample(kv.logits + (size_t)(P - 1) * c.vocab, c.vocab, &greedy, &r, idx);
-        }
-        t_prefill = red_time_seconds() - t0;
-        t0 = red_time_seconds();
-        for (s = 0; s < gen; s++) {
-            for (i = 0; i < B; i++) { seqv[i] = i; posv[i] = P + s; }
-            red_kv_forward(&m, &kv, B, cur, seqv, posv);
-            for (i = 0; i < B; i++) cur[i] = red_sample(kv.logits + (size_t)i * c.vocab, c.vocab, &greedy, &r, idx);
-        }
-        t_decode = red_time_seconds() - t0;
-        ok = cur[0] >= 0 && cur[0] < c.vocab;
-        printf("op=infer config=%c dim=%d layers=%d heads=%d ffn=%d vocab=%d threads=%d simd=%s batch=%d "
-               "prompt=%d gen=%d prefill_tok_per_s=%.0f decode_tok_per_s=%.0f decode_ms_per_step=%.3f pass=%d\n",
-               p->name, c.dim, c.n_layers, c.n_heads, c.ffn, c.vocab, red_pool_size(pool), red_simd_name(), B, P,
-               gen, (double)B * P / t_prefill, (double)B * gen / t_decode, 1e3 * t_decode / gen, ok);
-        red_kv_free(&kv);
-        free(seqv); free(posv); free(cur);
+        last = loss;
     }
+    ok = isfinite(last) && last < first;
+    printf("op=train config=%c dim=%d layers=%d heads=%d ffn=%d seq=%d batch=%d vocab=%d params=%zu "
+           "threads=%d simd=%s steps=%d ms_per_step=%.2f best_ms=%.2f tok_per_s=%.0f loss_first=%.4f "
+           "loss_last=%.4f pass=%d\n",
+           p->name, c.dim, c.n_layers, c.n_heads, c.ffn, p->seq, p->batch, c.vocab, m.n_params,
+           red_pool_size(m.pool), red_simd_name(), steps, 1e3 * total / steps, 1e3 * best,
+           (double)p->batch * p->seq * steps / total, first, last, ok);
+    red_batch_grad_free(&bg);
     free(tok);
     free(tgt);
-    red_model_free(&m);
-    red_pool_destroy(pool);
+    bench_model_close(&m);
     return ok ? 0 : 1;
 }
 
-/* ------------------------------------------------------------------ distill */
+/* KV-cache decoding: prefill a prompt of seq/2 tokens per sequence, then
+ * decode `gen` tokens greedily for `batch` sequences at once. One untimed
+ * round, then `reps` timed rounds over the same cache; medians are printed
+ * (one round of config (a) is a few ms, which this VM moves by 2x). */
+static int bench_infer(const bench_opts *o, const model_preset *p, int gen, int B) {
+    red_config c;
+    red_model m;
+    red_error err;
+    red_rng r;
+    red_kv_state kv;
+    red_sampler greedy = {0.0f, 0, 1.0f};
+    int P = p->seq / 2, reps = o->reps ? o->reps : 5, rep, i, j, s, ok = 1, *tok, *tgt, *seqv, *posv, *cur;
+    int idx[2 * 512];
+    double *t_prefill, *t_decode, t0;
+    if (bench_model_open("infer", o, p, &m, &c, &r)) return 1;
+    if (red_kv_alloc(&kv, &m, B, P + gen, P > B ? P : B, &err)) {
+        fprintf(stderr, "red bench infer: %s\n", err.msg);
+        bench_model_close(&m);
+        return 1;
+    }
+    tok = bench_alloc(sizeof(int) * (size_t)p->seq);
+    tgt = bench_alloc(sizeof(int) * (size_t)p->seq);
+    seqv = bench_alloc(sizeof(int) * (size_t)(P > B ? P : B));
+    posv = bench_alloc(sizeof(int) * (size_t)(P > B ? P : B));
+    cur = bench_alloc(sizeof(int) * (size_t)B);
+    t_prefill = bench_alloc(sizeof(double) * (size_t)reps);
+    t_decode = bench_alloc(sizeof(double) * (size_t)reps);
+    motif_tokens(&r, tok, tgt, 1, p->seq, c.vocab);
+    for (rep = -1; rep < reps; rep++) {  /* round -1 warms up */
+        t0 = red_time_seconds();
+        for (i = 0; i < B; i++) {
+            for (j = 0; j < P; j++) { seqv[j] = i; posv[j] = j; }
+            ok &= red_kv_forward(&m, &kv, P, tok, seqv, posv) == RED_OK;
+            cur[i] = red_sample(kv.logits + (size_t)(P - 1) * c.vocab, c.vocab, &greedy, &r, idx);
+        }
+        if (rep >= 0) t_prefill[rep] = red_time_seconds() - t0;
+        t0 = red_time_seconds();
+        for (s = 0; s < gen; s++) {
+            for (i = 0; i < B; i++) { seqv[i] = i; posv[i] = P + s; }
+            ok &= red_kv_forward(&m, &kv, B, cur, seqv, posv) == RED_OK;
+            for (i = 0; i < B; i++) cur[i] = red_sample(kv.logits + (size_t)i * c.vocab, c.vocab, &greedy, &r, idx);
+        }
+        if (rep >= 0) t_decode[rep] = red_time_seconds() - t0;
+    }
+    ok &= cur[0] >= 0 && cur[0] < c.vocab;
+    {
+        double tp = median(t_prefill, reps), td = median(t_decode, reps);
+        printf("op=infer config=%c dim=%d layers=%d heads=%d ffn=%d vocab=%d threads=%d simd=%s batch=%d "
+               "prompt=%d gen=%d reps=%d prefill_tok_per_s=%.0f decode_tok_per_s=%.0f decode_ms_per_step=%.3f "
+               "pass=%d\n",
+               p->name, c.dim, c.n_layers, c.n_heads, c.ffn, c.vocab, red_pool_size(m.pool), red_simd_name(), B, P,
+               gen, reps, (double)B * P / tp, (double)B * gen / td, 1e3 * td / gen, ok);
+    }
+    red_kv_free(&kv);
+    free(tok); free(tgt); free(seqv); free(posv); free(cur); free(t_prefill); free(t_decode);
+    bench_model_close(&m);
+    return ok ? 0 : 1;
+}
 
-/* One distillation step (teacher forward, merge, student forward, CE + KL +
- * clone losses and their backward into the projections, clip, AdamW) of a
- * random teacher of the preset to half width, on the motif task. */
 static int bench_distill(const bench_opts *o, const model_preset *p, int steps) {
     red_pool *pool = red_pool_create(o->threads ? o->threads : 1);
     red_config c;
@@ -780,7 +811,7 @@ static const char *usage_bench =
     "       red bench peak [--threads T]\n"
     "       red bench exp [--n N] [--reps R]\n"
     "       red bench train [--config a|b|c] [--threads T] [--steps S]\n"
-    "       red bench infer [--config a|b|c] [--threads T] [--batch B] [--gen N]\n"
+    "       red bench infer [--config a|b|c] [--threads T] [--batch B] [--gen N] [--reps R]\n"
     "       red bench distill [--config a|b|c | --teacher-config CONFIG.json] [--width D] [--seq T]\n"
     "                         [--batch B] [--threads T] [--steps S] [--chain-each-sequence]\n"
     "       red bench tokenize --tokenizer PATH --data FILE [--reps R]\n"
@@ -799,7 +830,8 @@ static const char *usage_bench =
     "on configs a (d128 L4 h4 ffn384 seq256 b16), b (d256 L6 h8 ffn768 seq256 b16),\n"
     "c (d512 L8 h8 ffn1536 seq512 b8), vocab 512; pass = loss decreased on a\n"
     "learnable motif task. infer: KV-cache greedy decoding tokens/s after a\n"
-    "prompt of seq/2 tokens (default batch 1, 64 new tokens).\n"
+    "prompt of seq/2 tokens (default batch 1, 64 new tokens); medians of R (5)\n"
+    "rounds of prefill and decode after one untimed round.\n"
     "distill: tokens/s of an LRC distillation step (teacher forward, merged\n"
     "student forward and backward through the projections with CE + KL + clone\n"
     "losses, clip, AdamW) from the config's teacher to half width (default b),\n"
@@ -891,7 +923,8 @@ int red_bench_main(int argc, char **argv) {
     if (!strcmp(what, "peak")) return bench_peak(&o);
     if (!strcmp(what, "exp")) return bench_exp(&o);
     if (!strcmp(what, "tokenize")) return red_bench_tokenize(tok_path, tok_data, o.reps);
-    if (!strcmp(what, "train") || !strcmp(what, "infer")) return bench_model(what, &o, preset, steps, gen, infer_batch);
+    if (!strcmp(what, "train")) return bench_train(&o, preset, steps);
+    if (!strcmp(what, "infer")) return bench_infer(&o, preset, gen, infer_batch);
     if (!strcmp(what, "distill")) return bench_distill(&o, preset_given ? preset : &model_presets[1], steps);
     if (!strcmp(what, "matmul") || !strcmp(what, "svd")) {
         if (!o.m || !o.n || (!strcmp(what, "matmul") && !o.k)) {

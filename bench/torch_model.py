@@ -4,7 +4,7 @@ the same step (forward, cross-entropy, backward, clip 1.0, AdamW), fp32, on
 CPU, plain torch (no transformers). Prints one key=value line like red's.
 
   python3 bench/torch_model.py train --config a --threads 1 [--steps 5]
-  python3 bench/torch_model.py infer --config a --threads 1 [--batch 1] [--gen 64]
+  python3 bench/torch_model.py infer --config a --threads 1 [--batch 1] [--gen 64] [--reps 5]
 """
 import argparse, math, time
 import torch
@@ -82,6 +82,7 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--gen", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -110,19 +111,25 @@ def main():
               f"ms_per_step={1e3 * tot / a.steps:.2f} tok_per_s={B * T * a.steps / tot:.0f} "
               f"loss_first={first:.4f} loss_last={last:.4f} pass={int(last < first)}")
     else:
+        # like red bench infer: one untimed round, then --reps timed rounds
+        # (prefill, then --gen decode steps) over the same caches; medians
         P, Bq = T // 2, a.batch
+        tps, tds = [], []
         with torch.no_grad():
             caches = [(torch.zeros(Bq, h, P + a.gen, d // h), torch.zeros(Bq, h, P + a.gen, d // h)) for _ in range(L)]
             tok = torch.randint(0, V, (Bq, P))
-            t0 = time.perf_counter()
-            cur = m(tok, caches, 0)[:, -1].argmax(-1, keepdim=True)
-            tp = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for s in range(a.gen):
-                cur = m(cur, caches, P + s)[:, -1].argmax(-1, keepdim=True)
-            td = time.perf_counter() - t0
+            for rep in range(a.reps + 1):
+                t0 = time.perf_counter()
+                cur = m(tok, caches, 0)[:, -1].argmax(-1, keepdim=True)
+                tp = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                for s in range(a.gen):
+                    cur = m(cur, caches, P + s)[:, -1].argmax(-1, keepdim=True)
+                td = time.perf_counter() - t0
+                if rep > 0: tps.append(tp); tds.append(td)
+        tp, td = sorted(tps)[len(tps) // 2], sorted(tds)[len(tds) // 2]
         print(f"op=infer impl=torch-{torch.__version__} config={a.config} threads={a.threads} batch={Bq} prompt={P} "
-              f"gen={a.gen} prefill_tok_per_s={Bq * P / tp:.0f} decode_tok_per_s={Bq * a.gen / td:.0f}")
+              f"gen={a.gen} reps={a.reps} prefill_tok_per_s={Bq * P / tp:.0f} decode_tok_per_s={Bq * a.gen / td:.0f}")
 
 
 if __name__ == "__main__":

@@ -252,6 +252,45 @@ Test(tensor, vec_simd_matches_scalar_all_lengths) {
     cr_assert(isinf(red_vec_max(NULL, 0)));
 }
 
+/* The decode's blocked dots and axpys must keep red_vec_dot's and
+ * red_vec_axpy's bits exactly (the KV cache must agree with the full forward
+ * and across builds of one ISA), on every edge of the register blocks: rows
+ * and columns past a block, lengths past each vector width, padded strides.
+ * And the dots must be dots: near a double reference. */
+Test(tensor, vec_dot_grid_and_axpy_rows_keep_the_single_kernels_bits) {
+    static const size_t lens[] = {0, 1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 129, 200};
+    red_rng r;
+    size_t li, rows, cols, i, j;
+    red_rng_seed(&r, 17);
+    for (li = 0; li < sizeof lens / sizeof *lens; li++)
+        for (rows = 1; rows <= 5; rows++)
+            for (cols = 1; cols <= 8; cols++) {
+                size_t n = lens[li], ld = n + 3, ldc = cols + 2;
+                float *X = tu_rand(&r, rows * ld + 1, -2, 2), *W = tu_rand(&r, cols * ld + 1, -2, 2);
+                float *C = malloc(sizeof(float) * rows * ldc), *y = tu_rand(&r, n + 1, -1, 1), *y2 = malloc(sizeof(float) * (n + 1));
+                red_vec_dot_grid(C, ldc, X, ld, rows, W, ld, cols, n);
+                for (i = 0; i < rows; i++)
+                    for (j = 0; j < cols; j++) {
+                        float d = red_vec_dot(X + i * ld, W + j * ld, n);
+                        double ref = 0, mag = 0;
+                        size_t k;
+                        for (k = 0; k < n; k++) {
+                            ref += (double)X[i * ld + k] * W[j * ld + k];
+                            mag += fabs((double)X[i * ld + k] * W[j * ld + k]);
+                        }
+                        cr_assert(!memcmp(&C[i * ldc + j], &d, 4), "dot grid n=%zu rows=%zu cols=%zu (%zu,%zu): %.9g vs %.9g",
+                                  n, rows, cols, i, j, C[i * ldc + j], d);
+                        cr_assert(fabs(C[i * ldc + j] - ref) <= 2 * (n + 1) * FLT_EPSILON * mag + 1e-30);
+                    }
+                /* axpy rows: X's rows (stride ld) scaled by W's first `rows` values */
+                memcpy(y2, y, sizeof(float) * (n + 1));
+                red_vec_axpy_rows(y, W, X, ld, rows, n);
+                for (i = 0; i < rows; i++) red_vec_axpy(y2, W[i], X + i * ld, n);
+                cr_assert(!memcmp(y, y2, sizeof(float) * (n + 1)), "axpy rows n=%zu rows=%zu", n, rows);
+                free(X); free(W); free(C); free(y); free(y2);
+            }
+}
+
 Test(tensor, vec_softmax_is_normalised_and_shift_safe) {
     float x[5] = {1000.0f, 1001.0f, 1002.0f, -1e30f, 1000.5f};
     double s = 0;
