@@ -268,6 +268,7 @@ Test(tensor, vec_dot_grid_and_axpy_rows_keep_the_single_kernels_bits) {
                 size_t n = lens[li], ld = n + 3, ldc = cols + 2;
                 float *X = tu_rand(&r, rows * ld + 1, -2, 2), *W = tu_rand(&r, cols * ld + 1, -2, 2);
                 float *C = malloc(sizeof(float) * rows * ldc), *y = tu_rand(&r, n + 1, -1, 1), *y2 = malloc(sizeof(float) * (n + 1));
+                float *coef;
                 red_vec_dot_grid(C, ldc, X, ld, rows, W, ld, cols, n);
                 for (i = 0; i < rows; i++)
                     for (j = 0; j < cols; j++) {
@@ -282,12 +283,13 @@ Test(tensor, vec_dot_grid_and_axpy_rows_keep_the_single_kernels_bits) {
                                   n, rows, cols, i, j, C[i * ldc + j], d);
                         cr_assert(fabs(C[i * ldc + j] - ref) <= 2 * (n + 1) * FLT_EPSILON * mag + 1e-30);
                     }
-                /* axpy rows: X's rows (stride ld) scaled by W's first `rows` values */
+                /* axpy rows: X's rows (stride ld), each scaled by its coefficient */
+                coef = tu_rand(&r, rows, -1, 1);
                 memcpy(y2, y, sizeof(float) * (n + 1));
-                red_vec_axpy_rows(y, W, X, ld, rows, n);
-                for (i = 0; i < rows; i++) red_vec_axpy(y2, W[i], X + i * ld, n);
+                red_vec_axpy_rows(y, coef, X, ld, rows, n);
+                for (i = 0; i < rows; i++) red_vec_axpy(y2, coef[i], X + i * ld, n);
                 cr_assert(!memcmp(y, y2, sizeof(float) * (n + 1)), "axpy rows n=%zu rows=%zu", n, rows);
-                free(X); free(W); free(C); free(y); free(y2);
+                free(X); free(W); free(C); free(y); free(y2); free(coef);
             }
 }
 
