@@ -552,8 +552,9 @@ float red_vec_dot(const float *a, const float *b, size_t n) {
  * red_vec_dot's exact arithmetic (its four accumulators, its tail, its
  * reduction) and each axpy red_vec_axpy's, so results keep their bits; what
  * changes is that a block of dots shares its loads and stays in registers,
- * and nothing is called per dot. DOT_RB x DOT_CB accumulator sets fill the
- * registers: 24 of AVX-512's and NEON's 32, 12 of AVX2's 16. */
+ * and nothing is called per dot (red_vec_dot's empty scalar tail is +0.0f,
+ * which is added as a constant). DOT_RB x DOT_CB sets of four accumulators
+ * fill the registers: 24 of AVX-512's and NEON's 32, 12 of AVX2's 16. */
 #ifndef RED_SIMD_SCALAR
 #  if VEC_LANES == 8
 #    define DOT_RB 1
