@@ -1395,10 +1395,13 @@ red_status red_distill_batch_run(red_distill_batch *d, const int *in, const int 
     memset(&s->times_sum, 0, sizeof s->times_sum);
     for (k = 0; k < d->n_workers; k++) memset(&d->workers[k].times_sum, 0, sizeof s->times_sum);
     red_student_merge(s);  /* once per step: every sequence reads the same merged weights */
-    /* both models' weights, fixed for the batch, packed once for all its sequences */
-    if (B > 1 && ((st = red_weight_pack_fill(&d->teacher_pack, s->teacher, err)) ||
-                  (st = red_weight_pack_fill(&d->student_pack, &s->model, err))))
-        return st;
+    /* both models' weights, fixed for the batch, packed once for all its
+       sequences; the teacher's never change (110 MB a step for (c)) */
+    if (B > 1 && !d->teacher_packed) {
+        if ((st = red_weight_pack_fill(&d->teacher_pack, s->teacher, err))) return st;
+        d->teacher_packed = 1;
+    }
+    if (B > 1 && (st = red_weight_pack_fill(&d->student_pack, &s->model, err))) return st;
     batch_packs_set(d, &d->teacher_pack, &d->student_pack);
     /* the sum lands in the student's own gradient, written once every leaf is done */
     st = red_grad_tree_run(&d->tree, s->teacher->pool, B, rank, ranks, d->n_leaf, batch_leaf, d,

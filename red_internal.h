@@ -405,7 +405,10 @@ typedef struct {
     int n_workers;            /* tree.width once allocated (0: one sequence at a time) */
     red_student *workers;     /* [n_workers] views of s */
     red_model *worker_teachers;  /* [n_workers] views of the teacher */
-    red_weight_pack teacher_pack, student_pack;  /* packed at each batch's start */
+    /* the merged student packed at each batch's start; the teacher, frozen,
+       at the first batch only (teacher_packed) */
+    red_weight_pack teacher_pack, student_pack;
+    int teacher_packed;
     int chain_each;           /* each sequence chained into the projections (red_distill_opts) */
     size_t n_leaf;            /* floats of a sequence's gradient: s->n, or the merged model's and its tail */
 } red_distill_batch;
