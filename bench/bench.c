@@ -659,7 +659,8 @@ static int bench_train(const bench_opts *o, const model_preset *p, int steps) {
 /* KV-cache decoding: prefill a prompt of seq/2 tokens per sequence, then
  * decode `gen` tokens greedily for `batch` sequences at once. One untimed
  * round, then `reps` timed rounds over the same cache; medians are printed
- * (one round of config (a) is a few ms, which this VM moves by 2x). */
+ * (one round of config (a) is a few ms, and timed once it moved by more than
+ * 2x from run to run on this VM). */
 static int bench_infer(const bench_opts *o, const model_preset *p, int gen, int B) {
     red_config c;
     red_model m;
@@ -715,6 +716,11 @@ static int bench_infer(const bench_opts *o, const model_preset *p, int gen, int 
     return ok ? 0 : 1;
 }
 
+/* ------------------------------------------------------------------ distill */
+
+/* One distillation step (teacher forward, merge, student forward, CE + KL +
+ * clone losses and their backward into the projections, clip, AdamW) of a
+ * random teacher of the preset to half width, on the motif task. */
 static int bench_distill(const bench_opts *o, const model_preset *p, int steps) {
     red_pool *pool = red_pool_create(o->threads ? o->threads : 1);
     red_config c;
